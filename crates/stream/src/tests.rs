@@ -1,0 +1,364 @@
+use super::*;
+use starling_proto::ns;
+
+const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+    xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0' xml:lang='en'>";
+
+fn decode_all(dec: &mut Decoder, chunks: &[&[u8]]) -> Result<Vec<Frame>, DecodeError> {
+    let mut out = Vec::new();
+    for chunk in chunks {
+        let mut input = *chunk;
+        while let Some(f) = dec.next_frame(&mut input)? {
+            out.push(f);
+        }
+        assert!(input.is_empty());
+    }
+    Ok(out)
+}
+
+fn decode(doc: &str) -> Result<Vec<Frame>, DecodeError> {
+    decode_all(&mut Decoder::new(Limits::DEFAULT), &[doc.as_bytes()])
+}
+
+fn stanza_xml(f: &Frame) -> String {
+    match f {
+        Frame::Element(e) => {
+            let mut s = String::new();
+            e.write_in_stream(ns::CLIENT, &mut s);
+            s
+        }
+        other => panic!("not an element: {other:?}"),
+    }
+}
+
+#[test]
+fn header_stanzas_and_close() {
+    let doc = format!(
+        "{HEADER}<message to='b@localhost' type='chat' id='1'><body>hi &amp; bye</body>\
+         <request xmlns='urn:xmpp:receipts'/></message>  \n<iq type='get' id='2'><ping xmlns='urn:xmpp:ping'/></iq></stream:stream>"
+    );
+    let frames = decode(&doc).unwrap();
+    assert_eq!(frames.len(), 4);
+    assert_eq!(
+        frames[0],
+        Frame::Header(StreamHeader {
+            to: Some("localhost".into()),
+            from: None,
+            id: None,
+            version: Some("1.0".into()),
+            lang: Some("en".into()),
+        })
+    );
+    assert_eq!(
+        stanza_xml(&frames[1]),
+        // Attributes come out in rxml's (sorted) order; order is not significant in XML.
+        "<message id='1' to='b@localhost' type='chat'><body>hi &amp; bye</body><request xmlns='urn:xmpp:receipts'/></message>"
+    );
+    assert_eq!(
+        stanza_xml(&frames[2]),
+        "<iq id='2' type='get'><ping xmlns='urn:xmpp:ping'/></iq>"
+    );
+    assert_eq!(frames[3], Frame::Close);
+}
+
+#[test]
+fn split_at_every_offset_gives_the_same_frames() {
+    let doc = format!(
+        "{HEADER}<message to='b@localhost' xml:lang='de'><body>Grüße — ünïcödé &lt;/message&gt;</body>\
+         <x xmlns='vcard-temp:x:update'><photo>abc</photo></x></message>\
+         <presence><show>away</show><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v='/></presence>\
+         <iq type='set' id='a'><query xmlns='jabber:iq:roster'><item jid='x@y' name='&apos;q&quot;'><group>Friends</group></item></query></iq>\
+         </stream:stream>"
+    );
+    let bytes = doc.as_bytes();
+    let whole = decode_all(&mut Decoder::new(Limits::DEFAULT), &[bytes]).unwrap();
+    assert_eq!(whole.len(), 5);
+    for i in 0..=bytes.len() {
+        let (a, b) = bytes.split_at(i);
+        let split = decode_all(&mut Decoder::new(Limits::DEFAULT), &[a, b]).unwrap();
+        assert_eq!(split, whole, "split at {i}");
+    }
+    // And byte by byte.
+    let chunks: Vec<&[u8]> = bytes.chunks(1).collect();
+    assert_eq!(
+        decode_all(&mut Decoder::new(Limits::DEFAULT), &chunks).unwrap(),
+        whole
+    );
+}
+
+#[test]
+fn next_frame_stops_after_each_frame() {
+    let doc = format!("{HEADER}<a xmlns='urn:x'/><b xmlns='urn:x'/>");
+    let mut dec = Decoder::new(Limits::DEFAULT);
+    let mut input = doc.as_bytes();
+    assert!(matches!(
+        dec.next_frame(&mut input),
+        Ok(Some(Frame::Header(_)))
+    ));
+    assert!(matches!(
+        dec.next_frame(&mut input),
+        Ok(Some(Frame::Element(_)))
+    ));
+    // The second element is still in the input, untouched.
+    assert_eq!(input, b"<b xmlns='urn:x'/>");
+}
+
+#[test]
+fn escaped_markup_in_body_never_becomes_a_stanza() {
+    let doc = format!(
+        "{HEADER}<message><body>&lt;/body&gt;&lt;/message&gt;&lt;message to='evil'&gt;</body></message>\
+         <message><body><![CDATA[</message><message to='x'>]]></body></message>"
+    );
+    let frames = decode(&doc).unwrap();
+    assert_eq!(frames.len(), 3);
+    let first = stanza_xml(&frames[1]);
+    assert_eq!(
+        first,
+        "<message><body>&lt;/body&gt;&lt;/message&gt;&lt;message to='evil'&gt;</body></message>"
+    );
+    assert_eq!(
+        stanza_xml(&frames[2]),
+        "<message><body>&lt;/message&gt;&lt;message to='x'&gt;</body></message>"
+    );
+}
+
+#[test]
+fn parse_serialise_parse_is_a_fixpoint() {
+    let doc = format!(
+        "{HEADER}<message to='a@b' id='x&apos;y'><body xml:lang='fr'>a\r\nb\t&amp;&lt;&gt;\"'</body>\
+         <thing xmlns='urn:q' xmlns:p='urn:p' p:attr='v&#10;w'><p:inner>t</p:inner></thing></message>"
+    );
+    let frames = decode(&doc).unwrap();
+    let once = stanza_xml(&frames[1]);
+    let again = decode(&format!("{HEADER}{once}")).unwrap();
+    assert_eq!(frames[1], again[1]);
+    assert_eq!(stanza_xml(&again[1]), once);
+}
+
+#[test]
+fn nested_stream_element_is_just_an_element() {
+    let doc = format!("{HEADER}<message><stream:stream/></message><stream:stream to='x'>");
+    let mut dec = Decoder::new(Limits::DEFAULT);
+    let frames = decode_all(&mut dec, &[doc.as_bytes()]).unwrap();
+    // The nested one is payload of the message; the top-level one has not ended and is an element
+    // being built, never a new stream header.
+    assert_eq!(frames.len(), 2);
+    assert_eq!(
+        stanza_xml(&frames[1]),
+        "<message><stream:stream/></message>"
+    );
+    assert!(dec.in_stanza());
+}
+
+#[test]
+fn endless_unclosed_element_is_cut_at_the_limit() {
+    let limits = Limits {
+        max_stanza_bytes: 4096,
+        ..Limits::DEFAULT
+    };
+    let mut dec = Decoder::new(limits);
+    let mut input = HEADER.as_bytes();
+    assert!(matches!(
+        dec.next_frame(&mut input),
+        Ok(Some(Frame::Header(_)))
+    ));
+    let mut input: &[u8] = b"<message><body>";
+    assert_eq!(dec.next_frame(&mut input), Ok(None));
+    let chunk = [b'a'; 512];
+    let mut fed = 0;
+    let err = loop {
+        let mut input = &chunk[..];
+        match dec.next_frame(&mut input) {
+            Ok(None) => fed += chunk.len(),
+            Ok(Some(f)) => panic!("unexpected frame {f:?}"),
+            Err(e) => break e,
+        }
+        assert!(fed < 64 * 1024, "limit never enforced");
+    };
+    assert_eq!(err, DecodeError::StanzaTooBig(4096));
+    // Bounded: cut within one token (the token size is bounded by the stanza limit here).
+    assert!(fed <= 4096 + 4096, "fed {fed}");
+    assert_eq!(
+        err.to_stream_error().condition,
+        StreamErrorCondition::PolicyViolation
+    );
+    // Poisoned afterwards.
+    let mut input: &[u8] = b"</body></message>";
+    assert_eq!(dec.next_frame(&mut input), Err(err));
+}
+
+#[test]
+fn big_attribute_is_cut() {
+    let mut dec = Decoder::new(Limits::PREAUTH);
+    let doc = format!("{HEADER}<auth xmlns='x' a='{}'/>", "v".repeat(20_000));
+    let err = decode_all(&mut dec, &[doc.as_bytes()]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::RestrictedXml(_) | DecodeError::StanzaTooBig(_)
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn stanza_exactly_at_limit_passes_and_one_more_fails() {
+    let base = HEADER.to_string();
+    let body = |n: usize| format!("<m xmlns='u'>{}</m>", "x".repeat(n));
+    let overhead = body(0).len();
+    let limits = Limits {
+        max_stanza_bytes: 1000,
+        ..Limits::DEFAULT
+    };
+    let ok = format!("{base}{}", body(1000 - overhead));
+    assert_eq!(
+        decode_all(&mut Decoder::new(limits), &[ok.as_bytes()])
+            .unwrap()
+            .len(),
+        2
+    );
+    let bad = format!("{base}{}", body(1001 - overhead));
+    assert_eq!(
+        decode_all(&mut Decoder::new(limits), &[bad.as_bytes()]),
+        Err(DecodeError::StanzaTooBig(1000))
+    );
+}
+
+#[test]
+fn whitespace_between_stanzas_does_not_accumulate() {
+    let limits = Limits {
+        max_stanza_bytes: 300,
+        ..Limits::DEFAULT
+    };
+    let mut dec = Decoder::new(limits);
+    let mut chunks: Vec<Vec<u8>> = vec![HEADER.as_bytes().to_vec()];
+    for _ in 0..100 {
+        chunks.push(b"  \n ".to_vec());
+        chunks.push(b"<r xmlns='urn:x'>0123456789</r>".to_vec());
+    }
+    let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+    assert_eq!(decode_all(&mut dec, &refs).unwrap().len(), 101);
+}
+
+#[test]
+fn endless_element_head_is_cut_at_the_limit() {
+    let limits = Limits {
+        max_stanza_bytes: 4096,
+        ..Limits::DEFAULT
+    };
+    let mut dec = Decoder::new(limits);
+    let mut input = HEADER.as_bytes();
+    assert!(matches!(
+        dec.next_frame(&mut input),
+        Ok(Some(Frame::Header(_)))
+    ));
+    let mut input: &[u8] = b"<message";
+    assert_eq!(dec.next_frame(&mut input), Ok(None));
+    let mut n = 0;
+    let err = loop {
+        let attr = format!(" a{n}='x'");
+        n += 1;
+        let mut input = attr.as_bytes();
+        match dec.next_frame(&mut input) {
+            Ok(None) => {}
+            Ok(Some(f)) => panic!("unexpected frame {f:?}"),
+            Err(e) => break e,
+        }
+        assert!(n < 10_000, "limit never enforced");
+    };
+    assert_eq!(err, DecodeError::StanzaTooBig(4096));
+    assert!(n * 8 <= 4096 + 64, "cut late: {n} attributes");
+}
+
+#[test]
+fn oversized_header_is_cut() {
+    let mut dec = Decoder::new(Limits::PREAUTH);
+    let doc = format!(
+        "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'{}",
+        (0..2000).map(|i| format!(" a{i}='x'")).collect::<String>()
+    );
+    assert_eq!(
+        decode_all(&mut dec, &[doc.as_bytes()]),
+        Err(DecodeError::StanzaTooBig(8192))
+    );
+}
+
+#[test]
+fn element_count_and_depth_limits() {
+    let many = format!("{HEADER}<m xmlns='u'>{}</m>", "<a/>".repeat(32));
+    assert_eq!(
+        decode_all(&mut Decoder::new(Limits::PREAUTH), &[many.as_bytes()]),
+        Err(DecodeError::TooManyElements(32))
+    );
+    let fine = format!("{HEADER}<m xmlns='u'>{}</m>", "<a/>".repeat(31));
+    assert!(decode_all(&mut Decoder::new(Limits::PREAUTH), &[fine.as_bytes()]).is_ok());
+    let deep = format!("{HEADER}<m xmlns='u'>{}", "<a>".repeat(200));
+    assert_eq!(
+        decode_all(&mut Decoder::new(Limits::DEFAULT), &[deep.as_bytes()]),
+        Err(DecodeError::TooDeep(100))
+    );
+}
+
+fn first_error(doc: &str) -> StreamErrorCondition {
+    decode(doc).unwrap_err().to_stream_error().condition
+}
+
+#[test]
+fn restricted_xml_is_rejected() {
+    use StreamErrorCondition::*;
+    let dtd = "<?xml version='1.0'?><!DOCTYPE lol [<!ENTITY lol 'lol'>]><stream:stream xmlns:stream='http://etherx.jabber.org/streams'>";
+    assert!(matches!(first_error(dtd), RestrictedXml | NotWellFormed));
+    let entity = format!("{HEADER}<message><body>&lol;</body></message>");
+    assert_eq!(first_error(&entity), RestrictedXml);
+    let comment = format!("{HEADER}<!-- hi --><message/>");
+    assert_eq!(first_error(&comment), RestrictedXml);
+    let pi = format!("{HEADER}<?evil stuff?><message/>");
+    assert_eq!(first_error(&pi), RestrictedXml);
+    let mut bad_utf8 = format!("{HEADER}<message><body>").into_bytes();
+    bad_utf8.extend_from_slice(&[b'a', 0xff, 0xfe, b'b']);
+    bad_utf8.extend_from_slice(b"</body></message>");
+    let err = decode_all(&mut Decoder::new(Limits::DEFAULT), &[&bad_utf8]).unwrap_err();
+    assert_eq!(err.to_stream_error().condition, NotWellFormed);
+    let mismatched = format!("{HEADER}<message></iq>");
+    assert_eq!(first_error(&mismatched), NotWellFormed);
+    let text = format!("{HEADER}hello<message/>");
+    assert_eq!(first_error(&text), BadFormat);
+}
+
+#[test]
+fn stream_header_checks() {
+    use StreamErrorCondition::*;
+    assert_eq!(
+        first_error("<stream xmlns='jabber:client'>"),
+        InvalidNamespace
+    );
+    assert_eq!(
+        first_error("<stream:foo xmlns:stream='http://etherx.jabber.org/streams'>"),
+        BadFormat
+    );
+    assert_eq!(first_error("<stream:stream>"), BadNamespacePrefix);
+    let frames =
+        decode("<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:server'><message/>")
+            .unwrap();
+    assert!(matches!(&frames[1], Frame::Element(e) if e.ns() == "jabber:server"));
+}
+
+#[test]
+fn nothing_after_close() {
+    let doc = format!("{HEADER}</stream:stream>  <message/>");
+    assert_eq!(first_error(&doc), StreamErrorCondition::NotWellFormed);
+}
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512), split in 0usize..512) {
+        let mut dec = Decoder::new(Limits::PREAUTH);
+        let mut input = HEADER.as_bytes();
+        let _ = dec.next_frame(&mut input);
+        let split = split.min(data.len());
+        for part in [&data[..split], &data[split..]] {
+            let mut input = part;
+            while let Ok(Some(_)) = dec.next_frame(&mut input) {}
+        }
+    }
+}
