@@ -1,0 +1,387 @@
+//! Starling's typed configuration: one TOML file, validated completely at start.
+//!
+//! # Procedure
+//!
+//! 1. [`Config::load`] reads the file (an unreadable file is one error with an empty key) and hands
+//!    the text to [`Config::from_toml_str`].
+//! 2. The text is parsed into a span-carrying TOML tree (`toml::de::DeTable`). Syntax errors are all
+//!    collected (the parser recovers) and returned without looking further, since a broken tree
+//!    would only produce follow-up noise.
+//! 3. The tree is walked against [`SCHEMA`], starting from [`Config::default()`]: every key that is
+//!    present overrides its default; every unknown key, every type error and every out-of-range
+//!    value is recorded with its dotted key path (`c2s.listen[1]`, `host[0].domain`) and the line
+//!    it sits on. Walking goes on after an error, so one run reports *all* problems.
+//! 4. Cross-field checks run on the result (unique domains, certificate/key pairs, listener
+//!    conflicts, size relations).
+//! 5. If anything was recorded the errors come back sorted by line as [`ConfigErrors`]; otherwise
+//!    the [`Config`].
+//!
+//! [`Config::check_files`] is separate because it touches the file system: it checks that the
+//! configured certificate and key files can be read and look like PEM. Both `check-config` and the
+//! server start call it.
+//!
+//! # Hazards
+//!
+//! * Unknown keys are errors, not warnings: a misspelt option (`max_stanza_sise`) would otherwise be
+//!   silently ignored and the default used, which is how insecure deployments happen.
+//! * A missing section means "all defaults", and a missing file content (empty text) is the
+//!   zero-configuration [`Config::default()`]: one `localhost` host with a self-signed certificate,
+//!   listeners on loopback only.
+//! * Relative paths: `storage.path` is resolved against `data_dir` ([`Config::database_path`]);
+//!   `data_dir` and certificate/key paths are used as written, i.e. relative to the server's working
+//!   directory.
+//! * Host domains are stored in their normalised form (nameprep, RFC 7622 §3.2), e.g.
+//!   `Example.ORG` becomes `example.org`; duplicates are detected after normalisation.
+//! * The listener conflict check covers identical addresses and an unspecified address
+//!   (`0.0.0.0`, `[::]`) sharing a port with a specific one of the same family; it cannot know
+//!   about other programs holding a port. Port 0 (ephemeral, used by tests) is never a conflict.
+
+mod parse;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The conventional name of the configuration file.
+pub const DEFAULT_FILE_NAME: &str = "starling.toml";
+
+/// Every known key, per section: `""` is the top level, `"host"` each `[[host]]` table.
+///
+/// Keys not listed here are rejected. Sections (`log`, `host`, `c2s`, `auth`, `storage`) are
+/// themselves keys of the top level.
+pub const SCHEMA: &[(&str, &[&str])] = &[
+    ("", &["data_dir", "log", "host", "c2s", "auth", "storage"]),
+    ("log", &["level"]),
+    ("host", &["domain", "certificate", "key"]),
+    (
+        "c2s",
+        &[
+            "listen",
+            "direct_tls_listen",
+            "require_encryption",
+            "max_stanza_size",
+            "preauth_max_stanza_size",
+            "preauth_max_elements",
+            "auth_timeout",
+            "rate",
+            "burst",
+            "keepalive_interval",
+        ],
+    ),
+    ("auth", &["allow_plain", "scram_iterations"]),
+    ("storage", &["backend", "path"]),
+];
+
+/// Smallest accepted `c2s.max_stanza_size`.
+// RFC 6120 §13.12: a maximum stanza size must not be smaller than 10000 bytes.
+pub const MIN_MAX_STANZA_SIZE: usize = 10_000;
+/// Smallest accepted `c2s.preauth_max_stanza_size`: enough for a SASL `<auth/>`/`<response/>`.
+pub const MIN_PREAUTH_MAX_STANZA_SIZE: usize = 512;
+/// Smallest accepted `auth.scram_iterations`.
+// RFC 7677 §4 / RFC 5802 §5.1: iteration count should be at least 4096.
+pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
+
+/// The whole server configuration. [`Config::default()`] is the zero-configuration setup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Data directory: SQLite database, generated certificates.
+    pub data_dir: PathBuf,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[[host]]`: the virtual hosts, never empty, domains unique.
+    pub hosts: Vec<HostConfig>,
+    /// `[c2s]`: client-to-server listeners and limits.
+    pub c2s: C2sConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
+}
+
+/// `[log]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A tracing filter: a level name (`error|warn|info|debug|trace|off`) or a comma list of
+    /// `target=level` / `level` directives, as `tracing_subscriber::EnvFilter` accepts.
+    pub level: String,
+}
+
+/// One `[[host]]` table: a virtual host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostConfig {
+    /// The XMPP domain (normalised jid domainpart).
+    pub domain: String,
+    /// PEM certificate chain; `None` together with `key` means "generate a self-signed one".
+    pub certificate: Option<PathBuf>,
+    /// PEM private key; set exactly when `certificate` is.
+    pub key: Option<PathBuf>,
+}
+
+/// `[c2s]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct C2sConfig {
+    /// STARTTLS listeners.
+    pub listen: Vec<SocketAddr>,
+    /// Direct TLS (XEP-0368) listeners.
+    pub direct_tls_listen: Vec<SocketAddr>,
+    /// Refuse to authenticate a stream that is not encrypted.
+    pub require_encryption: bool,
+    /// Maximum stanza size in bytes after authentication (advertised with XEP-0478).
+    pub max_stanza_size: usize,
+    /// Maximum stanza size in bytes before authentication.
+    pub preauth_max_stanza_size: usize,
+    /// Maximum number of elements in one stanza before authentication.
+    pub preauth_max_elements: usize,
+    /// How long an unauthenticated stream may stay open.
+    pub auth_timeout: Duration,
+    /// Sustained read rate per connection in bytes/second; 0 means unlimited.
+    pub rate: u64,
+    /// How much of `rate` may be read at once, as a time span (`rate × burst` bytes).
+    pub burst: Duration,
+    /// Interval of whitespace keepalives to idle clients; `None` disables them.
+    pub keepalive_interval: Option<Duration>,
+}
+
+/// `[auth]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Offer SASL PLAIN (only ever over TLS).
+    pub allow_plain: bool,
+    /// PBKDF2 iterations for newly set passwords; at least [`MIN_SCRAM_ITERATIONS`].
+    pub scram_iterations: u32,
+}
+
+/// `[storage]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Which storage backend to use.
+    pub backend: StorageBackend,
+    /// Database path; relative paths are under `data_dir` (see [`Config::database_path`]).
+    pub path: PathBuf,
+}
+
+/// Known storage backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StorageBackend {
+    /// SQLite via sqlx.
+    Sqlite,
+}
+
+impl StorageBackend {
+    /// Every backend, for error messages.
+    pub const ALL: &[StorageBackend] = &[StorageBackend::Sqlite];
+
+    /// The name used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageBackend::Sqlite => "sqlite",
+        }
+    }
+
+    /// Parses a configuration name (exact, lowercase).
+    pub fn from_name(name: &str) -> Option<StorageBackend> {
+        Self::ALL.iter().copied().find(|b| b.as_str() == name)
+    }
+}
+
+impl fmt::Display for StorageBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One configuration problem.
+///
+/// Displays as `starling.toml:12: c2s.max_stanza_size: must be at least 10000`; the file part is
+/// left out when `file` is empty, the line when unknown, the key when empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file name as given to [`Config::from_toml_str`]/[`Config::load`]; empty for errors from
+    /// [`Config::check_files`].
+    pub file: String,
+    /// Dotted key path (`c2s.listen[1]`, `host[0].domain`); empty when the problem is not about
+    /// one key (syntax errors, unreadable file).
+    pub key: String,
+    /// 1-based line number, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self;
+        if !e.file.is_empty() {
+            f.write_str(&e.file)?;
+            if let Some(line) = e.line {
+                write!(f, ":{line}")?;
+            }
+            f.write_str(": ")?;
+        } else if let Some(line) = e.line {
+            write!(f, "line {line}: ")?;
+        }
+        if !e.key.is_empty() {
+            write!(f, "{}: ", e.key)?;
+        }
+        f.write_str(&e.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// All problems found in a configuration, in file order; never empty when returned as an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, err) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{err}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./starling-data"),
+            log: LogConfig::default(),
+            hosts: vec![HostConfig {
+                domain: "localhost".to_owned(),
+                certificate: None,
+                key: None,
+            }],
+            c2s: C2sConfig::default(),
+            auth: AuthConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for C2sConfig {
+    fn default() -> Self {
+        C2sConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5222))],
+            direct_tls_listen: vec![SocketAddr::from(([127, 0, 0, 1], 5223))],
+            require_encryption: true,
+            max_stanza_size: 262_144,
+            preauth_max_stanza_size: 8192,
+            preauth_max_elements: 32,
+            auth_timeout: Duration::from_secs(60),
+            rate: 10_240,
+            burst: Duration::from_secs(2),
+            keepalive_interval: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            allow_plain: true,
+            scram_iterations: MIN_SCRAM_ITERATIONS,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Sqlite,
+            path: PathBuf::from("starling.db"),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates configuration text. `source_name` (usually the file path) prefixes
+    /// every error. Empty text gives [`Config::default()`].
+    pub fn from_toml_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+        parse::parse(text, source_name)
+    }
+
+    /// Reads and validates a configuration file. An unreadable file is a single error with an
+    /// empty key.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_toml_str(&text, &name),
+            Err(e) => Err(ConfigErrors(vec![ConfigError {
+                file: name,
+                key: String::new(),
+                line: None,
+                message: format!("cannot read configuration file: {e}"),
+            }])),
+        }
+    }
+
+    /// Checks that every configured certificate and key file can be read and contains PEM data of
+    /// the right kind. Returns the problems (empty when all is well), keyed like
+    /// `host[0].certificate`, with empty `file` and no line.
+    pub fn check_files(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        for (i, host) in self.hosts.iter().enumerate() {
+            let files = [
+                ("certificate", host.certificate.as_deref()),
+                ("key", host.key.as_deref()),
+            ];
+            for (field, path) in files {
+                let Some(path) = path else { continue };
+                if let Err(message) = check_pem_file(path, field == "key") {
+                    errors.push(ConfigError {
+                        file: String::new(),
+                        key: format!("host[{i}].{field}"),
+                        line: None,
+                        message,
+                    });
+                }
+            }
+        }
+        errors
+    }
+
+    /// `storage.path` resolved against `data_dir` (absolute paths are kept).
+    pub fn database_path(&self) -> PathBuf {
+        if self.storage.path.is_absolute() {
+            self.storage.path.clone()
+        } else {
+            self.data_dir.join(&self.storage.path)
+        }
+    }
+}
+
+fn check_pem_file(path: &Path, is_key: bool) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let found = if is_key {
+        // "-----BEGIN PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----", "... RSA PRIVATE KEY-----"
+        contains(&data, b"-----BEGIN ") && contains(&data, b"PRIVATE KEY-----")
+    } else {
+        contains(&data, b"-----BEGIN CERTIFICATE-----")
+    };
+    if found {
+        Ok(())
+    } else if is_key {
+        Err(format!("{} contains no PEM private key", path.display()))
+    } else {
+        Err(format!("{} contains no PEM certificate", path.display()))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

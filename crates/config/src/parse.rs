@@ -1,0 +1,570 @@
+//! Walks the span-carrying TOML tree, collecting every problem with its key path and line.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::{
+    Config, ConfigError, ConfigErrors, HostConfig, MIN_MAX_STANZA_SIZE,
+    MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, SCHEMA, StorageBackend,
+};
+
+type Span = Range<usize>;
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// Parses `text`, returning the configuration or every problem found.
+pub(crate) fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    let mut cx = Cx {
+        text,
+        file,
+        errors: Vec::new(),
+        spans: HashMap::new(),
+    };
+    let (doc, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        for e in syntax_errors {
+            cx.error("", e.span(), e.message());
+        }
+        return Err(cx.finish());
+    }
+    let mut config = Config::default();
+    cx.read_document(doc.get_ref(), &mut config);
+    cx.cross_checks(&config);
+    if cx.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(cx.finish())
+    }
+}
+
+struct Cx<'a> {
+    text: &'a str,
+    file: &'a str,
+    errors: Vec<ConfigError>,
+    /// Span of every key path that was read, for cross-field errors.
+    spans: HashMap<String, Span>,
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn known_keys(section: &str) -> &'static [&'static str] {
+    SCHEMA
+        .iter()
+        .find(|(name, _)| *name == section)
+        .map_or(&[], |(_, keys)| *keys)
+}
+
+impl Cx<'_> {
+    fn line(&self, span: &Span) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn error(&mut self, key: &str, span: Option<Span>, message: impl Into<String>) {
+        let line = span.map(|s| self.line(&s));
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            key: key.to_owned(),
+            line,
+            message: message.into(),
+        });
+    }
+
+    /// An error on `key`, located at the first recorded span among `at`.
+    fn error_near(&mut self, key: &str, at: &[&str], message: impl Into<String>) {
+        let span = at.iter().find_map(|k| self.spans.get(*k).cloned());
+        self.error(key, span, message);
+    }
+
+    fn finish(mut self) -> ConfigErrors {
+        // Stable: errors on one line keep the order they were found in.
+        self.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        // The recovering parser can report one syntax error twice.
+        self.errors.dedup();
+        ConfigErrors(self.errors)
+    }
+
+    fn type_error(&mut self, key: &str, value: &Value<'_>, expected: &str) {
+        let found = value.get_ref().type_str();
+        self.error(
+            key,
+            Some(value.span()),
+            format!("expected {expected}, found {found}"),
+        );
+    }
+
+    /// Reports every key of `table` that `section` of [`SCHEMA`] does not know.
+    fn unknown_keys(&mut self, table: &DeTable<'_>, section: &str, prefix: &str) {
+        let known = known_keys(section);
+        for (key, _) in table.iter() {
+            let name: &str = key.get_ref();
+            if !known.contains(&name) {
+                let path = join(prefix, name);
+                let message = format!("unknown key; expected one of: {}", known.join(", "));
+                self.error(&path, Some(key.span()), message);
+            }
+        }
+    }
+
+    /// Looks up `name` in `table`, recording its span under `prefix.name`.
+    fn value<'t, 'i>(
+        &mut self,
+        table: &'t DeTable<'i>,
+        prefix: &str,
+        name: &str,
+    ) -> Option<(String, &'t Value<'i>)> {
+        let value = table.get(name)?;
+        let key = join(prefix, name);
+        self.spans.insert(key.clone(), value.span());
+        Some((key, value))
+    }
+
+    /// A sub-table `[name]` of the document, with its unknown keys reported.
+    fn section<'t, 'i>(&mut self, root: &'t DeTable<'i>, name: &str) -> Option<&'t DeTable<'i>> {
+        let (key, value) = self.value(root, "", name)?;
+        match value.get_ref() {
+            DeValue::Table(table) => {
+                self.unknown_keys(table, name, &key);
+                Some(table)
+            }
+            _ => {
+                self.type_error(&key, value, &format!("a table ([{name}])"));
+                None
+            }
+        }
+    }
+
+    fn as_string(&mut self, key: &str, value: &Value<'_>) -> Option<String> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => {
+                self.type_error(key, value, "a string");
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, table: &DeTable<'_>, prefix: &str, name: &str) -> Option<String> {
+        let (key, value) = self.value(table, prefix, name)?;
+        self.as_string(&key, value)
+    }
+
+    /// A string that must not be empty, as a path.
+    fn path(&mut self, table: &DeTable<'_>, prefix: &str, name: &str) -> Option<PathBuf> {
+        let (key, value) = self.value(table, prefix, name)?;
+        let s = self.as_string(&key, value)?;
+        if s.is_empty() {
+            self.error(&key, Some(value.span()), "must not be empty");
+            return None;
+        }
+        Some(PathBuf::from(s))
+    }
+
+    fn bool(&mut self, table: &DeTable<'_>, prefix: &str, name: &str) -> Option<bool> {
+        let (key, value) = self.value(table, prefix, name)?;
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            _ => {
+                self.type_error(&key, value, "a boolean (true or false)");
+                None
+            }
+        }
+    }
+
+    /// An integer in `min..=max`.
+    fn uint(
+        &mut self,
+        table: &DeTable<'_>,
+        prefix: &str,
+        name: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let (key, value) = self.value(table, prefix, name)?;
+        let DeValue::Integer(int) = value.get_ref() else {
+            self.type_error(&key, value, "an integer");
+            return None;
+        };
+        let Ok(n) = i128::from_str_radix(int.as_str(), int.radix()) else {
+            self.error(&key, Some(value.span()), "integer out of range");
+            return None;
+        };
+        if n < i128::from(min) {
+            self.error(&key, Some(value.span()), format!("must be at least {min}"));
+            None
+        } else if n > i128::from(max) {
+            self.error(&key, Some(value.span()), format!("must be at most {max}"));
+            None
+        } else {
+            u64::try_from(n).ok()
+        }
+    }
+
+    fn usize(&mut self, table: &DeTable<'_>, prefix: &str, name: &str, min: u64) -> Option<usize> {
+        let max = u64::try_from(usize::MAX).unwrap_or(u64::MAX);
+        self.uint(table, prefix, name, min, max)
+            .and_then(|n| usize::try_from(n).ok())
+    }
+
+    fn seconds(&mut self, table: &DeTable<'_>, prefix: &str, name: &str, min: u64) -> Option<u64> {
+        self.uint(table, prefix, name, min, u64::MAX)
+    }
+
+    fn read_document(&mut self, root: &DeTable<'_>, config: &mut Config) {
+        self.unknown_keys(root, "", "");
+
+        if let Some(dir) = self.path(root, "", "data_dir") {
+            config.data_dir = dir;
+        }
+
+        if let Some(log) = self.section(root, "log")
+            && let Some(level) = self.string(log, "log", "level")
+        {
+            match check_log_filter(&level) {
+                Ok(()) => config.log.level = level,
+                Err(message) => self.error_near("log.level", &["log.level"], message),
+            }
+        }
+
+        self.read_hosts(root, config);
+
+        if let Some(c2s) = self.section(root, "c2s") {
+            self.read_c2s(c2s, config);
+        }
+
+        if let Some(auth) = self.section(root, "auth") {
+            if let Some(b) = self.bool(auth, "auth", "allow_plain") {
+                config.auth.allow_plain = b;
+            }
+            let min = u64::from(MIN_SCRAM_ITERATIONS);
+            if let Some(n) = self.uint(auth, "auth", "scram_iterations", min, u32::MAX.into())
+                && let Ok(n) = u32::try_from(n)
+            {
+                config.auth.scram_iterations = n;
+            }
+        }
+
+        if let Some(storage) = self.section(root, "storage") {
+            if let Some(name) = self.string(storage, "storage", "backend") {
+                match StorageBackend::from_name(&name) {
+                    Some(backend) => config.storage.backend = backend,
+                    None => {
+                        let known: Vec<&str> =
+                            StorageBackend::ALL.iter().map(|b| b.as_str()).collect();
+                        let message = format!(
+                            "unknown storage backend {name:?}; known: {}",
+                            known.join(", ")
+                        );
+                        self.error_near("storage.backend", &["storage.backend"], message);
+                    }
+                }
+            }
+            if let Some(path) = self.path(storage, "storage", "path") {
+                config.storage.path = path;
+            }
+        }
+    }
+
+    fn read_hosts(&mut self, root: &DeTable<'_>, config: &mut Config) {
+        let Some((key, value)) = self.value(root, "", "host") else {
+            return;
+        };
+        let tables = match value.get_ref() {
+            DeValue::Array(items) => items,
+            _ => {
+                self.type_error(&key, value, "an array of tables ([[host]])");
+                return;
+            }
+        };
+        if tables.is_empty() {
+            self.error(
+                &key,
+                Some(value.span()),
+                "at least one [[host]] is required",
+            );
+            return;
+        }
+        let mut hosts = Vec::with_capacity(tables.len());
+        // lowercased normalised domain → key path of its first occurrence
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut complete = true;
+        for (i, item) in tables.iter().enumerate() {
+            let prefix = format!("host[{i}]");
+            let DeValue::Table(table) = item.get_ref() else {
+                self.type_error(&prefix, item, "a table");
+                complete = false;
+                continue;
+            };
+            self.unknown_keys(table, "host", &prefix);
+
+            let domain_key = join(&prefix, "domain");
+            let domain = match self.string(table, &prefix, "domain") {
+                None if !table.contains_key("domain") => {
+                    self.error(&domain_key, Some(item.span()), "missing (required)");
+                    None
+                }
+                None => None,
+                Some(raw) => match normalise_domain(&raw) {
+                    Ok(domain) => Some(domain),
+                    Err(message) => {
+                        self.error_near(&domain_key, &[&domain_key], message);
+                        None
+                    }
+                },
+            };
+            if let Some(domain) = &domain {
+                // nameprep already case-folds names; lowercase also catches IPv6 literals.
+                let folded = domain.to_lowercase();
+                if let Some(first) = seen.get(&folded) {
+                    let message = format!("duplicate domain {domain:?} (also {first})");
+                    self.error_near(&domain_key, &[&domain_key], message);
+                } else {
+                    seen.insert(folded, domain_key.clone());
+                }
+            }
+
+            let certificate = self.path(table, &prefix, "certificate");
+            let key = self.path(table, &prefix, "key");
+            let (cert_key, key_key) = (join(&prefix, "certificate"), join(&prefix, "key"));
+            match (table.contains_key("certificate"), table.contains_key("key")) {
+                (true, false) => self.error_near(
+                    &key_key,
+                    &[&cert_key],
+                    "missing: certificate and key must be set together",
+                ),
+                (false, true) => self.error_near(
+                    &cert_key,
+                    &[&key_key],
+                    "missing: certificate and key must be set together",
+                ),
+                _ => {}
+            }
+
+            match domain {
+                Some(domain) => hosts.push(HostConfig {
+                    domain,
+                    certificate,
+                    key,
+                }),
+                None => complete = false,
+            }
+        }
+        if complete {
+            config.hosts = hosts;
+        }
+    }
+
+    fn read_c2s(&mut self, c2s: &DeTable<'_>, config: &mut Config) {
+        let c = &mut config.c2s;
+        if let Some(list) = self.addresses(c2s, "listen") {
+            c.listen = list;
+        }
+        if let Some(list) = self.addresses(c2s, "direct_tls_listen") {
+            c.direct_tls_listen = list;
+        }
+        if let Some(b) = self.bool(c2s, "c2s", "require_encryption") {
+            c.require_encryption = b;
+        }
+        let min_max = MIN_MAX_STANZA_SIZE as u64;
+        if let Some(n) = self.usize(c2s, "c2s", "max_stanza_size", min_max) {
+            c.max_stanza_size = n;
+        }
+        let min_pre = MIN_PREAUTH_MAX_STANZA_SIZE as u64;
+        if let Some(n) = self.usize(c2s, "c2s", "preauth_max_stanza_size", min_pre) {
+            c.preauth_max_stanza_size = n;
+        }
+        if let Some(n) = self.usize(c2s, "c2s", "preauth_max_elements", 1) {
+            c.preauth_max_elements = n;
+        }
+        if let Some(n) = self.seconds(c2s, "c2s", "auth_timeout", 1) {
+            c.auth_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = self.uint(c2s, "c2s", "rate", 0, u64::MAX) {
+            c.rate = n;
+        }
+        if let Some(n) = self.seconds(c2s, "c2s", "burst", 1) {
+            c.burst = Duration::from_secs(n);
+        }
+        if let Some(n) = self.seconds(c2s, "c2s", "keepalive_interval", 0) {
+            c.keepalive_interval = (n > 0).then(|| Duration::from_secs(n));
+        }
+    }
+
+    /// `c2s.<name>`: an array of socket address strings. `None` if absent or any entry is bad.
+    fn addresses(&mut self, c2s: &DeTable<'_>, name: &str) -> Option<Vec<SocketAddr>> {
+        let (key, value) = self.value(c2s, "c2s", name)?;
+        let DeValue::Array(items) = value.get_ref() else {
+            self.type_error(&key, value, "an array of socket addresses");
+            return None;
+        };
+        let mut addrs = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{i}]");
+            self.spans.insert(item_key.clone(), item.span());
+            let Some(s) = self.as_string(&item_key, item) else {
+                ok = false;
+                continue;
+            };
+            match s.parse::<SocketAddr>() {
+                Ok(addr) => addrs.push(addr),
+                Err(_) => {
+                    ok = false;
+                    let message = format!(
+                        "{s:?} is not a socket address (like \"127.0.0.1:5222\" or \"[::1]:5222\")"
+                    );
+                    self.error(&item_key, Some(item.span()), message);
+                }
+            }
+        }
+        ok.then_some(addrs)
+    }
+
+    /// Whether an error was already reported for `key` or an entry of it (`key[i]`).
+    fn failed(&self, key: &str) -> bool {
+        self.errors.iter().any(|e| {
+            e.key == key
+                || e.key
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with('['))
+        })
+    }
+
+    /// Checks between fields, on the values that were accepted. A check is skipped when one of
+    /// its fields was already reported: it would compare against the default, not what was
+    /// written.
+    fn cross_checks(&mut self, config: &Config) {
+        let c = &config.c2s;
+        if !self.failed("c2s.listen") && !self.failed("c2s.direct_tls_listen") {
+            self.listener_checks(c);
+        }
+
+        if c.preauth_max_stanza_size > c.max_stanza_size
+            && !self.failed("c2s.max_stanza_size")
+            && !self.failed("c2s.preauth_max_stanza_size")
+        {
+            let message = format!(
+                "must not exceed c2s.max_stanza_size ({})",
+                c.max_stanza_size
+            );
+            self.error_near(
+                "c2s.preauth_max_stanza_size",
+                &["c2s.preauth_max_stanza_size", "c2s.max_stanza_size"],
+                message,
+            );
+        }
+
+        if c.rate.checked_mul(c.burst.as_secs()).is_none()
+            && !self.failed("c2s.rate")
+            && !self.failed("c2s.burst")
+        {
+            self.error_near(
+                "c2s.burst",
+                &["c2s.burst", "c2s.rate"],
+                "rate × burst does not fit in 64 bits",
+            );
+        }
+    }
+
+    /// Listener conflicts, in file order (later entries name the earlier one), and that there
+    /// is at least one listener.
+    fn listener_checks(&mut self, c: &crate::C2sConfig) {
+        let all: Vec<(String, SocketAddr)> = c
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("c2s.listen[{i}]"), *a))
+            .chain(
+                c.direct_tls_listen
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (format!("c2s.direct_tls_listen[{i}]"), *a)),
+            )
+            .collect();
+        for (j, (key, addr)) in all.iter().enumerate() {
+            if let Some((first, other)) = all[..j].iter().find(|(_, a)| addresses_conflict(a, addr))
+            {
+                let message = if other == addr {
+                    format!("address {addr} is also used by {first}")
+                } else {
+                    format!("address {addr} conflicts with {other} ({first})")
+                };
+                self.error_near(key, &[key], message);
+            }
+        }
+        if all.is_empty() {
+            self.error_near(
+                "c2s.listen",
+                &["c2s.listen", "c2s.direct_tls_listen", "c2s"],
+                "no listeners: c2s.listen and c2s.direct_tls_listen are both empty",
+            );
+        }
+    }
+}
+
+/// Whether two listeners cannot both be bound: same port (not 0), same family, and the same
+/// address or one of them the unspecified address.
+fn addresses_conflict(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Validates and normalises a host domain as a jid domainpart.
+fn normalise_domain(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    // RFC 7622 §3.2: the domainpart is an IDNA2008 domain name or an IP literal, nameprep-ed.
+    match jid::DomainPart::new(raw) {
+        Ok(domain) => Ok(domain.as_str().to_owned()),
+        Err(e) => Err(format!("{raw:?} is not a valid XMPP domain: {e}")),
+    }
+}
+
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// Accepts a subset of `tracing_subscriber::EnvFilter` syntax: comma-separated directives, each
+/// a level name or `target=level`.
+pub(crate) fn check_log_filter(filter: &str) -> Result<(), String> {
+    let is_level = |s: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(s.trim()));
+    let is_target = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-' | '.'))
+    };
+    let mut directives = 0;
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        directives += 1;
+        let valid = match directive.split_once('=') {
+            Some((target, level)) => is_target(target.trim()) && is_level(level),
+            None => is_level(directive),
+        };
+        if !valid {
+            return Err(format!(
+                "invalid directive {directive:?}: expected a level ({}) or target=level",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    if directives == 0 {
+        return Err(format!("must name a level ({})", LEVELS.join(", ")));
+    }
+    Ok(())
+}

@@ -1,0 +1,936 @@
+//! Tests of parsing, validation and error reporting.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use starling_config::{
+    AuthConfig, C2sConfig, Config, ConfigError, ConfigErrors, HostConfig, LogConfig, SCHEMA,
+    StorageBackend, StorageConfig,
+};
+
+const EXAMPLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../starling.example.toml"
+));
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::from_toml_str(text, "starling.toml")
+}
+
+/// The (key, line, message) triples of a config that must fail.
+fn errors(text: &str) -> Vec<(String, Option<usize>, String)> {
+    match parse(text) {
+        Ok(config) => panic!("expected errors, got {config:?}"),
+        Err(ConfigErrors(errors)) => {
+            assert!(!errors.is_empty());
+            errors
+                .into_iter()
+                .map(|e| {
+                    assert_eq!(e.file, "starling.toml");
+                    (e.key, e.line, e.message)
+                })
+                .collect()
+        }
+    }
+}
+
+/// The (key, line) pairs of a config that must fail.
+fn keys(text: &str) -> Vec<(String, Option<usize>)> {
+    errors(text).into_iter().map(|(k, l, _)| (k, l)).collect()
+}
+
+fn one_error(text: &str) -> (String, Option<usize>, String) {
+    let mut all = errors(text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    all.remove(0)
+}
+
+fn kl(key: &str, line: usize) -> (String, Option<usize>) {
+    (key.to_owned(), Some(line))
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// defaults and the example file
+
+#[test]
+fn empty_text_is_the_default() {
+    assert_eq!(parse("").unwrap(), Config::default());
+    assert_eq!(parse("# nothing\n\n").unwrap(), Config::default());
+}
+
+#[test]
+fn default_values() {
+    let c = Config::default();
+    assert_eq!(c.data_dir, PathBuf::from("./starling-data"));
+    assert_eq!(c.log.level, "info");
+    assert_eq!(
+        c.hosts,
+        vec![HostConfig {
+            domain: "localhost".into(),
+            certificate: None,
+            key: None
+        }]
+    );
+    assert_eq!(c.c2s.listen, vec![addr("127.0.0.1:5222")]);
+    assert_eq!(c.c2s.direct_tls_listen, vec![addr("127.0.0.1:5223")]);
+    assert!(c.c2s.require_encryption);
+    assert_eq!(c.c2s.max_stanza_size, 262_144);
+    assert_eq!(c.c2s.preauth_max_stanza_size, 8192);
+    assert_eq!(c.c2s.preauth_max_elements, 32);
+    assert_eq!(c.c2s.auth_timeout, Duration::from_secs(60));
+    assert_eq!(c.c2s.rate, 10_240);
+    assert_eq!(c.c2s.burst, Duration::from_secs(2));
+    assert_eq!(c.c2s.keepalive_interval, Some(Duration::from_secs(300)));
+    assert!(c.auth.allow_plain);
+    assert_eq!(c.auth.scram_iterations, 4096);
+    assert_eq!(c.storage.backend, StorageBackend::Sqlite);
+    assert_eq!(c.storage.path, PathBuf::from("starling.db"));
+    assert_eq!(
+        c.database_path(),
+        PathBuf::from("./starling-data/starling.db")
+    );
+}
+
+#[test]
+fn example_parses_to_the_default() {
+    let config = Config::from_toml_str(EXAMPLE, "starling.example.toml").unwrap();
+    assert_eq!(config, Config::default());
+}
+
+#[test]
+fn example_with_certificate_lines_uncommented() {
+    let text = EXAMPLE
+        .replace("# certificate = ", "certificate = ")
+        .replace("# key = ", "key = ");
+    assert_ne!(text, EXAMPLE);
+    let config = parse(&text).unwrap();
+    let expected = Config {
+        hosts: vec![HostConfig {
+            domain: "localhost".into(),
+            certificate: Some("/etc/letsencrypt/live/example.org/fullchain.pem".into()),
+            key: Some("/etc/letsencrypt/live/example.org/privkey.pem".into()),
+        }],
+        ..Config::default()
+    };
+    assert_eq!(config, expected);
+}
+
+/// Every key of [`SCHEMA`] is documented in the example, in its section, below a comment that
+/// gives the default; and the example shows no key the schema does not know.
+#[test]
+fn example_documents_every_key() {
+    let sections: Vec<&str> = SCHEMA
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut expected = BTreeSet::new();
+    for (section, keys) in SCHEMA {
+        for key in *keys {
+            if section.is_empty() && sections.contains(key) {
+                continue; // a section, shown as a header
+            }
+            expected.insert(format!("{section}.{key}"));
+        }
+    }
+
+    let lines: Vec<&str> = EXAMPLE.lines().collect();
+    let mut documented = BTreeSet::new();
+    let mut headers = BTreeSet::new();
+    let mut section = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.strip_suffix("]]")) {
+            section = name.to_owned();
+            headers.insert(section.clone());
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+            headers.insert(section.clone());
+            continue;
+        }
+        let setting = line.strip_prefix("# ").unwrap_or(line);
+        let Some((key, _)) = setting.split_once(" = ") else {
+            continue;
+        };
+        if !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            continue;
+        }
+        // The comment block right above the key (other commented keys included) states the
+        // default, or that the key is required.
+        let block: Vec<&str> = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| l.trim_start().starts_with('#'))
+            .copied()
+            .collect();
+        assert!(
+            block
+                .iter()
+                .any(|l| l.contains("Default: ") || l.contains("Required")),
+            "{section}.{key}: no comment with the default above line {}",
+            i + 1
+        );
+        documented.insert(format!("{section}.{key}"));
+    }
+    assert_eq!(documented, expected);
+    let expected_headers: BTreeSet<String> = sections.iter().map(|s| s.to_string()).collect();
+    assert_eq!(headers, expected_headers);
+}
+
+// ---------------------------------------------------------------------------------------------
+// full override
+
+#[test]
+fn every_option_can_be_set() {
+    let text = r#"
+data_dir = "/var/lib/starling"
+
+[log]
+level = "warn,starling_c2s=debug"
+
+[[host]]
+domain = "Example.ORG"
+certificate = "/etc/tls/example.pem"
+key = "/etc/tls/example.key"
+
+[[host]]
+domain = "chat.example.net"
+
+[c2s]
+listen = ["0.0.0.0:5222", "[::]:5222"]
+direct_tls_listen = []
+require_encryption = false
+max_stanza_size = 0x10000
+preauth_max_stanza_size = 1_024
+preauth_max_elements = 1
+auth_timeout = 10
+rate = 0
+burst = 5
+keepalive_interval = 0
+
+[auth]
+allow_plain = false
+scram_iterations = 10000
+
+[storage]
+backend = "sqlite"
+path = "/srv/db/starling.sqlite"
+"#;
+    let expected = Config {
+        data_dir: "/var/lib/starling".into(),
+        log: LogConfig {
+            level: "warn,starling_c2s=debug".into(),
+        },
+        hosts: vec![
+            HostConfig {
+                domain: "example.org".into(),
+                certificate: Some("/etc/tls/example.pem".into()),
+                key: Some("/etc/tls/example.key".into()),
+            },
+            HostConfig {
+                domain: "chat.example.net".into(),
+                certificate: None,
+                key: None,
+            },
+        ],
+        c2s: C2sConfig {
+            listen: vec![addr("0.0.0.0:5222"), addr("[::]:5222")],
+            direct_tls_listen: vec![],
+            require_encryption: false,
+            max_stanza_size: 65536,
+            preauth_max_stanza_size: 1024,
+            preauth_max_elements: 1,
+            auth_timeout: Duration::from_secs(10),
+            rate: 0,
+            burst: Duration::from_secs(5),
+            keepalive_interval: None,
+        },
+        auth: AuthConfig {
+            allow_plain: false,
+            scram_iterations: 10_000,
+        },
+        storage: StorageConfig {
+            backend: StorageBackend::Sqlite,
+            path: "/srv/db/starling.sqlite".into(),
+        },
+    };
+    let config = parse(text).unwrap();
+    assert_eq!(config, expected);
+    assert_eq!(
+        config.database_path(),
+        PathBuf::from("/srv/db/starling.sqlite")
+    );
+}
+
+#[test]
+fn missing_sections_and_keys_keep_defaults() {
+    let config = parse("[c2s]\nrate = 99\n[auth]\n").unwrap();
+    let mut expected = Config::default();
+    expected.c2s.rate = 99;
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn dotted_keys_and_inline_tables_work() {
+    let config = parse("c2s.rate = 5\nhost = [{ domain = \"a.example\" }]\n").unwrap();
+    assert_eq!(config.c2s.rate, 5);
+    assert_eq!(config.hosts.len(), 1);
+    assert_eq!(config.hosts[0].domain, "a.example");
+}
+
+#[test]
+fn database_path_is_relative_to_data_dir() {
+    let config = parse("data_dir = \"/data\"\n[storage]\npath = \"sub/x.db\"\n").unwrap();
+    assert_eq!(config.database_path(), PathBuf::from("/data/sub/x.db"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// error reporting
+
+#[test]
+fn error_display_format() {
+    let text = "\n\n[c2s]\nmax_stanza_size = 1000\n";
+    let err = parse(text).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "starling.toml:4: c2s.max_stanza_size: must be at least 10000"
+    );
+    let e = ConfigError {
+        file: String::new(),
+        key: "host[0].key".into(),
+        line: None,
+        message: "gone".into(),
+    };
+    assert_eq!(e.to_string(), "host[0].key: gone");
+    let e = ConfigError {
+        file: "f.toml".into(),
+        key: String::new(),
+        line: None,
+        message: "unreadable".into(),
+    };
+    assert_eq!(e.to_string(), "f.toml: unreadable");
+}
+
+#[test]
+fn unknown_keys_at_every_level() {
+    let text = r#"bogus = 1
+[log]
+levle = "info"
+[[host]]
+domain = "a.example"
+cert = "x"
+[c2s]
+listen_addr = []
+[c2s.tls]
+x = 1
+[auth]
+plain = true
+[storage]
+kind = "sqlite"
+[extra]
+"#;
+    assert_eq!(
+        keys(text),
+        vec![
+            kl("bogus", 1),
+            kl("log.levle", 3),
+            kl("host[0].cert", 6),
+            kl("c2s.listen_addr", 8),
+            kl("c2s.tls", 9),
+            kl("auth.plain", 12),
+            kl("storage.kind", 14),
+            kl("extra", 15),
+        ]
+    );
+    let (_, _, message) = one_error("[log]\nlevle = \"info\"\n");
+    assert_eq!(message, "unknown key; expected one of: level");
+}
+
+#[test]
+fn several_errors_are_all_reported_in_file_order() {
+    let text = r#"data_dir = 5
+[log]
+level = "loud"
+[[host]]
+domain = "bad domain"
+[c2s]
+listen = ["127.0.0.1:5222", "localhost:5222"]
+max_stanza_size = 100
+auth_timeout = 0
+[auth]
+scram_iterations = 1
+[storage]
+backend = "postgres"
+"#;
+    let errs = errors(text);
+    let got: Vec<(String, Option<usize>)> = errs.iter().map(|(k, l, _)| (k.clone(), *l)).collect();
+    assert_eq!(
+        got,
+        vec![
+            kl("data_dir", 1),
+            kl("log.level", 3),
+            kl("host[0].domain", 5),
+            kl("c2s.listen[1]", 7),
+            kl("c2s.max_stanza_size", 8),
+            kl("c2s.auth_timeout", 9),
+            kl("auth.scram_iterations", 11),
+            kl("storage.backend", 13),
+        ]
+    );
+    let messages: Vec<&str> = errs.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(messages[0], "expected a string, found integer");
+    assert_eq!(
+        messages[3],
+        "\"localhost:5222\" is not a socket address (like \"127.0.0.1:5222\" or \"[::1]:5222\")"
+    );
+    assert_eq!(messages[5], "must be at least 1");
+    assert_eq!(messages[6], "must be at least 4096");
+    assert_eq!(
+        messages[7],
+        "unknown storage backend \"postgres\"; known: sqlite"
+    );
+
+    // Display lists them all, one per line.
+    let shown = parse(text).unwrap_err().to_string();
+    assert_eq!(shown.lines().count(), 8);
+    assert_eq!(
+        shown.lines().nth(4),
+        Some("starling.toml:8: c2s.max_stanza_size: must be at least 10000")
+    );
+}
+
+#[test]
+fn syntax_errors_are_reported_with_lines() {
+    let errs = errors("a = 1\nb = \n[c2s\n");
+    assert!(errs.iter().all(|(k, _, _)| k.is_empty()), "{errs:?}");
+    assert_eq!(errs[0].1, Some(2));
+    assert_eq!(errs.last().map(|e| e.1), Some(Some(3)));
+    let (k, l, _) = one_error("[c2s]\nrate = 1\nrate = 2\n");
+    assert_eq!((k.as_str(), l), ("", Some(3)));
+}
+
+#[test]
+fn type_errors() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "data_dir = []",
+            "data_dir",
+            "expected a string, found array",
+        ),
+        ("log = 5", "log", "expected a table ([log]), found integer"),
+        (
+            "[log]\nlevel = true",
+            "log.level",
+            "expected a string, found boolean",
+        ),
+        (
+            "[host]\ndomain = \"a.example\"",
+            "host",
+            "expected an array of tables ([[host]]), found table",
+        ),
+        (
+            "host = [\"a.example\"]",
+            "host[0]",
+            "expected a table, found string",
+        ),
+        (
+            "[[host]]\ndomain = 1",
+            "host[0].domain",
+            "expected a string, found integer",
+        ),
+        (
+            "[[host]]\ndomain = \"a.example\"\ncertificate = 1\nkey = \"k\"",
+            "host[0].certificate",
+            "expected a string, found integer",
+        ),
+        (
+            "[c2s]\nlisten = \"127.0.0.1:5222\"",
+            "c2s.listen",
+            "expected an array of socket addresses, found string",
+        ),
+        (
+            "[c2s]\ndirect_tls_listen = [5223]",
+            "c2s.direct_tls_listen[0]",
+            "expected a string, found integer",
+        ),
+        (
+            "[c2s]\nrequire_encryption = \"yes\"",
+            "c2s.require_encryption",
+            "expected a boolean (true or false), found string",
+        ),
+        (
+            "[c2s]\nmax_stanza_size = \"256k\"",
+            "c2s.max_stanza_size",
+            "expected an integer, found string",
+        ),
+        (
+            "[c2s]\nburst = 1.5",
+            "c2s.burst",
+            "expected an integer, found float",
+        ),
+        (
+            "[c2s]\nauth_timeout = 1979-05-27",
+            "c2s.auth_timeout",
+            "expected an integer, found datetime",
+        ),
+        (
+            "[auth]\nallow_plain = 1",
+            "auth.allow_plain",
+            "expected a boolean (true or false), found integer",
+        ),
+        (
+            "[storage]\nbackend = {}",
+            "storage.backend",
+            "expected a string, found table",
+        ),
+        (
+            "[storage]\npath = 1",
+            "storage.path",
+            "expected a string, found integer",
+        ),
+    ];
+    for (text, key, message) in cases {
+        let (k, _, m) = one_error(text);
+        assert_eq!((k.as_str(), m.as_str()), (*key, *message), "for {text:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// semantic checks
+
+#[test]
+fn host_domain_is_required_and_valid() {
+    assert_eq!(
+        one_error("\n[[host]]\ncertificate = \"c\"\nkey = \"k\"\n"),
+        (
+            "host[0].domain".into(),
+            Some(2),
+            "missing (required)".into()
+        )
+    );
+    for bad in [
+        "",
+        "a b",
+        "user@example.org",
+        "example.org/res",
+        "-x.example",
+        "a..b",
+    ] {
+        let (k, l, _) = one_error(&format!("[[host]]\ndomain = {bad:?}\n"));
+        assert_eq!((k.as_str(), l), ("host[0].domain", Some(2)), "for {bad:?}");
+    }
+    let (_, _, m) = one_error("[[host]]\ndomain = \"\"\n");
+    assert_eq!(m, "must not be empty");
+    for (good, normal) in [
+        ("Example.ORG", "example.org"),
+        ("localhost.", "localhost"),
+        ("192.0.2.1", "192.0.2.1"),
+        ("[2001:db8::1]", "[2001:db8::1]"),
+        ("bücher.example", "bücher.example"),
+    ] {
+        let config = parse(&format!("[[host]]\ndomain = {good:?}\n")).unwrap();
+        assert_eq!(config.hosts[0].domain, normal, "for {good:?}");
+    }
+}
+
+#[test]
+fn duplicate_domains_case_insensitive() {
+    let text = "[[host]]\ndomain = \"example.org\"\n[[host]]\ndomain = \"EXAMPLE.org\"\n";
+    assert_eq!(
+        one_error(text),
+        (
+            "host[1].domain".into(),
+            Some(4),
+            "duplicate domain \"example.org\" (also host[0].domain)".into()
+        )
+    );
+}
+
+#[test]
+fn no_hosts_is_an_error() {
+    let (k, l, m) = one_error("host = []\n");
+    assert_eq!(
+        (k.as_str(), l, m.as_str()),
+        ("host", Some(1), "at least one [[host]] is required")
+    );
+}
+
+#[test]
+fn certificate_and_key_together() {
+    let text = "[[host]]\ndomain = \"a.example\"\ncertificate = \"c.pem\"\n\
+                [[host]]\ndomain = \"b.example\"\nkey = \"k.pem\"\n";
+    let errs = errors(text);
+    assert_eq!(
+        errs,
+        vec![
+            (
+                "host[0].key".into(),
+                Some(3),
+                "missing: certificate and key must be set together".into()
+            ),
+            (
+                "host[1].certificate".into(),
+                Some(6),
+                "missing: certificate and key must be set together".into()
+            ),
+        ]
+    );
+    let (k, _, m) =
+        one_error("[[host]]\ndomain = \"a.example\"\ncertificate = \"\"\nkey = \"k\"\n");
+    assert_eq!(
+        (k.as_str(), m.as_str()),
+        ("host[0].certificate", "must not be empty")
+    );
+}
+
+#[test]
+fn listen_entries_are_named() {
+    let text = "[c2s]\nlisten = [\"127.0.0.1:5222\",\n  \"127.0.0.1\",\n  \"[::1]:5222\"]\n";
+    let (k, l, _) = one_error(text);
+    assert_eq!((k.as_str(), l), ("c2s.listen[1]", Some(3)));
+}
+
+#[test]
+fn duplicate_addresses_across_lists() {
+    let text = "[c2s]\nlisten = [\"127.0.0.1:5222\"]\ndirect_tls_listen = [\"127.0.0.1:5222\"]\n";
+    assert_eq!(
+        one_error(text),
+        (
+            "c2s.direct_tls_listen[0]".into(),
+            Some(3),
+            "address 127.0.0.1:5222 is also used by c2s.listen[0]".into()
+        )
+    );
+    let text = "[c2s]\nlisten = [\"[::1]:5222\", \"[::1]:5222\"]\n";
+    let (k, _, _) = one_error(text);
+    assert_eq!(k, "c2s.listen[1]");
+}
+
+#[test]
+fn unspecified_address_conflicts_with_same_port() {
+    let text = "[c2s]\nlisten = [\"0.0.0.0:5222\", \"192.0.2.7:5222\"]\ndirect_tls_listen = []\n";
+    assert_eq!(
+        one_error(text),
+        (
+            "c2s.listen[1]".into(),
+            Some(2),
+            "address 192.0.2.7:5222 conflicts with 0.0.0.0:5222 (c2s.listen[0])".into()
+        )
+    );
+    // Different families, different ports and port 0 do not conflict.
+    let ok = "[c2s]\nlisten = [\"0.0.0.0:5222\", \"[::]:5222\", \"127.0.0.1:0\"]\n\
+              direct_tls_listen = [\"0.0.0.0:5223\", \"127.0.0.1:0\"]\n";
+    let config = parse(ok).unwrap();
+    assert_eq!(config.c2s.listen.len(), 3);
+    assert_eq!(config.c2s.direct_tls_listen.len(), 2);
+}
+
+#[test]
+fn at_least_one_listener() {
+    let text = "[c2s]\nlisten = []\ndirect_tls_listen = []\n";
+    assert_eq!(
+        one_error(text),
+        (
+            "c2s.listen".into(),
+            Some(2),
+            "no listeners: c2s.listen and c2s.direct_tls_listen are both empty".into()
+        )
+    );
+    let config = parse("[c2s]\nlisten = []\n").unwrap();
+    assert!(config.c2s.listen.is_empty());
+    assert_eq!(config.c2s.direct_tls_listen, vec![addr("127.0.0.1:5223")]);
+}
+
+#[test]
+fn size_limits() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "max_stanza_size = 9999",
+            "c2s.max_stanza_size",
+            "must be at least 10000",
+        ),
+        (
+            "max_stanza_size = -1",
+            "c2s.max_stanza_size",
+            "must be at least 10000",
+        ),
+        (
+            "preauth_max_stanza_size = 511",
+            "c2s.preauth_max_stanza_size",
+            "must be at least 512",
+        ),
+        (
+            "preauth_max_stanza_size = 300000",
+            "c2s.preauth_max_stanza_size",
+            "must not exceed c2s.max_stanza_size (262144)",
+        ),
+        (
+            "max_stanza_size = 10000\npreauth_max_stanza_size = 10001",
+            "c2s.preauth_max_stanza_size",
+            "must not exceed c2s.max_stanza_size (10000)",
+        ),
+        (
+            "preauth_max_elements = 0",
+            "c2s.preauth_max_elements",
+            "must be at least 1",
+        ),
+        ("auth_timeout = 0", "c2s.auth_timeout", "must be at least 1"),
+        ("burst = 0", "c2s.burst", "must be at least 1"),
+        ("rate = -5", "c2s.rate", "must be at least 0"),
+        (
+            "keepalive_interval = -1",
+            "c2s.keepalive_interval",
+            "must be at least 0",
+        ),
+        (
+            "rate = 9223372036854775807\nburst = 3",
+            "c2s.burst",
+            "rate × burst does not fit in 64 bits",
+        ),
+    ];
+    for (body, key, message) in cases {
+        let (k, l, m) = one_error(&format!("[c2s]\n{body}\n"));
+        assert_eq!((k.as_str(), m.as_str()), (*key, *message), "for {body:?}");
+        assert!(l.is_some(), "for {body:?}");
+    }
+    // Larger than i64: a TOML parse error, not a panic.
+    let errs = errors("[c2s]\nrate = 99999999999999999999\n");
+    assert_eq!(errs[0].1, Some(2));
+}
+
+#[test]
+fn scram_iterations_bounds() {
+    assert_eq!(
+        one_error("[auth]\nscram_iterations = 4095\n"),
+        (
+            "auth.scram_iterations".into(),
+            Some(2),
+            "must be at least 4096".into()
+        )
+    );
+    let (_, _, m) = one_error("[auth]\nscram_iterations = 4294967296\n");
+    assert_eq!(m, "must be at most 4294967295");
+    let config = parse("[auth]\nscram_iterations = 4294967295\n").unwrap();
+    assert_eq!(config.auth.scram_iterations, u32::MAX);
+}
+
+#[test]
+fn keepalive_zero_disables() {
+    let config = parse("[c2s]\nkeepalive_interval = 0\n").unwrap();
+    assert_eq!(config.c2s.keepalive_interval, None);
+    let config = parse("[c2s]\nkeepalive_interval = 45\n").unwrap();
+    assert_eq!(config.c2s.keepalive_interval, Some(Duration::from_secs(45)));
+}
+
+#[test]
+fn log_level_filters() {
+    for good in [
+        "error",
+        "WARN",
+        "info",
+        "debug",
+        "trace",
+        "off",
+        "starling=debug",
+        "info,starling_c2s=trace,sqlx::query=warn",
+        "info,",
+    ] {
+        let config = parse(&format!("[log]\nlevel = {good:?}\n")).unwrap();
+        assert_eq!(config.log.level, good);
+    }
+    for bad in [
+        "",
+        ",",
+        "verbose",
+        "starling=",
+        "=debug",
+        "starling=loud",
+        "a b=info",
+        "[span]=info",
+    ] {
+        let (k, l, _) = one_error(&format!("[log]\nlevel = {bad:?}\n"));
+        assert_eq!((k.as_str(), l), ("log.level", Some(2)), "for {bad:?}");
+    }
+    let (_, _, m) = one_error("[log]\nlevel = \"info,verbose\"\n");
+    assert_eq!(
+        m,
+        "invalid directive \"verbose\": expected a level (off, error, warn, info, debug, trace) or target=level"
+    );
+}
+
+#[test]
+fn storage_checks() {
+    assert_eq!(
+        one_error("[storage]\nbackend = \"SQLite\"\n"),
+        (
+            "storage.backend".into(),
+            Some(2),
+            "unknown storage backend \"SQLite\"; known: sqlite".into()
+        )
+    );
+    let (k, _, m) = one_error("[storage]\npath = \"\"\n");
+    assert_eq!(
+        (k.as_str(), m.as_str()),
+        ("storage.path", "must not be empty")
+    );
+    let (k, _, m) = one_error("data_dir = \"\"\n");
+    assert_eq!((k.as_str(), m.as_str()), ("data_dir", "must not be empty"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// files
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "starling-config-test-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn load_reads_a_file_and_reports_unreadable_ones() {
+    let dir = TempDir::new("load");
+    let file = dir.path().join("starling.toml");
+    std::fs::write(&file, "[c2s]\nrate = 7\n").unwrap();
+    assert_eq!(Config::load(&file).unwrap().c2s.rate, 7);
+
+    std::fs::write(&file, "[c2s]\nrate = \"7\"\n").unwrap();
+    let err = Config::load(&file).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:2: c2s.rate: expected an integer, found string",
+            file.display()
+        )
+    );
+
+    let missing = dir.path().join("missing.toml");
+    let ConfigErrors(errs) = Config::load(&missing).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].key, "");
+    assert_eq!(errs[0].line, None);
+    assert_eq!(errs[0].file, missing.display().to_string());
+    assert!(
+        errs[0]
+            .message
+            .starts_with("cannot read configuration file: "),
+        "{}",
+        errs[0].message
+    );
+}
+
+#[test]
+fn check_files_finds_missing_and_non_pem_files() {
+    let dir = TempDir::new("files");
+    let cert = dir.path().join("fullchain.pem");
+    let key = dir.path().join("privkey.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &key,
+        "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let not_pem = dir.path().join("junk.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let missing = dir.path().join("missing.pem");
+
+    let host = |domain: &str, c: &Path, k: &Path| HostConfig {
+        domain: domain.into(),
+        certificate: Some(c.to_path_buf()),
+        key: Some(k.to_path_buf()),
+    };
+    let mut config = Config::default();
+    config.hosts.push(host("a.example", &cert, &key));
+    assert_eq!(config.check_files(), vec![]);
+
+    config.hosts.push(host("b.example", &missing, &not_pem));
+    config.hosts.push(host("c.example", &not_pem, &cert));
+    config.hosts.push(host("d.example", dir.path(), &key));
+    let found: Vec<(String, String)> = config
+        .check_files()
+        .into_iter()
+        .map(|e| {
+            assert_eq!((e.file.as_str(), e.line), ("", None));
+            (e.key, e.message)
+        })
+        .collect();
+    let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "host[2].certificate",
+            "host[2].key",
+            "host[3].certificate",
+            "host[3].key",
+            "host[4].certificate"
+        ]
+    );
+    assert!(
+        found[0]
+            .1
+            .starts_with(&format!("cannot read {}: ", missing.display())),
+        "{}",
+        found[0].1
+    );
+    assert_eq!(
+        found[1].1,
+        format!("{} contains no PEM private key", not_pem.display())
+    );
+    assert_eq!(
+        found[2].1,
+        format!("{} contains no PEM certificate", not_pem.display())
+    );
+    assert_eq!(
+        found[3].1,
+        format!("{} contains no PEM private key", cert.display())
+    );
+    assert!(found[4].1.starts_with("cannot read "), "{}", found[4].1);
+}
+
+#[test]
+fn cross_checks_skip_fields_already_reported() {
+    // listen[0] is bad, so the default listen list must not be compared with direct_tls_listen.
+    let text = "[c2s]\nlisten = [\"bad\"]\ndirect_tls_listen = [\"127.0.0.1:5222\"]\n";
+    let (k, _, _) = one_error(text);
+    assert_eq!(k, "c2s.listen[0]");
+    let text = "[c2s]\nmax_stanza_size = 5\npreauth_max_stanza_size = 300000\n";
+    let (k, _, _) = one_error(text);
+    assert_eq!(k, "c2s.max_stanza_size");
+}
+
+#[test]
+fn duplicate_ip_literal_domains_differing_in_case() {
+    let text = "[[host]]\ndomain = \"[2001:DB8::1]\"\n[[host]]\ndomain = \"[2001:db8::1]\"\n";
+    let (k, l, _) = one_error(text);
+    assert_eq!((k.as_str(), l), ("host[1].domain", Some(4)));
+}

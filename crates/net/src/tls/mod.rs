@@ -1,0 +1,8 @@
+//! TLS material management: see the crate documentation.
+
+mod end_point;
+mod error;
+mod manager;
+
+pub use error::{FileKind, TlsError};
+pub use manager::{ALPN_XMPP_CLIENT, HostTls, TlsManager, tls_exporter};
