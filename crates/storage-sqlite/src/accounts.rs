@@ -1,0 +1,187 @@
+//! [`AccountStore`] on SQLite (tables `accounts` and `credentials`).
+
+use async_trait::async_trait;
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use starling_storage::{AccountStore, Credential, StorageError, check_distinct_mechanisms};
+
+/// Accounts in the `accounts` table, credentials in `credentials`.
+pub(crate) struct SqliteAccountStore {
+    pool: SqlitePool,
+}
+
+impl SqliteAccountStore {
+    pub(crate) fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+fn backend(err: sqlx::Error) -> StorageError {
+    StorageError::backend(err)
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Takes the write lock up front; see the crate docs for why.
+async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StorageError> {
+    pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+}
+
+async fn insert_credentials(
+    tx: &mut Transaction<'static, Sqlite>,
+    account_id: i64,
+    creds: &[Credential],
+) -> Result<(), StorageError> {
+    for c in creds {
+        sqlx::query(
+            "INSERT INTO credentials \
+             (account_id, mechanism, salt, iterations, stored_key, server_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(account_id)
+        .bind(c.mechanism.as_str())
+        .bind(c.salt.as_slice())
+        .bind(i64::from(c.iterations))
+        .bind(c.stored_key.as_slice())
+        .bind(c.server_key.as_slice())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl AccountStore for SqliteAccountStore {
+    async fn create_account(
+        &self,
+        localpart: &str,
+        domain: &str,
+        creds: &[Credential],
+    ) -> Result<(), StorageError> {
+        check_distinct_mechanisms(creds)?;
+        let mut tx = begin_write(&self.pool).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO accounts (domain, localpart) VALUES (?1, ?2) RETURNING id",
+        )
+        .bind(domain)
+        .bind(localpart)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StorageError::AlreadyExists
+            } else {
+                backend(e)
+            }
+        })?;
+        insert_credentials(&mut tx, id, creds).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn set_credentials(
+        &self,
+        localpart: &str,
+        domain: &str,
+        creds: &[Credential],
+    ) -> Result<(), StorageError> {
+        check_distinct_mechanisms(creds)?;
+        let mut tx = begin_write(&self.pool).await?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ?1 AND localpart = ?2")
+                .bind(domain)
+                .bind(localpart)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        // Dropping `tx` on any early return rolls it back.
+        let id = id.ok_or(StorageError::NotFound)?;
+        sqlx::query("DELETE FROM credentials WHERE account_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        insert_credentials(&mut tx, id, creds).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn delete_account(&self, localpart: &str, domain: &str) -> Result<(), StorageError> {
+        // Credentials (and later per-account tables) go by ON DELETE CASCADE.
+        let done = sqlx::query("DELETE FROM accounts WHERE domain = ?1 AND localpart = ?2")
+            .bind(domain)
+            .bind(localpart)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn account_exists(&self, localpart: &str, domain: &str) -> Result<bool, StorageError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM accounts WHERE domain = ?1 AND localpart = ?2)",
+        )
+        .bind(domain)
+        .bind(localpart)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn credential(
+        &self,
+        localpart: &str,
+        domain: &str,
+        mechanism: &str,
+    ) -> Result<Option<Credential>, StorageError> {
+        let row: Option<(Vec<u8>, i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT c.salt, c.iterations, c.stored_key, c.server_key \
+             FROM credentials c JOIN accounts a ON a.id = c.account_id \
+             WHERE a.domain = ?1 AND a.localpart = ?2 AND c.mechanism = ?3",
+        )
+        .bind(domain)
+        .bind(localpart)
+        .bind(mechanism)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some((salt, iterations, stored_key, server_key)) = row else {
+            return Ok(None);
+        };
+        // The schema's CHECK keeps this in range; a failure means a corrupt file.
+        let iterations = u32::try_from(iterations).map_err(|_| {
+            StorageError::backend(format!(
+                "corrupt credential row: iterations {iterations} out of range"
+            ))
+        })?;
+        Ok(Some(Credential {
+            mechanism: mechanism.to_owned(),
+            salt,
+            iterations,
+            stored_key,
+            server_key,
+        }))
+    }
+
+    async fn list_accounts(
+        &self,
+        domain: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StorageError> {
+        // ORDER BY uses the BINARY collation: memcmp on UTF-8, the same order
+        // as Rust's `str` comparison.
+        let query = match domain {
+            Some(domain) => sqlx::query_as(
+                "SELECT localpart, domain FROM accounts WHERE domain = ?1 \
+                 ORDER BY localpart, domain",
+            )
+            .bind(domain),
+            None => {
+                sqlx::query_as("SELECT localpart, domain FROM accounts ORDER BY localpart, domain")
+            }
+        };
+        query.fetch_all(&self.pool).await.map_err(backend)
+    }
+}

@@ -1,0 +1,346 @@
+//! SQLite backend tests against real database files in temp directories.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::Connection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use starling_storage::{Credential, StorageError};
+use starling_storage_sqlite::SqliteStorage;
+
+fn cred(mechanism: &str, seed: u8) -> Credential {
+    Credential {
+        mechanism: mechanism.to_owned(),
+        salt: vec![seed, 0, seed],
+        iterations: 4096,
+        stored_key: vec![seed; 32],
+        server_key: vec![seed.wrapping_add(1); 32],
+    }
+}
+
+/// A plain connection to the file, outside the backend (like another tool).
+async fn raw(path: &Path) -> SqliteConnection {
+    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+        .await
+        .unwrap()
+}
+
+async fn count(conn: &mut SqliteConnection, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn conformance_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("starling.db"))
+        .await
+        .unwrap();
+    starling_storage::conformance::accounts(&*storage.stores().accounts).await;
+    storage.close().await;
+}
+
+#[tokio::test]
+async fn open_creates_parent_directories_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("var/lib/starling/starling.db");
+    assert!(!path.exists());
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    assert!(path.is_file());
+    storage.close().await;
+}
+
+#[tokio::test]
+async fn data_persists_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    let sha256 = cred("SCRAM-SHA-256", 7);
+
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    storage
+        .stores()
+        .accounts
+        .create_account("alice", "example.org", std::slice::from_ref(&sha256))
+        .await
+        .unwrap();
+    storage.close().await;
+
+    for _ in 0..3 {
+        let storage = SqliteStorage::open(&path).await.unwrap();
+        let accounts = storage.stores().accounts;
+        assert!(
+            accounts
+                .account_exists("alice", "example.org")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            accounts
+                .credential("alice", "example.org", "SCRAM-SHA-256")
+                .await
+                .unwrap(),
+            Some(sha256.clone())
+        );
+        assert_eq!(
+            accounts.list_accounts(None).await.unwrap(),
+            vec![("alice".to_owned(), "example.org".to_owned())]
+        );
+        storage.close().await;
+    }
+
+    let mut conn = raw(&path).await;
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(applied, vec![(1, true)]);
+}
+
+#[tokio::test]
+async fn journal_mode_is_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    storage.close().await;
+    // WAL is persistent in the file: a fresh plain connection sees it.
+    let mut conn = raw(&path).await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn delete_cascades_to_credentials_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    let accounts = storage.stores().accounts;
+    accounts
+        .create_account(
+            "alice",
+            "example.org",
+            &[cred("SCRAM-SHA-1", 1), cred("SCRAM-SHA-256", 2)],
+        )
+        .await
+        .unwrap();
+    accounts
+        .create_account("bob", "example.org", &[cred("SCRAM-SHA-1", 3)])
+        .await
+        .unwrap();
+    let mut conn = raw(&path).await;
+    assert_eq!(
+        count(&mut conn, "SELECT COUNT(*) FROM credentials").await,
+        3
+    );
+    accounts
+        .delete_account("alice", "example.org")
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&mut conn, "SELECT COUNT(*) FROM credentials").await,
+        1
+    );
+    assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM accounts").await, 1);
+    storage.close().await;
+}
+
+/// Server and CLI: two pools on one file, writing at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_write_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    let server = SqliteStorage::open(&path).await.unwrap();
+    let cli = SqliteStorage::open(&path).await.unwrap();
+
+    const N: usize = 40;
+    let mut tasks = Vec::new();
+    for (name, storage) in [("server", &server), ("cli", &cli)] {
+        for i in 0..N {
+            let accounts = storage.stores().accounts;
+            tasks.push(tokio::spawn(async move {
+                let localpart = format!("{name}{i:02}");
+                accounts
+                    .create_account(&localpart, "example.org", &[cred("SCRAM-SHA-1", 1)])
+                    .await?;
+                accounts
+                    .set_credentials(&localpart, "example.org", &[cred("SCRAM-SHA-256", 2)])
+                    .await
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+
+    let mut want: Vec<(String, String)> = (0..N)
+        .flat_map(|i| [format!("cli{i:02}"), format!("server{i:02}")])
+        .map(|l| (l, "example.org".to_owned()))
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), 2 * N);
+    for storage in [&server, &cli] {
+        let accounts = storage.stores().accounts;
+        assert_eq!(accounts.list_accounts(None).await.unwrap(), want);
+        assert_eq!(
+            accounts
+                .credential("cli07", "example.org", "SCRAM-SHA-256")
+                .await
+                .unwrap(),
+            Some(cred("SCRAM-SHA-256", 2))
+        );
+        assert_eq!(
+            accounts
+                .credential("server39", "example.org", "SCRAM-SHA-1")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    server.close().await;
+    cli.close().await;
+}
+
+/// A write waits for another process's write lock instead of failing with
+/// "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_waits_for_lock_within_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    let storage = SqliteStorage::open(&path).await.unwrap();
+
+    let mut other = raw(&path).await;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO accounts (domain, localpart) VALUES ('example.org', 'held')")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let accounts = storage.stores().accounts;
+    let write = tokio::spawn(async move {
+        accounts
+            .create_account("alice", "example.org", &[cred("SCRAM-SHA-1", 1)])
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!write.is_finished(), "write should be waiting for the lock");
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    write.await.unwrap().unwrap();
+
+    assert_eq!(
+        storage.stores().accounts.list_accounts(None).await.unwrap(),
+        vec![
+            ("alice".to_owned(), "example.org".to_owned()),
+            ("held".to_owned(), "example.org".to_owned()),
+        ]
+    );
+    storage.close().await;
+}
+
+/// Server and CLI both opening a brand-new file at once must both succeed
+/// (and apply each migration once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_open_migrates_once() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("starling.db");
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { SqliteStorage::open(&path).await })
+            })
+            .collect();
+        let mut opened = Vec::new();
+        for open in opens {
+            match open.await.unwrap() {
+                Ok(storage) => opened.push(storage),
+                Err(e) => panic!("round {round}: concurrent open failed: {e}"),
+            }
+        }
+        let mut conn = raw(&path).await;
+        assert_eq!(
+            count(&mut conn, "SELECT COUNT(*) FROM _sqlx_migrations").await,
+            1,
+            "round {round}"
+        );
+        for storage in opened {
+            storage.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    SqliteStorage::open(&path).await.unwrap().close().await;
+    let mut conn = raw(&path).await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from the future', TRUE, x'00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let err = SqliteStorage::open(&path).await.unwrap_err();
+    assert!(matches!(err, StorageError::Backend(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "storage backend error: cannot migrate database {}: ",
+            path.display()
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("9999"), "{msg}");
+}
+
+#[tokio::test]
+async fn not_a_database_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let err = SqliteStorage::open(&path).await.unwrap_err();
+    assert!(matches!(err, StorageError::Backend(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "storage backend error: cannot open database {}: ",
+            path.display()
+        )),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn stores_fail_after_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("starling.db"))
+        .await
+        .unwrap();
+    let accounts = storage.stores().accounts;
+    storage.close().await;
+    let err = accounts
+        .account_exists("alice", "example.org")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Backend(_)), "{err:?}");
+}
+
+/// The server spawns these: their futures must be `Send` (a compile-time
+/// check; `Migrator::run` on a transaction would break it).
+#[test]
+fn futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let open = SqliteStorage::open(Path::new("never-opened.db"));
+    assert_send(&open);
+    drop(open);
+}

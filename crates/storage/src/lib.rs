@@ -1,0 +1,58 @@
+//! Storage interfaces for Starling.
+//!
+//! Persistence is split **one narrow trait per concern**: this crate defines
+//! [`AccountStore`] (accounts and their SCRAM credentials); the roster, offline
+//! messages, vCards and so on each get their own trait in the same shape, and a
+//! backend implements every trait it supports. [`Stores`] bundles one
+//! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
+//! module sees only the concerns it asks for and never a database handle.
+//!
+//! The traits use [`async_trait`] so that they stay dyn-compatible
+//! (`Arc<dyn AccountStore>`).
+//!
+//! # Contract every backend follows
+//!
+//! * Identifiers arrive **already normalised** (nodeprep for localparts,
+//!   nameprep for domains). Backends store and compare them byte-for-byte: no
+//!   case folding, no trimming, no Unicode normalisation of their own. Doing any
+//!   of that here would make two stores disagree about which accounts exist.
+//! * Accounts are unique on `(domain, localpart)`.
+//! * Multi-step writes ([`AccountStore::create_account`],
+//!   [`AccountStore::set_credentials`]) are atomic: on error nothing changed.
+//! * Deleting an account deletes everything it owns (credentials today;
+//!   roster, offline messages … later).
+//!
+//! The [`conformance`] module holds a test suite every backend must pass; run
+//! it from the backend's own tests against a fresh, empty store.
+//!
+//! # Hazards
+//!
+//! * [`Credential`] holds the SCRAM `StoredKey` and `ServerKey`
+//!   (RFC 5802 §3). They are not passwords, but anyone holding `StoredKey` and
+//!   an observed exchange, or `ServerKey`, can impersonate a party, so its
+//!   `Debug` output redacts them; keep them out of logs.
+
+mod accounts;
+pub mod conformance;
+mod error;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use accounts::{AccountStore, Credential, check_distinct_mechanisms};
+pub use error::{BoxError, StorageError};
+
+/// Everything a backend provides, handed to the server and modules.
+///
+/// Cheap to clone (one `Arc` per concern).
+#[derive(Clone)]
+pub struct Stores {
+    /// Accounts and their SASL credentials.
+    pub accounts: Arc<dyn AccountStore>,
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,250 @@
+//! The conformance suite against a minimal in-memory reference store, and
+//! against deliberately broken variants of it: the suite must catch each bug.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use starling_storage::{AccountStore, Credential, StorageError, check_distinct_mechanisms};
+
+/// Which bug to plant.
+#[derive(Clone, Copy, PartialEq)]
+enum Bug {
+    None,
+    SetCredentialsMerges,
+    DeleteKeepsCredentials,
+    CaseInsensitive,
+    UnsortedList,
+    DropsZeroBytes,
+    DuplicateCreateOverwrites,
+}
+
+/// (domain, localpart) → mechanism → credential; `orphans` models rows a
+/// buggy backend leaves behind.
+struct Memory {
+    bug: Bug,
+    accounts: Mutex<BTreeMap<(String, String), BTreeMap<String, Credential>>>,
+    orphans: Mutex<BTreeMap<(String, String), BTreeMap<String, Credential>>>,
+}
+
+impl Memory {
+    fn new(bug: Bug) -> Self {
+        Self {
+            bug,
+            accounts: Mutex::default(),
+            orphans: Mutex::default(),
+        }
+    }
+
+    fn key(&self, localpart: &str, domain: &str) -> (String, String) {
+        if self.bug == Bug::CaseInsensitive {
+            (domain.to_lowercase(), localpart.to_lowercase())
+        } else {
+            (domain.to_owned(), localpart.to_owned())
+        }
+    }
+
+    fn map(&self, creds: &[Credential]) -> BTreeMap<String, Credential> {
+        creds
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if self.bug == Bug::DropsZeroBytes {
+                    c.salt.retain(|&b| b != 0);
+                }
+                (c.mechanism.clone(), c)
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl AccountStore for Memory {
+    async fn create_account(
+        &self,
+        localpart: &str,
+        domain: &str,
+        creds: &[Credential],
+    ) -> Result<(), StorageError> {
+        check_distinct_mechanisms(creds)?;
+        let key = self.key(localpart, domain);
+        let mut accounts = self.accounts.lock().unwrap();
+        match accounts.entry(key) {
+            Entry::Occupied(mut existing) => {
+                if self.bug == Bug::DuplicateCreateOverwrites {
+                    existing.insert(self.map(creds));
+                }
+                Err(StorageError::AlreadyExists)
+            }
+            Entry::Vacant(slot) => {
+                let mut creds = self.map(creds);
+                if let Some(old) = self.orphans.lock().unwrap().remove(slot.key()) {
+                    creds.extend(old);
+                }
+                slot.insert(creds);
+                Ok(())
+            }
+        }
+    }
+
+    async fn set_credentials(
+        &self,
+        localpart: &str,
+        domain: &str,
+        creds: &[Credential],
+    ) -> Result<(), StorageError> {
+        check_distinct_mechanisms(creds)?;
+        let key = self.key(localpart, domain);
+        let mut accounts = self.accounts.lock().unwrap();
+        let existing = accounts.get_mut(&key).ok_or(StorageError::NotFound)?;
+        if self.bug == Bug::SetCredentialsMerges {
+            existing.extend(self.map(creds));
+        } else {
+            *existing = self.map(creds);
+        }
+        Ok(())
+    }
+
+    async fn delete_account(&self, localpart: &str, domain: &str) -> Result<(), StorageError> {
+        let key = self.key(localpart, domain);
+        let creds = self
+            .accounts
+            .lock()
+            .unwrap()
+            .remove(&key)
+            .ok_or(StorageError::NotFound)?;
+        if self.bug == Bug::DeleteKeepsCredentials {
+            self.orphans.lock().unwrap().insert(key, creds);
+        }
+        Ok(())
+    }
+
+    async fn account_exists(&self, localpart: &str, domain: &str) -> Result<bool, StorageError> {
+        let key = self.key(localpart, domain);
+        Ok(self.accounts.lock().unwrap().contains_key(&key))
+    }
+
+    async fn credential(
+        &self,
+        localpart: &str,
+        domain: &str,
+        mechanism: &str,
+    ) -> Result<Option<Credential>, StorageError> {
+        let key = self.key(localpart, domain);
+        Ok(self
+            .accounts
+            .lock()
+            .unwrap()
+            .get(&key)
+            .and_then(|m| m.get(mechanism).cloned()))
+    }
+
+    async fn list_accounts(
+        &self,
+        domain: Option<&str>,
+    ) -> Result<Vec<(String, String)>, StorageError> {
+        let mut list: Vec<(String, String)> = self
+            .accounts
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|(d, _)| domain.is_none_or(|want| want == d))
+            .map(|(d, l)| (l.clone(), d.clone()))
+            .collect();
+        if self.bug == Bug::UnsortedList {
+            // Map order: by domain, then localpart.
+        } else {
+            list.sort();
+        }
+        Ok(list)
+    }
+}
+
+#[tokio::test]
+async fn reference_store_passes() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::None)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "set_credentials: old mechanism gone")]
+async fn catches_set_credentials_merging() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::SetCredentialsMerges)).await;
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "round trip: cleanup alice@example.org: re-created account inherited the deleted one's SCRAM-SHA-1 credential (delete must cascade)"
+)]
+async fn catches_delete_without_cascade() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::DeleteKeepsCredentials)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "round trip: lookups are byte-exact (no case folding)")]
+async fn catches_case_folding() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::CaseInsensitive)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "list: all, sorted by localpart then domain")]
+async fn catches_unsorted_list() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::UnsortedList)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "binary values: zero bytes and u32::MAX iterations survive")]
+async fn catches_dropped_zero_bytes() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::DropsZeroBytes)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "duplicate create: original credential untouched")]
+async fn catches_duplicate_create_overwriting() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::DuplicateCreateOverwrites)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "precondition: the store must be empty")]
+async fn refuses_a_non_empty_store() {
+    let store = Memory::new(Bug::None);
+    store.create_account("x", "example.org", &[]).await.unwrap();
+    starling_storage::conformance::accounts(&store).await;
+}
+
+#[test]
+fn duplicate_mechanisms_are_rejected() {
+    let c = |m: &str| Credential {
+        mechanism: m.to_owned(),
+        salt: vec![1],
+        iterations: 1,
+        stored_key: vec![2],
+        server_key: vec![3],
+    };
+    assert!(check_distinct_mechanisms(&[]).is_ok());
+    assert!(check_distinct_mechanisms(&[c("SCRAM-SHA-1"), c("SCRAM-SHA-256")]).is_ok());
+    let err = check_distinct_mechanisms(&[c("SCRAM-SHA-1"), c("SCRAM-SHA-256"), c("SCRAM-SHA-1")])
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "storage backend error: duplicate credential for mechanism \"SCRAM-SHA-1\""
+    );
+}
+
+#[test]
+fn credential_debug_redacts_keys() {
+    let c = Credential {
+        mechanism: "SCRAM-SHA-256".to_owned(),
+        salt: vec![0xab; 16],
+        iterations: 4096,
+        stored_key: vec![0xcd; 32],
+        server_key: vec![0xef; 32],
+    };
+    assert_eq!(
+        format!("{c:?}"),
+        "Credential { mechanism: \"SCRAM-SHA-256\", salt_len: 16, iterations: 4096, \
+         stored_key_len: 32, server_key_len: 32, .. }"
+    );
+}
