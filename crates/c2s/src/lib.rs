@@ -1,0 +1,134 @@
+//! The client-to-server session: one task per connection, from the first byte to the last.
+//!
+//! Flow: [`handle_connection`] optionally accepts TLS first (XEP-0368 direct TLS), then runs the
+//! session loop generic over the byte stream. The loop reads (paced by a rate limiter), feeds the
+//! stream [`Decoder`](starling_stream::Decoder), and hands each top-level element to the
+//! negotiation state machine ([`negotiation`]) or, once a resource is bound, to the router.
+//! STARTTLS ends the loop with "upgrade": the caller wraps the TCP socket in TLS and enters the same
+//! loop again with a fresh decoder. Anything the peer pipelined after `<starttls/>` was read as
+//! plaintext and is dropped unprocessed (the Postfix CVE-2011-0411 class of bug).
+//!
+//! Output is serialised into one buffer and written at once per batch; stanzas for this session
+//! arrive through a bounded queue (`SessionHandle`), so a client that does not read cannot grow the
+//! server's memory without bound.
+
+pub mod auth;
+mod limiter;
+pub mod negotiation;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use starling_net::TlsManager;
+use starling_router::Router;
+use starling_storage::Stores;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+pub use session::Session;
+
+/// Settings of the c2s listeners, derived from the configuration.
+#[derive(Clone, Debug)]
+pub struct C2sSettings {
+    /// Refuse SASL until TLS is in place.
+    pub require_encryption: bool,
+    /// Offer PLAIN (only ever over TLS).
+    pub allow_plain: bool,
+    pub max_stanza_size: usize,
+    pub preauth_max_stanza_size: usize,
+    pub preauth_max_elements: usize,
+    /// Time from connect until a resource must be bound.
+    pub auth_timeout: Duration,
+    /// Read rate in bytes per second (0 = unlimited) and burst.
+    pub rate: u64,
+    pub burst: Duration,
+    /// Whitespace keepalive interval.
+    pub keepalive_interval: Option<Duration>,
+    /// Iterations announced for unknown users (match real accounts').
+    pub scram_iterations: u32,
+    /// Stanzas that may wait for a slow reader before its session is closed.
+    pub queue_len: usize,
+    /// How long a write may block before the peer is considered gone.
+    pub write_timeout: Duration,
+}
+
+impl Default for C2sSettings {
+    fn default() -> Self {
+        C2sSettings {
+            require_encryption: true,
+            allow_plain: true,
+            max_stanza_size: 256 * 1024,
+            preauth_max_stanza_size: 8 * 1024,
+            preauth_max_elements: 32,
+            auth_timeout: Duration::from_secs(60),
+            rate: 10 * 1024,
+            burst: Duration::from_secs(2),
+            keepalive_interval: Some(Duration::from_secs(300)),
+            scram_iterations: starling_sasl::DEFAULT_ITERATIONS,
+            queue_len: 512,
+            write_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What every session shares.
+pub struct C2sShared {
+    pub settings: C2sSettings,
+    pub tls: Arc<TlsManager>,
+    pub router: Arc<Router>,
+    pub stores: Stores,
+    next_id: AtomicU64,
+}
+
+impl C2sShared {
+    pub fn new(
+        settings: C2sSettings,
+        tls: Arc<TlsManager>,
+        router: Arc<Router>,
+        stores: Stores,
+    ) -> Self {
+        C2sShared {
+            settings,
+            tls,
+            router,
+            stores,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn next_session_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// How the listener the connection came from works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// Plain TCP, upgraded with STARTTLS (RFC 6120 §5).
+    StartTls,
+    /// TLS from the first byte (XEP-0368).
+    DirectTls,
+}
+
+/// Serves one client connection until it ends.
+pub async fn handle_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: Arc<C2sShared>,
+    shutdown: CancellationToken,
+) {
+    let _ = tcp.set_nodelay(true);
+    let id = shared.next_session_id();
+    let span = tracing::debug_span!("c2s", id, %peer);
+    let _enter = span.enter();
+    drop(_enter);
+    let mut session = Session::new(id, peer, shared.clone(), shutdown);
+    tracing::debug!(parent: &span, ?kind, "connection accepted");
+    session.run_connection(tcp, kind).await;
+    session.finish().await;
+    tracing::debug!(parent: &span, "connection closed");
+}

@@ -1,0 +1,371 @@
+//! The c2s negotiation state machine (RFC 6120 §4–§7), as data: which top-level element is
+//! acceptable in which phase, and what happens to the others. The session performs the actions;
+//! this module only decides, so every legal and illegal transition is tested in one table.
+
+use starling_proto::{Element, StreamErrorCondition, ns};
+
+/// Where a client stream is in its negotiation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for a stream header: at connect, after TLS, after SASL success.
+    AwaitHeader,
+    /// Features sent; not authenticated.
+    PreAuth,
+    /// A SASL exchange is in progress.
+    Sasl,
+    /// Authenticated and the stream restarted; no resource bound yet.
+    AwaitBind,
+    /// A resource is bound: stanzas flow.
+    Bound,
+}
+
+/// A top-level element, classified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    StartTls,
+    Auth,
+    SaslResponse,
+    SaslAbort,
+    /// `<iq type='set'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`
+    Bind,
+    /// `<iq type='set'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>` (RFC 3921 legacy)
+    Session,
+    /// message, presence or iq in `jabber:client`
+    Stanza,
+    /// message, presence or iq in another namespace than the stream's content namespace
+    WrongNamespace,
+    /// any other top-level element
+    Unknown,
+}
+
+impl Input {
+    pub fn classify(e: &Element) -> Input {
+        match (e.ns(), e.name()) {
+            (ns::TLS, "starttls") => Input::StartTls,
+            (ns::SASL, "auth") => Input::Auth,
+            (ns::SASL, "response") => Input::SaslResponse,
+            (ns::SASL, "abort") => Input::SaslAbort,
+            (ns::CLIENT, "iq") => {
+                let mut children = e.children();
+                match (children.next(), children.next()) {
+                    (Some(c), None) if c.is("bind", ns::BIND) => Input::Bind,
+                    (Some(c), None) if c.is("session", ns::SESSION) => Input::Session,
+                    _ => Input::Stanza,
+                }
+            }
+            (ns::CLIENT, "message" | "presence") => Input::Stanza,
+            (_, "message" | "presence" | "iq") => Input::WrongNamespace,
+            _ => Input::Unknown,
+        }
+    }
+}
+
+/// What to do with an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Handle it.
+    Accept,
+    /// Answer `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/></failure>`.
+    SaslEncryptionRequired,
+    /// A SASL element outside an exchange: `<failure><malformed-request/></failure>`
+    /// (or `<aborted/>` for `<abort/>`).
+    SaslOutOfSequence,
+    /// Answer `<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>` and close (RFC 6120 §5.4.2.2).
+    TlsFailure,
+    /// An IQ error `<not-allowed/>` (a second bind).
+    NotAllowed,
+    /// Close the stream with this error.
+    StreamError(StreamErrorCondition),
+}
+
+/// Decides what `input` means in `phase`. `secure`: TLS is in place; `tls_offered`: STARTTLS is
+/// possible on this connection; `tls_required`: authentication needs TLS.
+pub fn admit(
+    phase: Phase,
+    secure: bool,
+    tls_offered: bool,
+    tls_required: bool,
+    input: Input,
+) -> Verdict {
+    use Input as I;
+    use StreamErrorCondition as C;
+    use Verdict as V;
+    match (phase, input) {
+        (_, I::WrongNamespace) => V::StreamError(C::InvalidNamespace),
+        (_, I::Unknown) => V::StreamError(C::UnsupportedStanzaType),
+        // The decoder never yields an element before a header.
+        (Phase::AwaitHeader, _) => V::StreamError(C::NotWellFormed),
+
+        (Phase::PreAuth, I::StartTls) if !secure && tls_offered => V::Accept,
+        (Phase::PreAuth, I::StartTls) => V::TlsFailure,
+        (Phase::PreAuth, I::Auth) if !secure && tls_required => V::SaslEncryptionRequired,
+        (Phase::PreAuth, I::Auth) => V::Accept,
+        (Phase::PreAuth, I::SaslResponse | I::SaslAbort) => V::SaslOutOfSequence,
+        // RFC 6120 §4.9.3.12 / §8.1.1: nothing else before authentication.
+        (Phase::PreAuth, I::Bind | I::Session | I::Stanza) => V::StreamError(C::NotAuthorized),
+
+        (Phase::Sasl, I::SaslResponse | I::SaslAbort) => V::Accept,
+        // A new <auth/> in the middle of an exchange aborts it (RFC 6120 §6.4.2 allows one at a time).
+        (Phase::Sasl, I::Auth) => V::SaslOutOfSequence,
+        (Phase::Sasl, _) => V::StreamError(C::NotAuthorized),
+
+        (Phase::AwaitBind, I::Bind) => V::Accept,
+        // Stanzas (and the legacy session request) need a bound resource first.
+        (Phase::AwaitBind, I::Session | I::Stanza) => V::StreamError(C::NotAuthorized),
+        (
+            Phase::AwaitBind | Phase::Bound,
+            I::StartTls | I::Auth | I::SaslResponse | I::SaslAbort,
+        ) => V::StreamError(C::PolicyViolation),
+
+        (Phase::Bound, I::Stanza | I::Session) => V::Accept,
+        (Phase::Bound, I::Bind) => V::NotAllowed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Input as I;
+    use Phase as P;
+    use StreamErrorCondition as C;
+    use Verdict as V;
+
+    #[test]
+    fn classify() {
+        let iq_bind = Element::new("iq", ns::CLIENT)
+            .with_attr("type", "set")
+            .with_child(Element::new("bind", ns::BIND));
+        assert_eq!(Input::classify(&iq_bind), I::Bind);
+        let iq_sess =
+            Element::new("iq", ns::CLIENT).with_child(Element::new("session", ns::SESSION));
+        assert_eq!(Input::classify(&iq_sess), I::Session);
+        let iq_ping = Element::new("iq", ns::CLIENT).with_child(Element::new("ping", ns::PING));
+        assert_eq!(Input::classify(&iq_ping), I::Stanza);
+        assert_eq!(
+            Input::classify(&Element::new("message", ns::SERVER)),
+            I::WrongNamespace
+        );
+        assert_eq!(
+            Input::classify(&Element::new("message", "")),
+            I::WrongNamespace
+        );
+        assert_eq!(
+            Input::classify(&Element::new("starttls", ns::TLS)),
+            I::StartTls
+        );
+        assert_eq!(Input::classify(&Element::new("auth", ns::SASL)), I::Auth);
+        assert_eq!(
+            Input::classify(&Element::new("foo", ns::CLIENT)),
+            I::Unknown
+        );
+        assert_eq!(
+            Input::classify(&Element::new("stream", ns::STREAM)),
+            I::Unknown
+        );
+    }
+
+    /// Every phase × input, with TLS state (secure, offered, required).
+    #[test]
+    fn transition_table() {
+        let all_inputs = [
+            I::StartTls,
+            I::Auth,
+            I::SaslResponse,
+            I::SaslAbort,
+            I::Bind,
+            I::Session,
+            I::Stanza,
+            I::WrongNamespace,
+            I::Unknown,
+        ];
+        // (phase, secure, offered, required, input, expected)
+        let rows: &[(P, bool, bool, bool, I, V)] = &[
+            (P::PreAuth, false, true, true, I::StartTls, V::Accept),
+            (P::PreAuth, true, true, true, I::StartTls, V::TlsFailure),
+            (P::PreAuth, false, false, false, I::StartTls, V::TlsFailure),
+            (
+                P::PreAuth,
+                false,
+                true,
+                true,
+                I::Auth,
+                V::SaslEncryptionRequired,
+            ),
+            (P::PreAuth, false, true, false, I::Auth, V::Accept),
+            (P::PreAuth, true, true, true, I::Auth, V::Accept),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::SaslResponse,
+                V::SaslOutOfSequence,
+            ),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::SaslAbort,
+                V::SaslOutOfSequence,
+            ),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::Bind,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::Session,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::PreAuth,
+                false,
+                true,
+                true,
+                I::Stanza,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::Stanza,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (P::Sasl, true, true, true, I::SaslResponse, V::Accept),
+            (P::Sasl, true, true, true, I::SaslAbort, V::Accept),
+            (P::Sasl, true, true, true, I::Auth, V::SaslOutOfSequence),
+            (
+                P::Sasl,
+                true,
+                true,
+                true,
+                I::StartTls,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::Sasl,
+                true,
+                true,
+                true,
+                I::Bind,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::Sasl,
+                true,
+                true,
+                true,
+                I::Stanza,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (P::AwaitBind, true, true, true, I::Bind, V::Accept),
+            (
+                P::AwaitBind,
+                true,
+                true,
+                true,
+                I::Session,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::AwaitBind,
+                true,
+                true,
+                true,
+                I::Stanza,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::AwaitBind,
+                true,
+                true,
+                true,
+                I::StartTls,
+                V::StreamError(C::PolicyViolation),
+            ),
+            (
+                P::AwaitBind,
+                true,
+                true,
+                true,
+                I::Auth,
+                V::StreamError(C::PolicyViolation),
+            ),
+            (P::Bound, true, true, true, I::Stanza, V::Accept),
+            (P::Bound, true, true, true, I::Session, V::Accept),
+            (P::Bound, true, true, true, I::Bind, V::NotAllowed),
+            (
+                P::Bound,
+                true,
+                true,
+                true,
+                I::StartTls,
+                V::StreamError(C::PolicyViolation),
+            ),
+            (
+                P::Bound,
+                true,
+                true,
+                true,
+                I::Auth,
+                V::StreamError(C::PolicyViolation),
+            ),
+            (
+                P::Bound,
+                true,
+                true,
+                true,
+                I::SaslResponse,
+                V::StreamError(C::PolicyViolation),
+            ),
+        ];
+        for &(phase, secure, offered, required, input, expected) in rows {
+            assert_eq!(
+                admit(phase, secure, offered, required, input),
+                expected,
+                "{phase:?} secure={secure} offered={offered} required={required} {input:?}"
+            );
+        }
+        // In every phase, a stanza in a foreign namespace and an unknown element end the stream.
+        for phase in [P::AwaitHeader, P::PreAuth, P::Sasl, P::AwaitBind, P::Bound] {
+            assert_eq!(
+                admit(phase, true, true, true, I::WrongNamespace),
+                V::StreamError(C::InvalidNamespace)
+            );
+            assert_eq!(
+                admit(phase, true, true, true, I::Unknown),
+                V::StreamError(C::UnsupportedStanzaType)
+            );
+        }
+        // Nothing is accepted before a header.
+        for input in all_inputs {
+            assert!(matches!(
+                admit(P::AwaitHeader, false, true, true, input),
+                V::StreamError(_)
+            ));
+        }
+        // Only a bound stream accepts stanzas.
+        for phase in [P::AwaitHeader, P::PreAuth, P::Sasl, P::AwaitBind] {
+            for (secure, offered, required) in [
+                (false, true, true),
+                (true, true, true),
+                (false, false, false),
+            ] {
+                assert_ne!(
+                    admit(phase, secure, offered, required, I::Stanza),
+                    V::Accept
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,999 @@
+//! One client session: the loop, the stream header, features, STARTTLS, SASL, binding and stanzas.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use starling_module_api::{SessionCommand, SessionHandle};
+use starling_proto::{
+    BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StreamError,
+    StreamErrorCondition, error_reply, iq_result, ns,
+};
+use starling_sasl::{
+    ChannelBindingType, ChannelBindings, Mechanism, SaslFailure, ServerSession, Step,
+};
+use starling_stream::{Decoder, Frame, Limits, StreamHeader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::limiter::RateLimiter;
+use crate::negotiation::{Input, Phase, Verdict, admit};
+use crate::{C2sShared, ListenerKind};
+
+/// Bytes read from the socket at once.
+const READ_CHUNK: usize = 4096;
+/// SASL attempts before the stream is closed (RFC 6120 §6.4.5: at least 2, at most 5 retries).
+const MAX_SASL_ATTEMPTS: u32 = 5;
+/// Stanzas taken from the queue per write.
+const WRITE_BATCH: usize = 64;
+
+/// How the loop ended.
+enum Flow {
+    /// Go on reading.
+    Continue,
+    /// `<proceed/>` was sent: upgrade the socket to TLS.
+    StartTls,
+    /// The stream is over (closed by either side, or an error was sent).
+    Close,
+}
+
+/// An I/O failure: the peer is gone; nothing more can be sent.
+struct Gone;
+
+/// One client session's state, kept across the STARTTLS upgrade.
+pub struct Session {
+    id: u64,
+    peer: SocketAddr,
+    shared: Arc<C2sShared>,
+    shutdown: CancellationToken,
+    phase: Phase,
+    secure: bool,
+    tls_offered: bool,
+    /// The domain the client asked for in its first header.
+    domain: Option<String>,
+    /// Whether our stream header for the current stream was sent.
+    header_sent: bool,
+    decoder: Decoder,
+    bindings: ChannelBindings,
+    /// Whether -PLUS mechanisms are offered on this stream.
+    plus_offered: bool,
+    sasl: Option<ServerSession>,
+    /// The normalised localpart looked up during SASL.
+    sasl_user: Option<String>,
+    sasl_attempts: u32,
+    /// The authenticated account.
+    account: Option<BareJid>,
+    /// The bound resource.
+    jid: Option<FullJid>,
+    handle: SessionHandle,
+    inbox: mpsc::Receiver<SessionCommand>,
+    deadline: Instant,
+    limiter: RateLimiter,
+    out: String,
+}
+
+impl Session {
+    pub fn new(
+        id: u64,
+        peer: SocketAddr,
+        shared: Arc<C2sShared>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let s = &shared.settings;
+        let (tx, inbox) = mpsc::channel(s.queue_len.max(1));
+        Session {
+            id,
+            peer,
+            phase: Phase::AwaitHeader,
+            secure: false,
+            tls_offered: false,
+            domain: None,
+            header_sent: false,
+            decoder: Decoder::new(preauth_limits(&shared)),
+            bindings: ChannelBindings::none(),
+            plus_offered: false,
+            sasl: None,
+            sasl_user: None,
+            sasl_attempts: 0,
+            account: None,
+            jid: None,
+            handle: SessionHandle::new(id, tx),
+            inbox,
+            deadline: Instant::now() + s.auth_timeout,
+            limiter: RateLimiter::new(s.rate, s.burst),
+            out: String::new(),
+            shared,
+            shutdown,
+        }
+    }
+
+    /// Runs the connection: TLS first for direct TLS, the loop, and the STARTTLS upgrade.
+    pub async fn run_connection(&mut self, tcp: TcpStream, kind: ListenerKind) {
+        match kind {
+            ListenerKind::DirectTls => {
+                let accept = self.shared.tls.accept_direct_tls(tcp);
+                let tls = match tokio::time::timeout_at(self.deadline, accept).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(id = self.id, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(id = self.id, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let sni = tls.get_ref().1.server_name().map(str::to_owned);
+                self.on_tls(tls.get_ref().1, sni.as_deref());
+                let mut tls = tls;
+                self.run(&mut tls).await;
+                let _ =
+                    tokio::time::timeout(self.shared.settings.write_timeout, tls.shutdown()).await;
+            }
+            ListenerKind::StartTls => {
+                self.tls_offered = true;
+                let mut tcp = tcp;
+                match self.run(&mut tcp).await {
+                    Flow::StartTls => {}
+                    _ => {
+                        let _ = tcp.shutdown().await;
+                        return;
+                    }
+                }
+                let domain = self.domain.clone().unwrap_or_default();
+                let acceptor = TlsAcceptor::from(self.shared.tls.starttls_config(&domain));
+                let tls = match tokio::time::timeout_at(self.deadline, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(id = self.id, error = %e, "STARTTLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(id = self.id, "STARTTLS handshake timed out");
+                        return;
+                    }
+                };
+                let sni = tls.get_ref().1.server_name().map(str::to_owned);
+                self.on_tls(tls.get_ref().1, sni.as_deref().or(Some(&domain)));
+                let mut tls = tls;
+                self.run(&mut tls).await;
+                let _ =
+                    tokio::time::timeout(self.shared.settings.write_timeout, tls.shutdown()).await;
+            }
+        }
+    }
+
+    /// TLS is in place: a new stream begins (RFC 6120 §5.4.3.3) with a fresh parser, and the
+    /// channel-binding data of this TLS connection is recorded for SCRAM-PLUS.
+    fn on_tls(&mut self, conn: &rustls::ServerConnection, name: Option<&str>) {
+        self.secure = true;
+        self.phase = Phase::AwaitHeader;
+        self.header_sent = false;
+        self.decoder = Decoder::new(preauth_limits(&self.shared));
+        let end_point = name
+            .or(self
+                .shared
+                .router
+                .server_info()
+                .domains
+                .first()
+                .map(String::as_str))
+            .and_then(|d| self.shared.tls.server_end_point(d));
+        self.bindings = ChannelBindings {
+            tls_exporter: starling_net::tls_exporter(conn),
+            tls_server_end_point: end_point,
+        };
+    }
+
+    /// Cleans up after the connection: unbinds the resource and tells modules.
+    pub async fn finish(&mut self) {
+        if let Some(jid) = self.jid.take() {
+            self.shared.router.sessions().unbind(&jid, self.id);
+            self.shared.router.session_ended(&jid).await;
+            tracing::info!(id = self.id, %jid, "session ended");
+        }
+    }
+
+    /// The session loop over one byte stream.
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> Flow {
+        let mut rbuf = vec![0u8; READ_CHUNK];
+        let keepalive = self.shared.settings.keepalive_interval;
+        let mut last_write = Instant::now();
+        loop {
+            let unbound = self.phase != Phase::Bound;
+            let wait = self.limiter.wait_time();
+            let keepalive_at = keepalive.map(|k| last_write + k);
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => {
+                    return self.fail(io, StreamError::new(StreamErrorCondition::SystemShutdown)).await;
+                }
+                // RFC 6120 §4.9.3.4 / hardening: streams that do not authenticate and bind in time.
+                _ = tokio::time::sleep_until(self.deadline), if unbound => {
+                    return self.fail(io, StreamError::new(StreamErrorCondition::ConnectionTimeout)
+                        .with_text("authentication took too long")).await;
+                }
+                cmd = self.inbox.recv() => {
+                    // The session holds a sender itself, so the queue never closes while it runs.
+                    let Some(cmd) = cmd else { continue };
+                    match self.deliver_batch(cmd) {
+                        Err(e) => return self.fail(io, e).await,
+                        Ok(()) => {
+                            if self.flush(io).await.is_err() { return Flow::Close; }
+                            last_write = Instant::now();
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(wait), if !wait.is_zero() => {}
+                _ = sleep_until_opt(keepalive_at), if keepalive_at.is_some() && self.phase == Phase::Bound => {
+                    // Whitespace keepalive (RFC 6120 §4.6.1).
+                    self.out.push(' ');
+                    if self.flush(io).await.is_err() { return Flow::Close; }
+                    last_write = Instant::now();
+                }
+                read = read_some(io, &mut rbuf, &mut self.limiter), if wait.is_zero() => {
+                    let n = match read {
+                        Ok(0) => {
+                            tracing::debug!(id = self.id, "peer closed the connection");
+                            return Flow::Close;
+                        }
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::debug!(id = self.id, error = %e, "read failed");
+                            return Flow::Close;
+                        }
+                    };
+                    let flow = self.process(&rbuf[..n]).await;
+                    let flow = match flow {
+                        Ok(flow) => flow,
+                        Err(e) => return self.fail(io, e).await,
+                    };
+                    if self.flush(io).await.is_err() {
+                        return Flow::Close;
+                    }
+                    last_write = Instant::now();
+                    match flow {
+                        Flow::Continue => {}
+                        other => {
+                            if matches!(other, Flow::Close) {
+                                let _ = io.shutdown().await;
+                            }
+                            return other;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serialises one queued command and whatever else is waiting, up to a batch.
+    fn deliver_batch(&mut self, first: SessionCommand) -> Result<(), StreamError> {
+        let mut cmd = first;
+        for _ in 0..WRITE_BATCH {
+            match cmd {
+                SessionCommand::Stanza(s) => s.write_in_stream(ns::CLIENT, &mut self.out),
+                SessionCommand::Close(e) => return Err(e),
+            }
+            match self.inbox.try_recv() {
+                Ok(next) => cmd = next,
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds bytes to the decoder and handles every complete frame.
+    async fn process(&mut self, data: &[u8]) -> Result<Flow, StreamError> {
+        let mut input = data;
+        loop {
+            let frame = match self.decoder.next_frame(&mut input) {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(Flow::Continue),
+                Err(e) => {
+                    tracing::debug!(id = self.id, error = %e, "stream input rejected");
+                    return Err(e.to_stream_error());
+                }
+            };
+            match self.handle_frame(frame).await? {
+                Flow::Continue => {}
+                // After <proceed/>, whatever else was read is plaintext pipelined by the peer: it is
+                // never processed (RFC 6120 §5.4.3.3).
+                Flow::StartTls => return Ok(Flow::StartTls),
+                Flow::Close => return Ok(Flow::Close),
+            }
+        }
+    }
+
+    async fn handle_frame(&mut self, frame: Frame) -> Result<Flow, StreamError> {
+        match frame {
+            Frame::Header(h) => {
+                self.handle_header(h)?;
+                Ok(Flow::Continue)
+            }
+            Frame::Close => {
+                // RFC 6120 §4.4: answer the closing tag with ours, then close.
+                if !self.header_sent {
+                    self.write_header(None);
+                }
+                self.out.push_str("</stream:stream>");
+                Ok(Flow::Close)
+            }
+            Frame::Element(e) => self.handle_element(e).await,
+        }
+    }
+
+    fn handle_header(&mut self, h: StreamHeader) -> Result<(), StreamError> {
+        let info = self.shared.router.server_info().clone();
+        // RFC 6120 §4.7.2: 'to' names the service; clients must send it.
+        let Some(to) = h.to.as_deref() else {
+            self.write_header(h.from.as_deref());
+            return Err(StreamError::new(StreamErrorCondition::ImproperAddressing)
+                .with_text("a 'to' attribute is required on the stream header"));
+        };
+        let to = normalise_domain(to);
+        match &self.domain {
+            None if info.domains.iter().any(|d| *d == to) => self.domain = Some(to),
+            None => {
+                self.write_header(h.from.as_deref());
+                return Err(StreamError::new(StreamErrorCondition::HostUnknown)
+                    .with_text("this server does not serve that domain"));
+            }
+            // After a restart the client must keep addressing the same domain.
+            Some(d) if *d == to => {}
+            Some(_) => {
+                self.write_header(h.from.as_deref());
+                return Err(StreamError::new(StreamErrorCondition::NotAuthorized)
+                    .with_text("the 'to' attribute must stay the same across stream restarts"));
+            }
+        }
+        self.write_header(h.from.as_deref());
+        // RFC 6120 §4.7.5: version 1.0 is required for features; a missing version means 0.9.
+        match h.version.as_deref().and_then(parse_version) {
+            Some((major, _)) if major >= 1 => {}
+            _ => {
+                return Err(StreamError::new(StreamErrorCondition::UnsupportedVersion)
+                    .with_text("XMPP 1.0 is required"));
+            }
+        }
+        self.phase = if self.account.is_some() {
+            Phase::AwaitBind
+        } else {
+            Phase::PreAuth
+        };
+        let features = self.features();
+        features.write_in_stream(ns::CLIENT, &mut self.out);
+        Ok(())
+    }
+
+    fn write_header(&mut self, client_from: Option<&str>) {
+        let domain = self
+            .domain
+            .clone()
+            .or_else(|| self.shared.router.server_info().domains.first().cloned())
+            .unwrap_or_default();
+        let id = random_id();
+        self.out.push_str(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+             xmlns:stream='http://etherx.jabber.org/streams' id='",
+        );
+        self.out.push_str(&id);
+        self.out.push_str("' from='");
+        starling_proto::element::escape_attr(&domain, &mut self.out);
+        self.out.push('\'');
+        // RFC 6120 §4.7.2: answer the initiator's 'from' in 'to'.
+        if let Some(from) = client_from.filter(|f| Jid::new(f).is_ok()) {
+            self.out.push_str(" to='");
+            starling_proto::element::escape_attr(from, &mut self.out);
+            self.out.push('\'');
+        }
+        self.out.push_str(" version='1.0' xml:lang='en'>");
+        self.header_sent = true;
+    }
+
+    /// The stream features for the current phase.
+    fn features(&mut self) -> Element {
+        let s = &self.shared.settings;
+        let mut f = Element::new("features", ns::STREAM);
+        if self.account.is_some() {
+            f.append_child(Element::new("bind", ns::BIND));
+            // RFC 6121 legacy session establishment: Smack and Spark still send it.
+            f.append_child(
+                Element::new("session", ns::SESSION)
+                    .with_child(Element::new("optional", ns::SESSION)),
+            );
+            f.append_child(limits_feature(s.max_stanza_size));
+            for extra in &self.shared.router.server_info().stream_features {
+                f.append_child(extra.clone());
+            }
+            return f;
+        }
+        if !self.secure && self.tls_offered {
+            let mut starttls = Element::new("starttls", ns::TLS);
+            if s.require_encryption {
+                starttls.append_child(Element::new("required", ns::TLS));
+                // RFC 6120 §5.3.1: with TLS mandatory, only STARTTLS is offered.
+                f.append_child(starttls);
+                return f;
+            }
+            f.append_child(starttls);
+        }
+        let mut mechs = Element::new("mechanisms", ns::SASL);
+        self.plus_offered = self.secure && !self.bindings.is_empty();
+        for m in self.offered_mechanisms() {
+            mechs.append_child(Element::new("mechanism", ns::SASL).with_text(m.name()));
+        }
+        f.append_child(mechs);
+        if self.plus_offered {
+            // XEP-0440: the channel-binding types this connection supports.
+            let mut cb = Element::new("sasl-channel-binding", ns::SASL_CB);
+            for t in ChannelBindingType::ALL {
+                if self.bindings.get(t).is_some() {
+                    cb.append_child(
+                        Element::new("channel-binding", ns::SASL_CB).with_attr("type", t.name()),
+                    );
+                }
+            }
+            f.append_child(cb);
+        }
+        f.append_child(limits_feature(s.preauth_max_stanza_size));
+        f
+    }
+
+    fn offered_mechanisms(&self) -> Vec<Mechanism> {
+        Mechanism::ALL
+            .into_iter()
+            .filter(|m| match m {
+                // PLAIN only ever over TLS.
+                Mechanism::Plain => self.secure && self.shared.settings.allow_plain,
+                m if m.is_plus() => self.plus_offered,
+                _ => true,
+            })
+            .collect()
+    }
+
+    async fn handle_element(&mut self, e: Element) -> Result<Flow, StreamError> {
+        let input = Input::classify(&e);
+        let s = &self.shared.settings;
+        match admit(
+            self.phase,
+            self.secure,
+            self.tls_offered,
+            s.require_encryption,
+            input,
+        ) {
+            Verdict::Accept => {}
+            Verdict::StreamError(cond) => {
+                let mut err = StreamError::new(cond);
+                if cond == StreamErrorCondition::NotAuthorized {
+                    err = err.with_text(if self.account.is_none() {
+                        "authenticate first"
+                    } else {
+                        "bind a resource first"
+                    });
+                }
+                return Err(err);
+            }
+            Verdict::TlsFailure => {
+                // RFC 6120 §5.4.2.2: <failure/> then close the stream.
+                Element::new("failure", ns::TLS).write_in_stream(ns::CLIENT, &mut self.out);
+                self.out.push_str("</stream:stream>");
+                return Ok(Flow::Close);
+            }
+            Verdict::SaslEncryptionRequired => {
+                self.sasl_failure(SaslFailure::EncryptionRequired, None);
+                return self.check_attempts();
+            }
+            Verdict::SaslOutOfSequence => {
+                let cond = if input == Input::SaslAbort {
+                    SaslFailure::Aborted
+                } else {
+                    SaslFailure::MalformedRequest
+                };
+                self.sasl = None;
+                self.phase = Phase::PreAuth;
+                self.sasl_failure(cond, None);
+                return self.check_attempts();
+            }
+            Verdict::NotAllowed => {
+                let err = StanzaError::new(StanzaErrorCondition::NotAllowed)
+                    .with_text("a resource is already bound on this stream");
+                error_reply(&e, &err).write_in_stream(ns::CLIENT, &mut self.out);
+                return Ok(Flow::Continue);
+            }
+        }
+        match input {
+            Input::StartTls => {
+                Element::new("proceed", ns::TLS).write_in_stream(ns::CLIENT, &mut self.out);
+                Ok(Flow::StartTls)
+            }
+            Input::Auth => self.handle_auth(&e).await,
+            Input::SaslResponse => self.handle_sasl_response(&e).await,
+            Input::SaslAbort => {
+                self.sasl = None;
+                self.phase = Phase::PreAuth;
+                self.sasl_failure(SaslFailure::Aborted, None);
+                self.check_attempts()
+            }
+            Input::Bind => self.handle_bind(&e).await,
+            Input::Session => {
+                // RFC 3921 §3 session establishment is a no-op today: answer it.
+                let jid = self.jid.as_ref().map(|j| j.to_string());
+                let mut r = iq_result(&e);
+                r.remove_attr("from");
+                r.set_attr("to", jid.unwrap_or_default());
+                r.write_in_stream(ns::CLIENT, &mut self.out);
+                Ok(Flow::Continue)
+            }
+            Input::Stanza => self.handle_stanza(e).await,
+            Input::WrongNamespace | Input::Unknown => Ok(Flow::Continue),
+        }
+    }
+
+    // ----- SASL (RFC 6120 §6) -----
+
+    async fn handle_auth(&mut self, e: &Element) -> Result<Flow, StreamError> {
+        let mech = e
+            .attr("mechanism")
+            .and_then(Mechanism::from_name)
+            .filter(|m| self.offered_mechanisms().contains(m));
+        let Some(mech) = mech else {
+            self.sasl_failure(SaslFailure::InvalidMechanism, None);
+            return self.check_attempts();
+        };
+        let initial = match decode_sasl_payload(&e.text()) {
+            Ok(v) => v,
+            Err(()) => {
+                self.sasl_failure(SaslFailure::IncorrectEncoding, None);
+                return self.check_attempts();
+            }
+        };
+        let domain = self.domain.clone().unwrap_or_default();
+        let (mut session, step) = ServerSession::start(
+            mech,
+            &domain,
+            self.bindings.clone(),
+            self.plus_offered,
+            initial.as_deref(),
+        );
+        session.set_unknown_user_iterations(self.shared.settings.scram_iterations);
+        self.sasl_user = None;
+        self.sasl = Some(session);
+        self.phase = Phase::Sasl;
+        self.sasl_step(step).await
+    }
+
+    async fn handle_sasl_response(&mut self, e: &Element) -> Result<Flow, StreamError> {
+        let payload = match decode_sasl_payload(&e.text()) {
+            Ok(v) => v.unwrap_or_default(),
+            Err(()) => {
+                self.sasl = None;
+                self.phase = Phase::PreAuth;
+                self.sasl_failure(SaslFailure::IncorrectEncoding, None);
+                return self.check_attempts();
+            }
+        };
+        let step = match self.sasl.as_mut() {
+            Some(s) => s.step(&payload),
+            None => Step::Failure(SaslFailure::MalformedRequest),
+        };
+        self.sasl_step(step).await
+    }
+
+    async fn sasl_step(&mut self, mut step: Step) -> Result<Flow, StreamError> {
+        loop {
+            match step {
+                Step::NeedCredentials { username, hash } => {
+                    let cred = self.lookup_credential(&username, hash).await?;
+                    step = match self.sasl.as_mut() {
+                        Some(s) => s.provide_credentials(cred),
+                        None => Step::Failure(SaslFailure::TemporaryAuthFailure),
+                    };
+                }
+                Step::Challenge(data) => {
+                    Element::new("challenge", ns::SASL)
+                        .with_text(encode_sasl_payload(&data))
+                        .write_in_stream(ns::CLIENT, &mut self.out);
+                    return Ok(Flow::Continue);
+                }
+                Step::Success {
+                    additional_data, ..
+                } => {
+                    self.sasl = None;
+                    let Some(user) = self.sasl_user.take() else {
+                        self.sasl_failure(SaslFailure::TemporaryAuthFailure, None);
+                        return self.check_attempts();
+                    };
+                    let domain = self.domain.clone().unwrap_or_default();
+                    let account = match BareJid::new(&format!("{user}@{domain}")) {
+                        Ok(j) => j,
+                        Err(_) => {
+                            self.sasl_failure(SaslFailure::TemporaryAuthFailure, None);
+                            return self.check_attempts();
+                        }
+                    };
+                    let mut success = Element::new("success", ns::SASL);
+                    if let Some(d) = additional_data {
+                        success.append_text(encode_sasl_payload(&d));
+                    }
+                    success.write_in_stream(ns::CLIENT, &mut self.out);
+                    tracing::info!(id = self.id, peer = %self.peer, %account, "authenticated");
+                    self.account = Some(account);
+                    // RFC 6120 §6.4.6: the stream restarts: a fresh parser, the post-auth limits,
+                    // and a new header is expected (bytes already received feed the new parser).
+                    self.decoder = Decoder::new(postauth_limits(&self.shared));
+                    self.phase = Phase::AwaitHeader;
+                    self.header_sent = false;
+                    return Ok(Flow::Continue);
+                }
+                Step::Failure(f) => {
+                    self.sasl = None;
+                    self.phase = Phase::PreAuth;
+                    self.sasl_failure(f, None);
+                    return self.check_attempts();
+                }
+            }
+        }
+    }
+
+    /// Looks up the SCRAM credential of `username` (SASLprep'd) for `hash`. A name that is not a
+    /// valid localpart is simply unknown.
+    async fn lookup_credential(
+        &mut self,
+        username: &str,
+        hash: starling_sasl::ScramHash,
+    ) -> Result<Option<starling_sasl::ScramCredential>, StreamError> {
+        let domain = self.domain.clone().unwrap_or_default();
+        let Ok(bare) = BareJid::new(&format!("{username}@{domain}")) else {
+            return Ok(None);
+        };
+        let Some(node) = bare.node() else {
+            return Ok(None);
+        };
+        let localpart = node.as_str().to_owned();
+        let store = &self.shared.stores.accounts;
+        let mechanism = crate::auth::mechanism_name(hash);
+        let found = match store.credential(&localpart, &domain, mechanism).await {
+            Ok(Some(c)) => Some(c),
+            // PLAIN accepts a credential of any hash.
+            Ok(None) if self.sasl.as_ref().map(|s| s.mechanism()) == Some(Mechanism::Plain) => {
+                let mut any = None;
+                for h in starling_sasl::ScramHash::ALL {
+                    if let Ok(Some(c)) = store
+                        .credential(&localpart, &domain, crate::auth::mechanism_name(h))
+                        .await
+                    {
+                        any = Some(c);
+                        break;
+                    }
+                }
+                any
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(id = self.id, error = %e, "credential lookup failed");
+                return Err(StreamError::new(StreamErrorCondition::InternalServerError));
+            }
+        };
+        self.sasl_user = Some(localpart);
+        Ok(found.as_ref().and_then(crate::auth::to_scram))
+    }
+
+    fn sasl_failure(&mut self, f: SaslFailure, text: Option<&str>) {
+        self.sasl_attempts += 1;
+        tracing::info!(id = self.id, peer = %self.peer, condition = f.as_str(), "authentication failed");
+        let mut el =
+            Element::new("failure", ns::SASL).with_child(Element::new(f.as_str(), ns::SASL));
+        if let Some(t) = text {
+            el.append_child(Element::new("text", ns::SASL).with_text(t));
+        }
+        el.write_in_stream(ns::CLIENT, &mut self.out);
+    }
+
+    fn check_attempts(&mut self) -> Result<Flow, StreamError> {
+        if self.sasl_attempts >= MAX_SASL_ATTEMPTS {
+            return Err(StreamError::new(StreamErrorCondition::PolicyViolation)
+                .with_text("too many failed authentication attempts"));
+        }
+        Ok(Flow::Continue)
+    }
+
+    // ----- Resource binding (RFC 6120 §7) -----
+
+    async fn handle_bind(&mut self, iq: &Element) -> Result<Flow, StreamError> {
+        let Some(account) = self.account.clone() else {
+            return Err(StreamError::new(StreamErrorCondition::NotAuthorized));
+        };
+        if iq.attr("type") != Some("set") || iq.attr("id").is_none() {
+            self.reply_error(
+                iq,
+                StanzaErrorCondition::BadRequest,
+                Some("bind is an iq of type 'set' with an id"),
+            );
+            return Ok(Flow::Continue);
+        }
+        let requested = iq
+            .get_child("bind", ns::BIND)
+            .and_then(|b| b.get_child("resource", ns::BIND))
+            .map(|r| r.text())
+            .filter(|r| !r.trim().is_empty());
+        let jid = match requested {
+            // RFC 6120 §7.7.2.1: a resource that fails resourceprep is a bad request.
+            Some(r) => match account.with_resource_str(&r) {
+                Ok(j) => j,
+                Err(_) => {
+                    self.reply_error(
+                        iq,
+                        StanzaErrorCondition::BadRequest,
+                        Some("invalid resource"),
+                    );
+                    return Ok(Flow::Continue);
+                }
+            },
+            None => match account.with_resource_str(&random_id()) {
+                Ok(j) => j,
+                Err(_) => return Err(StreamError::new(StreamErrorCondition::InternalServerError)),
+            },
+        };
+        let registry = self.shared.router.sessions().clone();
+        if let Some(old) = registry.bind(jid.clone(), self.handle.clone()) {
+            // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
+            tracing::info!(id = self.id, %jid, old = old.id(), "resource conflict: replacing the older session");
+            old.close(
+                StreamError::new(StreamErrorCondition::Conflict)
+                    .with_text("this resource was bound by a new session"),
+            );
+        }
+        self.jid = Some(jid.clone());
+        self.phase = Phase::Bound;
+        let mut result = iq_result(iq);
+        result.remove_attr("from");
+        result.remove_attr("to");
+        result.append_child(
+            Element::new("bind", ns::BIND)
+                .with_child(Element::new("jid", ns::BIND).with_text(jid.to_string())),
+        );
+        result.write_in_stream(ns::CLIENT, &mut self.out);
+        tracing::info!(id = self.id, %jid, "resource bound");
+        self.shared.router.session_bound(&jid).await;
+        Ok(Flow::Continue)
+    }
+
+    // ----- Stanzas (RFC 6120 §8) -----
+
+    async fn handle_stanza(&mut self, mut e: Element) -> Result<Flow, StreamError> {
+        let Some(jid) = self.jid.clone() else {
+            return Err(StreamError::new(StreamErrorCondition::NotAuthorized));
+        };
+        // RFC 6120 §8.1.2.1: a client may only send as itself: its full JID or bare JID, which
+        // the server stamps as the full JID. Anything else ends the stream.
+        if let Some(from) = e.attr("from") {
+            let ok = match Jid::new(from) {
+                Ok(j) => j == Jid::from(jid.clone()) || j == Jid::from(jid.to_bare()),
+                Err(_) => false,
+            };
+            if !ok {
+                return Err(StreamError::new(StreamErrorCondition::InvalidFrom)
+                    .with_text("'from' must be this session's address"));
+            }
+        }
+        e.set_attr("from", jid.to_string());
+        match e.name() {
+            "iq" => {
+                let ty = e.attr("type");
+                // RFC 6120 §8.2.3: an IQ needs an id and one of the four types.
+                if e.attr("id").is_none() || !matches!(ty, Some("get" | "set" | "result" | "error"))
+                {
+                    if ty != Some("error") {
+                        self.reply_error(
+                            &e,
+                            StanzaErrorCondition::BadRequest,
+                            Some("an iq needs an 'id' and a valid 'type'"),
+                        );
+                    }
+                    return Ok(Flow::Continue);
+                }
+            }
+            "presence" => {
+                // The priority of available presence decides who gets messages to the bare JID
+                // (RFC 6121 §8.5.2.1.1). Full presence handling lives in the presence module.
+                if e.attr("to").is_none() {
+                    match e.attr("type") {
+                        None => {
+                            let prio = e
+                                .get_child("priority", ns::CLIENT)
+                                .and_then(|p| p.text().trim().parse::<i8>().ok())
+                                .unwrap_or(0);
+                            self.shared
+                                .router
+                                .sessions()
+                                .set_priority(&jid, self.id, Some(prio));
+                        }
+                        Some("unavailable") => {
+                            self.shared
+                                .router
+                                .sessions()
+                                .set_priority(&jid, self.id, None);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.shared.router.route_from_client(&jid, e).await;
+        Ok(Flow::Continue)
+    }
+
+    fn reply_error(&mut self, stanza: &Element, cond: StanzaErrorCondition, text: Option<&str>) {
+        let mut err = StanzaError::new(cond);
+        if let Some(t) = text {
+            err = err.with_text(t);
+        }
+        let mut reply = error_reply(stanza, &err);
+        // Replies generated by the server for the client's own stream carry no 'from'
+        // (RFC 6120 §8.1.2.1: the server itself), except where the request had a 'to'.
+        if stanza.attr("to").is_none() {
+            reply.remove_attr("from");
+        }
+        reply.write_in_stream(ns::CLIENT, &mut self.out);
+    }
+
+    // ----- Output -----
+
+    async fn flush<S: AsyncWrite + Unpin>(&mut self, io: &mut S) -> Result<(), Gone> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.shared.settings.write_timeout;
+        let write = async {
+            io.write_all(self.out.as_bytes()).await?;
+            io.flush().await
+        };
+        let res = tokio::time::timeout(timeout, write).await;
+        self.out.clear();
+        if self.out.capacity() > 16 * 1024 {
+            // Do not keep a large buffer around after a large stanza.
+            self.out = String::new();
+        }
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::debug!(id = self.id, error = %e, "write failed");
+                Err(Gone)
+            }
+            Err(_) => {
+                tracing::debug!(id = self.id, "write timed out");
+                Err(Gone)
+            }
+        }
+    }
+
+    /// Sends a stream error (after our header if none was sent, RFC 6120 §4.9.1.1), closes the
+    /// stream and the connection.
+    async fn fail<S: AsyncWrite + Unpin>(&mut self, io: &mut S, err: StreamError) -> Flow {
+        tracing::debug!(id = self.id, peer = %self.peer, error = %err, "closing stream with error");
+        if !self.header_sent {
+            self.write_header(None);
+        }
+        err.to_element().write_in_stream(ns::CLIENT, &mut self.out);
+        self.out.push_str("</stream:stream>");
+        let _ = self.flush(io).await;
+        let _ = tokio::time::timeout(self.shared.settings.write_timeout, io.shutdown()).await;
+        Flow::Close
+    }
+}
+
+/// Reads at most what the limiter allows into `buf`.
+async fn read_some<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut [u8],
+    limiter: &mut RateLimiter,
+) -> std::io::Result<usize> {
+    let allowed = limiter.allowance(buf.len()).max(1);
+    let n = io.read(&mut buf[..allowed]).await?;
+    limiter.consume(n);
+    Ok(n)
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn preauth_limits(shared: &C2sShared) -> Limits {
+    Limits {
+        max_stanza_bytes: shared.settings.preauth_max_stanza_size,
+        max_elements: shared.settings.preauth_max_elements,
+        ..Limits::PREAUTH
+    }
+}
+
+fn postauth_limits(shared: &C2sShared) -> Limits {
+    Limits {
+        max_stanza_bytes: shared.settings.max_stanza_size,
+        ..Limits::DEFAULT
+    }
+}
+
+/// XEP-0478 stream limits advertisement.
+fn limits_feature(max_bytes: usize) -> Element {
+    Element::new("limits", ns::STREAM_LIMITS)
+        .with_child(Element::new("max-bytes", ns::STREAM_LIMITS).with_text(max_bytes.to_string()))
+}
+
+/// RFC 6120 §6.4.2: no text is "no data"; `=` is an empty response.
+fn decode_sasl_payload(text: &str) -> Result<Option<Vec<u8>>, ()> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if t == "=" {
+        return Ok(Some(Vec::new()));
+    }
+    B64.decode(t).map(Some).map_err(|_| ())
+}
+
+fn encode_sasl_payload(data: &[u8]) -> String {
+    if data.is_empty() {
+        "=".to_owned()
+    } else {
+        B64.encode(data)
+    }
+}
+
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (major, minor) = v.trim().split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+fn normalise_domain(d: &str) -> String {
+    let d = d.trim_end_matches('.');
+    match BareJid::new(d) {
+        Ok(j) if j.node().is_none() => j.domain().as_str().to_owned(),
+        _ => d.to_ascii_lowercase(),
+    }
+}
+
+/// A random identifier for stream ids and generated resources.
+fn random_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::fill(&mut bytes[..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_payload_encoding() {
+        assert_eq!(decode_sasl_payload(""), Ok(None));
+        assert_eq!(decode_sasl_payload(" \n"), Ok(None));
+        assert_eq!(decode_sasl_payload("="), Ok(Some(vec![])));
+        assert_eq!(decode_sasl_payload("AGE="), Ok(Some(vec![0, b'a'])));
+        assert_eq!(decode_sasl_payload("!!"), Err(()));
+        assert_eq!(encode_sasl_payload(b""), "=");
+        assert_eq!(encode_sasl_payload(b"\0a"), "AGE=");
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("1.0"), Some((1, 0)));
+        assert_eq!(parse_version("2.13"), Some((2, 13)));
+        assert_eq!(parse_version("1"), None);
+        assert_eq!(parse_version("x.y"), None);
+    }
+
+    #[test]
+    fn domains_are_normalised() {
+        assert_eq!(normalise_domain("LocalHost."), "localhost");
+        assert_eq!(normalise_domain("example.org"), "example.org");
+    }
+}

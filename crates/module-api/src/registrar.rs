@@ -1,0 +1,186 @@
+//! Declarative module registration.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError};
+
+use crate::Context;
+
+/// A feature module.
+pub trait Module: Send + Sync + 'static {
+    /// Short name, used in logs and configuration.
+    fn name(&self) -> &'static str;
+    /// Declares everything the module handles.
+    fn register(self: Arc<Self>, reg: &mut Registrar);
+}
+
+/// Whom an IQ is addressed to, from the server's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IqTarget {
+    /// The server itself: `to` is a local domain.
+    Server,
+    /// An account, answered by the server on its behalf: `to` is a local bare JID, or absent
+    /// (RFC 6120 §10.3.3: no `to` means the sender's own account).
+    Account,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IqType {
+    Get,
+    Set,
+}
+
+impl IqType {
+    pub fn from_attr(s: &str) -> Option<IqType> {
+        match s {
+            "get" => Some(IqType::Get),
+            "set" => Some(IqType::Set),
+            _ => None,
+        }
+    }
+}
+
+/// What an IQ handler answers.
+#[derive(Debug)]
+pub enum IqOutcome {
+    /// `type='result'` with this payload (or empty).
+    Result(Option<Element>),
+    Error(StanzaError),
+}
+
+/// An IQ request as handlers see it.
+pub struct IqRoute<'a> {
+    /// The whole `<iq/>`, `from` stamped.
+    pub iq: &'a Element,
+    /// The single payload child.
+    pub payload: &'a Element,
+    /// The sender (a local session's full JID, or a remote entity).
+    pub from: &'a Jid,
+    /// For [`IqTarget::Account`]: the account addressed (the sender's own when `to` was absent).
+    pub account: Option<&'a BareJid>,
+}
+
+#[async_trait]
+pub trait IqHandler: Send + Sync {
+    async fn handle_iq(&self, ctx: &Context, req: IqRoute<'_>) -> IqOutcome;
+}
+
+/// Session lifecycle notifications.
+#[async_trait]
+pub trait Lifecycle: Send + Sync {
+    /// A resource was bound.
+    async fn session_bound(&self, _ctx: &Context, _jid: &FullJid) {}
+    /// A bound session ended (stream closed, error, TCP drop, or replaced).
+    async fn session_ended(&self, _ctx: &Context, _jid: &FullJid) {}
+}
+
+/// A disco identity (XEP-0030 §3.1).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Identity {
+    pub category: &'static str,
+    pub kind: &'static str,
+    pub name: Option<&'static str>,
+}
+
+/// Collects registrations.
+#[derive(Default)]
+pub struct Registrar {
+    pub(crate) iq: Vec<(
+        IqTarget,
+        IqType,
+        &'static str,
+        &'static str,
+        Arc<dyn IqHandler>,
+    )>,
+    pub(crate) lifecycle: Vec<Arc<dyn Lifecycle>>,
+    pub(crate) server_features: BTreeSet<&'static str>,
+    pub(crate) account_features: BTreeSet<&'static str>,
+    pub(crate) server_identities: BTreeSet<Identity>,
+    pub(crate) stream_features: Vec<Element>,
+}
+
+impl Registrar {
+    pub fn new() -> Self {
+        Registrar::default()
+    }
+
+    /// Handles IQs of `iq_type` to `target` whose payload is `<name xmlns=ns/>`.
+    pub fn iq(
+        &mut self,
+        target: IqTarget,
+        iq_type: IqType,
+        ns: &'static str,
+        name: &'static str,
+        handler: Arc<dyn IqHandler>,
+    ) {
+        self.iq.push((target, iq_type, ns, name, handler));
+    }
+
+    /// Receives session lifecycle notifications.
+    pub fn lifecycle(&mut self, l: Arc<dyn Lifecycle>) {
+        self.lifecycle.push(l);
+    }
+
+    /// Adds a feature to the server's disco#info.
+    pub fn server_feature(&mut self, var: &'static str) {
+        self.server_features.insert(var);
+    }
+
+    /// Adds a feature to every account's disco#info.
+    pub fn account_feature(&mut self, var: &'static str) {
+        self.account_features.insert(var);
+    }
+
+    /// Adds an identity to the server's disco#info.
+    pub fn server_identity(&mut self, identity: Identity) {
+        self.server_identities.insert(identity);
+    }
+
+    /// Offers a stream feature to clients after authentication.
+    pub fn stream_feature(&mut self, feature: Element) {
+        self.stream_features.push(feature);
+    }
+
+    /// Takes the registered IQ handlers.
+    pub fn take_iq_handlers(
+        &mut self,
+    ) -> Vec<(
+        IqTarget,
+        IqType,
+        &'static str,
+        &'static str,
+        Arc<dyn IqHandler>,
+    )> {
+        std::mem::take(&mut self.iq)
+    }
+
+    /// Takes the lifecycle listeners.
+    pub fn take_lifecycle(&mut self) -> Vec<Arc<dyn Lifecycle>> {
+        std::mem::take(&mut self.lifecycle)
+    }
+
+    /// What service discovery and stream features show, for `domains`.
+    pub fn server_info(&self, domains: Vec<String>) -> ServerInfo {
+        ServerInfo {
+            domains,
+            server_features: self.server_features.iter().copied().collect(),
+            account_features: self.account_features.iter().copied().collect(),
+            server_identities: self.server_identities.iter().cloned().collect(),
+            stream_features: self.stream_features.clone(),
+        }
+    }
+}
+
+/// Everything modules declared, frozen at start.
+#[derive(Clone, Debug, Default)]
+pub struct ServerInfo {
+    /// The virtual hosts, first is the default.
+    pub domains: Vec<String>,
+    /// Sorted, unique.
+    pub server_features: Vec<&'static str>,
+    pub account_features: Vec<&'static str>,
+    pub server_identities: Vec<Identity>,
+    pub stream_features: Vec<Element>,
+}

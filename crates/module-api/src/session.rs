@@ -1,0 +1,100 @@
+//! Sessions as the router and modules see them: a handle to send to, and the registry of who is
+//! bound where.
+
+use starling_proto::{BareJid, Element, FullJid, StreamError};
+use tokio::sync::mpsc;
+
+/// Unique id of a session within this server process.
+pub type SessionId = u64;
+
+/// What can be asked of a session.
+#[derive(Debug)]
+pub enum SessionCommand {
+    /// Deliver this stanza (already addressed and stamped).
+    Stanza(Element),
+    /// Close the stream with this error (e.g. `<conflict/>` when a new session takes the resource).
+    Close(StreamError),
+}
+
+/// A cheap, cloneable handle to a session's outbound queue.
+#[derive(Clone, Debug)]
+pub struct SessionHandle {
+    id: SessionId,
+    tx: mpsc::Sender<SessionCommand>,
+}
+
+impl SessionHandle {
+    pub fn new(id: SessionId, tx: mpsc::Sender<SessionCommand>) -> Self {
+        SessionHandle { id, tx }
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Queues a stanza. Returns false when the session is gone or its queue is full; a full queue
+    /// means the peer does not read, and the session is closed so that memory stays bounded.
+    pub fn send(&self, stanza: Element) -> bool {
+        match self.tx.try_send(SessionCommand::Stanza(stanza)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(
+                    session = self.id,
+                    "outbound queue full; closing the session"
+                );
+                self.close(
+                    StreamError::new(starling_proto::StreamErrorCondition::PolicyViolation)
+                        .with_text("too many stanzas queued: the client is not reading"),
+                );
+                false
+            }
+        }
+    }
+
+    /// Asks the session to close its stream with `error`. Never blocks.
+    pub fn close(&self, error: StreamError) {
+        // If the queue is full, the session is already being closed or will notice its peer.
+        let _ = self.tx.try_send(SessionCommand::Close(error));
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// One bound resource.
+#[derive(Clone, Debug)]
+pub struct SessionEntry {
+    pub jid: FullJid,
+    pub handle: SessionHandle,
+    /// `None` until the session sends available presence; then its priority (RFC 6121 §4.7.2.3).
+    pub priority: Option<i8>,
+}
+
+impl SessionEntry {
+    /// Available with a non-negative priority: eligible for messages to the bare JID.
+    pub fn receives_bare_messages(&self) -> bool {
+        matches!(self.priority, Some(p) if p >= 0)
+    }
+}
+
+/// Who is bound where. The local implementation is a map in memory; a clustered one can replace it
+/// without touching modules.
+pub trait SessionRegistry: Send + Sync {
+    /// Binds `jid` to `handle`. If the resource was already bound, the older session is returned (the
+    /// caller closes it with `<conflict/>`).
+    fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionHandle>;
+    /// Removes the binding if it still belongs to session `id`.
+    fn unbind(&self, jid: &FullJid, id: SessionId);
+    /// The session bound to `jid`.
+    fn get(&self, jid: &FullJid) -> Option<SessionEntry>;
+    /// Every bound resource of `bare`.
+    fn resources(&self, bare: &BareJid) -> Vec<SessionEntry>;
+    /// Records a session's presence priority (`None`: unavailable).
+    fn set_priority(&self, jid: &FullJid, id: SessionId, priority: Option<i8>);
+    /// Number of bound sessions.
+    fn count(&self) -> usize;
+    /// Every bound session (for shutdown and administration).
+    fn all(&self) -> Vec<SessionEntry>;
+}

@@ -1,0 +1,83 @@
+//! XEP-0030 Service Discovery for the server and for accounts. Everything shown comes from what
+//! modules registered (`Registrar::server_feature`, `server_identity`, `account_feature`), never
+//! from a list kept here.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use starling_module_api::{
+    Context, Identity, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module, Registrar,
+};
+use starling_proto::{Element, StanzaError, StanzaErrorCondition, ns};
+
+pub struct Disco;
+
+impl Module for Disco {
+    fn name(&self) -> &'static str {
+        "disco"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut Registrar) {
+        for target in [IqTarget::Server, IqTarget::Account] {
+            reg.iq(target, IqType::Get, ns::DISCO_INFO, "query", self.clone());
+            reg.iq(target, IqType::Get, ns::DISCO_ITEMS, "query", self.clone());
+        }
+        reg.server_identity(Identity {
+            category: "server",
+            kind: "im",
+            name: Some("Starling"),
+        });
+        reg.server_feature(ns::DISCO_INFO);
+        reg.server_feature(ns::DISCO_ITEMS);
+        reg.account_feature(ns::DISCO_INFO);
+        reg.account_feature(ns::DISCO_ITEMS);
+    }
+}
+
+fn identity_element(i: &Identity) -> Element {
+    Element::new("identity", ns::DISCO_INFO)
+        .with_attr("category", i.category)
+        .with_attr("type", i.kind)
+        .with_opt_attr("name", i.name)
+}
+
+fn feature_element(var: &str) -> Element {
+    Element::new("feature", ns::DISCO_INFO).with_attr("var", var)
+}
+
+#[async_trait]
+impl IqHandler for Disco {
+    async fn handle_iq(&self, ctx: &Context, req: IqRoute<'_>) -> IqOutcome {
+        let info = &ctx.server;
+        // No nodes are published yet (XEP-0030 §3.2: an unknown node is <item-not-found/>).
+        if req.payload.attr("node").is_some() {
+            return IqOutcome::Error(StanzaError::new(StanzaErrorCondition::ItemNotFound));
+        }
+        let is_info = req.payload.ns() == ns::DISCO_INFO;
+        let mut query = Element::new("query", req.payload.ns());
+        match (req.account, is_info) {
+            (None, true) => {
+                for i in &info.server_identities {
+                    query.append_child(identity_element(i));
+                }
+                for f in &info.server_features {
+                    query.append_child(feature_element(f));
+                }
+            }
+            (Some(_), true) => {
+                // XEP-0030 §3.1: an account is "account/registered".
+                query.append_child(identity_element(&Identity {
+                    category: "account",
+                    kind: "registered",
+                    name: None,
+                }));
+                for f in &info.account_features {
+                    query.append_child(feature_element(f));
+                }
+            }
+            // No items yet: components and PEP nodes come later.
+            (_, false) => {}
+        }
+        IqOutcome::Result(Some(query))
+    }
+}

@@ -1,0 +1,377 @@
+//! Routing: from a stamped stanza to the sessions or handlers that should see it.
+//!
+//! The envelope alone decides where a stanza goes (RFC 6120 §10, RFC 6121 §8); payloads are only
+//! parsed by the module that handles them. [`Router`] holds the session registry (a trait object, so a
+//! clustered registry can replace [`LocalRegistry`]), the IQ handler table built from module
+//! registrations, and applies the RFC's default rules when no handler claims a stanza:
+//! - to a local full JID: that session, else as if to the bare JID (§8.5.3.2);
+//! - to a local bare JID: messages to the available resources with the highest non-negative priority
+//!   (§8.5.2.1.1), IQs answered by the server on the account's behalf or `<service-unavailable/>`
+//!   (§8.5.1), presence dropped until the presence module handles it;
+//! - to an account that does not exist: `<service-unavailable/>` for messages and IQs, silence for
+//!   presence (§8.5.1, to not reveal whether the account exists);
+//! - to a local domain: IQs to the handler table or `<service-unavailable/>` (RFC 6120 §8.4);
+//! - to another domain: `<remote-server-not-found/>` until federation exists.
+//!
+//! An error is never answered with an error (RFC 6120 §8.3.1).
+
+mod registry;
+
+pub use registry::LocalRegistry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use starling_module_api::{
+    Context, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Lifecycle, Module, Registrar,
+    ServerInfo, SessionEntry, SessionRegistry, StanzaRouter,
+};
+use starling_proto::{
+    BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
+};
+use starling_storage::Stores;
+
+type IqKey = (IqTarget, IqType, String, String);
+
+/// The stanza router and module host.
+pub struct Router {
+    ctx: Context,
+    iq_handlers: HashMap<IqKey, Arc<dyn IqHandler>>,
+    lifecycle: Vec<Arc<dyn Lifecycle>>,
+}
+
+/// `StanzaRouter` for modules: a weak reference, so the router and its context do not keep each
+/// other alive.
+struct WeakRouter(Weak<Router>);
+
+#[async_trait]
+impl StanzaRouter for WeakRouter {
+    async fn route(&self, stanza: Element) {
+        if let Some(r) = self.0.upgrade() {
+            r.route_stanza(stanza).await;
+        }
+    }
+}
+
+impl Router {
+    /// Builds the router: registers every module, then freezes what they declared.
+    pub fn new(
+        domains: Vec<String>,
+        sessions: Arc<dyn SessionRegistry>,
+        stores: Stores,
+        modules: Vec<Arc<dyn Module>>,
+    ) -> Arc<Router> {
+        let mut reg = Registrar::new();
+        for m in modules {
+            tracing::debug!(module = m.name(), "registering module");
+            m.register(&mut reg);
+        }
+        let server = Arc::new(reg.server_info(domains));
+        let mut iq_handlers = HashMap::new();
+        for (target, ty, ns, name, h) in reg.take_iq_handlers() {
+            iq_handlers.insert((target, ty, ns.to_owned(), name.to_owned()), h);
+        }
+        let lifecycle = reg.take_lifecycle();
+        Arc::new_cyclic(|weak| Router {
+            ctx: Context {
+                router: Arc::new(WeakRouter(weak.clone())),
+                sessions,
+                stores,
+                server,
+            },
+            iq_handlers,
+            lifecycle,
+        })
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    pub fn server_info(&self) -> &Arc<ServerInfo> {
+        &self.ctx.server
+    }
+
+    pub fn sessions(&self) -> &Arc<dyn SessionRegistry> {
+        &self.ctx.sessions
+    }
+
+    /// Tells modules that a resource was bound.
+    pub async fn session_bound(&self, jid: &FullJid) {
+        for l in &self.lifecycle {
+            l.session_bound(&self.ctx, jid).await;
+        }
+    }
+
+    /// Tells modules that a bound session ended.
+    pub async fn session_ended(&self, jid: &FullJid) {
+        for l in &self.lifecycle {
+            l.session_ended(&self.ctx, jid).await;
+        }
+    }
+
+    /// Routes a stanza from a local client session; `from` has been stamped by the session.
+    pub async fn route_from_client(&self, session: &FullJid, stanza: Element) {
+        // RFC 6120 §8.1.1.1: a stanza without 'to' is for the sender's own account.
+        self.route_with_default(stanza, Some(session)).await;
+    }
+
+    /// Routes a stanza whose `from` is trusted.
+    pub async fn route_stanza(&self, stanza: Element) {
+        self.route_with_default(stanza, None).await;
+    }
+
+    async fn route_with_default(&self, stanza: Element, client: Option<&FullJid>) {
+        let Some(kind) = StanzaKind::of(&stanza) else {
+            tracing::debug!(name = stanza.name(), "not a stanza; dropped");
+            return;
+        };
+        let to = match stanza.attr("to") {
+            None => None,
+            Some(to) => match Jid::new(to) {
+                Ok(j) => Some(j),
+                Err(_) => {
+                    self.bounce(&stanza, StanzaErrorCondition::JidMalformed)
+                        .await;
+                    return;
+                }
+            },
+        };
+        match to {
+            None => match client {
+                Some(own) => self.to_account(kind, stanza, own.to_bare(), true).await,
+                None => tracing::debug!("stanza without 'to' from the server; dropped"),
+            },
+            Some(to) => {
+                let domain = to.domain().as_str().to_owned();
+                if !self.ctx.is_local_domain(&domain) {
+                    // Federation comes later.
+                    self.bounce(&stanza, StanzaErrorCondition::RemoteServerNotFound)
+                        .await;
+                    return;
+                }
+                match (to.node().is_some(), to.try_into_full()) {
+                    (_, Ok(full)) => self.to_full(kind, stanza, full).await,
+                    (true, Err(bare)) => self.to_account(kind, stanza, bare, false).await,
+                    (false, Err(_)) => self.to_host(kind, stanza, &domain).await,
+                }
+            }
+        }
+    }
+
+    async fn to_host(&self, kind: StanzaKind, stanza: Element, _domain: &str) {
+        match kind {
+            StanzaKind::Iq => self.handle_iq(IqTarget::Server, &stanza, None).await,
+            // RFC 6121 §8.5.1 does not apply to the server itself; messages and presence addressed to
+            // the server are not acted on yet.
+            StanzaKind::Message | StanzaKind::Presence => {
+                tracing::trace!(kind = kind.as_str(), "stanza to the server ignored");
+            }
+        }
+    }
+
+    async fn to_full(&self, kind: StanzaKind, stanza: Element, to: FullJid) {
+        if let Some(entry) = self.ctx.sessions.get(&to) {
+            // RFC 6121 §8.5.3.1: deliver to the resource. Presence directed to a resource that has
+            // not sent available presence is still delivered.
+            if !entry.handle.send(stanza) {
+                tracing::debug!(to = %to, "recipient session gone while delivering");
+            }
+            return;
+        }
+        // RFC 6121 §8.5.3.2: no such resource.
+        match kind {
+            // §8.5.3.2.1: normal/chat/headline are treated as if to the bare JID; groupchat and
+            // error are not.
+            StanzaKind::Message => {
+                let ty = stanza.attr("type").unwrap_or("normal");
+                match ty {
+                    "groupchat" => {
+                        self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                            .await
+                    }
+                    "error" => {}
+                    _ => self.to_account(kind, stanza, to.to_bare(), false).await,
+                }
+            }
+            // §8.5.3.2.3: presence to an unavailable resource is silently dropped (subscription
+            // states are the presence module's business).
+            StanzaKind::Presence => {}
+            // §8.5.3.2.2: IQ to a resource that does not exist.
+            StanzaKind::Iq => {
+                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                    .await
+            }
+        }
+    }
+
+    async fn to_account(&self, kind: StanzaKind, stanza: Element, to: BareJid, own: bool) {
+        if kind == StanzaKind::Iq {
+            // RFC 6120 §10.3.3 / RFC 6121 §8.5.2.1.3: the server answers IQs to a bare JID on the
+            // account's behalf. The account's existence is checked by the handler when it matters;
+            // a non-existent account gets the same answer as an unhandled payload.
+            if own || self.ctx.account_exists(&to).await {
+                self.handle_iq(IqTarget::Account, &stanza, Some(&to)).await;
+            } else {
+                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                    .await;
+            }
+            return;
+        }
+        if own && kind == StanzaKind::Presence {
+            // Presence without 'to' (broadcast) belongs to the presence module.
+            return;
+        }
+        let resources = self.ctx.sessions.resources(&to);
+        match kind {
+            StanzaKind::Message => self.message_to_bare(stanza, &to, resources).await,
+            // Presence to a bare JID: subscription handling and probes are the presence module's.
+            StanzaKind::Presence | StanzaKind::Iq => {}
+        }
+    }
+
+    /// RFC 6121 §8.5.2: a message to a bare JID of a local account.
+    async fn message_to_bare(&self, stanza: Element, to: &BareJid, resources: Vec<SessionEntry>) {
+        let ty = stanza.attr("type").unwrap_or("normal").to_owned();
+        let available: Vec<&SessionEntry> = resources
+            .iter()
+            .filter(|e| e.receives_bare_messages())
+            .collect();
+        if available.is_empty() {
+            if ty == "error" || ty == "headline" {
+                // §8.5.2.2.1: silently ignored.
+                return;
+            }
+            if !self.ctx.account_exists(to).await {
+                // §8.5.1: no such account.
+                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                    .await;
+                return;
+            }
+            // §8.5.2.2.1: no available resource. Offline storage comes with the offline module; until
+            // then the sender is told the message was not delivered.
+            self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                .await;
+            return;
+        }
+        match ty.as_str() {
+            // §8.5.2.1.1: groupchat to a bare JID is an error.
+            "groupchat" => {
+                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                    .await
+            }
+            // §8.5.2.1.1: headline goes to every available resource with non-negative priority.
+            "headline" => {
+                for e in available {
+                    e.handle.send(stanza.clone());
+                }
+            }
+            // chat / normal / error: the highest priority wins; ties all get it (the RFC permits
+            // either one or all; all is what users expect from several devices).
+            _ => {
+                let top = available
+                    .iter()
+                    .filter_map(|e| e.priority)
+                    .max()
+                    .unwrap_or(0);
+                for e in available.iter().filter(|e| e.priority == Some(top)) {
+                    e.handle.send(stanza.clone());
+                }
+            }
+        }
+    }
+
+    async fn handle_iq(&self, target: IqTarget, iq: &Element, account: Option<&BareJid>) {
+        let ty = iq.attr("type").unwrap_or("");
+        let Some(iq_type) = IqType::from_attr(ty) else {
+            // Results and errors addressed to the server or an account are not awaited by anyone.
+            return;
+        };
+        let Some(from) = iq.attr("from").and_then(|f| Jid::new(f).ok()) else {
+            return;
+        };
+        // RFC 6120 §8.2.3: a get or set has exactly one payload child.
+        let mut children = iq.children();
+        let (Some(payload), None) = (children.next(), children.next()) else {
+            self.reply(
+                iq,
+                IqOutcome::Error(StanzaError::new(StanzaErrorCondition::BadRequest)),
+            )
+            .await;
+            return;
+        };
+        let key = (
+            target,
+            iq_type,
+            payload.ns().to_owned(),
+            payload.name().to_owned(),
+        );
+        let handler = self.iq_handlers.get(&key).or_else(|| {
+            // No 'to' at all: a payload only the server itself answers (ping without 'to') is
+            // still answered.
+            if target == IqTarget::Account && iq.attr("to").is_none() {
+                self.iq_handlers
+                    .get(&(IqTarget::Server, key.1, key.2.clone(), key.3.clone()))
+            } else {
+                None
+            }
+        });
+        let outcome = match handler {
+            Some(h) => {
+                h.handle_iq(
+                    &self.ctx,
+                    IqRoute {
+                        iq,
+                        payload,
+                        from: &from,
+                        account,
+                    },
+                )
+                .await
+            }
+            // RFC 6120 §8.4: an IQ nobody understands.
+            None => IqOutcome::Error(StanzaError::new(StanzaErrorCondition::ServiceUnavailable)),
+        };
+        self.reply(iq, outcome).await;
+    }
+
+    async fn reply(&self, iq: &Element, outcome: IqOutcome) {
+        let reply = match outcome {
+            IqOutcome::Result(payload) => {
+                let mut r = starling_proto::iq_result(iq);
+                if let Some(p) = payload {
+                    r.append_child(p);
+                }
+                r
+            }
+            IqOutcome::Error(e) => error_reply(iq, &e),
+        };
+        self.deliver_reply(reply).await;
+    }
+
+    /// Sends the error `condition` back to the sender of `stanza`, unless it is itself an error.
+    pub async fn bounce(&self, stanza: &Element, condition: StanzaErrorCondition) {
+        if stanza.attr("type") == Some("error") {
+            return;
+        }
+        let reply = error_reply(stanza, &StanzaError::new(condition));
+        self.deliver_reply(reply).await;
+    }
+
+    /// Delivers a reply generated by the server. Replies go only to full JIDs of local sessions here
+    /// (the sender); anything else is dropped rather than routed, so errors can never loop.
+    async fn deliver_reply(&self, mut reply: Element) {
+        let Some(to) = reply.attr("to").and_then(|t| FullJid::new(t).ok()) else {
+            return;
+        };
+        // A reply from the server itself has the domain as 'from' when the request had no 'to'
+        // (RFC 6120 §8.1.2.1 allows either; the domain is clearest).
+        if reply.attr("from").is_none() && reply.name() != "iq" {
+            reply.set_attr("from", to.domain().as_str());
+        }
+        if let Some(entry) = self.ctx.sessions.get(&to) {
+            entry.handle.send(reply);
+        }
+    }
+}

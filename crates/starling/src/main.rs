@@ -1,0 +1,363 @@
+//! The `starling` command: serve, manage users, check the configuration.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use starling_config::Config;
+
+/// Starling: an XMPP server.
+#[derive(Parser)]
+#[command(name = "starling", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Manage user accounts (works while the server runs).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Validate the configuration and print every problem, without starting anything.
+    CheckConfig(ConfigArgs),
+}
+
+#[derive(Args, Default, Clone)]
+struct ConfigArgs {
+    /// Configuration file (TOML). Without it, built-in defaults are used.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (database, generated certificates); overrides the file.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: ConfigArgs,
+    /// Serve only this domain; overrides the file's hosts.
+    #[arg(long, value_name = "DOMAIN")]
+    domain: Option<String>,
+    /// Address of the STARTTLS client listener; overrides the file.
+    #[arg(long, value_name = "ADDR")]
+    c2s_listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account.
+    Add {
+        /// The account, user@domain.
+        jid: String,
+        /// The password (prompted for when absent).
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+    /// Change an account's password.
+    Passwd {
+        jid: String,
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+    /// Delete an account.
+    Del {
+        jid: String,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+    /// List accounts, optionally of one domain.
+    List {
+        domain: Option<String>,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    if let Command::CheckConfig(args) = &command {
+        return check_config(args);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Serve(args) => serve(args).await,
+            Command::User(cmd) => user(cmd).await,
+            Command::CheckConfig(_) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the configuration (or the defaults) and applies command-line overrides.
+fn load_config(args: &ConfigArgs) -> Result<Config, starling_config::ConfigErrors> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn check_config(args: &ConfigArgs) -> ExitCode {
+    let config = match load_config(args) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{} problem(s) found", errors.0.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let problems = config.check_files();
+    if !problems.is_empty() {
+        for e in &problems {
+            eprintln!("{e}");
+        }
+        eprintln!("{} problem(s) found", problems.len());
+        return ExitCode::FAILURE;
+    }
+    let source = args
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "built-in defaults".to_owned());
+    println!("configuration OK ({source})");
+    ExitCode::SUCCESS
+}
+
+fn init_logging(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(&args.common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(domain) = args.domain {
+        let domain = domain.to_ascii_lowercase();
+        let existing = config.hosts.iter().find(|h| h.domain == domain).cloned();
+        config.hosts = vec![existing.unwrap_or(starling_config::HostConfig {
+            domain,
+            certificate: None,
+            key: None,
+        })];
+    }
+    if let Some(addr) = args.c2s_listen {
+        config.c2s.listen = vec![addr];
+    }
+    let problems = config.check_files();
+    if !problems.is_empty() {
+        bail!(
+            "{}",
+            problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    init_logging(&config.log.level);
+    tracing::info!("Starling {} starting", env!("CARGO_PKG_VERSION"));
+    tracing::info!("data directory: {}", config.data_dir.display());
+    let server = starling::start(&config).await?;
+    let domains: Vec<&str> = config.hosts.iter().map(|h| h.domain.as_str()).collect();
+    tracing::info!("serving {}", domains.join(", "));
+    for h in config.hosts.iter().filter(|h| h.certificate.is_none()) {
+        tracing::info!(
+            "{}: using a self-signed certificate from {}/certs (clients will ask you to trust it)",
+            h.domain,
+            config.data_dir.display()
+        );
+    }
+    if let Some(d) = domains.first() {
+        tracing::info!(
+            "add a user with: starling user add alice@{d}{}",
+            data_dir_hint(&args.common)
+        );
+    }
+    wait_for_signals(&server).await;
+    tracing::info!("shutting down");
+    server.shutdown(Duration::from_secs(10)).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn data_dir_hint(args: &ConfigArgs) -> String {
+    match (&args.config, &args.data_dir) {
+        (Some(c), _) => format!(" --config {}", c.display()),
+        (None, Some(d)) => format!(" --data-dir {}", d.display()),
+        (None, None) => String::new(),
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signals(server: &starling::RunningServer) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop with Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => {
+                match server.reload_tls().await {
+                    Ok(()) => tracing::info!("certificates reloaded"),
+                    Err(e) => tracing::error!("certificate reload failed, keeping the old ones: {e}"),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signals(_server: &starling::RunningServer) {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Reads a password: from the flag, else prompted (twice, hidden) on a terminal, else one line of stdin.
+fn read_password(given: Option<String>) -> anyhow::Result<String> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let second = rpassword::prompt_password("Repeat: ").context("reading the password")?;
+        if first != second {
+            bail!("the passwords do not match");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn user(cmd: UserCommand) -> anyhow::Result<()> {
+    use starling_c2s::auth;
+    let common = match &cmd {
+        UserCommand::Add { common, .. }
+        | UserCommand::Passwd { common, .. }
+        | UserCommand::Del { common, .. }
+        | UserCommand::List { common, .. } => common.clone(),
+    };
+    let config = load_config(&common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let served = |domain: &str| -> anyhow::Result<()> {
+        if config.hosts.iter().any(|h| h.domain == domain) {
+            Ok(())
+        } else {
+            bail!(
+                "{domain} is not served by this configuration (hosts: {})",
+                config
+                    .hosts
+                    .iter()
+                    .map(|h| h.domain.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    };
+    let storage = starling::server::open_storage(&config).await?;
+    let store = storage.stores().accounts;
+    let iterations = config.auth.scram_iterations;
+    let result = match cmd {
+        UserCommand::Add { jid, password, .. } => {
+            let (local, domain) = auth::parse_account(&jid)?;
+            served(&domain)?;
+            let password = read_password(password)?;
+            auth::create_account(store.as_ref(), &local, &domain, &password, iterations)
+                .await
+                .map_err(|e| match e {
+                    auth::AccountError::Storage(starling_storage::StorageError::AlreadyExists) => {
+                        anyhow::anyhow!("{local}@{domain} already exists")
+                    }
+                    other => other.into(),
+                })?;
+            println!("created {local}@{domain}");
+            Ok(())
+        }
+        UserCommand::Passwd { jid, password, .. } => {
+            let (local, domain) = auth::parse_account(&jid)?;
+            let password = read_password(password)?;
+            auth::set_password(store.as_ref(), &local, &domain, &password, iterations)
+                .await
+                .map_err(|e| match e {
+                    auth::AccountError::Storage(starling_storage::StorageError::NotFound) => {
+                        anyhow::anyhow!("{local}@{domain} does not exist")
+                    }
+                    other => other.into(),
+                })?;
+            println!("password changed for {local}@{domain}");
+            Ok(())
+        }
+        UserCommand::Del { jid, .. } => {
+            let (local, domain) = auth::parse_account(&jid)?;
+            match store.delete_account(&local, &domain).await {
+                Ok(()) => {
+                    println!("deleted {local}@{domain}");
+                    Ok(())
+                }
+                Err(starling_storage::StorageError::NotFound) => {
+                    Err(anyhow::anyhow!("{local}@{domain} does not exist"))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        UserCommand::List { domain, .. } => {
+            let domain = domain.map(|d| d.to_ascii_lowercase());
+            let accounts = store.list_accounts(domain.as_deref()).await?;
+            let mut out = std::io::stdout().lock();
+            for (local, domain) in accounts {
+                writeln!(out, "{local}@{domain}")?;
+            }
+            Ok(())
+        }
+    };
+    storage.close().await;
+    result
+}

@@ -1,0 +1,232 @@
+//! Starting and stopping the server: storage, TLS, router and modules, listeners.
+//!
+//! [`start`] binds every listener before returning, so callers (the binary, tests on port 0) know
+//! the real addresses; [`RunningServer::shutdown`] closes every stream with `<system-shutdown/>`
+//! and waits for the sessions to finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use starling_c2s::{C2sSettings, C2sShared, ListenerKind, handle_connection};
+use starling_config::Config;
+use starling_module_api::SessionRegistry;
+use starling_net::{HostTls, TlsManager};
+use starling_router::{LocalRegistry, Router};
+use starling_storage::StorageError;
+use starling_storage_sqlite::SqliteStorage;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the database {path}: {source}")]
+    Storage {
+        path: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[from] starling_net::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started server.
+pub struct RunningServer {
+    /// Bound STARTTLS listener addresses, in configuration order.
+    pub starttls_addrs: Vec<SocketAddr>,
+    /// Bound direct TLS listener addresses.
+    pub direct_tls_addrs: Vec<SocketAddr>,
+    pub tls: Arc<TlsManager>,
+    pub router: Arc<Router>,
+    storage: SqliteStorage,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// The c2s settings a configuration gives.
+pub fn c2s_settings(config: &Config) -> C2sSettings {
+    let c = &config.c2s;
+    C2sSettings {
+        require_encryption: c.require_encryption,
+        allow_plain: config.auth.allow_plain,
+        max_stanza_size: c.max_stanza_size,
+        preauth_max_stanza_size: c.preauth_max_stanza_size,
+        preauth_max_elements: c.preauth_max_elements,
+        auth_timeout: c.auth_timeout,
+        rate: c.rate,
+        burst: c.burst,
+        keepalive_interval: c.keepalive_interval,
+        scram_iterations: config.auth.scram_iterations,
+        ..C2sSettings::default()
+    }
+}
+
+/// Opens the configured database (creating it and running migrations).
+pub async fn open_storage(config: &Config) -> Result<SqliteStorage, ServerError> {
+    let path = config.database_path();
+    SqliteStorage::open(&path)
+        .await
+        .map_err(|source| ServerError::Storage {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// Starts the server described by `config` (already validated).
+pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let storage = open_storage(config).await?;
+    let hosts: Vec<HostTls> = config
+        .hosts
+        .iter()
+        .map(|h| HostTls {
+            domain: h.domain.clone(),
+            certificate: h.certificate.clone(),
+            key: h.key.clone(),
+        })
+        .collect();
+    let data_dir = config.data_dir.clone();
+    // Loading may generate a key pair: keep it off the async workers.
+    let tls = tokio::task::spawn_blocking(move || TlsManager::load(&hosts, &data_dir))
+        .await
+        .map_err(|e| ServerError::Internal(e.to_string()))??;
+    let tls = Arc::new(tls);
+    let domains: Vec<String> = config.hosts.iter().map(|h| h.domain.clone()).collect();
+    let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
+    let router = Router::new(
+        domains,
+        registry,
+        storage.stores(),
+        starling_modules::default_modules(),
+    );
+    let shared = Arc::new(C2sShared::new(
+        c2s_settings(config),
+        tls.clone(),
+        router.clone(),
+        storage.stores(),
+    ));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let mut starttls_addrs = Vec::new();
+    let mut direct_tls_addrs = Vec::new();
+    let listeners = config
+        .c2s
+        .listen
+        .iter()
+        .map(|a| (*a, ListenerKind::StartTls))
+        .chain(
+            config
+                .c2s
+                .direct_tls_listen
+                .iter()
+                .map(|a| (*a, ListenerKind::DirectTls)),
+        );
+    for (addr, kind) in listeners {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Listen { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen { addr, source })?;
+        match kind {
+            ListenerKind::StartTls => starttls_addrs.push(local),
+            ListenerKind::DirectTls => direct_tls_addrs.push(local),
+        }
+        tracing::info!(
+            "listening for clients on {local} ({})",
+            match kind {
+                ListenerKind::StartTls => "STARTTLS",
+                ListenerKind::DirectTls => "direct TLS",
+            }
+        );
+        tracker.spawn(accept_loop(
+            listener,
+            kind,
+            shared.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
+    Ok(RunningServer {
+        starttls_addrs,
+        direct_tls_addrs,
+        tls,
+        router,
+        storage,
+        shutdown,
+        tracker,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    kind: ListenerKind,
+    shared: Arc<C2sShared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    tracker.spawn(handle_connection(tcp, peer, kind, shared.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+impl RunningServer {
+    /// Re-reads certificates and keys; connections keep their TLS sessions.
+    pub async fn reload_tls(&self) -> Result<(), ServerError> {
+        let tls = self.tls.clone();
+        tokio::task::spawn_blocking(move || tls.reload())
+            .await
+            .map_err(|e| ServerError::Internal(e.to_string()))??;
+        Ok(())
+    }
+
+    /// The account store, for tests and tools.
+    pub fn storage(&self) -> &SqliteStorage {
+        &self.storage
+    }
+
+    /// Closes every stream with `<system-shutdown/>`, waits up to `grace` for sessions to end,
+    /// then closes the database.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sessions did not end within {grace:?}");
+        }
+        self.storage.close().await;
+    }
+}
