@@ -71,7 +71,8 @@ mod tests {
         assert_eq!(l.allowance(10_000), 2000);
         l.consume(2000);
         assert_eq!(l.allowance(10_000), 0);
-        assert_eq!(l.wait_time(), Duration::from_millis(1000));
+        // Waits until a kilobyte is back.
+        assert_eq!(l.wait_time(), Duration::from_millis(1024));
         tokio::time::advance(Duration::from_millis(500)).await;
         assert_eq!(l.allowance(10_000), 500);
         tokio::time::advance(Duration::from_secs(10)).await;

@@ -337,7 +337,7 @@ impl Session {
         };
         let to = normalise_domain(to);
         match &self.domain {
-            None if info.domains.iter().any(|d| *d == to) => self.domain = Some(to),
+            None if info.domains.contains(&to) => self.domain = Some(to),
             None => {
                 self.write_header(h.from.as_deref());
                 return Err(StreamError::new(StreamErrorCondition::HostUnknown)
@@ -773,7 +773,7 @@ impl Session {
         // the server stamps as the full JID. Anything else ends the stream.
         if let Some(from) = e.attr("from") {
             let ok = match Jid::new(from) {
-                Ok(j) => j == Jid::from(jid.clone()) || j == Jid::from(jid.to_bare()),
+                Ok(j) => j == jid.clone() || j == jid.to_bare(),
                 Err(_) => false,
             };
             if !ok {
@@ -798,31 +798,27 @@ impl Session {
                     return Ok(Flow::Continue);
                 }
             }
-            "presence" => {
-                // The priority of available presence decides who gets messages to the bare JID
-                // (RFC 6121 §8.5.2.1.1). Full presence handling lives in the presence module.
-                if e.attr("to").is_none() {
-                    match e.attr("type") {
-                        None => {
-                            let prio = e
-                                .get_child("priority", ns::CLIENT)
-                                .and_then(|p| p.text().trim().parse::<i8>().ok())
-                                .unwrap_or(0);
-                            self.shared
-                                .router
-                                .sessions()
-                                .set_priority(&jid, self.id, Some(prio));
-                        }
-                        Some("unavailable") => {
-                            self.shared
-                                .router
-                                .sessions()
-                                .set_priority(&jid, self.id, None);
-                        }
-                        _ => {}
-                    }
+            // The priority of available presence decides who gets messages to the bare JID
+            // (RFC 6121 §8.5.2.1.1). Full presence handling lives in the presence module.
+            "presence" if e.attr("to").is_none() => match e.attr("type") {
+                None => {
+                    let prio = e
+                        .get_child("priority", ns::CLIENT)
+                        .and_then(|p| p.text().trim().parse::<i8>().ok())
+                        .unwrap_or(0);
+                    self.shared
+                        .router
+                        .sessions()
+                        .set_priority(&jid, self.id, Some(prio));
                 }
-            }
+                Some("unavailable") => {
+                    self.shared
+                        .router
+                        .sessions()
+                        .set_priority(&jid, self.id, None);
+                }
+                _ => {}
+            },
             _ => {}
         }
         self.shared.router.route_from_client(&jid, e).await;

@@ -14,8 +14,8 @@ mod registrar;
 mod session;
 
 pub use registrar::{
-    Identity, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Lifecycle, Module, Registrar,
-    ServerInfo,
+    Identity, IqHandler, IqOutcome, IqRegistration, IqRoute, IqTarget, IqType, Lifecycle, Module,
+    Registrar, ServerInfo,
 };
 pub use session::{SessionCommand, SessionEntry, SessionHandle, SessionId, SessionRegistry};
 

@@ -76,6 +76,15 @@ pub trait Lifecycle: Send + Sync {
     async fn session_ended(&self, _ctx: &Context, _jid: &FullJid) {}
 }
 
+/// One IQ handler registration: target, type, payload namespace and element name, handler.
+pub type IqRegistration = (
+    IqTarget,
+    IqType,
+    &'static str,
+    &'static str,
+    Arc<dyn IqHandler>,
+);
+
 /// A disco identity (XEP-0030 §3.1).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Identity {
@@ -87,13 +96,7 @@ pub struct Identity {
 /// Collects registrations.
 #[derive(Default)]
 pub struct Registrar {
-    pub(crate) iq: Vec<(
-        IqTarget,
-        IqType,
-        &'static str,
-        &'static str,
-        Arc<dyn IqHandler>,
-    )>,
+    pub(crate) iq: Vec<IqRegistration>,
     pub(crate) lifecycle: Vec<Arc<dyn Lifecycle>>,
     pub(crate) server_features: BTreeSet<&'static str>,
     pub(crate) account_features: BTreeSet<&'static str>,
@@ -144,15 +147,7 @@ impl Registrar {
     }
 
     /// Takes the registered IQ handlers.
-    pub fn take_iq_handlers(
-        &mut self,
-    ) -> Vec<(
-        IqTarget,
-        IqType,
-        &'static str,
-        &'static str,
-        Arc<dyn IqHandler>,
-    )> {
+    pub fn take_iq_handlers(&mut self) -> Vec<IqRegistration> {
         std::mem::take(&mut self.iq)
     }
 

@@ -118,8 +118,9 @@ impl StanzaErrorCondition {
 pub struct StreamError {
     pub condition: StreamErrorCondition,
     pub text: Option<String>,
-    /// Application-specific condition, e.g. `<stanza-too-big xmlns='urn:xmpp:errors'/>`.
-    pub app: Option<Element>,
+    /// Application-specific condition, e.g. `<stanza-too-big xmlns='urn:xmpp:errors'/>` (boxed:
+    /// stream errors travel in `Result`s and should stay small).
+    pub app: Option<Box<Element>>,
 }
 
 impl StreamError {
@@ -141,7 +142,7 @@ impl StreamError {
         StreamError {
             condition: StreamErrorCondition::PolicyViolation,
             text: Some(format!("stanza exceeds the limit of {limit} bytes")),
-            app: Some(Element::new("stanza-too-big", ns::XMPP_ERRORS)),
+            app: Some(Box::new(Element::new("stanza-too-big", ns::XMPP_ERRORS))),
         }
     }
 
@@ -153,7 +154,7 @@ impl StreamError {
             e.append_child(Element::new("text", ns::STREAMS).with_text(t.clone()));
         }
         if let Some(app) = &self.app {
-            e.append_child(app.clone());
+            e.append_child(app.as_ref().clone());
         }
         e
     }

@@ -1,0 +1,130 @@
+//! An in-process Starling on 127.0.0.1 with port 0 listeners, a fresh data directory and the
+//! real SQLite store and TLS: what integration tests run against.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use starling::RunningServer;
+use starling_config::Config;
+use starling_router::Router;
+
+/// A running test server. Dropping it without [`TestServer::stop`] leaves its tasks to the runtime,
+/// which ends with the test.
+pub struct TestServer {
+    pub starttls_addr: SocketAddr,
+    pub direct_tls_addr: SocketAddr,
+    pub domain: String,
+    pub config: Config,
+    running: Option<RunningServer>,
+    dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server for `localhost` with the default settings, except: listeners on port 0, no read-rate
+    /// limit (tests send quickly), and a fresh temporary data directory.
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`start`](Self::start), with the configuration adjusted by `adjust` first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("cannot create a temporary directory: {e}"),
+        };
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.c2s.listen = vec![any];
+        config.c2s.direct_tls_listen = vec![any];
+        config.c2s.rate = 0;
+        adjust(&mut config);
+        let running = match starling::start(&config).await {
+            Ok(r) => r,
+            Err(e) => panic!("test server failed to start: {e}"),
+        };
+        TestServer {
+            starttls_addr: running.starttls_addrs.first().copied().unwrap_or(any),
+            direct_tls_addr: running.direct_tls_addrs.first().copied().unwrap_or(any),
+            domain: config
+                .hosts
+                .first()
+                .map(|h| h.domain.clone())
+                .unwrap_or_else(|| "localhost".to_owned()),
+            config,
+            running: Some(running),
+            dir,
+        }
+    }
+
+    fn running(&self) -> &RunningServer {
+        match &self.running {
+            Some(r) => r,
+            None => panic!("the test server was stopped"),
+        }
+    }
+
+    /// Creates `local@<domain>` with `password`.
+    pub async fn add_user(&self, local: &str, password: &str) {
+        let store = self.running().storage().stores().accounts;
+        if let Err(e) = starling_c2s::auth::create_account(
+            store.as_ref(),
+            local,
+            &self.domain,
+            password,
+            self.config.auth.scram_iterations,
+        )
+        .await
+        {
+            panic!("cannot create {local}: {e}");
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn router(&self) -> &Arc<Router> {
+        &self.running().router
+    }
+
+    /// The running server, for reloads and inspection.
+    pub fn server(&self) -> &RunningServer {
+        self.running()
+    }
+
+    /// Where the self-signed certificate of the first host was written.
+    pub fn certificate_pem_path(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join("certs")
+            .join(format!("{}.crt", self.domain))
+    }
+
+    /// The DER of the certificate served for the first host.
+    pub fn certificate_der(&self) -> Vec<u8> {
+        match self.running().tls.leaf_certificate(&self.domain) {
+            Some(c) => c.as_ref().to_vec(),
+            None => panic!("no certificate for {}", self.domain),
+        }
+    }
+
+    /// Shuts down gracefully (streams get `<system-shutdown/>`).
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Shuts down but keeps the data directory, so a new server can start on it.
+    pub async fn stop_keep_data(mut self) -> tempfile::TempDir {
+        if let Some(r) = self.running.take() {
+            r.shutdown(Duration::from_secs(5)).await;
+        }
+        self.dir
+    }
+}
