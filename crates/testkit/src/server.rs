@@ -68,13 +68,18 @@ impl TestServer {
         }
     }
 
-    /// Creates `local@<domain>` with `password`.
+    /// Creates `local@<domain>` (the first host) with `password`.
     pub async fn add_user(&self, local: &str, password: &str) {
+        self.add_user_at(local, &self.domain, password).await;
+    }
+
+    /// Creates `local@domain` with `password`.
+    pub async fn add_user_at(&self, local: &str, domain: &str, password: &str) {
         let store = self.running().storage().stores().accounts;
         if let Err(e) = starling_c2s::auth::create_account(
             store.as_ref(),
             local,
-            &self.domain,
+            domain,
             password,
             self.config.auth.scram_iterations,
         )

@@ -881,3 +881,66 @@ async fn accounts_survive_a_restart() {
     server.stop().await;
     drop(dir);
 }
+
+#[tokio::test]
+async fn several_virtual_hosts() {
+    let host = |d: &str| starling_config::HostConfig {
+        domain: d.to_owned(),
+        certificate: None,
+        key: None,
+    };
+    let server =
+        TestServer::start_with(|c| c.hosts = vec![host("localhost"), host("example.test")]).await;
+    server.add_user("alice", PW).await;
+    server
+        .add_user_at("alice", "example.test", "other password")
+        .await;
+    // Direct TLS picks the certificate by SNI; each host has its own.
+    let a = Client::connect_direct_tls(server.direct_tls_addr, "localhost")
+        .await
+        .unwrap();
+    let b = Client::connect_direct_tls(server.direct_tls_addr, "example.test")
+        .await
+        .unwrap();
+    assert_ne!(a.peer_certificate(), b.peer_certificate());
+    assert_eq!(a.peer_certificate(), Some(&server.certificate_der()[..]));
+    // Same localpart, two accounts, two passwords.
+    let mut there = Client::login(
+        server.direct_tls_addr,
+        Security::DirectTls,
+        "example.test",
+        "alice",
+        "other password",
+        Some("t"),
+    )
+    .await
+    .unwrap();
+    let mut c = Client::connect(server.starttls_addr).await.unwrap();
+    c.open_stream("example.test").await.unwrap();
+    c.starttls("example.test").await.unwrap();
+    let err = c
+        .authenticate("example.test", "SCRAM-SHA-256", "alice", PW, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, TestError::SaslFailure(c) if c == "not-authorized"),
+        "{err}"
+    );
+    let mut here = login(&server, "alice", "h").await;
+    here.send_xml("<message to='alice@example.test/t' id='x1'><body>across hosts</body></message>")
+        .await
+        .unwrap();
+    there
+        .expect("<message to='alice@example.test/t' id='x1' from='alice@localhost/h'><body>across hosts</body></message>")
+        .await
+        .unwrap();
+    there
+        .send_xml("<iq type='get' id='p' to='example.test'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await
+        .unwrap();
+    there
+        .expect("<iq type='result' id='p' from='example.test' to='alice@example.test/t'/>")
+        .await
+        .unwrap();
+    server.stop().await;
+}
