@@ -121,14 +121,17 @@ pub async fn handle_connection(
     shared: Arc<C2sShared>,
     shutdown: CancellationToken,
 ) {
+    use tracing::Instrument as _;
     let _ = tcp.set_nodelay(true);
     let id = shared.next_session_id();
     let span = tracing::debug_span!("c2s", id, %peer);
-    let _enter = span.enter();
-    drop(_enter);
-    let mut session = Session::new(id, peer, shared.clone(), shutdown);
-    tracing::debug!(parent: &span, ?kind, "connection accepted");
-    session.run_connection(tcp, kind).await;
-    session.finish().await;
-    tracing::debug!(parent: &span, "connection closed");
+    async move {
+        let mut session = Session::new(id, peer, shared.clone(), shutdown);
+        tracing::debug!(?kind, "connection accepted");
+        session.run_connection(tcp, kind).await;
+        session.finish().await;
+        tracing::debug!("connection closed");
+    }
+    .instrument(span)
+    .await
 }
