@@ -165,6 +165,8 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // No colour codes in files and journals.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
 }
 
@@ -193,6 +195,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .join("\n")
         );
     }
+    let mut signals = Signals::install()?;
     init_logging(&config.log.level);
     tracing::info!("Starling {} starting", env!("CARGO_PKG_VERSION"));
     tracing::info!("data directory: {}", config.data_dir.display());
@@ -212,7 +215,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             data_dir_hint(&args.common)
         );
     }
-    wait_for_signals(&server).await;
+    signals.wait(&server).await;
     tracing::info!("shutting down");
     server.shutdown(Duration::from_secs(10)).await;
     tracing::info!("stopped");
@@ -220,41 +223,60 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn data_dir_hint(args: &ConfigArgs) -> String {
-    match (&args.config, &args.data_dir) {
-        (Some(c), _) => format!(" --config {}", c.display()),
-        (None, Some(d)) => format!(" --data-dir {}", d.display()),
-        (None, None) => String::new(),
+    let mut hint = String::new();
+    if let Some(c) = &args.config {
+        hint.push_str(&format!(" --config {}", c.display()));
     }
+    if let Some(d) = &args.data_dir {
+        hint.push_str(&format!(" --data-dir {}", d.display()));
+    }
+    hint
 }
 
-#[cfg(unix)]
-async fn wait_for_signals(server: &starling::RunningServer) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; stop with Ctrl-C");
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term.recv() => return,
-            _ = hup.recv() => {
-                match server.reload_tls().await {
-                    Ok(()) => tracing::info!("certificates reloaded"),
-                    Err(e) => tracing::error!("certificate reload failed, keeping the old ones: {e}"),
+/// Signal handlers, installed before the server starts so that a SIGHUP or SIGTERM during start-up
+/// is not fatal.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Returns on Ctrl-C or SIGTERM; reloads certificates on SIGHUP.
+    async fn wait(&mut self, server: &starling::RunningServer) {
+        #[cfg(unix)]
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = self.term.recv() => return,
+                _ = self.hup.recv() => {
+                    match server.reload_tls().await {
+                        Ok(()) => tracing::info!("certificates reloaded"),
+                        Err(e) => tracing::error!("certificate reload failed, keeping the old ones: {e}"),
+                    }
                 }
             }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = server;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signals(_server: &starling::RunningServer) {
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Reads a password: from the flag, else prompted (twice, hidden) on a terminal, else one line of stdin.
