@@ -248,6 +248,12 @@ impl Session {
                             return Flow::Close;
                         }
                     };
+                    if !self.secure && !self.decoder.header_seen() && rbuf[0] == 0x16 {
+                        // A TLS ClientHello on the STARTTLS port: XML would be noise to it.
+                        tracing::info!(id = self.id, peer = %self.peer,
+                            "TLS handshake received on a STARTTLS port (use the direct TLS port); closing");
+                        return Flow::Close;
+                    }
                     let flow = self.process(&rbuf[..n]).await;
                     let flow = match flow {
                         Ok(flow) => flow,

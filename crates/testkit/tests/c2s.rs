@@ -944,3 +944,15 @@ async fn several_virtual_hosts() {
         .unwrap();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn tls_hello_on_the_starttls_port_is_closed_quietly() {
+    let server = TestServer::start().await;
+    // slixmpp tries direct TLS first on whatever port it is given.
+    let err = Client::connect_direct_tls(server.starttls_addr, "localhost").await;
+    assert!(err.is_err());
+    // The listener still serves XMPP.
+    let mut c = Client::connect(server.starttls_addr).await.unwrap();
+    c.open_stream("localhost").await.unwrap();
+    server.stop().await;
+}
