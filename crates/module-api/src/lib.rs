@@ -14,8 +14,8 @@ mod registrar;
 mod session;
 
 pub use registrar::{
-    Identity, IqHandler, IqOutcome, IqRegistration, IqRoute, IqTarget, IqType, Lifecycle, Module,
-    Registrar, ServerInfo,
+    HookPoint, HookRegistration, HookResult, Identity, IqHandler, IqOutcome, IqRegistration,
+    IqRoute, IqTarget, IqType, Lifecycle, Module, Registrar, ServerInfo, StanzaHook,
 };
 pub use session::{SessionCommand, SessionEntry, SessionHandle, SessionId, SessionRegistry};
 

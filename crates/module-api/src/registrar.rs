@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError};
+use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind};
 
 use crate::Context;
 
@@ -67,6 +67,42 @@ pub trait IqHandler: Send + Sync {
     async fn handle_iq(&self, ctx: &Context, req: IqRoute<'_>) -> IqOutcome;
 }
 
+/// Where in routing a stanza hook runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HookPoint {
+    /// Sent by a local client (stamped), before any routing decision.
+    FromClient,
+    /// Addressed to the bare JID of a local account (RFC 6121 §8.5.2), or to a full JID with no
+    /// such resource where the RFC treats it as bare (§8.5.3.2.1).
+    ToBare,
+    /// Addressed to the full JID of a local session that exists.
+    ToFull,
+}
+
+/// What a hook did with a stanza.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookResult {
+    /// Not for this hook: the next one (then the router's default) sees it.
+    Pass,
+    /// Handled: nothing else sees it.
+    Handled,
+}
+
+/// A stanza hook. Hooks at one point run by descending priority; the first `Handled` stops the rest
+/// and the router's default rules.
+#[async_trait]
+pub trait StanzaHook: Send + Sync {
+    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &Element) -> HookResult;
+}
+
+/// One stanza hook registration.
+pub struct HookRegistration {
+    pub kind: StanzaKind,
+    pub point: HookPoint,
+    pub priority: i32,
+    pub hook: Arc<dyn StanzaHook>,
+}
+
 /// Session lifecycle notifications.
 #[async_trait]
 pub trait Lifecycle: Send + Sync {
@@ -98,6 +134,7 @@ pub struct Identity {
 pub struct Registrar {
     pub(crate) iq: Vec<IqRegistration>,
     pub(crate) lifecycle: Vec<Arc<dyn Lifecycle>>,
+    pub(crate) hooks: Vec<HookRegistration>,
     pub(crate) server_features: BTreeSet<&'static str>,
     pub(crate) account_features: BTreeSet<&'static str>,
     pub(crate) server_identities: BTreeSet<Identity>,
@@ -119,6 +156,27 @@ impl Registrar {
         handler: Arc<dyn IqHandler>,
     ) {
         self.iq.push((target, iq_type, ns, name, handler));
+    }
+
+    /// Sees `kind` stanzas at `point`, before the router's default rules; higher priority first.
+    pub fn stanza_hook(
+        &mut self,
+        kind: StanzaKind,
+        point: HookPoint,
+        priority: i32,
+        hook: Arc<dyn StanzaHook>,
+    ) {
+        self.hooks.push(HookRegistration {
+            kind,
+            point,
+            priority,
+            hook,
+        });
+    }
+
+    /// Takes the stanza hooks.
+    pub fn take_hooks(&mut self) -> Vec<HookRegistration> {
+        std::mem::take(&mut self.hooks)
     }
 
     /// Receives session lifecycle notifications.

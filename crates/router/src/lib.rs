@@ -24,8 +24,8 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Lifecycle, Module, Registrar,
-    ServerInfo, SessionEntry, SessionRegistry, StanzaRouter,
+    Context, HookPoint, HookRegistration, HookResult, IqHandler, IqOutcome, IqRoute, IqTarget,
+    IqType, Lifecycle, Module, Registrar, ServerInfo, SessionEntry, SessionRegistry, StanzaRouter,
 };
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
@@ -39,6 +39,8 @@ pub struct Router {
     ctx: Context,
     iq_handlers: HashMap<IqKey, Arc<dyn IqHandler>>,
     lifecycle: Vec<Arc<dyn Lifecycle>>,
+    /// Stanza hooks by (kind, point), highest priority first.
+    hooks: HashMap<(StanzaKind, HookPoint), Vec<HookRegistration>>,
 }
 
 /// `StanzaRouter` for modules: a weak reference, so the router and its context do not keep each
@@ -73,6 +75,14 @@ impl Router {
             iq_handlers.insert((target, ty, ns.to_owned(), name.to_owned()), h);
         }
         let lifecycle = reg.take_lifecycle();
+        let mut hooks: HashMap<(StanzaKind, HookPoint), Vec<HookRegistration>> = HashMap::new();
+        for h in reg.take_hooks() {
+            hooks.entry((h.kind, h.point)).or_default().push(h);
+        }
+        for list in hooks.values_mut() {
+            // Stable: equal priorities keep registration order.
+            list.sort_by_key(|h| std::cmp::Reverse(h.priority));
+        }
         Arc::new_cyclic(|weak| Router {
             ctx: Context {
                 router: Arc::new(WeakRouter(weak.clone())),
@@ -82,6 +92,7 @@ impl Router {
             },
             iq_handlers,
             lifecycle,
+            hooks,
         })
     }
 
@@ -111,8 +122,26 @@ impl Router {
         }
     }
 
+    /// Runs the hooks registered for `kind` at `point`; true if one handled the stanza.
+    async fn run_hooks(&self, kind: StanzaKind, point: HookPoint, stanza: &Element) -> bool {
+        let Some(list) = self.hooks.get(&(kind, point)) else {
+            return false;
+        };
+        for h in list {
+            if h.hook.on_stanza(&self.ctx, point, stanza).await == HookResult::Handled {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Routes a stanza from a local client session; `from` has been stamped by the session.
     pub async fn route_from_client(&self, session: &FullJid, stanza: Element) {
+        if let Some(kind) = StanzaKind::of(&stanza)
+            && self.run_hooks(kind, HookPoint::FromClient, &stanza).await
+        {
+            return;
+        }
         // RFC 6120 §8.1.1.1: a stanza without 'to' is for the sender's own account.
         self.route_with_default(stanza, Some(session)).await;
     }
@@ -173,6 +202,9 @@ impl Router {
 
     async fn to_full(&self, kind: StanzaKind, stanza: Element, to: FullJid) {
         if let Some(entry) = self.ctx.sessions.get(&to) {
+            if self.run_hooks(kind, HookPoint::ToFull, &stanza).await {
+                return;
+            }
             // RFC 6121 §8.5.3.1: deliver to the resource. Presence directed to a resource that has
             // not sent available presence is still delivered.
             if !entry.handle.send(stanza) {
@@ -220,7 +252,10 @@ impl Router {
             return;
         }
         if own && kind == StanzaKind::Presence {
-            // Presence without 'to' (broadcast) belongs to the presence module.
+            // Presence without 'to' (broadcast) belongs to the presence module (a FromClient hook).
+            return;
+        }
+        if self.run_hooks(kind, HookPoint::ToBare, &stanza).await {
             return;
         }
         let resources = self.ctx.sessions.resources(&to);
@@ -375,3 +410,6 @@ impl Router {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+//! Router dispatch with hooks, over the real SQLite store.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use starling_module_api::{Registrar, SessionCommand, SessionHandle, StanzaHook};
+use starling_proto::ns;
+use starling_storage_sqlite::SqliteStorage;
+use tokio::sync::mpsc;
+
+use super::*;
+
+/// Records what it sees; handles messages whose body equals `stop_on`.
+struct Recorder {
+    name: &'static str,
+    stop_on: &'static str,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl StanzaHook for Recorder {
+    async fn on_stanza(&self, _ctx: &Context, point: HookPoint, stanza: &Element) -> HookResult {
+        let body = stanza
+            .get_child("body", ns::CLIENT)
+            .map(|b| b.text())
+            .unwrap_or_default();
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{}:{point:?}:{}:{body}", self.name, stanza.name()));
+        if body == self.stop_on {
+            HookResult::Handled
+        } else {
+            HookResult::Pass
+        }
+    }
+}
+
+struct TestModule {
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Module for TestModule {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut Registrar) {
+        let low = Arc::new(Recorder {
+            name: "low",
+            stop_on: "low",
+            seen: self.seen.clone(),
+        });
+        let high = Arc::new(Recorder {
+            name: "high",
+            stop_on: "high",
+            seen: self.seen.clone(),
+        });
+        // Registered low first: priority, not order, decides.
+        reg.stanza_hook(StanzaKind::Message, HookPoint::ToBare, 1, low.clone());
+        reg.stanza_hook(StanzaKind::Message, HookPoint::ToBare, 10, high.clone());
+        reg.stanza_hook(StanzaKind::Presence, HookPoint::FromClient, 0, low.clone());
+        reg.stanza_hook(StanzaKind::Message, HookPoint::ToFull, 0, high);
+    }
+}
+
+fn session(id: u64) -> (SessionHandle, mpsc::Receiver<SessionCommand>) {
+    let (tx, rx) = mpsc::channel(16);
+    (SessionHandle::new(id, tx), rx)
+}
+
+fn next_stanza(rx: &mut mpsc::Receiver<SessionCommand>) -> Option<String> {
+    match rx.try_recv() {
+        Ok(SessionCommand::Stanza(e)) => {
+            let mut s = String::new();
+            e.write_in_stream(ns::CLIENT, &mut s);
+            Some(s)
+        }
+        Ok(SessionCommand::Close(e)) => Some(format!("close:{e}")),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn hooks_run_by_priority_and_stop_propagation() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("db")).await.unwrap();
+    let stores = storage.stores();
+    stores
+        .accounts
+        .create_account("bob", "localhost", &[])
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
+    let router = Router::new(
+        vec!["localhost".into()],
+        registry.clone(),
+        stores,
+        vec![Arc::new(TestModule { seen: seen.clone() })],
+    );
+    let alice: FullJid = "alice@localhost/a".parse().unwrap();
+    let (handle, mut inbox) = session(1);
+    registry.bind(alice.clone(), handle);
+
+    let msg = |body: &str| {
+        Element::new("message", ns::CLIENT)
+            .with_attr("to", "bob@localhost")
+            .with_attr("from", "alice@localhost/a")
+            .with_attr("id", body)
+            .with_child(Element::new("body", ns::CLIENT).with_text(body))
+    };
+    // Handled by the high-priority hook: the low one never sees it, no bounce.
+    router.route_from_client(&alice, msg("high")).await;
+    assert_eq!(next_stanza(&mut inbox), None);
+    // Handled by the low one after the high one passed.
+    router.route_from_client(&alice, msg("low")).await;
+    assert_eq!(next_stanza(&mut inbox), None);
+    // Nobody handles it: the default rule bounces (bob has no available resource).
+    router.route_from_client(&alice, msg("none")).await;
+    assert_eq!(
+        next_stanza(&mut inbox).as_deref(),
+        Some(
+            "<message id='none' to='alice@localhost/a' from='bob@localhost' type='error'>\
+             <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+        )
+    );
+    // Presence from the client: the FromClient hook sees it.
+    let presence = Element::new("presence", ns::CLIENT).with_attr("from", "alice@localhost/a");
+    router.route_from_client(&alice, presence).await;
+    // To an existing full JID: the ToFull hook, then delivery.
+    let to_self = Element::new("message", ns::CLIENT)
+        .with_attr("to", "alice@localhost/a")
+        .with_attr("from", "alice@localhost/a")
+        .with_child(Element::new("body", ns::CLIENT).with_text("me"));
+    router.route_from_client(&alice, to_self).await;
+    assert_eq!(
+        next_stanza(&mut inbox).as_deref(),
+        Some("<message to='alice@localhost/a' from='alice@localhost/a'><body>me</body></message>")
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "high:ToBare:message:high",
+            "high:ToBare:message:low",
+            "low:ToBare:message:low",
+            "high:ToBare:message:none",
+            "low:ToBare:message:none",
+            "low:FromClient:presence:",
+            "high:ToFull:message:me",
+        ]
+    );
+    storage.close().await;
+}
