@@ -15,7 +15,7 @@ impl SqliteAccountStore {
     }
 }
 
-fn backend(err: sqlx::Error) -> StorageError {
+pub(crate) fn backend(err: sqlx::Error) -> StorageError {
     StorageError::backend(err)
 }
 
@@ -24,7 +24,9 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 }
 
 /// Takes the write lock up front; see the crate docs for why.
-async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StorageError> {
+pub(crate) async fn begin_write(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, Sqlite>, StorageError> {
     pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
 }
 

@@ -55,6 +55,7 @@
 //!   its own empty database.
 
 mod accounts;
+mod rosters;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,6 +66,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use starling_storage::{StorageError, Stores};
 
 use crate::accounts::SqliteAccountStore;
+use crate::rosters::SqliteRosterStore;
 
 /// How long a connection waits for another writer's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -156,6 +158,7 @@ impl SqliteStorage {
     pub fn stores(&self) -> Stores {
         Stores {
             accounts: Arc::new(SqliteAccountStore::new(self.pool.clone())),
+            rosters: Arc::new(SqliteRosterStore::new(self.pool.clone())),
         }
     }
 

@@ -42,6 +42,17 @@ async fn conformance_accounts() {
 }
 
 #[tokio::test]
+async fn conformance_rosters() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("starling.db"))
+        .await
+        .unwrap();
+    let stores = storage.stores();
+    starling_storage::conformance::rosters(&*stores.accounts, &*stores.rosters).await;
+    storage.close().await;
+}
+
+#[tokio::test]
 async fn open_creates_parent_directories_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("var/lib/starling/starling.db");
@@ -95,7 +106,7 @@ async fn data_persists_and_migrations_are_idempotent() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![(1, true)]);
+    assert_eq!(applied, vec![(1, true), (2, true)]);
 }
 
 #[tokio::test]
@@ -266,7 +277,7 @@ async fn concurrent_first_open_migrates_once() {
         let mut conn = raw(&path).await;
         assert_eq!(
             count(&mut conn, "SELECT COUNT(*) FROM _sqlx_migrations").await,
-            1,
+            2,
             "round {round}"
         );
         for storage in opened {
@@ -343,4 +354,67 @@ fn futures_are_send() {
     let open = SqliteStorage::open(Path::new("never-opened.db"));
     assert_send(&open);
     drop(open);
+}
+
+#[tokio::test]
+async fn delete_cascades_to_roster_tables() {
+    use starling_storage::{RosterItem, Subscription};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    let stores = storage.stores();
+    for l in ["alice", "bob"] {
+        stores
+            .accounts
+            .create_account(l, "example.org", &[])
+            .await
+            .unwrap();
+    }
+    let item = RosterItem {
+        subscription: Subscription::Both,
+        groups: vec!["Friends".to_owned(), "Work".to_owned()],
+        ..RosterItem::new("carol@example.net")
+    };
+    assert_eq!(
+        stores
+            .rosters
+            .put_item("alice", "example.org", &item)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        stores
+            .rosters
+            .put_item("bob", "example.org", &item)
+            .await
+            .unwrap(),
+        1
+    );
+    let mut conn = raw(&path).await;
+    let counts = async |conn: &mut SqliteConnection| {
+        (
+            count(conn, "SELECT COUNT(*) FROM roster_items").await,
+            count(conn, "SELECT COUNT(*) FROM roster_groups").await,
+            count(conn, "SELECT COUNT(*) FROM roster_versions").await,
+        )
+    };
+    assert_eq!(counts(&mut conn).await, (2, 4, 2));
+    stores
+        .accounts
+        .delete_account("alice", "example.org")
+        .await
+        .unwrap();
+    assert_eq!(counts(&mut conn).await, (1, 2, 1));
+    // Removing an item drops its groups but keeps the version row.
+    assert_eq!(
+        stores
+            .rosters
+            .remove_item("bob", "example.org", "carol@example.net")
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(counts(&mut conn).await, (0, 0, 1));
+    storage.close().await;
 }

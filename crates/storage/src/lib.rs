@@ -1,8 +1,9 @@
 //! Storage interfaces for Starling.
 //!
 //! Persistence is split **one narrow trait per concern**: this crate defines
-//! [`AccountStore`] (accounts and their SCRAM credentials); the roster, offline
-//! messages, vCards and so on each get their own trait in the same shape, and a
+//! [`AccountStore`] (accounts and their SCRAM credentials) and [`RosterStore`]
+//! (rosters and subscription states, RFC 6121); offline messages, vCards and
+//! so on each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
 //! module sees only the concerns it asks for and never a database handle.
@@ -18,9 +19,10 @@
 //!   of that here would make two stores disagree about which accounts exist.
 //! * Accounts are unique on `(domain, localpart)`.
 //! * Multi-step writes ([`AccountStore::create_account`],
-//!   [`AccountStore::set_credentials`]) are atomic: on error nothing changed.
-//! * Deleting an account deletes everything it owns (credentials today;
-//!   roster, offline messages … later).
+//!   [`AccountStore::set_credentials`], [`RosterStore::put_item`],
+//!   [`RosterStore::remove_item`]) are atomic: on error nothing changed.
+//! * Deleting an account deletes everything it owns (credentials, roster
+//!   items and the roster version; offline messages … later).
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -35,12 +37,14 @@
 mod accounts;
 pub mod conformance;
 mod error;
+mod rosters;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use accounts::{AccountStore, Credential, check_distinct_mechanisms};
 pub use error::{BoxError, StorageError};
+pub use rosters::{RosterItem, RosterStore, Subscription, check_distinct_groups};
 
 /// Everything a backend provides, handed to the server and modules.
 ///
@@ -49,6 +53,8 @@ pub use error::{BoxError, StorageError};
 pub struct Stores {
     /// Accounts and their SASL credentials.
     pub accounts: Arc<dyn AccountStore>,
+    /// Rosters and subscription states (RFC 6121).
+    pub rosters: Arc<dyn RosterStore>,
 }
 
 impl fmt::Debug for Stores {

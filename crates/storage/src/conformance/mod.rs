@@ -16,5 +16,7 @@
 //! particular async runtime.
 
 mod account_suite;
+mod roster_suite;
 
 pub use account_suite::accounts;
+pub use roster_suite::rosters;
