@@ -60,8 +60,6 @@ pub struct Session {
     header_sent: bool,
     decoder: Decoder,
     bindings: ChannelBindings,
-    /// Whether -PLUS mechanisms are offered on this stream.
-    plus_offered: bool,
     sasl: Option<ServerSession>,
     /// The normalised localpart looked up during SASL.
     sasl_user: Option<String>,
@@ -96,7 +94,6 @@ impl Session {
             header_sent: false,
             decoder: Decoder::new(preauth_limits(&shared)),
             bindings: ChannelBindings::none(),
-            plus_offered: false,
             sasl: None,
             sasl_user: None,
             sasl_attempts: 0,
@@ -402,7 +399,7 @@ impl Session {
     }
 
     /// The stream features for the current phase.
-    fn features(&mut self) -> Element {
+    fn features(&self) -> Element {
         let s = &self.shared.settings;
         let mut f = Element::new("features", ns::STREAM);
         if self.account.is_some() {
@@ -429,12 +426,11 @@ impl Session {
             f.append_child(starttls);
         }
         let mut mechs = Element::new("mechanisms", ns::SASL);
-        self.plus_offered = self.secure && !self.bindings.is_empty();
         for m in self.offered_mechanisms() {
             mechs.append_child(Element::new("mechanism", ns::SASL).with_text(m.name()));
         }
         f.append_child(mechs);
-        if self.plus_offered {
+        if self.plus_offered() {
             // XEP-0440: the channel-binding types this connection supports.
             let mut cb = Element::new("sasl-channel-binding", ns::SASL_CB);
             for t in ChannelBindingType::ALL {
@@ -450,13 +446,18 @@ impl Session {
         f
     }
 
+    /// Whether -PLUS mechanisms are offered: TLS with channel-binding data to bind to.
+    fn plus_offered(&self) -> bool {
+        self.secure && !self.bindings.is_empty()
+    }
+
     fn offered_mechanisms(&self) -> Vec<Mechanism> {
         Mechanism::ALL
             .into_iter()
             .filter(|m| match m {
                 // PLAIN only ever over TLS.
                 Mechanism::Plain => self.secure && self.shared.settings.allow_plain,
-                m if m.is_plus() => self.plus_offered,
+                m if m.is_plus() => self.plus_offered(),
                 _ => true,
             })
             .collect()
@@ -563,7 +564,7 @@ impl Session {
             mech,
             &domain,
             self.bindings.clone(),
-            self.plus_offered,
+            self.plus_offered(),
             initial.as_deref(),
         );
         session.set_unknown_user_iterations(self.shared.settings.scram_iterations);

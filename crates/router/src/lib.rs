@@ -268,7 +268,7 @@ impl Router {
 
     /// RFC 6121 §8.5.2: a message to a bare JID of a local account.
     async fn message_to_bare(&self, stanza: Element, to: &BareJid, resources: Vec<SessionEntry>) {
-        let ty = stanza.attr("type").unwrap_or("normal").to_owned();
+        let ty = stanza.attr("type").unwrap_or("normal");
         let available: Vec<&SessionEntry> = resources
             .iter()
             .filter(|e| e.receives_bare_messages())
@@ -290,7 +290,7 @@ impl Router {
                 .await;
             return;
         }
-        match ty.as_str() {
+        match ty {
             // §8.5.2.1.1: groupchat to a bare JID is an error.
             "groupchat" => {
                 self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
