@@ -190,8 +190,9 @@ impl Session {
     /// Cleans up after the connection: unbinds the resource and tells modules.
     pub async fn finish(&mut self) {
         if let Some(jid) = self.jid.take() {
-            self.shared.router.sessions().unbind(&jid, self.id);
-            self.shared.router.session_ended(&jid).await;
+            if let Some(last) = self.shared.router.sessions().unbind(&jid, self.id) {
+                self.shared.router.session_ended(&last).await;
+            }
             tracing::info!(id = self.id, %jid, "session ended");
         }
     }
@@ -749,11 +750,14 @@ impl Session {
         let registry = self.shared.router.sessions().clone();
         if let Some(old) = registry.bind(jid.clone(), self.handle.clone()) {
             // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
-            tracing::info!(id = self.id, %jid, old = old.id(), "resource conflict: replacing the older session");
-            old.close(
+            tracing::info!(id = self.id, %jid, old = old.handle.id(), "resource conflict: replacing the older session");
+            old.handle.close(
                 StreamError::new(StreamErrorCondition::Conflict)
                     .with_text("this resource was bound by a new session"),
             );
+            // The old session is no longer in the registry, so its own end will not report it:
+            // modules hear of it now (its contacts get its unavailable presence).
+            self.shared.router.session_ended(&old).await;
         }
         self.jid = Some(jid.clone());
         self.phase = Phase::Bound;
@@ -789,44 +793,20 @@ impl Session {
             }
         }
         e.set_attr("from", jid.to_string());
-        match e.name() {
-            "iq" => {
-                let ty = e.attr("type");
-                // RFC 6120 §8.2.3: an IQ needs an id and one of the four types.
-                if e.attr("id").is_none() || !matches!(ty, Some("get" | "set" | "result" | "error"))
-                {
-                    if ty != Some("error") {
-                        self.reply_error(
-                            &e,
-                            StanzaErrorCondition::BadRequest,
-                            Some("an iq needs an 'id' and a valid 'type'"),
-                        );
-                    }
-                    return Ok(Flow::Continue);
+        // Presence (availability, priority, subscriptions) is the presence module's.
+        if e.name() == "iq" {
+            let ty = e.attr("type");
+            // RFC 6120 §8.2.3: an IQ needs an id and one of the four types.
+            if e.attr("id").is_none() || !matches!(ty, Some("get" | "set" | "result" | "error")) {
+                if ty != Some("error") {
+                    self.reply_error(
+                        &e,
+                        StanzaErrorCondition::BadRequest,
+                        Some("an iq needs an 'id' and a valid 'type'"),
+                    );
                 }
+                return Ok(Flow::Continue);
             }
-            // The priority of available presence decides who gets messages to the bare JID
-            // (RFC 6121 §8.5.2.1.1). Full presence handling lives in the presence module.
-            "presence" if e.attr("to").is_none() => match e.attr("type") {
-                None => {
-                    let prio = e
-                        .get_child("priority", ns::CLIENT)
-                        .and_then(|p| p.text().trim().parse::<i8>().ok())
-                        .unwrap_or(0);
-                    self.shared
-                        .router
-                        .sessions()
-                        .set_priority(&jid, self.id, Some(prio));
-                }
-                Some("unavailable") => {
-                    self.shared
-                        .router
-                        .sessions()
-                        .set_priority(&jid, self.id, None);
-                }
-                _ => {}
-            },
-            _ => {}
         }
         self.shared.router.route_from_client(&jid, e).await;
         Ok(Flow::Continue)

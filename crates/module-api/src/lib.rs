@@ -17,12 +17,14 @@ pub use registrar::{
     HookPoint, HookRegistration, HookResult, Identity, IqHandler, IqOutcome, IqRegistration,
     IqRoute, IqTarget, IqType, Lifecycle, Module, Registrar, ServerInfo, StanzaHook,
 };
-pub use session::{SessionCommand, SessionEntry, SessionHandle, SessionId, SessionRegistry};
+pub use session::{
+    SessionCommand, SessionEntry, SessionHandle, SessionId, SessionRegistry, presence_priority,
+};
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use starling_proto::{BareJid, Element};
+use starling_proto::{BareJid, Element, FullJid};
 use starling_storage::Stores;
 
 /// Sends stanzas into the server: to local sessions, to the server's own handlers, and later to
@@ -30,6 +32,9 @@ use starling_storage::Stores;
 #[async_trait]
 pub trait StanzaRouter: Send + Sync {
     async fn route(&self, stanza: Element);
+    /// Tells every module's [`Lifecycle::session_available`] that `jid` sent its initial presence.
+    /// Called by the presence module once it has broadcast that presence.
+    async fn session_available(&self, jid: &FullJid);
 }
 
 /// What a module handler can reach.

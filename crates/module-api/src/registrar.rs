@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind};
 
-use crate::Context;
+use crate::{Context, SessionEntry};
 
 /// A feature module.
 pub trait Module: Send + Sync + 'static {
@@ -77,6 +77,10 @@ pub enum HookPoint {
     ToBare,
     /// Addressed to the full JID of a local session that exists.
     ToFull,
+    /// A message for a local account that exists but has no resource to receive it
+    /// (RFC 6121 §8.5.2.2.1): offline storage's point. Unhandled, it bounces with
+    /// `<service-unavailable/>`.
+    Offline,
 }
 
 /// What a hook did with a stanza.
@@ -108,8 +112,11 @@ pub struct HookRegistration {
 pub trait Lifecycle: Send + Sync {
     /// A resource was bound.
     async fn session_bound(&self, _ctx: &Context, _jid: &FullJid) {}
-    /// A bound session ended (stream closed, error, TCP drop, or replaced).
-    async fn session_ended(&self, _ctx: &Context, _jid: &FullJid) {}
+    /// The session sent its initial presence (RFC 6121 §4.2), which has been broadcast.
+    async fn session_available(&self, _ctx: &Context, _jid: &FullJid) {}
+    /// A bound session ended (stream closed, error, TCP drop, or replaced). `last` is its entry
+    /// as it was when it ended (its last presence included); it is no longer in the registry.
+    async fn session_ended(&self, _ctx: &Context, _last: &SessionEntry) {}
 }
 
 /// One IQ handler registration: target, type, payload namespace and element name, handler.

@@ -1,7 +1,9 @@
 //! Sessions as the router and modules see them: a handle to send to, and the registry of who is
 //! bound where.
 
-use starling_proto::{BareJid, Element, FullJid, StreamError};
+use std::sync::Arc;
+
+use starling_proto::{BareJid, Element, FullJid, StreamError, ns};
 use tokio::sync::mpsc;
 
 /// Unique id of a session within this server process.
@@ -70,9 +72,26 @@ pub struct SessionEntry {
     pub handle: SessionHandle,
     /// `None` until the session sends available presence; then its priority (RFC 6121 §4.7.2.3).
     pub priority: Option<i8>,
+    /// The last available presence the session broadcast (stamped, without 'to'), answered to
+    /// probes and sent to newly subscribed contacts (RFC 6121 §4.3.2). `None` while unavailable.
+    pub presence: Option<Arc<Element>>,
+}
+
+/// The priority of an available presence stanza: its `<priority/>` child, 0 when absent or not an
+/// integer in -128..=127 (RFC 6121 §4.7.2.3).
+pub fn presence_priority(presence: &Element) -> i8 {
+    presence
+        .get_child("priority", ns::CLIENT)
+        .and_then(|p| p.text().trim().parse::<i8>().ok())
+        .unwrap_or(0)
 }
 
 impl SessionEntry {
+    /// Whether the session has sent available presence (RFC 6121 §4.2).
+    pub fn is_available(&self) -> bool {
+        self.presence.is_some()
+    }
+
     /// Available with a non-negative priority: eligible for messages to the bare JID.
     pub fn receives_bare_messages(&self) -> bool {
         matches!(self.priority, Some(p) if p >= 0)
@@ -82,17 +101,24 @@ impl SessionEntry {
 /// Who is bound where. The local implementation is a map in memory; a clustered one can replace it
 /// without touching modules.
 pub trait SessionRegistry: Send + Sync {
-    /// Binds `jid` to `handle`. If the resource was already bound, the older session is returned (the
-    /// caller closes it with `<conflict/>`).
-    fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionHandle>;
-    /// Removes the binding if it still belongs to session `id`.
-    fn unbind(&self, jid: &FullJid, id: SessionId);
+    /// Binds `jid` to `handle`. If the resource was already bound, the older session's entry is
+    /// returned (the caller closes it with `<conflict/>` and reports it ended).
+    fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionEntry>;
+    /// Removes the binding if it still belongs to session `id`, returning its last entry.
+    fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry>;
     /// The session bound to `jid`.
     fn get(&self, jid: &FullJid) -> Option<SessionEntry>;
     /// Every bound resource of `bare`.
     fn resources(&self, bare: &BareJid) -> Vec<SessionEntry>;
-    /// Records a session's presence priority (`None`: unavailable).
-    fn set_priority(&self, jid: &FullJid, id: SessionId, priority: Option<i8>);
+    /// Records a session's broadcast presence (`None`: unavailable) and the priority it carries.
+    /// Returns the previous presence, or `None` if session `id` is not bound to `jid`.
+    #[allow(clippy::option_option)]
+    fn set_presence(
+        &self,
+        jid: &FullJid,
+        id: SessionId,
+        presence: Option<Arc<Element>>,
+    ) -> Option<Option<Arc<Element>>>;
     /// Number of bound sessions.
     fn count(&self) -> usize;
     /// Every bound session (for shutdown and administration).

@@ -54,6 +54,14 @@ impl StanzaRouter for WeakRouter {
             r.route_stanza(stanza).await;
         }
     }
+
+    async fn session_available(&self, jid: &FullJid) {
+        if let Some(r) = self.0.upgrade() {
+            for l in &r.lifecycle {
+                l.session_available(&r.ctx, jid).await;
+            }
+        }
+    }
 }
 
 impl Router {
@@ -115,10 +123,10 @@ impl Router {
         }
     }
 
-    /// Tells modules that a bound session ended.
-    pub async fn session_ended(&self, jid: &FullJid) {
+    /// Tells modules that a bound session ended; `last` is its entry as removed from the registry.
+    pub async fn session_ended(&self, last: &SessionEntry) {
         for l in &self.lifecycle {
-            l.session_ended(&self.ctx, jid).await;
+            l.session_ended(&self.ctx, last).await;
         }
     }
 
@@ -269,41 +277,53 @@ impl Router {
     /// RFC 6121 §8.5.2: a message to a bare JID of a local account.
     async fn message_to_bare(&self, stanza: Element, to: &BareJid, resources: Vec<SessionEntry>) {
         let ty = stanza.attr("type").unwrap_or("normal");
+        if ty == "groupchat" {
+            // §8.5.2.1.1 / §8.5.2.2.1: groupchat to a bare JID is an error, whether or not the
+            // account exists.
+            self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                .await;
+            return;
+        }
         let available: Vec<&SessionEntry> = resources
             .iter()
             .filter(|e| e.receives_bare_messages())
             .collect();
         if available.is_empty() {
-            if ty == "error" || ty == "headline" {
+            if ty == "error" {
                 // §8.5.2.2.1: silently ignored.
                 return;
             }
             if !self.ctx.account_exists(to).await {
                 // §8.5.1: no such account.
-                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
-                    .await;
+                if ty != "headline" {
+                    self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                        .await;
+                }
                 return;
             }
-            // §8.5.2.2.1: no available resource. Offline storage comes with the offline module; until
-            // then the sender is told the message was not delivered.
-            self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
-                .await;
+            // §8.5.2.2.1: no available resource: offline storage decides (XEP-0160); headlines
+            // are dropped there too, which the RFC allows.
+            if self
+                .run_hooks(StanzaKind::Message, HookPoint::Offline, &stanza)
+                .await
+            {
+                return;
+            }
+            if ty != "headline" {
+                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                    .await;
+            }
             return;
         }
         match ty {
-            // §8.5.2.1.1: groupchat to a bare JID is an error.
-            "groupchat" => {
-                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
-                    .await
-            }
             // §8.5.2.1.1: headline goes to every available resource with non-negative priority.
             "headline" => {
                 for e in available {
                     e.handle.send(stanza.clone());
                 }
             }
-            // chat / normal / error: the highest priority wins; ties all get it (the RFC permits
-            // either one or all; all is what users expect from several devices).
+            // chat / normal: the highest priority wins; ties all get it (the RFC permits either
+            // one or all; all is what users expect from several devices).
             _ => {
                 let top = available
                     .iter()

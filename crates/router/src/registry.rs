@@ -1,10 +1,12 @@
 //! The in-memory session registry of a single server process.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-use starling_module_api::{SessionEntry, SessionHandle, SessionId, SessionRegistry};
-use starling_proto::{BareJid, FullJid};
+use starling_module_api::{
+    SessionEntry, SessionHandle, SessionId, SessionRegistry, presence_priority,
+};
+use starling_proto::{BareJid, Element, FullJid};
 
 /// Bare JID → its bound resources. A lock held only for map operations, never across an await.
 #[derive(Default)]
@@ -29,31 +31,34 @@ impl LocalRegistry {
 }
 
 impl SessionRegistry for LocalRegistry {
-    fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionHandle> {
+    fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionEntry> {
         let mut map = self.write();
         let list = map.entry(jid.to_bare()).or_default();
         let entry = SessionEntry {
             jid: jid.clone(),
             handle,
             priority: None,
+            presence: None,
         };
         if let Some(existing) = list.iter_mut().find(|e| e.jid == jid) {
-            let old = std::mem::replace(existing, entry);
-            return Some(old.handle);
+            return Some(std::mem::replace(existing, entry));
         }
         list.push(entry);
         None
     }
 
-    fn unbind(&self, jid: &FullJid, id: SessionId) {
+    fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry> {
         let mut map = self.write();
         let bare = jid.to_bare();
-        if let Some(list) = map.get_mut(&bare) {
-            list.retain(|e| !(e.jid == *jid && e.handle.id() == id));
-            if list.is_empty() {
-                map.remove(&bare);
-            }
+        let list = map.get_mut(&bare)?;
+        let pos = list
+            .iter()
+            .position(|e| e.jid == *jid && e.handle.id() == id)?;
+        let entry = list.swap_remove(pos);
+        if list.is_empty() {
+            map.remove(&bare);
         }
+        Some(entry)
     }
 
     fn get(&self, jid: &FullJid) -> Option<SessionEntry> {
@@ -68,14 +73,19 @@ impl SessionRegistry for LocalRegistry {
         self.read().get(bare).cloned().unwrap_or_default()
     }
 
-    fn set_priority(&self, jid: &FullJid, id: SessionId, priority: Option<i8>) {
+    fn set_presence(
+        &self,
+        jid: &FullJid,
+        id: SessionId,
+        presence: Option<Arc<Element>>,
+    ) -> Option<Option<Arc<Element>>> {
         let mut map = self.write();
-        if let Some(e) = map
-            .get_mut(&jid.to_bare())
-            .and_then(|l| l.iter_mut().find(|e| e.jid == *jid && e.handle.id() == id))
-        {
-            e.priority = priority;
-        }
+        let e = map
+            .get_mut(&jid.to_bare())?
+            .iter_mut()
+            .find(|e| e.jid == *jid && e.handle.id() == id)?;
+        e.priority = presence.as_deref().map(presence_priority);
+        Some(std::mem::replace(&mut e.presence, presence))
     }
 
     fn count(&self) -> usize {
@@ -106,15 +116,23 @@ mod tests {
         assert!(r.bind(b.clone(), handle(2)).is_none());
         assert_eq!(r.count(), 2);
         // Same resource again: the old session comes back to be closed.
-        assert_eq!(r.bind(a.clone(), handle(3)).map(|h| h.id()), Some(1));
+        assert_eq!(r.bind(a.clone(), handle(3)).map(|e| e.handle.id()), Some(1));
         assert_eq!(r.count(), 2);
         // The replaced session unbinding late must not remove its successor.
-        r.unbind(&a, 1);
+        assert!(r.unbind(&a, 1).is_none());
         assert_eq!(r.get(&a).map(|e| e.handle.id()), Some(3));
-        r.set_priority(&b, 2, Some(5));
+        let p = Arc::new(
+            Element::new("presence", starling_proto::ns::CLIENT)
+                .with_child(Element::new("priority", starling_proto::ns::CLIENT).with_text("5")),
+        );
+        assert_eq!(r.set_presence(&b, 2, Some(p)), Some(None));
         assert_eq!(r.get(&b).and_then(|e| e.priority), Some(5));
-        r.unbind(&a, 3);
-        r.unbind(&b, 2);
+        // Another session id does not touch it.
+        assert_eq!(r.set_presence(&b, 9, None), None);
+        assert!(r.get(&b).is_some_and(|e| e.is_available()));
+        assert!(r.unbind(&a, 3).is_some());
+        let last = r.unbind(&b, 2).unwrap();
+        assert_eq!(last.priority, Some(5));
         assert_eq!(r.count(), 0);
         assert!(r.resources(&a.to_bare()).is_empty());
     }

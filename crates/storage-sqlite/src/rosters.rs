@@ -1,5 +1,5 @@
 //! [`RosterStore`] on SQLite (tables `roster_items`, `roster_groups` and
-//! `roster_versions`, migration `0002_roster.sql`).
+//! `roster_versions`, migrations `0002_roster.sql`, `0003_roster_hidden.sql`).
 
 use async_trait::async_trait;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
@@ -30,6 +30,7 @@ type ItemRow = (
     bool,
     bool,
     Option<String>,
+    bool,
 );
 
 /// The `SELECT` list matching [`ItemRow`] (a macro so that queries stay
@@ -37,12 +38,13 @@ type ItemRow = (
 macro_rules! item_columns {
     () => {
         "r.jid, r.name, r.subscription, r.ask_out, r.pending_in, r.preapproved, \
-         r.pending_in_stanza"
+         r.pending_in_stanza, r.hidden"
     };
 }
 
 fn to_item(row: ItemRow) -> Result<RosterItem, StorageError> {
-    let (jid, name, subscription, ask_out, pending_in, preapproved, pending_in_stanza) = row;
+    let (jid, name, subscription, ask_out, pending_in, preapproved, pending_in_stanza, hidden) =
+        row;
     // The schema's CHECK keeps this valid; a failure means a corrupt file.
     let subscription = Subscription::from_name(&subscription).ok_or_else(|| {
         StorageError::backend(format!("corrupt roster row: subscription {subscription:?}"))
@@ -56,6 +58,7 @@ fn to_item(row: ItemRow) -> Result<RosterItem, StorageError> {
         preapproved,
         groups: Vec::new(),
         pending_in_stanza,
+        hidden,
     })
 }
 
@@ -202,13 +205,13 @@ impl RosterStore for SqliteRosterStore {
         sqlx::query(
             "INSERT INTO roster_items \
              (account_id, jid, name, subscription, ask_out, pending_in, preapproved, \
-              pending_in_stanza) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+              pending_in_stanza, hidden) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (account_id, jid) DO UPDATE SET \
              name = excluded.name, subscription = excluded.subscription, \
              ask_out = excluded.ask_out, pending_in = excluded.pending_in, \
              preapproved = excluded.preapproved, \
-             pending_in_stanza = excluded.pending_in_stanza",
+             pending_in_stanza = excluded.pending_in_stanza, hidden = excluded.hidden",
         )
         .bind(id)
         .bind(item.jid.as_str())
@@ -218,6 +221,7 @@ impl RosterStore for SqliteRosterStore {
         .bind(item.pending_in)
         .bind(item.preapproved)
         .bind(item.pending_in_stanza.as_deref())
+        .bind(item.hidden)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;

@@ -64,9 +64,7 @@ pub struct RosterItem {
     /// (shown as `ask='subscribe'`, RFC 6121 §2.1.2.2).
     pub ask_out: bool,
     /// "Pending In": the contact sent `subscribe` and the user has not
-    /// answered yet. Such an item is not shown in roster results unless it
-    /// is also on the roster proper (RFC 6121 §3.1.3); this store keeps it
-    /// like any other item and leaves that filtering to the caller.
+    /// answered yet.
     pub pending_in: bool,
     /// The user pre-approved a subscription request from the contact
     /// (RFC 6121 §3.4).
@@ -77,6 +75,11 @@ pub struct RosterItem {
     /// The stored inbound subscription request stanza (XML text), redelivered
     /// at login until answered (RFC 6121 §3.1.3).
     pub pending_in_stanza: Option<String>,
+    /// The item exists only to hold a "Pending In" request from a contact
+    /// the user never added: it is not on the roster proper and is left out
+    /// of roster results and pushes (RFC 6121 §3.1.3). Stored like any other
+    /// field; the filtering is the caller's.
+    pub hidden: bool,
 }
 
 impl RosterItem {

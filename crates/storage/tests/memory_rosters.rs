@@ -312,7 +312,7 @@ async fn catches_put_on_unknown_account() {
 
 #[tokio::test]
 #[should_panic(
-    expected = "groups: [\"Zebra\", \"Ärzte\", \"同事\", \"a\", \"Neu\"], pending_in_stanza: None }), want Some(RosterItem { jid: \"bob@example.org\", name: Some(\"Bobby\")"
+    expected = "groups: [\"Zebra\", \"Ärzte\", \"同事\", \"a\", \"Neu\"], pending_in_stanza: None, hidden: false }), want Some(RosterItem { jid: \"bob@example.org\", name: Some(\"Bobby\")"
 )]
 async fn catches_replace_merging_groups() {
     run(Bug::ReplaceMergesGroups).await;

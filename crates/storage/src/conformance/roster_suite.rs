@@ -73,6 +73,7 @@ fn full_item(jid: &str) -> RosterItem {
             "<presence xmlns='jabber:client' from='{jid}' to='alice@example.org' \
              type='subscribe'><status>Grüß dich ✓</status></presence>"
         )),
+        hidden: true,
     }
 }
 
@@ -183,6 +184,7 @@ impl Suite<'_> {
                 preapproved: false,
                 groups: Vec::new(),
                 pending_in_stanza: None,
+                hidden: false,
             },
             &format!("{s}: RosterItem::new"),
         );
@@ -267,6 +269,7 @@ impl Suite<'_> {
             preapproved: false,
             groups: groups(&["a", "Neu", "Zebra"]),
             pending_in_stanza: None,
+            hidden: false,
         };
         self.put(l, d, &second, 2, s).await;
         self.expect_item(l, d, jid, Some(&second), s).await;
