@@ -14,8 +14,9 @@ mod registrar;
 mod session;
 
 pub use registrar::{
-    HookPoint, HookRegistration, HookResult, Identity, IqHandler, IqOutcome, IqRegistration,
-    IqRoute, IqTarget, IqType, Lifecycle, Module, Registrar, ServerInfo, StanzaHook,
+    CAPS_NODE, HookPoint, HookRegistration, HookResult, Identity, IqHandler, IqOutcome,
+    IqRegistration, IqRoute, IqTarget, IqType, Lifecycle, Module, Registrar, ServerInfo,
+    StanzaHook,
 };
 pub use session::{
     SessionCommand, SessionEntry, SessionHandle, SessionId, SessionRegistry, presence_priority,

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind};
+use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind, ns};
 
 use crate::{Context, SessionEntry};
 
@@ -223,15 +223,28 @@ impl Registrar {
 
     /// What service discovery and stream features show, for `domains`.
     pub fn server_info(&self, domains: Vec<String>) -> ServerInfo {
-        ServerInfo {
+        let mut info = ServerInfo {
             domains,
             server_features: self.server_features.iter().copied().collect(),
             account_features: self.account_features.iter().copied().collect(),
             server_identities: self.server_identities.iter().cloned().collect(),
             stream_features: self.stream_features.clone(),
-        }
+            caps_ver: String::new(),
+        };
+        info.caps_ver = info.compute_caps_ver();
+        // XEP-0115 §6.3: the server's own capabilities in its stream features.
+        info.stream_features.push(
+            Element::new("c", ns::CAPS)
+                .with_attr("hash", "sha-1")
+                .with_attr("node", CAPS_NODE)
+                .with_attr("ver", info.caps_ver.as_str()),
+        );
+        info
     }
 }
+
+/// The XEP-0115 node naming this software.
+pub const CAPS_NODE: &str = "https://starling.chat/caps";
 
 /// Everything modules declared, frozen at start.
 #[derive(Clone, Debug, Default)]
@@ -243,4 +256,66 @@ pub struct ServerInfo {
     pub account_features: Vec<&'static str>,
     pub server_identities: Vec<Identity>,
     pub stream_features: Vec<Element>,
+    /// XEP-0115 verification string of the server's disco#info (SHA-1, base64).
+    pub caps_ver: String,
+}
+
+impl ServerInfo {
+    /// XEP-0115 §5.1: identities `category/type/lang/name<` sorted, then features `var<` sorted
+    /// (i;octet), hashed with SHA-1 and base64-encoded.
+    fn compute_caps_ver(&self) -> String {
+        use base64::Engine as _;
+        use sha1::Digest as _;
+        let mut identities: Vec<String> = self
+            .server_identities
+            .iter()
+            .map(|i| format!("{}/{}//{}<", i.category, i.kind, i.name.unwrap_or("")))
+            .collect();
+        identities.sort();
+        let mut features: Vec<&str> = self.server_features.clone();
+        features.sort_unstable();
+        let mut s = identities.concat();
+        for f in features {
+            s.push_str(f);
+            s.push('<');
+        }
+        base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_ver_matches_xep_0115_example() {
+        // XEP-0115 §5.2, the simple example.
+        let info = ServerInfo {
+            server_identities: vec![Identity {
+                category: "client",
+                kind: "pc",
+                name: Some("Exodus 0.9.1"),
+            }],
+            server_features: vec![
+                "http://jabber.org/protocol/muc",
+                "http://jabber.org/protocol/caps",
+                "http://jabber.org/protocol/disco#items",
+                "http://jabber.org/protocol/disco#info",
+            ],
+            ..ServerInfo::default()
+        };
+        assert_eq!(info.compute_caps_ver(), "QgayPKawpkPSDYmwT/WM94uAlu0=");
+    }
+
+    #[test]
+    fn caps_are_a_stream_feature() {
+        let mut reg = Registrar::new();
+        reg.server_feature("urn:xmpp:ping");
+        let info = reg.server_info(vec!["example.org".into()]);
+        let c = info.stream_features.last().unwrap();
+        assert_eq!(c.ns(), ns::CAPS);
+        assert_eq!(c.attr("ver"), Some(info.caps_ver.as_str()));
+        assert_eq!(c.attr("node"), Some(CAPS_NODE));
+        assert_eq!(c.attr("hash"), Some("sha-1"));
+    }
 }

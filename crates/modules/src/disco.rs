@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, Identity, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module, Registrar,
+    CAPS_NODE, Context, Identity, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module,
+    Registrar,
 };
 use starling_proto::{Element, StanzaError, StanzaErrorCondition, ns};
 
@@ -29,6 +30,8 @@ impl Module for Disco {
         });
         reg.server_feature(ns::DISCO_INFO);
         reg.server_feature(ns::DISCO_ITEMS);
+        // XEP-0115 §6.3: the server advertises its own capabilities.
+        reg.server_feature(ns::CAPS);
         reg.account_feature(ns::DISCO_INFO);
         reg.account_feature(ns::DISCO_ITEMS);
     }
@@ -50,11 +53,16 @@ impl IqHandler for Disco {
     async fn handle_iq(&self, ctx: &Context, req: IqRoute<'_>) -> IqOutcome {
         let info = &ctx.server;
         // No nodes are published yet (XEP-0030 §3.2: an unknown node is <item-not-found/>).
-        if req.payload.attr("node").is_some() {
-            return IqOutcome::Error(StanzaError::new(StanzaErrorCondition::ItemNotFound));
-        }
         let is_info = req.payload.ns() == ns::DISCO_INFO;
-        let mut query = Element::new("query", req.payload.ns());
+        let node = req.payload.attr("node");
+        if let Some(node) = node {
+            // XEP-0115 §6.2: the server's caps node answers like the server itself.
+            let caps_node = format!("{CAPS_NODE}#{}", info.caps_ver);
+            if !(is_info && req.account.is_none() && node == caps_node) {
+                return IqOutcome::Error(StanzaError::new(StanzaErrorCondition::ItemNotFound));
+            }
+        }
+        let mut query = Element::new("query", req.payload.ns()).with_opt_attr("node", node);
         match (req.account, is_info) {
             (None, true) => {
                 for i in &info.server_identities {

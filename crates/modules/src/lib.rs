@@ -3,6 +3,9 @@
 
 pub mod disco;
 pub mod ping;
+pub mod presence;
+pub mod roster;
+pub mod subscription;
 
 use std::sync::Arc;
 
@@ -10,5 +13,13 @@ use starling_module_api::Module;
 
 /// The modules a server runs by default.
 pub fn default_modules() -> Vec<Arc<dyn Module>> {
-    vec![Arc::new(disco::Disco), Arc::new(ping::Ping)]
+    // The roster and presence modules share the roster service (interested resources, the
+    // per-account change lock, pushes).
+    let rosters = Arc::new(roster::RosterService::default());
+    vec![
+        Arc::new(disco::Disco),
+        Arc::new(ping::Ping),
+        Arc::new(roster::Roster::new(rosters.clone())),
+        Arc::new(presence::Presence::new(rosters)),
+    ]
 }

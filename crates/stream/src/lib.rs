@@ -354,5 +354,31 @@ impl Decoder {
     }
 }
 
+/// Parses one stanza stored as text (as [`Element::to_xml`] wrote it: `xmlns='jabber:client'` on
+/// the top element) with the same restricted parser and `limits` as the wire. Used for stanzas kept
+/// in storage (offline messages, pending subscription requests).
+pub fn parse_stored(xml: &str, limits: Limits) -> Result<Element, DecodeError> {
+    let mut dec = Decoder::new(limits);
+    let header = format!(
+        "<stream:stream xmlns='{}' xmlns:stream='{}'>",
+        ns::CLIENT,
+        ns::STREAM
+    );
+    let mut input = header.as_bytes();
+    match dec.next_frame(&mut input)? {
+        Some(Frame::Header(_)) => {}
+        _ => return Err(DecodeError::BadFormat("stream header".into())),
+    }
+    let mut input = xml.as_bytes();
+    let el = match dec.next_frame(&mut input)? {
+        Some(Frame::Element(el)) => el,
+        _ => return Err(DecodeError::BadFormat("not one complete element".into())),
+    };
+    if !input.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError::BadFormat("more than one element".into()));
+    }
+    Ok(el)
+}
+
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,9 @@ const POSTAUTH_FEATURES: &str = "<stream:features>\
     <bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>\
     <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>\
     <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes></limits>\
+    <ver xmlns='urn:xmpp:features:rosterver'/>\
+    <sub xmlns='urn:xmpp:features:pre-approval'/>\
+    <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://starling.chat/caps' ver='{*}'/>\
     </stream:features>";
 
 #[tokio::test]
@@ -656,9 +659,12 @@ async fn routing_errors() {
     bob.send_xml("<presence><priority>1</priority></presence>")
         .await
         .unwrap();
-    bob.expect_silence(Duration::from_millis(100))
-        .await
-        .unwrap();
+    // RFC 6121 §4.2.2: the initial presence comes back to the account's available resources.
+    bob.expect(
+        "<presence from='bob@localhost/b' to='bob@localhost/b'><priority>1</priority></presence>",
+    )
+    .await
+    .unwrap();
     alice
         .send_xml("<message to='bob@localhost' type='chat' id='m4'><body>bare</body></message>")
         .await
@@ -680,10 +686,56 @@ async fn disco_is_built_from_module_registrations() {
         "<iq type='result' id='d1' from='localhost' to='alice@localhost/a'>\
            <query xmlns='http://jabber.org/protocol/disco#info'>\
              <identity category='server' type='im' name='Starling'/>\
+             <feature var='http://jabber.org/protocol/caps'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
              <feature var='urn:xmpp:ping'/>\
            </query></iq>",
+    )
+    .await
+    .unwrap();
+    // XEP-0115 §6.2: the caps node from the stream features answers with the same identities
+    // and features, and its 'ver' is their hash (§5.1).
+    let ver = server.router().server_info().caps_ver.clone();
+    c.send_xml(&format!(
+        "<iq type='get' id='d4' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' \
+         node='https://starling.chat/caps#{ver}'/></iq>"
+    ))
+    .await
+    .unwrap();
+    let reply = c.expect(&format!(
+        "<iq type='result' id='d4' from='localhost' to='alice@localhost/a'>\
+           <query xmlns='http://jabber.org/protocol/disco#info' node='https://starling.chat/caps#{ver}'>\
+             <identity category='server' type='im' name='Starling'/>\
+             <feature var='http://jabber.org/protocol/caps'/>\
+             <feature var='http://jabber.org/protocol/disco#info'/>\
+             <feature var='http://jabber.org/protocol/disco#items'/>\
+             <feature var='urn:xmpp:ping'/>\
+           </query></iq>"
+    ))
+    .await
+    .unwrap();
+    {
+        use base64::Engine as _;
+        use sha1::Digest as _;
+        let mut s = String::from("server/im//Starling<");
+        for f in reply.children().flat_map(|q| q.children()) {
+            if let Some(var) = f.attr("var") {
+                s.push_str(var);
+                s.push('<');
+            }
+        }
+        let want =
+            base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()));
+        assert_eq!(ver, want);
+    }
+    // Another node is unknown.
+    c.send_xml("<iq type='get' id='d5' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>")
+        .await
+        .unwrap();
+    c.expect(
+        "<iq type='error' id='d5' from='localhost' to='alice@localhost/a'><error type='cancel'>\
+              <item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
     )
     .await
     .unwrap();

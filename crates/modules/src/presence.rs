@@ -1,0 +1,521 @@
+//! RFC 6121 §3 and §4: presence subscriptions and presence.
+//!
+//! The module owns every presence stanza a local client sends (a `FromClient` hook) and every
+//! presence addressed to a local bare JID (a `ToBare` hook):
+//! - subscription stanzas go through the Appendix A tables ([`crate::subscription`]), stored on the
+//!   roster item by [`RosterService::update`], which also pushes the change;
+//! - available presence without 'to' is recorded in the session registry (it decides who receives
+//!   messages to the bare JID) and broadcast to contacts with a `from`/`both` subscription and the
+//!   account's own available resources; the first one (initial presence, §4.2) also probes the
+//!   contacts the account is subscribed to, delivers pending subscription requests, and tells
+//!   other modules (offline messages follow);
+//! - unavailable presence, the end of a session (stream closed, TCP dropped, replaced) and the
+//!   end of a subscription send `unavailable` to whoever saw the session available, directed
+//!   presence recipients included (§4.6.3).
+//!
+//! # Hazards
+//!
+//! * Probes never reveal presence to an entity that is not subscribed (§4.3.2): the answer is the
+//!   same `unsubscribed` whether the account does not exist or the prober is not allowed.
+//! * Nothing here holds a lock while routing (see [`crate::roster`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use starling_module_api::{
+    Context, HookPoint, HookResult, Lifecycle, Module, Registrar, SessionEntry, SessionId,
+    StanzaHook,
+};
+use starling_proto::{
+    BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply, ns,
+};
+use starling_storage::RosterItem;
+use starling_stream::{Limits, parse_stored};
+
+use crate::roster::{RosterService, account_parts, subscription_stanza};
+use crate::subscription::{self, State, SubKind};
+
+/// Most entities one session can send directed presence to (beyond its contacts) before the
+/// oldest are no longer remembered; bounds per-session memory.
+pub const MAX_DIRECTED: usize = 1000;
+
+/// The presence module.
+pub struct Presence {
+    roster: Arc<RosterService>,
+    /// Entities that received directed available presence from a session and are not among its
+    /// `from`/`both` contacts (§4.6.3), by session.
+    directed: Mutex<HashMap<SessionId, HashSet<String>>>,
+}
+
+impl Presence {
+    pub fn new(roster: Arc<RosterService>) -> Self {
+        Presence {
+            roster,
+            directed: Mutex::default(),
+        }
+    }
+
+    fn directed_map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, HashSet<String>>> {
+        self.directed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Module for Presence {
+    fn name(&self) -> &'static str {
+        "presence"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut Registrar) {
+        reg.stanza_hook(StanzaKind::Presence, HookPoint::FromClient, 0, self.clone());
+        reg.stanza_hook(StanzaKind::Presence, HookPoint::ToBare, 0, self.clone());
+        // RFC 6121 §3.4.1: pre-approval is advertised as a stream feature.
+        reg.stream_feature(Element::new("sub", ns::PRE_APPROVAL));
+        reg.lifecycle(self);
+    }
+}
+
+#[async_trait]
+impl StanzaHook for Presence {
+    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &Element) -> HookResult {
+        match point {
+            HookPoint::FromClient => self.from_client(ctx, stanza).await,
+            HookPoint::ToBare => self.to_bare(ctx, stanza).await,
+            HookPoint::ToFull | HookPoint::Offline => return HookResult::Pass,
+        }
+        HookResult::Handled
+    }
+}
+
+#[async_trait]
+impl Lifecycle for Presence {
+    async fn session_ended(&self, ctx: &Context, last: &SessionEntry) {
+        let directed = self.directed_map().remove(&last.handle.id());
+        if last.presence.is_none() && directed.is_none() {
+            return;
+        }
+        // §4.5.2: the server sends unavailable presence on the user's behalf.
+        let unavailable = Element::new("presence", ns::CLIENT)
+            .with_attr("type", "unavailable")
+            .with_attr("from", last.jid.to_string());
+        if last.presence.is_some() {
+            self.broadcast(ctx, &last.jid, &unavailable).await;
+        }
+        for to in directed.into_iter().flatten() {
+            ctx.router.route(addressed(&unavailable, &to)).await;
+        }
+    }
+}
+
+/// A copy of `stanza` addressed to `to`.
+fn addressed(stanza: &Element, to: &str) -> Element {
+    let mut s = stanza.clone();
+    s.set_attr("to", to);
+    s
+}
+
+/// The sender of a stanza from a local client (stamped by the session).
+fn sender(stanza: &Element) -> Option<FullJid> {
+    stanza.attr("from").and_then(|f| FullJid::new(f).ok())
+}
+
+/// Sends the error `cond` back to the client that sent `stanza`.
+async fn reject(ctx: &Context, stanza: &Element, cond: StanzaErrorCondition, text: &str) {
+    let mut reply = error_reply(stanza, &StanzaError::new(cond).with_text(text));
+    if stanza.attr("to").is_none() {
+        reply.remove_attr("from");
+    }
+    ctx.router.route(reply).await;
+}
+
+/// The roster items of `account`, or none (logged) when storage fails.
+async fn roster_items(ctx: &Context, account: &BareJid) -> Vec<RosterItem> {
+    let Some((local, domain)) = account_parts(account) else {
+        return Vec::new();
+    };
+    match ctx.stores.rosters.items(local, domain).await {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::error!(error = %e, %account, "cannot read the roster");
+            Vec::new()
+        }
+    }
+}
+
+/// Sends `unavailable` from each available resource of `account` to `contact` (§3.2.2: a contact
+/// whose subscription ends stops seeing the account as available).
+pub(crate) async fn send_unavailable_to(ctx: &Context, account: &BareJid, contact: &BareJid) {
+    for entry in ctx.sessions.resources(account) {
+        if entry.is_available() {
+            let p = Element::new("presence", ns::CLIENT)
+                .with_attr("type", "unavailable")
+                .with_attr("from", entry.jid.to_string())
+                .with_attr("to", contact.to_string());
+            ctx.router.route(p).await;
+        }
+    }
+}
+
+/// Sends the current presence of each available resource of `account` to `to` (§3.1.5, §4.3.2).
+async fn send_current_presence(ctx: &Context, account: &BareJid, to: &str) {
+    for entry in ctx.sessions.resources(account) {
+        if let Some(p) = &entry.presence {
+            ctx.router.route(addressed(p, to)).await;
+        }
+    }
+}
+
+impl Presence {
+    // ----- From the account's own clients -----
+
+    async fn from_client(&self, ctx: &Context, stanza: &Element) {
+        let Some(from) = sender(stanza) else {
+            return;
+        };
+        let ty = stanza.attr("type");
+        let to = stanza.attr("to");
+        match (ty, to) {
+            // §4.2 / §4.4: availability broadcast.
+            (None, None) => self.available(ctx, &from, stanza).await,
+            (Some("unavailable"), None) => self.unavailable(ctx, &from, stanza).await,
+            (None | Some("unavailable"), Some(to)) => {
+                self.directed_presence(ctx, &from, stanza, to).await
+            }
+            (Some(t), Some(to)) if SubKind::from_type(t).is_some() => {
+                if let (Some(kind), Ok(to)) = (SubKind::from_type(t), Jid::new(to)) {
+                    self.outbound(ctx, &from.to_bare(), kind, stanza, &to.to_bare())
+                        .await;
+                } else {
+                    reject(ctx, stanza, StanzaErrorCondition::JidMalformed, "bad 'to'").await;
+                }
+            }
+            (Some("probe"), Some(_)) => {
+                // §4.3: probes are the server's business; a client's is answered like the
+                // server's own, to the resource that sent it.
+                ctx.router.route(stanza.clone()).await;
+            }
+            (Some("error"), Some(_)) => ctx.router.route(stanza.clone()).await,
+            (Some("error"), None) => {}
+            (Some(t), None) if SubKind::from_type(t).is_some() || t == "probe" => {
+                reject(
+                    ctx,
+                    stanza,
+                    StanzaErrorCondition::BadRequest,
+                    "a subscription or probe needs a 'to'",
+                )
+                .await;
+            }
+            // RFC 6120 §8.3.3.1 / RFC 6121 §4.7.1: no other presence types exist.
+            (Some(_), _) => {
+                reject(
+                    ctx,
+                    stanza,
+                    StanzaErrorCondition::BadRequest,
+                    "unknown presence type",
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Available presence without 'to' (§4.2 initial, §4.4 updates).
+    async fn available(&self, ctx: &Context, from: &FullJid, stanza: &Element) {
+        let Some(session) = ctx.sessions.get(from) else {
+            return;
+        };
+        let presence = Arc::new(stanza.clone());
+        let previous = ctx
+            .sessions
+            .set_presence(from, session.handle.id(), Some(presence.clone()));
+        let initial = matches!(previous, Some(None));
+        self.broadcast(ctx, from, &presence).await;
+        if !initial {
+            return;
+        }
+        let account = from.to_bare();
+        let items = roster_items(ctx, &account).await;
+        // §4.2.2: probe the contacts the account is subscribed to. The probe comes from the full
+        // JID that needs the answers (the examples use the bare JID; the contact's server answers
+        // whatever 'from' says, and only this resource lacks them).
+        for item in items.iter().filter(|i| State::of(Some(i)).to) {
+            let probe = Element::new("presence", ns::CLIENT)
+                .with_attr("type", "probe")
+                .with_attr("from", from.to_string())
+                .with_attr("to", item.jid.as_str());
+            ctx.router.route(probe).await;
+        }
+        // §3.1.3: requests received while the account was offline (or not yet answered) are
+        // delivered at each login until answered.
+        for item in items.iter().filter(|i| i.pending_in) {
+            if let Some(xml) = &item.pending_in_stanza {
+                match parse_stored(xml, Limits::DEFAULT) {
+                    Ok(request) => {
+                        session.handle.send(request);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, contact = %item.jid, "stored request unreadable");
+                    }
+                }
+            }
+        }
+        ctx.router.session_available(from).await;
+    }
+
+    /// Unavailable presence without 'to' (§4.5).
+    async fn unavailable(&self, ctx: &Context, from: &FullJid, stanza: &Element) {
+        let Some(session) = ctx.sessions.get(from) else {
+            return;
+        };
+        let previous = ctx.sessions.set_presence(from, session.handle.id(), None);
+        if matches!(previous, Some(Some(_))) {
+            self.broadcast(ctx, from, stanza).await;
+        }
+        let directed = self.directed_map().remove(&session.handle.id());
+        for to in directed.into_iter().flatten() {
+            ctx.router.route(addressed(stanza, &to)).await;
+        }
+    }
+
+    /// Sends `presence` (from `from`, no 'to') to the contacts with a `from`/`both` subscription
+    /// (§4.2.2, §4.4.2) and to the account's available resources, the sender included.
+    async fn broadcast(&self, ctx: &Context, from: &FullJid, presence: &Element) {
+        let account = from.to_bare();
+        for item in roster_items(ctx, &account).await {
+            if State::of(Some(&item)).from {
+                ctx.router.route(addressed(presence, &item.jid)).await;
+            }
+        }
+        for entry in ctx.sessions.resources(&account) {
+            if entry.is_available() || entry.jid == *from {
+                entry
+                    .handle
+                    .send(addressed(presence, &entry.jid.to_string()));
+            }
+        }
+    }
+
+    /// Directed presence (§4.6): routed as is, and remembered so that the recipient hears when the
+    /// session goes away.
+    async fn directed_presence(&self, ctx: &Context, from: &FullJid, stanza: &Element, to: &str) {
+        let Some(session) = ctx.sessions.get(from) else {
+            return;
+        };
+        let id = session.handle.id();
+        let Ok(target) = Jid::new(to) else {
+            reject(ctx, stanza, StanzaErrorCondition::JidMalformed, "bad 'to'").await;
+            return;
+        };
+        if stanza.attr("type") == Some("unavailable") {
+            if let Some(set) = self.directed_map().get_mut(&id) {
+                set.remove(to);
+            }
+        } else {
+            // §4.6.3: recipients that get broadcasts anyway are not tracked.
+            let account = from.to_bare();
+            let subscribed = match account_parts(&account) {
+                Some((l, d)) => ctx
+                    .stores
+                    .rosters
+                    .item(l, d, &target.to_bare().to_string())
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|i| State::of(Some(&i)).from),
+                None => false,
+            };
+            if !subscribed {
+                let mut map = self.directed_map();
+                let set = map.entry(id).or_default();
+                if set.len() < MAX_DIRECTED {
+                    set.insert(target.to_string());
+                }
+            }
+        }
+        ctx.router.route(stanza.clone()).await;
+    }
+
+    /// A subscription stanza from the account (RFC 6121 A.2).
+    async fn outbound(
+        &self,
+        ctx: &Context,
+        account: &BareJid,
+        kind: SubKind,
+        stanza: &Element,
+        contact: &BareJid,
+    ) {
+        if contact == account {
+            // Subscribing to oneself has no meaning: the account always sees its own presence.
+            return;
+        }
+        let contact_str = contact.to_string();
+        let mut decision = None;
+        let res = self
+            .roster
+            .update(ctx, account, &contact_str, |slot| {
+                let before = State::of(slot.as_ref());
+                let out = subscription::outbound(kind, before);
+                decision = Some(out);
+                if out.state == before {
+                    return;
+                }
+                let item = slot.get_or_insert_with(|| RosterItem::new(contact_str.clone()));
+                out.state.apply_to(item);
+                if matches!(kind, SubKind::Subscribe | SubKind::Subscribed) {
+                    // §3.1.2 / §3.4: asking for or pre-approving a subscription puts the contact
+                    // on the roster.
+                    item.hidden = false;
+                }
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, %account, "cannot store a subscription change");
+            reject(
+                ctx,
+                stanza,
+                StanzaErrorCondition::InternalServerError,
+                "storage failed",
+            )
+            .await;
+            return;
+        }
+        let Some(out) = decision else {
+            return;
+        };
+        if !out.route {
+            return;
+        }
+        // §3.1.2: stamped with the bare JIDs, 'id' and extension children kept.
+        let mut routed = stanza.clone();
+        routed.set_attr("from", account.to_string());
+        routed.set_attr("to", contact_str.as_str());
+        ctx.router.route(routed).await;
+        match kind {
+            // §3.1.5: after approving, the contact receives the account's current presence.
+            SubKind::Subscribed => send_current_presence(ctx, account, &contact_str).await,
+            // §3.2.2: after revoking, the contact sees the account go unavailable.
+            SubKind::Unsubscribed => send_unavailable_to(ctx, account, contact).await,
+            SubKind::Subscribe | SubKind::Unsubscribe => {}
+        }
+    }
+
+    // ----- Addressed to a local bare JID -----
+
+    async fn to_bare(&self, ctx: &Context, stanza: &Element) {
+        let (Some(to), Some(from)) = (
+            stanza.attr("to").and_then(|t| BareJid::new(t).ok()),
+            stanza.attr("from").and_then(|f| Jid::new(f).ok()),
+        ) else {
+            return;
+        };
+        match stanza.attr("type") {
+            Some(t) if SubKind::from_type(t).is_some() => {
+                if let Some(kind) = SubKind::from_type(t) {
+                    self.inbound(ctx, &to, kind, stanza, &from.to_bare()).await;
+                }
+            }
+            Some("probe") => self.probe(ctx, &to, &from).await,
+            // §8.5.2.1.2: other presence goes to every available resource (none: dropped).
+            _ => {
+                for entry in ctx.sessions.resources(&to) {
+                    if entry.is_available() {
+                        entry.handle.send(stanza.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A subscription stanza for the account from `contact` (RFC 6121 A.3).
+    async fn inbound(
+        &self,
+        ctx: &Context,
+        account: &BareJid,
+        kind: SubKind,
+        stanza: &Element,
+        contact: &BareJid,
+    ) {
+        if contact == account || !ctx.account_exists(account).await {
+            // §3.1.3: a request for an account that does not exist is ignored (its sender may
+            // be told `unsubscribed`, which reveals nothing either way).
+            return;
+        }
+        let contact_str = contact.to_string();
+        let request_xml = stanza.to_xml();
+        let mut decision = None;
+        let res = self
+            .roster
+            .update(ctx, account, &contact_str, |slot| {
+                let before = State::of(slot.as_ref());
+                let inb = subscription::inbound(kind, before);
+                decision = Some(inb);
+                if inb.state == before {
+                    return;
+                }
+                let item = slot.get_or_insert_with(|| RosterItem {
+                    // §3.1.3: a request from a stranger is kept aside, not on the roster.
+                    hidden: true,
+                    ..RosterItem::new(contact_str.clone())
+                });
+                inb.state.apply_to(item);
+                if kind == SubKind::Subscribe && inb.state.pending_in {
+                    item.pending_in_stanza = Some(request_xml);
+                }
+                if inb.state.from {
+                    item.hidden = false;
+                }
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, %account, "cannot store a subscription change");
+            return;
+        }
+        let Some(inb) = decision else {
+            return;
+        };
+        if inb.deliver {
+            for entry in ctx.sessions.resources(account) {
+                if entry.is_available() {
+                    entry.handle.send(stanza.clone());
+                }
+            }
+        }
+        if inb.auto_subscribed {
+            // §3.1.3 (already subscribed) / §3.4 (pre-approved): approved on the account's
+            // behalf, followed by its current presence (§3.1.5).
+            ctx.router
+                .route(subscription_stanza(SubKind::Subscribed, account, contact))
+                .await;
+            send_current_presence(ctx, account, &contact_str).await;
+        }
+    }
+
+    /// A probe for the account's presence (§4.3.2).
+    async fn probe(&self, ctx: &Context, account: &BareJid, prober: &Jid) {
+        let allowed = match account_parts(account) {
+            Some((l, d)) => ctx
+                .stores
+                .rosters
+                .item(l, d, &prober.to_bare().to_string())
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|i| State::of(Some(&i)).from),
+            None => false,
+        };
+        if !allowed {
+            // §4.3.2: nothing revealed; `unsubscribed` tells the prober's server its record of
+            // a subscription is wrong. The same answer whether or not the account exists.
+            ctx.router
+                .route(subscription_stanza(
+                    SubKind::Unsubscribed,
+                    account,
+                    &prober.to_bare(),
+                ))
+                .await;
+            return;
+        }
+        // Available resources answer with their last presence; with none, no answer (§4.3.2
+        // allows either that or the last unavailable presence).
+        send_current_presence(ctx, account, &prober.to_string()).await;
+    }
+}
