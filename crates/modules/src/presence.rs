@@ -447,7 +447,7 @@ impl Presence {
             .update(ctx, account, &contact_str, |slot| {
                 let before = State::of(slot.as_ref());
                 let inb = subscription::inbound(kind, before);
-                decision = Some(inb);
+                decision = Some((before, inb));
                 if inb.state == before {
                     return;
                 }
@@ -469,7 +469,7 @@ impl Presence {
             tracing::error!(error = %e, %account, "cannot store a subscription change");
             return;
         }
-        let Some(inb) = decision else {
+        let Some((before, inb)) = decision else {
             return;
         };
         if inb.deliver {
@@ -478,6 +478,11 @@ impl Presence {
                     entry.handle.send(stanza.clone());
                 }
             }
+        }
+        if kind == SubKind::Unsubscribe && before.from {
+            // §3.3.3: the contact no longer receives the account's presence: it sees the
+            // account's available resources go unavailable.
+            send_unavailable_to(ctx, account, contact).await;
         }
         if inb.auto_subscribed {
             // §3.1.3 (already subscribed) / §3.4 (pre-approved): approved on the account's

@@ -388,3 +388,79 @@ async fn roster_pushes_go_to_interested_resources_with_versions() {
     uninterested.expect_silence(QUIET).await.unwrap();
     server.stop().await;
 }
+
+/// Logs in, requests the roster (becoming an interested resource), sends initial presence and
+/// reads what that brings until quiet.
+async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
+    let mut c = login(server, user, resource).await;
+    c.send_xml("<iq type='get' id='r0'><query xmlns='jabber:iq:roster'/></iq>")
+        .await
+        .unwrap();
+    c.send_xml("<presence/>").await.unwrap();
+    drain(&mut c).await;
+    c
+}
+
+#[tokio::test]
+async fn removing_a_contact_cancels_both_subscriptions() {
+    let server = server_with_users(&["alice", "bob"]).await;
+    befriend(&server, "alice", "bob").await;
+    let mut alice = online(&server, "alice", "a").await;
+    let mut bob = online(&server, "bob", "b").await;
+    drain(&mut alice).await;
+
+    alice
+        .send_xml(
+            "<iq type='set' id='rm'><query xmlns='jabber:iq:roster'>\
+             <item jid='bob@localhost' subscription='remove'/></query></iq>",
+        )
+        .await
+        .unwrap();
+    alice
+        .expect("<iq type='set' id='{*}' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='2'>\
+                 <item jid='bob@localhost' subscription='remove'/></query></iq>")
+        .await
+        .unwrap();
+    // RFC 6121 §2.5.2: bob's subscription to alice ends (he sees her go) and so does hers to him.
+    bob.expect("<presence type='unavailable' from='alice@localhost/a' to='bob@localhost'/>")
+        .await
+        .unwrap();
+    bob.expect(
+        "<iq type='set' id='{*}' to='bob@localhost/b'><query xmlns='jabber:iq:roster' ver='2'>\
+                <item jid='alice@localhost' subscription='from'/></query></iq>",
+    )
+    .await
+    .unwrap();
+    bob.expect("<presence type='unsubscribed' from='alice@localhost' to='bob@localhost'/>")
+        .await
+        .unwrap();
+    bob.expect(
+        "<iq type='set' id='{*}' to='bob@localhost/b'><query xmlns='jabber:iq:roster' ver='3'>\
+                <item jid='alice@localhost' subscription='none'/></query></iq>",
+    )
+    .await
+    .unwrap();
+    bob.expect("<presence type='unsubscribe' from='alice@localhost' to='bob@localhost'/>")
+        .await
+        .unwrap();
+    // §3.3.3: and alice's client hears bob go unavailable.
+    alice
+        .expect("<presence type='unavailable' from='bob@localhost/b' to='alice@localhost'/>")
+        .await
+        .unwrap();
+    alice
+        .expect("<iq type='result' id='rm' to='alice@localhost/a'/>")
+        .await
+        .unwrap();
+    alice.expect_silence(QUIET).await.unwrap();
+    bob.expect_silence(QUIET).await.unwrap();
+    // Presence no longer flows either way.
+    bob.send_xml("<presence><show>dnd</show></presence>")
+        .await
+        .unwrap();
+    bob.expect("<presence from='bob@localhost/b' to='bob@localhost/b'><show>dnd</show></presence>")
+        .await
+        .unwrap();
+    alice.expect_silence(QUIET).await.unwrap();
+    server.stop().await;
+}
