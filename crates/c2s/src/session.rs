@@ -278,17 +278,23 @@ impl Session {
     /// Serialises one queued command and whatever else is waiting, up to a batch.
     fn deliver_batch(&mut self, first: SessionCommand) -> Result<(), StreamError> {
         let mut cmd = first;
-        for _ in 0..WRITE_BATCH {
+        let mut written = 0;
+        loop {
             match cmd {
                 SessionCommand::Stanza(s) => s.write_in_stream(ns::CLIENT, &mut self.out),
                 SessionCommand::Close(e) => return Err(e),
             }
+            written += 1;
+            // Take the next command only if it will be written: one taken and dropped would be
+            // a lost stanza.
+            if written == WRITE_BATCH {
+                return Ok(());
+            }
             match self.inbox.try_recv() {
                 Ok(next) => cmd = next,
-                Err(_) => break,
+                Err(_) => return Ok(()),
             }
         }
-        Ok(())
     }
 
     /// Feeds bytes to the decoder and handles every complete frame.

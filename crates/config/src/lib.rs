@@ -48,10 +48,15 @@ pub const DEFAULT_FILE_NAME: &str = "starling.toml";
 
 /// Every known key, per section: `""` is the top level, `"host"` each `[[host]]` table.
 ///
-/// Keys not listed here are rejected. Sections (`log`, `host`, `c2s`, `auth`, `storage`) are
-/// themselves keys of the top level.
+/// Keys not listed here are rejected. Sections (`log`, `host`, `c2s`, `auth`, `storage`,
+/// `offline`) are themselves keys of the top level.
 pub const SCHEMA: &[(&str, &[&str])] = &[
-    ("", &["data_dir", "log", "host", "c2s", "auth", "storage"]),
+    (
+        "",
+        &[
+            "data_dir", "log", "host", "c2s", "auth", "storage", "offline",
+        ],
+    ),
     ("log", &["level"]),
     ("host", &["domain", "certificate", "key"]),
     (
@@ -71,6 +76,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     ),
     ("auth", &["allow_plain", "scram_iterations"]),
     ("storage", &["backend", "path"]),
+    ("offline", &["max_messages"]),
 ];
 
 /// Smallest accepted `c2s.max_stanza_size`.
@@ -81,6 +87,9 @@ pub const MIN_PREAUTH_MAX_STANZA_SIZE: usize = 512;
 /// Smallest accepted `auth.scram_iterations`.
 // RFC 7677 §4 / RFC 5802 §5.1: iteration count should be at least 4096.
 pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
+/// Largest accepted `offline.max_messages`. Each stored message can be as large as
+/// `c2s.max_stanza_size`, so the queue of one account is bounded by the product of the two.
+pub const MAX_OFFLINE_MESSAGES: usize = 100_000;
 
 /// The whole server configuration. [`Config::default()`] is the zero-configuration setup.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +106,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[storage]`.
     pub storage: StorageConfig,
+    /// `[offline]`: offline message storage (XEP-0160).
+    pub offline: OfflineConfig,
 }
 
 /// `[log]` section.
@@ -159,6 +170,15 @@ pub struct StorageConfig {
     pub backend: StorageBackend,
     /// Database path; relative paths are under `data_dir` (see [`Config::database_path`]).
     pub path: PathBuf,
+}
+
+/// `[offline]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OfflineConfig {
+    /// Most messages kept for one account while it has no available resource; a message beyond
+    /// that is bounced to its sender. 0 disables offline storage (every such message bounces).
+    /// At most [`MAX_OFFLINE_MESSAGES`].
+    pub max_messages: usize,
 }
 
 /// Known storage backends.
@@ -261,6 +281,7 @@ impl Default for Config {
             c2s: C2sConfig::default(),
             auth: AuthConfig::default(),
             storage: StorageConfig::default(),
+            offline: OfflineConfig::default(),
         }
     }
 }
@@ -296,6 +317,12 @@ impl Default for AuthConfig {
             allow_plain: true,
             scram_iterations: MIN_SCRAM_ITERATIONS,
         }
+    }
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        OfflineConfig { max_messages: 1000 }
     }
 }
 

@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::{
-    Config, ConfigError, ConfigErrors, HostConfig, MIN_MAX_STANZA_SIZE,
+    Config, ConfigError, ConfigErrors, HostConfig, MAX_OFFLINE_MESSAGES, MIN_MAX_STANZA_SIZE,
     MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, SCHEMA, StorageBackend,
 };
 
@@ -276,6 +276,15 @@ impl Cx<'_> {
             }
             if let Some(path) = self.path(storage, "storage", "path") {
                 config.storage.path = path;
+            }
+        }
+
+        if let Some(offline) = self.section(root, "offline") {
+            let max = MAX_OFFLINE_MESSAGES as u64;
+            if let Some(n) = self.uint(offline, "offline", "max_messages", 0, max)
+                && let Ok(n) = usize::try_from(n)
+            {
+                config.offline.max_messages = n;
             }
         }
     }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use starling_config::{
-    AuthConfig, C2sConfig, Config, ConfigError, ConfigErrors, HostConfig, LogConfig, SCHEMA,
-    StorageBackend, StorageConfig,
+    AuthConfig, C2sConfig, Config, ConfigError, ConfigErrors, HostConfig, LogConfig, OfflineConfig,
+    SCHEMA, StorageBackend, StorageConfig,
 };
 
 const EXAMPLE: &str = include_str!(concat!(
@@ -97,6 +97,7 @@ fn default_values() {
         c.database_path(),
         PathBuf::from("./starling-data/starling.db")
     );
+    assert_eq!(c.offline.max_messages, 1000);
 }
 
 #[test]
@@ -225,6 +226,9 @@ scram_iterations = 10000
 [storage]
 backend = "sqlite"
 path = "/srv/db/starling.sqlite"
+
+[offline]
+max_messages = 25
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -263,6 +267,7 @@ path = "/srv/db/starling.sqlite"
             backend: StorageBackend::Sqlite,
             path: "/srv/db/starling.sqlite".into(),
         },
+        offline: OfflineConfig { max_messages: 25 },
     };
     let config = parse(text).unwrap();
     assert_eq!(config, expected);
@@ -785,6 +790,54 @@ fn storage_checks() {
     );
     let (k, _, m) = one_error("data_dir = \"\"\n");
     assert_eq!((k.as_str(), m.as_str()), ("data_dir", "must not be empty"));
+}
+
+#[test]
+fn offline_max_messages_bounds() {
+    let config = parse("[offline]\nmax_messages = 0\n").unwrap();
+    assert_eq!(config.offline.max_messages, 0);
+    let config = parse("[offline]\nmax_messages = 100000\n").unwrap();
+    assert_eq!(config.offline.max_messages, 100_000);
+    assert_eq!(
+        one_error("[offline]\nmax_messages = 100001\n"),
+        (
+            "offline.max_messages".into(),
+            Some(2),
+            "must be at most 100000".into()
+        )
+    );
+    assert_eq!(
+        one_error("\n[offline]\nmax_messages = -1\n"),
+        (
+            "offline.max_messages".into(),
+            Some(3),
+            "must be at least 0".into()
+        )
+    );
+    assert_eq!(
+        one_error("[offline]\nmax_messages = \"10\"\n"),
+        (
+            "offline.max_messages".into(),
+            Some(2),
+            "expected an integer, found string".into()
+        )
+    );
+    assert_eq!(
+        one_error("[offline]\nmax_message = 10\n"),
+        (
+            "offline.max_message".into(),
+            Some(2),
+            "unknown key; expected one of: max_messages".into()
+        )
+    );
+    assert_eq!(
+        one_error("offline = 5\n"),
+        (
+            "offline".into(),
+            Some(1),
+            "expected a table ([offline]), found integer".into()
+        )
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

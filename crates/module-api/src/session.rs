@@ -54,6 +54,13 @@ impl SessionHandle {
         }
     }
 
+    /// Queues a stanza, waiting while the queue is full: for bulk delivery from a task other than
+    /// the session's own (the session drains its queue meanwhile). Never call it from the
+    /// session's own task: it would wait for itself. Returns false when the session is gone.
+    pub async fn send_waiting(&self, stanza: Element) -> bool {
+        self.tx.send(SessionCommand::Stanza(stanza)).await.is_ok()
+    }
+
     /// Asks the session to close its stream with `error`. Never blocks.
     pub fn close(&self, error: StreamError) {
         // If the queue is full, the session is already being closed or will notice its peer.

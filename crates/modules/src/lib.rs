@@ -1,18 +1,38 @@
 //! Starling's feature modules, one folder per RFC section or XEP. Each declares what it handles in
 //! `register`; none knows about sessions, sockets or another module's internals.
 
+pub mod clock;
 pub mod disco;
+pub mod offline;
 pub mod ping;
 pub mod presence;
 pub mod roster;
 pub mod subscription;
+pub mod time;
+pub mod vcard;
+pub mod version;
 
 use std::sync::Arc;
 
 use starling_module_api::Module;
 
+/// Settings of the default modules, from the server configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleOptions {
+    /// Offline messages kept per account (XEP-0160); 0 turns offline storage off.
+    pub offline_max_messages: usize,
+}
+
+impl Default for ModuleOptions {
+    fn default() -> Self {
+        ModuleOptions {
+            offline_max_messages: 1000,
+        }
+    }
+}
+
 /// The modules a server runs by default.
-pub fn default_modules() -> Vec<Arc<dyn Module>> {
+pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
     // The roster and presence modules share the roster service (interested resources, the
     // per-account change lock, pushes).
     let rosters = Arc::new(roster::RosterService::default());
@@ -21,5 +41,9 @@ pub fn default_modules() -> Vec<Arc<dyn Module>> {
         Arc::new(ping::Ping),
         Arc::new(roster::Roster::new(rosters.clone())),
         Arc::new(presence::Presence::new(rosters)),
+        Arc::new(offline::Offline::new(options.offline_max_messages)),
+        Arc::new(vcard::Vcard),
+        Arc::new(version::Version),
+        Arc::new(time::Time),
     ]
 }

@@ -79,7 +79,7 @@ impl Module for Presence {
 impl StanzaHook for Presence {
     async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &Element) -> HookResult {
         match point {
-            HookPoint::FromClient => self.from_client(ctx, stanza).await,
+            HookPoint::FromClient => self.handle_from_client(ctx, stanza).await,
             HookPoint::ToBare => self.to_bare(ctx, stanza).await,
             HookPoint::ToFull | HookPoint::Offline => return HookResult::Pass,
         }
@@ -168,7 +168,7 @@ async fn send_current_presence(ctx: &Context, account: &BareJid, to: &str) {
 impl Presence {
     // ----- From the account's own clients -----
 
-    async fn from_client(&self, ctx: &Context, stanza: &Element) {
+    async fn handle_from_client(&self, ctx: &Context, stanza: &Element) {
         let Some(from) = sender(stanza) else {
             return;
         };

@@ -116,7 +116,9 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         domains,
         registry,
         storage.stores(),
-        starling_modules::default_modules(),
+        starling_modules::default_modules(&starling_modules::ModuleOptions {
+            offline_max_messages: config.offline.max_messages,
+        }),
     );
     let shared = Arc::new(C2sShared::new(
         c2s_settings(config),

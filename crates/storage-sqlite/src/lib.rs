@@ -55,7 +55,9 @@
 //!   its own empty database.
 
 mod accounts;
+mod offline;
 mod rosters;
+mod vcards;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,7 +68,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use starling_storage::{StorageError, Stores};
 
 use crate::accounts::SqliteAccountStore;
+use crate::offline::SqliteOfflineStore;
 use crate::rosters::SqliteRosterStore;
+use crate::vcards::SqliteVcardStore;
 
 /// How long a connection waits for another writer's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -159,6 +163,8 @@ impl SqliteStorage {
         Stores {
             accounts: Arc::new(SqliteAccountStore::new(self.pool.clone())),
             rosters: Arc::new(SqliteRosterStore::new(self.pool.clone())),
+            offline: Arc::new(SqliteOfflineStore::new(self.pool.clone())),
+            vcards: Arc::new(SqliteVcardStore::new(self.pool.clone())),
         }
     }
 

@@ -53,6 +53,28 @@ async fn conformance_rosters() {
 }
 
 #[tokio::test]
+async fn conformance_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("starling.db"))
+        .await
+        .unwrap();
+    let stores = storage.stores();
+    starling_storage::conformance::offline(&*stores.accounts, &*stores.offline).await;
+    storage.close().await;
+}
+
+#[tokio::test]
+async fn conformance_vcards() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("starling.db"))
+        .await
+        .unwrap();
+    let stores = storage.stores();
+    starling_storage::conformance::vcards(&*stores.accounts, &*stores.vcards).await;
+    storage.close().await;
+}
+
+#[tokio::test]
 async fn open_creates_parent_directories_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("var/lib/starling/starling.db");
@@ -418,6 +440,95 @@ async fn delete_cascades_to_roster_tables() {
     );
     assert_eq!(counts(&mut conn).await, (0, 0, 1));
     storage.close().await;
+}
+
+#[tokio::test]
+async fn delete_cascades_to_offline_and_vcard_tables() {
+    use starling_storage::OfflineOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    let storage = SqliteStorage::open(&path).await.unwrap();
+    let stores = storage.stores();
+    for l in ["alice", "bob"] {
+        stores
+            .accounts
+            .create_account(l, "example.org", &[])
+            .await
+            .unwrap();
+        for n in 0..3 {
+            let got = stores
+                .offline
+                .store(l, "example.org", &format!("<message id='{n}'/>"), 10)
+                .await
+                .unwrap();
+            assert!(matches!(got, OfflineOutcome::Stored { .. }), "{got:?}");
+        }
+        stores
+            .vcards
+            .set_vcard(l, "example.org", "<vCard xmlns='vcard-temp'/>")
+            .await
+            .unwrap();
+    }
+    let mut conn = raw(&path).await;
+    let counts = async |conn: &mut SqliteConnection| {
+        (
+            count(conn, "SELECT COUNT(*) FROM offline_messages").await,
+            count(conn, "SELECT COUNT(*) FROM vcards").await,
+        )
+    };
+    assert_eq!(counts(&mut conn).await, (6, 2));
+    stores
+        .accounts
+        .delete_account("alice", "example.org")
+        .await
+        .unwrap();
+    assert_eq!(counts(&mut conn).await, (3, 1));
+    storage.close().await;
+}
+
+/// Concurrent stores on one account never exceed the limit: the count and the
+/// insert are one write transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_limit_holds_under_concurrency() {
+    use starling_storage::OfflineOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("starling.db");
+    let server = SqliteStorage::open(&path).await.unwrap();
+    let other = SqliteStorage::open(&path).await.unwrap();
+    server
+        .stores()
+        .accounts
+        .create_account("bob", "example.org", &[])
+        .await
+        .unwrap();
+    const MAX: u64 = 7;
+    let mut tasks = Vec::new();
+    for (i, storage) in [&server, &other].into_iter().cycle().take(40).enumerate() {
+        let offline = storage.stores().offline;
+        tasks.push(tokio::spawn(async move {
+            offline
+                .store("bob", "example.org", &format!("<message id='{i}'/>"), MAX)
+                .await
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        if let OfflineOutcome::Stored { .. } = task.await.unwrap().unwrap() {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, MAX);
+    assert_eq!(
+        server
+            .stores()
+            .offline
+            .count("bob", "example.org")
+            .await
+            .unwrap(),
+        MAX
+    );
+    server.close().await;
+    other.close().await;
 }
 
 /// The number of migration files shipped (numbered 1..=n).

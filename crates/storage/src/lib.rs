@@ -2,8 +2,9 @@
 //!
 //! Persistence is split **one narrow trait per concern**: this crate defines
 //! [`AccountStore`] (accounts and their SCRAM credentials) and [`RosterStore`]
-//! (rosters and subscription states, RFC 6121); offline messages, vCards and
-//! so on each get their own trait in the same shape, and a
+//! (rosters and subscription states, RFC 6121), [`OfflineStore`] (offline
+//! messages, XEP-0160) and [`VcardStore`] (vcard-temp, XEP-0054); further
+//! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
 //! module sees only the concerns it asks for and never a database handle.
@@ -20,9 +21,10 @@
 //! * Accounts are unique on `(domain, localpart)`.
 //! * Multi-step writes ([`AccountStore::create_account`],
 //!   [`AccountStore::set_credentials`], [`RosterStore::put_item`],
-//!   [`RosterStore::remove_item`]) are atomic: on error nothing changed.
+//!   [`RosterStore::remove_item`], [`OfflineStore::store`]) are atomic: on
+//!   error nothing changed.
 //! * Deleting an account deletes everything it owns (credentials, roster
-//!   items and the roster version; offline messages … later).
+//!   items and the roster version, offline messages, the vCard).
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -37,14 +39,18 @@
 mod accounts;
 pub mod conformance;
 mod error;
+mod offline;
 mod rosters;
+mod vcards;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use accounts::{AccountStore, Credential, check_distinct_mechanisms};
 pub use error::{BoxError, StorageError};
+pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
 pub use rosters::{RosterItem, RosterStore, Subscription, check_distinct_groups};
+pub use vcards::VcardStore;
 
 /// Everything a backend provides, handed to the server and modules.
 ///
@@ -55,6 +61,10 @@ pub struct Stores {
     pub accounts: Arc<dyn AccountStore>,
     /// Rosters and subscription states (RFC 6121).
     pub rosters: Arc<dyn RosterStore>,
+    /// Offline message queues (XEP-0160).
+    pub offline: Arc<dyn OfflineStore>,
+    /// vCards (XEP-0054).
+    pub vcards: Arc<dyn VcardStore>,
 }
 
 impl fmt::Debug for Stores {

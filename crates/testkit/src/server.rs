@@ -34,6 +34,13 @@ impl TestServer {
             Ok(d) => d,
             Err(e) => panic!("cannot create a temporary directory: {e}"),
         };
+        Self::start_in(dir, adjust).await
+    }
+
+    /// Like [`start_with`](Self::start_with), on an existing data directory (for example the one
+    /// [`stop_keep_data`](Self::stop_keep_data) returned): its database, accounts and certificates
+    /// are used as they are. The returned server owns `dir` and deletes it when dropped.
+    pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
@@ -43,6 +50,12 @@ impl TestServer {
         config.c2s.direct_tls_listen = vec![any];
         config.c2s.rate = 0;
         adjust(&mut config);
+        Self::launch(dir, config).await
+    }
+
+    /// Starts a server with exactly `config`, owning `dir`.
+    async fn launch(dir: tempfile::TempDir, config: Config) -> TestServer {
+        let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
         let running = match starling::start(&config).await {
             Ok(r) => r,
             Err(e) => panic!("test server failed to start: {e}"),
@@ -59,6 +72,17 @@ impl TestServer {
             running: Some(running),
             dir,
         }
+    }
+
+    /// Stops the server gracefully (streams get `<system-shutdown/>`, the store is closed) and
+    /// starts a new one with the same configuration on the same data directory. Listeners are
+    /// bound anew (port 0), so the addresses change; every client must connect again.
+    pub async fn restart(mut self) -> TestServer {
+        if let Some(r) = self.running.take() {
+            r.shutdown(Duration::from_secs(5)).await;
+        }
+        let config = self.config.clone();
+        Self::launch(self.dir, config).await
     }
 
     fn running(&self) -> &RunningServer {

@@ -689,7 +689,11 @@ async fn disco_is_built_from_module_registrations() {
              <feature var='http://jabber.org/protocol/caps'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
+             <feature var='jabber:iq:version'/>\
+             <feature var='msgoffline'/>\
              <feature var='urn:xmpp:ping'/>\
+             <feature var='urn:xmpp:time'/>\
+             <feature var='vcard-temp'/>\
            </query></iq>",
     )
     .await
@@ -710,7 +714,11 @@ async fn disco_is_built_from_module_registrations() {
              <feature var='http://jabber.org/protocol/caps'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
+             <feature var='jabber:iq:version'/>\
+             <feature var='msgoffline'/>\
              <feature var='urn:xmpp:ping'/>\
+             <feature var='urn:xmpp:time'/>\
+             <feature var='vcard-temp'/>\
            </query></iq>"
     ))
     .await
@@ -754,6 +762,7 @@ async fn disco_is_built_from_module_registrations() {
              <identity category='account' type='registered'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
+             <feature var='vcard-temp'/>\
            </query></iq>",
     )
     .await

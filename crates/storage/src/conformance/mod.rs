@@ -16,7 +16,11 @@
 //! particular async runtime.
 
 mod account_suite;
+mod offline_suite;
 mod roster_suite;
+mod vcard_suite;
 
 pub use account_suite::accounts;
+pub use offline_suite::offline;
 pub use roster_suite::rosters;
+pub use vcard_suite::vcards;

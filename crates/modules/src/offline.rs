@@ -1,0 +1,425 @@
+//! XEP-0160 offline messages, stamped with XEP-0203 delayed delivery.
+//!
+//! # Procedure
+//!
+//! **Storing.** The router runs the [`HookPoint::Offline`] hook for a message to a local account
+//! that exists but has no available resource with non-negative priority (RFC 6121 §8.5.2.2.1).
+//! [`decide`] sorts it by type and hints (XEP-0160 §3, XEP-0334 §4):
+//! - `normal` (or no type, or a type the server does not know, RFC 6121 §5.2.2) and `chat`
+//!   messages are stored, whatever they carry (a body, or only an XEP-0184 receipt);
+//! - a message that carries only chat-state notifications is dropped silently (XEP-0160 §3,
+//!   XEP-0085 §5.8: SHOULD NOT be stored; bouncing typing notifications would only make noise);
+//! - `headline` is left to the router, which drops it (XEP-0160 §3), unless it carries the
+//!   XEP-0334 `<store/>` hint;
+//! - a message with the XEP-0334 `<no-store/>` hint is left to the router, which bounces it
+//!   with `<service-unavailable/>` as it does when no offline storage exists.
+//!
+//! A stored message is the stanza exactly as routed (its stamped `from`, every attribute and
+//! child), plus `<delay xmlns='urn:xmpp:delay' from='DOMAIN' stamp='…Z'/>` (XEP-0160 §2,
+//! XEP-0203 §2), `DOMAIN` being the recipient's (this server's) domain. A `<delay/>` the sender
+//! put there claiming to come from that domain is removed first (XEP-0203 §5: a forged
+//! notation). When the account already holds [`Offline::new`]'s `max_messages`, the message is
+//! bounced to its sender with `<service-unavailable/>` (XEP-0160 §2 step 3), never dropped;
+//! with `max_messages` 0 storage is off, every message is left to the router, which bounces
+//! it, and `msgoffline` is not advertised.
+//!
+//! **Delivering.** When a session has sent available presence with non-negative priority
+//! ([`Lifecycle::session_available`], XEP-0160 §2 step 5), its account's messages are loaded in
+//! arrival order and queued to that session, and then deleted up to the last one the session
+//! accepted; if it accepts no more (it is gone, or its queue is full), the rest stay stored for
+//! the next time. At most [`DELIVERY_BATCH`] messages are queued at once: the session's outbound
+//! queue is bounded and is not drained while its own presence is being processed, so a larger
+//! backlog continues from a background task whose sends wait for room in the session's queue
+//! (`SessionHandle::send_waiting`), for as long as the session stays available.
+//!
+//! # Hazards
+//!
+//! - Delivery per account is serialised by a lock, so two resources becoming available at once
+//!   do not both get the backlog, and a delete never races a load of the same account.
+//! - A message can be stored just after the recipient became available (the router looked for
+//!   resources before that). The hook therefore checks for an available resource after storing
+//!   and delivers to it; with the lock this ends either way with the message delivered once.
+//! - "Accepted" means queued to the session. A connection that drops before writing its queue
+//!   loses those messages (stream management, XEP-0198, does not exist yet).
+//! - A backlog that is still being paced out can arrive after newer messages that went to the
+//!   now available session directly; the delay stamps tell clients the order.
+//! - A stored message that no longer parses (a damaged database) is logged and dropped rather
+//!   than blocking the queue forever.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use starling_module_api::{
+    Context, HookPoint, HookResult, Lifecycle, Module, Registrar, SessionEntry, StanzaHook,
+};
+use starling_proto::{
+    BareJid, Element, FullJid, Jid, Node, StanzaError, StanzaErrorCondition, StanzaKind,
+    error_reply, ns,
+};
+use starling_storage::OfflineOutcome;
+use starling_stream::{Limits, parse_stored};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+
+use crate::clock;
+
+/// The disco feature of XEP-0160 (§4).
+pub const FEATURE: &str = "msgoffline";
+/// XEP-0203 delayed delivery.
+pub const NS_DELAY: &str = "urn:xmpp:delay";
+/// XEP-0334 message processing hints.
+pub const NS_HINTS: &str = "urn:xmpp:hints";
+/// XEP-0085 chat state notifications.
+pub const NS_CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
+/// XEP-0359 unique and stable stanza ids (`<origin-id/>`), which clients add to anything.
+const NS_SID: &str = "urn:xmpp:sid:0";
+
+/// Most messages queued to a session at once.
+pub const DELIVERY_BATCH: usize = 100;
+
+/// What to do with a message that reached the offline hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Store it for later delivery.
+    Store,
+    /// Drop it silently (handled: no error to the sender).
+    Drop,
+    /// Not for offline storage: the router's default applies (bounce, or drop a headline).
+    Pass,
+}
+
+/// Sorts a message for offline storage by its type and hints (see the module docs).
+pub fn decide(message: &Element) -> Decision {
+    // XEP-0334 §4.2: not even temporarily, e.g. for later delivery.
+    if message.has_child("no-store", NS_HINTS) {
+        return Decision::Pass;
+    }
+    // XEP-0334 §4.4: a message (not of type error) with <store/> SHOULD be stored.
+    let store_hint = message.has_child("store", NS_HINTS);
+    match message.attr("type").unwrap_or("normal") {
+        "headline" if store_hint => Decision::Store,
+        // XEP-0160 §3. The router never hands over groupchat or error messages anyway.
+        "headline" | "groupchat" | "error" => Decision::Pass,
+        // XEP-0160 §3 (chat), XEP-0085 §5.8: standalone notifications are not stored.
+        _ if !store_hint && is_standalone_chat_state(message) => Decision::Drop,
+        _ => Decision::Store,
+    }
+}
+
+/// Whether the message carries a chat state and nothing else of substance (a thread id, hints
+/// and stanza ids do not count).
+fn is_standalone_chat_state(message: &Element) -> bool {
+    let mut has_state = false;
+    for child in message.children() {
+        match child.ns() {
+            NS_CHATSTATES => has_state = true,
+            NS_HINTS | NS_SID => {}
+            ns::CLIENT if child.name() == "thread" => {}
+            _ => return false,
+        }
+    }
+    has_state
+}
+
+/// `message` as stored: any `<delay/>` claiming to be from `domain` removed (XEP-0203 §5), then
+/// the server's own `<delay from=domain stamp=stamp/>` appended (XEP-0160 §2).
+pub fn stamped(message: &Element, domain: &str, stamp: &str) -> Element {
+    let forged = |e: &Element| e.is("delay", NS_DELAY) && e.attr("from") == Some(domain);
+    let mut out = if message.children().any(forged) {
+        let mut out = Element::new(message.name(), message.ns());
+        for a in message.attrs() {
+            match &a.ns {
+                None => out.set_attr(&a.name, a.value.clone()),
+                Some(attr_ns) => out.set_attr_ns(attr_ns, &a.name, a.value.clone()),
+            }
+        }
+        for node in message.nodes() {
+            match node {
+                Node::Element(e) if forged(e) => {}
+                Node::Element(e) => out.append_child(e.clone()),
+                Node::Text(t) => out.append_text(t.clone()),
+            }
+        }
+        out
+    } else {
+        message.clone()
+    };
+    out.append_child(
+        Element::new("delay", NS_DELAY)
+            .with_attr("from", domain)
+            .with_attr("stamp", stamp),
+    );
+    out
+}
+
+/// The account a message reaching the offline hook is for: its `to`, or, without one, the
+/// sender's own account (RFC 6120 §8.1.1.1).
+fn recipient(message: &Element) -> Option<BareJid> {
+    let addr = message.attr("to").or_else(|| message.attr("from"))?;
+    let bare = Jid::new(addr).ok()?.to_bare();
+    bare.node().is_some().then_some(bare)
+}
+
+/// Limits for reading back stanzas the server stored itself: they were parsed once already, so
+/// these only guard against a damaged database.
+pub(crate) fn stored_limits(text: &str) -> Limits {
+    Limits {
+        max_stanza_bytes: text.len().saturating_add(1),
+        max_elements: usize::MAX,
+        max_depth: 1024,
+    }
+}
+
+/// The XEP-0160 module. See the module docs.
+pub struct Offline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// 0: storage off.
+    max_messages: u64,
+    /// One delivery lock per account that is being delivered to (or waited for).
+    delivering: Mutex<HashMap<BareJid, Arc<AsyncMutex<()>>>>,
+}
+
+/// An account's delivery lock, held; removes the account's entry on drop if nobody else wants it.
+struct Held {
+    inner: Arc<Inner>,
+    account: BareJid,
+    _guard: OwnedMutexGuard<()>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut map = self
+            .inner
+            .delivering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // The map's reference and our guard's: nobody waits. Clones are only made under the
+        // map's lock, so the count cannot grow while we look.
+        if map
+            .get(&self.account)
+            .is_some_and(|l| Arc::strong_count(l) == 2)
+        {
+            map.remove(&self.account);
+        }
+    }
+}
+
+/// How a delivery batch ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Batch {
+    /// Nothing left to deliver now (or the session accepts no more).
+    Done,
+    /// More messages wait than one batch held.
+    More,
+}
+
+impl Offline {
+    /// The module, keeping at most `max_messages` per account (0: storage off).
+    pub fn new(max_messages: usize) -> Self {
+        Offline {
+            inner: Arc::new(Inner {
+                max_messages: u64::try_from(max_messages).unwrap_or(u64::MAX),
+                delivering: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Delivers `account`'s stored messages to the session `to` (see the module docs). Returns
+    /// once the first batch is queued; a larger backlog continues in the background.
+    pub async fn deliver(&self, ctx: &Context, account: &BareJid, to: &SessionEntry) {
+        self.inner.deliver(ctx, account, to).await;
+    }
+}
+
+impl Inner {
+    async fn acquire(self: &Arc<Self>, account: &BareJid) -> Held {
+        let lock = {
+            let mut map = self
+                .delivering
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            map.entry(account.clone()).or_default().clone()
+        };
+        Held {
+            inner: self.clone(),
+            account: account.clone(),
+            _guard: lock.lock_owned().await,
+        }
+    }
+
+    async fn deliver(self: &Arc<Self>, ctx: &Context, account: &BareJid, to: &SessionEntry) {
+        let held = self.acquire(account).await;
+        // In the session's own task: never more than one batch, never waiting on its queue.
+        if deliver_batch(ctx, account, to, false).await == Batch::Done {
+            return;
+        }
+        tracing::debug!(account = %account, "large offline backlog: delivering in the background");
+        let (ctx, account, to) = (ctx.clone(), account.clone(), to.clone());
+        tokio::spawn(async move {
+            // The lock travels with the task: no other delivery to this account meanwhile.
+            let _held = held;
+            loop {
+                let still_there = ctx
+                    .sessions
+                    .get(&to.jid)
+                    .is_some_and(|e| e.handle.id() == to.handle.id() && e.receives_bare_messages());
+                // Another task: each send waits for room in the session's queue.
+                if !still_there || deliver_batch(&ctx, &account, &to, true).await == Batch::Done {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Queues up to [`DELIVERY_BATCH`] of the account's messages to `to`, oldest first, and deletes
+/// those it accepted.
+async fn deliver_batch(ctx: &Context, account: &BareJid, to: &SessionEntry, wait: bool) -> Batch {
+    let Some(node) = account.node() else {
+        return Batch::Done;
+    };
+    let (localpart, domain) = (node.as_str(), account.domain().as_str());
+    let messages = match ctx.stores.offline.load(localpart, domain).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(account = %account, error = %e, "loading offline messages failed");
+            return Batch::Done;
+        }
+    };
+    let mut handed_over = None;
+    let mut accepted = true;
+    for m in messages.iter().take(DELIVERY_BATCH) {
+        match parse_stored(&m.stanza, stored_limits(&m.stanza)) {
+            Ok(stanza) => {
+                let queued = if wait {
+                    to.handle.send_waiting(stanza).await
+                } else {
+                    to.handle.send(stanza)
+                };
+                if !queued {
+                    accepted = false;
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::error!(account = %account, id = m.id, error = %e, "unreadable offline message dropped");
+            }
+        }
+        handed_over = Some(m.id);
+    }
+    if let Some(up_to) = handed_over
+        && let Err(e) = ctx
+            .stores
+            .offline
+            .delete_up_to(localpart, domain, up_to)
+            .await
+    {
+        // They stay stored and come again next time: duplicates, never loss.
+        tracing::error!(account = %account, error = %e, "deleting delivered offline messages failed");
+        return Batch::Done;
+    }
+    if accepted && messages.len() > DELIVERY_BATCH {
+        Batch::More
+    } else {
+        Batch::Done
+    }
+}
+
+impl Module for Offline {
+    fn name(&self) -> &'static str {
+        "offline"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut Registrar) {
+        reg.stanza_hook(StanzaKind::Message, HookPoint::Offline, 0, self.clone());
+        // Registered even with storage off, so that messages stored before still get delivered.
+        reg.lifecycle(self.clone());
+        if self.inner.max_messages > 0 {
+            // XEP-0160 §4.
+            reg.server_feature(FEATURE);
+        }
+    }
+}
+
+#[async_trait]
+impl StanzaHook for Offline {
+    async fn on_stanza(&self, ctx: &Context, _point: HookPoint, stanza: &Element) -> HookResult {
+        if self.inner.max_messages == 0 {
+            return HookResult::Pass;
+        }
+        match decide(stanza) {
+            Decision::Pass => return HookResult::Pass,
+            Decision::Drop => {
+                tracing::trace!("standalone chat state for an unavailable account dropped");
+                return HookResult::Handled;
+            }
+            Decision::Store => {}
+        }
+        let Some(account) = recipient(stanza) else {
+            return HookResult::Pass;
+        };
+        let Some(node) = account.node() else {
+            return HookResult::Pass;
+        };
+        let domain = account.domain().as_str();
+        let text = stamped(stanza, domain, &clock::now_utc()).to_xml();
+        let outcome = ctx
+            .stores
+            .offline
+            .store(node.as_str(), domain, &text, self.inner.max_messages)
+            .await;
+        match outcome {
+            Ok(OfflineOutcome::Stored { .. }) => {
+                // Closes the race with a session that became available meanwhile (module docs).
+                let best = ctx
+                    .sessions
+                    .resources(&account)
+                    .into_iter()
+                    .filter(SessionEntry::receives_bare_messages)
+                    .max_by_key(|e| e.priority);
+                if let Some(entry) = best {
+                    self.inner.deliver(ctx, &account, &entry).await;
+                }
+                HookResult::Handled
+            }
+            Ok(OfflineOutcome::Full) => {
+                // XEP-0160 §2 step 3: a full queue is <service-unavailable/>, the same answer as
+                // for no storage at all, so it tells the sender nothing more.
+                tracing::debug!(account = %account, "offline queue full: message bounced");
+                let mut reply = error_reply(
+                    stanza,
+                    &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
+                );
+                if reply.attr("from").is_none() {
+                    reply.set_attr("from", account.to_string());
+                }
+                ctx.router.route(reply).await;
+                HookResult::Handled
+            }
+            Err(e) => {
+                // Unstored: the router bounces it, so the sender knows.
+                tracing::error!(account = %account, error = %e, "storing an offline message failed");
+                HookResult::Pass
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Lifecycle for Offline {
+    async fn session_available(&self, ctx: &Context, jid: &FullJid) {
+        // XEP-0160 §2 step 5: only a resource with non-negative priority receives them.
+        let Some(entry) = ctx.sessions.get(jid) else {
+            return;
+        };
+        if entry.receives_bare_messages() {
+            self.inner.deliver(ctx, &jid.to_bare(), &entry).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
