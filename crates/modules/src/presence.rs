@@ -354,7 +354,7 @@ impl Presence {
             .update(ctx, account, &contact_str, |slot| {
                 let before = State::of(slot.as_ref());
                 let out = subscription::outbound(kind, before);
-                decision = Some(out);
+                decision = Some((before, out));
                 if out.state == before {
                     return;
                 }
@@ -378,23 +378,25 @@ impl Presence {
             .await;
             return;
         }
-        let Some(out) = decision else {
+        let Some((before, out)) = decision else {
             return;
         };
         if !out.route {
             return;
+        }
+        if kind == SubKind::Unsubscribed && before.from {
+            // §3.2.2: while the contact is still subscribed, it first sees the account's
+            // resources go unavailable. (A refused request, §3.1.4, never saw them: nothing.)
+            send_unavailable_to(ctx, account, contact).await;
         }
         // §3.1.2: stamped with the bare JIDs, 'id' and extension children kept.
         let mut routed = stanza.clone();
         routed.set_attr("from", account.to_string());
         routed.set_attr("to", contact_str.as_str());
         ctx.router.route(routed).await;
-        match kind {
+        if kind == SubKind::Subscribed {
             // §3.1.5: after approving, the contact receives the account's current presence.
-            SubKind::Subscribed => send_current_presence(ctx, account, &contact_str).await,
-            // §3.2.2: after revoking, the contact sees the account go unavailable.
-            SubKind::Unsubscribed => send_unavailable_to(ctx, account, contact).await,
-            SubKind::Subscribe | SubKind::Unsubscribe => {}
+            send_current_presence(ctx, account, &contact_str).await;
         }
     }
 

@@ -33,6 +33,7 @@
 
 pub mod client;
 pub mod matcher;
+pub mod script;
 pub mod server;
 
 pub use client::{Client, DEFAULT_TIMEOUT, Result, Security, TestError};
