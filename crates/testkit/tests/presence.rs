@@ -464,3 +464,63 @@ async fn removing_a_contact_cancels_both_subscriptions() {
     alice.expect_silence(QUIET).await.unwrap();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn revoking_a_subscription_sends_unavailable_first() {
+    let server = server_with_users(&["alice", "bob"]).await;
+    befriend(&server, "alice", "bob").await;
+    let mut alice = online(&server, "alice", "a").await;
+    let mut bob = online(&server, "bob", "b").await;
+    drain(&mut alice).await;
+    // alice revokes bob's subscription to her presence: Both → To (A.2.4), and for bob
+    // Both → From (A.3.4).
+    alice
+        .send_xml("<presence type='unsubscribed' to='bob@localhost' id='u1'/>")
+        .await
+        .unwrap();
+    alice
+        .expect("<iq type='set' id='{*}' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='2'>\
+                 <item jid='bob@localhost' subscription='to'/></query></iq>")
+        .await
+        .unwrap();
+    // RFC 6121 §3.2.2: while still subscribed, bob first sees alice go unavailable.
+    bob.expect("<presence type='unavailable' from='alice@localhost/a' to='bob@localhost'/>")
+        .await
+        .unwrap();
+    bob.expect(
+        "<iq type='set' id='{*}' to='bob@localhost/b'><query xmlns='jabber:iq:roster' ver='2'>\
+                <item jid='alice@localhost' subscription='from'/></query></iq>",
+    )
+    .await
+    .unwrap();
+    bob.expect("<presence type='unsubscribed' to='bob@localhost' id='u1' from='alice@localhost'/>")
+        .await
+        .unwrap();
+    // alice's updates no longer reach bob; bob's still reach alice.
+    alice
+        .send_xml("<presence><show>xa</show></presence>")
+        .await
+        .unwrap();
+    alice
+        .expect(
+            "<presence from='alice@localhost/a' to='alice@localhost/a'><show>xa</show></presence>",
+        )
+        .await
+        .unwrap();
+    bob.expect_silence(QUIET).await.unwrap();
+    bob.send_xml("<presence><show>chat</show></presence>")
+        .await
+        .unwrap();
+    bob.expect(
+        "<presence from='bob@localhost/b' to='bob@localhost/b'><show>chat</show></presence>",
+    )
+    .await
+    .unwrap();
+    alice
+        .expect(
+            "<presence from='bob@localhost/b' to='alice@localhost'><show>chat</show></presence>",
+        )
+        .await
+        .unwrap();
+    server.stop().await;
+}
