@@ -142,6 +142,26 @@ async fn roster_items(ctx: &Context, account: &BareJid) -> Vec<RosterItem> {
     }
 }
 
+/// Whether `contact` is subscribed to `account`'s presence (`from` or `both`); false when the
+/// store cannot say.
+async fn contact_sees(ctx: &Context, account: &BareJid, contact: &BareJid) -> bool {
+    let Some((local, domain)) = account_parts(account) else {
+        return false;
+    };
+    match ctx
+        .stores
+        .rosters
+        .item(local, domain, &contact.to_string())
+        .await
+    {
+        Ok(item) => State::of(item.as_ref()).from,
+        Err(e) => {
+            tracing::error!(error = %e, %account, "cannot read the roster");
+            false
+        }
+    }
+}
+
 /// Sends `unavailable` from each available resource of `account` to `contact` (§3.2.2: a contact
 /// whose subscription ends stops seeing the account as available).
 pub(crate) async fn send_unavailable_to(ctx: &Context, account: &BareJid, contact: &BareJid) {
@@ -311,19 +331,7 @@ impl Presence {
             }
         } else {
             // §4.6.3: recipients that get broadcasts anyway are not tracked.
-            let account = from.to_bare();
-            let subscribed = match account_parts(&account) {
-                Some((l, d)) => ctx
-                    .stores
-                    .rosters
-                    .item(l, d, &target.to_bare().to_string())
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some_and(|i| State::of(Some(&i)).from),
-                None => false,
-            };
-            if !subscribed {
+            if !contact_sees(ctx, &from.to_bare(), &target.to_bare()).await {
                 let mut map = self.directed_map();
                 let set = map.entry(id).or_default();
                 if set.len() < MAX_DIRECTED {
@@ -498,18 +506,7 @@ impl Presence {
 
     /// A probe for the account's presence (§4.3.2).
     async fn probe(&self, ctx: &Context, account: &BareJid, prober: &Jid) {
-        let allowed = match account_parts(account) {
-            Some((l, d)) => ctx
-                .stores
-                .rosters
-                .item(l, d, &prober.to_bare().to_string())
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|i| State::of(Some(&i)).from),
-            None => false,
-        };
-        if !allowed {
+        if !contact_sees(ctx, account, &prober.to_bare()).await {
             // §4.3.2: nothing revealed; `unsubscribed` tells the prober's server its record of
             // a subscription is wrong. The same answer whether or not the account exists.
             ctx.router

@@ -1,7 +1,7 @@
 //! [`AccountStore`] on SQLite (tables `accounts` and `credentials`).
 
 use async_trait::async_trait;
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use starling_storage::{AccountStore, Credential, StorageError, check_distinct_mechanisms};
 
 /// Accounts in the `accounts` table, credentials in `credentials`.
@@ -52,6 +52,22 @@ async fn insert_credentials(
         .map_err(backend)?;
     }
     Ok(())
+}
+
+/// The id of the account, or [`StorageError::NotFound`] (inside the caller's transaction).
+pub(crate) async fn account_id(
+    conn: &mut SqliteConnection,
+    localpart: &str,
+    domain: &str,
+) -> Result<i64, StorageError> {
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ?1 AND localpart = ?2")
+            .bind(domain)
+            .bind(localpart)
+            .fetch_optional(conn)
+            .await
+            .map_err(backend)?;
+    id.ok_or(StorageError::NotFound)
 }
 
 #[async_trait]

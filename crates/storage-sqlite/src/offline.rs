@@ -2,10 +2,10 @@
 //! `0004_offline.sql`).
 
 use async_trait::async_trait;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use starling_storage::{OfflineMessage, OfflineOutcome, OfflineStore, StorageError};
 
-use crate::accounts::{backend, begin_write};
+use crate::accounts::{account_id, backend, begin_write};
 
 /// One row per message; `id` is an AUTOINCREMENT key, so ids are never
 /// reused (see the migration).
@@ -17,22 +17,6 @@ impl SqliteOfflineStore {
     pub(crate) fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
-}
-
-/// The id of the account, or [`StorageError::NotFound`].
-async fn account_id(
-    conn: &mut SqliteConnection,
-    localpart: &str,
-    domain: &str,
-) -> Result<i64, StorageError> {
-    let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ?1 AND localpart = ?2")
-            .bind(domain)
-            .bind(localpart)
-            .fetch_optional(conn)
-            .await
-            .map_err(backend)?;
-    id.ok_or(StorageError::NotFound)
 }
 
 /// A count or id read back from SQLite; negative only in a corrupt file.

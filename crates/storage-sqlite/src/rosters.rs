@@ -2,12 +2,12 @@
 //! `roster_versions`, migrations `0002_roster.sql`, `0003_roster_hidden.sql`).
 
 use async_trait::async_trait;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 use starling_storage::{
     RosterItem, RosterStore, StorageError, Subscription, check_distinct_groups,
 };
 
-use crate::accounts::{backend, begin_write};
+use crate::accounts::{account_id, backend, begin_write};
 
 /// Items in `roster_items`, their groups in `roster_groups`, the per-account
 /// version counter in `roster_versions`.
@@ -65,21 +65,6 @@ fn to_item(row: ItemRow) -> Result<RosterItem, StorageError> {
 fn to_version(version: i64) -> Result<u64, StorageError> {
     u64::try_from(version)
         .map_err(|_| StorageError::backend(format!("corrupt roster version {version}")))
-}
-
-async fn account_id(
-    conn: &mut SqliteConnection,
-    localpart: &str,
-    domain: &str,
-) -> Result<i64, StorageError> {
-    let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ?1 AND localpart = ?2")
-            .bind(domain)
-            .bind(localpart)
-            .fetch_optional(conn)
-            .await
-            .map_err(backend)?;
-    id.ok_or(StorageError::NotFound)
 }
 
 /// Increments the account's roster version (a missing row is version 0) and

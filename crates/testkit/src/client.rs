@@ -489,6 +489,11 @@ impl Client {
         }
     }
 
+    /// Reads and drops whatever arrives until nothing has for `quiet`.
+    pub async fn drain(&mut self, quiet: Duration) {
+        while let Ok(Ok(_)) = tokio::time::timeout(quiet, self.recv_element()).await {}
+    }
+
     /// Asserts nothing arrives within `d`: no frame, no partial element, no EOF.
     pub async fn expect_silence(&mut self, d: Duration) -> Result<()> {
         match tokio::time::timeout(d, self.next_frame()).await {

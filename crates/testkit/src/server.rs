@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use starling::RunningServer;
+
+use crate::client::{Client, Security};
 use starling_config::Config;
 use starling_router::Router;
 
@@ -89,6 +91,33 @@ impl TestServer {
         match &self.running {
             Some(r) => r,
             None => panic!("the test server was stopped"),
+        }
+    }
+
+    /// A default server with these users (on the first host), all with `password`.
+    pub async fn with_users(users: &[&str], password: &str) -> TestServer {
+        let server = TestServer::start().await;
+        for u in users {
+            server.add_user(u, password).await;
+        }
+        server
+    }
+
+    /// Logs `user@<domain>` in over STARTTLS with SCRAM-SHA-256 and binds `resource`; panics
+    /// (failing the test) if any step fails.
+    pub async fn login(&self, user: &str, password: &str, resource: &str) -> Client {
+        match Client::login(
+            self.starttls_addr,
+            Security::StartTls,
+            &self.domain,
+            user,
+            password,
+            Some(resource),
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => panic!("{user} cannot log in: {e}"),
         }
     }
 

@@ -11,24 +11,11 @@ use starling_testkit::server::TestServer;
 const PW: &str = "correct horse battery staple";
 
 async fn server_with_users(users: &[&str]) -> TestServer {
-    let server = TestServer::start().await;
-    for u in users {
-        server.add_user(u, PW).await;
-    }
-    server
+    TestServer::with_users(users, PW).await
 }
 
 async fn login(server: &TestServer, user: &str, resource: &str) -> Client {
-    Client::login(
-        server.starttls_addr,
-        Security::StartTls,
-        &server.domain,
-        user,
-        PW,
-        Some(resource),
-    )
-    .await
-    .unwrap()
+    server.login(user, PW, resource).await
 }
 
 const POSTAUTH_FEATURES: &str = "<stream:features>\

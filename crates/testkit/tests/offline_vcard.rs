@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use starling_testkit::Element;
-use starling_testkit::client::{Client, Security};
+use starling_testkit::client::Client;
 use starling_testkit::server::TestServer;
 
 const PW: &str = "pw";
@@ -21,16 +21,7 @@ async fn add_users(server: &TestServer, users: &[&str]) {
 }
 
 async fn login(server: &TestServer, user: &str, resource: &str) -> Client {
-    Client::login(
-        server.starttls_addr,
-        Security::StartTls,
-        &server.domain,
-        user,
-        PW,
-        Some(resource),
-    )
-    .await
-    .unwrap()
+    server.login(user, PW, resource).await
 }
 
 /// Logs in and sends initial presence, which comes back first (RFC 6121 §4.2.2).

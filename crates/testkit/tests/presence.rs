@@ -6,36 +6,22 @@
 use std::time::Duration;
 
 use starling_storage::{RosterItem, Subscription};
-use starling_testkit::client::{Client, Security};
+use starling_testkit::client::Client;
 use starling_testkit::server::TestServer;
 
 const PW: &str = "pw";
 const QUIET: Duration = Duration::from_millis(200);
 
 async fn server_with_users(users: &[&str]) -> TestServer {
-    let server = TestServer::start().await;
-    for u in users {
-        server.add_user(u, PW).await;
-    }
-    server
+    TestServer::with_users(users, PW).await
 }
 
 async fn login(server: &TestServer, user: &str, resource: &str) -> Client {
-    Client::login(
-        server.starttls_addr,
-        Security::StartTls,
-        &server.domain,
-        user,
-        PW,
-        Some(resource),
-    )
-    .await
-    .unwrap()
+    server.login(user, PW, resource).await
 }
 
-/// Reads and drops whatever arrives until the client has been quiet for a while.
 async fn drain(c: &mut Client) {
-    while let Ok(Ok(_)) = tokio::time::timeout(QUIET, c.recv_element()).await {}
+    c.drain(QUIET).await;
 }
 
 /// Makes `a` and `b` mutual contacts with subscription `both`, directly in the store.
