@@ -510,3 +510,51 @@ async fn revoking_a_subscription_sends_unavailable_first() {
         .unwrap();
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_pre_approved_request_is_granted_at_once() {
+    let server = server_with_users(&["alice", "bob"]).await;
+    let mut alice = online(&server, "alice", "a").await;
+    let mut bob = online(&server, "bob", "b").await;
+    // RFC 6121 §3.4: alice approves before bob asks: noted on a new item, not routed.
+    alice
+        .send_xml("<presence type='subscribed' to='bob@localhost'/>")
+        .await
+        .unwrap();
+    alice
+        .expect("<iq type='set' id='{*}' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='1'>\
+                 <item jid='bob@localhost' subscription='none' approved='true'/></query></iq>")
+        .await
+        .unwrap();
+    bob.expect_silence(QUIET).await.unwrap();
+    // bob asks: the request is not delivered to alice; bob gets 'subscribed' and her presence.
+    bob.send_xml("<presence type='subscribe' to='alice@localhost' id='s1'/>")
+        .await
+        .unwrap();
+    bob.expect(
+        "<iq type='set' id='{*}' to='bob@localhost/b'><query xmlns='jabber:iq:roster' ver='1'>\
+                <item jid='alice@localhost' subscription='none' ask='subscribe'/></query></iq>",
+    )
+    .await
+    .unwrap();
+    alice
+        .expect("<iq type='set' id='{*}' to='alice@localhost/a'><query xmlns='jabber:iq:roster' ver='2'>\
+                 <item jid='bob@localhost' subscription='from'/></query></iq>")
+        .await
+        .unwrap();
+    bob.expect(
+        "<iq type='set' id='{*}' to='bob@localhost/b'><query xmlns='jabber:iq:roster' ver='2'>\
+                <item jid='alice@localhost' subscription='to'/></query></iq>",
+    )
+    .await
+    .unwrap();
+    bob.expect("<presence type='subscribed' from='alice@localhost' to='bob@localhost'/>")
+        .await
+        .unwrap();
+    bob.expect("<presence from='alice@localhost/a' to='bob@localhost'/>")
+        .await
+        .unwrap();
+    alice.expect_silence(QUIET).await.unwrap();
+    bob.expect_silence(QUIET).await.unwrap();
+    server.stop().await;
+}
