@@ -21,6 +21,14 @@ if [ ! -x "$BUILD/venv/bin/python" ]; then
 fi
 "$BUILD/venv/bin/pip" install -q --disable-pip-version-check "slixmpp==1.17.0"
 
+echo "== @xmpp/client"
+mkdir -p "$BUILD/node"
+if [ ! -d "$BUILD/node/node_modules/@xmpp/client" ]; then
+    # 0.13.x sends an empty SCRAM response (its SCRAM library turned asynchronous); 0.14.0 works.
+    (cd "$BUILD/node" && npm install --silent --no-audit --no-fund "@xmpp/client@0.14.0")
+fi
+cp tests/interop/xmppjs_suite.mjs "$BUILD/node/"
+
 DATA=$(mktemp -d)
 RESULTS=$BUILD/results.txt
 : > "$RESULTS"
@@ -45,7 +53,8 @@ listen = ["127.0.0.1:$P1"]
 direct_tls_listen = ["127.0.0.1:$P2"]
 rate = 0
 TOML
-for u in $("$BUILD/venv/bin/python" tests/interop/slixmpp_suite.py --users); do
+for u in $("$BUILD/venv/bin/python" tests/interop/slixmpp_suite.py --users) \
+         $(node "$BUILD/node/xmppjs_suite.mjs" --users); do
     "$BIN" user add "$u@localhost" --password pw --config "$DATA/starling.toml" > /dev/null
 done
 "$BIN" serve --config "$DATA/starling.toml" > "$BUILD/server.log" 2>&1 &
@@ -56,6 +65,9 @@ for _ in $(seq 50); do
 done
 timeout 300 "$BUILD/venv/bin/python" tests/interop/slixmpp_suite.py 127.0.0.1 "$P1" "$P2" "$RESULTS" \
     > "$BUILD/slixmpp.log" 2>&1 || echo "slixmpp suite ended abnormally (see $BUILD/slixmpp.log)"
+
+timeout 120 node "$BUILD/node/xmppjs_suite.mjs" "$P1" "$RESULTS" \
+    > "$BUILD/xmppjs.log" 2>&1 || echo "@xmpp/client suite ended abnormally (see $BUILD/xmppjs.log)"
 
 echo "== results"
 sort "$RESULTS" -o "$RESULTS"

@@ -1,0 +1,110 @@
+// Interop cases driven by @xmpp/client (xmpp.js) against a running Starling.
+// Usage: node xmppjs_suite.mjs PORT RESULTS_FILE   (users created by run.sh, password "pw")
+// Writes "xmppjs/<case> pass|fail" lines to RESULTS_FILE.
+import { client, xml } from "@xmpp/client";
+import { appendFileSync } from "node:fs";
+
+const [port, results] = process.argv.slice(2);
+const DOMAIN = "localhost";
+// The server's certificate is self-signed (made at first start).
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function online(user, resource = "js") {
+  const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: DOMAIN, resource, username: user, password: "pw" });
+  c.inbox = [];
+  c.on("error", () => {});
+  c.on("stanza", (s) => c.inbox.push(s));
+  await c.start();
+  return c;
+}
+
+async function until(pred, ms = 10000) {
+  for (let t = 0; t < ms; t += 50) {
+    const v = pred();
+    if (v) return v;
+    await sleep(50);
+  }
+  throw new Error("timed out waiting");
+}
+
+function find(c, pred) {
+  return c.inbox.find(pred);
+}
+
+function rosterPush(c, jid, check) {
+  return find(c, (s) => s.is("iq") && s.attrs.type === "set" &&
+    s.getChild("query", "jabber:iq:roster")?.getChildren("item").some((i) => i.attrs.jid === jid && check(i)));
+}
+
+async function caseLogin() {
+  const c = await online("js1");
+  if (!String(c.jid).startsWith("js1@localhost/")) throw new Error(`bound ${c.jid}`);
+  const roster = await c.iqCaller.get(xml("query", "jabber:iq:roster"));
+  if (roster.attrs.ver === undefined) throw new Error("no roster version");
+  await c.stop();
+}
+
+async function caseFriendRequestBoth() {
+  const a = await online("js2", "Spark");
+  const b = await online("js3", "Spark");
+  for (const c of [a, b]) {
+    await c.iqCaller.get(xml("query", "jabber:iq:roster"));
+    await c.send(xml("presence"));
+  }
+  await a.iqCaller.set(xml("query", "jabber:iq:roster",
+    xml("item", { jid: "js3@localhost", name: "js3" }, xml("group", {}, "Friends"))));
+  await a.send(xml("presence", { to: "js3@localhost", type: "subscribe", id: "sub1" }));
+  await until(() => find(b, (s) => s.is("presence") && s.attrs.type === "subscribe" && s.attrs.from === "js2@localhost"));
+  await b.send(xml("presence", { to: "js2@localhost", type: "subscribed" }));
+  await until(() => rosterPush(a, "js3@localhost", (i) => i.attrs.subscription === "to" && !i.attrs.ask));
+  await b.send(xml("presence", { to: "js2@localhost", type: "subscribe" }));
+  await until(() => find(a, (s) => s.is("presence") && s.attrs.type === "subscribe" && s.attrs.from === "js3@localhost"));
+  await a.send(xml("presence", { to: "js3@localhost", type: "subscribed" }));
+  await until(() => rosterPush(a, "js3@localhost", (i) => i.attrs.subscription === "both"));
+  await until(() => rosterPush(b, "js2@localhost", (i) => i.attrs.subscription === "both"));
+  await a.stop();
+  await b.stop();
+}
+
+async function caseReceipt() {
+  const a = await online("js4");
+  const b = await online("js5");
+  b.on("stanza", (s) => {
+    // XEP-0184: the recipient acknowledges.
+    if (s.is("message") && s.getChild("request", "urn:xmpp:receipts")) {
+      b.send(xml("message", { to: s.attrs.from, id: `r-${s.attrs.id}` }, xml("received", { xmlns: "urn:xmpp:receipts", id: s.attrs.id })));
+    }
+  });
+  await a.send(xml("message", { to: String(b.jid), id: "rcpt1", type: "chat" },
+    xml("body", {}, "My lord, dispatch; read o'er these articles."), xml("request", { xmlns: "urn:xmpp:receipts" })));
+  await until(() => find(a, (s) => s.is("message") && s.getChild("received", "urn:xmpp:receipts")?.attrs.id === "rcpt1"));
+  await a.stop();
+  await b.stop();
+}
+
+const CASES = [
+  ["login_scram_sha1_starttls", caseLogin],
+  ["friend_request_both", caseFriendRequestBoth],
+  ["receipt", caseReceipt],
+];
+
+export const USERS = ["js1", "js2", "js3", "js4", "js5"];
+
+if (process.argv[2] === "--users") {
+  console.log(USERS.join(" "));
+} else {
+  for (const [name, fn] of CASES) {
+    let verdict = "pass";
+    try {
+      await Promise.race([fn(), sleep(30000).then(() => { throw new Error("case timed out"); })]);
+    } catch (e) {
+      console.error(name, e);
+      verdict = "fail";
+    }
+    console.log(`xmppjs/${name} ${verdict}`);
+    appendFileSync(results, `xmppjs/${name} ${verdict}\n`);
+  }
+  process.exit(0);
+}
