@@ -799,7 +799,6 @@ impl Session {
             }
         }
         e.set_attr("from", jid.to_string());
-        // Presence (availability, priority, subscriptions) is the presence module's.
         if e.name() == "iq" {
             let ty = e.attr("type");
             // RFC 6120 §8.2.3: an IQ needs an id and one of the four types.
@@ -814,6 +813,8 @@ impl Session {
                 return Ok(Flow::Continue);
             }
         }
+        // Everything else, presence included (availability, priority, subscriptions: the presence
+        // module's), goes to the router.
         self.shared.router.route_from_client(&jid, e).await;
         Ok(Flow::Continue)
     }

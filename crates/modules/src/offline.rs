@@ -19,9 +19,10 @@
 //! XEP-0203 §2), `DOMAIN` being the recipient's (this server's) domain. A `<delay/>` the sender
 //! put there claiming to come from that domain is removed first (XEP-0203 §5: a forged
 //! notation). When the account already holds [`Offline::new`]'s `max_messages`, the message is
-//! bounced to its sender with `<service-unavailable/>` (XEP-0160 §2 step 3), never dropped;
-//! with `max_messages` 0 storage is off, every message is left to the router, which bounces
-//! it, and `msgoffline` is not advertised.
+//! left to the router, which bounces it to its sender with `<service-unavailable/>` (XEP-0160
+//! §2 step 3; a headline stored only because of a `<store/>` hint is dropped, as the RFC does
+//! with headlines); with `max_messages` 0 storage is off, every message is left to the router
+//! the same way, and `msgoffline` is not advertised.
 //!
 //! **Delivering.** When a session has sent available presence with non-negative priority
 //! ([`Lifecycle::session_available`], XEP-0160 §2 step 5), its account's messages are loaded in
@@ -53,12 +54,9 @@ use async_trait::async_trait;
 use starling_module_api::{
     Context, HookPoint, HookResult, Lifecycle, Module, Registrar, SessionEntry, StanzaHook,
 };
-use starling_proto::{
-    BareJid, Element, FullJid, Jid, Node, StanzaError, StanzaErrorCondition, StanzaKind,
-    error_reply, ns,
-};
+use starling_proto::{BareJid, Element, FullJid, Jid, Node, StanzaKind, ns};
 use starling_storage::OfflineOutcome;
-use starling_stream::{Limits, parse_stored};
+use starling_stream::parse_stored;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::clock;
@@ -158,16 +156,6 @@ fn recipient(message: &Element) -> Option<BareJid> {
     let addr = message.attr("to").or_else(|| message.attr("from"))?;
     let bare = Jid::new(addr).ok()?.to_bare();
     bare.node().is_some().then_some(bare)
-}
-
-/// Limits for reading back stanzas the server stored itself: they were parsed once already, so
-/// these only guard against a damaged database.
-pub(crate) fn stored_limits(text: &str) -> Limits {
-    Limits {
-        max_stanza_bytes: text.len().saturating_add(1),
-        max_elements: usize::MAX,
-        max_depth: 1024,
-    }
 }
 
 /// The XEP-0160 module. See the module docs.
@@ -292,7 +280,7 @@ async fn deliver_batch(ctx: &Context, account: &BareJid, to: &SessionEntry, wait
     let mut handed_over = None;
     let mut accepted = true;
     for m in messages.iter().take(DELIVERY_BATCH) {
-        match parse_stored(&m.stanza, stored_limits(&m.stanza)) {
+        match parse_stored(&m.stanza) {
             Ok(stanza) => {
                 let queued = if wait {
                     to.handle.send_waiting(stanza).await
@@ -386,18 +374,10 @@ impl StanzaHook for Offline {
                 HookResult::Handled
             }
             Ok(OfflineOutcome::Full) => {
-                // XEP-0160 §2 step 3: a full queue is <service-unavailable/>, the same answer as
-                // for no storage at all, so it tells the sender nothing more.
+                // XEP-0160 §2 step 3: a full queue is <service-unavailable/>, the router's own
+                // answer to a message nobody took, the same as for no storage at all.
                 tracing::debug!(account = %account, "offline queue full: message bounced");
-                let mut reply = error_reply(
-                    stanza,
-                    &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
-                );
-                if reply.attr("from").is_none() {
-                    reply.set_attr("from", account.to_string());
-                }
-                ctx.router.route(reply).await;
-                HookResult::Handled
+                HookResult::Pass
             }
             Err(e) => {
                 // Unstored: the router bounces it, so the sender knows.

@@ -31,7 +31,7 @@ use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply, ns,
 };
 use starling_storage::RosterItem;
-use starling_stream::{Limits, parse_stored};
+use starling_stream::parse_stored;
 
 use crate::roster::{RosterService, account_parts, subscription_stanza};
 use crate::subscription::{self, State, SubKind};
@@ -99,7 +99,8 @@ impl Lifecycle for Presence {
             .with_attr("type", "unavailable")
             .with_attr("from", last.jid.to_string());
         if last.presence.is_some() {
-            self.broadcast(ctx, &last.jid, &unavailable).await;
+            let items = roster_items(ctx, &last.jid.to_bare()).await;
+            self.broadcast(ctx, &last.jid, &unavailable, &items).await;
         }
         for to in directed.into_iter().flatten() {
             ctx.router.route(addressed(&unavailable, &to)).await;
@@ -194,20 +195,22 @@ impl Presence {
         };
         let ty = stanza.attr("type");
         let to = stanza.attr("to");
+        if let (Some(kind), Some(to)) = (ty.and_then(SubKind::from_type), to) {
+            match Jid::new(to) {
+                Ok(to) => {
+                    self.outbound(ctx, &from.to_bare(), kind, stanza, &to.to_bare())
+                        .await
+                }
+                Err(_) => reject(ctx, stanza, StanzaErrorCondition::JidMalformed, "bad 'to'").await,
+            }
+            return;
+        }
         match (ty, to) {
             // §4.2 / §4.4: availability broadcast.
             (None, None) => self.available(ctx, &from, stanza).await,
             (Some("unavailable"), None) => self.unavailable(ctx, &from, stanza).await,
             (None | Some("unavailable"), Some(to)) => {
                 self.directed_presence(ctx, &from, stanza, to).await
-            }
-            (Some(t), Some(to)) if SubKind::from_type(t).is_some() => {
-                if let (Some(kind), Ok(to)) = (SubKind::from_type(t), Jid::new(to)) {
-                    self.outbound(ctx, &from.to_bare(), kind, stanza, &to.to_bare())
-                        .await;
-                } else {
-                    reject(ctx, stanza, StanzaErrorCondition::JidMalformed, "bad 'to'").await;
-                }
             }
             (Some("probe"), Some(_)) => {
                 // §4.3: probes are the server's business; a client's is answered like the
@@ -248,12 +251,11 @@ impl Presence {
             .sessions
             .set_presence(from, session.handle.id(), Some(presence.clone()));
         let initial = matches!(previous, Some(None));
-        self.broadcast(ctx, from, &presence).await;
+        let items = roster_items(ctx, &from.to_bare()).await;
+        self.broadcast(ctx, from, &presence, &items).await;
         if !initial {
             return;
         }
-        let account = from.to_bare();
-        let items = roster_items(ctx, &account).await;
         // §4.2.2: probe the contacts the account is subscribed to. The probe comes from the full
         // JID that needs the answers (the examples use the bare JID; the contact's server answers
         // whatever 'from' says, and only this resource lacks them).
@@ -268,7 +270,7 @@ impl Presence {
         // delivered at each login until answered.
         for item in items.iter().filter(|i| i.pending_in) {
             if let Some(xml) = &item.pending_in_stanza {
-                match parse_stored(xml, Limits::DEFAULT) {
+                match parse_stored(xml) {
                     Ok(request) => {
                         session.handle.send(request);
                     }
@@ -288,7 +290,8 @@ impl Presence {
         };
         let previous = ctx.sessions.set_presence(from, session.handle.id(), None);
         if matches!(previous, Some(Some(_))) {
-            self.broadcast(ctx, from, stanza).await;
+            let items = roster_items(ctx, &from.to_bare()).await;
+            self.broadcast(ctx, from, stanza, &items).await;
         }
         let directed = self.directed_map().remove(&session.handle.id());
         for to in directed.into_iter().flatten() {
@@ -296,16 +299,22 @@ impl Presence {
         }
     }
 
-    /// Sends `presence` (from `from`, no 'to') to the contacts with a `from`/`both` subscription
-    /// (§4.2.2, §4.4.2) and to the account's available resources, the sender included.
-    async fn broadcast(&self, ctx: &Context, from: &FullJid, presence: &Element) {
-        let account = from.to_bare();
-        for item in roster_items(ctx, &account).await {
-            if State::of(Some(&item)).from {
+    /// Sends `presence` (from `from`, no 'to') to the contacts among `items` (the account's
+    /// roster) with a `from`/`both` subscription (§4.2.2, §4.4.2) and to the account's available
+    /// resources, the sender included.
+    async fn broadcast(
+        &self,
+        ctx: &Context,
+        from: &FullJid,
+        presence: &Element,
+        items: &[RosterItem],
+    ) {
+        for item in items {
+            if State::of(Some(item)).from {
                 ctx.router.route(addressed(presence, &item.jid)).await;
             }
         }
-        for entry in ctx.sessions.resources(&account) {
+        for entry in ctx.sessions.resources(&from.to_bare()) {
             if entry.is_available() || entry.jid == *from {
                 entry
                     .handle
@@ -327,7 +336,7 @@ impl Presence {
         };
         if stanza.attr("type") == Some("unavailable") {
             if let Some(set) = self.directed_map().get_mut(&id) {
-                set.remove(to);
+                set.remove(&target.to_string());
             }
         } else {
             // §4.6.3: recipients that get broadcasts anyway are not tracked.
@@ -417,12 +426,12 @@ impl Presence {
         ) else {
             return;
         };
-        match stanza.attr("type") {
-            Some(t) if SubKind::from_type(t).is_some() => {
-                if let Some(kind) = SubKind::from_type(t) {
-                    self.inbound(ctx, &to, kind, stanza, &from.to_bare()).await;
-                }
-            }
+        let ty = stanza.attr("type");
+        if let Some(kind) = ty.and_then(SubKind::from_type) {
+            self.inbound(ctx, &to, kind, stanza, &from.to_bare()).await;
+            return;
+        }
+        match ty {
             Some("probe") => self.probe(ctx, &to, &from).await,
             // §8.5.2.1.2: other presence goes to every available resource (none: dropped).
             _ => {
@@ -450,7 +459,6 @@ impl Presence {
             return;
         }
         let contact_str = contact.to_string();
-        let request_xml = stanza.to_xml();
         let mut decision = None;
         let res = self
             .roster
@@ -468,7 +476,7 @@ impl Presence {
                 });
                 inb.state.apply_to(item);
                 if kind == SubKind::Subscribe && inb.state.pending_in {
-                    item.pending_in_stanza = Some(request_xml);
+                    item.pending_in_stanza = Some(stanza.to_xml());
                 }
                 if inb.state.from {
                     item.hidden = false;

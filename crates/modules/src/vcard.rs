@@ -25,8 +25,6 @@ use starling_module_api::{
 use starling_proto::{Element, StanzaError, StanzaErrorCondition};
 use starling_stream::parse_stored;
 
-use crate::offline::stored_limits;
-
 /// The `vcard-temp` namespace, also the disco feature (§4).
 pub const NS: &str = "vcard-temp";
 
@@ -89,7 +87,7 @@ impl IqHandler for Vcard {
         }
 
         match ctx.stores.vcards.vcard(localpart, domain).await {
-            Ok(Some(text)) => match parse_stored(&text, stored_limits(&text)) {
+            Ok(Some(text)) => match parse_stored(&text) {
                 Ok(vcard) => IqOutcome::Result(Some(vcard)),
                 Err(e) => {
                     tracing::error!(account = %account, error = %e, "stored vCard unreadable");

@@ -57,9 +57,7 @@ impl StanzaRouter for WeakRouter {
 
     async fn session_available(&self, jid: &FullJid) {
         if let Some(r) = self.0.upgrade() {
-            for l in &r.lifecycle {
-                l.session_available(&r.ctx, jid).await;
-            }
+            r.session_available(jid).await;
         }
     }
 }
@@ -120,6 +118,13 @@ impl Router {
     pub async fn session_bound(&self, jid: &FullJid) {
         for l in &self.lifecycle {
             l.session_bound(&self.ctx, jid).await;
+        }
+    }
+
+    /// Tells modules that a session sent its initial presence (announced by the presence module).
+    pub async fn session_available(&self, jid: &FullJid) {
+        for l in &self.lifecycle {
+            l.session_available(&self.ctx, jid).await;
         }
     }
 
@@ -293,23 +298,14 @@ impl Router {
                 // §8.5.2.2.1: silently ignored.
                 return;
             }
-            if !self.ctx.account_exists(to).await {
-                // §8.5.1: no such account.
-                if ty != "headline" {
-                    self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
-                        .await;
-                }
-                return;
-            }
-            // §8.5.2.2.1: no available resource: offline storage decides (XEP-0160); headlines
-            // are dropped there too, which the RFC allows.
-            if self
-                .run_hooks(StanzaKind::Message, HookPoint::Offline, &stanza)
-                .await
-            {
-                return;
-            }
-            if ty != "headline" {
+            // §8.5.2.2.1: no available resource: offline storage decides (XEP-0160). What it
+            // does not take, and anything for an account that does not exist (§8.5.1), bounces;
+            // headlines are dropped instead, which the RFC allows.
+            let stored = self.ctx.account_exists(to).await
+                && self
+                    .run_hooks(StanzaKind::Message, HookPoint::Offline, &stanza)
+                    .await;
+            if !stored && ty != "headline" {
                 self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
                     .await;
             }

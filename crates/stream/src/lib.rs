@@ -355,9 +355,15 @@ impl Decoder {
 }
 
 /// Parses one stanza stored as text (as [`Element::to_xml`] wrote it: `xmlns='jabber:client'` on
-/// the top element) with the same restricted parser and `limits` as the wire. Used for stanzas kept
-/// in storage (offline messages, pending subscription requests).
-pub fn parse_stored(xml: &str, limits: Limits) -> Result<Element, DecodeError> {
+/// the top element) with the same restricted parser as the wire. Used for what the server stored
+/// itself (offline messages, pending subscription requests, vCards): it was parsed once under the
+/// wire's limits already, so the limits here only guard against a damaged database.
+pub fn parse_stored(xml: &str) -> Result<Element, DecodeError> {
+    let limits = Limits {
+        max_stanza_bytes: xml.len().saturating_add(1),
+        max_elements: usize::MAX,
+        max_depth: 1024,
+    };
     let mut dec = Decoder::new(limits);
     let header = format!(
         "<stream:stream xmlns='{}' xmlns:stream='{}'>",
