@@ -31,22 +31,25 @@ async fn count(conn: &mut SqliteConnection, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
 }
 
-#[tokio::test]
-async fn conformance_accounts() {
+/// A fresh database in a temporary directory (kept alive by the returned guard).
+async fn fresh() -> (tempfile::TempDir, SqliteStorage) {
     let dir = tempfile::tempdir().unwrap();
     let storage = SqliteStorage::open(&dir.path().join("starling.db"))
         .await
         .unwrap();
+    (dir, storage)
+}
+
+#[tokio::test]
+async fn conformance_accounts() {
+    let (_dir, storage) = fresh().await;
     starling_storage::conformance::accounts(&*storage.stores().accounts).await;
     storage.close().await;
 }
 
 #[tokio::test]
 async fn conformance_rosters() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = SqliteStorage::open(&dir.path().join("starling.db"))
-        .await
-        .unwrap();
+    let (_dir, storage) = fresh().await;
     let stores = storage.stores();
     starling_storage::conformance::rosters(&*stores.accounts, &*stores.rosters).await;
     storage.close().await;
@@ -54,10 +57,7 @@ async fn conformance_rosters() {
 
 #[tokio::test]
 async fn conformance_offline() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = SqliteStorage::open(&dir.path().join("starling.db"))
-        .await
-        .unwrap();
+    let (_dir, storage) = fresh().await;
     let stores = storage.stores();
     starling_storage::conformance::offline(&*stores.accounts, &*stores.offline).await;
     storage.close().await;
@@ -65,10 +65,7 @@ async fn conformance_offline() {
 
 #[tokio::test]
 async fn conformance_vcards() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = SqliteStorage::open(&dir.path().join("starling.db"))
-        .await
-        .unwrap();
+    let (_dir, storage) = fresh().await;
     let stores = storage.stores();
     starling_storage::conformance::vcards(&*stores.accounts, &*stores.vcards).await;
     storage.close().await;
