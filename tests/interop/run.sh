@@ -11,15 +11,10 @@ ROOT=$PWD
 BUILD=${INTEROP_BUILD_DIR:-$ROOT/target/interop}
 mkdir -p "$BUILD"
 
-echo "== build"
-cargo build -q -p starling
-BIN=$ROOT/target/debug/starling
-
+source tests/interop/lib.sh
+interop_build
 echo "== slixmpp"
-if [ ! -x "$BUILD/venv/bin/python" ]; then
-    python3 -m venv "$BUILD/venv"
-fi
-"$BUILD/venv/bin/pip" install -q --disable-pip-version-check "slixmpp==1.17.0"
+interop_venv
 
 echo "== @xmpp/client"
 mkdir -p "$BUILD/node"
@@ -29,41 +24,13 @@ if [ ! -d "$BUILD/node/node_modules/@xmpp/client" ]; then
 fi
 cp tests/interop/xmppjs_suite.mjs "$BUILD/node/"
 
-DATA=$(mktemp -d)
 RESULTS=$BUILD/results.txt
 : > "$RESULTS"
-SERVER_PID=
-cleanup() {
-    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-    rm -rf "$DATA"
-}
-trap cleanup EXIT
+trap interop_stop_server EXIT
+interop_start_server $("$PY" tests/interop/slixmpp_suite.py --users) \
+    $(node "$BUILD/node/xmppjs_suite.mjs" --users)
 
-read -r P1 P2 < <("$BUILD/venv/bin/python" - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-PY
-)
-cat > "$DATA/starling.toml" <<TOML
-data_dir = "$DATA"
-[c2s]
-listen = ["127.0.0.1:$P1"]
-direct_tls_listen = ["127.0.0.1:$P2"]
-rate = 0
-TOML
-for u in $("$BUILD/venv/bin/python" tests/interop/slixmpp_suite.py --users) \
-         $(node "$BUILD/node/xmppjs_suite.mjs" --users); do
-    "$BIN" user add "$u@localhost" --password pw --config "$DATA/starling.toml" > /dev/null
-done
-"$BIN" serve --config "$DATA/starling.toml" > "$BUILD/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$P1") 2>/dev/null && break
-    sleep 0.1
-done
-timeout 300 "$BUILD/venv/bin/python" tests/interop/slixmpp_suite.py 127.0.0.1 "$P1" "$P2" "$RESULTS" \
+timeout 300 "$PY" tests/interop/slixmpp_suite.py 127.0.0.1 "$P1" "$P2" "$RESULTS" \
     > "$BUILD/slixmpp.log" 2>&1 || echo "slixmpp suite ended abnormally (see $BUILD/slixmpp.log)"
 
 timeout 120 node "$BUILD/node/xmppjs_suite.mjs" "$P1" "$RESULTS" \
