@@ -89,7 +89,9 @@ async def login(mech, direct):
 
 async def case_ping():
     c = await Client("pinger").online()
-    await c.plugin["xep_0199"].ping(jid=DOMAIN, timeout=5)
+    # Not plugin.ping(): it counts an error reply as a pong. send_ping raises IqError on one.
+    reply = await c.plugin["xep_0199"].send_ping(DOMAIN, timeout=5)
+    assert reply["type"] == "result" and reply["from"] == DOMAIN, str(reply)
     await c.bye()
 
 
@@ -110,6 +112,13 @@ async def request_then(refusal, a_user, b_user):
 async def case_seed1_refusal_unsubscribe():
     # RFC 6121 A.2.3 "None + Pending In" / A.3.3 "None + Pending Out": no change anywhere.
     assert await request_then("unsubscribe", "s1a", "s1b") == ("none", True)
+    # The request is still pending, so it is delivered again at s1b's next login (RFC 6121 §3.1.3).
+    b = Client("s1b", "Spark")
+    requests = []
+    b.add_event_handler("presence_subscribe", requests.append)
+    await b.online()
+    assert await until(lambda: any(p["from"].bare == jid("s1a") for p in requests)), requests
+    await b.bye()
 
 
 async def case_seed1_refusal_unsubscribed():
