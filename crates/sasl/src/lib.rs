@@ -201,6 +201,22 @@ impl SaltedPassword {
         })
     }
 
+    /// Rebuilds a value kept from an earlier [`derive`](Self::derive) (a client's cache of salted
+    /// passwords). `None` if `bytes` is not one `hash` output long or `iterations` is zero.
+    pub fn from_parts(
+        hash: ScramHash,
+        salt: Vec<u8>,
+        iterations: u32,
+        bytes: Vec<u8>,
+    ) -> Option<Self> {
+        (bytes.len() == hash.output_len() && iterations > 0).then_some(SaltedPassword {
+            hash,
+            salt,
+            iterations,
+            bytes,
+        })
+    }
+
     /// The hash this was derived with.
     pub fn hash(&self) -> ScramHash {
         self.hash
@@ -560,6 +576,27 @@ impl fmt::Display for SaslFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn salted_password_round_trips_through_its_parts() {
+        let salted = SaltedPassword::derive(ScramHash::Sha1, "pencil", b"salt", 64).unwrap();
+        let again = SaltedPassword::from_parts(
+            salted.hash(),
+            salted.salt().to_vec(),
+            salted.iterations(),
+            salted.as_bytes().to_vec(),
+        );
+        assert_eq!(again.as_ref(), Some(&salted));
+        // A SHA-1 output is 20 bytes; anything else, or zero iterations, is refused.
+        assert_eq!(
+            SaltedPassword::from_parts(ScramHash::Sha1, vec![], 64, vec![0; 32]),
+            None
+        );
+        assert_eq!(
+            SaltedPassword::from_parts(ScramHash::Sha1, vec![], 0, vec![0; 20]),
+            None
+        );
+    }
 
     #[test]
     fn names_round_trip() {

@@ -1,0 +1,258 @@
+//! `starling-bench`: see the library's documentation and `--help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use starling_bench::cache::ScramCache;
+use starling_bench::report::Report;
+use starling_bench::scenario::{self, Users};
+use starling_bench::xmpp::{Mech, Target, TlsMode};
+
+/// A load generator for XMPP servers: login storm, idle hold, chat, presence fan-out.
+///
+/// Users are `{prefix}{start}` … `{prefix}{start+users-1}` with one password, created beforehand
+/// (for Starling: `starling user import`). The last line of output is `RESULT key=value …`.
+#[derive(Parser)]
+#[command(name = "starling-bench", version)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Server host (must resolve to loopback unless --allow-remote).
+    #[arg(long, default_value = "127.0.0.1", global = true)]
+    host: String,
+    #[arg(long, default_value_t = 5222, global = true)]
+    port: u16,
+    /// The XMPP domain the users belong to.
+    #[arg(long, default_value = "localhost", global = true)]
+    domain: String,
+    #[arg(long, value_enum, default_value = "starttls", global = true)]
+    tls: TlsMode,
+    #[arg(long, value_enum, default_value = "scram-sha-1", global = true)]
+    mech: Mech,
+    #[arg(long, default_value = "bench", global = true)]
+    prefix: String,
+    /// Number of the first user.
+    #[arg(long, default_value_t = 1, global = true)]
+    start: u64,
+    /// Number of users.
+    #[arg(long, default_value_t = 1000, global = true)]
+    users: u64,
+    #[arg(long, default_value = "pw", global = true)]
+    password: String,
+    /// Logins in flight at once.
+    #[arg(long, default_value_t = 100, global = true)]
+    concurrency: usize,
+    /// The server's pid: its CPU time (and RSS, for `idle`) are read from /proc, children included.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Where SCRAM salted passwords are kept between runs.
+    #[arg(long, default_value = "target/bench/scram-cache", global = true)]
+    scram_cache: PathBuf,
+    /// Allow a target that is not on loopback.
+    #[arg(long, global = true)]
+    allow_remote: bool,
+    /// Generator threads (1: a single-threaded runtime, for pinning with taskset).
+    #[arg(long, default_value_t = 1, global = true)]
+    threads: usize,
+    /// Abort the run after this many seconds.
+    #[arg(long, default_value_t = 1800, global = true)]
+    time_limit: u64,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N users log in (STARTTLS, SASL, bind, roster, presence), C at a time: sessions/s, latency.
+    Login {
+        /// Repeat the storm this many times (sessions close between rounds).
+        #[arg(long, default_value_t = 1)]
+        rounds: u32,
+    },
+    /// Server RSS per held idle connection (needs --server-pid).
+    Idle {
+        /// Seconds to wait after the logins before reading RSS.
+        #[arg(long, default_value_t = 5.0)]
+        settle: f64,
+    },
+    /// Pairs exchange chat messages: throughput, end-to-end latency, server CPU per message.
+    Chat {
+        /// Offered messages per second in total; 0 saturates (closed loop).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Messages in flight per sender when saturating.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
+    /// Users with R contacts change presence: broadcasts/s.
+    Presence {
+        /// Presence changes per second in total; 0: closed loop on the server's reflection.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Changes in flight per user in the closed loop.
+        #[arg(long, default_value_t = 1)]
+        window: usize,
+        /// Seconds of quiet after logins (initial presence, probes).
+        #[arg(long, default_value_t = 3.0)]
+        settle: f64,
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
+}
+
+fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
+    if !(0.0..=3600.0).contains(&s) {
+        bail!("--{name} must be between 0 and 3600 seconds, not {s}");
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Report> {
+    let c = &cli.common;
+    if c.users == 0 || c.users > starling_bench::MAX_USERS {
+        bail!(
+            "--users must be between 1 and {}",
+            starling_bench::MAX_USERS
+        );
+    }
+    let addr = starling_bench::xmpp::resolve(&c.host, c.port, c.allow_remote).await?;
+    let cache = ScramCache::load(Some(&c.scram_cache), &c.password)
+        .with_context(|| format!("cannot read {}", c.scram_cache.display()))?;
+    let target = Arc::new(Target::new(
+        addr,
+        c.domain.clone(),
+        c.tls,
+        c.mech,
+        c.password.clone(),
+        cache,
+    )?);
+    let users = Users {
+        prefix: c.prefix.clone(),
+        start: c.start,
+        count: c.users,
+    };
+    let report = match cli.scenario {
+        Scenario::Login { rounds } => {
+            let opts = scenario::login::LoginOpts {
+                users,
+                concurrency: c.concurrency,
+                rounds,
+                server_pid: c.server_pid,
+            };
+            scenario::login::run(&target, &opts).await
+        }
+        Scenario::Idle { settle } => {
+            let Some(server_pid) = c.server_pid else {
+                bail!("idle measures the server's memory: give --server-pid");
+            };
+            let opts = scenario::idle::IdleOpts {
+                users,
+                concurrency: c.concurrency,
+                settle: seconds("settle", settle)?,
+                server_pid,
+            };
+            scenario::idle::run(&target, &opts)
+                .await
+                .context("reading the server's memory")?
+        }
+        Scenario::Chat {
+            rate,
+            window,
+            warmup,
+            duration,
+        } => {
+            let opts = scenario::chat::ChatOpts {
+                users,
+                concurrency: c.concurrency,
+                rate,
+                window,
+                warmup: seconds("warmup", warmup)?,
+                duration: seconds("duration", duration)?,
+                server_pid: c.server_pid,
+            };
+            scenario::chat::run(&target, &opts).await
+        }
+        Scenario::Presence {
+            rate,
+            window,
+            settle,
+            warmup,
+            duration,
+        } => {
+            let opts = scenario::presence::PresenceOpts {
+                users,
+                concurrency: c.concurrency,
+                rate,
+                window,
+                settle: seconds("settle", settle)?,
+                warmup: seconds("warmup", warmup)?,
+                duration: seconds("duration", duration)?,
+                server_pid: c.server_pid,
+            };
+            scenario::presence::run(&target, &opts).await
+        }
+    };
+    if let Ok(mut cache) = target.cache.lock()
+        && let Err(e) = cache.save()
+    {
+        eprintln!("warning: cannot save {}: {e}", c.scram_cache.display());
+    }
+    Ok(report)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli.common.threads.max(1);
+    let limit = Duration::from_secs(cli.common.time_limit);
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(async { tokio::time::timeout(limit, run(cli)).await }) {
+        Ok(Ok(report)) => {
+            for line in &report.lines {
+                println!("{line}");
+            }
+            println!("{}", report.result_line());
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!(
+                "error: the run exceeded --time-limit ({} s)",
+                limit.as_secs()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
