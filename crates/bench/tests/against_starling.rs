@@ -1,5 +1,6 @@
 //! The generator against a real Starling (in-process, real TLS, SCRAM and SQLite): it logs in,
 //! counts and measures what it should. Counts only; no timing is asserted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

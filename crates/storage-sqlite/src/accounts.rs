@@ -2,7 +2,11 @@
 
 use async_trait::async_trait;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
-use starling_storage::{AccountStore, Credential, StorageError, check_distinct_mechanisms};
+use starling_storage::{
+    AccountStore, Credential, NewAccount, StorageError, check_distinct_mechanisms,
+};
+
+use crate::bulk::ChunkSql;
 
 /// Accounts in the `accounts` table, credentials in `credentials`.
 pub(crate) struct SqliteAccountStore {
@@ -19,7 +23,7 @@ pub(crate) fn backend(err: sqlx::Error) -> StorageError {
     StorageError::backend(err)
 }
 
-fn is_unique_violation(err: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
@@ -54,6 +58,53 @@ async fn insert_credentials(
     Ok(())
 }
 
+/// Inserts credential rows `(account id, credential)` with multi-row
+/// statements (see [`crate::bulk`]).
+async fn insert_credential_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    rows: &[(i64, &Credential)],
+) -> Result<(), StorageError> {
+    let sql = ChunkSql::new(
+        "INSERT INTO credentials \
+         (account_id, mechanism, salt, iterations, stored_key, server_key)",
+        6,
+    );
+    for chunk in rows.chunks(sql.rows()) {
+        let mut query = sqlx::query(sql.for_rows(chunk.len()));
+        for (id, c) in chunk {
+            query = query
+                .bind(*id)
+                .bind(c.mechanism.as_str())
+                .bind(c.salt.as_slice())
+                .bind(i64::from(c.iterations))
+                .bind(c.stored_key.as_slice())
+                .bind(c.server_key.as_slice());
+        }
+        query.execute(&mut **tx).await.map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Inserts the account row; [`StorageError::AlreadyExists`] if it exists.
+async fn insert_account(
+    tx: &mut Transaction<'static, Sqlite>,
+    localpart: &str,
+    domain: &str,
+) -> Result<i64, StorageError> {
+    sqlx::query_scalar("INSERT INTO accounts (domain, localpart) VALUES (?1, ?2) RETURNING id")
+        .bind(domain)
+        .bind(localpart)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StorageError::AlreadyExists
+            } else {
+                backend(e)
+            }
+        })
+}
+
 /// The id of the account, or [`StorageError::NotFound`] (inside the caller's transaction).
 pub(crate) async fn account_id(
     conn: &mut SqliteConnection,
@@ -80,21 +131,30 @@ impl AccountStore for SqliteAccountStore {
     ) -> Result<(), StorageError> {
         check_distinct_mechanisms(creds)?;
         let mut tx = begin_write(&self.pool).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO accounts (domain, localpart) VALUES (?1, ?2) RETURNING id",
-        )
-        .bind(domain)
-        .bind(localpart)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StorageError::AlreadyExists
-            } else {
-                backend(e)
-            }
-        })?;
+        let id = insert_account(&mut tx, localpart, domain).await?;
         insert_credentials(&mut tx, id, creds).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn create_accounts(&self, accounts: &[NewAccount<'_>]) -> Result<(), StorageError> {
+        for a in accounts {
+            check_distinct_mechanisms(a.creds)?;
+        }
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        // One transaction: all or nothing, and one commit (one fsync) for the
+        // batch. Dropping `tx` on any early return rolls it back.
+        let mut tx = begin_write(&self.pool).await?;
+        // Account rows one by one (the same prepared statement each time):
+        // RETURNING gives each id, but SQLite does not promise the order of
+        // RETURNING rows for a multi-row insert.
+        let mut creds = Vec::with_capacity(accounts.iter().map(|a| a.creds.len()).sum());
+        for a in accounts {
+            let id = insert_account(&mut tx, a.localpart, a.domain).await?;
+            creds.extend(a.creds.iter().map(|c| (id, c)));
+        }
+        insert_credential_rows(&mut tx, &creds).await?;
         tx.commit().await.map_err(backend)
     }
 

@@ -55,6 +55,7 @@
 //!   its own empty database.
 
 mod accounts;
+mod bulk;
 mod offline;
 mod rosters;
 mod vcards;

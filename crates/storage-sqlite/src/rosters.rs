@@ -1,13 +1,18 @@
 //! [`RosterStore`] on SQLite (tables `roster_items`, `roster_groups` and
 //! `roster_versions`, migrations `0002_roster.sql`, `0003_roster_hidden.sql`).
+//!
+//! [`RosterStore::insert_many`] writes the same rows as
+//! [`RosterStore::put_item`], with multi-row statements ([`crate::bulk`]) in
+//! one transaction and one version bump per non-empty entry.
 
 use async_trait::async_trait;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use starling_storage::{
-    RosterItem, RosterStore, StorageError, Subscription, check_distinct_groups,
+    NewRoster, RosterItem, RosterStore, StorageError, Subscription, check_distinct_groups,
 };
 
-use crate::accounts::{account_id, backend, begin_write};
+use crate::accounts::{account_id, backend, begin_write, is_unique_violation};
+use crate::bulk::ChunkSql;
 
 /// Items in `roster_items`, their groups in `roster_groups`, the per-account
 /// version counter in `roster_versions`.
@@ -258,6 +263,91 @@ impl RosterStore for SqliteRosterStore {
         let version = bump_version(&mut tx, id).await?;
         tx.commit().await.map_err(backend)?;
         Ok(Some(version))
+    }
+
+    async fn insert_many(&self, rosters: &[NewRoster<'_>]) -> Result<(), StorageError> {
+        for r in rosters {
+            for item in r.items {
+                check_distinct_groups(&item.groups)?;
+            }
+        }
+        if rosters.is_empty() {
+            return Ok(());
+        }
+        // One transaction, one commit. Dropping `tx` on any early return rolls
+        // it back, so a failure anywhere leaves every roster as it was.
+        let mut tx = begin_write(&self.pool).await?;
+        let mut ids = Vec::with_capacity(rosters.len());
+        for r in rosters {
+            ids.push(account_id(&mut tx, r.localpart, r.domain).await?);
+        }
+
+        // Items of all entries in multi-row statements (chunks may span
+        // accounts). A plain INSERT: an item already on the roster, or twice
+        // in the batch, violates the primary key (account_id, jid).
+        let items: Vec<(i64, &RosterItem)> = ids
+            .iter()
+            .zip(rosters)
+            .flat_map(|(&id, r)| r.items.iter().map(move |item| (id, item)))
+            .collect();
+        let sql = ChunkSql::new(
+            "INSERT INTO roster_items \
+             (account_id, jid, name, subscription, ask_out, pending_in, preapproved, \
+              pending_in_stanza, hidden)",
+            9,
+        );
+        for chunk in items.chunks(sql.rows()) {
+            let mut query = sqlx::query(sql.for_rows(chunk.len()));
+            for (id, item) in chunk {
+                query = query
+                    .bind(*id)
+                    .bind(item.jid.as_str())
+                    .bind(item.name.as_deref())
+                    .bind(item.subscription.as_str())
+                    .bind(item.ask_out)
+                    .bind(item.pending_in)
+                    .bind(item.preapproved)
+                    .bind(item.pending_in_stanza.as_deref())
+                    .bind(item.hidden);
+            }
+            query.execute(&mut *tx).await.map_err(|e| {
+                if is_unique_violation(&e) {
+                    StorageError::AlreadyExists
+                } else {
+                    backend(e)
+                }
+            })?;
+        }
+
+        // Their groups (the items are new, so there are no old groups to
+        // clear; duplicates were rejected above).
+        let mut groups = Vec::new();
+        for (id, item) in &items {
+            for (position, name) in item.groups.iter().enumerate() {
+                let position = i64::try_from(position)
+                    .map_err(|_| StorageError::backend("too many roster groups"))?;
+                groups.push((*id, item.jid.as_str(), position, name.as_str()));
+            }
+        }
+        let sql = ChunkSql::new(
+            "INSERT INTO roster_groups (account_id, jid, position, name)",
+            4,
+        );
+        for chunk in groups.chunks(sql.rows()) {
+            let mut query = sqlx::query(sql.for_rows(chunk.len()));
+            for (id, jid, position, name) in chunk {
+                query = query.bind(*id).bind(*jid).bind(*position).bind(*name);
+            }
+            query.execute(&mut *tx).await.map_err(backend)?;
+        }
+
+        // One new version per non-empty entry (RFC 6121 §2.6).
+        for (&id, r) in ids.iter().zip(rosters) {
+            if !r.items.is_empty() {
+                bump_version(&mut tx, id).await?;
+            }
+        }
+        tx.commit().await.map_err(backend)
     }
 
     async fn version(&self, localpart: &str, domain: &str) -> Result<u64, StorageError> {

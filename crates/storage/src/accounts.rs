@@ -54,6 +54,21 @@ pub fn check_distinct_mechanisms(creds: &[Credential]) -> Result<(), StorageErro
     Ok(())
 }
 
+/// One account for [`AccountStore::create_accounts`].
+///
+/// Everything is borrowed, so that a batch can share one credential slice
+/// (bulk provisioning gives every account the same password) and the caller
+/// decides how to hold the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewAccount<'a> {
+    /// The localpart, already normalised.
+    pub localpart: &'a str,
+    /// The domain, already normalised.
+    pub domain: &'a str,
+    /// The account's credentials (possibly none), at most one per mechanism.
+    pub creds: &'a [Credential],
+}
+
 /// Accounts and their SASL credentials.
 ///
 /// `localpart` and `domain` are already normalised and compared
@@ -70,6 +85,21 @@ pub trait AccountStore: Send + Sync {
         domain: &str,
         creds: &[Credential],
     ) -> Result<(), StorageError>;
+
+    /// Creates every account of `accounts` with its credentials, all or
+    /// nothing: on error none of them was created. An empty batch succeeds.
+    ///
+    /// Fails with [`StorageError::AlreadyExists`] if one of them exists or
+    /// the batch names one account twice, and with [`StorageError::Backend`]
+    /// if one's credentials name a mechanism twice
+    /// ([`check_distinct_mechanisms`]). Atomic.
+    ///
+    /// Meant for bulk provisioning (`starling user import`): a backend makes
+    /// this one transaction with statements prepared once, not one
+    /// [`Self::create_account`] per account (thousands of commits). A batch
+    /// holds the backend's write lock for its whole duration, so callers
+    /// split very large imports into chunks.
+    async fn create_accounts(&self, accounts: &[NewAccount<'_>]) -> Result<(), StorageError>;
 
     /// Replaces **all** credentials of the account with `creds`: a mechanism
     /// not in `creds` is gone afterwards.

@@ -20,9 +20,16 @@
 //!   of that here would make two stores disagree about which accounts exist.
 //! * Accounts are unique on `(domain, localpart)`.
 //! * Multi-step writes ([`AccountStore::create_account`],
-//!   [`AccountStore::set_credentials`], [`RosterStore::put_item`],
+//!   [`AccountStore::create_accounts`], [`AccountStore::set_credentials`],
+//!   [`RosterStore::put_item`], [`RosterStore::insert_many`],
 //!   [`RosterStore::remove_item`], [`OfflineStore::store`]) are atomic: on
 //!   error nothing changed.
+//! * The bulk writes ([`AccountStore::create_accounts`],
+//!   [`RosterStore::insert_many`]) exist for provisioning thousands of
+//!   accounts in seconds; they have no defaults built from the single-item
+//!   methods because those could be neither atomic nor fast. A SQL backend
+//!   runs each as one transaction with multi-row inserts (PostgreSQL could
+//!   equally use `UNNEST` arrays or `COPY` into the same tables).
 //! * Deleting an account deletes everything it owns (credentials, roster
 //!   items and the roster version, offline messages, the vCard).
 //!
@@ -46,10 +53,10 @@ mod vcards;
 use std::fmt;
 use std::sync::Arc;
 
-pub use accounts::{AccountStore, Credential, check_distinct_mechanisms};
+pub use accounts::{AccountStore, Credential, NewAccount, check_distinct_mechanisms};
 pub use error::{BoxError, StorageError};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
-pub use rosters::{RosterItem, RosterStore, Subscription, check_distinct_groups};
+pub use rosters::{NewRoster, RosterItem, RosterStore, Subscription, check_distinct_groups};
 pub use vcards::VcardStore;
 
 /// Everything a backend provides, handed to the server and modules.

@@ -109,13 +109,25 @@ pub fn check_distinct_groups(groups: &[String]) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// New items for one account's roster, for [`RosterStore::insert_many`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewRoster<'a> {
+    /// The owning account's localpart, already normalised.
+    pub localpart: &'a str,
+    /// The owning account's domain, already normalised.
+    pub domain: &'a str,
+    /// The items to add; none of their JIDs may be on the roster yet.
+    pub items: &'a [RosterItem],
+}
+
 /// The rosters of all accounts, one item per (account, contact JID).
 ///
 /// `localpart` and `domain` name the owning account and, like `jid`, are
 /// already normalised and compared byte-for-byte (see the crate docs).
 ///
-/// Every change of an account's roster ([`Self::put_item`], and
-/// [`Self::remove_item`] of an existing item) increments that account's
+/// Every change of an account's roster ([`Self::put_item`],
+/// [`Self::remove_item`] of an existing item, and each non-empty entry of
+/// [`Self::insert_many`]) increments that account's
 /// roster version by one, atomically with the change (RFC 6121 §2.6). The
 /// version starts at 0 and belongs to the account: deleting the account
 /// deletes its roster and version.
@@ -158,6 +170,26 @@ pub trait RosterStore: Send + Sync {
         domain: &str,
         jid: &str,
     ) -> Result<Option<u64>, StorageError>;
+
+    /// Adds new items to the rosters of many accounts at once, all or
+    /// nothing: on error nothing changed. Meant for bulk provisioning
+    /// (`starling user import`); a backend makes it one transaction with
+    /// statements prepared once (and multi-row inserts), not one
+    /// [`Self::put_item`] per item.
+    ///
+    /// Each entry with at least one item is **one** change of its account's
+    /// roster: the version increments by exactly one for it (RFC 6121 §2.6:
+    /// any change yields a new version, so a client's cached copy is not
+    /// taken as current). An entry without items changes nothing. The same
+    /// account may appear in several entries; each is its own change.
+    ///
+    /// Unlike [`Self::put_item`] this never replaces an item. Fails with
+    /// [`StorageError::NotFound`] if an entry's account does not exist (even
+    /// an entry without items), with [`StorageError::AlreadyExists`] if an
+    /// item's `jid` is on that roster already or appears twice among the
+    /// batch's items for one account, and with [`StorageError::Backend`] if
+    /// an item's groups have duplicates ([`check_distinct_groups`]). Atomic.
+    async fn insert_many(&self, rosters: &[NewRoster<'_>]) -> Result<(), StorageError>;
 
     /// The account's current roster version: 0 if its roster never changed
     /// or the account does not exist.

@@ -8,7 +8,9 @@ use std::collections::btree_map::Entry;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use starling_storage::{AccountStore, Credential, StorageError, check_distinct_mechanisms};
+use starling_storage::{
+    AccountStore, Credential, NewAccount, StorageError, check_distinct_mechanisms,
+};
 
 /// Which bug to plant.
 #[derive(Clone, Copy, PartialEq)]
@@ -20,6 +22,8 @@ enum Bug {
     UnsortedList,
     DropsZeroBytes,
     DuplicateCreateOverwrites,
+    BulkNotAtomic,
+    BulkSharesFirstCredentials,
 }
 
 /// (domain, localpart) → mechanism → credential; `orphans` models rows a
@@ -88,6 +92,35 @@ impl AccountStore for Memory {
                 Ok(())
             }
         }
+    }
+
+    async fn create_accounts(&self, batch: &[NewAccount<'_>]) -> Result<(), StorageError> {
+        if self.bug == Bug::BulkNotAtomic {
+            // Creates one by one and stops at the first error.
+            for a in batch {
+                self.create_account(a.localpart, a.domain, a.creds).await?;
+            }
+            return Ok(());
+        }
+        for a in batch {
+            check_distinct_mechanisms(a.creds)?;
+        }
+        let mut accounts = self.accounts.lock().unwrap();
+        let mut keys = std::collections::BTreeSet::new();
+        for a in batch {
+            let key = self.key(a.localpart, a.domain);
+            if accounts.contains_key(&key) || !keys.insert(key) {
+                return Err(StorageError::AlreadyExists);
+            }
+        }
+        for a in batch {
+            let creds = match (self.bug, batch.first()) {
+                (Bug::BulkSharesFirstCredentials, Some(first)) => self.map(first.creds),
+                _ => self.map(a.creds),
+            };
+            accounts.insert(self.key(a.localpart, a.domain), creds);
+        }
+        Ok(())
     }
 
     async fn set_credentials(
@@ -204,6 +237,20 @@ async fn catches_dropped_zero_bytes() {
 #[should_panic(expected = "duplicate create: original credential untouched")]
 async fn catches_duplicate_create_overwriting() {
     starling_storage::conformance::accounts(&Memory::new(Bug::DuplicateCreateOverwrites)).await;
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "bulk create atomic: a failed batch creates no account: got [(\"new1\", \"example.org\"), (\"taken\", \"example.org\")]"
+)]
+async fn catches_bulk_create_not_atomic() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::BulkNotAtomic)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "bulk create: SCRAM-SHA-1 credential of alice@example.org")]
+async fn catches_bulk_create_mixing_up_credentials() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::BulkSharesFirstCredentials)).await;
 }
 
 #[tokio::test]

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use starling_storage::{
-    AccountStore, Credential, RosterItem, RosterStore, StorageError, Subscription,
-    check_distinct_groups,
+    AccountStore, Credential, NewAccount, NewRoster, RosterItem, RosterStore, StorageError,
+    Subscription, check_distinct_groups,
 };
 
 /// Which bug to plant.
@@ -26,6 +26,9 @@ enum Bug {
     ReplaceMergesGroups,
     EmptyNameIsNone,
     AcceptsDuplicateGroups,
+    BulkBumpsPerItem,
+    BulkNotAtomic,
+    BulkReplaces,
 }
 
 type Account = (String, String);
@@ -63,6 +66,40 @@ impl Memory {
         *v += 1;
         *v
     }
+
+    /// `insert_many` done right: validate everything, then apply.
+    fn insert_atomically(&self, rosters: &[NewRoster<'_>]) -> Result<(), StorageError> {
+        let mut st = self.state.lock().unwrap();
+        // Validate everything first, then apply: all or nothing.
+        let mut seen = BTreeSet::new();
+        for r in rosters {
+            let k = key(r.localpart, r.domain);
+            if !st.accounts.contains(&k) {
+                return Err(StorageError::NotFound);
+            }
+            for item in r.items {
+                check_distinct_groups(&item.groups)?;
+                let on_roster = st
+                    .items
+                    .get(&k)
+                    .is_some_and(|items| items.iter().any(|i| i.jid == item.jid));
+                let fresh = seen.insert((k.clone(), item.jid.clone()));
+                if self.bug != Bug::BulkReplaces && (on_roster || !fresh) {
+                    return Err(StorageError::AlreadyExists);
+                }
+            }
+        }
+        for r in rosters.iter().filter(|r| !r.items.is_empty()) {
+            let k = key(r.localpart, r.domain);
+            let items = st.items.entry(k.clone()).or_default();
+            for item in r.items {
+                items.retain(|i| i.jid != item.jid);
+                items.push(item.clone());
+            }
+            self.bump(&mut st, &k);
+        }
+        Ok(())
+    }
 }
 
 fn key(localpart: &str, domain: &str) -> Account {
@@ -81,6 +118,19 @@ impl AccountStore for Memory {
         if !st.accounts.insert(key(localpart, domain)) {
             return Err(StorageError::AlreadyExists);
         }
+        Ok(())
+    }
+
+    async fn create_accounts(&self, batch: &[NewAccount<'_>]) -> Result<(), StorageError> {
+        let mut st = self.state.lock().unwrap();
+        let mut keys = BTreeSet::new();
+        for a in batch {
+            let k = key(a.localpart, a.domain);
+            if st.accounts.contains(&k) || !keys.insert(k) {
+                return Err(StorageError::AlreadyExists);
+            }
+        }
+        st.accounts.extend(keys);
         Ok(())
     }
 
@@ -244,6 +294,29 @@ impl RosterStore for Memory {
         Ok(Some(self.bump(&mut st, &k)))
     }
 
+    async fn insert_many(&self, rosters: &[NewRoster<'_>]) -> Result<(), StorageError> {
+        if self.bug == Bug::BulkBumpsPerItem {
+            // put_item one by one.
+            for r in rosters {
+                if !self.account_exists(r.localpart, r.domain).await? {
+                    return Err(StorageError::NotFound);
+                }
+                for item in r.items {
+                    self.put_item(r.localpart, r.domain, item).await?;
+                }
+            }
+            return Ok(());
+        }
+        if self.bug == Bug::BulkNotAtomic {
+            // Each entry on its own, stopping at the first error.
+            for r in rosters {
+                self.insert_atomically(std::slice::from_ref(r))?;
+            }
+            return Ok(());
+        }
+        self.insert_atomically(rosters)
+    }
+
     async fn version(&self, localpart: &str, domain: &str) -> Result<u64, StorageError> {
         let st = self.state.lock().unwrap();
         Ok(st
@@ -332,6 +405,30 @@ async fn catches_empty_name_as_none() {
 )]
 async fn catches_duplicate_groups_accepted() {
     run(Bug::AcceptsDuplicateGroups).await;
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "bulk insert: one increment per non-empty entry: version of alice@example.org: got 4, want 3"
+)]
+async fn catches_bulk_version_bump_per_item() {
+    run(Bug::BulkBumpsPerItem).await;
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "bulk insert atomic: unknown account: nothing changed: items of bob@example.org: got [RosterItem { jid: \"new@example.org\""
+)]
+async fn catches_bulk_insert_not_atomic() {
+    run(Bug::BulkNotAtomic).await;
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "bulk insert atomic: item already on the roster: got Ok(()), want Err(AlreadyExists)"
+)]
+async fn catches_bulk_insert_replacing() {
+    run(Bug::BulkReplaces).await;
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use crate::{AccountStore, Credential, StorageError};
+use crate::{AccountStore, Credential, NewAccount, StorageError};
 
 /// Runs the [`AccountStore`] conformance suite against `store`.
 ///
@@ -25,6 +25,9 @@ pub async fn accounts(store: &dyn AccountStore) {
     non_ascii(store).await;
     binary_values(store).await;
     atomic_on_duplicate_mechanism(store).await;
+    bulk_create(store).await;
+    bulk_create_is_atomic(store).await;
+    bulk_create_large(store).await;
     expect_empty(store, "postcondition").await;
 }
 
@@ -748,4 +751,254 @@ async fn atomic_on_duplicate_mechanism(store: &dyn AccountStore) {
         "duplicate mechanism: failed set_credentials stores nothing",
     );
     cleanup(store, &[("dup", "example.org")], s).await;
+}
+
+async fn bulk_create(store: &dyn AccountStore) {
+    let s = "bulk create";
+    ok(store.create_accounts(&[]).await, "bulk create: empty batch");
+    expect_empty(store, "bulk create: empty batch creates nothing").await;
+
+    // Two accounts share one credential slice (the provisioning case), one
+    // has its own, one has none; two domains, non-ASCII.
+    let shared = [
+        cred("SCRAM-SHA-1", 80, 4096),
+        cred("SCRAM-SHA-256", 81, 4096),
+    ];
+    let own = [cred("SCRAM-SHA-512", 82, 9000)];
+    let batch = [
+        NewAccount {
+            localpart: "zoë",
+            domain: "example.org",
+            creds: &shared,
+        },
+        NewAccount {
+            localpart: "alice",
+            domain: "example.org",
+            creds: &own,
+        },
+        NewAccount {
+            localpart: "alice",
+            domain: "example.net",
+            creds: &shared,
+        },
+        NewAccount {
+            localpart: "nocreds",
+            domain: "example.org",
+            creds: &[],
+        },
+    ];
+    ok(store.create_accounts(&batch).await, "bulk create: create");
+    check(
+        ok(store.list_accounts(None).await, s),
+        vec![
+            ("alice".to_owned(), "example.net".to_owned()),
+            ("alice".to_owned(), "example.org".to_owned()),
+            ("nocreds".to_owned(), "example.org".to_owned()),
+            ("zoë".to_owned(), "example.org".to_owned()),
+        ],
+        "bulk create: list",
+    );
+    for a in &batch {
+        for mech in ["SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            check_cred(
+                ok(store.credential(a.localpart, a.domain, mech).await, s),
+                a.creds.iter().find(|c| c.mechanism == mech),
+                &format!(
+                    "bulk create: {mech} credential of {}@{}",
+                    a.localpart, a.domain
+                ),
+            );
+        }
+    }
+    // The accounts are ordinary accounts afterwards.
+    check_err(
+        store.create_account("alice", "example.org", &[]).await,
+        &StorageError::AlreadyExists,
+        "bulk create: single create of a bulk-created account",
+    );
+    let new = cred("SCRAM-SHA-256", 83, 4096);
+    ok(
+        store
+            .set_credentials("zoë", "example.org", std::slice::from_ref(&new))
+            .await,
+        "bulk create: set_credentials",
+    );
+    check_cred(
+        ok(
+            store
+                .credential("alice", "example.net", "SCRAM-SHA-256")
+                .await,
+            s,
+        ),
+        Some(&shared[1]),
+        "bulk create: changing one account's shared credential leaves the others'",
+    );
+    let all: Vec<(&str, &str)> = batch.iter().map(|a| (a.localpart, a.domain)).collect();
+    cleanup(store, &all, s).await;
+}
+
+async fn bulk_create_is_atomic(store: &dyn AccountStore) {
+    let s = "bulk create atomic";
+    let original = cred("SCRAM-SHA-256", 90, 4096);
+    ok(
+        store
+            .create_account("taken", "example.org", std::slice::from_ref(&original))
+            .await,
+        "bulk create atomic: create taken",
+    );
+    let creds = [cred("SCRAM-SHA-256", 91, 1)];
+    let acct = |localpart: &'static str| NewAccount {
+        localpart,
+        domain: "example.org",
+        creds: &creds,
+    };
+    let only_taken = async || {
+        check(
+            ok(store.list_accounts(None).await, s),
+            vec![("taken".to_owned(), "example.org".to_owned())],
+            "bulk create atomic: a failed batch creates no account",
+        );
+    };
+
+    // An existing account in the middle of the batch.
+    check_err(
+        store
+            .create_accounts(&[acct("new1"), acct("taken"), acct("new2")])
+            .await,
+        &StorageError::AlreadyExists,
+        "bulk create atomic: batch with an existing account",
+    );
+    only_taken().await;
+    check_cred(
+        ok(
+            store
+                .credential("taken", "example.org", "SCRAM-SHA-256")
+                .await,
+            s,
+        ),
+        Some(&original),
+        "bulk create atomic: existing account's credential untouched",
+    );
+    // The same account twice in one batch.
+    check_err(
+        store
+            .create_accounts(&[acct("dup"), acct("other"), acct("dup")])
+            .await,
+        &StorageError::AlreadyExists,
+        "bulk create atomic: batch naming one account twice",
+    );
+    only_taken().await;
+    // A duplicate mechanism in the last account's credentials.
+    let twice = [cred("SCRAM-SHA-1", 92, 1), cred("SCRAM-SHA-1", 93, 1)];
+    check_err(
+        store
+            .create_accounts(&[
+                acct("first"),
+                NewAccount {
+                    localpart: "second",
+                    domain: "example.org",
+                    creds: &twice,
+                },
+            ])
+            .await,
+        &StorageError::Backend("any".into()),
+        "bulk create atomic: duplicate mechanism",
+    );
+    only_taken().await;
+    check_cred(
+        ok(
+            store
+                .credential("first", "example.org", "SCRAM-SHA-256")
+                .await,
+            s,
+        ),
+        None,
+        "bulk create atomic: no credential of a failed batch is stored",
+    );
+    // The same names succeed once the clash is gone.
+    ok(
+        store.create_accounts(&[acct("new1"), acct("new2")]).await,
+        "bulk create atomic: retry without the clash",
+    );
+    cleanup(
+        store,
+        &[
+            ("taken", "example.org"),
+            ("new1", "example.org"),
+            ("new2", "example.org"),
+        ],
+        s,
+    )
+    .await;
+}
+
+/// Enough accounts and credentials to cross any chunking a backend does
+/// (multi-row statements), each with distinct values, so rows attached to
+/// the wrong account show up.
+async fn bulk_create_large(store: &dyn AccountStore) {
+    let s = "bulk create large";
+    const N: usize = 333;
+    let names: Vec<String> = (0..N).map(|i| format!("user{i:03}")).collect();
+    let creds: Vec<Vec<Credential>> = (0..N)
+        .map(|i| {
+            let seed = u8::try_from(i % 251).unwrap_or(0);
+            let iterations = 4096 + u32::try_from(i).unwrap_or(0);
+            match i % 3 {
+                0 => vec![
+                    cred("SCRAM-SHA-1", seed, iterations),
+                    cred("SCRAM-SHA-256", seed.wrapping_add(1), iterations),
+                    cred("SCRAM-SHA-512", seed.wrapping_add(2), iterations),
+                ],
+                1 => vec![cred("SCRAM-SHA-256", seed, iterations)],
+                _ => Vec::new(),
+            }
+        })
+        .collect();
+    // Alternate domains, created in reverse name order.
+    let domain = |i: usize| {
+        if i.is_multiple_of(2) {
+            "a.example"
+        } else {
+            "b.example"
+        }
+    };
+    let batch: Vec<NewAccount<'_>> = (0..N)
+        .rev()
+        .map(|i| NewAccount {
+            localpart: &names[i],
+            domain: domain(i),
+            creds: &creds[i],
+        })
+        .collect();
+    ok(
+        store.create_accounts(&batch).await,
+        "bulk create large: create",
+    );
+    let mut want: Vec<(String, String)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.clone(), domain(i).to_owned()))
+        .collect();
+    want.sort();
+    check(
+        ok(store.list_accounts(None).await, s),
+        want,
+        "bulk create large: list",
+    );
+    for (i, (name, creds)) in names.iter().zip(&creds).enumerate() {
+        for mech in ["SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            check_cred(
+                ok(store.credential(name, domain(i), mech).await, s),
+                creds.iter().find(|c| c.mechanism == mech),
+                &format!("bulk create large: {mech} credential of {name}"),
+            );
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        ok(
+            store.delete_account(name, domain(i)).await,
+            "bulk create large: delete",
+        );
+    }
+    expect_empty(store, "bulk create large: empty after cleanup").await;
 }

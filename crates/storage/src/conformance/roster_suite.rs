@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 
-use crate::{AccountStore, RosterItem, RosterStore, StorageError, Subscription};
+use crate::{AccountStore, NewRoster, RosterItem, RosterStore, StorageError, Subscription};
 
 /// Runs the [`RosterStore`] conformance suite against `rosters`, using
 /// `accounts` (of the same backend) to create and delete the owning accounts.
@@ -27,6 +27,8 @@ pub async fn rosters(accounts: &dyn AccountStore, rosters: &dyn RosterStore) {
     s.delete_account_clears_roster().await;
     s.unknown_account().await;
     s.duplicate_groups_rejected_atomically().await;
+    s.bulk_insert().await;
+    s.bulk_insert_is_atomic().await;
     s.expect_no_accounts("postcondition").await;
 }
 
@@ -563,5 +565,228 @@ impl Suite<'_> {
         self.expect_item(l, d, "carol@example.org", Some(&cased), s)
             .await;
         self.delete(&[(l, d)], s).await;
+    }
+    async fn bulk_insert(&self) {
+        let s = "bulk insert";
+        let a = ("alice", "example.org");
+        let b = ("bob", "example.org");
+        let c = ("carol", "example.org");
+        for (l, d) in [a, b, c] {
+            self.create(l, d, s).await;
+        }
+        ok(
+            self.rosters.insert_many(&[]).await,
+            &format!("{s}: empty batch"),
+        );
+        let existing = full_item("zed@example.org");
+        self.put(a.0, a.1, &existing, 1, s).await;
+
+        // The provisioning shape: mutual `both`, a name, no groups.
+        let both = |jid: &str, name: &str| RosterItem {
+            name: Some(name.to_owned()),
+            subscription: Subscription::Both,
+            ..RosterItem::new(jid)
+        };
+        let a_first = [
+            both("bob@example.org", "bob"),
+            full_item("dave@example.net"),
+        ];
+        let a_second = [both("carol@example.org", "carol")];
+        // Many items for one account, crossing any multi-row chunking, in
+        // reverse order, every seventh with groups and every fifth hidden.
+        let b_items: Vec<RosterItem> = (0..250u32)
+            .rev()
+            .map(|i| RosterItem {
+                groups: if i.is_multiple_of(7) {
+                    groups(&[&format!("g{i}"), "seven"])
+                } else {
+                    Vec::new()
+                },
+                hidden: i.is_multiple_of(5),
+                pending_in: i.is_multiple_of(3),
+                ..both(&format!("c{i:03}@example.net"), &format!("c{i}"))
+            })
+            .collect();
+        let entry = |(l, d): (&'static str, &'static str), items| NewRoster {
+            localpart: l,
+            domain: d,
+            items,
+        };
+        ok(
+            self.rosters
+                .insert_many(&[
+                    entry(a, &a_first),
+                    entry(b, &b_items),
+                    entry(c, &[]),
+                    entry(a, &a_second),
+                ])
+                .await,
+            &format!("{s}: insert"),
+        );
+        let mut want_a = vec![
+            a_first[0].clone(),
+            a_second[0].clone(),
+            a_first[1].clone(),
+            existing.clone(),
+        ];
+        self.expect_items(a.0, a.1, &want_a, s).await;
+        self.expect_item(a.0, a.1, "dave@example.net", Some(&a_first[1]), s)
+            .await;
+        self.expect_version(
+            a.0,
+            a.1,
+            3,
+            &format!("{s}: one increment per non-empty entry"),
+        )
+        .await;
+        let mut want_b = b_items.clone();
+        want_b.sort_by(|x, y| x.jid.cmp(&y.jid));
+        self.expect_items(b.0, b.1, &want_b, s).await;
+        self.expect_version(b.0, b.1, 1, &format!("{s}: one increment for 250 items"))
+            .await;
+        self.expect_items(c.0, c.1, &[], s).await;
+        self.expect_version(c.0, c.1, 0, &format!("{s}: an empty entry is no change"))
+            .await;
+
+        // The single-item methods carry on from there.
+        let changed = RosterItem {
+            groups: groups(&["after"]),
+            ..a_first[0].clone()
+        };
+        self.put(a.0, a.1, &changed, 4, &format!("{s}: put after bulk"))
+            .await;
+        check(
+            ok(
+                self.rosters
+                    .remove_item(a.0, a.1, "carol@example.org")
+                    .await,
+                s,
+            ),
+            Some(5),
+            &format!("{s}: remove after bulk"),
+        );
+        want_a[0] = changed;
+        want_a.remove(1);
+        self.expect_items(a.0, a.1, &want_a, &format!("{s}: after put and remove"))
+            .await;
+        // Deleting the accounts clears the bulk-inserted rosters.
+        self.delete(&[a, b, c], s).await;
+    }
+
+    async fn bulk_insert_is_atomic(&self) {
+        let s = "bulk insert atomic";
+        let a = ("alice", "example.org");
+        let b = ("bob", "example.org");
+        for (l, d) in [a, b] {
+            self.create(l, d, s).await;
+        }
+        let on_a = full_item("zed@example.org");
+        self.put(a.0, a.1, &on_a, 1, s).await;
+        let new = [RosterItem::new("new@example.org")];
+        let entry = |(l, d): (&'static str, &'static str), items| NewRoster {
+            localpart: l,
+            domain: d,
+            items,
+        };
+        let unchanged = async |what: &str| {
+            let what = format!("{s}: {what}: nothing changed");
+            self.expect_items(a.0, a.1, std::slice::from_ref(&on_a), &what)
+                .await;
+            self.expect_version(a.0, a.1, 1, &what).await;
+            self.expect_items(b.0, b.1, &[], &what).await;
+            self.expect_version(b.0, b.1, 0, &what).await;
+        };
+
+        let what = "unknown account";
+        check_err(
+            self.rosters
+                .insert_many(&[entry(b, &new), entry(("ghost", "example.org"), &new)])
+                .await,
+            &StorageError::NotFound,
+            &format!("{s}: {what}"),
+        );
+        unchanged(what).await;
+        let what = "unknown account without items";
+        check_err(
+            self.rosters
+                .insert_many(&[entry(b, &new), entry(("alice", "example.com"), &[])])
+                .await,
+            &StorageError::NotFound,
+            &format!("{s}: {what}"),
+        );
+        unchanged(what).await;
+        check(
+            ok(
+                self.accounts.account_exists("ghost", "example.org").await,
+                s,
+            ),
+            false,
+            &format!("{s}: insert_many must not create an account"),
+        );
+
+        let what = "item already on the roster";
+        let clash = [
+            RosterItem::new("new@example.org"),
+            RosterItem::new("zed@example.org"),
+        ];
+        check_err(
+            self.rosters
+                .insert_many(&[entry(b, &new), entry(a, &clash)])
+                .await,
+            &StorageError::AlreadyExists,
+            &format!("{s}: {what}"),
+        );
+        unchanged(what).await;
+
+        let what = "same jid twice in one entry";
+        let twice = [
+            RosterItem::new("x@example.org"),
+            RosterItem::new("y@example.org"),
+            RosterItem::new("x@example.org"),
+        ];
+        check_err(
+            self.rosters.insert_many(&[entry(b, &twice)]).await,
+            &StorageError::AlreadyExists,
+            &format!("{s}: {what}"),
+        );
+        unchanged(what).await;
+
+        let what = "same jid in two entries for one account";
+        check_err(
+            self.rosters
+                .insert_many(&[entry(b, &new), entry(a, &[]), entry(b, &new)])
+                .await,
+            &StorageError::AlreadyExists,
+            &format!("{s}: {what}"),
+        );
+        unchanged(what).await;
+
+        let what = "duplicate groups";
+        let dup = [RosterItem {
+            groups: groups(&["x", "y", "x"]),
+            ..RosterItem::new("dup@example.org")
+        }];
+        check_err(
+            self.rosters
+                .insert_many(&[entry(b, &new), entry(a, &dup)])
+                .await,
+            &StorageError::Backend("any".into()),
+            &format!("{s}: {what}"),
+        );
+        unchanged(what).await;
+
+        // The same jid on two different accounts is no clash.
+        ok(
+            self.rosters
+                .insert_many(&[entry(b, &new), entry(a, &new)])
+                .await,
+            &format!("{s}: same jid for two accounts"),
+        );
+        self.expect_items(b.0, b.1, &new, s).await;
+        self.expect_version(b.0, b.1, 1, s).await;
+        self.expect_items(a.0, a.1, &[new[0].clone(), on_a.clone()], s)
+            .await;
+        self.expect_version(a.0, a.1, 2, s).await;
+        self.delete(&[a, b], s).await;
     }
 }
