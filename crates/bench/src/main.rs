@@ -237,10 +237,13 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(async { tokio::time::timeout(limit, run(cli)).await }) {
         Ok(Ok(report)) => {
+            // A closed stdout (a pipe into `head`) is not worth a panic.
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
             for line in &report.lines {
-                println!("{line}");
+                let _ = writeln!(out, "{line}");
             }
-            println!("{}", report.result_line());
+            let _ = writeln!(out, "{}", report.result_line());
             ExitCode::SUCCESS
         }
         Ok(Err(e)) => {

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Starling for the benchmark comparison, with the same CLI as prosody.sh and ejabberd.sh: an
+# instance that lives entirely in one directory (config, database, certificate, pid file, log).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${STARLING_BIN:-$ROOT/target/release/starling}
+
+usage() {
+    cat >&2 <<'USAGE'
+usage: starling.sh install
+       starling.sh provision DIR PREFIX COUNT RING PASSWORD
+       starling.sh start DIR PORT TLS        TLS = off | starttls
+       starling.sh stop DIR
+       starling.sh pid DIR
+
+install    cargo build --release -p starling -p starling-bench; prints the version.
+provision  `starling user import`: PREFIX1..PREFIX{COUNT}@localhost with PASSWORD (SCRAM keys for
+           SHA-1/-256/-512, auth.scram_iterations = 4096) and, with RING>0, ring rosters of RING
+           mutual `both` contacts. Run before start (DIR may be empty) or while running.
+start      writes DIR/starling.toml and starts `starling serve` in the background: domain
+           localhost, c2s (STARTTLS port) on 127.0.0.1:PORT, direct TLS on PORT+1, no read-rate
+           limit, log level warn into DIR/starling.log. TLS=off: authentication allowed without
+           TLS (require_encryption = false); TLS=starttls: TLS required before authentication
+           (the default), self-signed certificate made at first start. Prints "PID <n>".
+           SERVER_CPU=<cpu list> runs it under taskset -c (tokio then starts one worker per
+           CPU in the list).
+stop       SIGTERM, waits for the process to exit (SIGKILL after 30 s).
+pid        prints "PID <n>" of the running instance.
+USAGE
+    exit 2
+}
+
+die() { echo "starling.sh: $*" >&2; exit 1; }
+
+abs_dir() {
+    [ -d "$1" ] || die "no such directory: $1"
+    (cd "$1" && pwd)
+}
+
+config() { # DIR PORT TLS
+    local require
+    case "$3" in
+        off) require=false ;;
+        starttls) require=true ;;
+        *) die "TLS must be off or starttls, not $3" ;;
+    esac
+    cat > "$1/starling.toml" <<TOML
+data_dir = "$1"
+
+[log]
+level = "warn"
+
+[c2s]
+listen = ["127.0.0.1:$2"]
+direct_tls_listen = ["127.0.0.1:$(($2 + 1))"]
+require_encryption = $require
+rate = 0
+
+[auth]
+scram_iterations = 4096
+TOML
+}
+
+cmd=${1:-}
+case "$cmd" in
+    install)
+        (cd "$ROOT" && cargo build --release -q -p starling -p starling-bench)
+        "$BIN" --version
+        ;;
+    provision)
+        [ $# -eq 6 ] || usage
+        dir=$(abs_dir "$2")
+        [ -f "$dir/starling.toml" ] || config "$dir" 5222 off
+        ring=()
+        [ "$5" -gt 0 ] && ring=(--ring "$5")
+        "$BIN" user import --config "$dir/starling.toml" --prefix "$3" --count "$4" \
+            --password "$6" "${ring[@]}"
+        ;;
+    start)
+        [ $# -eq 4 ] || usage
+        dir=$(abs_dir "$2")
+        config "$dir" "$3" "$4"
+        pin=()
+        [ -n "${SERVER_CPU:-}" ] && pin=(taskset -c "$SERVER_CPU")
+        "${pin[@]}" "$BIN" serve --config "$dir/starling.toml" >> "$dir/starling.log" 2>&1 &
+        pid=$!
+        echo "$pid" > "$dir/starling.pid"
+        for ((i = 0; i < 300; i++)); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null; then
+                echo "PID $pid"
+                exit 0
+            fi
+            kill -0 "$pid" 2>/dev/null || die "starling exited; see $dir/starling.log"
+            sleep 0.1
+        done
+        die "starling did not listen on $3 within 30 s; see $dir/starling.log"
+        ;;
+    stop)
+        [ $# -eq 2 ] || usage
+        dir=$(abs_dir "$2")
+        [ -f "$dir/starling.pid" ] || exit 0
+        pid=$(cat "$dir/starling.pid")
+        if kill "$pid" 2>/dev/null; then
+            for ((i = 0; i < 300; i++)); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+        rm -f "$dir/starling.pid"
+        ;;
+    pid)
+        [ $# -eq 2 ] || usage
+        dir=$(abs_dir "$2")
+        echo "PID $(cat "$dir/starling.pid")"
+        ;;
+    *) usage ;;
+esac
