@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Side-by-side figures for Starling, Prosody and ejabberd on this machine: the same users, the
+# same scenarios (starling-bench), each server pinned to CPU 0 and the generator to CPU 1, a fresh
+# server process per scenario run, medians of RUNS runs, with TLS off and with STARTTLS. Writes
+# BENCHMARKS.md (tables, machine, commands) and keeps raw results in $OUT/results.txt.
+#
+#   bench/servers/prosody.sh install && bench/servers/ejabberd.sh install   # once, as root
+#   bench/compare.sh                      # everything: ~1 hour on 2 cores
+#   RUNS=1 QUICK=1 bench/compare.sh       # a smoke test: small counts, short windows
+#   SERVERS="starling" MODES="off" bench/compare.sh   # a subset
+#
+# CI does not run this; the figures are only meaningful on a quiet machine (nothing compiling).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SERVERS=${SERVERS:-"starling prosody ejabberd"}
+MODES=${MODES:-"off starttls"}
+RUNS=${RUNS:-3}
+QUICK=${QUICK:-}
+OUT=${OUT:-$ROOT/target/bench/compare}
+REPORT=${REPORT:-$ROOT/BENCHMARKS.md}
+SERVER_CPU=${SERVER_CPU:-0}
+GEN_CPU=${GEN_CPU:-1}
+PORT=${PORT:-25222}
+BENCH=$ROOT/target/release/starling-bench
+
+# Sizes. The targets ask for at least 1,000 users connected and 10,000-user login storms.
+if [ -n "$QUICK" ]; then
+    USERS=2000 CHAT_USERS=200 RING_USERS=200 RING=10 IDLE_USERS=1000 LOGIN_USERS=1000
+    SCALE_SMALL=50 SCALE_LARGE=500 DURATION=3 AGING_ROUNDS=2
+else
+    USERS=10000 CHAT_USERS=1000 RING_USERS=1000 RING=50 IDLE_USERS=5000 LOGIN_USERS=10000
+    SCALE_SMALL=100 SCALE_LARGE=5000 DURATION=10 AGING_ROUNDS=10
+fi
+
+for tool in taskset python3; do
+    command -v "$tool" > /dev/null || { echo "compare.sh: $tool is missing" >&2; exit 2; }
+done
+for s in $SERVERS; do
+    case $s in
+        prosody) command -v prosody > /dev/null || { echo "Prosody is not installed: bench/servers/prosody.sh install" >&2; exit 2; } ;;
+        ejabberd) command -v ejabberdctl > /dev/null || [ -x /usr/sbin/ejabberdctl ] || { echo "ejabberd is not installed: bench/servers/ejabberd.sh install" >&2; exit 2; } ;;
+        starling) ;;
+        *) echo "unknown server $s" >&2; exit 2 ;;
+    esac
+done
+# Each side holds up to 10,000 sockets.
+ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+
+mkdir -p "$OUT"
+RESULTS=$OUT/results.txt
+: > "$RESULTS"
+rm -f "$OUT"/commands-*.txt
+LOG=$OUT/compare.log
+: > "$LOG"
+echo "== build"
+bench/servers/starling.sh install | tee -a "$LOG"
+
+# bench SERVER MODE NAME RUN PID ARGS...: runs the generator pinned, records its RESULT line.
+bench() {
+    local server=$1 mode=$2 name=$3 run=$4 pid=$5
+    shift 5
+    local cmd=(taskset -c "$GEN_CPU" "$BENCH" --port "$PORT" --tls "$mode" --server-pid "$pid"
+        --scram-cache "$OUT/scram-cache" --time-limit 1200 "$@")
+    echo "   ${cmd[*]}" >> "$LOG"
+    if [ "$run" = 1 ]; then
+        echo "$name: ${cmd[*]}" | sed "s#$ROOT/##; s#--server-pid $pid#--server-pid PID#" >> "$OUT/commands-$server-$mode.txt"
+    fi
+    local out
+    out=$("${cmd[@]}" 2>&1) || true
+    echo "$out" | sed 's/^/      /' >> "$LOG"
+    local result
+    result=$(echo "$out" | grep '^RESULT' | tail -1)
+    [ -n "$result" ] || result="RESULT error=failed"
+    echo "$server $mode $name $run $result" >> "$RESULTS"
+    echo "   $server $mode $name run $run: ${result#RESULT }"
+}
+
+start() { # SERVER DIR MODE -> pid
+    SERVER_CPU=$SERVER_CPU "bench/servers/$1.sh" start "$2" "$PORT" "$3" | awk '/^PID/ {print $2}'
+}
+stop() { "bench/servers/$1.sh" stop "$2" > /dev/null 2>&1 || true; }
+
+# scenario SERVER DIR MODE NAME RUN ARGS...: a fresh server process for one run of one scenario.
+scenario() {
+    local server=$1 dir=$2 mode=$3 name=$4 run=$5
+    shift 5
+    local pid
+    pid=$(start "$server" "$dir" "$mode")
+    [ -n "$pid" ] || { echo "$server did not start" >&2; return 1; }
+    bench "$server" "$mode" "$name" "$run" "$pid" "$@"
+    stop "$server" "$dir"
+}
+
+for server in $SERVERS; do
+    dir=$OUT/data-$server
+    rm -rf "$dir" && mkdir -p "$dir"
+    echo "== $server: provisioning $USERS users and $RING_USERS with ring rosters of $RING"
+    "bench/servers/$server.sh" provision "$dir" bench "$USERS" 0 pw 2>&1 | tail -1 | tee -a "$LOG"
+    "bench/servers/$server.sh" provision "$dir" ring "$RING_USERS" "$RING" pw 2>&1 | tail -1 | tee -a "$LOG"
+    for mode in $MODES; do
+        echo "== $server, TLS $mode"
+        # Prime the generator's cache of salted passwords (per-user salts on Prosody/ejabberd),
+        # so PBKDF2 in the generator never counts against a server.
+        pid=$(start "$server" "$dir" "$mode")
+        bench "$server" "$mode" prime 0 "$pid" --users "$USERS" login > /dev/null
+        bench "$server" "$mode" prime 0 "$pid" --prefix ring --users "$RING_USERS" login > /dev/null
+        stop "$server" "$dir"
+        for run in $(seq "$RUNS"); do
+            scenario "$server" "$dir" "$mode" idle "$run" --users "$IDLE_USERS" idle --settle 5
+            scenario "$server" "$dir" "$mode" login "$run" --users "$LOGIN_USERS" --concurrency 100 login
+            scenario "$server" "$dir" "$mode" chat_10k "$run" --users "$CHAT_USERS" chat --rate 10000 --duration "$DURATION"
+            scenario "$server" "$dir" "$mode" chat_2k "$run" --users "$CHAT_USERS" chat --rate 2000 --duration "$DURATION"
+            scenario "$server" "$dir" "$mode" chat_sat "$run" --users "$CHAT_USERS" chat --rate 0 --duration "$DURATION"
+            scenario "$server" "$dir" "$mode" presence "$run" --prefix ring --users "$RING_USERS" presence --duration "$DURATION"
+            scenario "$server" "$dir" "$mode" scale_small "$run" --users "$SCALE_SMALL" chat --rate 5000 --duration "$DURATION"
+            scenario "$server" "$dir" "$mode" scale_large "$run" --users "$SCALE_LARGE" chat --rate 5000 --duration "$DURATION"
+        done
+        if [ "$mode" = off ]; then
+            # Ageing: saturated chat, then ten 10,000-user login storms, then the same chat again,
+            # all on one server process.
+            pid=$(start "$server" "$dir" "$mode")
+            bench "$server" "$mode" aged_before 1 "$pid" --users "$CHAT_USERS" chat --rate 0 --duration "$DURATION"
+            bench "$server" "$mode" aged_storms 1 "$pid" --users "$LOGIN_USERS" --concurrency 100 login --rounds "$AGING_ROUNDS"
+            bench "$server" "$mode" aged_after 1 "$pid" --users "$CHAT_USERS" chat --rate 0 --duration "$DURATION"
+            stop "$server" "$dir"
+        fi
+    done
+done
+
+echo "== versions and machine"
+{
+    echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
+    echo "starling: $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
+    command -v prosody > /dev/null && echo "prosody: $(dpkg-query -W -f '${Version}' prosody 2> /dev/null)"
+    [ -x /usr/sbin/ejabberdctl ] && echo "ejabberd: $(dpkg-query -W -f '${Version}' ejabberd 2> /dev/null)"
+    echo "sizes: users=$USERS chat_users=$CHAT_USERS ring=${RING_USERS}x$RING idle=$IDLE_USERS login=$LOGIN_USERS scale=$SCALE_SMALL/$SCALE_LARGE duration=${DURATION}s runs=$RUNS"
+} > "$OUT/machine.txt"
+cat "$OUT/machine.txt"
+python3 bench/report.py "$OUT" > "$REPORT"
+echo "== wrote $REPORT (raw results: $RESULTS, log: $LOG)"

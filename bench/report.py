@@ -1,0 +1,171 @@
+"""Turns bench/compare.sh's raw results into BENCHMARKS.md (stdout).
+
+Usage: report.py OUT_DIR   (reads results.txt, machine.txt and commands-*.txt there)
+Each figure is the median over the runs of one scenario; ratios compare medians measured in the
+same compare.sh run. Standard library only.
+"""
+import statistics
+import sys
+from pathlib import Path
+
+SERVERS = ["prosody", "ejabberd", "starling"]
+NAMES = {"prosody": "Prosody", "ejabberd": "ejabberd", "starling": "Starling"}
+
+
+def load(path):
+    data = {}
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 5 or parts[4] != "RESULT":
+            continue
+        server, mode, scenario, _run = parts[:4]
+        fields = dict(p.split("=", 1) for p in parts[5:] if "=" in p)
+        data.setdefault((server, mode, scenario), []).append(fields)
+    return data
+
+
+def median(data, server, mode, scenario, key):
+    values = []
+    for fields in data.get((server, mode, scenario), []):
+        try:
+            values.append(float(fields[key]))
+        except (KeyError, ValueError):
+            pass
+    return statistics.median(values) if values else None
+
+
+def fmt(v, digits=1):
+    if v is None:
+        return "–"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+# (label, scenario, key, better, target kind, target value, digits)
+# target kinds: "max_abs" (Starling ≤ value), "ratio_max" (Starling/ejabberd ≤ value),
+# "ratio_min" (Starling/ejabberd ≥ value).
+def metrics(mode):
+    idle_limit = 8 if mode == "off" else 16
+    return [
+        ("Idle memory per connection (KiB RSS)", "idle", "kib_per_conn", "max_abs", idle_limit, 1),
+        ("Login rate, SCRAM-SHA-1 (sessions/s)", "login", "sessions_per_s", "ratio_min", 2.0, 0),
+        ("Server CPU per message at 10,000 msg/s (µs)", "chat_10k", "server_us_per_msg", "ratio_max", 1 / 3, 1),
+        ("Saturation throughput (msg/s)", "chat_sat", "msgs_per_s", "ratio_min", 3.0, 0),
+        ("p99 latency at 2,000 msg/s (ms)", "chat_2k", "p99_ms", "ratio_max", 0.5, 2),
+        ("Presence broadcasts/s", "presence", "broadcasts_per_s", "ratio_min", 2.5, 0),
+    ]
+
+
+def target_text(kind, value):
+    if kind == "max_abs":
+        return f"≤ {value:g}"
+    if kind == "ratio_min":
+        return f"≥ {value:g}× ejabberd"
+    return f"≤ {'⅓' if abs(value - 1/3) < 1e-9 else f'{value:g}×'} ejabberd" if value != 0.5 else "≤ ½ ejabberd"
+
+
+def verdict(kind, value, s, e):
+    if s is None:
+        return "–", "not measured"
+    if kind == "max_abs":
+        return "", "met" if s <= value else "**not met**"
+    if e is None or e == 0:
+        return "", "no ejabberd figure"
+    r = s / e
+    ok = r >= value if kind == "ratio_min" else r <= value
+    return f"{r:.2f}×", "met" if ok else "**not met**"
+
+
+def table(data, mode):
+    out = []
+    out.append(f"| Figure | {' | '.join(NAMES[s] for s in SERVERS)} | Starling ÷ ejabberd | Target | |")
+    out.append("| --- | " + " | ".join("---:" for _ in SERVERS) + " | ---: | --- | --- |")
+    for label, scenario, key, kind, value, digits in metrics(mode):
+        vals = {s: median(data, s, mode, scenario, key) for s in SERVERS}
+        ratio, ok = verdict(kind, value, vals["starling"], vals["ejabberd"])
+        out.append(f"| {label} | " + " | ".join(fmt(vals[s], digits) for s in SERVERS)
+                   + f" | {ratio} | {target_text(kind, value)} | {ok} |")
+    # Flat with scale: cost per message with many users over few, at one offered rate.
+    row = []
+    for s in SERVERS:
+        a = median(data, s, mode, "scale_small", "server_us_per_msg")
+        b = median(data, s, mode, "scale_large", "server_us_per_msg")
+        row.append(None if a in (None, 0) or b is None else b / a)
+    s_ratio = row[-1]
+    ok = "–" if s_ratio is None else ("met" if s_ratio <= 1.2 else "**not met**")
+    out.append("| CPU per message, many users ÷ few users (×) | " + " | ".join(fmt(v, 2) for v in row)
+               + f" | | ≤ 1.2 | {ok} |")
+    if mode == "off":
+        row = []
+        for s in SERVERS:
+            a = median(data, s, mode, "aged_before", "msgs_per_s")
+            b = median(data, s, mode, "aged_after", "msgs_per_s")
+            row.append(None if a in (None, 0) or b is None else b / a)
+        s_ratio = row[-1]
+        ok = "–" if s_ratio is None else ("met" if s_ratio >= 0.9 else "**not met**")
+        out.append("| Saturation throughput after the login storms ÷ before (×) | "
+                   + " | ".join(fmt(v, 2) for v in row) + f" | | ≥ 0.9 | {ok} |")
+    return out
+
+
+def detail(data, mode):
+    keys = [
+        ("idle", ["held", "rss_before_kib", "rss_after_kib", "kib_per_conn"]),
+        ("login", ["ok", "failed", "sessions_per_s", "p50_ms", "p99_ms", "server_us_per_login", "server_cpu_pct", "gen_cpu_pct"]),
+        ("chat_10k", ["msgs_per_s", "server_us_per_msg", "p50_ms", "p99_ms", "server_cpu_pct", "gen_cpu_pct", "late_or_lost"]),
+        ("chat_2k", ["msgs_per_s", "server_us_per_msg", "p50_ms", "p99_ms", "p999_ms", "server_cpu_pct", "gen_cpu_pct"]),
+        ("chat_sat", ["msgs_per_s", "server_us_per_msg", "p99_ms", "server_cpu_pct", "gen_cpu_pct"]),
+        ("presence", ["changes", "broadcasts_per_s", "server_us_per_broadcast", "server_cpu_pct", "gen_cpu_pct"]),
+        ("scale_small", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
+        ("scale_large", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
+    ]
+    if mode == "off":
+        keys += [("aged_before", ["msgs_per_s", "server_us_per_msg", "gen_cpu_pct"]),
+                 ("aged_storms", ["sessions_per_s", "first_sessions_per_s", "failed"]),
+                 ("aged_after", ["msgs_per_s", "server_us_per_msg", "gen_cpu_pct"])]
+    out = ["| Scenario | Figure | " + " | ".join(NAMES[s] for s in SERVERS) + " |",
+           "| --- | --- | " + " | ".join("---:" for _ in SERVERS) + " |"]
+    for scenario, fields in keys:
+        for f in fields:
+            vals = [median(data, s, mode, scenario, f) for s in SERVERS]
+            if all(v is None for v in vals):
+                continue
+            out.append(f"| {scenario} | {f} | " + " | ".join(fmt(v, 2) for v in vals) + " |")
+    return out
+
+
+def main():
+    out_dir = Path(sys.argv[1])
+    data = load(out_dir / "results.txt")
+    machine = (out_dir / "machine.txt").read_text().strip().splitlines()
+    modes = sorted({m for (_, m, _) in data}, key=lambda m: (m != "off", m))
+    lines = ["# Benchmarks", "",
+             "Written by `bench/compare.sh` (do not edit by hand; rerun it). Each server runs pinned to "
+             "CPU 0 with `taskset`, the load generator `starling-bench` pinned to CPU 1; a fresh server "
+             "process for every run of every scenario; each figure is the median of the runs. Server "
+             "CPU is read from `/proc/<pid>/stat` (children included) over the measurement window, "
+             "the generator's own CPU beside it. Users carry SCRAM-SHA-1 keys at 4096 iterations on "
+             "every server; the generator caches salted passwords, as clients do.", "",
+             "## Machine and versions", ""]
+    lines += [f"- {m}" for m in machine]
+    for mode in modes:
+        title = "TLS off" if mode == "off" else "STARTTLS required"
+        lines += ["", f"## {title}", ""] + table(data, mode)
+        lines += ["", f"### {title}: every figure (medians)", ""] + detail(data, mode)
+    lines += ["", "## Notes", "",
+              "- Where the generator's CPU (gen_cpu_pct) is near 100% in the saturation run, the "
+              "generator, not the server, is the limit: the server's figure is then a lower bound.",
+              "- The idle figure is (RSS after − RSS before) ÷ connections, read 5 s after the "
+              "logins; the kernel's socket buffers (~3.7 KB per socket) are outside RSS.",
+              "", "## Commands", "",
+              "Provisioning: `bench/servers/<server>.sh provision DIR bench N 0 pw` and `… ring R_USERS R pw`; "
+              "start: `SERVER_CPU=0 bench/servers/<server>.sh start DIR PORT off|starttls`. "
+              "Generator commands (identical for every server; PID is the server's):", ""]
+    for f in sorted(out_dir.glob("commands-starling-*.txt")) or sorted(out_dir.glob("commands-*.txt"))[:1]:
+        lines += ["```"] + f.read_text().strip().splitlines() + ["```", ""]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
