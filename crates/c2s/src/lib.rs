@@ -19,7 +19,7 @@ mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use starling_net::TlsManager;
@@ -81,6 +81,8 @@ pub struct C2sShared {
     pub router: Arc<Router>,
     pub stores: Stores,
     next_id: AtomicU64,
+    /// Bytes the sessions hold in buffers (see [`C2sShared::buffered_bytes`]).
+    buffered: AtomicUsize,
 }
 
 impl C2sShared {
@@ -96,6 +98,23 @@ impl C2sShared {
             router,
             stores,
             next_id: AtomicU64::new(1),
+            buffered: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes all sessions hold in buffers right now: partial input held by their parsers and
+    /// their output buffers' capacity. A gauge for the metrics endpoint; memory per idle
+    /// connection stays low only while this does.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Moves the gauge from a session's previous figure to its new one.
+    fn account_buffers(&self, before: usize, now: usize) {
+        if now > before {
+            self.buffered.fetch_add(now - before, Ordering::Relaxed);
+        } else if before > now {
+            self.buffered.fetch_sub(before - now, Ordering::Relaxed);
         }
     }
 

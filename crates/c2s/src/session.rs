@@ -14,7 +14,7 @@ use starling_sasl::{
     ChannelBindingType, ChannelBindings, Mechanism, SaslFailure, ServerSession, Step,
 };
 use starling_stream::{Decoder, Frame, Limits, StreamHeader};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -25,8 +25,10 @@ use crate::limiter::RateLimiter;
 use crate::negotiation::{Input, Phase, Verdict, admit};
 use crate::{C2sShared, ListenerKind};
 
-/// Bytes read from the socket at once.
-const READ_CHUNK: usize = 4096;
+/// Bytes read from the socket at once, into the worker thread's buffer ([`read_pooled`]).
+const READ_CHUNK: usize = 16 * 1024;
+/// Output buffer capacity a session keeps between writes (chat messages and presence fit).
+const KEEP_OUT_CAPACITY: usize = 512;
 /// SASL attempts before the stream is closed (RFC 6120 §6.4.5: at least 2, at most 5 retries).
 const MAX_SASL_ATTEMPTS: u32 = 5;
 /// Stanzas taken from the queue per write.
@@ -60,7 +62,7 @@ pub struct Session {
     header_sent: bool,
     decoder: Decoder,
     bindings: ChannelBindings,
-    sasl: Option<ServerSession>,
+    sasl: Option<Box<ServerSession>>,
     /// The normalised localpart looked up during SASL.
     sasl_user: Option<String>,
     sasl_attempts: u32,
@@ -73,6 +75,8 @@ pub struct Session {
     deadline: Instant,
     limiter: RateLimiter,
     out: String,
+    /// What this session last added to the shared buffer gauge.
+    buffered: usize,
 }
 
 impl Session {
@@ -104,6 +108,7 @@ impl Session {
             deadline: Instant::now() + s.auth_timeout,
             limiter: RateLimiter::new(s.rate, s.burst),
             out: String::new(),
+            buffered: 0,
             shared,
             shutdown,
         }
@@ -113,9 +118,11 @@ impl Session {
     pub async fn run_connection(&mut self, tcp: TcpStream, kind: ListenerKind) {
         match kind {
             ListenerKind::DirectTls => {
-                let accept = self.shared.tls.accept_direct_tls(tcp);
+                // Boxed: the TLS state lives on the heap, only for TLS connections, instead of
+                // widening every connection's task.
+                let accept = Box::pin(self.shared.tls.accept_direct_tls(tcp));
                 let tls = match tokio::time::timeout_at(self.deadline, accept).await {
-                    Ok(Ok(tls)) => tls,
+                    Ok(Ok(tls)) => Box::new(tls),
                     Ok(Err(e)) => {
                         tracing::debug!(id = self.id, error = %e, "TLS handshake failed");
                         return;
@@ -128,14 +135,15 @@ impl Session {
                 let sni = tls.get_ref().1.server_name().map(str::to_owned);
                 self.on_tls(tls.get_ref().1, sni.as_deref());
                 let mut tls = tls;
-                self.run(&mut tls).await;
+                Box::pin(self.run(&mut *tls)).await;
                 let _ =
                     tokio::time::timeout(self.shared.settings.write_timeout, tls.shutdown()).await;
             }
             ListenerKind::StartTls => {
                 self.tls_offered = true;
                 let mut tcp = tcp;
-                match self.run(&mut tcp).await {
+                let f = self.run(&mut tcp);
+                match Box::pin(f).await {
                     Flow::StartTls => {}
                     _ => {
                         let _ = tcp.shutdown().await;
@@ -144,8 +152,9 @@ impl Session {
                 }
                 let domain = self.domain.clone().unwrap_or_default();
                 let acceptor = TlsAcceptor::from(self.shared.tls.starttls_config(&domain));
-                let tls = match tokio::time::timeout_at(self.deadline, acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => tls,
+                let accept = Box::pin(acceptor.accept(tcp));
+                let tls = match tokio::time::timeout_at(self.deadline, accept).await {
+                    Ok(Ok(tls)) => Box::new(tls),
                     Ok(Err(e)) => {
                         tracing::debug!(id = self.id, error = %e, "STARTTLS handshake failed");
                         return;
@@ -158,7 +167,7 @@ impl Session {
                 let sni = tls.get_ref().1.server_name().map(str::to_owned);
                 self.on_tls(tls.get_ref().1, sni.as_deref().or(Some(&domain)));
                 let mut tls = tls;
-                self.run(&mut tls).await;
+                Box::pin(self.run(&mut *tls)).await;
                 let _ =
                     tokio::time::timeout(self.shared.settings.write_timeout, tls.shutdown()).await;
             }
@@ -187,8 +196,19 @@ impl Session {
         };
     }
 
+    /// Reports this session's buffers to the shared gauge (only a change touches the atomic).
+    fn update_buffer_gauge(&mut self) {
+        let now = self.decoder.buffered_bytes() + self.out.capacity();
+        if now != self.buffered {
+            self.shared.account_buffers(self.buffered, now);
+            self.buffered = now;
+        }
+    }
+
     /// Cleans up after the connection: unbinds the resource and tells modules.
     pub async fn finish(&mut self) {
+        self.shared.account_buffers(self.buffered, 0);
+        self.buffered = 0;
         if let Some(jid) = self.jid.take() {
             if let Some(last) = self.shared.router.sessions().unbind(&jid, self.id) {
                 self.shared.router.session_ended(&last).await;
@@ -199,10 +219,10 @@ impl Session {
 
     /// The session loop over one byte stream.
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> Flow {
-        let mut rbuf = vec![0u8; READ_CHUNK];
         let keepalive = self.shared.settings.keepalive_interval;
         let mut last_write = Instant::now();
         loop {
+            self.update_buffer_gauge();
             let unbound = self.phase != Phase::Bound;
             let wait = self.limiter.wait_time();
             let keepalive_at = keepalive.map(|k| last_write + k);
@@ -234,25 +254,26 @@ impl Session {
                     if self.flush(io).await.is_err() { return Flow::Close; }
                     last_write = Instant::now();
                 }
-                read = read_some(io, &mut rbuf, &mut self.limiter), if wait.is_zero() => {
-                    let n = match read {
-                        Ok(0) => {
+                read = read_pooled(io, &mut self.limiter), if wait.is_zero() => {
+                    let data = match read {
+                        Ok(data) if data.is_empty() => {
                             tracing::debug!(id = self.id, "peer closed the connection");
                             return Flow::Close;
                         }
-                        Ok(n) => n,
+                        Ok(data) => data,
                         Err(e) => {
                             tracing::debug!(id = self.id, error = %e, "read failed");
                             return Flow::Close;
                         }
                     };
-                    if !self.secure && !self.decoder.header_seen() && rbuf[0] == 0x16 {
+                    if !self.secure && !self.decoder.header_seen() && data[0] == 0x16 {
                         // A TLS ClientHello on the STARTTLS port: XML would be noise to it.
                         tracing::info!(id = self.id, peer = %self.peer,
                             "TLS handshake received on a STARTTLS port (use the direct TLS port); closing");
                         return Flow::Close;
                     }
-                    let flow = self.process(&rbuf[..n]).await;
+                    let flow = Box::pin(self.process(&data)).await;
+                    drop(data);
                     let flow = match flow {
                         Ok(flow) => flow,
                         Err(e) => return self.fail(io, e).await,
@@ -282,7 +303,7 @@ impl Session {
         loop {
             match cmd {
                 SessionCommand::Stanza(s) => s.write_in_stream(ns::CLIENT, &mut self.out),
-                SessionCommand::Close(e) => return Err(e),
+                SessionCommand::Close(e) => return Err(*e),
             }
             written += 1;
             // Take the next command only if it will be written: one taken and dropped would be
@@ -576,7 +597,7 @@ impl Session {
         );
         session.set_unknown_user_iterations(self.shared.settings.scram_iterations);
         self.sasl_user = None;
-        self.sasl = Some(session);
+        self.sasl = Some(Box::new(session));
         self.phase = Phase::Sasl;
         self.sasl_step(step).await
     }
@@ -846,8 +867,9 @@ impl Session {
         };
         let res = tokio::time::timeout(timeout, write).await;
         self.out.clear();
-        if self.out.capacity() > 16 * 1024 {
-            // Do not keep a large buffer around after a large stanza.
+        if self.out.capacity() > KEEP_OUT_CAPACITY {
+            // Do not keep a large buffer around after a large stanza: idle sessions hold at most
+            // this much for output.
             self.out = String::new();
         }
         match res {
@@ -878,16 +900,34 @@ impl Session {
     }
 }
 
-/// Reads at most what the limiter allows into `buf`.
-async fn read_some<S: AsyncRead + Unpin>(
+thread_local! {
+    /// The worker thread's read buffer: sessions read into it and keep only a copy of what
+    /// arrived, so an idle session holds no read buffer at all.
+    static READ_BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+}
+
+/// Reads what the socket has (at most the rate limiter's allowance) through the thread's buffer
+/// and returns a copy sized to it; empty at end of stream. The buffer is borrowed only inside one
+/// poll, never across an await, so tasks moving between worker threads are fine.
+async fn read_pooled<S: AsyncRead + Unpin>(
     io: &mut S,
-    buf: &mut [u8],
     limiter: &mut RateLimiter,
-) -> std::io::Result<usize> {
-    let allowed = limiter.allowance(buf.len()).max(1);
-    let n = io.read(&mut buf[..allowed]).await?;
-    limiter.consume(n);
-    Ok(n)
+) -> std::io::Result<Vec<u8>> {
+    let allowed = limiter.allowance(READ_CHUNK).clamp(1, READ_CHUNK);
+    let data = std::future::poll_fn(|cx| {
+        READ_BUF.with_borrow_mut(|buf| {
+            let mut rb = tokio::io::ReadBuf::new(&mut buf[..allowed]);
+            match std::pin::Pin::new(&mut *io).poll_read(cx, &mut rb) {
+                std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(rb.filled().to_vec())),
+                std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        })
+    })
+    .await?;
+    limiter.consume(data.len());
+    Ok(data)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

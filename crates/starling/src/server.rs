@@ -54,6 +54,7 @@ pub struct RunningServer {
     pub direct_tls_addrs: Vec<SocketAddr>,
     pub tls: Arc<TlsManager>,
     pub router: Arc<Router>,
+    c2s: Arc<C2sShared>,
     storage: SqliteStorage,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -173,6 +174,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         direct_tls_addrs,
         tls,
         router,
+        c2s: shared,
         storage,
         shutdown,
         tracker,
@@ -211,6 +213,12 @@ impl RunningServer {
             .await
             .map_err(|e| ServerError::Internal(e.to_string()))??;
         Ok(())
+    }
+
+    /// Bytes the client sessions hold in buffers now (a gauge for the metrics endpoint; see
+    /// [`C2sShared::buffered_bytes`]).
+    pub fn session_buffer_bytes(&self) -> usize {
+        self.c2s.buffered_bytes()
     }
 
     /// The account store, for tests and tools.

@@ -189,6 +189,13 @@ impl Decoder {
         self.depth > 1
     }
 
+    /// Bytes of input held for a frame not yet complete: the part of a stanza received so far,
+    /// and a token still arriving.
+    pub fn buffered_bytes(&self) -> usize {
+        let partial = if self.depth > 1 { self.stanza_bytes } else { 0 };
+        partial + self.pending_bytes
+    }
+
     /// Parses from `input` until one frame is complete, advancing `input` past the bytes consumed.
     /// `Ok(None)` means all of `input` was consumed and more bytes are needed. After an error, every
     /// later call returns the same error.
@@ -205,6 +212,11 @@ impl Decoder {
             return Err(self.fail(DecodeError::NotWellFormed(
                 "data after the end of the stream".to_owned(),
             )));
+        }
+        if input.is_empty() {
+            // Asking rxml with nothing to read would make its lexer reserve a token buffer
+            // (`max_token_length` bytes) that an idle stream would then hold.
+            return Ok(None);
         }
         loop {
             let before = input.len();
@@ -317,6 +329,8 @@ impl Decoder {
                                 "character data between stanzas".into(),
                             ));
                         }
+                        // A keepalive must not leave a token buffer behind on an idle stream.
+                        self.parser.release_temporaries();
                     }
                 }
                 Ok(None)

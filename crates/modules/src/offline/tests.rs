@@ -245,7 +245,7 @@ impl Setup {
 
 fn stanza(rx: &mut mpsc::Receiver<SessionCommand>) -> Option<Element> {
     match rx.try_recv() {
-        Ok(SessionCommand::Stanza(e)) => Some(e),
+        Ok(SessionCommand::Stanza(e)) => Some(*e),
         Ok(SessionCommand::Close(e)) => panic!("session closed: {e}"),
         Err(_) => None,
     }
