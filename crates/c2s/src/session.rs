@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -27,6 +28,8 @@ use crate::{C2sShared, ListenerKind};
 
 /// Bytes read from the socket at once, into the worker thread's buffer ([`read_pooled`]).
 const READ_CHUNK: usize = 16 * 1024;
+/// Stands for "never" when no timer is due (keepalives off).
+const FAR_AWAY: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Output buffer capacity a session keeps between writes (chat messages and presence fit).
 const KEEP_OUT_CAPACITY: usize = 512;
 /// SASL attempts before the stream is closed (RFC 6120 §6.4.5: at least 2, at most 5 retries).
@@ -218,21 +221,31 @@ impl Session {
     }
 
     /// The session loop over one byte stream.
+    ///
+    /// Timers are created once and re-armed only when they fire, never per stanza: a timer in
+    /// tokio's wheel costs a lock to register and another to drop, and a busy session goes round
+    /// this loop once per stanza. One "tick" serves the whitespace keepalive.
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut S) -> Flow {
         let keepalive = self.shared.settings.keepalive_interval;
         let mut last_write = Instant::now();
+        let token = self.shutdown.clone();
+        let cancelled = token.cancelled();
+        tokio::pin!(cancelled);
+        let deadline = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(deadline);
+        let tick = tokio::time::sleep_until(last_write + keepalive.unwrap_or(FAR_AWAY));
+        tokio::pin!(tick);
         loop {
             self.update_buffer_gauge();
             let unbound = self.phase != Phase::Bound;
             let wait = self.limiter.wait_time();
-            let keepalive_at = keepalive.map(|k| last_write + k);
             tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => {
+                _ = &mut cancelled => {
                     return self.fail(io, StreamError::new(StreamErrorCondition::SystemShutdown)).await;
                 }
                 // RFC 6120 §4.9.3.4 / hardening: streams that do not authenticate and bind in time.
-                _ = tokio::time::sleep_until(self.deadline), if unbound => {
+                _ = &mut deadline, if unbound => {
                     return self.fail(io, StreamError::new(StreamErrorCondition::ConnectionTimeout)
                         .with_text("authentication took too long")).await;
                 }
@@ -248,11 +261,20 @@ impl Session {
                     }
                 }
                 _ = tokio::time::sleep(wait), if !wait.is_zero() => {}
-                _ = sleep_until_opt(keepalive_at), if keepalive_at.is_some() && self.phase == Phase::Bound => {
+                _ = &mut tick => {
+                    let now = Instant::now();
                     // Whitespace keepalive (RFC 6120 §4.6.1).
-                    self.out.push(' ');
-                    if self.flush(io).await.is_err() { return Flow::Close; }
-                    last_write = Instant::now();
+                    if let Some(k) = keepalive
+                        && self.phase == Phase::Bound
+                        && now >= last_write + k
+                    {
+                        self.out.push(' ');
+                        if self.flush(io).await.is_err() { return Flow::Close; }
+                        last_write = now;
+                    }
+                    // Fired early (there were writes since it was armed): re-arm for when due.
+                    let next = keepalive.map_or(now + FAR_AWAY, |k| last_write + k);
+                    tick.as_mut().reset(next.max(now + Duration::from_millis(10)));
                 }
                 read = read_pooled(io, &mut self.limiter), if wait.is_zero() => {
                     let data = match read {
@@ -278,10 +300,12 @@ impl Session {
                         Ok(flow) => flow,
                         Err(e) => return self.fail(io, e).await,
                     };
-                    if self.flush(io).await.is_err() {
-                        return Flow::Close;
+                    if !self.out.is_empty() {
+                        if self.flush(io).await.is_err() {
+                            return Flow::Close;
+                        }
+                        last_write = Instant::now();
                     }
-                    last_write = Instant::now();
                     match flow {
                         Flow::Continue => {}
                         other => {
@@ -928,13 +952,6 @@ async fn read_pooled<S: AsyncRead + Unpin>(
     .await?;
     limiter.consume(data.len());
     Ok(data)
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn preauth_limits(shared: &C2sShared) -> Limits {

@@ -329,7 +329,7 @@ impl Decoder {
                                 "character data between stanzas".into(),
                             ));
                         }
-                        // A keepalive must not leave a token buffer behind on an idle stream.
+                        // Keepalives must not leave a token buffer behind either.
                         self.parser.release_temporaries();
                     }
                 }
@@ -351,7 +351,11 @@ impl Decoder {
                         Ok(None)
                     }
                     None => {
-                        // Free the token buffers a large stanza may have grown.
+                        // Give back the token buffer (`max_token_length` bytes, which rxml
+                        // reserves whenever it lexes) after every stanza: an idle stream then
+                        // holds none. Keeping it until the stream goes quiet instead was tried:
+                        // no CPU saved, and ~3 KiB more RSS per connection after a login storm,
+                        // from the heap's fragmentation.
                         self.parser.release_temporaries();
                         Ok(Some(Frame::Element(done)))
                     }

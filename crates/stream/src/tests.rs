@@ -382,3 +382,35 @@ fn stored_stanzas_round_trip() {
     assert!(parse_stored("<presence>").is_err());
     assert!(parse_stored("<!DOCTYPE x><presence/>").is_err());
 }
+
+#[test]
+fn buffered_bytes_follow_partial_stanzas() {
+    let mut dec = Decoder::new(Limits::DEFAULT);
+    let first = format!("{HEADER}<message to='b@localhost'><body>one</body></message>");
+    let frames = decode_all(&mut dec, &[first.as_bytes()]).unwrap();
+    assert_eq!(frames.len(), 2);
+    // Between stanzas nothing is held.
+    assert_eq!(dec.buffered_bytes(), 0);
+    let frames = decode_all(
+        &mut dec,
+        &[
+            b" <message to='c@localhost'><body>two</bo",
+            b"dy></message>",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        frames.iter().map(stanza_xml).collect::<Vec<_>>(),
+        ["<message to='c@localhost'><body>two</body></message>"]
+    );
+    // In the middle of a stanza the bytes are accounted for.
+    let mut input: &[u8] = b"<iq type='get' id='3'><ping xmlns='urn:xmpp:ping'/>";
+    assert_eq!(dec.next_frame(&mut input).unwrap(), None);
+    assert!(dec.buffered_bytes() >= 40, "{}", dec.buffered_bytes());
+    let frames = decode_all(&mut dec, &[b"</iq>"]).unwrap();
+    assert_eq!(
+        frames.iter().map(stanza_xml).collect::<Vec<_>>(),
+        ["<iq id='3' type='get'><ping xmlns='urn:xmpp:ping'/></iq>"]
+    );
+    assert_eq!(dec.buffered_bytes(), 0);
+}
