@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::{CpuMark, Users, close_all, login_all, now_ns};
+use super::{Users, close_all, cpu_over_window, login_all, now_ns};
 use crate::report::Report;
 use crate::stats::Percentiles;
 use crate::xmpp::{LoginSteps, Target};
@@ -185,13 +185,7 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
         });
     }
 
-    // CPU readings at the window's edges.
-    let sleep_until_ns =
-        |t: u64| tokio::time::sleep(Duration::from_nanos(t.saturating_sub(now_ns())));
-    sleep_until_ns(start).await;
-    let cpu0 = CpuMark::take(opts.server_pid);
-    sleep_until_ns(end).await;
-    let cpu = cpu0.until(&CpuMark::take(opts.server_pid));
+    let cpu = cpu_over_window(start, end, opts.server_pid).await;
     let mut writer_halves = listeners;
     while let Some(w) = writers.join_next().await {
         if let Ok(w) = w {

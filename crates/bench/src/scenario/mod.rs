@@ -106,6 +106,16 @@ pub async fn close_all(sessions: Vec<Option<Session>>) {
     while tasks.join_next().await.is_some() {}
 }
 
+/// Waits for the measurement window `[start, end)` (on [`now_ns`]'s clock) to pass and returns
+/// the CPU the server and the generator used in it.
+pub async fn cpu_over_window(start: u64, end: u64, server_pid: Option<u32>) -> CpuUse {
+    let until = |t: u64| tokio::time::sleep(Duration::from_nanos(t.saturating_sub(now_ns())));
+    until(start).await;
+    let first = CpuMark::take(server_pid);
+    until(end).await;
+    first.until(&CpuMark::take(server_pid))
+}
+
 /// CPU seconds of the server (when its pid is known) and of the generator, read together.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuMark {

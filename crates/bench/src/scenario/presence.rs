@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::{CpuMark, Users, close_all, login_all, now_ns};
+use super::{Users, close_all, cpu_over_window, login_all, now_ns};
 use crate::report::Report;
 use crate::xmpp::{LoginSteps, Target};
 
@@ -150,12 +150,7 @@ pub async fn run(target: &Arc<Target>, opts: &PresenceOpts) -> Report {
             writer
         });
     }
-    let sleep_until_ns =
-        |t: u64| tokio::time::sleep(Duration::from_nanos(t.saturating_sub(now_ns())));
-    sleep_until_ns(start).await;
-    let cpu0 = CpuMark::take(opts.server_pid);
-    sleep_until_ns(end).await;
-    let cpu = cpu0.until(&CpuMark::take(opts.server_pid));
+    let cpu = cpu_over_window(start, end, opts.server_pid).await;
     let mut writer_halves = Vec::new();
     while let Some(Ok(w)) = writers.join_next().await {
         writer_halves.push(w);
