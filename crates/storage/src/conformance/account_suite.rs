@@ -46,18 +46,14 @@ fn cred(mechanism: &str, seed: u8, iterations: u32) -> Credential {
     }
 }
 
+const PREFIX: &str = "conformance::accounts";
+
 fn ok<T>(res: Result<T, StorageError>, what: &str) -> T {
-    match res {
-        Ok(v) => v,
-        Err(e) => panic!("conformance::accounts: {what}: unexpected error: {e} ({e:?})"),
-    }
+    super::ok_in(PREFIX, res, what)
 }
 
 fn check<T: PartialEq + Debug>(got: T, want: T, what: &str) {
-    assert!(
-        got == want,
-        "conformance::accounts: {what}: got {got:?}, want {want:?}"
-    );
+    super::check_in(PREFIX, got, want, what);
 }
 
 fn check_cred(got: Option<Credential>, want: Option<&Credential>, what: &str) {
@@ -85,10 +81,7 @@ fn check_err(res: Result<(), StorageError>, want: &StorageError, what: &str) {
         ) | (Err(StorageError::NotFound), StorageError::NotFound)
             | (Err(StorageError::Backend(_)), StorageError::Backend(_))
     );
-    assert!(
-        matched,
-        "conformance::accounts: {what}: got {res:?}, want Err({want:?})"
-    );
+    assert!(matched, "{PREFIX}: {what}: got {res:?}, want Err({want:?})");
 }
 
 async fn expect_empty(store: &dyn AccountStore, what: &str) {

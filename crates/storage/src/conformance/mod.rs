@@ -24,3 +24,35 @@ pub use account_suite::accounts;
 pub use offline_suite::offline;
 pub use roster_suite::rosters;
 pub use vcard_suite::vcards;
+
+use std::fmt::Debug;
+
+use crate::{AccountStore, StorageError};
+
+/// The value of `res`, or a panic naming the suite and the check.
+fn ok_in<T>(suite: &str, res: Result<T, StorageError>, what: &str) -> T {
+    match res {
+        Ok(v) => v,
+        Err(e) => panic!("{suite}: {what}: unexpected error: {e} ({e:?})"),
+    }
+}
+
+/// Panics, naming the suite and the check, unless `got == want`.
+fn check_in<T: PartialEq + Debug>(suite: &str, got: T, want: T, what: &str) {
+    assert!(got == want, "{suite}: {what}: got {got:?}, want {want:?}");
+}
+
+/// Creates an account (without credentials) that a suite's records hang off.
+async fn create_account_in(suite: &str, accounts: &dyn AccountStore, l: &str, d: &str, what: &str) {
+    ok_in(
+        suite,
+        accounts.create_account(l, d, &[]).await,
+        &format!("{what}: create account {l}@{d}"),
+    );
+}
+
+/// Checks that a suite left no accounts behind.
+async fn expect_no_accounts_in(suite: &str, accounts: &dyn AccountStore, what: &str) {
+    let all = ok_in(suite, accounts.list_accounts(None).await, what);
+    check_in(suite, all, Vec::new(), what);
+}

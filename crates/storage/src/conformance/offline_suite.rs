@@ -36,14 +36,11 @@ pub async fn offline(accounts: &dyn AccountStore, offline: &dyn OfflineStore) {
 const PREFIX: &str = "conformance::offline";
 
 fn ok<T>(res: Result<T, StorageError>, what: &str) -> T {
-    match res {
-        Ok(v) => v,
-        Err(e) => panic!("{PREFIX}: {what}: unexpected error: {e} ({e:?})"),
-    }
+    super::ok_in(PREFIX, res, what)
 }
 
 fn check<T: PartialEq + Debug>(got: T, want: T, what: &str) {
-    assert!(got == want, "{PREFIX}: {what}: got {got:?}, want {want:?}");
+    super::check_in(PREFIX, got, want, what);
 }
 
 fn check_not_found<T: Debug>(res: Result<T, StorageError>, what: &str) {
@@ -73,15 +70,11 @@ struct Suite<'a> {
 
 impl Suite<'_> {
     async fn expect_no_accounts(&self, what: &str) {
-        let all = ok(self.accounts.list_accounts(None).await, what);
-        check(all, Vec::new(), what);
+        super::expect_no_accounts_in(PREFIX, self.accounts, what).await;
     }
 
     async fn create(&self, l: &str, d: &str, what: &str) {
-        ok(
-            self.accounts.create_account(l, d, &[]).await,
-            &format!("{what}: create account {l}@{d}"),
-        );
+        super::create_account_in(PREFIX, self.accounts, l, d, what).await;
     }
 
     async fn delete(&self, accounts: &[(&str, &str)], what: &str) {

@@ -35,14 +35,11 @@ pub async fn rosters(accounts: &dyn AccountStore, rosters: &dyn RosterStore) {
 const PREFIX: &str = "conformance::rosters";
 
 fn ok<T>(res: Result<T, StorageError>, what: &str) -> T {
-    match res {
-        Ok(v) => v,
-        Err(e) => panic!("{PREFIX}: {what}: unexpected error: {e} ({e:?})"),
-    }
+    super::ok_in(PREFIX, res, what)
 }
 
 fn check<T: PartialEq + Debug>(got: T, want: T, what: &str) {
-    assert!(got == want, "{PREFIX}: {what}: got {got:?}, want {want:?}");
+    super::check_in(PREFIX, got, want, what);
 }
 
 fn check_err<T: Debug>(res: Result<T, StorageError>, want: &StorageError, what: &str) {
@@ -86,15 +83,11 @@ struct Suite<'a> {
 
 impl Suite<'_> {
     async fn expect_no_accounts(&self, what: &str) {
-        let all = ok(self.accounts.list_accounts(None).await, what);
-        check(all, Vec::new(), what);
+        super::expect_no_accounts_in(PREFIX, self.accounts, what).await;
     }
 
     async fn create(&self, l: &str, d: &str, what: &str) {
-        ok(
-            self.accounts.create_account(l, d, &[]).await,
-            &format!("{what}: create account {l}@{d}"),
-        );
+        super::create_account_in(PREFIX, self.accounts, l, d, what).await;
     }
 
     async fn delete(&self, accounts: &[(&str, &str)], what: &str) {
