@@ -1,6 +1,7 @@
 //! One client session: the loop, the stream header, features, STARTTLS, SASL, binding and stanzas.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::limiter::RateLimiter;
@@ -121,60 +123,52 @@ impl Session {
     pub async fn run_connection(&mut self, tcp: TcpStream, kind: ListenerKind) {
         match kind {
             ListenerKind::DirectTls => {
-                // Boxed: the TLS state lives on the heap, only for TLS connections, instead of
-                // widening every connection's task.
-                let accept = Box::pin(self.shared.tls.accept_direct_tls(tcp));
-                let tls = match tokio::time::timeout_at(self.deadline, accept).await {
-                    Ok(Ok(tls)) => Box::new(tls),
-                    Ok(Err(e)) => {
-                        tracing::debug!(id = self.id, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(id = self.id, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                let sni = tls.get_ref().1.server_name().map(str::to_owned);
-                self.on_tls(tls.get_ref().1, sni.as_deref());
-                let mut tls = tls;
-                Box::pin(self.run(&mut *tls)).await;
-                let _ =
-                    tokio::time::timeout(self.shared.settings.write_timeout, tls.shutdown()).await;
+                let tls = Arc::clone(&self.shared.tls);
+                self.run_tls(Box::pin(tls.accept_direct_tls(tcp)), "TLS", None)
+                    .await;
             }
             ListenerKind::StartTls => {
                 self.tls_offered = true;
                 let mut tcp = tcp;
-                let f = self.run(&mut tcp);
-                match Box::pin(f).await {
-                    Flow::StartTls => {}
-                    _ => {
-                        let _ = tcp.shutdown().await;
-                        return;
-                    }
+                // Boxed like the TLS loop below: the task does not reserve room for both.
+                if !matches!(Box::pin(self.run(&mut tcp)).await, Flow::StartTls) {
+                    let _ = tcp.shutdown().await;
+                    return;
                 }
                 let domain = self.domain.clone().unwrap_or_default();
                 let acceptor = TlsAcceptor::from(self.shared.tls.starttls_config(&domain));
-                let accept = Box::pin(acceptor.accept(tcp));
-                let tls = match tokio::time::timeout_at(self.deadline, accept).await {
-                    Ok(Ok(tls)) => Box::new(tls),
-                    Ok(Err(e)) => {
-                        tracing::debug!(id = self.id, error = %e, "STARTTLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(id = self.id, "STARTTLS handshake timed out");
-                        return;
-                    }
-                };
-                let sni = tls.get_ref().1.server_name().map(str::to_owned);
-                self.on_tls(tls.get_ref().1, sni.as_deref().or(Some(&domain)));
-                let mut tls = tls;
-                Box::pin(self.run(&mut *tls)).await;
-                let _ =
-                    tokio::time::timeout(self.shared.settings.write_timeout, tls.shutdown()).await;
+                self.run_tls(Box::pin(acceptor.accept(tcp)), "STARTTLS", Some(&domain))
+                    .await;
             }
         }
+    }
+
+    /// Completes a TLS handshake (before the authentication deadline) and runs the loop over it.
+    /// The handshake arrives boxed and the TLS state is boxed: they live on the heap, only for
+    /// TLS connections and the handshake only while it runs, instead of widening every
+    /// connection's task. `fallback_name` names the certificate for channel binding when the
+    /// client sent no SNI.
+    async fn run_tls(
+        &mut self,
+        accept: Pin<Box<impl Future<Output = std::io::Result<TlsStream<TcpStream>>>>>,
+        what: &str,
+        fallback_name: Option<&str>,
+    ) {
+        let mut tls = match tokio::time::timeout_at(self.deadline, accept).await {
+            Ok(Ok(tls)) => Box::new(tls),
+            Ok(Err(e)) => {
+                tracing::debug!(id = self.id, error = %e, "{what} handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(id = self.id, "{what} handshake timed out");
+                return;
+            }
+        };
+        let sni = tls.get_ref().1.server_name().map(str::to_owned);
+        self.on_tls(tls.get_ref().1, sni.as_deref().or(fallback_name));
+        Box::pin(self.run(&mut *tls)).await;
+        let _ = tokio::time::timeout(self.shared.settings.write_timeout, tls.shutdown()).await;
     }
 
     /// TLS is in place: a new stream begins (RFC 6120 §5.4.3.3) with a fresh parser, and the
