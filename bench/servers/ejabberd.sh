@@ -45,12 +45,9 @@ EOF
     exit 2
 }
 
-die() { echo "ejabberd.sh: $*" >&2; exit 1; }
-
-abs_dir() {
-    [ -d "$1" ] || die "no such directory: $1"
-    (cd "$1" && pwd)
-}
+NAME=ejabberd.sh
+# shellcheck source=bench/servers/common.sh
+source "$HERE/common.sh"
 
 ctl_cmd() { # DIR -> CTL array: the instance's own ejabberdctl with its own configs
     CTL=(env HOME="$1" "$1/ejabberdctl" --config-dir "$1" --ctl-config "$1/ejabberdctl.cfg"
@@ -281,16 +278,11 @@ cmd_stop() {
 }
 
 halt() { # DIR
-    local dir=$1 pid i
+    local dir=$1 pid
     pid=$(beam_pid "$dir")
     [ -n "$pid" ] || { echo "not running"; return 0; }
     ctl "$dir" stop > /dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 600; i++)); do
-        kill -0 "$pid" 2>/dev/null || { echo "stopped"; rm -f "$dir/server.pid"; return 0; }
-        sleep 0.1
-    done
-    echo "ejabberd.sh: pid $pid still alive after 60 s, sending SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null || true
+    await_exit "$pid" 60
     rm -f "$dir/server.pid"
 }
 

@@ -40,22 +40,9 @@ EOF
     exit 2
 }
 
-die() { echo "prosody.sh: $*" >&2; exit 1; }
-
-abs_dir() {
-    [ -d "$1" ] || die "no such directory: $1"
-    (cd "$1" && pwd)
-}
-
-wait_port() { # PORT PID SECONDS
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+NAME=prosody.sh
+# shellcheck source=bench/servers/common.sh
+source "$HERE/common.sh"
 
 make_cert() { # DIR -> DIR/certs/localhost.{crt,key}
     mkdir -p "$1/certs"
@@ -191,17 +178,12 @@ server_pid() { # DIR -> pid of a live instance or nothing
 
 cmd_stop() {
     [ $# -eq 1 ] || usage
-    local dir pid i
+    local dir pid
     dir=$(abs_dir "$1")
     pid=$(server_pid "$dir")
     [ -n "$pid" ] || { echo "not running"; return 0; }
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$pid" 2>/dev/null || { echo "stopped"; rm -f "$dir/server.pid"; return 0; }
-        sleep 0.1
-    done
-    echo "prosody.sh: pid $pid still alive after 30 s, sending SIGKILL" >&2
-    kill -KILL "$pid" 2>/dev/null || true
+    await_exit "$pid" 30
     rm -f "$dir/server.pid"
 }
 

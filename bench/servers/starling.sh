@@ -31,12 +31,9 @@ USAGE
     exit 2
 }
 
-die() { echo "starling.sh: $*" >&2; exit 1; }
-
-abs_dir() {
-    [ -d "$1" ] || die "no such directory: $1"
-    (cd "$1" && pwd)
-}
+NAME=starling.sh
+# shellcheck source=bench/servers/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 config() { # DIR PORT TLS
     local require
@@ -86,15 +83,8 @@ case "$cmd" in
         "${pin[@]}" "$BIN" serve --config "$dir/starling.toml" >> "$dir/starling.log" 2>&1 &
         pid=$!
         echo "$pid" > "$dir/starling.pid"
-        for ((i = 0; i < 300; i++)); do
-            if (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null; then
-                echo "PID $pid"
-                exit 0
-            fi
-            kill -0 "$pid" 2>/dev/null || die "starling exited; see $dir/starling.log"
-            sleep 0.1
-        done
-        die "starling did not listen on $3 within 30 s; see $dir/starling.log"
+        wait_port "$3" "$pid" 30 || die "starling did not listen on $3 (see $dir/starling.log)"
+        echo "PID $pid"
         ;;
     stop)
         [ $# -eq 2 ] || usage
@@ -102,11 +92,7 @@ case "$cmd" in
         [ -f "$dir/starling.pid" ] || exit 0
         pid=$(cat "$dir/starling.pid")
         if kill "$pid" 2>/dev/null; then
-            for ((i = 0; i < 300; i++)); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -9 "$pid" 2>/dev/null || true
+            await_exit "$pid" 30 > /dev/null
         fi
         rm -f "$dir/starling.pid"
         ;;
