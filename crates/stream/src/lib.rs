@@ -351,11 +351,12 @@ impl Decoder {
                         Ok(None)
                     }
                     None => {
-                        // Give back the token buffer (`max_token_length` bytes, which rxml
-                        // reserves whenever it lexes) after every stanza: an idle stream then
+                        // Give back the token buffer after every stanza: an idle stream then
                         // holds none. Keeping it until the stream goes quiet instead was tried:
                         // no CPU saved, and ~3 KiB more RSS per connection after a login storm,
-                        // from the heap's fragmentation.
+                        // from the heap's fragmentation. The buffer starts at 256 bytes and grows
+                        // to `max_token_length` only for long tokens (our rxml patch,
+                        // vendor/rxml/PATCHES.md), so this costs a small allocation per stanza.
                         self.parser.release_temporaries();
                         Ok(Some(Frame::Element(done)))
                     }

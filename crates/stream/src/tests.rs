@@ -202,6 +202,31 @@ fn big_attribute_is_cut() {
 }
 
 #[test]
+fn long_tokens_grow_the_token_buffer_up_to_its_limit() {
+    // The token buffer starts small (vendor/rxml/PATCHES.md): a value longer than that, arriving
+    // in pieces, comes out whole, twice in a row (the buffer is released between stanzas), and
+    // one byte over the 16 KiB token limit is still refused.
+    let value = "v".repeat(16 * 1024);
+    let mut dec = Decoder::new(Limits::DEFAULT);
+    let doc = format!("{HEADER}<m xmlns='u' a='{value}'/><m xmlns='u' a='{value}'/>");
+    let chunks: Vec<&[u8]> = doc.as_bytes().chunks(100).collect();
+    let frames = decode_all(&mut dec, &chunks).unwrap();
+    let values: Vec<usize> = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Element(e) => e.attr("a").map(str::len),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(values, [16 * 1024, 16 * 1024]);
+
+    let mut dec = Decoder::new(Limits::DEFAULT);
+    let doc = format!("{HEADER}<m xmlns='u' a='{value}v'/>");
+    let err = decode_all(&mut dec, &[doc.as_bytes()]).unwrap_err();
+    assert!(matches!(err, DecodeError::RestrictedXml(_)), "{err:?}");
+}
+
+#[test]
 fn stanza_exactly_at_limit_passes_and_one_more_fails() {
     let base = HEADER.to_string();
     let body = |n: usize| format!("<m xmlns='u'>{}</m>", "x".repeat(n));
