@@ -174,29 +174,28 @@ impl Router {
             Some(to) => match Jid::new(to) {
                 Ok(j) => Some(j),
                 Err(_) => {
-                    self.bounce(&stanza, StanzaErrorCondition::JidMalformed)
-                        .await;
+                    Box::pin(self.bounce(&stanza, StanzaErrorCondition::JidMalformed)).await;
                     return;
                 }
             },
         };
         match to {
             None => match client {
-                Some(own) => self.to_account(kind, stanza, own.to_bare(), true).await,
+                Some(own) => Box::pin(self.to_account(kind, stanza, own.to_bare(), true)).await,
                 None => tracing::debug!("stanza without 'to' from the server; dropped"),
             },
             Some(to) => {
                 let domain = to.domain().as_str().to_owned();
                 if !self.ctx.is_local_domain(&domain) {
                     // Federation comes later.
-                    self.bounce(&stanza, StanzaErrorCondition::RemoteServerNotFound)
+                    Box::pin(self.bounce(&stanza, StanzaErrorCondition::RemoteServerNotFound))
                         .await;
                     return;
                 }
                 match (to.node().is_some(), to.try_into_full()) {
-                    (_, Ok(full)) => self.to_full(kind, stanza, full).await,
-                    (true, Err(bare)) => self.to_account(kind, stanza, bare, false).await,
-                    (false, Err(_)) => self.to_host(kind, stanza, &domain).await,
+                    (_, Ok(full)) => Box::pin(self.to_full(kind, stanza, full)).await,
+                    (true, Err(bare)) => Box::pin(self.to_account(kind, stanza, bare, false)).await,
+                    (false, Err(_)) => Box::pin(self.to_host(kind, stanza, &domain)).await,
                 }
             }
         }
@@ -204,7 +203,7 @@ impl Router {
 
     async fn to_host(&self, kind: StanzaKind, stanza: Element, _domain: &str) {
         match kind {
-            StanzaKind::Iq => self.handle_iq(IqTarget::Server, &stanza, None).await,
+            StanzaKind::Iq => Box::pin(self.handle_iq(IqTarget::Server, &stanza, None)).await,
             // RFC 6121 §8.5.1 does not apply to the server itself; messages and presence addressed to
             // the server are not acted on yet.
             StanzaKind::Message | StanzaKind::Presence => {
@@ -233,11 +232,11 @@ impl Router {
                 let ty = stanza.attr("type").unwrap_or("normal");
                 match ty {
                     "groupchat" => {
-                        self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                        Box::pin(self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable))
                             .await
                     }
                     "error" => {}
-                    _ => self.to_account(kind, stanza, to.to_bare(), false).await,
+                    _ => Box::pin(self.to_account(kind, stanza, to.to_bare(), false)).await,
                 }
             }
             // §8.5.3.2.3: presence to an unavailable resource is silently dropped (subscription
@@ -245,8 +244,7 @@ impl Router {
             StanzaKind::Presence => {}
             // §8.5.3.2.2: IQ to a resource that does not exist.
             StanzaKind::Iq => {
-                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
-                    .await
+                Box::pin(self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)).await
             }
         }
     }
@@ -257,10 +255,9 @@ impl Router {
             // account's behalf. The account's existence is checked by the handler when it matters;
             // a non-existent account gets the same answer as an unhandled payload.
             if own || self.ctx.account_exists(&to).await {
-                self.handle_iq(IqTarget::Account, &stanza, Some(&to)).await;
+                Box::pin(self.handle_iq(IqTarget::Account, &stanza, Some(&to))).await;
             } else {
-                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
-                    .await;
+                Box::pin(self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)).await;
             }
             return;
         }
@@ -285,8 +282,7 @@ impl Router {
         if ty == "groupchat" {
             // §8.5.2.1.1 / §8.5.2.2.1: groupchat to a bare JID is an error, whether or not the
             // account exists.
-            self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
-                .await;
+            Box::pin(self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)).await;
             return;
         }
         let available: Vec<&SessionEntry> = resources
@@ -306,8 +302,7 @@ impl Router {
                     .run_hooks(StanzaKind::Message, HookPoint::Offline, &stanza)
                     .await;
             if !stored && ty != "headline" {
-                self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)
-                    .await;
+                Box::pin(self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)).await;
             }
             return;
         }

@@ -152,3 +152,26 @@ async fn hooks_run_by_priority_and_stop_propagation() {
     );
     storage.close().await;
 }
+
+/// The size of the future an async method returns, without calling it.
+fn future_size<'a, A: 'a, B: 'a, Fut>(_f: impl FnOnce(&'a Router, A, B) -> Fut) -> usize {
+    std::mem::size_of::<Fut>()
+}
+
+#[test]
+fn each_routing_step_fits_the_allocators_cache() {
+    // Each step is boxed by its caller once per stanza; glibc serves up to 1032 bytes from a
+    // per-thread cache and larger requests from a slow path (see the session loop in c2s).
+    let from_client = future_size(Router::route_from_client);
+    let with_default = future_size(Router::route_with_default);
+    let to_full = future_size(|r: &Router, s, (k, to)| r.to_full(k, s, to));
+    let to_account = future_size(|r: &Router, s, (k, to, own)| r.to_account(k, s, to, own));
+    for (name, size) in [
+        ("route_from_client", from_client),
+        ("route_with_default", with_default),
+        ("to_full", to_full),
+        ("to_account", to_account),
+    ] {
+        assert!(size <= 1024, "{name}() is {size} bytes");
+    }
+}
