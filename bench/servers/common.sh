@@ -29,4 +29,10 @@ await_exit() {
     done
     echo "$NAME: pid $1 still alive after $2 s, sending SIGKILL" >&2
     kill -KILL "$1" 2>/dev/null || true
+    # The kill is asynchronous: a start right after must not find the old process still there.
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "$NAME: pid $1 survived SIGKILL for 5 s" >&2
 }
