@@ -158,6 +158,12 @@ def main():
               "generator, not the server, is the limit: the server's figure is then a lower bound.",
               "- The idle figure is (RSS after − RSS before) ÷ connections, read 5 s after the "
               "logins; the kernel's socket buffers (~3.7 KB per socket) are outside RSS.",
+              "- Presence runs a closed loop on each change's reflection to its sender (RFC 6121 "
+              "§4.4.2). A server that reflects before it has broadcast lets a backlog grow, and its "
+              "figure counts the broadcasts delivered in the window: compare broadcasts ÷ changes "
+              "(50 when every contact got every change) in the presence rows below.",
+              "- Runs of the same scenario on this 2-core VM differ by up to ±15%; every figure is "
+              "a median of the runs, and every ratio compares medians.",
               "", "## Commands", "",
               "Provisioning: `bench/servers/<server>.sh provision DIR bench N 0 pw` and `… ring R_USERS R pw`; "
               "start: `SERVER_CPU=0 bench/servers/<server>.sh start DIR PORT off|starttls`. "
