@@ -14,6 +14,23 @@ use starling_storage::{
 use crate::accounts::{account_id, backend, begin_write, is_unique_violation};
 use crate::bulk::ChunkSql;
 
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds one item's columns, in the order (account_id, jid, name, subscription, ask_out,
+/// pending_in, preapproved, pending_in_stanza, hidden) that both inserts list.
+fn bind_item<'q>(query: SqliteQuery<'q>, account: i64, item: &'q RosterItem) -> SqliteQuery<'q> {
+    query
+        .bind(account)
+        .bind(item.jid.as_str())
+        .bind(item.name.as_deref())
+        .bind(item.subscription.as_str())
+        .bind(item.ask_out)
+        .bind(item.pending_in)
+        .bind(item.preapproved)
+        .bind(item.pending_in_stanza.as_deref())
+        .bind(item.hidden)
+}
+
 /// Items in `roster_items`, their groups in `roster_groups`, the per-account
 /// version counter in `roster_versions`.
 pub(crate) struct SqliteRosterStore {
@@ -192,8 +209,9 @@ impl RosterStore for SqliteRosterStore {
         let id = account_id(&mut tx, localpart, domain).await?;
         // An upsert, not INSERT OR REPLACE: REPLACE's implicit delete would
         // only cascade to the groups with recursive triggers on.
-        sqlx::query(
-            "INSERT INTO roster_items \
+        bind_item(
+            sqlx::query(
+                "INSERT INTO roster_items \
              (account_id, jid, name, subscription, ask_out, pending_in, preapproved, \
               pending_in_stanza, hidden) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -202,16 +220,10 @@ impl RosterStore for SqliteRosterStore {
              ask_out = excluded.ask_out, pending_in = excluded.pending_in, \
              preapproved = excluded.preapproved, \
              pending_in_stanza = excluded.pending_in_stanza, hidden = excluded.hidden",
+            ),
+            id,
+            item,
         )
-        .bind(id)
-        .bind(item.jid.as_str())
-        .bind(item.name.as_deref())
-        .bind(item.subscription.as_str())
-        .bind(item.ask_out)
-        .bind(item.pending_in)
-        .bind(item.preapproved)
-        .bind(item.pending_in_stanza.as_deref())
-        .bind(item.hidden)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -299,16 +311,7 @@ impl RosterStore for SqliteRosterStore {
         for chunk in items.chunks(sql.rows()) {
             let mut query = sqlx::query(sql.for_rows(chunk.len()));
             for (id, item) in chunk {
-                query = query
-                    .bind(*id)
-                    .bind(item.jid.as_str())
-                    .bind(item.name.as_deref())
-                    .bind(item.subscription.as_str())
-                    .bind(item.ask_out)
-                    .bind(item.pending_in)
-                    .bind(item.preapproved)
-                    .bind(item.pending_in_stanza.as_deref())
-                    .bind(item.hidden);
+                query = bind_item(query, *id, item);
             }
             query.execute(&mut *tx).await.map_err(|e| {
                 if is_unique_violation(&e) {
