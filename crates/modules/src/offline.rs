@@ -123,25 +123,9 @@ fn is_standalone_chat_state(message: &Element) -> bool {
 /// the server's own `<delay from=domain stamp=stamp/>` appended (XEP-0160 §2).
 pub fn stamped(message: &Element, domain: &str, stamp: &str) -> Element {
     let forged = |e: &Element| e.is("delay", NS_DELAY) && e.attr("from") == Some(domain);
-    let mut out = if message.children().any(forged) {
-        let mut out = Element::new(message.name(), message.ns());
-        for a in message.attrs() {
-            match &a.ns {
-                None => out.set_attr(&a.name, a.value.clone()),
-                Some(attr_ns) => out.set_attr_ns(attr_ns, &a.name, a.value.clone()),
-            }
-        }
-        for node in message.nodes() {
-            match node {
-                Node::Element(e) if forged(e) => {}
-                Node::Element(e) => out.append_child(e.clone()),
-                Node::Text(t) => out.append_text(t.clone()),
-            }
-        }
-        out
-    } else {
-        message.clone()
-    };
+    let mut out = message.clone();
+    // Keeps the message's namespace declarations and attributes as they were.
+    out.retain_nodes(|n| !matches!(n, Node::Element(e) if forged(e)));
     out.append_child(
         Element::new("delay", NS_DELAY)
             .with_attr("from", domain)

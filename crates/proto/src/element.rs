@@ -1,50 +1,253 @@
-//! A small XML element tree for stanzas.
+//! A small XML element tree for stanzas, whose cost is bounded by its input.
 //!
 //! Why not `minidom`: Starling needs exact control over serialisation (the stream's default namespace is
 //! never repeated on each stanza, `stream:` is written as the prefix the stream header declared) and over
 //! per-stanza memory. The tree is built from `rxml` events by the stream codec, so the XML rules
-//! (restricted XML, namespaces, well-formedness) are still enforced by `rxml`; this type only holds the result.
+//! (restricted XML, well-formedness) are still enforced by `rxml`; this type only holds the result.
 //!
 //! Unknown children are kept exactly (names, namespaces, attributes, text), so payloads such as receipts,
 //! caps and avatars pass through the server intact.
+//!
+//! What keeps a stanza's cost proportional to its size (issue 11; `shared/design/hardening.md`):
+//! - **Namespaces are shared, not copied.** [`Ns`] is a `'static` string for the namespaces Starling
+//!   knows, or one reference-counted string per declaration the sender wrote: a thousand children
+//!   in a namespace declared once hold one copy of its name. Two namespaces compare by pointer, then
+//!   by a hash computed once (with a per-process random key), and by content only when the hashes are
+//!   equal, so a long namespace name is never compared byte by byte over and over.
+//! - **Declarations are written where the sender wrote them.** A parsed element keeps the prefixed
+//!   declarations (`xmlns:p='…'`) that were on it; the serialiser writes them there again and uses a
+//!   prefix in scope for every element or attribute in that namespace, and writes `xmlns='…'` only
+//!   where the default namespace changes. A stanza the server did not modify serialises to at most
+//!   its wire size.
+//! - **`xml:` is special** (Namespaces in XML §3): elements and attributes in
+//!   `http://www.w3.org/XML/1998/namespace` are always written with the `xml` prefix, which is never
+//!   declared and never bound to anything else.
+//! - **Small parts.** Names of up to 24 bytes live inline ([`Name`]), child elements are boxed so a
+//!   child slot is three words, and an element without attributes, children or declarations owns no
+//!   heap memory beyond its box.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use crate::ns;
 
-/// An attribute; `ns` is `None` for the usual unqualified attributes, `Some(ns::XML)` for `xml:lang`.
+/// An element or attribute name (local part, or a namespace prefix); inline up to 24 bytes.
+pub type Name = compact_str::CompactString;
+
+/// A namespace name: shared, cheap to clone and to compare.
+#[derive(Clone)]
+pub struct Ns(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Static(&'static str),
+    Shared(Arc<SharedNs>),
+}
+
+struct SharedNs {
+    hash: u64,
+    uri: Box<str>,
+}
+
+fn hash_str(s: &str) -> u64 {
+    static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    KEYS.get_or_init(std::collections::hash_map::RandomState::new)
+        .hash_one(s)
+}
+
+impl Ns {
+    /// No namespace: unqualified attributes, and elements under `xmlns=''`.
+    pub const NONE: Ns = Ns(Repr::Static(""));
+
+    /// A namespace from a constant.
+    pub const fn from_static(uri: &'static str) -> Ns {
+        Ns(Repr::Static(uri))
+    }
+
+    /// A namespace by name: the shared constant when Starling knows it, else a new shared string.
+    pub fn new(uri: &str) -> Ns {
+        match ns::known(uri) {
+            Some(s) => Ns(Repr::Static(s)),
+            None => Ns(Repr::Shared(Arc::new(SharedNs {
+                hash: hash_str(uri),
+                uri: uri.into(),
+            }))),
+        }
+    }
+
+    /// Like [`Ns::new`], reusing the string's allocation.
+    pub fn from_string(uri: String) -> Ns {
+        match ns::known(&uri) {
+            Some(s) => Ns(Repr::Static(s)),
+            None => Ns(Repr::Shared(Arc::new(SharedNs {
+                hash: hash_str(&uri),
+                uri: uri.into_boxed_str(),
+            }))),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Static(s) => s,
+            Repr::Shared(s) => &s.uri,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.as_str().is_empty()
+    }
+
+    /// A hash of the name, computed once for shared names (constants are short).
+    fn hash64(&self) -> u64 {
+        match &self.0 {
+            Repr::Static(s) => hash_str(s),
+            Repr::Shared(s) => s.hash,
+        }
+    }
+}
+
+impl PartialEq for Ns {
+    fn eq(&self, other: &Ns) -> bool {
+        match (&self.0, &other.0) {
+            (Repr::Shared(a), Repr::Shared(b)) => {
+                Arc::ptr_eq(a, b) || (a.hash == b.hash && a.uri == b.uri)
+            }
+            // At least one side is one of our constants: short, or of a different length.
+            (a, b) => {
+                let (a, b) = (repr_str(a), repr_str(b));
+                a.len() == b.len() && a == b
+            }
+        }
+    }
+}
+
+fn repr_str(r: &Repr) -> &str {
+    match r {
+        Repr::Static(s) => s,
+        Repr::Shared(s) => &s.uri,
+    }
+}
+
+impl Eq for Ns {}
+
+impl Hash for Ns {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash64());
+    }
+}
+
+impl PartialEq<str> for Ns {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Ns {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Debug for Ns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Ns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for Ns {
+    fn from(s: &str) -> Ns {
+        Ns::new(s)
+    }
+}
+
+impl From<String> for Ns {
+    fn from(s: String) -> Ns {
+        Ns::from_string(s)
+    }
+}
+
+impl From<&String> for Ns {
+    fn from(s: &String) -> Ns {
+        Ns::new(s)
+    }
+}
+
+impl From<&Ns> for Ns {
+    fn from(s: &Ns) -> Ns {
+        s.clone()
+    }
+}
+
+/// An attribute; `ns` is [`Ns::NONE`] for the usual unqualified attributes, `ns::XML` for `xml:lang`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attr {
-    pub ns: Option<String>,
-    pub name: String,
+    pub ns: Ns,
+    pub name: Name,
     pub value: String,
+}
+
+impl Attr {
+    /// The attribute's namespace, `None` when unqualified.
+    pub fn namespace(&self) -> Option<&str> {
+        (!self.ns.is_empty()).then(|| self.ns.as_str())
+    }
 }
 
 /// A child node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node {
-    Element(Element),
+    Element(Box<Element>),
     Text(String),
 }
 
-/// An XML element with its namespace URI (never a prefix).
+/// An XML element with its namespace name (never a prefix).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Element {
-    name: String,
-    ns: String,
+    name: Name,
+    ns: Ns,
     attrs: Vec<Attr>,
     children: Vec<Node>,
+    /// Prefixed namespace declarations written on this element (as the sender wrote them);
+    /// boxed, as most elements have none (one word instead of a vector's three).
+    #[allow(clippy::box_collection)]
+    decls: Option<Box<Vec<(Name, Ns)>>>,
 }
 
 impl Element {
     /// A new empty element `name` in namespace `ns`.
-    pub fn new(name: impl Into<String>, ns: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<Name>, ns: impl Into<Ns>) -> Self {
         Element {
             name: name.into(),
             ns: ns.into(),
             attrs: Vec::new(),
             children: Vec::new(),
+            decls: None,
         }
+    }
+
+    /// An element as parsed: its attributes (unique by namespace and name: the caller checked)
+    /// and the prefixed namespace declarations that were written on it.
+    pub fn from_parts(name: Name, ns: Ns, attrs: Vec<Attr>, decls: Vec<(Name, Ns)>) -> Self {
+        Element {
+            name,
+            ns,
+            attrs,
+            children: Vec::new(),
+            decls: (!decls.is_empty()).then(|| Box::new(decls)),
+        }
+    }
+
+    /// Adds prefixed namespace declarations to this element (the decoder moves declarations of
+    /// the stream header that a stanza uses onto the stanza's top element).
+    pub fn add_declarations(&mut self, decls: impl IntoIterator<Item = (Name, Ns)>) {
+        self.decls.get_or_insert_default().extend(decls);
     }
 
     /// Builder: sets an unqualified attribute.
@@ -63,7 +266,7 @@ impl Element {
 
     /// Builder: appends a child element.
     pub fn with_child(mut self, child: Element) -> Self {
-        self.children.push(Node::Element(child));
+        self.append_child(child);
         self
     }
 
@@ -78,19 +281,24 @@ impl Element {
     }
 
     pub fn ns(&self) -> &str {
+        self.ns.as_str()
+    }
+
+    /// The namespace as a shared value (to build an element in the same namespace without a copy).
+    pub fn namespace(&self) -> &Ns {
         &self.ns
     }
 
     /// True when this element is `name` in namespace `ns`.
     pub fn is(&self, name: &str, ns: &str) -> bool {
-        self.name == name && self.ns == ns
+        self.name == name && self.ns.as_str() == ns
     }
 
     /// Value of the unqualified attribute `name`.
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|a| a.ns.is_none() && a.name == name)
+            .find(|a| a.ns.is_empty() && a.name == name)
             .map(|a| a.value.as_str())
     }
 
@@ -98,7 +306,7 @@ impl Element {
     pub fn attr_ns(&self, ns: &str, name: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|a| a.ns.as_deref() == Some(ns) && a.name == name)
+            .find(|a| a.name == name && a.ns.as_str() == ns)
             .map(|a| a.value.as_str())
     }
 
@@ -106,37 +314,26 @@ impl Element {
         &self.attrs
     }
 
+    /// The prefixed namespace declarations written on this element.
+    pub fn declarations(&self) -> &[(Name, Ns)] {
+        self.decls.as_deref().map_or(&[], Vec::as_slice)
+    }
+
     /// Sets (or replaces) the unqualified attribute `name`.
     pub fn set_attr(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into();
-        if let Some(a) = self
-            .attrs
-            .iter_mut()
-            .find(|a| a.ns.is_none() && a.name == name)
-        {
-            a.value = value;
-        } else {
-            self.attrs.push(Attr {
-                ns: None,
-                name: name.to_owned(),
-                value,
-            });
-        }
+        self.set_attr_ns(Ns::NONE, name, value);
     }
 
     /// Sets (or replaces) an attribute in a namespace (`ns::XML` for `xml:lang`).
-    pub fn set_attr_ns(&mut self, ns: &str, name: &str, value: impl Into<String>) {
+    pub fn set_attr_ns(&mut self, ns: impl Into<Ns>, name: &str, value: impl Into<String>) {
+        let ns = ns.into();
         let value = value.into();
-        if let Some(a) = self
-            .attrs
-            .iter_mut()
-            .find(|a| a.ns.as_deref() == Some(ns) && a.name == name)
-        {
+        if let Some(a) = self.attrs.iter_mut().find(|a| a.name == name && a.ns == ns) {
             a.value = value;
         } else {
             self.attrs.push(Attr {
-                ns: Some(ns.to_owned()),
-                name: name.to_owned(),
+                ns,
+                name: name.into(),
                 value,
             });
         }
@@ -147,7 +344,7 @@ impl Element {
         let pos = self
             .attrs
             .iter()
-            .position(|a| a.ns.is_none() && a.name == name)?;
+            .position(|a| a.ns.is_empty() && a.name == name)?;
         Some(self.attrs.remove(pos).value)
     }
 
@@ -158,7 +355,7 @@ impl Element {
     /// Child elements, in order.
     pub fn children(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|n| match n {
-            Node::Element(e) => Some(e),
+            Node::Element(e) => Some(&**e),
             Node::Text(_) => None,
         })
     }
@@ -171,7 +368,7 @@ impl Element {
     /// The first child `name` in `ns`, mutably.
     pub fn get_child_mut(&mut self, name: &str, ns: &str) -> Option<&mut Element> {
         self.children.iter_mut().find_map(|n| match n {
-            Node::Element(e) if e.is(name, ns) => Some(e),
+            Node::Element(e) if e.is(name, ns) => Some(&mut **e),
             _ => None,
         })
     }
@@ -183,6 +380,11 @@ impl Element {
 
     /// Appends a child element.
     pub fn append_child(&mut self, child: Element) {
+        self.children.push(Node::Element(Box::new(child)));
+    }
+
+    /// Appends a child element that is already boxed.
+    pub fn append_boxed(&mut self, child: Box<Element>) {
         self.children.push(Node::Element(child));
     }
 
@@ -204,6 +406,11 @@ impl Element {
         self.children.clear();
     }
 
+    /// Keeps only the child nodes for which `keep` returns true.
+    pub fn retain_nodes(&mut self, keep: impl FnMut(&Node) -> bool) {
+        self.children.retain(keep);
+    }
+
     /// Concatenated direct text content.
     pub fn text(&self) -> String {
         let mut s = String::new();
@@ -221,74 +428,218 @@ impl Element {
     }
 
     /// Serialises as a top-level element of a stream whose default namespace is `stream_ns`
-    /// (`jabber:client`): that namespace is not repeated, `stream:` is used as the prefix of
-    /// `http://etherx.jabber.org/streams`, which the stream header declares.
+    /// (`jabber:client`) and which declared the `stream` prefix: that namespace is not repeated,
+    /// `stream:` is used as the prefix of `http://etherx.jabber.org/streams`.
     pub fn write_in_stream(&self, stream_ns: &str, out: &mut String) {
-        self.write_inner(stream_ns, out);
+        let default = Ns::new(stream_ns);
+        let mut w = Writer {
+            bindings: Vec::new(),
+            stream_prefix: true,
+            out,
+        };
+        w.element(self, &default);
     }
 
     /// Serialises as a standalone document fragment (the default namespace is declared).
     pub fn to_xml(&self) -> String {
         let mut s = String::new();
-        self.write_inner("", &mut s);
+        let mut w = Writer {
+            bindings: Vec::new(),
+            stream_prefix: false,
+            out: &mut s,
+        };
+        w.element(self, &Ns::NONE);
         s
-    }
-
-    fn write_inner(&self, parent_ns: &str, out: &mut String) {
-        let stream_prefixed = self.ns == ns::STREAM;
-        out.push('<');
-        if stream_prefixed {
-            out.push_str("stream:");
-        }
-        out.push_str(&self.name);
-        if !stream_prefixed && self.ns != parent_ns {
-            out.push_str(" xmlns='");
-            escape_attr(&self.ns, out);
-            out.push('\'');
-        }
-        let mut prefix_n = 0usize;
-        for a in &self.attrs {
-            out.push(' ');
-            match a.ns.as_deref() {
-                None => {}
-                Some(ns::XML) => out.push_str("xml:"),
-                Some(other) => {
-                    // Namespaced attributes other than xml:* are rare; declare a prefix for each.
-                    let _ = write!(out, "xmlns:a{prefix_n}='");
-                    escape_attr(other, out);
-                    let _ = write!(out, "' a{prefix_n}:");
-                    prefix_n += 1;
-                }
-            }
-            out.push_str(&a.name);
-            out.push_str("='");
-            escape_attr(&a.value, out);
-            out.push('\'');
-        }
-        if self.children.is_empty() {
-            out.push_str("/>");
-            return;
-        }
-        out.push('>');
-        let child_parent_ns = if stream_prefixed { parent_ns } else { &self.ns };
-        for n in &self.children {
-            match n {
-                Node::Element(e) => e.write_inner(child_parent_ns, out),
-                Node::Text(t) => escape_text(t, out),
-            }
-        }
-        out.push_str("</");
-        if stream_prefixed {
-            out.push_str("stream:");
-        }
-        out.push_str(&self.name);
-        out.push('>');
     }
 }
 
 impl std::fmt::Display for Element {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_xml())
+    }
+}
+
+/// A prefix binding in scope while serialising.
+struct Binding<'a> {
+    prefix: Cow<'a, str>,
+    ns: &'a Ns,
+    /// A later (inner) binding of the same prefix hides this one.
+    shadowed: bool,
+    /// The binding this one hides, made visible again when this one goes out of scope.
+    shadows: Option<usize>,
+}
+
+/// The serialiser: the prefix bindings in scope, outermost first.
+struct Writer<'a, 'o> {
+    bindings: Vec<Binding<'a>>,
+    /// Inside a stream whose header bound `stream` (kept out of `bindings` so that writing a
+    /// stanza allocates nothing for its scope).
+    stream_prefix: bool,
+    out: &'o mut String,
+}
+
+/// Where an element's or attribute's prefix comes from.
+#[derive(Clone, Copy)]
+enum Prefix {
+    /// A binding in scope.
+    At(usize),
+    /// The stream header's `stream` prefix.
+    Stream,
+}
+
+impl<'a> Writer<'a, '_> {
+    fn bind(&mut self, prefix: Cow<'a, str>, ns: &'a Ns) {
+        let shadows = self
+            .bindings
+            .iter()
+            .rposition(|b| !b.shadowed && b.prefix == prefix);
+        if let Some(i) = shadows {
+            self.bindings[i].shadowed = true;
+        }
+        self.bindings.push(Binding {
+            prefix,
+            ns,
+            shadowed: false,
+            shadows,
+        });
+    }
+
+    fn unbind_to(&mut self, mark: usize) {
+        while self.bindings.len() > mark {
+            if let Some(b) = self.bindings.pop()
+                && let Some(i) = b.shadows
+            {
+                self.bindings[i].shadowed = false;
+            }
+        }
+    }
+
+    /// A visible prefix bound to `ns`.
+    fn prefix_for(&self, ns: &Ns) -> Option<Prefix> {
+        if let Some(i) = self
+            .bindings
+            .iter()
+            .rposition(|b| !b.shadowed && *b.ns == *ns)
+        {
+            return Some(Prefix::At(i));
+        }
+        let stream_visible = self.stream_prefix
+            && ns.as_str() == ns::STREAM
+            && !self
+                .bindings
+                .iter()
+                .any(|b| !b.shadowed && b.prefix == "stream");
+        stream_visible.then_some(Prefix::Stream)
+    }
+
+    fn push_prefix(&mut self, p: Prefix) {
+        match p {
+            Prefix::At(i) => {
+                let Writer { bindings, out, .. } = self;
+                out.push_str(&bindings[i].prefix);
+            }
+            Prefix::Stream => self.out.push_str("stream"),
+        }
+        self.out.push(':');
+    }
+
+    /// A prefix not visible in scope, for a namespace that has none.
+    fn fresh_prefix(&self) -> String {
+        (0..)
+            .map(|n| format!("ns{n}"))
+            .find(|p| {
+                !self
+                    .bindings
+                    .iter()
+                    .any(|b| !b.shadowed && b.prefix == p.as_str())
+            })
+            .unwrap_or_default()
+    }
+
+    fn element(&mut self, el: &'a Element, default: &'a Ns) {
+        let mark = self.bindings.len();
+        for (p, n) in el.declarations() {
+            self.bind(Cow::Borrowed(p.as_str()), n);
+        }
+        // The element's prefix: `xml`, none (the default namespace), a visible prefix, or a new
+        // default namespace declared here.
+        let mut new_default = None;
+        let prefix: Option<Prefix> = if el.ns.as_str() == ns::XML || el.ns == *default {
+            None
+        } else if let Some(p) = self.prefix_for(&el.ns) {
+            Some(p)
+        } else {
+            new_default = Some(&el.ns);
+            None
+        };
+        let xml_prefixed = el.ns.as_str() == ns::XML;
+        self.out.push('<');
+        self.write_qname(xml_prefixed, prefix, &el.name);
+        for (p, n) in el.declarations() {
+            self.out.push_str(" xmlns:");
+            self.out.push_str(p);
+            self.out.push_str("='");
+            escape_attr(n.as_str(), self.out);
+            self.out.push('\'');
+        }
+        if let Some(d) = new_default {
+            self.out.push_str(" xmlns='");
+            escape_attr(d.as_str(), self.out);
+            self.out.push('\'');
+        }
+        for a in &el.attrs {
+            self.out.push(' ');
+            if a.ns.is_empty() {
+            } else if a.ns.as_str() == ns::XML {
+                self.out.push_str("xml:");
+            } else {
+                let p = match self.prefix_for(&a.ns) {
+                    Some(p) => p,
+                    None => {
+                        // Only trees built by the server get here: parsed attributes always
+                        // have a prefix in scope.
+                        let p = self.fresh_prefix();
+                        self.out.push_str("xmlns:");
+                        self.out.push_str(&p);
+                        self.out.push_str("='");
+                        escape_attr(a.ns.as_str(), self.out);
+                        self.out.push_str("' ");
+                        self.bind(Cow::Owned(p), &a.ns);
+                        Prefix::At(self.bindings.len() - 1)
+                    }
+                };
+                self.push_prefix(p);
+            }
+            self.out.push_str(&a.name);
+            self.out.push_str("='");
+            escape_attr(&a.value, self.out);
+            self.out.push('\'');
+        }
+        if el.children.is_empty() {
+            self.out.push_str("/>");
+        } else {
+            self.out.push('>');
+            let child_default = new_default.unwrap_or(default);
+            for n in &el.children {
+                match n {
+                    Node::Element(e) => self.element(e, child_default),
+                    Node::Text(t) => escape_text(t, self.out),
+                }
+            }
+            self.out.push_str("</");
+            self.write_qname(xml_prefixed, prefix, &el.name);
+            self.out.push('>');
+        }
+        self.unbind_to(mark);
+    }
+
+    fn write_qname(&mut self, xml_prefixed: bool, prefix: Option<Prefix>, name: &str) {
+        if xml_prefixed {
+            self.out.push_str("xml:");
+        } else if let Some(p) = prefix {
+            self.push_prefix(p);
+        }
+        self.out.push_str(name);
     }
 }
 
@@ -352,6 +703,11 @@ mod tests {
             s,
             "<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
         );
+        // Outside a stream there is no `stream` prefix: the namespace is declared.
+        assert_eq!(
+            e.to_xml(),
+            "<error xmlns='http://etherx.jabber.org/streams'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></error>"
+        );
     }
 
     #[test]
@@ -359,12 +715,73 @@ mod tests {
         let mut e = Element::new("body", ns::CLIENT);
         e.set_attr_ns(ns::XML, "lang", "de");
         e.set_attr_ns("urn:x", "k", "v");
+        e.set_attr_ns("urn:x", "l", "w");
         assert_eq!(
             e.to_xml(),
-            "<body xmlns='jabber:client' xml:lang='de' xmlns:a0='urn:x' a0:k='v'/>"
+            "<body xmlns='jabber:client' xml:lang='de' xmlns:ns0='urn:x' ns0:k='v' ns0:l='w'/>"
         );
         assert_eq!(e.attr_ns(ns::XML, "lang"), Some("de"));
         assert_eq!(e.attr("lang"), None);
+    }
+
+    /// Namespaces in XML §3: the `xml` prefix is bound by definition and must not be declared;
+    /// no other prefix and no default namespace may be bound to its namespace.
+    #[test]
+    fn elements_in_the_xml_namespace_keep_the_xml_prefix() {
+        let e = Element::new("message", ns::CLIENT).with_child(Element::new("foo", ns::XML));
+        let mut s = String::new();
+        e.write_in_stream(ns::CLIENT, &mut s);
+        assert_eq!(s, "<message><xml:foo/></message>");
+    }
+
+    #[test]
+    fn declared_prefixes_are_reused_not_repeated() {
+        let uri = Ns::new("urn:long");
+        let mut x = Element::from_parts(
+            "x".into(),
+            Ns::new("urn:x"),
+            Vec::new(),
+            vec![("p".into(), uri.clone())],
+        );
+        for _ in 0..3 {
+            x.append_child(Element::new("a", uri.clone()));
+        }
+        let mut a = Element::new("b", uri.clone());
+        a.set_attr_ns(uri.clone(), "k", "v");
+        x.append_child(a);
+        let mut s = String::new();
+        x.write_in_stream(ns::CLIENT, &mut s);
+        assert_eq!(
+            s,
+            "<x xmlns:p='urn:long' xmlns='urn:x'><p:a/><p:a/><p:a/><p:b p:k='v'/></x>"
+        );
+    }
+
+    #[test]
+    fn shadowed_prefixes_are_not_used() {
+        let n = Ns::new("urn:n");
+        let m = Ns::new("urn:m");
+        let mut inner =
+            Element::from_parts("y".into(), m.clone(), Vec::new(), vec![("p".into(), m)]);
+        inner.append_child(Element::new("a", n.clone()));
+        let mut outer =
+            Element::from_parts("x".into(), n.clone(), Vec::new(), vec![("p".into(), n)]);
+        outer.append_child(inner);
+        assert_eq!(
+            outer.to_xml(),
+            "<p:x xmlns:p='urn:n'><p:y xmlns:p='urn:m'><a xmlns='urn:n'/></p:y></p:x>"
+        );
+    }
+
+    #[test]
+    fn namespaces_compare_by_value() {
+        let a = Ns::new("urn:a");
+        let b = Ns::from_string("urn:a".to_owned());
+        assert_eq!(a, b);
+        assert_eq!(Ns::new(ns::CLIENT), Ns::from_static(ns::CLIENT));
+        assert_eq!(Ns::from_static("urn:a"), a);
+        assert_ne!(Ns::new("urn:b"), a);
+        assert_eq!(Ns::NONE, Ns::new(""));
     }
 
     #[test]

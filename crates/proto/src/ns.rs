@@ -26,3 +26,64 @@ pub const ROSTER_VER: &str = "urn:xmpp:features:rosterver";
 pub const PRE_APPROVAL: &str = "urn:xmpp:features:pre-approval";
 /// XEP-0115 entity capabilities.
 pub const CAPS: &str = "http://jabber.org/protocol/caps";
+/// XEP-0203 delayed delivery.
+pub const DELAY: &str = "urn:xmpp:delay";
+/// XEP-0334 message processing hints.
+pub const HINTS: &str = "urn:xmpp:hints";
+/// XEP-0085 chat state notifications.
+pub const CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
+/// XEP-0184 message delivery receipts.
+pub const RECEIPTS: &str = "urn:xmpp:receipts";
+/// XEP-0359 unique and stable stanza ids.
+pub const SID: &str = "urn:xmpp:sid:0";
+/// XEP-0054 vcard-temp.
+pub const VCARD: &str = "vcard-temp";
+/// XEP-0092 software version.
+pub const VERSION: &str = "jabber:iq:version";
+/// XEP-0202 entity time.
+pub const TIME: &str = "urn:xmpp:time";
+/// XEP-0004 data forms.
+pub const DATA_FORMS: &str = "jabber:x:data";
+/// XEP-0333 chat markers.
+pub const MARKERS: &str = "urn:xmpp:chat-markers:0";
+/// The namespace of namespace declarations themselves (Namespaces in XML §3); never bindable.
+pub const XMLNS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// The `'static` copy of a namespace name Starling knows, so that elements in the usual
+/// namespaces share one string instead of each owning a copy.
+pub fn known(uri: &str) -> Option<&'static str> {
+    const ALL: &[&str] = &[
+        CLIENT,
+        STREAM,
+        XML,
+        SERVER,
+        STREAMS,
+        STANZAS,
+        TLS,
+        SASL,
+        BIND,
+        SESSION,
+        SASL_CB,
+        STREAM_LIMITS,
+        XMPP_ERRORS,
+        PING,
+        DISCO_INFO,
+        DISCO_ITEMS,
+        ROSTER,
+        ROSTER_VER,
+        PRE_APPROVAL,
+        CAPS,
+        DELAY,
+        HINTS,
+        CHATSTATES,
+        RECEIPTS,
+        SID,
+        VCARD,
+        VERSION,
+        TIME,
+        DATA_FORMS,
+        MARKERS,
+    ];
+    // Namespace names are compared by length first, so a long unknown URI costs one pass.
+    ALL.iter().copied().find(|k| *k == uri)
+}

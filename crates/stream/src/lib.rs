@@ -16,8 +16,11 @@
 //! SASL) with a fresh decoder over the remaining bytes, or drop them (after STARTTLS's `<proceed/>`,
 //! where anything already received is plaintext pipelined by the peer and must never be processed).
 
+use std::collections::HashMap;
+
 use rxml::error::EndOrError;
-use rxml::{Event, Parse, Parser, WithOptions};
+use rxml::{Parse, RawEvent, RawParser, WithOptions};
+use starling_proto::element::{Attr, Name, Ns};
 use starling_proto::{Element, StreamError, StreamErrorCondition, ns};
 
 /// Per-stanza limits.
@@ -29,20 +32,33 @@ pub struct Limits {
     pub max_elements: usize,
     /// Maximum nesting depth inside a top-level element (the top-level element is depth 1).
     pub max_depth: usize,
+    /// Maximum attributes on one element (namespace declarations not included).
+    pub max_attributes_per_element: usize,
+    /// Maximum attributes in one top-level element, its descendants included.
+    pub max_attributes: usize,
+    /// Maximum namespace declarations in one top-level element: every `xmlns:p='…'`, and every
+    /// `xmlns='…'` that changes the default namespace (repeating the inherited one is free).
+    pub max_namespace_declarations: usize,
 }
 
 impl Limits {
-    /// Limits after authentication: 256 KiB, no element-count limit beyond what the bytes allow.
+    /// Limits after authentication: 256 KiB, 5,000 elements, 64 attributes per element.
     pub const DEFAULT: Limits = Limits {
         max_stanza_bytes: 256 * 1024,
-        max_elements: usize::MAX,
+        max_elements: 5000,
         max_depth: 100,
+        max_attributes_per_element: 64,
+        max_attributes: 10_000,
+        max_namespace_declarations: 128,
     };
     /// Limits before authentication: 8 KiB and 32 elements per stanza.
     pub const PREAUTH: Limits = Limits {
         max_stanza_bytes: 8 * 1024,
         max_elements: 32,
         max_depth: 16,
+        max_attributes_per_element: 16,
+        max_attributes: 64,
+        max_namespace_declarations: 8,
     };
 }
 
@@ -51,6 +67,9 @@ impl Default for Limits {
         Limits::DEFAULT
     }
 }
+
+/// Largest stream header accepted (`<stream:stream …>` with its attributes and declarations).
+pub const MAX_HEADER_BYTES: usize = 4096;
 
 /// The opening `<stream:stream>` tag.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,6 +109,9 @@ pub enum DecodeError {
     TooManyElements(usize),
     #[error("stanza nested deeper than {0}")]
     TooDeep(usize),
+    /// Another per-stanza limit (attributes, namespace declarations, token or header size).
+    #[error("{0}")]
+    Policy(String),
 }
 
 impl DecodeError {
@@ -111,6 +133,7 @@ impl DecodeError {
                 .with_text(format!("stanza has more than {n} elements")),
             DecodeError::TooDeep(n) => StreamError::new(C::PolicyViolation)
                 .with_text(format!("stanza nested deeper than {n} levels")),
+            DecodeError::Policy(t) => StreamError::new(C::PolicyViolation).with_text(t.clone()),
         }
     }
 }
@@ -118,34 +141,96 @@ impl DecodeError {
 fn map_rxml(e: rxml::Error) -> DecodeError {
     use rxml::Error as E;
     match e {
+        // rxml's token limit: a name or an attribute value longer than MAX_TOKEN bytes. Not a
+        // forbidden XML feature but a size limit (RFC 6120 §4.9.3.14 policy-violation).
+        E::RestrictedXml("long name or reference" | "event too long") => DecodeError::Policy(
+            format!("a name or attribute value is longer than {MAX_TOKEN} bytes"),
+        ),
         E::RestrictedXml(what) => DecodeError::RestrictedXml(what.to_owned()),
         E::UndeclaredEntity => DecodeError::RestrictedXml("entity reference".to_owned()),
+        // `<!` followed by anything but a comment or CDATA: a document type declaration
+        // (RFC 6120 §11.1 forbids internal and external DTD subsets).
+        E::InvalidSyntax("malformed cdata or comment section start") => {
+            DecodeError::RestrictedXml("document type declaration".to_owned())
+        }
         E::UndeclaredNamespacePrefix(_) => DecodeError::BadNamespacePrefix,
         other => DecodeError::NotWellFormed(other.to_string()),
     }
 }
 
+/// The largest single token (attribute value, name, text chunk) `rxml` buffers.
+const MAX_TOKEN: usize = 16 * 1024;
+
+/// An element whose head (name and attributes) is being received.
+#[derive(Debug, Default)]
+struct Head {
+    prefix: Option<Name>,
+    name: Name,
+    /// Attributes as written; those with a prefix other than `xml` wait in `attr_prefixes` for
+    /// their namespace, which a declaration later in the same tag may bind.
+    attrs: Vec<Attr>,
+    attr_prefixes: Vec<(usize, Name)>,
+    /// `xmlns='…'`, when present.
+    default_decl: Option<Ns>,
+    /// `xmlns:p='…'`, in order.
+    decls: Vec<(Name, Ns)>,
+}
+
+/// An open element of the current stanza.
+#[derive(Debug)]
+struct Open {
+    el: Element,
+    /// The default namespace inside it.
+    default: Ns,
+    /// How many prefixed declarations it pushed onto `Work::prefixes`.
+    decls: usize,
+}
+
+/// A header or stanza being received. Boxed and dropped after each frame: an idle stream holds
+/// none of it.
+#[derive(Debug, Default)]
+struct Work {
+    head: Option<Head>,
+    /// Elements under construction, outermost first.
+    stack: Vec<Open>,
+    /// Prefix → bindings made inside the stanza, innermost last (a lookup costs the prefix's
+    /// length, whatever the number of bindings).
+    prefixes: HashMap<Name, Vec<Ns>>,
+    /// Prefixes declared by each open element, innermost last, to unbind at its end.
+    declared: Vec<Name>,
+}
+
 /// The stream decoder. One per stream: after a stream restart (SASL success, STARTTLS) make a new one.
+///
+/// Namespaces are resolved here, on rxml's raw events, so that the tree keeps the declarations
+/// where the sender wrote them (see `starling_proto::element`); elements that inherit a namespace
+/// share its name instead of copying it.
 #[derive(Debug)]
 pub struct Decoder {
-    parser: Parser,
+    parser: RawParser,
     limits: Limits,
     /// 0 before the header, 1 between stanzas, >1 inside a stanza.
     depth: usize,
-    /// Elements under construction, outermost first.
-    stack: Vec<Element>,
-    /// Bytes of the current top-level element already reported in events.
+    /// Whether any byte went to the parser (whitespace before the header is skipped).
+    started: bool,
+    closed: bool,
+    work: Option<Box<Work>>,
+    /// The header's default namespace (`jabber:client` for a client).
+    header_default: Ns,
+    /// Whether the header bound `stream` to the streams namespace (as every client does).
+    header_stream: bool,
+    /// Any other prefixes the header bound (rare: boxed, one word in every decoder).
+    #[allow(clippy::box_collection)]
+    header_prefixes: Option<Box<HashMap<Name, Ns>>>,
+    /// Bytes of the current top-level element (or of the header) already reported in events.
     stanza_bytes: usize,
     stanza_elements: usize,
-    /// Bytes consumed by the parser but not yet reported in an event (a partial token, or an element
-    /// head whose attributes are still arriving).
+    stanza_attributes: usize,
+    stanza_declarations: usize,
+    /// Bytes consumed by the parser but not yet reported in an event (a partial token).
     pending_bytes: usize,
     failed: Option<DecodeError>,
-    closed: bool,
 }
-
-/// The largest single token (attribute value, name, text chunk) `rxml` buffers.
-const MAX_TOKEN: usize = 16 * 1024;
 
 impl Decoder {
     pub fn new(limits: Limits) -> Self {
@@ -153,7 +238,7 @@ impl Decoder {
             max_token_length: limits.max_stanza_bytes.clamp(256, MAX_TOKEN),
             ..Default::default()
         };
-        let mut parser = Parser::with_options(options);
+        let mut parser = RawParser::with_options(options);
         // Hand text over as it arrives: errors in it (bad UTF-8) surface at once and bytes are counted
         // against the limit without waiting for a token to fill.
         parser.set_text_buffering(false);
@@ -161,12 +246,18 @@ impl Decoder {
             parser,
             limits,
             depth: 0,
-            stack: Vec::new(),
+            started: false,
+            closed: false,
+            work: None,
+            header_default: Ns::NONE,
+            header_stream: false,
+            header_prefixes: None,
             stanza_bytes: 0,
             stanza_elements: 0,
+            stanza_attributes: 0,
+            stanza_declarations: 0,
             pending_bytes: 0,
             failed: None,
-            closed: false,
         }
     }
 
@@ -186,14 +277,27 @@ impl Decoder {
 
     /// Whether a top-level element is partly received.
     pub fn in_stanza(&self) -> bool {
-        self.depth > 1
+        self.depth >= 1 && self.work.is_some()
     }
 
-    /// Bytes of input held for a frame not yet complete: the part of a stanza received so far,
-    /// and a token still arriving.
+    /// Bytes of input held for a frame not yet complete: the part of a stanza (or header)
+    /// received so far, and a token still arriving.
     pub fn buffered_bytes(&self) -> usize {
-        let partial = if self.depth > 1 { self.stanza_bytes } else { 0 };
+        let partial = if self.work.is_some() {
+            self.stanza_bytes
+        } else {
+            0
+        };
         partial + self.pending_bytes
+    }
+
+    /// The limit on the frame being received: the header's or a stanza's.
+    fn frame_limit(&self) -> usize {
+        if self.depth == 0 {
+            MAX_HEADER_BYTES
+        } else {
+            self.limits.max_stanza_bytes
+        }
     }
 
     /// Parses from `input` until one frame is complete, advancing `input` past the bytes consumed.
@@ -213,11 +317,22 @@ impl Decoder {
                 "data after the end of the stream".to_owned(),
             )));
         }
+        if !self.started {
+            // Whitespace before the header is legal (XML 1.0 §2.8, `Misc`). A client restarting
+            // the stream after SASL may send a line break after `</auth>` that reaches this new
+            // decoder first (go-sendxmpp does).
+            let skip = input
+                .iter()
+                .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                .count();
+            *input = &input[skip..];
+        }
         if input.is_empty() {
             // Asking rxml with nothing to read would make its lexer reserve a token buffer
-            // (`max_token_length` bytes) that an idle stream would then hold.
+            // that an idle stream would then hold.
             return Ok(None);
         }
+        self.started = true;
         loop {
             let before = input.len();
             let ev = self.parser.parse(input, false);
@@ -232,13 +347,9 @@ impl Decoder {
                 }
                 Err(EndOrError::NeedMoreData) => {
                     // Nothing complete yet: what is buffered counts against the limit already, so an
-                    // endless element head or token cannot grow past it.
-                    if self.depth != 1 || self.pending_bytes > 0 {
-                        let partial = if self.depth > 1 { self.stanza_bytes } else { 0 };
-                        if partial + self.pending_bytes > self.limits.max_stanza_bytes {
-                            let e = DecodeError::StanzaTooBig(self.limits.max_stanza_bytes);
-                            return Err(self.fail(e));
-                        }
+                    // endless token cannot grow past it.
+                    if self.buffered_bytes() > self.frame_limit() {
+                        return Err(self.fail(self.too_big()));
                     }
                     return Ok(None);
                 }
@@ -252,76 +363,81 @@ impl Decoder {
         }
     }
 
+    fn too_big(&self) -> DecodeError {
+        if self.depth == 0 {
+            DecodeError::Policy(format!(
+                "stream header longer than {} bytes",
+                self.frame_limit()
+            ))
+        } else {
+            DecodeError::StanzaTooBig(self.limits.max_stanza_bytes)
+        }
+    }
+
     fn fail(&mut self, e: DecodeError) -> DecodeError {
         self.failed = Some(e.clone());
-        self.stack = Vec::new();
+        self.work = None;
         e
     }
 
-    fn handle(&mut self, ev: Event) -> Result<Option<Frame>, DecodeError> {
-        // Count the bytes of the top-level element being received; whitespace between stanzas is not
-        // part of any stanza.
-        let starts_stanza = self.depth == 1 && matches!(ev, Event::StartElement(..));
-        if starts_stanza {
+    fn work(&mut self) -> Result<&mut Work, DecodeError> {
+        self.work
+            .as_deref_mut()
+            .ok_or_else(|| DecodeError::NotWellFormed("content outside an element".into()))
+    }
+
+    fn handle(&mut self, ev: RawEvent) -> Result<Option<Frame>, DecodeError> {
+        // Count the bytes of the header or of the top-level element being received; whitespace
+        // between stanzas is not part of any stanza.
+        if self.work.is_none() && matches!(ev, RawEvent::ElementHeadOpen(..)) {
+            self.work = Some(Box::default());
             self.stanza_bytes = 0;
+            self.stanza_elements = 0;
+            self.stanza_attributes = 0;
+            self.stanza_declarations = 0;
         }
-        if self.depth > 1 || starts_stanza {
+        if self.work.is_some() {
             self.stanza_bytes += ev.metrics().len();
-            self.check_bytes()?;
+            if self.stanza_bytes > self.frame_limit() {
+                return Err(self.too_big());
+            }
         }
         match ev {
-            Event::XmlDeclaration(..) => Ok(None),
-            Event::StartElement(_, (elem_ns, name), attrs) => {
-                if self.depth == 0 {
-                    if elem_ns.as_str() != ns::STREAM {
-                        return Err(DecodeError::InvalidNamespace);
+            RawEvent::XmlDeclaration(..) => Ok(None),
+            RawEvent::ElementHeadOpen(_, (prefix, name)) => {
+                if self.depth >= 1 {
+                    self.stanza_elements += 1;
+                    if self.stanza_elements > self.limits.max_elements {
+                        return Err(DecodeError::TooManyElements(self.limits.max_elements));
                     }
-                    if name.as_str() != "stream" {
-                        return Err(DecodeError::BadFormat(
-                            "the root element must be <stream:stream>".into(),
-                        ));
-                    }
-                    // The content namespace (`xmlns='jabber:client'`) is not visible here: `rxml` resolves
-                    // it. The session checks the namespace of each top-level element instead.
-                    let mut h = StreamHeader::default();
-                    for ((ans, aname), value) in attrs.into_iter() {
-                        match (ans.as_str(), aname.as_str()) {
-                            ("", "to") => h.to = Some(value),
-                            ("", "from") => h.from = Some(value),
-                            ("", "id") => h.id = Some(value),
-                            ("", "version") => h.version = Some(value),
-                            (ns::XML, "lang") => h.lang = Some(value),
-                            _ => {}
-                        }
-                    }
-                    self.depth = 1;
-                    return Ok(Some(Frame::Header(h)));
-                }
-                if self.depth == 1 {
-                    self.stanza_elements = 0;
-                }
-                self.stanza_elements += 1;
-                if self.stanza_elements > self.limits.max_elements {
-                    return Err(DecodeError::TooManyElements(self.limits.max_elements));
-                }
-                if self.depth > self.limits.max_depth {
-                    return Err(DecodeError::TooDeep(self.limits.max_depth));
-                }
-                let mut el = Element::new(name.as_str(), elem_ns.as_str());
-                for ((ans, aname), value) in attrs.into_iter() {
-                    if ans.is_empty() {
-                        el.set_attr(aname.as_str(), value);
-                    } else {
-                        el.set_attr_ns(ans.as_str(), aname.as_str(), value);
+                    if self.depth > self.limits.max_depth {
+                        return Err(DecodeError::TooDeep(self.limits.max_depth));
                     }
                 }
-                self.stack.push(el);
-                self.depth += 1;
+                self.work()?.head = Some(Head {
+                    prefix: prefix.map(|p| p.into_inner()),
+                    name: name.into_inner(),
+                    ..Head::default()
+                });
                 Ok(None)
             }
-            Event::Text(_, text) => {
-                match self.stack.last_mut() {
-                    Some(top) => top.append_text(text),
+            RawEvent::Attribute(_, (prefix, name), value) => {
+                self.attribute(prefix.map(|p| p.into_inner()), name.into_inner(), value)?;
+                Ok(None)
+            }
+            RawEvent::ElementHeadClose(_) => {
+                let Some(head) = self.work()?.head.take() else {
+                    return Err(DecodeError::NotWellFormed("element head".into()));
+                };
+                if self.depth == 0 {
+                    return self.header(head).map(Some);
+                }
+                self.open_element(head)?;
+                Ok(None)
+            }
+            RawEvent::Text(_, text) => {
+                match self.work.as_deref_mut().and_then(|w| w.stack.last_mut()) {
+                    Some(top) => top.el.append_text(text),
                     None => {
                         // Between stanzas only whitespace (keepalives) is allowed.
                         if !text.chars().all(|c| c.is_ascii_whitespace()) {
@@ -335,42 +451,289 @@ impl Decoder {
                 }
                 Ok(None)
             }
-            Event::EndElement(_) => {
+            RawEvent::ElementFoot(_) => {
                 if self.depth == 1 {
                     self.depth = 0;
                     self.closed = true;
                     return Ok(Some(Frame::Close));
                 }
                 self.depth -= 1;
-                let Some(done) = self.stack.pop() else {
+                let work = self.work()?;
+                let Some(done) = work.stack.pop() else {
                     return Err(DecodeError::NotWellFormed("unbalanced end tag".into()));
                 };
-                match self.stack.last_mut() {
+                for _ in 0..done.decls {
+                    if let Some(p) = work.declared.pop()
+                        && let Some(stack) = work.prefixes.get_mut(&p)
+                    {
+                        stack.pop();
+                        if stack.is_empty() {
+                            work.prefixes.remove(&p);
+                        }
+                    }
+                }
+                match work.stack.last_mut() {
                     Some(parent) => {
-                        parent.append_child(done);
+                        parent.el.append_child(done.el);
                         Ok(None)
                     }
                     None => {
-                        // Give back the token buffer after every stanza: an idle stream then
-                        // holds none. Keeping it until the stream goes quiet instead was tried:
-                        // no CPU saved, and ~3 KiB more RSS per connection after a login storm,
-                        // from the heap's fragmentation. The buffer starts at 256 bytes and grows
-                        // to `max_token_length` only for long tokens (our rxml patch,
-                        // vendor/rxml/PATCHES.md), so this costs a small allocation per stanza.
+                        // Give back the token buffer and the working state after every stanza:
+                        // an idle stream then holds none.
+                        self.work = None;
                         self.parser.release_temporaries();
-                        Ok(Some(Frame::Element(done)))
+                        Ok(Some(Frame::Element(done.el)))
                     }
                 }
             }
         }
     }
 
-    fn check_bytes(&self) -> Result<(), DecodeError> {
-        if self.stanza_bytes > self.limits.max_stanza_bytes {
-            return Err(DecodeError::StanzaTooBig(self.limits.max_stanza_bytes));
+    /// One attribute of the element head being received: a namespace declaration or an attribute.
+    fn attribute(
+        &mut self,
+        prefix: Option<Name>,
+        name: Name,
+        value: String,
+    ) -> Result<(), DecodeError> {
+        let limits = self.limits;
+        let in_stanza = self.depth > 0;
+        let inherited = match self.work.as_deref().and_then(|w| w.stack.last()) {
+            Some(open) => open.default.clone(),
+            None => self.header_default.clone(),
+        };
+        let Some(head) = self.work.as_deref_mut().and_then(|w| w.head.as_mut()) else {
+            return Err(DecodeError::NotWellFormed("attribute outside a tag".into()));
+        };
+        let duplicate = || DecodeError::NotWellFormed("duplicate attribute".into());
+        match prefix.as_deref() {
+            Some("xmlns") => {
+                // rxml refuses to bind `xmlns`, to bind `xml` to anything but its namespace, and
+                // to bind another prefix to the XML namespace. `xmlns:xml` is redundant: the
+                // prefix is bound by definition and never declared again (Namespaces in XML §3).
+                if name == "xml" {
+                    return Ok(());
+                }
+                if head.decls.iter().any(|(p, _)| *p == name) {
+                    return Err(duplicate());
+                }
+                self.stanza_declarations += 1;
+                if self.stanza_declarations > limits.max_namespace_declarations {
+                    return Err(too_many_declarations(limits));
+                }
+                head.decls.push((name, Ns::from_string(value)));
+            }
+            None if name == "xmlns" => {
+                if head.default_decl.is_some() {
+                    return Err(duplicate());
+                }
+                // Namespaces in XML §3: neither reserved namespace may be the default.
+                if value == ns::XML || value == ns::XMLNS {
+                    return Err(DecodeError::NotWellFormed(
+                        "a reserved namespace cannot be the default namespace".into(),
+                    ));
+                }
+                let ns = Ns::from_string(value);
+                if in_stanza && ns != inherited {
+                    self.stanza_declarations += 1;
+                    if self.stanza_declarations > limits.max_namespace_declarations {
+                        return Err(too_many_declarations(limits));
+                    }
+                }
+                head.default_decl = Some(ns);
+            }
+            _ => {
+                if head.attrs.len() >= limits.max_attributes_per_element {
+                    return Err(DecodeError::Policy(format!(
+                        "an element has more than {} attributes",
+                        limits.max_attributes_per_element
+                    )));
+                }
+                self.stanza_attributes += 1;
+                if in_stanza && self.stanza_attributes > limits.max_attributes {
+                    return Err(DecodeError::Policy(format!(
+                        "stanza has more than {} attributes",
+                        limits.max_attributes
+                    )));
+                }
+                let ns = match prefix {
+                    None => Ns::NONE,
+                    Some(p) if p == "xml" => Ns::from_static(ns::XML),
+                    Some(p) => {
+                        head.attr_prefixes.push((head.attrs.len(), p));
+                        Ns::NONE
+                    }
+                };
+                head.attrs.push(Attr { ns, name, value });
+            }
         }
         Ok(())
     }
+
+    /// The stream header: its namespace scope is the bottom of every stanza's.
+    fn header(&mut self, head: Head) -> Result<Frame, DecodeError> {
+        self.work = None;
+        for (p, ns) in head.decls {
+            if p == "stream" && ns == ns::STREAM {
+                self.header_stream = true;
+            } else {
+                self.header_prefixes.get_or_insert_default().insert(p, ns);
+            }
+        }
+        self.header_default = head.default_decl.unwrap_or(Ns::NONE);
+        let elem_ns = match head.prefix.as_deref() {
+            None => self.header_default.clone(),
+            Some(p) => self.header_prefix(p)?,
+        };
+        if elem_ns != ns::STREAM {
+            return Err(DecodeError::InvalidNamespace);
+        }
+        if head.name != "stream" {
+            return Err(DecodeError::BadFormat(
+                "the root element must be <stream:stream>".into(),
+            ));
+        }
+        for (_, p) in &head.attr_prefixes {
+            self.header_prefix(p)?;
+        }
+        // The content namespace (`xmlns='jabber:client'`) is checked by the session on each
+        // top-level element.
+        let mut h = StreamHeader::default();
+        for (i, a) in head.attrs.into_iter().enumerate() {
+            if head.attr_prefixes.iter().any(|(j, _)| *j == i) {
+                continue;
+            }
+            match (a.namespace(), a.name.as_str()) {
+                (None, "to") => h.to = Some(a.value),
+                (None, "from") => h.from = Some(a.value),
+                (None, "id") => h.id = Some(a.value),
+                (None, "version") => h.version = Some(a.value),
+                (Some(ns::XML), "lang") => h.lang = Some(a.value),
+                _ => {}
+            }
+        }
+        self.stanza_bytes = 0;
+        self.depth = 1;
+        Ok(Frame::Header(h))
+    }
+
+    /// A prefix bound by the stream header.
+    fn header_prefix(&self, p: &str) -> Result<Ns, DecodeError> {
+        if p == "stream" && self.header_stream {
+            return Ok(Ns::from_static(ns::STREAM));
+        }
+        self.header_prefixes
+            .as_ref()
+            .and_then(|m| m.get(p))
+            .cloned()
+            .ok_or(DecodeError::BadNamespacePrefix)
+    }
+
+    /// The namespace bound to `p` inside the stanza. A binding made by the stream header is
+    /// copied onto the stanza's top element (`root_decls`), so that the stanza carries every
+    /// declaration it needs wherever it is written.
+    fn resolve(&self, p: &str, root_decls: &mut Vec<(Name, Ns)>) -> Result<Ns, DecodeError> {
+        if p == "xml" {
+            return Ok(Ns::from_static(ns::XML));
+        }
+        if let Some(ns) = self
+            .work
+            .as_deref()
+            .and_then(|w| w.prefixes.get(p))
+            .and_then(|s| s.last())
+        {
+            return Ok(ns.clone());
+        }
+        let ns = self.header_prefix(p)?;
+        let ours = p == "stream" && self.header_stream;
+        if !ours && !root_decls.iter().any(|(q, _)| q == p) {
+            root_decls.push((p.into(), ns.clone()));
+        }
+        Ok(ns)
+    }
+
+    /// A complete element head inside the stream: resolves its names and opens it.
+    fn open_element(&mut self, head: Head) -> Result<(), DecodeError> {
+        let Head {
+            prefix,
+            name,
+            mut attrs,
+            attr_prefixes,
+            default_decl,
+            decls,
+        } = head;
+        let ndecls = decls.len();
+        let default = match default_decl {
+            Some(d) => d,
+            None => match self.work.as_deref().and_then(|w| w.stack.last()) {
+                Some(open) => open.default.clone(),
+                None => self.header_default.clone(),
+            },
+        };
+        if ndecls > 0 {
+            let work = self.work()?;
+            for (p, ns) in &decls {
+                work.prefixes.entry(p.clone()).or_default().push(ns.clone());
+                work.declared.push(p.clone());
+            }
+        }
+        // Header bindings used inside the stanza are declared again on its top element.
+        let mut root_extra = Vec::new();
+        let elem_ns = match prefix.as_deref() {
+            None => default.clone(),
+            Some(p) => self.resolve(p, &mut root_extra)?,
+        };
+        for (i, p) in &attr_prefixes {
+            let ns = self.resolve(p, &mut root_extra)?;
+            if let Some(a) = attrs.get_mut(*i) {
+                a.ns = ns;
+            }
+        }
+        check_unique(&attrs)?;
+        let mut el = Element::from_parts(name, elem_ns, attrs, decls);
+        let work = self.work()?;
+        if !root_extra.is_empty() {
+            match work.stack.first_mut() {
+                Some(root) => root.el.add_declarations(root_extra),
+                None => el.add_declarations(root_extra),
+            }
+        }
+        work.stack.push(Open {
+            el,
+            default,
+            decls: ndecls,
+        });
+        self.depth += 1;
+        Ok(())
+    }
+}
+
+fn too_many_declarations(limits: Limits) -> DecodeError {
+    DecodeError::Policy(format!(
+        "stanza has more than {} namespace declarations",
+        limits.max_namespace_declarations
+    ))
+}
+
+/// XML 1.0 "Unique Att Spec" and Namespaces in XML §6.3: no two attributes with the same
+/// namespace and local name. Hashed beyond a few, so that it costs the attributes' length.
+fn check_unique(attrs: &[Attr]) -> Result<(), DecodeError> {
+    let dup = || DecodeError::NotWellFormed("duplicate attribute".into());
+    if attrs.len() <= 8 {
+        for (i, a) in attrs.iter().enumerate() {
+            if attrs[..i].iter().any(|b| b.name == a.name && b.ns == a.ns) {
+                return Err(dup());
+            }
+        }
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::with_capacity(attrs.len());
+    for a in attrs {
+        if !seen.insert((&a.ns, a.name.as_str())) {
+            return Err(dup());
+        }
+    }
+    Ok(())
 }
 
 /// Parses one stanza stored as text (as [`Element::to_xml`] wrote it: `xmlns='jabber:client'` on
@@ -382,6 +745,9 @@ pub fn parse_stored(xml: &str) -> Result<Element, DecodeError> {
         max_stanza_bytes: xml.len().saturating_add(1),
         max_elements: usize::MAX,
         max_depth: 1024,
+        max_attributes_per_element: usize::MAX,
+        max_attributes: usize::MAX,
+        max_namespace_declarations: usize::MAX,
     };
     let mut dec = Decoder::new(limits);
     let header = format!(

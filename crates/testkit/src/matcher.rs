@@ -29,6 +29,9 @@ pub(crate) const TEST_LIMITS: Limits = Limits {
     max_stanza_bytes: 16 * 1024 * 1024,
     max_elements: usize::MAX,
     max_depth: 1024,
+    max_attributes_per_element: usize::MAX,
+    max_attributes: usize::MAX,
+    max_namespace_declarations: usize::MAX,
 };
 
 /// Parses one element written in the `jabber:client` default namespace (`stream:` prefix allowed).
@@ -91,8 +94,8 @@ pub fn assert_matches(expected: &str, actual: &Element) {
 }
 
 fn attr_name(a: &Attr) -> String {
-    match a.ns.as_deref() {
-        None => a.name.clone(),
+    match a.namespace() {
+        None => a.name.to_string(),
         Some(ns::XML) => format!("xml:{}", a.name),
         Some(other) => format!("{{{other}}}{}", a.name),
     }

@@ -222,18 +222,15 @@ fn strip_captures(
                 }
                 out.push(Capture {
                     path: path.clone(),
-                    ns: a.ns.clone(),
-                    attr: a.name.clone(),
+                    ns: a.namespace().map(str::to_owned),
+                    attr: a.name.to_string(),
                     var: var.to_owned(),
                 });
                 WILDCARD
             }
             None => a.value.as_str(),
         };
-        match &a.ns {
-            None => copy.set_attr(&a.name, value),
-            Some(ns) => copy.set_attr_ns(ns, &a.name, value),
-        }
+        copy.set_attr_ns(&a.ns, &a.name, value);
     }
     let mut index = 0;
     for node in el.nodes() {

@@ -148,7 +148,7 @@ async fn a_wrong_expectation_fails_with_line_and_both_stanzas() {
         "{message}"
     );
     assert!(
-        message.contains("expected: <iq id='p2' to='alice@localhost/r' type='result'/>"),
+        message.contains("expected: <iq type='result' id='p2' to='alice@localhost/r'/>"),
         "{message}"
     );
     assert!(
@@ -244,7 +244,7 @@ async fn any_order_accepts_a_permutation_and_rejects_a_stranger() {
         message.starts_with(
             "received a stanza that matches none of the 1 still expected (of 1):\n\
              received: <iq id='p3' to='alice@localhost/r' type='result'/>\n\
-             expected one of:\n  line 18: <iq id='p4' to='alice@localhost/r' type='result'/>"
+             expected one of:\n  line 18: <iq type='result' id='p4' to='alice@localhost/r'/>"
         ),
         "{message}"
     );
