@@ -208,7 +208,10 @@ pub enum Node {
 }
 
 /// An XML element with its namespace name (never a prefix).
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Equality is XML's: names, namespaces, attributes and children; which prefixes were declared
+/// where is presentation and does not count.
+#[derive(Clone, Debug)]
 pub struct Element {
     name: Name,
     ns: Ns,
@@ -219,6 +222,17 @@ pub struct Element {
     #[allow(clippy::box_collection)]
     decls: Option<Box<Vec<(Name, Ns)>>>,
 }
+
+impl PartialEq for Element {
+    fn eq(&self, other: &Element) -> bool {
+        self.name == other.name
+            && self.ns == other.ns
+            && self.attrs == other.attrs
+            && self.children == other.children
+    }
+}
+
+impl Eq for Element {}
 
 impl Element {
     /// A new empty element `name` in namespace `ns`.

@@ -750,11 +750,9 @@ pub fn parse_stored(xml: &str) -> Result<Element, DecodeError> {
         max_namespace_declarations: usize::MAX,
     };
     let mut dec = Decoder::new(limits);
-    let header = format!(
-        "<stream:stream xmlns='{}' xmlns:stream='{}'>",
-        ns::CLIENT,
-        ns::STREAM
-    );
+    // No default namespace around it: `to_xml` wrote the element as a document of its own, with
+    // its namespace declared (an element in no namespace inside it is then unqualified).
+    let header = format!("<stream:stream xmlns:stream='{}'>", ns::STREAM);
     let mut input = header.as_bytes();
     match dec.next_frame(&mut input)? {
         Some(Frame::Header(_)) => {}
