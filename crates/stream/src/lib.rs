@@ -693,10 +693,13 @@ impl Decoder {
         let mut el = Element::from_parts(name, elem_ns, attrs, decls);
         let work = self.work()?;
         if !root_extra.is_empty() {
-            match work.stack.first_mut() {
-                Some(root) => root.el.add_declarations(root_extra),
-                None => el.add_declarations(root_extra),
-            }
+            let root = match work.stack.first_mut() {
+                Some(root) => &mut root.el,
+                None => &mut el,
+            };
+            // At most once per prefix: bounded by the header's declarations.
+            root_extra.retain(|(p, _)| !root.declarations().iter().any(|(q, _)| q == p));
+            root.add_declarations(root_extra);
         }
         work.stack.push(Open {
             el,

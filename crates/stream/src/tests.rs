@@ -343,7 +343,10 @@ fn first_error(doc: &str) -> StreamErrorCondition {
 fn restricted_xml_is_rejected() {
     use StreamErrorCondition::*;
     let dtd = "<?xml version='1.0'?><!DOCTYPE lol [<!ENTITY lol 'lol'>]><stream:stream xmlns:stream='http://etherx.jabber.org/streams'>";
-    assert!(matches!(first_error(dtd), RestrictedXml | NotWellFormed));
+    // RFC 6120 §11.1: a document type declaration is restricted XML, not merely malformed.
+    assert_eq!(first_error(dtd), RestrictedXml);
+    let xxe = format!("{HEADER}<!DOCTYPE m SYSTEM 'file:///etc/passwd'><message/>");
+    assert_eq!(first_error(&xxe), RestrictedXml);
     let entity = format!("{HEADER}<message><body>&lol;</body></message>");
     assert_eq!(first_error(&entity), RestrictedXml);
     let comment = format!("{HEADER}<!-- hi --><message/>");
@@ -359,6 +362,100 @@ fn restricted_xml_is_rejected() {
     assert_eq!(first_error(&mismatched), NotWellFormed);
     let text = format!("{HEADER}hello<message/>");
     assert_eq!(first_error(&text), BadFormat);
+}
+
+/// XML 1.0 §2.8: whitespace (`Misc`) may precede the document element. go-sendxmpp sends a line
+/// break after `</auth>`, which reaches the decoder made for the restarted stream first.
+#[test]
+fn whitespace_before_the_header_is_skipped() {
+    let doc = format!("\n \r\n{HEADER}<message/>");
+    let frames = decode(&doc).unwrap();
+    assert!(matches!(frames[0], Frame::Header(_)));
+    assert_eq!(frames.len(), 2);
+    let frames = decode_all(
+        &mut Decoder::new(Limits::DEFAULT),
+        &[b"\n", b"  ", HEADER.as_bytes()],
+    )
+    .unwrap();
+    assert!(matches!(frames[0], Frame::Header(_)));
+    // Anything else before the header is still an error.
+    assert!(decode(&format!("x{HEADER}")).is_err());
+}
+
+/// Namespaces in XML §3: the XML namespace is never the default namespace, and `xmlns:xml` may
+/// only repeat its fixed binding (which is then not written again).
+#[test]
+fn reserved_namespaces_cannot_be_rebound() {
+    use StreamErrorCondition::*;
+    let xml_default = format!("{HEADER}<message><foo xmlns='{}'/></message>", ns::XML);
+    assert_eq!(first_error(&xml_default), NotWellFormed);
+    let xml_other = format!("{HEADER}<message xmlns:xml='urn:x'/>");
+    assert_eq!(first_error(&xml_other), NotWellFormed);
+    let redundant = format!(
+        "{HEADER}<message xmlns:xml='{}'><xml:foo/></message>",
+        ns::XML
+    );
+    let frames = decode(&redundant).unwrap();
+    assert_eq!(stanza_xml(&frames[1]), "<message><xml:foo/></message>");
+}
+
+/// Per-stanza limits other than bytes: each a <policy-violation/> (RFC 6120 §4.9.3.14).
+#[test]
+fn attribute_and_declaration_limits() {
+    let limits = Limits {
+        max_attributes_per_element: 3,
+        max_attributes: 5,
+        max_namespace_declarations: 2,
+        ..Limits::DEFAULT
+    };
+    let run = |doc: String| decode_all(&mut Decoder::new(limits), &[doc.as_bytes()]);
+    assert!(run(format!("{HEADER}<m a='' b='' c=''/>")).is_ok());
+    assert_eq!(
+        run(format!("{HEADER}<m a='' b='' c='' d=''/>")),
+        Err(DecodeError::Policy(
+            "an element has more than 3 attributes".into()
+        ))
+    );
+    assert_eq!(
+        run(format!(
+            "{HEADER}<m a='' b=''><n a='' b=''/><n a='' b=''/></m>"
+        )),
+        Err(DecodeError::Policy(
+            "stanza has more than 5 attributes".into()
+        ))
+    );
+    // Repeating the inherited default namespace is free; changing it counts.
+    assert!(run(format!("{HEADER}<m xmlns='jabber:client'><n xmlns='jabber:client'/><n xmlns='jabber:client'/></m>")).is_ok());
+    assert_eq!(
+        run(format!(
+            "{HEADER}<m xmlns:a='u' xmlns:b='v'><n xmlns='w'/></m>"
+        )),
+        Err(DecodeError::Policy(
+            "stanza has more than 2 namespace declarations".into()
+        ))
+    );
+    let err = run(format!("{HEADER}<m a='' b='' c='' d=''/>")).unwrap_err();
+    assert_eq!(
+        err.to_stream_error().condition,
+        StreamErrorCondition::PolicyViolation
+    );
+}
+
+/// A prefix the stream header declared and a stanza uses is declared again on the stanza, so
+/// that it means the same wherever the stanza is written (offline storage, another stream).
+#[test]
+fn header_prefixes_travel_with_the_stanza() {
+    let header = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' \
+        xmlns:h='urn:h' to='localhost' version='1.0'>";
+    let frames = decode(&format!("{header}<message><h:x h:a='1'/><h:y/></message>")).unwrap();
+    assert_eq!(
+        stanza_xml(&frames[1]),
+        "<message xmlns:h='urn:h'><h:x h:a='1'/><h:y/></message>"
+    );
+    let Frame::Element(e) = &frames[1] else {
+        panic!()
+    };
+    assert_eq!(parse_stored(&e.to_xml()).unwrap(), *e);
 }
 
 #[test]

@@ -162,6 +162,8 @@ pub struct Client {
     header: Option<StreamHeader>,
     features: Option<Element>,
     next_id: u64,
+    /// Bytes read from the connection so far (after TLS).
+    received: u64,
 }
 
 impl std::fmt::Debug for Client {
@@ -188,6 +190,7 @@ impl Client {
             header: None,
             features: None,
             next_id: 0,
+            received: 0,
         }
     }
 
@@ -214,6 +217,11 @@ impl Client {
     }
 
     /// How long each receive waits (default [`DEFAULT_TIMEOUT`]).
+    /// Bytes read from the connection so far (after TLS), frames not yet decoded included.
+    pub fn bytes_received(&self) -> u64 {
+        self.received
+    }
+
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -365,7 +373,10 @@ impl Client {
             }
             match self.conn.read(&mut chunk).await {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    self.received += n as u64;
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
                 Err(e) if is_closed(&e) => self.eof = true,
                 Err(e) => return Err(e.into()),
             }
