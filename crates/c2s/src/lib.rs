@@ -40,6 +40,11 @@ pub struct C2sSettings {
     pub max_stanza_size: usize,
     pub preauth_max_stanza_size: usize,
     pub preauth_max_elements: usize,
+    /// Per-stanza limits after authentication besides bytes (see `starling_stream::Limits`).
+    pub max_elements: usize,
+    pub max_attributes_per_element: usize,
+    pub max_attributes: usize,
+    pub max_namespace_declarations: usize,
     /// Time from connect until a resource must be bound.
     pub auth_timeout: Duration,
     /// Read rate in bytes per second (0 = unlimited) and burst.
@@ -63,6 +68,10 @@ impl Default for C2sSettings {
             max_stanza_size: 256 * 1024,
             preauth_max_stanza_size: 8 * 1024,
             preauth_max_elements: 32,
+            max_elements: starling_stream::Limits::DEFAULT.max_elements,
+            max_attributes_per_element: starling_stream::Limits::DEFAULT.max_attributes_per_element,
+            max_attributes: starling_stream::Limits::DEFAULT.max_attributes,
+            max_namespace_declarations: starling_stream::Limits::DEFAULT.max_namespace_declarations,
             auth_timeout: Duration::from_secs(60),
             rate: 10 * 1024,
             burst: Duration::from_secs(2),

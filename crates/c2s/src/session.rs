@@ -964,8 +964,13 @@ fn preauth_limits(shared: &C2sShared) -> Limits {
 }
 
 fn postauth_limits(shared: &C2sShared) -> Limits {
+    let s = &shared.settings;
     Limits {
-        max_stanza_bytes: shared.settings.max_stanza_size,
+        max_stanza_bytes: s.max_stanza_size,
+        max_elements: s.max_elements,
+        max_attributes_per_element: s.max_attributes_per_element,
+        max_attributes: s.max_attributes,
+        max_namespace_declarations: s.max_namespace_declarations,
         ..Limits::DEFAULT
     }
 }

@@ -68,6 +68,10 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "max_stanza_size",
             "preauth_max_stanza_size",
             "preauth_max_elements",
+            "max_elements",
+            "max_attributes_per_element",
+            "max_attributes",
+            "max_namespace_declarations",
             "auth_timeout",
             "rate",
             "burst",
@@ -144,6 +148,14 @@ pub struct C2sConfig {
     pub preauth_max_stanza_size: usize,
     /// Maximum number of elements in one stanza before authentication.
     pub preauth_max_elements: usize,
+    /// Maximum number of elements in one stanza after authentication.
+    pub max_elements: usize,
+    /// Maximum attributes on one element (namespace declarations not included).
+    pub max_attributes_per_element: usize,
+    /// Maximum attributes in one stanza, its descendants included.
+    pub max_attributes: usize,
+    /// Maximum namespace declarations in one stanza (`xmlns:p`, and `xmlns` where it changes).
+    pub max_namespace_declarations: usize,
     /// How long an unauthenticated stream may stay open.
     pub auth_timeout: Duration,
     /// Sustained read rate per connection in bytes/second; 0 means unlimited.
@@ -303,6 +315,10 @@ impl Default for C2sConfig {
             max_stanza_size: 262_144,
             preauth_max_stanza_size: 8192,
             preauth_max_elements: 32,
+            max_elements: 5000,
+            max_attributes_per_element: 64,
+            max_attributes: 10_000,
+            max_namespace_declarations: 128,
             auth_timeout: Duration::from_secs(60),
             rate: 10_240,
             burst: Duration::from_secs(2),

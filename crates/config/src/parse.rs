@@ -400,6 +400,18 @@ impl Cx<'_> {
         if let Some(n) = self.usize(c2s, "c2s", "preauth_max_elements", 1) {
             c.preauth_max_elements = n;
         }
+        if let Some(n) = self.usize(c2s, "c2s", "max_elements", 1) {
+            c.max_elements = n;
+        }
+        if let Some(n) = self.usize(c2s, "c2s", "max_attributes_per_element", 1) {
+            c.max_attributes_per_element = n;
+        }
+        if let Some(n) = self.usize(c2s, "c2s", "max_attributes", 1) {
+            c.max_attributes = n;
+        }
+        if let Some(n) = self.usize(c2s, "c2s", "max_namespace_declarations", 0) {
+            c.max_namespace_declarations = n;
+        }
         if let Some(n) = self.seconds(c2s, "c2s", "auth_timeout", 1) {
             c.auth_timeout = Duration::from_secs(n);
         }

@@ -214,6 +214,10 @@ require_encryption = false
 max_stanza_size = 0x10000
 preauth_max_stanza_size = 1_024
 preauth_max_elements = 1
+max_elements = 100
+max_attributes_per_element = 8
+max_attributes = 200
+max_namespace_declarations = 4
 auth_timeout = 10
 rate = 0
 burst = 5
@@ -254,6 +258,10 @@ max_messages = 25
             max_stanza_size: 65536,
             preauth_max_stanza_size: 1024,
             preauth_max_elements: 1,
+            max_elements: 100,
+            max_attributes_per_element: 8,
+            max_attributes: 200,
+            max_namespace_declarations: 4,
             auth_timeout: Duration::from_secs(10),
             rate: 0,
             burst: Duration::from_secs(5),
