@@ -46,10 +46,24 @@
 //!
 //! Syntax errors, a `p=` flag with a non-`PLUS` mechanism, `n`/`y` with a `-PLUS` mechanism and
 //! unknown mandatory extensions (`m=`) → `malformed-request`; a wrong password, unknown user,
-//! mismatching nonce or `c=` (channel binding), a downgrade (`y` while `-PLUS` was advertised), an
-//! unknown or unavailable channel-binding type → `not-authorized`; an authzid other than the
-//! user's own bare JID → `invalid-authzid`; API misuse or unusable stored credentials →
-//! `temporary-auth-failure`.
+//! mismatching nonce or `c=` (channel binding), a downgrade (`y` while `-PLUS` was advertised)
+//! → `not-authorized`; an authzid other than the user's own bare JID → `invalid-authzid`; API
+//! misuse or unusable stored credentials → `temporary-auth-failure`.
+//!
+//! A channel-binding type this connection does not offer (unknown, like `tls-unique`, which TLS
+//! 1.3 does not define, or known but unavailable here) → `malformed-request` with the RFC 5802 §7
+//! server-error-value [`ScramServerError::UnsupportedChannelBindingType`], which
+//! [`ServerSession::server_error`] reports. The client did nothing wrong with its password: it
+//! picked a binding we do not do, and should try another mechanism.
+//!
+//! # What the caller learns beyond the condition
+//!
+//! - [`ServerSession::server_error`]: the `server-error-value` (RFC 5802 §7) to pass on to the
+//!   client, where there is one worth telling (today only the one above).
+//! - [`ServerSession::credentials_rejected`]: whether the exchange failed on the credentials
+//!   themselves (a wrong SCRAM proof, a wrong PLAIN password, an unknown user): the only failures
+//!   that are password guesses, for throttling. Malformed input, a wrong nonce or channel
+//!   binding, a downgrade, an authzid, an abort are not.
 
 use std::fmt;
 
@@ -102,6 +116,66 @@ pub enum SaslError {
     /// A client method was called out of order.
     #[error("method called in the wrong state")]
     InvalidState,
+}
+
+/// A SCRAM `server-error-value` (RFC 5802 §7), sent as `e=<value>` in place of the
+/// server-final message's verifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScramServerError {
+    /// `invalid-encoding`.
+    InvalidEncoding,
+    /// `extensions-not-supported`.
+    ExtensionsNotSupported,
+    /// `invalid-proof`.
+    InvalidProof,
+    /// `channel-bindings-dont-match`.
+    ChannelBindingsDontMatch,
+    /// `server-does-support-channel-binding`.
+    ServerDoesSupportChannelBinding,
+    /// `channel-binding-not-supported`.
+    ChannelBindingNotSupported,
+    /// `unsupported-channel-binding-type`: the `p=` type is not one this connection offers.
+    UnsupportedChannelBindingType,
+    /// `unknown-user` (never sent by this server: it would reveal which accounts exist).
+    UnknownUser,
+    /// `invalid-username-encoding`.
+    InvalidUsernameEncoding,
+    /// `no-resources`.
+    NoResources,
+    /// `other-error`.
+    OtherError,
+}
+
+impl ScramServerError {
+    /// The value as written after `e=`, e.g. `"unsupported-channel-binding-type"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScramServerError::InvalidEncoding => "invalid-encoding",
+            ScramServerError::ExtensionsNotSupported => "extensions-not-supported",
+            ScramServerError::InvalidProof => "invalid-proof",
+            ScramServerError::ChannelBindingsDontMatch => "channel-bindings-dont-match",
+            ScramServerError::ServerDoesSupportChannelBinding => {
+                "server-does-support-channel-binding"
+            }
+            ScramServerError::ChannelBindingNotSupported => "channel-binding-not-supported",
+            ScramServerError::UnsupportedChannelBindingType => "unsupported-channel-binding-type",
+            ScramServerError::UnknownUser => "unknown-user",
+            ScramServerError::InvalidUsernameEncoding => "invalid-username-encoding",
+            ScramServerError::NoResources => "no-resources",
+            ScramServerError::OtherError => "other-error",
+        }
+    }
+
+    /// The whole server-final message carrying this error: `e=<value>`.
+    pub fn server_final(&self) -> String {
+        format!("e={}", self.as_str())
+    }
+}
+
+impl fmt::Display for ScramServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Hash function of a SCRAM mechanism.

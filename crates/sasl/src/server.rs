@@ -11,7 +11,7 @@ use crate::syntax::{
 };
 use crate::{
     ChannelBindingType, ChannelBindings, DEFAULT_ITERATIONS, Mechanism, SALT_LEN, SaslFailure,
-    ScramCredential, ScramHash, crypto, saslprep,
+    ScramCredential, ScramHash, ScramServerError, crypto, saslprep,
 };
 
 /// Number of random bytes in a server nonce (base64-encoded to 24 characters).
@@ -55,6 +55,19 @@ pub struct ServerSession {
     fixed_server_nonce: Option<String>,
     unknown_user_iterations: u32,
     state: State,
+    /// The RFC 5802 §7 server-error-value of the failure, if the client should hear one.
+    server_error: Option<ScramServerError>,
+    /// The failure was a wrong proof or password, or an unknown user.
+    credentials_rejected: bool,
+}
+
+/// Why a client-first message was refused: the condition and, if any, the server error.
+struct Rejection(SaslFailure, Option<ScramServerError>);
+
+impl From<SaslFailure> for Rejection {
+    fn from(f: SaslFailure) -> Self {
+        Rejection(f, None)
+    }
 }
 
 enum State {
@@ -110,6 +123,8 @@ impl fmt::Debug for ServerSession {
             .field("domain", &self.domain)
             .field("plus_advertised", &self.plus_advertised)
             .field("state", &self.state.name())
+            .field("server_error", &self.server_error)
+            .field("credentials_rejected", &self.credentials_rejected)
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +228,8 @@ impl ServerSession {
             } else {
                 State::PlainAwaitingFirst
             },
+            server_error: None,
+            credentials_rejected: false,
         };
         let step = match initial_response {
             Some(data) if !data.is_empty() => session.step(data),
@@ -245,9 +262,36 @@ impl ServerSession {
         matches!(self.state, State::Done)
     }
 
+    /// The RFC 5802 §7 `server-error-value` that goes with the [`Step::Failure`] this exchange
+    /// ended with, if the client should be told one: today only
+    /// [`ScramServerError::UnsupportedChannelBindingType`] (a `p=` type this connection does not
+    /// offer). `None` while the exchange runs and for every other failure.
+    pub fn server_error(&self) -> Option<ScramServerError> {
+        self.server_error
+    }
+
+    /// Whether the exchange failed on the credentials themselves: a wrong SCRAM proof, a wrong
+    /// PLAIN password, or a user that does not exist (which looks the same to the client). These
+    /// are the failures that are password guesses; malformed input, a wrong nonce or channel
+    /// binding, a downgrade, an authzid, an unsupported channel-binding type and an abort are not.
+    pub fn credentials_rejected(&self) -> bool {
+        self.credentials_rejected
+    }
+
     fn fail(&mut self, failure: SaslFailure) -> Step {
         self.state = State::Done;
         Step::Failure(failure)
+    }
+
+    fn reject(&mut self, Rejection(failure, server_error): Rejection) -> Step {
+        self.server_error = server_error;
+        self.fail(failure)
+    }
+
+    /// Fails because the proof or password was wrong, or the user unknown.
+    fn fail_credentials(&mut self) -> Step {
+        self.credentials_rejected = true;
+        self.fail(SaslFailure::NotAuthorized)
     }
 
     /// Feeds the client's `<response/>` payload (raw bytes).
@@ -294,12 +338,12 @@ impl ServerSession {
                 self.state = State::ScramAwaitingCredentials(first);
                 step
             }
-            Err(failure) => self.fail(failure),
+            Err(rejection) => self.reject(rejection),
         }
     }
 
     /// Parses and checks `client-first-message` (RFC 5802 §7).
-    fn parse_client_first(&self, hash: ScramHash, msg: &[u8]) -> Result<ScramFirst, SaslFailure> {
+    fn parse_client_first(&self, hash: ScramHash, msg: &[u8]) -> Result<ScramFirst, Rejection> {
         use SaslFailure::{InvalidAuthzid, MalformedRequest, NotAuthorized};
 
         let msg = std::str::from_utf8(msg).map_err(|_| MalformedRequest)?;
@@ -313,7 +357,7 @@ impl ServerSession {
             "n" | "y" => None,
             _ => match attr(flag, 'p') {
                 Some(name) if is_valid_cb_name(name) => Some(name),
-                _ => return Err(MalformedRequest),
+                _ => return Err(MalformedRequest.into()),
             },
         };
         let authzid = if authz_field.is_empty() {
@@ -327,7 +371,7 @@ impl ServerSession {
         let user_field = fields.next().ok_or(MalformedRequest)?;
         // RFC 5802 §5.1: "m" is reserved for a mandatory extension we don't support.
         if user_field.starts_with("m=") {
-            return Err(MalformedRequest);
+            return Err(MalformedRequest.into());
         }
         let raw_username = attr(user_field, 'n')
             .and_then(decode_saslname)
@@ -338,20 +382,26 @@ impl ServerSession {
             .filter(|n| is_valid_nonce(n))
             .ok_or(MalformedRequest)?;
         if !fields.all(is_valid_extension) {
-            return Err(MalformedRequest);
+            return Err(MalformedRequest.into());
         }
 
         // Channel-binding policy (RFC 5802 §6).
         let cb_data: &[u8] = match cb_type_name {
-            None if self.mechanism.is_plus() => return Err(MalformedRequest),
+            None if self.mechanism.is_plus() => return Err(MalformedRequest.into()),
             // "y": client supports binding but thinks we don't. If we advertised -PLUS, someone
             // removed it: downgrade attack.
-            None if flag == "y" && self.plus_advertised => return Err(NotAuthorized),
+            None if flag == "y" && self.plus_advertised => return Err(NotAuthorized.into()),
             None => &[],
-            Some(_) if !self.mechanism.is_plus() => return Err(MalformedRequest),
+            Some(_) if !self.mechanism.is_plus() => return Err(MalformedRequest.into()),
+            // RFC 5802 §7: a type we do not offer on this connection (`tls-unique`, which TLS 1.3
+            // lacks, or a known one whose data is unavailable) is `e=unsupported-channel-binding-
+            // type`: a fact about the binding, not the password, so the client can fall back.
             Some(name) => ChannelBindingType::from_name(name)
                 .and_then(|t| self.bindings.get(t))
-                .ok_or(NotAuthorized)?,
+                .ok_or(Rejection(
+                    MalformedRequest,
+                    Some(ScramServerError::UnsupportedChannelBindingType),
+                ))?,
         };
 
         // RFC 5802 §5.1: SASLprep the username; failure → no account can match.
@@ -360,7 +410,7 @@ impl ServerSession {
         if let Some(authzid) = &authzid
             && !authzid_matches(authzid, &username, &self.domain)
         {
-            return Err(InvalidAuthzid);
+            return Err(InvalidAuthzid.into());
         }
 
         let mut expected_cbind_input = gs2_header.as_bytes().to_vec();
@@ -449,7 +499,7 @@ impl ServerSession {
         let computed_stored_key = crypto::digest(p.hash, &client_key);
         let ok = computed_stored_key.ct_eq(&p.stored_key) & subtle::Choice::from(u8::from(p.real));
         if !bool::from(ok) {
-            return self.fail(NotAuthorized);
+            return self.fail_credentials();
         }
         let server_signature = crypto::hmac(p.hash, &p.server_key, auth_message.as_bytes());
         Step::Success {
@@ -528,7 +578,7 @@ impl ServerSession {
                 additional_data: None,
             }
         } else {
-            self.fail(SaslFailure::NotAuthorized)
+            self.fail_credentials()
         }
     }
 }

@@ -9,7 +9,7 @@ use starling_sasl::client::{ScramClient, plain};
 use starling_sasl::{
     ChannelBindingType::{TlsExporter, TlsServerEndPoint},
     ChannelBindings, Mechanism, SaltedPassword, SaslError, SaslFailure, ScramCredential, ScramHash,
-    ServerSession, Step,
+    ScramServerError, ServerSession, Step,
 };
 
 const NA: Step = Step::Failure(SaslFailure::NotAuthorized);
@@ -98,42 +98,43 @@ fn plus_wrong_cb_data_fails() {
     }
 }
 
+/// RFC 5802 §7: a channel-binding type this connection does not offer, whether unknown
+/// (`tls-unique`, which TLS 1.3 does not define) or known but unavailable here, fails with
+/// `malformed-request` and `e=unsupported-channel-binding-type`, before any credential lookup,
+/// and is no rejected password.
 #[test]
-fn plus_unavailable_or_unknown_cb_type_fails() {
+fn plus_unavailable_or_unknown_cb_type_is_unsupported() {
     let only_exporter = ChannelBindings {
         tls_exporter: Some(vec![1; 32]),
         tls_server_end_point: None,
     };
-    let mut c = client_with(
-        ScramHash::Sha256,
-        "juliet",
-        "pw",
-        Some((TlsServerEndPoint, vec![1; 32])),
-        None,
-    );
-    assert_eq!(
-        run_scram(
-            Mechanism::ScramSha256Plus,
-            only_exporter,
-            true,
-            &mut c,
-            None
-        ),
-        NA
-    );
-    for cb in ["tls-unique", "x"] {
-        let first = format!("p={cb},,n=juliet,r=abcdef");
-        let (_, step) = ServerSession::start(
+    let cases = [
+        (only_exporter, "p=tls-server-end-point,,n=juliet,r=abcdef"),
+        (bindings(), "p=tls-unique,,n=juliet,r=abcdef"),
+        (bindings(), "p=x,,n=juliet,r=abcdef"),
+    ];
+    for (offered, first) in cases {
+        let (s, step) = ServerSession::start(
             Mechanism::ScramSha256Plus,
             DOMAIN,
-            bindings(),
+            offered,
             true,
             Some(first.as_bytes()),
         );
-        assert_eq!(step, NA, "{cb}");
+        assert_eq!(step, MALFORMED, "{first}");
+        assert_eq!(
+            s.server_error(),
+            Some(ScramServerError::UnsupportedChannelBindingType),
+            "{first}"
+        );
+        assert_eq!(
+            s.server_error().map(|e| e.server_final()).as_deref(),
+            Some("e=unsupported-channel-binding-type")
+        );
+        assert!(!s.credentials_rejected(), "{first}");
     }
-    // Syntactically invalid cb-name.
-    let (_, step) = ServerSession::start(
+    // Syntactically invalid cb-name: malformed, with nothing to tell in e=.
+    let (s, step) = ServerSession::start(
         Mechanism::ScramSha256Plus,
         DOMAIN,
         bindings(),
@@ -141,6 +142,108 @@ fn plus_unavailable_or_unknown_cb_type_fails() {
         Some(b"p=tls_exporter,,n=juliet,r=abcdef"),
     );
     assert_eq!(step, MALFORMED);
+    assert_eq!(s.server_error(), None);
+}
+
+/// COMPAT(poezio): poezio on slixmpp 1.8.3 tries SCRAM-SHA-1-PLUS with `tls-unique` and a nonce of decimal
+/// digits (`str(random.random())[2:]`), no authzid. Its exact client-first message.
+#[test]
+fn poezio_tls_unique_client_first() {
+    let (s, step) = ServerSession::start(
+        Mechanism::ScramSha1Plus,
+        DOMAIN,
+        bindings(),
+        true,
+        Some(b"p=tls-unique,,n=user,r=8419250731941614"),
+    );
+    assert_eq!(step, MALFORMED);
+    assert_eq!(
+        s.server_error(),
+        Some(ScramServerError::UnsupportedChannelBindingType)
+    );
+    assert!(!s.credentials_rejected());
+}
+
+/// Only a wrong proof or password, or an unknown user, is a rejected credential; every other
+/// failure is not (they are not password guesses).
+#[test]
+fn only_wrong_credentials_are_rejected_credentials() {
+    // Wrong SCRAM proof, each hash.
+    for hash in ScramHash::ALL {
+        let mut c = client_with(hash, "juliet", "wrong", None, None);
+        let (mut s, _) = ServerSession::start(
+            Mechanism::scram(hash, false),
+            DOMAIN,
+            ChannelBindings::none(),
+            false,
+            Some(&c.client_first()),
+        );
+        let sf = challenge(s.provide_credentials(Some(cred(hash, "r0m30"))));
+        let cf = c.handle_server_first(&sf).unwrap();
+        assert_eq!(s.step(&cf), NA);
+        assert!(s.credentials_rejected(), "{hash}");
+        assert_eq!(s.server_error(), None);
+    }
+    // Unknown user over SCRAM.
+    let mut c = client_with(ScramHash::Sha256, "nobody", "pw", None, None);
+    let (mut s, _) = ServerSession::start(
+        Mechanism::ScramSha256,
+        DOMAIN,
+        ChannelBindings::none(),
+        false,
+        Some(&c.client_first()),
+    );
+    let sf = challenge(s.provide_credentials(None));
+    let cf = c.handle_server_first(&sf).unwrap();
+    assert_eq!(s.step(&cf), NA);
+    assert!(s.credentials_rejected());
+    // PLAIN: wrong password and unknown user.
+    for (user, stored) in [
+        ("juliet", Some(cred(ScramHash::Sha256, "r0m30"))),
+        ("nobody", None),
+    ] {
+        let (mut s, step) = ServerSession::start(
+            Mechanism::Plain,
+            DOMAIN,
+            ChannelBindings::none(),
+            false,
+            Some(&plain(None, user, "wrong")),
+        );
+        assert!(matches!(step, Step::NeedCredentials { .. }));
+        assert_eq!(s.provide_credentials(stored), NA);
+        assert!(s.credentials_rejected(), "{user}");
+    }
+    // Not password guesses: a tampered nonce, a downgrade, malformed input, an abort.
+    let (mut s, _, cf) = to_final(ScramHash::Sha256);
+    assert_eq!(s.step(cf.replacen(",r=", ",r=X", 1).as_bytes()), NA);
+    assert!(!s.credentials_rejected());
+    let (s, step) = ServerSession::start(
+        Mechanism::ScramSha256,
+        DOMAIN,
+        bindings(),
+        true,
+        Some(b"y,,n=juliet,r=abc"),
+    );
+    assert_eq!(step, NA);
+    assert!(!s.credentials_rejected());
+    let (s, step) = ServerSession::start(
+        Mechanism::ScramSha256,
+        DOMAIN,
+        ChannelBindings::none(),
+        false,
+        Some(b"n,,n=juliet"),
+    );
+    assert_eq!(step, MALFORMED);
+    assert!(!s.credentials_rejected());
+    let (mut s, _) = ServerSession::start(
+        Mechanism::ScramSha256,
+        DOMAIN,
+        ChannelBindings::none(),
+        false,
+        None,
+    );
+    assert_eq!(s.abort(), Step::Failure(SaslFailure::Aborted));
+    assert!(!s.credentials_rejected());
 }
 
 #[test]
