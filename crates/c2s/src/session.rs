@@ -691,8 +691,19 @@ impl Session {
                     return Ok(Flow::Continue);
                 }
                 Step::Failure(f) => {
+                    let server_error = self.sasl.as_ref().and_then(|s| s.server_error());
                     self.sasl = None;
                     self.phase = Phase::PreAuth;
+                    if let Some(e) = server_error {
+                        // RFC 5802 §7 server-final `e=...` (today: a channel-binding type we do
+                        // not offer, like poezio's `tls-unique` on TLS 1.3). RFC 6120 has no
+                        // additional data with failure (§6.4.5, §6.5: a condition and an
+                        // optional <text/>), so the server-final message goes in <text/>. No
+                        // password was tried: it does not count toward the retries, so the
+                        // client can fall back to another mechanism.
+                        self.write_sasl_failure(f, Some(&e.server_final()));
+                        return Ok(Flow::Continue);
+                    }
                     self.sasl_failure(f, None);
                     return self.check_attempts();
                 }
@@ -743,9 +754,16 @@ impl Session {
         Ok(found.as_ref().and_then(crate::auth::to_scram))
     }
 
+    /// Answers a failed attempt and counts it toward [`MAX_SASL_ATTEMPTS`].
     fn sasl_failure(&mut self, f: SaslFailure, text: Option<&str>) {
         self.sasl_attempts += 1;
-        tracing::info!(id = self.id, peer = %self.peer, condition = f.as_str(), "authentication failed");
+        self.write_sasl_failure(f, text);
+    }
+
+    /// Writes `<failure/>` with condition `f` and optional `<text/>` (RFC 6120 §6.5), without
+    /// counting it as an attempt.
+    fn write_sasl_failure(&mut self, f: SaslFailure, text: Option<&str>) {
+        tracing::info!(id = self.id, peer = %self.peer, condition = f.as_str(), text, "authentication failed");
         let mut el =
             Element::new("failure", ns::SASL).with_child(Element::new(f.as_str(), ns::SASL));
         if let Some(t) = text {
