@@ -640,6 +640,25 @@ fn user_management_while_serving() {
         "error: example.net is not served by this configuration (hosts: localhost)\n",
     );
 
+    // RFC 7622 §3.3: a new name must be the same under PRECIS as under stringprep (RFC 6122),
+    // which the server compares with. The ligature U+FB03, which nodeprep would store as "affi",
+    // and a ZERO WIDTH JOINER, which nodeprep would drop, are refused; nothing is created.
+    assert_fails(
+        &user(&["add", "a\u{FB03}@localhost", "--password", "x"], None),
+        "error: \"a\u{FB03}\" cannot be the user name of a new account: PRECIS (RFC 7622 §3.3: \
+         the UsernameCaseMapped profile of RFC 8265) refuses U+FB03 '\u{FB03}' (character 2), \
+         which is not allowed in user names (a compatibility form, symbol, space or control); \
+         stringprep's nodeprep would silently store it as \"affi\"\n",
+    );
+    assert_fails(
+        &user(&["add", "bo\u{200D}b@localhost", "--password", "x"], None),
+        "error: \"bo\\u{200d}b\" cannot be the user name of a new account: PRECIS (RFC 7622 \
+         §3.3: the UsernameCaseMapped profile of RFC 8265) refuses U+200D (character 3), which \
+         is a joiner, allowed only after a virama (RFC 5892 Appendix A.1, A.2); stringprep's \
+         nodeprep would silently store it as \"bob\"\n",
+    );
+    assert_succeeds(&user(&["list"], None), "alice@localhost\n");
+
     // Changing the password: the old one stops working at once.
     assert_succeeds(
         &user(&["passwd", "alice@localhost", "--password", "second"], None),
