@@ -16,6 +16,7 @@ pub mod auth;
 mod limiter;
 pub mod negotiation;
 mod session;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 pub use session::Session;
+pub use throttle::{AuthThrottle, ThrottleSettings};
 
 /// Settings of the c2s listeners, derived from the configuration.
 #[derive(Clone, Debug)]
@@ -58,6 +60,8 @@ pub struct C2sSettings {
     pub queue_len: usize,
     /// How long a write may block before the peer is considered gone.
     pub write_timeout: Duration,
+    /// Delays and locks after failed password attempts ([`throttle`]).
+    pub throttle: ThrottleSettings,
 }
 
 impl Default for C2sSettings {
@@ -79,6 +83,7 @@ impl Default for C2sSettings {
             scram_iterations: starling_sasl::DEFAULT_ITERATIONS,
             queue_len: 512,
             write_timeout: Duration::from_secs(60),
+            throttle: ThrottleSettings::default(),
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct C2sShared {
     pub tls: Arc<TlsManager>,
     pub router: Arc<Router>,
     pub stores: Stores,
+    /// Failed-login counts and locks, per address and per account, for every session.
+    pub throttle: AuthThrottle,
     next_id: AtomicU64,
     /// Bytes the sessions hold in buffers (see [`C2sShared::buffered_bytes`]).
     buffered: AtomicUsize,
@@ -102,6 +109,7 @@ impl C2sShared {
         stores: Stores,
     ) -> Self {
         C2sShared {
+            throttle: AuthThrottle::new(settings.throttle.clone()),
             settings,
             tls,
             router,

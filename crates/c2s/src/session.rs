@@ -36,6 +36,12 @@ const FAR_AWAY: Duration = Duration::from_secs(365 * 24 * 3600);
 const KEEP_OUT_CAPACITY: usize = 512;
 /// SASL attempts before the stream is closed (RFC 6120 §6.4.5: at least 2, at most 5 retries).
 const MAX_SASL_ATTEMPTS: u32 = 5;
+/// `<text/>` of the `<temporary-auth-failure/>` for a locked address ([`crate::throttle`]).
+const IP_LOCKED_TEXT: &str =
+    "too many failed authentication attempts from your address; try again later";
+/// `<text/>` of the `<temporary-auth-failure/>` for a locked account ([`crate::throttle`]).
+const ACCOUNT_LOCKED_TEXT: &str =
+    "too many failed authentication attempts for this account; try again later";
 /// Stanzas taken from the queue per write.
 const WRITE_BATCH: usize = 64;
 
@@ -597,6 +603,18 @@ impl Session {
     // ----- SASL (RFC 6120 §6) -----
 
     async fn handle_auth(&mut self, e: &Element) -> Result<Flow, StreamError> {
+        // A locked address is refused before anything else (see `throttle`), whatever the
+        // password: RFC 6120 §6.5.11, a temporary condition.
+        let now = std::time::Instant::now();
+        if self
+            .shared
+            .throttle
+            .ip_locked(self.peer.ip(), now)
+            .is_some()
+        {
+            self.sasl_failure(SaslFailure::TemporaryAuthFailure, Some(IP_LOCKED_TEXT));
+            return self.check_attempts();
+        }
         let mech = e
             .attr("mechanism")
             .and_then(Mechanism::from_name)
@@ -648,7 +666,26 @@ impl Session {
         loop {
             match step {
                 Step::NeedCredentials { username, hash } => {
-                    let cred = self.lookup_credential(&username, hash).await?;
+                    let account = self.sasl_account(&username);
+                    let now = std::time::Instant::now();
+                    if let Some(a) = &account
+                        && self
+                            .shared
+                            .throttle
+                            .account_locked(a.as_str(), now)
+                            .is_some()
+                    {
+                        // Refused before the password is looked at: a lock holds for the right
+                        // password too, and costs no PBKDF2 (see `throttle`).
+                        self.sasl = None;
+                        self.phase = Phase::PreAuth;
+                        self.sasl_failure(
+                            SaslFailure::TemporaryAuthFailure,
+                            Some(ACCOUNT_LOCKED_TEXT),
+                        );
+                        return self.check_attempts();
+                    }
+                    let cred = self.lookup_credential(account, hash).await?;
                     step = match self.sasl.as_mut() {
                         Some(s) => s.provide_credentials(cred),
                         None => Step::Failure(SaslFailure::TemporaryAuthFailure),
@@ -691,8 +728,24 @@ impl Session {
                     return Ok(Flow::Continue);
                 }
                 Step::Failure(f) => {
+                    let (server_error, guessed) = self.sasl.as_ref().map_or((None, false), |s| {
+                        (s.server_error(), s.credentials_rejected())
+                    });
                     self.sasl = None;
                     self.phase = Phase::PreAuth;
+                    if let Some(e) = server_error {
+                        // RFC 5802 §7 server-final `e=...` (today: a channel-binding type we do
+                        // not offer, like poezio's `tls-unique` on TLS 1.3). RFC 6120 has no
+                        // additional data with failure (§6.4.5, §6.5: a condition and an
+                        // optional <text/>), so the server-final message goes in <text/>. No
+                        // password was tried: it counts neither toward the retries nor for the
+                        // throttle, so the client can fall back to another mechanism.
+                        self.write_sasl_failure(f, Some(&e.server_final()));
+                        return Ok(Flow::Continue);
+                    }
+                    if guessed {
+                        self.throttle_failure().await;
+                    }
                     self.sasl_failure(f, None);
                     return self.check_attempts();
                 }
@@ -700,20 +753,29 @@ impl Session {
         }
     }
 
-    /// Looks up the SCRAM credential of `username` (SASLprep'd) for `hash`. A name that is not a
-    /// valid localpart is simply unknown.
+    /// The account `username` (SASLprep'd) names on this stream's domain, normalised; `None` if
+    /// it is not a valid localpart (then no account can have it).
+    fn sasl_account(&self, username: &str) -> Option<BareJid> {
+        let domain = self.domain.as_deref().unwrap_or_default();
+        BareJid::new(&format!("{username}@{domain}"))
+            .ok()
+            .filter(|b| b.node().is_some())
+    }
+
+    /// Looks up the SCRAM credential of `account` (from [`Self::sasl_account`]) for `hash`. A
+    /// name that is not a valid localpart is simply unknown.
     async fn lookup_credential(
         &mut self,
-        username: &str,
+        account: Option<BareJid>,
         hash: starling_sasl::ScramHash,
     ) -> Result<Option<starling_sasl::ScramCredential>, StreamError> {
-        let domain = self.domain.clone().unwrap_or_default();
-        let Ok(bare) = BareJid::new(&format!("{username}@{domain}")) else {
+        let Some(bare) = account else {
             return Ok(None);
         };
         let Some(node) = bare.node() else {
             return Ok(None);
         };
+        let domain = bare.domain().as_str().to_owned();
         let localpart = node.as_str().to_owned();
         let store = &self.shared.stores.accounts;
         let mechanism = crate::auth::mechanism_name(hash);
@@ -743,9 +805,36 @@ impl Session {
         Ok(found.as_ref().and_then(crate::auth::to_scram))
     }
 
+    /// Records a password failure (a wrong proof or password, or an unknown user) with the
+    /// throttle and waits out the delay it sets before the `<failure/>` goes out: in this
+    /// session's own task, so no other session waits; a shutdown cuts the wait short.
+    async fn throttle_failure(&mut self) {
+        let domain = self.domain.as_deref().unwrap_or_default();
+        let account = self.sasl_user.as_ref().map(|u| format!("{u}@{domain}"));
+        let verdict = self.shared.throttle.record_failure(
+            self.peer.ip(),
+            account.as_deref(),
+            std::time::Instant::now(),
+        );
+        if !verdict.delay.is_zero() {
+            tracing::debug!(id = self.id, delay = ?verdict.delay, "holding the failure back");
+            tokio::select! {
+                _ = tokio::time::sleep(verdict.delay) => {}
+                _ = self.shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// Answers a failed attempt and counts it toward [`MAX_SASL_ATTEMPTS`].
     fn sasl_failure(&mut self, f: SaslFailure, text: Option<&str>) {
         self.sasl_attempts += 1;
-        tracing::info!(id = self.id, peer = %self.peer, condition = f.as_str(), "authentication failed");
+        self.write_sasl_failure(f, text);
+    }
+
+    /// Writes `<failure/>` with condition `f` and optional `<text/>` (RFC 6120 §6.5), without
+    /// counting it as an attempt.
+    fn write_sasl_failure(&mut self, f: SaslFailure, text: Option<&str>) {
+        tracing::info!(id = self.id, peer = %self.peer, condition = f.as_str(), text, "authentication failed");
         let mut el =
             Element::new("failure", ns::SASL).with_child(Element::new(f.as_str(), ns::SASL));
         if let Some(t) = text {

@@ -78,7 +78,19 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "keepalive_interval",
         ],
     ),
-    ("auth", &["allow_plain", "scram_iterations"]),
+    (
+        "auth",
+        &[
+            "allow_plain",
+            "scram_iterations",
+            "failures_before_delay",
+            "max_delay",
+            "account_lock_after",
+            "ip_lock_after",
+            "lock_window",
+            "lock_duration",
+        ],
+    ),
     ("storage", &["backend", "path"]),
     ("offline", &["max_messages"]),
 ];
@@ -91,6 +103,11 @@ pub const MIN_PREAUTH_MAX_STANZA_SIZE: usize = 512;
 /// Smallest accepted `auth.scram_iterations`.
 // RFC 7677 §4 / RFC 5802 §5.1: iteration count should be at least 4096.
 pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
+/// Largest accepted `auth.failures_before_delay`, `auth.account_lock_after` and
+/// `auth.ip_lock_after`: counts beyond it protect nothing.
+pub const MAX_AUTH_FAILURE_COUNT: u32 = 1_000_000;
+/// Largest accepted `auth.lock_window` and `auth.lock_duration`, in seconds (one week).
+pub const MAX_LOCK_SECONDS: u64 = 7 * 24 * 3600;
 /// Largest accepted `offline.max_messages`. Each stored message can be as large as
 /// `c2s.max_stanza_size`, so the queue of one account is bounded by the product of the two.
 pub const MAX_OFFLINE_MESSAGES: usize = 100_000;
@@ -167,12 +184,32 @@ pub struct C2sConfig {
 }
 
 /// `[auth]` section.
+///
+/// The throttle keys follow Prosody's `mod_limit_auth` and ejabberd's `mod_fail2ban`: only wrong
+/// passwords and unknown users count (per client address, IPv6 by /64, and per account); see
+/// `starling_c2s::throttle` for the exact semantics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthConfig {
     /// Offer SASL PLAIN (only ever over TLS).
     pub allow_plain: bool,
     /// PBKDF2 iterations for newly set passwords; at least [`MIN_SCRAM_ITERATIONS`].
     pub scram_iterations: u32,
+    /// Failed logins of an address or account (in its `lock_window`) answered at once; later
+    /// ones wait 1 s, 2 s, 4 s, … up to `max_delay`.
+    pub failures_before_delay: u32,
+    /// The longest a failed login's answer is held back; zero disables delays. Less than
+    /// `c2s.auth_timeout`.
+    pub max_delay: Duration,
+    /// Failed logins of one account (from any address) in `lock_window` after which it is locked
+    /// for `lock_duration`: even the right password is refused. 0 never locks accounts.
+    pub account_lock_after: u32,
+    /// Failed logins from one address (any account) in `lock_window` after which it is locked
+    /// for `lock_duration`. 0 never locks addresses.
+    pub ip_lock_after: u32,
+    /// How long failures are counted, from a key's first failure.
+    pub lock_window: Duration,
+    /// How long a lock lasts.
+    pub lock_duration: Duration,
 }
 
 /// `[storage]` section.
@@ -332,6 +369,12 @@ impl Default for AuthConfig {
         AuthConfig {
             allow_plain: true,
             scram_iterations: MIN_SCRAM_ITERATIONS,
+            failures_before_delay: 3,
+            max_delay: Duration::from_secs(10),
+            account_lock_after: 10,
+            ip_lock_after: 20,
+            lock_window: Duration::from_secs(600),
+            lock_duration: Duration::from_secs(300),
         }
     }
 }

@@ -10,8 +10,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::{
-    Config, ConfigError, ConfigErrors, HostConfig, MAX_OFFLINE_MESSAGES, MIN_MAX_STANZA_SIZE,
-    MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, SCHEMA, StorageBackend,
+    Config, ConfigError, ConfigErrors, HostConfig, MAX_AUTH_FAILURE_COUNT, MAX_LOCK_SECONDS,
+    MAX_OFFLINE_MESSAGES, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS,
+    SCHEMA, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -248,15 +249,7 @@ impl Cx<'_> {
         }
 
         if let Some(auth) = self.section(root, "auth") {
-            if let Some(b) = self.bool(auth, "auth", "allow_plain") {
-                config.auth.allow_plain = b;
-            }
-            let min = u64::from(MIN_SCRAM_ITERATIONS);
-            if let Some(n) = self.uint(auth, "auth", "scram_iterations", min, u32::MAX.into())
-                && let Ok(n) = u32::try_from(n)
-            {
-                config.auth.scram_iterations = n;
-            }
+            self.read_auth(auth, config);
         }
 
         if let Some(storage) = self.section(root, "storage") {
@@ -378,6 +371,39 @@ impl Cx<'_> {
         }
     }
 
+    fn read_auth(&mut self, auth: &DeTable<'_>, config: &mut Config) {
+        let a = &mut config.auth;
+        if let Some(b) = self.bool(auth, "auth", "allow_plain") {
+            a.allow_plain = b;
+        }
+        let min = u64::from(MIN_SCRAM_ITERATIONS);
+        if let Some(n) = self.uint(auth, "auth", "scram_iterations", min, u32::MAX.into())
+            && let Ok(n) = u32::try_from(n)
+        {
+            a.scram_iterations = n;
+        }
+        let max_count = u64::from(MAX_AUTH_FAILURE_COUNT);
+        let count = |cx: &mut Self, name: &str, field: &mut u32| {
+            if let Some(n) = cx.uint(auth, "auth", name, 0, max_count)
+                && let Ok(n) = u32::try_from(n)
+            {
+                *field = n;
+            }
+        };
+        count(self, "failures_before_delay", &mut a.failures_before_delay);
+        count(self, "account_lock_after", &mut a.account_lock_after);
+        count(self, "ip_lock_after", &mut a.ip_lock_after);
+        if let Some(n) = self.uint(auth, "auth", "max_delay", 0, MAX_LOCK_SECONDS) {
+            a.max_delay = Duration::from_secs(n);
+        }
+        if let Some(n) = self.uint(auth, "auth", "lock_window", 1, MAX_LOCK_SECONDS) {
+            a.lock_window = Duration::from_secs(n);
+        }
+        if let Some(n) = self.uint(auth, "auth", "lock_duration", 1, MAX_LOCK_SECONDS) {
+            a.lock_duration = Duration::from_secs(n);
+        }
+    }
+
     fn read_c2s(&mut self, c2s: &DeTable<'_>, config: &mut Config) {
         let c = &mut config.c2s;
         if let Some(list) = self.addresses(c2s, "listen") {
@@ -486,6 +512,24 @@ impl Cx<'_> {
             self.error_near(
                 "c2s.preauth_max_stanza_size",
                 &["c2s.preauth_max_stanza_size", "c2s.max_stanza_size"],
+                message,
+            );
+        }
+
+        // A failure held back past the authentication deadline would end the stream with
+        // <connection-timeout/> instead of answering it.
+        let a = &config.auth;
+        if a.max_delay >= c.auth_timeout
+            && !self.failed("auth.max_delay")
+            && !self.failed("c2s.auth_timeout")
+        {
+            let message = format!(
+                "must be less than c2s.auth_timeout ({} s)",
+                c.auth_timeout.as_secs()
+            );
+            self.error_near(
+                "auth.max_delay",
+                &["auth.max_delay", "c2s.auth_timeout"],
                 message,
             );
         }

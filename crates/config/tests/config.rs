@@ -91,6 +91,12 @@ fn default_values() {
     assert_eq!(c.c2s.keepalive_interval, Some(Duration::from_secs(300)));
     assert!(c.auth.allow_plain);
     assert_eq!(c.auth.scram_iterations, 4096);
+    assert_eq!(c.auth.failures_before_delay, 3);
+    assert_eq!(c.auth.max_delay, Duration::from_secs(10));
+    assert_eq!(c.auth.account_lock_after, 10);
+    assert_eq!(c.auth.ip_lock_after, 20);
+    assert_eq!(c.auth.lock_window, Duration::from_secs(600));
+    assert_eq!(c.auth.lock_duration, Duration::from_secs(300));
     assert_eq!(c.storage.backend, StorageBackend::Sqlite);
     assert_eq!(c.storage.path, PathBuf::from("starling.db"));
     assert_eq!(
@@ -226,6 +232,12 @@ keepalive_interval = 0
 [auth]
 allow_plain = false
 scram_iterations = 10000
+failures_before_delay = 0
+max_delay = 5
+account_lock_after = 0
+ip_lock_after = 50
+lock_window = 3600
+lock_duration = 60
 
 [storage]
 backend = "sqlite"
@@ -270,6 +282,12 @@ max_messages = 25
         auth: AuthConfig {
             allow_plain: false,
             scram_iterations: 10_000,
+            failures_before_delay: 0,
+            max_delay: Duration::from_secs(5),
+            account_lock_after: 0,
+            ip_lock_after: 50,
+            lock_window: Duration::from_secs(3600),
+            lock_duration: Duration::from_secs(60),
         },
         storage: StorageConfig {
             backend: StorageBackend::Sqlite,
@@ -735,6 +753,111 @@ fn scram_iterations_bounds() {
     assert_eq!(m, "must be at most 4294967295");
     let config = parse("[auth]\nscram_iterations = 4294967295\n").unwrap();
     assert_eq!(config.auth.scram_iterations, u32::MAX);
+}
+
+#[test]
+fn throttle_bounds() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "failures_before_delay = -1",
+            "auth.failures_before_delay",
+            "must be at least 0",
+        ),
+        (
+            "failures_before_delay = 1000001",
+            "auth.failures_before_delay",
+            "must be at most 1000000",
+        ),
+        (
+            "account_lock_after = 1000001",
+            "auth.account_lock_after",
+            "must be at most 1000000",
+        ),
+        (
+            "ip_lock_after = -3",
+            "auth.ip_lock_after",
+            "must be at least 0",
+        ),
+        ("max_delay = -1", "auth.max_delay", "must be at least 0"),
+        (
+            "max_delay = 604801",
+            "auth.max_delay",
+            "must be at most 604800",
+        ),
+        ("lock_window = 0", "auth.lock_window", "must be at least 1"),
+        (
+            "lock_duration = 0",
+            "auth.lock_duration",
+            "must be at least 1",
+        ),
+        (
+            "lock_duration = 604801",
+            "auth.lock_duration",
+            "must be at most 604800",
+        ),
+        (
+            "ip_lock_after = \"20\"",
+            "auth.ip_lock_after",
+            "expected an integer, found string",
+        ),
+        (
+            "lock_window = 1.5",
+            "auth.lock_window",
+            "expected an integer, found float",
+        ),
+    ];
+    for (body, key, message) in cases {
+        let (k, l, m) = one_error(&format!("[auth]\n{body}\n"));
+        assert_eq!((k.as_str(), m.as_str()), (*key, *message), "for {body:?}");
+        assert_eq!(l, Some(2), "for {body:?}");
+    }
+    // Zero switches delays and locks off; the extremes are accepted.
+    let config = parse(
+        "[auth]\nmax_delay = 0\naccount_lock_after = 0\nip_lock_after = 1000000\n\
+         failures_before_delay = 1000000\nlock_window = 604800\nlock_duration = 1\n",
+    )
+    .unwrap();
+    assert_eq!(config.auth.max_delay, Duration::ZERO);
+    assert_eq!(config.auth.account_lock_after, 0);
+    assert_eq!(config.auth.ip_lock_after, 1_000_000);
+    assert_eq!(config.auth.failures_before_delay, 1_000_000);
+    assert_eq!(config.auth.lock_window, Duration::from_secs(604_800));
+    assert_eq!(config.auth.lock_duration, Duration::from_secs(1));
+}
+
+#[test]
+fn max_delay_must_stay_below_the_auth_timeout() {
+    // A failure held back past the deadline would end the stream instead of being answered.
+    assert_eq!(
+        one_error("[c2s]\nauth_timeout = 10\n[auth]\nmax_delay = 10\n"),
+        (
+            "auth.max_delay".into(),
+            Some(4),
+            "must be less than c2s.auth_timeout (10 s)".into()
+        )
+    );
+    assert_eq!(
+        one_error("[auth]\nmax_delay = 60\n"),
+        (
+            "auth.max_delay".into(),
+            Some(2),
+            "must be less than c2s.auth_timeout (60 s)".into()
+        )
+    );
+    // Only the timeout written: the error points at it (max_delay is the default 10).
+    assert_eq!(
+        one_error("[c2s]\nauth_timeout = 5\n"),
+        (
+            "auth.max_delay".into(),
+            Some(2),
+            "must be less than c2s.auth_timeout (5 s)".into()
+        )
+    );
+    assert!(parse("[c2s]\nauth_timeout = 11\n[auth]\nmax_delay = 10\n").is_ok());
+    assert!(parse("[c2s]\nauth_timeout = 1\n[auth]\nmax_delay = 0\n").is_ok());
+    // Not checked against a timeout that was itself wrong.
+    let (k, _, _) = one_error("[c2s]\nauth_timeout = 0\n");
+    assert_eq!(k, "c2s.auth_timeout");
 }
 
 #[test]

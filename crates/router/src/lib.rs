@@ -14,6 +14,11 @@
 //! - to another domain: `<remote-server-not-found/>` until federation exists.
 //!
 //! An error is never answered with an error (RFC 6120 §8.3.1).
+//!
+//! A `to` written in a non-canonical form (`ALICE@LOCALHOST`, fullwidth letters) is parsed once,
+//! normalised (RFC 7622 §3.2, RFC 6122 stringprep, through the `jid` crate) and written back in
+//! its canonical form before any hook or recipient sees the stanza: routing already compared
+//! normalised JIDs, and now what is delivered says the same address it was routed by.
 
 mod registry;
 
@@ -149,14 +154,15 @@ impl Router {
     }
 
     /// Routes a stanza from a local client session; `from` has been stamped by the session.
-    pub async fn route_from_client(&self, session: &FullJid, stanza: Element) {
+    pub async fn route_from_client(&self, session: &FullJid, mut stanza: Element) {
+        let to = canonical_to(&mut stanza);
         if let Some(kind) = StanzaKind::of(&stanza)
             && self.run_hooks(kind, HookPoint::FromClient, &stanza).await
         {
             return;
         }
         // RFC 6120 §8.1.1.1: a stanza without 'to' is for the sender's own account.
-        self.route_with_default(stanza, Some(session)).await;
+        self.route_parsed(stanza, to, Some(session)).await;
     }
 
     /// Routes a stanza whose `from` is trusted.
@@ -164,20 +170,28 @@ impl Router {
         self.route_with_default(stanza, None).await;
     }
 
-    async fn route_with_default(&self, stanza: Element, client: Option<&FullJid>) {
+    async fn route_with_default(&self, mut stanza: Element, client: Option<&FullJid>) {
+        let to = canonical_to(&mut stanza);
+        self.route_parsed(stanza, to, client).await;
+    }
+
+    /// Routes a stanza whose `to` was parsed (and rewritten canonically) by [`canonical_to`].
+    async fn route_parsed(
+        &self,
+        stanza: Element,
+        to: Result<Option<Jid>, ()>,
+        client: Option<&FullJid>,
+    ) {
         let Some(kind) = StanzaKind::of(&stanza) else {
             tracing::debug!(name = stanza.name(), "not a stanza; dropped");
             return;
         };
-        let to = match stanza.attr("to") {
-            None => None,
-            Some(to) => match Jid::new(to) {
-                Ok(j) => Some(j),
-                Err(_) => {
-                    Box::pin(self.bounce(&stanza, StanzaErrorCondition::JidMalformed)).await;
-                    return;
-                }
-            },
+        let to = match to {
+            Ok(to) => to,
+            Err(()) => {
+                Box::pin(self.bounce(&stanza, StanzaErrorCondition::JidMalformed)).await;
+                return;
+            }
         };
         match to {
             None => match client {
@@ -420,6 +434,21 @@ impl Router {
             entry.handle.send(reply);
         }
     }
+}
+
+/// Parses the stanza's `to` (RFC 7622 §3.2: stringprep normalisation, RFC 6122) and writes it
+/// back in canonical form if it was written otherwise (`BOB@LOCALHOST/Phone` becomes
+/// `bob@localhost/Phone`), so hooks and the recipient see the address the stanza is routed by.
+/// `Ok(None)` without `to`; `Err` if it is no valid JID (left as written, for the error reply).
+fn canonical_to(stanza: &mut Element) -> Result<Option<Jid>, ()> {
+    let Some(raw) = stanza.attr("to") else {
+        return Ok(None);
+    };
+    let jid = Jid::new(raw).map_err(|_| ())?;
+    if jid.as_str() != raw {
+        stanza.set_attr("to", jid.as_str());
+    }
+    Ok(Some(jid))
 }
 
 #[cfg(test)]

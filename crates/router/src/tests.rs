@@ -164,11 +164,13 @@ fn each_routing_step_fits_the_allocators_cache() {
     // per-thread cache and larger requests from a slow path (see the session loop in c2s).
     let from_client = future_size(Router::route_from_client);
     let with_default = future_size(Router::route_with_default);
+    let parsed = future_size(|r: &Router, s, (to, client)| r.route_parsed(s, to, client));
     let to_full = future_size(|r: &Router, s, (k, to)| r.to_full(k, s, to));
     let to_account = future_size(|r: &Router, s, (k, to, own)| r.to_account(k, s, to, own));
     for (name, size) in [
         ("route_from_client", from_client),
         ("route_with_default", with_default),
+        ("route_parsed", parsed),
         ("to_full", to_full),
         ("to_account", to_account),
     ] {

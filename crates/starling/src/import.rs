@@ -3,7 +3,8 @@
 //! # Procedure
 //!
 //! 1. [`Plan::new`] checks the numbers (`--count`, `--start`, `--ring`) and normalises every
-//!    address `{prefix}{i}@{domain}` exactly as `user add` does, before anything is opened.
+//!    address `{prefix}{i}@{domain}` exactly as `user add` does (a name must be the same under
+//!    PRECIS as under stringprep), before anything is opened.
 //! 2. [`shared_credentials`] derives the SCRAM credentials **once** for the whole batch.
 //! 3. [`run`] refuses if any of the accounts exists (naming the first), then creates all
 //!    accounts in one atomic [`AccountStore::create_accounts`] call and the ring rosters in
@@ -92,7 +93,8 @@ pub struct Plan {
 
 impl Plan {
     /// Checks the numbers and normalises every address `{prefix}{i}@{domain}` for `i` in
-    /// `start..start + count` (nodeprep/nameprep, like `user add`).
+    /// `start..start + count` (nodeprep/nameprep, and the same under PRECIS, like `user add`:
+    /// [`auth::parse_new_account`]).
     pub fn new(
         prefix: &str,
         domain: &str,
@@ -123,7 +125,7 @@ impl Plan {
         let mut normalised_domain = None;
         for i in (0..count64).map(|k| start + k) {
             let jid = format!("{prefix}{i}@{domain}");
-            let (local, dom) = auth::parse_account(&jid)?;
+            let (local, dom) = auth::parse_new_account(&jid)?;
             normalised_domain.get_or_insert(dom);
             localparts.push(local);
         }

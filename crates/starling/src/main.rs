@@ -381,7 +381,8 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     let iterations = config.auth.scram_iterations;
     let result = match cmd {
         UserCommand::Add { jid, password, .. } => {
-            let (local, domain) = auth::parse_account(&jid)?;
+            // A new name must mean the same under PRECIS as under stringprep (RFC 7622 §3.3).
+            let (local, domain) = auth::parse_new_account(&jid)?;
             served(&domain)?;
             let password = read_password(password)?;
             auth::create_account(store.as_ref(), &local, &domain, &password, iterations)

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use starling_c2s::{C2sSettings, C2sShared, ListenerKind, handle_connection};
+use starling_c2s::{C2sSettings, C2sShared, ListenerKind, ThrottleSettings, handle_connection};
 use starling_config::Config;
 use starling_module_api::SessionRegistry;
 use starling_net::{HostTls, TlsManager};
@@ -78,7 +78,21 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
         burst: c.burst,
         keepalive_interval: c.keepalive_interval,
         scram_iterations: config.auth.scram_iterations,
+        throttle: throttle_settings(&config.auth),
         ..C2sSettings::default()
+    }
+}
+
+/// The login throttle's settings from `[auth]`.
+pub fn throttle_settings(auth: &starling_config::AuthConfig) -> ThrottleSettings {
+    ThrottleSettings {
+        failures_before_delay: auth.failures_before_delay,
+        max_delay: auth.max_delay,
+        account_lock_after: auth.account_lock_after,
+        ip_lock_after: auth.ip_lock_after,
+        lock_window: auth.lock_window,
+        lock_duration: auth.lock_duration,
+        ..ThrottleSettings::default()
     }
 }
 

@@ -308,5 +308,25 @@ fn import_refuses_bad_arguments() {
         &import(&["--count", "2", "--password", ""]),
         "error: the password is not acceptable (empty, or prohibited characters)\n",
     );
+    // RFC 7622 §3.3: names must be the same under PRECIS as under stringprep; a ZERO WIDTH
+    // JOINER in the prefix (nodeprep would drop it) is refused for the first account already.
+    assert_fails(
+        &run(&[
+            "user",
+            "import",
+            "--prefix",
+            "u\u{200D}",
+            "--count",
+            "2",
+            "--password",
+            "pw",
+            "--data-dir",
+            data_arg(&data),
+        ]),
+        "error: \"u\\u{200d}1\" cannot be the user name of a new account: PRECIS (RFC 7622 \
+         §3.3: the UsernameCaseMapped profile of RFC 8265) refuses U+200D (character 2), which \
+         is a joiner, allowed only after a virama (RFC 5892 Appendix A.1, A.2); stringprep's \
+         nodeprep would silently store it as \"u1\"\n",
+    );
     assert!(!data.exists());
 }

@@ -640,6 +640,25 @@ fn user_management_while_serving() {
         "error: example.net is not served by this configuration (hosts: localhost)\n",
     );
 
+    // RFC 7622 §3.3: a new name must be the same under PRECIS as under stringprep (RFC 6122),
+    // which the server compares with. The ligature U+FB03, which nodeprep would store as "affi",
+    // and a ZERO WIDTH JOINER, which nodeprep would drop, are refused; nothing is created.
+    assert_fails(
+        &user(&["add", "a\u{FB03}@localhost", "--password", "x"], None),
+        "error: \"a\u{FB03}\" cannot be the user name of a new account: PRECIS (RFC 7622 §3.3: \
+         the UsernameCaseMapped profile of RFC 8265) refuses U+FB03 '\u{FB03}' (character 2), \
+         which is not allowed in user names (a compatibility form, symbol, space or control); \
+         stringprep's nodeprep would silently store it as \"affi\"\n",
+    );
+    assert_fails(
+        &user(&["add", "bo\u{200D}b@localhost", "--password", "x"], None),
+        "error: \"bo\\u{200d}b\" cannot be the user name of a new account: PRECIS (RFC 7622 \
+         §3.3: the UsernameCaseMapped profile of RFC 8265) refuses U+200D (character 3), which \
+         is a joiner, allowed only after a virama (RFC 5892 Appendix A.1, A.2); stringprep's \
+         nodeprep would silently store it as \"bob\"\n",
+    );
+    assert_succeeds(&user(&["list"], None), "alice@localhost\n");
+
     // Changing the password: the old one stops working at once.
     assert_succeeds(
         &user(&["passwd", "alice@localhost", "--password", "second"], None),
@@ -683,6 +702,73 @@ fn user_management_while_serving() {
         &user(&["del", "alice@localhost"], None),
         "error: alice@localhost does not exist\n",
     );
+    assert_eq!(server.stderr.all(), "");
+}
+
+/// The lock log line is exactly what the README's fail2ban filter matches
+/// (`authentication locked: ip=<HOST> account=\S+ failures=\d+ for=\d+s scope=(?:ip|account)$`),
+/// written once per lock; the locked account is refused even with its right password.
+#[test]
+fn lock_is_logged_once_for_fail2ban() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data = path_str(&data);
+    let config =
+        format!("{DIRECT_TLS_PORT_0}[auth]\naccount_lock_after = 2\nfailures_before_delay = 5\n");
+    write(&tmp.path().join("lock.toml"), &config);
+    let server = Server::start(
+        tmp.path(),
+        &[
+            "--config",
+            "lock.toml",
+            "--data-dir",
+            data,
+            "--c2s-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_succeeds(
+        &run(
+            tmp.path(),
+            &[
+                "user",
+                "add",
+                "alice@localhost",
+                "--password",
+                "right",
+                "--data-dir",
+                data,
+            ],
+            None,
+        ),
+        "created alice@localhost\n",
+    );
+    let from = server.stdout.len();
+    for _ in 0..2 {
+        assert_eq!(
+            plain_login(server.direct_tls, "alice", "wrong"),
+            SASL_NOT_AUTHORIZED
+        );
+    }
+    let line = server.stdout.wait_for(from, "about the lock", |l| {
+        l.contains("authentication locked")
+    });
+    let (head, event) = line.split_once("authentication locked:").unwrap();
+    assert_eq!(
+        event,
+        " ip=127.0.0.1 account=alice@localhost failures=2 for=300s scope=account"
+    );
+    // "<RFC 3339 timestamp>  WARN ": the level, and a date fail2ban finds.
+    assert!(head.ends_with(" WARN "), "{line}");
+    assert!(head.starts_with("20") && head.contains('T'), "{line}");
+    assert_eq!(
+        plain_login(server.direct_tls, "alice", "right"),
+        "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><temporary-auth-failure/>\
+         <text>too many failed authentication attempts for this account; try again later</text>\
+         </failure>"
+    );
+    let all = server.stdout.all();
+    assert_eq!(all.matches("authentication locked").count(), 1, "{all}");
     assert_eq!(server.stderr.all(), "");
 }
 

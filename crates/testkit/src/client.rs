@@ -2,7 +2,7 @@
 //! server sends. See the crate documentation for the procedure and its hazards.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use starling_sasl::client::{ScramClient, plain};
 use starling_sasl::{ChannelBindingType, Mechanism, SaslError};
 use starling_stream::{DecodeError, Decoder, Frame, StreamHeader};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -197,6 +197,20 @@ impl Client {
     /// TCP connect; no stream header is sent yet.
     pub async fn connect(addr: SocketAddr) -> Result<Client> {
         let tcp = with_timeout(DEFAULT_TIMEOUT, "TCP connect", TcpStream::connect(addr)).await??;
+        tcp.set_nodelay(true)?;
+        Ok(Client::new(Conn::Tcp(tcp), None))
+    }
+
+    /// Like [`connect`](Self::connect), from the local address `from`: any address of
+    /// 127.0.0.0/8 works over loopback on Linux, so tests can have clients at several addresses
+    /// (per-address limits) without leaving the machine.
+    pub async fn connect_from(addr: SocketAddr, from: IpAddr) -> Result<Client> {
+        let socket = match from {
+            IpAddr::V4(_) => TcpSocket::new_v4()?,
+            IpAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(from, 0))?;
+        let tcp = with_timeout(DEFAULT_TIMEOUT, "TCP connect", socket.connect(addr)).await??;
         tcp.set_nodelay(true)?;
         Ok(Client::new(Conn::Tcp(tcp), None))
     }
