@@ -76,19 +76,20 @@ for t in "${targets[@]}"; do
     stamp=$(mktemp)
     echo "== $t: ${secs}s"
     # New inputs go to the first directory (not committed); the committed seeds are read only.
-    # CPU time (user + system, fork-mode children included) from bash's `time`.
+    # Wall and CPU time (user + system, fork-mode children included) from bash's `time`.
     rc=0
     {
-        TIMEFORMAT='%U %S'
+        TIMEFORMAT='%R %U %S'
         time "$bin_dir/$t" "${args[@]}" "$corpus" "fuzz/corpus/$t" > "$log" 2>&1 || rc=$?
     } 2> "$log.time"
-    cpu=$(awk '{ printf "%.1f", $1 + $2 }' "$log.time")
+    read -r real user sys < "$log.time"
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", u + s }')
     mapfile -t found < <(find "$artifacts" -type f -newer "$stamp")
     rm -f "$stamp"
     new_artifacts=${#found[@]}
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
-    rate=$(awk -v e="${execs:-0}" -v s="$secs" 'BEGIN { printf "%d", e / (s > 0 ? s : 1) }')
+    rate=$(awk -v e="${execs:-0}" -v r="$real" 'BEGIN { printf "%d", e / (r > 0 ? r : 1) }')
     result=ok
     if [ "$rc" -ne 0 ] || [ "$new_artifacts" -gt 0 ]; then
         result="FAILED (exit $rc, $new_artifacts new input(s) in $artifacts/)"
