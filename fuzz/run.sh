@@ -28,7 +28,7 @@ case $secs in '' | *[!0-9]*)
 esac
 
 if ! cargo fuzz --version > /dev/null 2>&1; then
-    echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked" >&2
+    echo "cargo-fuzz is missing: cargo install cargo-fuzz --locked --version '~0.13'" >&2
     exit 2
 fi
 
