@@ -76,6 +76,17 @@ mod syntax;
 
 pub use server::{ServerSession, Step};
 
+/// The SCRAM attribute-syntax parsers (RFC 5802 §7), reachable from outside only for the fuzz
+/// targets in `fuzz/` (feature `fuzzing`); not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::syntax::{
+        attr, authzid_matches, b64_decode, b64_encode, decode_saslname, encode_saslname,
+        is_valid_cb_name, is_valid_extension, is_valid_nonce,
+    };
+}
+
 /// Iteration count used by [`ScramCredential::generate`] and for unknown users
 /// (RFC 7677 §4 recommends at least 4096).
 pub const DEFAULT_ITERATIONS: u32 = 4096;

@@ -4,18 +4,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 /// Standard base64 with padding, as used for `s=`, `c=`, `p=` and `v=` (RFC 5802 §7).
-pub(crate) fn b64_encode(data: &[u8]) -> String {
+pub fn b64_encode(data: &[u8]) -> String {
     STANDARD.encode(data)
 }
 
 /// Strict base64 decoding; `None` on any error.
-pub(crate) fn b64_decode(data: &str) -> Option<Vec<u8>> {
+pub fn b64_decode(data: &str) -> Option<Vec<u8>> {
     STANDARD.decode(data).ok()
 }
 
 /// Decodes a `saslname`: `=2C` → `,`, `=3D` → `=`; any other `=` or a `,` or NUL is malformed,
 /// as is the empty string (RFC 5802 §5.1, §7).
-pub(crate) fn decode_saslname(s: &str) -> Option<String> {
+pub fn decode_saslname(s: &str) -> Option<String> {
     if s.is_empty() {
         return None;
     }
@@ -39,7 +39,7 @@ pub(crate) fn decode_saslname(s: &str) -> Option<String> {
 }
 
 /// Encodes a `saslname`: `=` → `=3D`, `,` → `=2C` (RFC 5802 §5.1).
-pub(crate) fn encode_saslname(s: &str) -> String {
+pub fn encode_saslname(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -52,31 +52,31 @@ pub(crate) fn encode_saslname(s: &str) -> String {
 }
 
 /// `printable = %x21-2B / %x2D-7E` — printable ASCII except `,` (RFC 5802 §7). Non-empty.
-pub(crate) fn is_valid_nonce(s: &str) -> bool {
+pub fn is_valid_nonce(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
 }
 
 /// `cb-name = 1*(ALPHA / DIGIT / "." / "-")` (RFC 5802 §7).
-pub(crate) fn is_valid_cb_name(s: &str) -> bool {
+pub fn is_valid_cb_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 /// `attr-val = ALPHA "=" value` for an (ignored) optional extension (RFC 5802 §7).
-pub(crate) fn is_valid_extension(field: &str) -> bool {
+pub fn is_valid_extension(field: &str) -> bool {
     let b = field.as_bytes();
     b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b'='
 }
 
 /// Returns the value of `field` if it is `<name>=value`.
-pub(crate) fn attr(field: &str, name: char) -> Option<&str> {
+pub fn attr(field: &str, name: char) -> Option<&str> {
     field.strip_prefix(name)?.strip_prefix('=')
 }
 
 /// Whether `authzid` names the bare JID `username@domain` (domain compared ASCII
 /// case-insensitively, one trailing dot ignored). A resource makes it a different entity.
-pub(crate) fn authzid_matches(authzid: &str, username: &str, domain: &str) -> bool {
+pub fn authzid_matches(authzid: &str, username: &str, domain: &str) -> bool {
     let Some((local, dom)) = authzid.split_once('@') else {
         return false;
     };

@@ -46,9 +46,13 @@ struct ServeArgs {
     /// Serve only this domain; overrides the file's hosts.
     #[arg(long, value_name = "DOMAIN")]
     domain: Option<String>,
-    /// Address of the STARTTLS client listener; overrides the file.
+    /// Address of the STARTTLS client listener; overrides the file's `[c2s] listen`.
     #[arg(long, value_name = "ADDR")]
     c2s_listen: Option<SocketAddr>,
+    /// Address of the direct TLS (XEP-0368) client listener; overrides the file's
+    /// `[c2s] direct_tls_listen`.
+    #[arg(long, value_name = "ADDR")]
+    c2s_tls_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -228,6 +232,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.c2s_listen {
         config.c2s.listen = vec![addr];
+    }
+    if let Some(addr) = args.c2s_tls_listen {
+        config.c2s.direct_tls_listen = vec![addr];
     }
     let problems = config.check_files();
     if !problems.is_empty() {

@@ -38,8 +38,9 @@ const SASL_SUCCESS: &str = "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"
 const SASL_NOT_AUTHORIZED: &str =
     "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>";
 
-/// Only moves the direct TLS listener off the default port 5223 (the flag `--c2s-listen` moves
-/// the STARTTLS one).
+/// Moves the direct TLS listener off the default port 5223 through the file (the flag
+/// `--c2s-listen` moves the STARTTLS one; `--c2s-tls-listen` would do this, see
+/// `two_servers_with_listen_flags`).
 const DIRECT_TLS_PORT_0: &str = "[c2s]\ndirect_tls_listen = [\"127.0.0.1:0\"]\n";
 
 // ---------------------------------------------------------------------------------------------
@@ -584,6 +585,60 @@ fn zero_configuration_start() {
         SASL_SUCCESS
     );
     assert_eq!(server.stderr.all(), "");
+}
+
+/// Two servers side by side, configured by flags alone: `--c2s-listen` moves the STARTTLS
+/// listener and `--c2s-tls-listen` the direct TLS one, so the second server collides with neither
+/// the first nor the defaults (5222, 5223). The flags replace the file's lists, not add to them.
+#[test]
+fn two_servers_with_listen_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The first server on chosen ports (free a moment ago), the second on ephemeral ones.
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (a_starttls, a_tls) = (free_port(), free_port());
+    let start = |name: &str, starttls: &str, tls: &str| {
+        let data = tmp.path().join(name);
+        Server::start(
+            tmp.path(),
+            &[
+                "--data-dir",
+                path_str(&data),
+                "--c2s-listen",
+                starttls,
+                "--c2s-tls-listen",
+                tls,
+            ],
+        )
+    };
+    let a = start("a", &a_starttls.to_string(), &a_tls.to_string());
+    let b = start("b", "127.0.0.1:0", "127.0.0.1:0");
+
+    assert_eq!(a.starttls, Some(a_starttls));
+    assert_eq!(a.direct_tls, a_tls);
+    for server in [&a, &b] {
+        let log = server.stdout.all();
+        assert_eq!(log.matches("listening for clients on").count(), 2, "{log}");
+        let starttls = server.starttls.unwrap();
+        assert!(![5222, 5223].contains(&starttls.port()), "{log}");
+        assert!(![5222, 5223].contains(&server.direct_tls.port()), "{log}");
+    }
+    assert_ne!(b.starttls, a.starttls);
+    assert_ne!(b.direct_tls, a.direct_tls);
+
+    // Each answers on both of its listeners, with its own certificate.
+    for (server, name) in [(&a, "a"), (&b, "b")] {
+        let features = open_stream(&mut tcp_connect(server.starttls.unwrap()), &mut Vec::new());
+        assert!(features.contains("<starttls "), "{features}");
+        let (_tls, leaf) = tls_connect(server.direct_tls);
+        let crt = tmp.path().join(name).join("certs/localhost.crt");
+        assert_eq!(leaf, CertificateDer::from_pem_file(&crt).unwrap().as_ref());
+        assert_eq!(server.stderr.all(), "");
+    }
 }
 
 /// `starling user …` against the database of a running server.
