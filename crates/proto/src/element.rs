@@ -625,9 +625,7 @@ impl<'a> Writer<'a, '_> {
                 self.push_prefix(p);
             }
             self.out.push_str(&a.name);
-            self.out.push_str("='");
-            escape_attr(&a.value, self.out);
-            self.out.push('\'');
+            write_attr_value(&a.value, self.out);
         }
         if el.children.is_empty() {
             self.out.push_str("/>");
@@ -637,7 +635,7 @@ impl<'a> Writer<'a, '_> {
             for n in &el.children {
                 match n {
                     Node::Element(e) => self.element(e, child_default),
-                    Node::Text(t) => escape_text(t, self.out),
+                    Node::Text(t) => write_text(t, self.out),
                 }
             }
             self.out.push_str("</");
@@ -655,6 +653,49 @@ impl<'a> Writer<'a, '_> {
         }
         self.out.push_str(name);
     }
+}
+
+/// Writes character data escaping only what must be: `&`, `<`, `>` where it would end `]]>`,
+/// and CR (kept through the receiver's line-end normalisation). A `<` or `&` in parsed text came
+/// as `&lt;` or `&amp;` (as long as what is written) and a CR as a character reference, so text
+/// is never written longer than it arrived.
+fn write_text(s: &str, out: &mut String) {
+    let mut prev = [0u8; 2];
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' if prev == *b"]]" => out.push_str("&gt;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+        prev = [prev[1], if c.is_ascii() { c as u8 } else { 0 }];
+    }
+}
+
+/// Writes `='value'` or `="value"`, whichever quote the value holds fewer of, escaping `&`, `<`,
+/// that quote (as a 5-byte character reference, the shortest a sender can write it in) and the
+/// whitespace that attribute-value normalisation would turn into spaces. A value is never written
+/// longer than it arrived: a sender must have escaped at least as many of either quote.
+fn write_attr_value(s: &str, out: &mut String) {
+    let singles = s.bytes().filter(|b| *b == b'\'').count();
+    let doubles = s.bytes().filter(|b| *b == b'"').count();
+    let quote = if singles > doubles { '"' } else { '\'' };
+    out.push('=');
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '\'' if quote == '\'' => out.push_str("&#39;"),
+            '"' if quote == '"' => out.push_str("&#34;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
 }
 
 /// Escapes character data.
@@ -704,7 +745,26 @@ mod tests {
         e.write_in_stream(ns::CLIENT, &mut s);
         assert_eq!(
             s,
-            "<message to='a@b/c' id='x&apos;1'><body>a &lt; b &amp; c</body><request xmlns='urn:xmpp:receipts'/></message>"
+            "<message to='a@b/c' id=\"x'1\"><body>a &lt; b &amp; c</body><request xmlns='urn:xmpp:receipts'/></message>"
+        );
+    }
+
+    /// Escaping never makes a value longer than the sender had to write it (found by the
+    /// stream fuzzer: `'` inside a `"`-quoted attribute was written as `&apos;`, `>` as `&gt;`).
+    #[test]
+    fn escaping_does_not_grow_what_was_parsed() {
+        let e = Element::new("m", ns::CLIENT)
+            .with_attr("a", "'".repeat(120))
+            .with_attr("b", "both ' and \"\"")
+            .with_text("a > b ]]> c");
+        let mut s = String::new();
+        e.write_in_stream(ns::CLIENT, &mut s);
+        assert_eq!(
+            s,
+            format!(
+                "<m a=\"{}\" b='both &#39; and \"\"'>a > b ]]&gt; c</m>",
+                "'".repeat(120)
+            )
         );
     }
 

@@ -113,11 +113,11 @@ fn escaped_markup_in_body_never_becomes_a_stanza() {
     let first = stanza_xml(&frames[1]);
     assert_eq!(
         first,
-        "<message><body>&lt;/body&gt;&lt;/message&gt;&lt;message to='evil'&gt;</body></message>"
+        "<message><body>&lt;/body>&lt;/message>&lt;message to='evil'></body></message>"
     );
     assert_eq!(
         stanza_xml(&frames[2]),
-        "<message><body>&lt;/message&gt;&lt;message to='x'&gt;</body></message>"
+        "<message><body>&lt;/message>&lt;message to='x'></body></message>"
     );
 }
 
