@@ -592,14 +592,11 @@ impl<'a> Writer<'a, '_> {
         for (p, n) in el.declarations() {
             self.out.push_str(" xmlns:");
             self.out.push_str(p);
-            self.out.push_str("='");
-            escape_attr(n.as_str(), self.out);
-            self.out.push('\'');
+            write_attr_value(n.as_str(), self.out);
         }
         if let Some(d) = new_default {
-            self.out.push_str(" xmlns='");
-            escape_attr(d.as_str(), self.out);
-            self.out.push('\'');
+            self.out.push_str(" xmlns");
+            write_attr_value(d.as_str(), self.out);
         }
         for a in &el.attrs {
             self.out.push(' ');
@@ -615,9 +612,8 @@ impl<'a> Writer<'a, '_> {
                         let p = self.fresh_prefix();
                         self.out.push_str("xmlns:");
                         self.out.push_str(&p);
-                        self.out.push_str("='");
-                        escape_attr(a.ns.as_str(), self.out);
-                        self.out.push_str("' ");
+                        write_attr_value(a.ns.as_str(), self.out);
+                        self.out.push(' ');
                         self.bind(Cow::Owned(p), &a.ns);
                         Prefix::At(self.bindings.len() - 1)
                     }
