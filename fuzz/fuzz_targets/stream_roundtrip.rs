@@ -132,7 +132,9 @@ fn parse_in_stream(xml: &str) -> Result<Element, DecodeError> {
     let mut input = xml.as_bytes();
     match dec.next_frame(&mut input)? {
         Some(Frame::Element(e)) if input.is_empty() => Ok(e),
-        other => Err(DecodeError::BadFormat(format!("not one element: {other:?}"))),
+        other => Err(DecodeError::BadFormat(format!(
+            "not one element: {other:?}"
+        ))),
     }
 }
 
