@@ -217,7 +217,8 @@ pub struct Element {
     ns: Ns,
     attrs: Vec<Attr>,
     children: Vec<Node>,
-    /// Prefixed namespace declarations written on this element (as the sender wrote them);
+    /// Prefixed namespace declarations written on this element (as the sender wrote them), and
+    /// under the empty prefix the default namespace a prefixed element declared for its children;
     /// boxed, as most elements have none (one word instead of a vector's three).
     #[allow(clippy::box_collection)]
     decls: Option<Box<Vec<(Name, Ns)>>>,
@@ -572,27 +573,48 @@ impl<'a> Writer<'a, '_> {
 
     fn element(&mut self, el: &'a Element, default: &'a Ns) {
         let mark = self.bindings.len();
+        // A declaration with an empty prefix is the default namespace a prefixed element
+        // declared for its children (kept, or each child would declare it again).
+        let mut declared_default = None;
         for (p, n) in el.declarations() {
-            self.bind(Cow::Borrowed(p.as_str()), n);
+            if p.is_empty() {
+                declared_default = Some(n);
+            } else {
+                self.bind(Cow::Borrowed(p.as_str()), n);
+            }
         }
-        // The element's prefix: `xml`, none (the default namespace), a visible prefix, or a new
-        // default namespace declared here.
-        let mut new_default = None;
-        let prefix: Option<Prefix> = if el.ns.as_str() == ns::XML || el.ns == *default {
+        let scope_default = declared_default.unwrap_or(default);
+        let mut new_default = declared_default.filter(|d| **d != *default);
+        // The element's prefix: `xml`, none (the default namespace), a visible prefix, a new
+        // default namespace declared here, or (when the default is taken) a new prefix.
+        let mut fresh = None;
+        let prefix: Option<Prefix> = if el.ns.as_str() == ns::XML || el.ns == *scope_default {
             None
         } else if let Some(p) = self.prefix_for(&el.ns) {
             Some(p)
-        } else {
+        } else if declared_default.is_none() {
             new_default = Some(&el.ns);
             None
+        } else {
+            let p = self.fresh_prefix();
+            fresh = Some(p.clone());
+            self.bind(Cow::Owned(p), &el.ns);
+            Some(Prefix::At(self.bindings.len() - 1))
         };
         let xml_prefixed = el.ns.as_str() == ns::XML;
         self.out.push('<');
         self.write_qname(xml_prefixed, prefix, &el.name);
         for (p, n) in el.declarations() {
+            if !p.is_empty() {
+                self.out.push_str(" xmlns:");
+                self.out.push_str(p);
+                write_attr_value(n.as_str(), self.out);
+            }
+        }
+        if let Some(p) = fresh {
             self.out.push_str(" xmlns:");
-            self.out.push_str(p);
-            write_attr_value(n.as_str(), self.out);
+            self.out.push_str(&p);
+            write_attr_value(el.ns.as_str(), self.out);
         }
         if let Some(d) = new_default {
             self.out.push_str(" xmlns");
@@ -651,21 +673,50 @@ impl<'a> Writer<'a, '_> {
     }
 }
 
-/// Writes character data escaping only what must be: `&`, `<`, `>` where it would end `]]>`,
-/// and CR (kept through the receiver's line-end normalisation). A `<` or `&` in parsed text came
-/// as `&lt;` or `&amp;` (as long as what is written) and a CR as a character reference, so text
-/// is never written longer than it arrived.
+/// Writes character data no longer than any sender could have written it: split at each CR
+/// (written `&#13;`, kept through the receiver's line-end normalisation) and at each `]]>`
+/// (written `]]&gt;`), and each run between either escaped (`&lt;`, `&amp;`) or as one CDATA
+/// section, whichever is shorter: a sender who put many `<` in a CDATA section gets them back
+/// that way, not at four times the size.
 fn write_text(s: &str, out: &mut String) {
-    let mut prev = [0u8; 2];
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' if prev == *b"]]" => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        let sep = match b {
+            b'\r' => "&#13;",
+            b'>' if i >= 2 && bytes[i - 2..i] == *b"]]" => "&gt;",
+            _ => continue,
+        };
+        write_text_run(&s[start..i], out);
+        out.push_str(sep);
+        start = i + 1;
+    }
+    write_text_run(&s[start..], out);
+}
+
+/// A run of text without CR and without `]]>`.
+fn write_text_run(r: &str, out: &mut String) {
+    const CDATA_MARKUP: usize = "<![CDATA[]]>".len();
+    let extra: usize = r
+        .bytes()
+        .map(|b| match b {
+            b'<' => 3,
+            b'&' => 4,
+            _ => 0,
+        })
+        .sum();
+    if extra <= CDATA_MARKUP {
+        for c in r.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                c => out.push(c),
+            }
         }
-        prev = [prev[1], if c.is_ascii() { c as u8 } else { 0 }];
+    } else {
+        out.push_str("<![CDATA[");
+        out.push_str(r);
+        out.push_str("]]>");
     }
 }
 
@@ -745,6 +796,18 @@ mod tests {
         );
     }
 
+    /// Text full of `<` (as a sender may write it in CDATA) comes out as CDATA, not 4x longer.
+    #[test]
+    fn markup_heavy_text_is_written_as_cdata() {
+        let e = Element::new("body", ns::CLIENT).with_text("<<<<<<<<&&&& x ]]> <<<<<<<<<");
+        let mut s = String::new();
+        e.write_in_stream(ns::CLIENT, &mut s);
+        assert_eq!(
+            s,
+            "<body><![CDATA[<<<<<<<<&&&& x ]]]]>&gt;<![CDATA[ <<<<<<<<<]]></body>"
+        );
+    }
+
     /// Escaping never makes a value longer than the sender had to write it (found by the
     /// stream fuzzer: `'` inside a `"`-quoted attribute was written as `&apos;`, `>` as `&gt;`).
     #[test]
@@ -752,13 +815,13 @@ mod tests {
         let e = Element::new("m", ns::CLIENT)
             .with_attr("a", "'".repeat(120))
             .with_attr("b", "both ' and \"\"")
-            .with_text("a > b ]]> c");
+            .with_text("a > b ]]> c\r");
         let mut s = String::new();
         e.write_in_stream(ns::CLIENT, &mut s);
         assert_eq!(
             s,
             format!(
-                "<m a=\"{}\" b='both &#39; and \"\"'>a > b ]]&gt; c</m>",
+                "<m a=\"{}\" b='both &#39; and \"\"'>a > b ]]&gt; c&#13;</m>",
                 "'".repeat(120)
             )
         );

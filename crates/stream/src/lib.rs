@@ -663,6 +663,7 @@ impl Decoder {
             decls,
         } = head;
         let ndecls = decls.len();
+        let default_decl_kept = default_decl.clone();
         let default = match default_decl {
             Some(d) => d,
             None => match self.work.as_deref().and_then(|w| w.stack.last()) {
@@ -690,6 +691,14 @@ impl Decoder {
             }
         }
         check_unique(&attrs)?;
+        let mut decls = decls;
+        if prefix.is_some()
+            && let Some(d) = default_decl_kept
+        {
+            // A prefixed element that declares a default namespace for its children: the
+            // declaration is kept on it (empty prefix), or each child would repeat it.
+            decls.push((Name::default(), d));
+        }
         let mut el = Element::from_parts(name, elem_ns, attrs, decls);
         let work = self.work()?;
         if !root_extra.is_empty() {

@@ -441,6 +441,27 @@ fn attribute_and_declaration_limits() {
     );
 }
 
+/// A prefixed element may declare a default namespace it does not use itself, for its children:
+/// that declaration is written once, on it, not on every child (found by the round-trip
+/// property test: 396 bytes in, 714 out; with a 16 KB namespace and 2,000 children it would be
+/// the 1,140x amplification again).
+#[test]
+fn a_default_namespace_declared_on_a_prefixed_element_is_written_once() {
+    let long = format!("urn:{}", "l".repeat(1000));
+    let stanza = format!(
+        "<message><p:x xmlns:p='urn:a' xmlns='{long}'>{}</p:x></message>",
+        "<a/>".repeat(100)
+    );
+    let frames = decode(&format!("{HEADER}{stanza}")).unwrap();
+    assert_eq!(stanza_xml(&frames[1]), stanza);
+    let Frame::Element(e) = &frames[1] else {
+        panic!()
+    };
+    let x = e.children().next().unwrap();
+    assert!(x.children().all(|a| a.is("a", &long)));
+    assert_eq!(parse_stored(&e.to_xml()).unwrap(), *e);
+}
+
 /// A prefix the stream header declared and a stanza uses is declared again on the stanza, so
 /// that it means the same wherever the stanza is written (offline storage, another stream).
 #[test]
