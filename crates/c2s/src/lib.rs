@@ -58,6 +58,8 @@ pub struct C2sSettings {
     pub scram_iterations: u32,
     /// Stanzas that may wait for a slow reader before its session is closed.
     pub queue_len: usize,
+    /// Bytes of stanzas (estimated) that may wait for a slow reader before its session is closed.
+    pub queue_bytes: usize,
     /// How long a write may block before the peer is considered gone.
     pub write_timeout: Duration,
     /// Delays and locks after failed password attempts ([`throttle`]).
@@ -82,6 +84,7 @@ impl Default for C2sSettings {
             keepalive_interval: Some(Duration::from_secs(300)),
             scram_iterations: starling_sasl::DEFAULT_ITERATIONS,
             queue_len: 512,
+            queue_bytes: starling_module_api::DEFAULT_MAX_QUEUED_BYTES,
             write_timeout: Duration::from_secs(60),
             throttle: ThrottleSettings::default(),
         }

@@ -55,8 +55,16 @@ enum Flow {
     Close,
 }
 
-/// An I/O failure: the peer is gone; nothing more can be sent.
-struct Gone;
+/// Why output stopped.
+enum Stop {
+    /// An I/O failure or a write timeout: the peer is gone; nothing more can be sent.
+    Gone,
+    /// The session was asked to close while a write was blocked (a peer that does not read).
+    CloseRequested,
+}
+
+/// How long the closing stream error may take to write: the peer may be the one not reading.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One client session's state, kept across the STARTTLS upgrade.
 pub struct Session {
@@ -86,6 +94,11 @@ pub struct Session {
     deadline: Instant,
     limiter: RateLimiter,
     out: String,
+    /// The stanzas serialised into `out` and not yet written: if the peer stops reading, they
+    /// go back to the router with the rest of the queue instead of being lost.
+    /// Kept boxed as the queue hands them over (no copy per stanza).
+    #[allow(clippy::vec_box)]
+    in_flight: Vec<Box<Element>>,
     /// What this session last added to the shared buffer gauge.
     buffered: usize,
 }
@@ -114,11 +127,12 @@ impl Session {
             sasl_attempts: 0,
             account: None,
             jid: None,
-            handle: SessionHandle::new(id, tx),
+            handle: SessionHandle::with_byte_limit(id, tx, s.queue_bytes),
             inbox,
             deadline: Instant::now() + s.auth_timeout,
             limiter: RateLimiter::new(s.rate, s.burst),
             out: String::new(),
+            in_flight: Vec::new(),
             buffered: 0,
             shared,
             shutdown,
@@ -174,7 +188,7 @@ impl Session {
         let sni = tls.get_ref().1.server_name().map(str::to_owned);
         self.on_tls(tls.get_ref().1, sni.as_deref().or(fallback_name));
         Box::pin(self.run(&mut *tls)).await;
-        let _ = tokio::time::timeout(self.shared.settings.write_timeout, tls.shutdown()).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, tls.shutdown()).await;
     }
 
     /// TLS is in place: a new stream begins (RFC 6120 §5.4.3.3) with a fresh parser, and the
@@ -212,6 +226,30 @@ impl Session {
     pub async fn finish(&mut self) {
         self.shared.account_buffers(self.buffered, 0);
         self.buffered = 0;
+        // Deliveries from now on are handed back to their senders' routers, which treat this
+        // resource as gone.
+        self.handle
+            .close(StreamError::new(StreamErrorCondition::Reset));
+        // What was queued for this session and never written is routed again, before the
+        // resource leaves the registry (so that a new session of the same account does not get
+        // it as a burst on top of its backlog): to another resource, offline storage, or back to
+        // its sender as an error (RFC 6121 §8.5.3.2). Stanzas the kernel accepted but the peer
+        // never read cannot be told apart from read ones without acknowledgements (XEP-0198).
+        self.inbox.close();
+        let mut undelivered: Vec<Box<Element>> = std::mem::take(&mut self.in_flight);
+        while let Ok(SessionCommand::Stanza(s)) = self.inbox.try_recv() {
+            undelivered.push(s);
+        }
+        if !undelivered.is_empty() {
+            tracing::info!(
+                id = self.id,
+                stanzas = undelivered.len(),
+                "routing undelivered stanzas again"
+            );
+            for s in undelivered {
+                Box::pin(self.shared.router.route_stanza(*s)).await;
+            }
+        }
         if let Some(jid) = self.jid.take() {
             if let Some(last) = self.shared.router.sessions().unbind(&jid, self.id) {
                 self.shared.router.session_ended(&last).await;
@@ -244,6 +282,13 @@ impl Session {
                 _ = &mut cancelled => {
                     return self.fail(io, StreamError::new(StreamErrorCondition::SystemShutdown)).await;
                 }
+                // Asked to close (a newer session took the resource, or the queue overflowed):
+                // this does not wait for queue space.
+                () = self.handle.close_requested() => {
+                    let err = self.handle.close_reason()
+                        .unwrap_or_else(|| StreamError::new(StreamErrorCondition::PolicyViolation));
+                    return self.fail(io, err).await;
+                }
                 // RFC 6120 §4.9.3.4 / hardening: streams that do not authenticate and bind in time.
                 _ = &mut deadline, if unbound => {
                     return self.fail(io, StreamError::new(StreamErrorCondition::ConnectionTimeout)
@@ -252,12 +297,11 @@ impl Session {
                 cmd = self.inbox.recv() => {
                     // The session holds a sender itself, so the queue never closes while it runs.
                     let Some(cmd) = cmd else { continue };
-                    match self.deliver_batch(cmd) {
-                        Err(e) => return self.fail(io, e).await,
-                        Ok(()) => {
-                            if self.flush(io).await.is_err() { return Flow::Close; }
-                            last_write = Instant::now();
-                        }
+                    self.deliver_batch(cmd);
+                    match self.flush(io).await {
+                        Ok(()) => last_write = Instant::now(),
+                        Err(Stop::Gone) => return Flow::Close,
+                        Err(Stop::CloseRequested) => continue,
                     }
                 }
                 _ = tokio::time::sleep(wait), if !wait.is_zero() => {}
@@ -269,8 +313,11 @@ impl Session {
                         && now >= last_write + k
                     {
                         self.out.push(' ');
-                        if self.flush(io).await.is_err() { return Flow::Close; }
-                        last_write = now;
+                        match self.flush(io).await {
+                            Ok(()) => last_write = now,
+                            Err(Stop::Gone) => return Flow::Close,
+                            Err(Stop::CloseRequested) => continue,
+                        }
                     }
                     // Fired early (there were writes since it was armed): re-arm for when due.
                     let next = keepalive.map_or(now + FAR_AWAY, |k| last_write + k);
@@ -307,10 +354,11 @@ impl Session {
                         Err(e) => return self.fail(io, e).await,
                     };
                     if !self.out.is_empty() {
-                        if self.flush(io).await.is_err() {
-                            return Flow::Close;
+                        match self.flush(io).await {
+                            Ok(()) => last_write = Instant::now(),
+                            Err(Stop::Gone) => return Flow::Close,
+                            Err(Stop::CloseRequested) => continue,
                         }
-                        last_write = Instant::now();
                     }
                     match flow {
                         Flow::Continue => {}
@@ -326,24 +374,23 @@ impl Session {
         }
     }
 
-    /// Serialises one queued command and whatever else is waiting, up to a batch.
-    fn deliver_batch(&mut self, first: SessionCommand) -> Result<(), StreamError> {
+    /// Serialises one queued stanza and whatever else is waiting, up to a batch; they stay in
+    /// `in_flight` until written.
+    fn deliver_batch(&mut self, first: SessionCommand) {
         let mut cmd = first;
-        let mut written = 0;
         loop {
-            match cmd {
-                SessionCommand::Stanza(s) => s.write_in_stream(ns::CLIENT, &mut self.out),
-                SessionCommand::Close(e) => return Err(*e),
-            }
-            written += 1;
-            // Take the next command only if it will be written: one taken and dropped would be
+            let SessionCommand::Stanza(s) = cmd;
+            self.handle.dequeued(&s);
+            s.write_in_stream(ns::CLIENT, &mut self.out);
+            self.in_flight.push(s);
+            // Take the next stanza only if it will be written: one taken and dropped would be
             // a lost stanza.
-            if written == WRITE_BATCH {
-                return Ok(());
+            if self.in_flight.len() >= WRITE_BATCH {
+                return;
             }
             match self.inbox.try_recv() {
                 Ok(next) => cmd = next,
-                Err(_) => return Ok(()),
+                Err(_) => return,
             }
         }
     }
@@ -970,32 +1017,56 @@ impl Session {
 
     // ----- Output -----
 
-    async fn flush<S: AsyncWrite + Unpin>(&mut self, io: &mut S) -> Result<(), Gone> {
+    /// Writes `out`; a request to close interrupts a blocked write. What was written leaves
+    /// `in_flight`; after a failure it stays there, for [`finish`](Self::finish) to route again.
+    async fn flush<S: AsyncWrite + Unpin>(&mut self, io: &mut S) -> Result<(), Stop> {
         if self.out.is_empty() {
             return Ok(());
         }
         let timeout = self.shared.settings.write_timeout;
-        let write = async {
-            io.write_all(self.out.as_bytes()).await?;
-            io.flush().await
+        let res = {
+            let out = self.out.as_bytes();
+            let handle = &self.handle;
+            let write = async {
+                io.write_all(out).await?;
+                io.flush().await
+            };
+            tokio::select! {
+                biased;
+                r = tokio::time::timeout(timeout, write) => Some(r),
+                () = handle.close_requested() => None,
+            }
         };
-        let res = tokio::time::timeout(timeout, write).await;
+        self.release_out();
+        match res {
+            Some(Ok(Ok(()))) => {
+                self.in_flight.clear();
+                if self.in_flight.capacity() > 4 {
+                    self.in_flight = Vec::new();
+                }
+                Ok(())
+            }
+            None => {
+                tracing::debug!(id = self.id, "write interrupted: the session is closing");
+                Err(Stop::CloseRequested)
+            }
+            Some(Ok(Err(e))) => {
+                tracing::debug!(id = self.id, error = %e, "write failed");
+                Err(Stop::Gone)
+            }
+            Some(Err(_)) => {
+                tracing::debug!(id = self.id, "write timed out");
+                Err(Stop::Gone)
+            }
+        }
+    }
+
+    fn release_out(&mut self) {
         self.out.clear();
         if self.out.capacity() > KEEP_OUT_CAPACITY {
             // Do not keep a large buffer around after a large stanza: idle sessions hold at most
             // this much for output.
             self.out = String::new();
-        }
-        match res {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                tracing::debug!(id = self.id, error = %e, "write failed");
-                Err(Gone)
-            }
-            Err(_) => {
-                tracing::debug!(id = self.id, "write timed out");
-                Err(Gone)
-            }
         }
     }
 
@@ -1008,8 +1079,20 @@ impl Session {
         }
         err.to_element().write_in_stream(ns::CLIENT, &mut self.out);
         self.out.push_str("</stream:stream>");
-        let _ = self.flush(io).await;
-        let _ = tokio::time::timeout(self.shared.settings.write_timeout, io.shutdown()).await;
+        // Not interruptible (the session is closing already), and briefly: a peer that does
+        // not read must not hold the session for the whole write timeout.
+        let write = async {
+            io.write_all(self.out.as_bytes()).await?;
+            io.flush().await
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, write).await.is_err() {
+            tracing::debug!(
+                id = self.id,
+                "the closing stream error could not be written in time"
+            );
+        }
+        self.release_out();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, io.shutdown()).await;
         Flow::Close
     }
 }

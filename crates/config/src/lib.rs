@@ -72,6 +72,8 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "max_attributes_per_element",
             "max_attributes",
             "max_namespace_declarations",
+            "max_queued_stanzas",
+            "max_queued_bytes",
             "auth_timeout",
             "rate",
             "burst",
@@ -173,6 +175,10 @@ pub struct C2sConfig {
     pub max_attributes: usize,
     /// Maximum namespace declarations in one stanza (`xmlns:p`, and `xmlns` where it changes).
     pub max_namespace_declarations: usize,
+    /// Stanzas waiting for a client that does not read, before its session is closed.
+    pub max_queued_stanzas: usize,
+    /// Bytes of stanzas waiting for a client that does not read, before its session is closed.
+    pub max_queued_bytes: usize,
     /// How long an unauthenticated stream may stay open.
     pub auth_timeout: Duration,
     /// Sustained read rate per connection in bytes/second; 0 means unlimited.
@@ -356,6 +362,8 @@ impl Default for C2sConfig {
             max_attributes_per_element: 64,
             max_attributes: 10_000,
             max_namespace_declarations: 128,
+            max_queued_stanzas: 512,
+            max_queued_bytes: 1024 * 1024,
             auth_timeout: Duration::from_secs(60),
             rate: 10_240,
             burst: Duration::from_secs(2),

@@ -224,6 +224,8 @@ max_elements = 100
 max_attributes_per_element = 8
 max_attributes = 200
 max_namespace_declarations = 4
+max_queued_stanzas = 16
+max_queued_bytes = 65536
 auth_timeout = 10
 rate = 0
 burst = 5
@@ -274,6 +276,8 @@ max_messages = 25
             max_attributes_per_element: 8,
             max_attributes: 200,
             max_namespace_declarations: 4,
+            max_queued_stanzas: 16,
+            max_queued_bytes: 65536,
             auth_timeout: Duration::from_secs(10),
             rate: 0,
             burst: Duration::from_secs(5),

@@ -19,7 +19,8 @@ pub use registrar::{
     StanzaHook,
 };
 pub use session::{
-    SessionCommand, SessionEntry, SessionHandle, SessionId, SessionRegistry, presence_priority,
+    DEFAULT_MAX_QUEUED_BYTES, Offer, SessionCommand, SessionEntry, SessionHandle, SessionId,
+    SessionRegistry, presence_priority, stanza_weight,
 };
 
 use std::sync::Arc;

@@ -1,75 +1,263 @@
 //! Sessions as the router and modules see them: a handle to send to, and the registry of who is
 //! bound where.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use starling_proto::{BareJid, Element, FullJid, StreamError, ns};
-use tokio::sync::mpsc;
+use starling_proto::{BareJid, Element, FullJid, Node, StreamError, ns};
+use tokio::sync::{Notify, mpsc};
 
 /// Unique id of a session within this server process.
 pub type SessionId = u64;
 
-/// What can be asked of a session.
+/// Bytes of queued stanzas a session may hold for a slow reader, by default (see [`SessionHandle`]).
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1024 * 1024;
+
+/// What can be asked of a session through its queue.
 #[derive(Debug)]
 pub enum SessionCommand {
-    /// Deliver this stanza (already addressed and stamped). Boxed, like the error below, so that
-    /// a command is two words: every session's queue allocates its first block of 32 slots up
-    /// front, and idle sessions should not pay for 32 inline elements.
+    /// Deliver this stanza (already addressed and stamped). Boxed, so that a command is two
+    /// words: every session's queue allocates its first block of 32 slots up front, and idle
+    /// sessions should not pay for 32 inline elements.
     Stanza(Box<Element>),
-    /// Close the stream with this error (e.g. `<conflict/>` when a new session takes the resource).
-    Close(Box<StreamError>),
+}
+
+/// What a session's handles share besides the queue: the order to close, which must never wait
+/// for queue space (a reader too slow to empty its queue is exactly the one to close), and the
+/// bytes queued.
+#[derive(Debug)]
+struct Control {
+    kill: Notify,
+    closing: AtomicBool,
+    reason: Mutex<Option<StreamError>>,
+    queued_bytes: AtomicUsize,
+    max_bytes: usize,
+}
+
+/// What [`SessionHandle::offer`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    Queued,
+    /// The queue is half full: try again later.
+    NoRoom,
+    /// The session is gone or closing.
+    Gone,
 }
 
 /// A cheap, cloneable handle to a session's outbound queue.
+///
+/// The queue is bounded by stanzas (the channel's capacity) and by bytes (an estimate of each
+/// stanza's serialised size). A stanza that does not fit is handed back to the caller
+/// ([`SessionHandle::deliver`]), which routes it elsewhere, and the session is told to close with
+/// `<policy-violation/>`; from then on every delivery to it is handed back, and the session
+/// hands what it still held to the router when it ends. Nothing is dropped silently.
 #[derive(Clone, Debug)]
 pub struct SessionHandle {
     id: SessionId,
     tx: mpsc::Sender<SessionCommand>,
+    ctl: Arc<Control>,
+}
+
+/// An estimate of a stanza's serialised size (names, attributes and text, with their markup),
+/// for the queue's byte bound.
+pub fn stanza_weight(el: &Element) -> usize {
+    let attrs: usize = el
+        .attrs()
+        .iter()
+        .map(|a| a.name.len() + a.value.len() + 4)
+        .sum();
+    let children: usize = el
+        .nodes()
+        .iter()
+        .map(|n| match n {
+            Node::Element(e) => stanza_weight(e),
+            Node::Text(t) => t.len(),
+        })
+        .sum();
+    2 * el.name().len() + 5 + attrs + children
 }
 
 impl SessionHandle {
+    /// A handle with the default byte bound ([`DEFAULT_MAX_QUEUED_BYTES`]).
     pub fn new(id: SessionId, tx: mpsc::Sender<SessionCommand>) -> Self {
-        SessionHandle { id, tx }
+        Self::with_byte_limit(id, tx, DEFAULT_MAX_QUEUED_BYTES)
+    }
+
+    /// A handle whose queue holds at most `max_bytes` of stanzas (a single larger stanza is still
+    /// accepted into an empty queue).
+    pub fn with_byte_limit(
+        id: SessionId,
+        tx: mpsc::Sender<SessionCommand>,
+        max_bytes: usize,
+    ) -> Self {
+        SessionHandle {
+            id,
+            tx,
+            ctl: Arc::new(Control {
+                kill: Notify::new(),
+                closing: AtomicBool::new(false),
+                reason: Mutex::new(None),
+                queued_bytes: AtomicUsize::new(0),
+                max_bytes,
+            }),
+        }
     }
 
     pub fn id(&self) -> SessionId {
         self.id
     }
 
-    /// Queues a stanza. Returns false when the session is gone or its queue is full; a full queue
-    /// means the peer does not read, and the session is closed so that memory stays bounded.
-    pub fn send(&self, stanza: Element) -> bool {
+    /// Queues a stanza, or hands it back when the session is gone, closing, or cannot take it
+    /// (then it is told to close: its peer does not read fast enough).
+    pub fn deliver(&self, stanza: Element) -> Result<(), Element> {
+        if self.is_closing() || self.tx.is_closed() {
+            return Err(stanza);
+        }
+        let weight = stanza_weight(&stanza);
+        let before = self.ctl.queued_bytes.fetch_add(weight, Ordering::Relaxed);
+        if before > 0 && before + weight > self.ctl.max_bytes {
+            self.ctl.queued_bytes.fetch_sub(weight, Ordering::Relaxed);
+            self.overflow(format!(
+                "more than {} bytes queued: the client is not reading",
+                self.ctl.max_bytes
+            ));
+            return Err(stanza);
+        }
         match self.tx.try_send(SessionCommand::Stanza(Box::new(stanza))) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(
-                    session = self.id,
-                    "outbound queue full; closing the session"
-                );
-                self.close(
-                    StreamError::new(starling_proto::StreamErrorCondition::PolicyViolation)
-                        .with_text("too many stanzas queued: the client is not reading"),
-                );
-                false
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.ctl.queued_bytes.fetch_sub(weight, Ordering::Relaxed);
+                let full = matches!(e, mpsc::error::TrySendError::Full(_));
+                let SessionCommand::Stanza(stanza) = e.into_inner();
+                if full {
+                    self.overflow(format!(
+                        "more than {} stanzas queued: the client is not reading",
+                        self.tx.max_capacity()
+                    ));
+                }
+                Err(*stanza)
             }
         }
     }
 
-    /// Queues a stanza, waiting while the queue is full: for bulk delivery from a task other than
-    /// the session's own (the session drains its queue meanwhile). Never call it from the
-    /// session's own task: it would wait for itself. Returns false when the session is gone.
-    pub async fn send_waiting(&self, stanza: Element) -> bool {
-        self.tx
-            .send(SessionCommand::Stanza(Box::new(stanza)))
-            .await
-            .is_ok()
+    /// Queues a stanza of a bulk delivery if the queue is less than half full, without waiting
+    /// and without closing the session when it is not ([`Offer::NoRoom`]: the stanza is dropped,
+    /// the caller still holds it in storage).
+    pub fn offer(&self, stanza: Element) -> Offer {
+        if self.is_closing() || self.tx.is_closed() {
+            return Offer::Gone;
+        }
+        let weight = stanza_weight(&stanza);
+        let queued = self.ctl.queued_bytes.load(Ordering::Relaxed);
+        let bytes_ok = queued == 0 || queued + weight <= self.ctl.max_bytes / 2;
+        if !bytes_ok || self.tx.capacity() <= self.tx.max_capacity() / 2 {
+            return Offer::NoRoom;
+        }
+        self.ctl.queued_bytes.fetch_add(weight, Ordering::Relaxed);
+        match self.tx.try_send(SessionCommand::Stanza(Box::new(stanza))) {
+            Ok(()) => Offer::Queued,
+            Err(e) => {
+                self.ctl.queued_bytes.fetch_sub(weight, Ordering::Relaxed);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => Offer::NoRoom,
+                    mpsc::error::TrySendError::Closed(_) => Offer::Gone,
+                }
+            }
+        }
     }
 
-    /// Asks the session to close its stream with `error`. Never blocks.
+    /// Queues a stanza; false when it could not be (see [`deliver`](Self::deliver)), for callers
+    /// to whom a lost stanza does not matter (presence broadcasts, roster pushes to a session
+    /// that is closing anyway).
+    pub fn send(&self, stanza: Element) -> bool {
+        self.deliver(stanza).is_ok()
+    }
+
+    /// Queues a stanza, waiting while the queue is half full: for bulk delivery from a task other
+    /// than the session's own (the session drains its queue meanwhile). Never call it from the
+    /// session's own task: it would wait for itself. Returns false when the session is gone or
+    /// closing.
+    pub async fn send_waiting(&self, stanza: Element) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        let weight = stanza_weight(&stanza);
+        // Bulk delivery uses at most half of the queue, in stanzas and in bytes, and waits for
+        // room: the other half stays for live traffic, which must never overflow because a
+        // backlog is being replayed.
+        loop {
+            let queued = self.ctl.queued_bytes.load(Ordering::Relaxed);
+            let bytes_ok = queued == 0 || queued + weight <= self.ctl.max_bytes / 2;
+            let slots_ok = self.tx.capacity() > self.tx.max_capacity() / 2;
+            if bytes_ok && slots_ok {
+                break;
+            }
+            if self.is_closing() || self.tx.is_closed() {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        self.ctl.queued_bytes.fetch_add(weight, Ordering::Relaxed);
+        let ok = self
+            .tx
+            .send(SessionCommand::Stanza(Box::new(stanza)))
+            .await
+            .is_ok();
+        if !ok {
+            self.ctl.queued_bytes.fetch_sub(weight, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// The session took `stanza` off its queue.
+    pub fn dequeued(&self, stanza: &Element) {
+        let w = stanza_weight(stanza);
+        let _ = self
+            .ctl
+            .queued_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(w))
+            });
+    }
+
+    fn overflow(&self, why: String) {
+        if !self.ctl.closing.load(Ordering::Relaxed) {
+            // One line per session, not one per stanza.
+            tracing::warn!(session = self.id, "{why}; closing the session");
+        }
+        self.close(
+            StreamError::new(starling_proto::StreamErrorCondition::PolicyViolation).with_text(why),
+        );
+    }
+
+    /// Asks the session to close its stream with `error` (the first reason given wins). Never
+    /// blocks and never waits for queue space.
     pub fn close(&self, error: StreamError) {
-        // If the queue is full, the session is already being closed or will notice its peer.
-        let _ = self.tx.try_send(SessionCommand::Close(Box::new(error)));
+        if let Ok(mut r) = self.ctl.reason.lock()
+            && r.is_none()
+        {
+            *r = Some(error);
+        }
+        self.ctl.closing.store(true, Ordering::Release);
+        self.ctl.kill.notify_one();
+    }
+
+    /// Resolves once the session was asked to close (for the session's own loop).
+    pub async fn close_requested(&self) {
+        if self.is_closing() {
+            return;
+        }
+        self.ctl.kill.notified().await;
+    }
+
+    /// Why the session was asked to close.
+    pub fn close_reason(&self) -> Option<StreamError> {
+        self.ctl.reason.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Whether the session was asked to close: deliveries to it are handed back.
+    pub fn is_closing(&self) -> bool {
+        self.ctl.closing.load(Ordering::Acquire)
     }
 
     pub fn is_closed(&self) -> bool {

@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, HookPoint, HookResult, Lifecycle, Module, Registrar, SessionEntry, StanzaHook,
+    Context, HookPoint, HookResult, Lifecycle, Module, Offer, Registrar, SessionEntry, StanzaHook,
 };
 use starling_proto::{BareJid, Element, FullJid, Jid, Node, StanzaKind, ns};
 use starling_storage::OfflineOutcome;
@@ -263,17 +263,31 @@ async fn deliver_batch(ctx: &Context, account: &BareJid, to: &SessionEntry, wait
     };
     let mut handed_over = None;
     let mut accepted = true;
+    let mut no_room = false;
     for m in messages.iter().take(DELIVERY_BATCH) {
         match parse_stored(&m.stanza) {
             Ok(stanza) => {
                 let queued = if wait {
-                    to.handle.send_waiting(stanza).await
+                    if to.handle.send_waiting(stanza).await {
+                        Offer::Queued
+                    } else {
+                        Offer::Gone
+                    }
                 } else {
-                    to.handle.send(stanza)
+                    // In the session's own task: only while the queue has room, never closing
+                    // the session for a backlog; the background task does the rest.
+                    to.handle.offer(stanza)
                 };
-                if !queued {
-                    accepted = false;
-                    break;
+                match queued {
+                    Offer::Queued => {}
+                    Offer::NoRoom => {
+                        no_room = true;
+                        break;
+                    }
+                    Offer::Gone => {
+                        accepted = false;
+                        break;
+                    }
                 }
             }
             Err(e) => {
@@ -293,7 +307,7 @@ async fn deliver_batch(ctx: &Context, account: &BareJid, to: &SessionEntry, wait
         tracing::error!(account = %account, error = %e, "deleting delivered offline messages failed");
         return Batch::Done;
     }
-    if accepted && messages.len() > DELIVERY_BATCH {
+    if accepted && (no_room || messages.len() > DELIVERY_BATCH) {
         Batch::More
     } else {
         Batch::Done

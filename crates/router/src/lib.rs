@@ -227,16 +227,27 @@ impl Router {
     }
 
     async fn to_full(&self, kind: StanzaKind, stanza: Element, to: FullJid) {
-        if let Some(entry) = self.ctx.sessions.get(&to) {
+        // A session that is closing (it stopped reading, or a newer one took its resource) is
+        // treated as gone: what it cannot take goes where it would if it were.
+        let mut stanza = stanza;
+        if let Some(entry) = self
+            .ctx
+            .sessions
+            .get(&to)
+            .filter(|e| !e.handle.is_closing())
+        {
             if self.run_hooks(kind, HookPoint::ToFull, &stanza).await {
                 return;
             }
             // RFC 6121 §8.5.3.1: deliver to the resource. Presence directed to a resource that has
             // not sent available presence is still delivered.
-            if !entry.handle.send(stanza) {
-                tracing::debug!(to = %to, "recipient session gone while delivering");
+            match entry.handle.deliver(stanza) {
+                Ok(()) => return,
+                Err(back) => {
+                    tracing::debug!(to = %to, "recipient session cannot take it; routing as if gone");
+                    stanza = back;
+                }
             }
-            return;
         }
         // RFC 6121 §8.5.3.2: no such resource.
         match kind {
@@ -292,7 +303,13 @@ impl Router {
 
     /// RFC 6121 §8.5.2: a message to a bare JID of a local account.
     async fn message_to_bare(&self, stanza: Element, to: &BareJid, resources: Vec<SessionEntry>) {
-        let ty = stanza.attr("type").unwrap_or("normal");
+        // Chat and normal are handled alike below.
+        let ty: &'static str = match stanza.attr("type") {
+            Some("groupchat") => "groupchat",
+            Some("error") => "error",
+            Some("headline") => "headline",
+            _ => "normal",
+        };
         if ty == "groupchat" {
             // §8.5.2.1.1 / §8.5.2.2.1: groupchat to a bare JID is an error, whether or not the
             // account exists.
@@ -301,9 +318,18 @@ impl Router {
         }
         let available: Vec<&SessionEntry> = resources
             .iter()
-            .filter(|e| e.receives_bare_messages())
+            .filter(|e| e.receives_bare_messages() && !e.handle.is_closing())
             .collect();
-        if available.is_empty() {
+        let stanza = if available.is_empty() {
+            stanza
+        } else {
+            match Self::deliver_to_available(stanza, ty, &available) {
+                Ok(()) => return,
+                // None of them could take it (each is closing now): as if none were available.
+                Err(back) => back,
+            }
+        };
+        {
             if ty == "error" {
                 // §8.5.2.2.1: silently ignored.
                 return;
@@ -318,28 +344,38 @@ impl Router {
             if !stored && ty != "headline" {
                 Box::pin(self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)).await;
             }
-            return;
         }
-        match ty {
-            // §8.5.2.1.1: headline goes to every available resource with non-negative priority.
-            "headline" => {
-                for e in available {
-                    e.handle.send(stanza.clone());
-                }
-            }
+    }
+
+    /// RFC 6121 §8.5.2.1.1: a message to the available resources of an account. Hands the
+    /// message back when none of the chosen sessions could take it.
+    fn deliver_to_available(
+        stanza: Element,
+        ty: &str,
+        available: &[&SessionEntry],
+    ) -> Result<(), Element> {
+        let chosen: Vec<&SessionEntry> = if ty == "headline" {
+            // Headline goes to every available resource with non-negative priority.
+            available.to_vec()
+        } else {
             // chat / normal: the highest priority wins; ties all get it (the RFC permits either
             // one or all; all is what users expect from several devices).
-            _ => {
-                let top = available
-                    .iter()
-                    .filter_map(|e| e.priority)
-                    .max()
-                    .unwrap_or(0);
-                for e in available.iter().filter(|e| e.priority == Some(top)) {
-                    e.handle.send(stanza.clone());
-                }
-            }
+            let top = available
+                .iter()
+                .filter_map(|e| e.priority)
+                .max()
+                .unwrap_or(0);
+            available
+                .iter()
+                .copied()
+                .filter(|e| e.priority == Some(top))
+                .collect()
+        };
+        let mut delivered = false;
+        for e in chosen {
+            delivered |= e.handle.deliver(stanza.clone()).is_ok();
         }
+        if delivered { Ok(()) } else { Err(stanza) }
     }
 
     async fn handle_iq(&self, target: IqTarget, iq: &Element, account: Option<&BareJid>) {

@@ -76,7 +76,6 @@ fn next_stanza(rx: &mut mpsc::Receiver<SessionCommand>) -> Option<String> {
             e.write_in_stream(ns::CLIENT, &mut s);
             Some(s)
         }
-        Ok(SessionCommand::Close(e)) => Some(format!("close:{e}")),
         Err(_) => None,
     }
 }

@@ -73,6 +73,8 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
         max_attributes_per_element: c.max_attributes_per_element,
         max_attributes: c.max_attributes,
         max_namespace_declarations: c.max_namespace_declarations,
+        queue_len: c.max_queued_stanzas,
+        queue_bytes: c.max_queued_bytes,
         auth_timeout: c.auth_timeout,
         rate: c.rate,
         burst: c.burst,

@@ -49,7 +49,7 @@ async fn a_connection_task_stays_small() {
 #[test]
 fn queued_stanzas_are_two_words() {
     // Every session's queue allocates a block of 32 slots up front.
-    assert_eq!(size_of::<SessionCommand>(), 16);
+    assert!(size_of::<SessionCommand>() <= 16);
     assert!(size_of::<Element>() <= 96, "{}", size_of::<Element>());
 }
 
