@@ -60,6 +60,8 @@ pub struct C2sSettings {
     pub queue_len: usize,
     /// Bytes of stanzas (estimated) that may wait for a slow reader before its session is closed.
     pub queue_bytes: usize,
+    /// Resources one account may bind at once (0 = unlimited).
+    pub max_resources: usize,
     /// How long a write may block before the peer is considered gone.
     pub write_timeout: Duration,
     /// Delays and locks after failed password attempts ([`throttle`]).
@@ -85,6 +87,7 @@ impl Default for C2sSettings {
             scram_iterations: starling_sasl::DEFAULT_ITERATIONS,
             queue_len: 512,
             queue_bytes: starling_module_api::DEFAULT_MAX_QUEUED_BYTES,
+            max_resources: 10,
             write_timeout: Duration::from_secs(60),
             throttle: ThrottleSettings::default(),
         }

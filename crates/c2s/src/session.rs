@@ -936,6 +936,19 @@ impl Session {
             },
         };
         let registry = self.shared.router.sessions().clone();
+        // RFC 6120 §7.6.2.1: a limit on simultaneous resources is <resource-constraint/>. A
+        // resource that replaces one of the same name does not add one.
+        let max = self.shared.settings.max_resources;
+        let bound = registry.resources(&account);
+        if max > 0 && bound.len() >= max && !bound.iter().any(|e| e.jid == jid) {
+            tracing::info!(id = self.id, %account, max, "resource limit reached");
+            self.reply_error(
+                iq,
+                StanzaErrorCondition::ResourceConstraint,
+                Some("too many resources bound for this account"),
+            );
+            return Ok(Flow::Continue);
+        }
         if let Some(old) = registry.bind(jid.clone(), self.handle.clone()) {
             // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
             tracing::info!(id = self.id, %jid, old = old.handle.id(), "resource conflict: replacing the older session");

@@ -74,6 +74,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "max_namespace_declarations",
             "max_queued_stanzas",
             "max_queued_bytes",
+            "max_resources",
             "auth_timeout",
             "rate",
             "burst",
@@ -179,6 +180,8 @@ pub struct C2sConfig {
     pub max_queued_stanzas: usize,
     /// Bytes of stanzas waiting for a client that does not read, before its session is closed.
     pub max_queued_bytes: usize,
+    /// Resources one account may bind at once; 0 = unlimited.
+    pub max_resources: usize,
     /// How long an unauthenticated stream may stay open.
     pub auth_timeout: Duration,
     /// Sustained read rate per connection in bytes/second; 0 means unlimited.
@@ -364,6 +367,7 @@ impl Default for C2sConfig {
             max_namespace_declarations: 128,
             max_queued_stanzas: 512,
             max_queued_bytes: 1024 * 1024,
+            max_resources: 10,
             auth_timeout: Duration::from_secs(60),
             rate: 10_240,
             burst: Duration::from_secs(2),

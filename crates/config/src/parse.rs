@@ -444,6 +444,9 @@ impl Cx<'_> {
         if let Some(n) = self.usize(c2s, "c2s", "max_queued_bytes", 1024) {
             c.max_queued_bytes = n;
         }
+        if let Some(n) = self.usize(c2s, "c2s", "max_resources", 0) {
+            c.max_resources = n;
+        }
         if let Some(n) = self.seconds(c2s, "c2s", "auth_timeout", 1) {
             c.auth_timeout = Duration::from_secs(n);
         }

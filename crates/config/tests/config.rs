@@ -226,6 +226,7 @@ max_attributes = 200
 max_namespace_declarations = 4
 max_queued_stanzas = 16
 max_queued_bytes = 65536
+max_resources = 3
 auth_timeout = 10
 rate = 0
 burst = 5
@@ -278,6 +279,7 @@ max_messages = 25
             max_namespace_declarations: 4,
             max_queued_stanzas: 16,
             max_queued_bytes: 65536,
+            max_resources: 3,
             auth_timeout: Duration::from_secs(10),
             rate: 0,
             burst: Duration::from_secs(5),

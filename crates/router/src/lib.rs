@@ -448,8 +448,12 @@ impl Router {
 
     /// Sends the error `condition` back to the sender of `stanza`, unless it is itself an error.
     pub async fn bounce(&self, stanza: &Element, condition: StanzaErrorCondition) {
-        if stanza.attr("type") == Some("error") {
-            return;
+        // RFC 6120 §8.3.1: an error is never answered with an error. RFC 6120 §8.2.3 and
+        // RFC 6121 §8.5.2.2.3/§8.5.3.2.2: an IQ result nobody can take is silently ignored.
+        match stanza.attr("type") {
+            Some("error") => return,
+            Some("result") if stanza.name() == "iq" => return,
+            _ => {}
         }
         let reply = error_reply(stanza, &StanzaError::new(condition));
         self.deliver_reply(reply).await;

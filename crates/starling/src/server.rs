@@ -75,6 +75,7 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
         max_namespace_declarations: c.max_namespace_declarations,
         queue_len: c.max_queued_stanzas,
         queue_bytes: c.max_queued_bytes,
+        max_resources: c.max_resources,
         auth_timeout: c.auth_timeout,
         rate: c.rate,
         burst: c.burst,

@@ -170,3 +170,86 @@ async fn go_sendxmpp_logs_in() {
     .await
     .unwrap();
 }
+
+/// RFC 6120 §8.2.3 and RFC 6121 §8.5.3.2.2 / §8.5.2.2.3: an IQ of type result that nobody can
+/// take is silently ignored; answering it with an error would let two entities bounce errors
+/// at each other.
+#[tokio::test]
+async fn an_iq_result_to_nobody_gets_no_error() {
+    let server = TestServer::with_users(&["alice", "bob"], PW).await;
+    let mut alice = server.login("alice", PW, "a").await;
+    for to in [
+        "bob@localhost/gone",
+        "nobody@localhost",
+        "nobody@localhost/x",
+        "remote.example",
+    ] {
+        alice
+            .send_xml(&format!("<iq type='result' id='r1' to='{to}'/>"))
+            .await
+            .unwrap();
+    }
+    alice
+        .expect_silence(Duration::from_millis(300))
+        .await
+        .unwrap();
+    // A get to the same missing resource is still answered (RFC 6121 §8.5.3.2.2).
+    alice
+        .send_xml(
+            "<iq type='get' id='g1' to='bob@localhost/gone'><ping xmlns='urn:xmpp:ping'/></iq>",
+        )
+        .await
+        .unwrap();
+    alice
+        .expect(
+            "<iq type='error' id='g1' from='bob@localhost/gone' to='alice@localhost/a'>\
+             <error type='cancel'>\
+             <service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        )
+        .await
+        .unwrap();
+}
+
+/// RFC 6120 §7.6.2.1: an account that has bound as many resources as the server allows gets
+/// <resource-constraint/> for one more; re-binding a resource it has (a conflict, §7.7.2.2) is
+/// still allowed.
+#[tokio::test]
+async fn resources_per_account_are_limited() {
+    let server = TestServer::start_with(|c| c.c2s.max_resources = 2).await;
+    server.add_user("alice", PW).await;
+    let _one = server.login("alice", PW, "one").await;
+    let _two = server.login("alice", PW, "two").await;
+    let mut c = Client::connect(server.starttls_addr).await.unwrap();
+    c.open_stream("localhost").await.unwrap();
+    c.starttls("localhost").await.unwrap();
+    c.authenticate("localhost", "SCRAM-SHA-256", "alice", PW, None)
+        .await
+        .unwrap();
+    c.send_xml(
+        "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <resource>three</resource></bind></iq>",
+    )
+    .await
+    .unwrap();
+    c.expect(
+        "<iq type='error' id='b1'><error type='wait'>\
+         <resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>too many resources bound for this account</text>\
+         </error></iq>",
+    )
+    .await
+    .unwrap();
+    // Taking over an existing resource is not one more.
+    c.send_xml(
+        "<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <resource>two</resource></bind></iq>",
+    )
+    .await
+    .unwrap();
+    c.expect(
+        "<iq type='result' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>\
+         <jid>alice@localhost/two</jid></bind></iq>",
+    )
+    .await
+    .unwrap();
+}
