@@ -53,6 +53,8 @@ listen = ["127.0.0.1:$2"]
 direct_tls_listen = ["127.0.0.1:$(($2 + 1))"]
 require_encryption = $require
 rate = 0
+# The load generator opens every connection from 127.0.0.1.
+max_connections_per_ip = 0
 
 [auth]
 scram_iterations = 4096

@@ -13,6 +13,7 @@
 //! server's memory without bound.
 
 pub mod auth;
+pub mod connections;
 mod limiter;
 pub mod negotiation;
 mod session;
@@ -62,6 +63,8 @@ pub struct C2sSettings {
     pub queue_bytes: usize,
     /// Resources one account may bind at once (0 = unlimited).
     pub max_resources: usize,
+    /// Connections one address (IPv6: one /64) and the whole server may hold (0 = unlimited).
+    pub connection_limits: connections::ConnectionLimits,
     /// How long a write may block before the peer is considered gone.
     pub write_timeout: Duration,
     /// Delays and locks after failed password attempts ([`throttle`]).
@@ -88,6 +91,10 @@ impl Default for C2sSettings {
             queue_len: 512,
             queue_bytes: starling_module_api::DEFAULT_MAX_QUEUED_BYTES,
             max_resources: 10,
+            connection_limits: connections::ConnectionLimits {
+                per_address: 100,
+                total: 50_000,
+            },
             write_timeout: Duration::from_secs(60),
             throttle: ThrottleSettings::default(),
         }
@@ -103,6 +110,7 @@ pub struct C2sShared {
     /// Failed-login counts and locks, per address and per account, for every session.
     pub throttle: AuthThrottle,
     next_id: AtomicU64,
+    pub connections: Arc<connections::Connections>,
     /// Bytes the sessions hold in buffers (see [`C2sShared::buffered_bytes`]).
     buffered: AtomicUsize,
 }
@@ -114,6 +122,7 @@ impl C2sShared {
         router: Arc<Router>,
         stores: Stores,
     ) -> Self {
+        let settings_limits = settings.connection_limits;
         C2sShared {
             throttle: AuthThrottle::new(settings.throttle.clone()),
             settings,
@@ -121,6 +130,7 @@ impl C2sShared {
             router,
             stores,
             next_id: AtomicU64::new(1),
+            connections: connections::Connections::new(settings_limits),
             buffered: AtomicUsize::new(0),
         }
     }
@@ -165,9 +175,17 @@ pub async fn handle_connection(
 ) {
     use tracing::Instrument as _;
     let _ = tcp.set_nodelay(true);
+    let admitted = match shared.connections.admit(peer.ip()) {
+        Ok(a) => a,
+        Err(refusal) => {
+            refuse(tcp, peer, kind, &shared, refusal).await;
+            return;
+        }
+    };
     let id = shared.next_session_id();
     let span = tracing::debug_span!("c2s", id, %peer);
     async move {
+        let _admitted = admitted;
         let mut session = Session::new(id, peer, shared.clone(), shutdown);
         tracing::debug!(?kind, "connection accepted");
         session.run_connection(tcp, kind).await;
@@ -176,4 +194,53 @@ pub async fn handle_connection(
     }
     .instrument(span)
     .await
+}
+
+/// Turns away a connection over a limit. On the STARTTLS port the stream is opened and closed
+/// with a stream error at once (RFC 6120 §4.9.1.1): `<policy-violation/>` for the address's
+/// limit, `<resource-constraint/>` (§4.9.3.17) for the server's. On the direct TLS port the TCP
+/// connection is closed without a handshake, which would cost more than the refusal.
+async fn refuse(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    kind: ListenerKind,
+    shared: &C2sShared,
+    refusal: connections::Refusal,
+) {
+    use starling_proto::{StreamError, StreamErrorCondition, ns};
+    use tokio::io::AsyncWriteExt as _;
+    let err = match refusal {
+        connections::Refusal::Address(n) => {
+            tracing::debug!(%peer, limit = n, "connection refused: too many from this address");
+            StreamError::new(StreamErrorCondition::PolicyViolation)
+                .with_text(format!("more than {n} connections from your address"))
+        }
+        connections::Refusal::Total(n) => {
+            tracing::warn!(%peer, limit = n, "connection refused: the server holds its maximum");
+            StreamError::new(StreamErrorCondition::ResourceConstraint)
+                .with_text("the server is at its connection limit")
+        }
+    };
+    if kind == ListenerKind::StartTls {
+        let domain = shared
+            .router
+            .server_info()
+            .domains
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        let mut out = String::from(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+             xmlns:stream='http://etherx.jabber.org/streams' from='",
+        );
+        starling_proto::element::escape_attr(&domain, &mut out);
+        out.push_str("' version='1.0'>");
+        err.to_element().write_in_stream(ns::CLIENT, &mut out);
+        out.push_str("</stream:stream>");
+        let write = async {
+            tcp.write_all(out.as_bytes()).await?;
+            tcp.shutdown().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), write).await;
+    }
 }

@@ -75,6 +75,8 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "max_queued_stanzas",
             "max_queued_bytes",
             "max_resources",
+            "max_connections_per_ip",
+            "max_connections",
             "auth_timeout",
             "rate",
             "burst",
@@ -182,6 +184,10 @@ pub struct C2sConfig {
     pub max_queued_bytes: usize,
     /// Resources one account may bind at once; 0 = unlimited.
     pub max_resources: usize,
+    /// Connections one IPv4 address or IPv6 /64 may hold at once; 0 = unlimited.
+    pub max_connections_per_ip: usize,
+    /// Client connections the server holds at once; 0 = unlimited.
+    pub max_connections: usize,
     /// How long an unauthenticated stream may stay open.
     pub auth_timeout: Duration,
     /// Sustained read rate per connection in bytes/second; 0 means unlimited.
@@ -368,6 +374,8 @@ impl Default for C2sConfig {
             max_queued_stanzas: 512,
             max_queued_bytes: 1024 * 1024,
             max_resources: 10,
+            max_connections_per_ip: 100,
+            max_connections: 50_000,
             auth_timeout: Duration::from_secs(60),
             rate: 10_240,
             burst: Duration::from_secs(2),

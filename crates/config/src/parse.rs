@@ -447,6 +447,12 @@ impl Cx<'_> {
         if let Some(n) = self.usize(c2s, "c2s", "max_resources", 0) {
             c.max_resources = n;
         }
+        if let Some(n) = self.usize(c2s, "c2s", "max_connections_per_ip", 0) {
+            c.max_connections_per_ip = n;
+        }
+        if let Some(n) = self.usize(c2s, "c2s", "max_connections", 0) {
+            c.max_connections = n;
+        }
         if let Some(n) = self.seconds(c2s, "c2s", "auth_timeout", 1) {
             c.auth_timeout = Duration::from_secs(n);
         }

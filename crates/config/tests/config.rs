@@ -227,6 +227,8 @@ max_namespace_declarations = 4
 max_queued_stanzas = 16
 max_queued_bytes = 65536
 max_resources = 3
+max_connections_per_ip = 5
+max_connections = 500
 auth_timeout = 10
 rate = 0
 burst = 5
@@ -280,6 +282,8 @@ max_messages = 25
             max_queued_stanzas: 16,
             max_queued_bytes: 65536,
             max_resources: 3,
+            max_connections_per_ip: 5,
+            max_connections: 500,
             auth_timeout: Duration::from_secs(10),
             rate: 0,
             burst: Duration::from_secs(5),

@@ -76,6 +76,10 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
         queue_len: c.max_queued_stanzas,
         queue_bytes: c.max_queued_bytes,
         max_resources: c.max_resources,
+        connection_limits: starling_c2s::connections::ConnectionLimits {
+            per_address: c.max_connections_per_ip,
+            total: c.max_connections,
+        },
         auth_timeout: c.auth_timeout,
         rate: c.rate,
         burst: c.burst,

@@ -253,3 +253,68 @@ async fn resources_per_account_are_limited() {
     .await
     .unwrap();
 }
+
+/// Connections per address and in total are limited (`c2s.max_connections_per_ip`,
+/// `c2s.max_connections`): one more is opened and closed at once with a stream error (RFC 6120
+/// §4.9.1.1), <policy-violation/> for the address, <resource-constraint/> (§4.9.3.17) for the
+/// server; a closed connection frees its slot.
+#[tokio::test]
+async fn connections_per_address_and_in_total_are_limited() {
+    let server = TestServer::start_with(|c| {
+        c.c2s.max_connections_per_ip = 2;
+        c.c2s.max_connections = 3;
+    })
+    .await;
+    let refused = |mut c: Client, condition: &'static str, text: &'static str| async move {
+        assert!(matches!(
+            c.recv().await.unwrap(),
+            starling_testkit::Frame::Header(_)
+        ));
+        let err = c.expect_stream_error(condition).await.unwrap();
+        assert_eq!(
+            err.get_child("text", "urn:ietf:params:xml:ns:xmpp-streams")
+                .unwrap()
+                .text(),
+            text
+        );
+        c.expect_eof().await.unwrap();
+    };
+    let mut a1 = Client::connect(server.starttls_addr).await.unwrap();
+    a1.open_stream("localhost").await.unwrap();
+    let mut a2 = Client::connect(server.starttls_addr).await.unwrap();
+    a2.open_stream("localhost").await.unwrap();
+    let a3 = Client::connect(server.starttls_addr).await.unwrap();
+    refused(
+        a3,
+        "policy-violation",
+        "more than 2 connections from your address",
+    )
+    .await;
+    // Another address (127.0.0.2 is loopback too) still gets in, up to the total.
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut b1 = Client::connect_from(server.starttls_addr, other)
+        .await
+        .unwrap();
+    b1.open_stream("localhost").await.unwrap();
+    let b2 = Client::connect_from(server.starttls_addr, other)
+        .await
+        .unwrap();
+    refused(
+        b2,
+        "resource-constraint",
+        "the server is at its connection limit",
+    )
+    .await;
+    // A closed connection frees its slot.
+    a1.close().await.unwrap();
+    let mut again = None;
+    for _ in 0..50 {
+        let mut c = Client::connect(server.starttls_addr).await.unwrap();
+        if c.open_stream("localhost").await.is_ok() {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the slot was not freed");
+}
