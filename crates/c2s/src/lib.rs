@@ -55,6 +55,10 @@ pub struct C2sSettings {
     pub burst: Duration,
     /// Whitespace keepalive interval.
     pub keepalive_interval: Option<Duration>,
+    /// Silence after which a bound session is pinged (XEP-0199); `None` disables.
+    pub idle_timeout: Option<Duration>,
+    /// How long the client has to answer that ping before its session is closed.
+    pub ping_timeout: Duration,
     /// Iterations announced for unknown users (match real accounts').
     pub scram_iterations: u32,
     /// Stanzas that may wait for a slow reader before its session is closed.
@@ -87,6 +91,8 @@ impl Default for C2sSettings {
             rate: 10 * 1024,
             burst: Duration::from_secs(2),
             keepalive_interval: Some(Duration::from_secs(300)),
+            idle_timeout: Some(Duration::from_secs(300)),
+            ping_timeout: Duration::from_secs(60),
             scram_iterations: starling_sasl::DEFAULT_ITERATIONS,
             queue_len: 512,
             queue_bytes: starling_module_api::DEFAULT_MAX_QUEUED_BYTES,

@@ -99,6 +99,10 @@ pub struct Session {
     /// Kept boxed as the queue hands them over (no copy per stanza).
     #[allow(clippy::vec_box)]
     in_flight: Vec<Box<Element>>,
+    /// When the last complete frame (stanza, header, close) arrived.
+    last_frame: Instant,
+    /// When the server last pinged an idle client (XEP-0199), if it has not answered since.
+    ping_sent: Option<Instant>,
     /// What this session last added to the shared buffer gauge.
     buffered: usize,
 }
@@ -133,6 +137,8 @@ impl Session {
             limiter: RateLimiter::new(s.rate, s.burst),
             out: String::new(),
             in_flight: Vec::new(),
+            last_frame: Instant::now(),
+            ping_sent: None,
             buffered: 0,
             shared,
             shutdown,
@@ -271,7 +277,7 @@ impl Session {
         tokio::pin!(cancelled);
         let deadline = tokio::time::sleep_until(self.deadline);
         tokio::pin!(deadline);
-        let tick = tokio::time::sleep_until(last_write + keepalive.unwrap_or(FAR_AWAY));
+        let tick = tokio::time::sleep_until(self.next_tick(last_write));
         tokio::pin!(tick);
         loop {
             self.update_buffer_gauge();
@@ -307,6 +313,30 @@ impl Session {
                 _ = tokio::time::sleep(wait), if !wait.is_zero() => {}
                 _ = &mut tick => {
                     let now = Instant::now();
+                    // An idle bound session is pinged (XEP-0199 §4.2); without an answer in
+                    // time it is closed, and with it a stanza left half sent.
+                    if let Some(idle) = self.shared.settings.idle_timeout
+                        && self.phase == Phase::Bound
+                    {
+                        let ping_timeout = self.shared.settings.ping_timeout;
+                        match self.ping_sent {
+                            Some(sent) if self.last_frame < sent && now >= sent + ping_timeout => {
+                                return self.fail(io, StreamError::new(StreamErrorCondition::ConnectionTimeout)
+                                    .with_text("no answer to the server's ping")).await;
+                            }
+                            Some(sent) if self.last_frame < sent => {}
+                            _ if now >= self.last_frame + idle => {
+                                self.write_ping();
+                                self.ping_sent = Some(now);
+                                match self.flush(io).await {
+                                    Ok(()) => last_write = now,
+                                    Err(Stop::Gone) => return Flow::Close,
+                                    Err(Stop::CloseRequested) => continue,
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                     // Whitespace keepalive (RFC 6120 §4.6.1).
                     if let Some(k) = keepalive
                         && self.phase == Phase::Bound
@@ -319,8 +349,9 @@ impl Session {
                             Err(Stop::CloseRequested) => continue,
                         }
                     }
-                    // Fired early (there were writes since it was armed): re-arm for when due.
-                    let next = keepalive.map_or(now + FAR_AWAY, |k| last_write + k);
+                    // Fired early (there were writes or frames since it was armed): re-arm for
+                    // when due.
+                    let next = self.next_tick(last_write);
                     tick.as_mut().reset(next.max(now + Duration::from_millis(10)));
                 }
                 read = read_pooled(io, &mut self.limiter), if wait.is_zero() => {
@@ -374,6 +405,33 @@ impl Session {
         }
     }
 
+    /// When the loop's timer must next fire: the whitespace keepalive, the idle ping, or the
+    /// ping's answer deadline, whichever comes first.
+    fn next_tick(&self, last_write: Instant) -> Instant {
+        let s = &self.shared.settings;
+        let far = Instant::now() + FAR_AWAY;
+        let keepalive = s.keepalive_interval.map_or(far, |k| last_write + k);
+        let idle = match (s.idle_timeout, self.ping_sent) {
+            (None, _) => far,
+            (Some(_), Some(sent)) if self.last_frame < sent => sent + s.ping_timeout,
+            (Some(idle), _) => self.last_frame + idle,
+        };
+        keepalive.min(idle)
+    }
+
+    /// XEP-0199 §4.2: a ping from the server to the client.
+    fn write_ping(&mut self) {
+        let Some(jid) = self.jid.as_ref() else { return };
+        let domain = jid.domain().as_str().to_owned();
+        Element::new("iq", ns::CLIENT)
+            .with_attr("type", "get")
+            .with_attr("id", format!("s2c-ping-{}", random_id()))
+            .with_attr("from", domain)
+            .with_attr("to", jid.to_string())
+            .with_child(Element::new("ping", ns::PING))
+            .write_in_stream(ns::CLIENT, &mut self.out);
+    }
+
     /// Serialises one queued stanza and whatever else is waiting, up to a batch; they stay in
     /// `in_flight` until written.
     fn deliver_batch(&mut self, first: SessionCommand) {
@@ -418,6 +476,7 @@ impl Session {
     }
 
     async fn handle_frame(&mut self, frame: Frame) -> Result<Flow, StreamError> {
+        self.last_frame = Instant::now();
         match frame {
             Frame::Header(h) => {
                 self.handle_header(h)?;

@@ -81,6 +81,8 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "rate",
             "burst",
             "keepalive_interval",
+            "idle_timeout",
+            "ping_timeout",
         ],
     ),
     (
@@ -196,6 +198,10 @@ pub struct C2sConfig {
     pub burst: Duration,
     /// Interval of whitespace keepalives to idle clients; `None` disables them.
     pub keepalive_interval: Option<Duration>,
+    /// Silence after which the server pings a bound client (XEP-0199); `None` disables.
+    pub idle_timeout: Option<Duration>,
+    /// How long a pinged client has to answer before its session is closed.
+    pub ping_timeout: Duration,
 }
 
 /// `[auth]` section.
@@ -380,6 +386,8 @@ impl Default for C2sConfig {
             rate: 10_240,
             burst: Duration::from_secs(2),
             keepalive_interval: Some(Duration::from_secs(300)),
+            idle_timeout: Some(Duration::from_secs(300)),
+            ping_timeout: Duration::from_secs(60),
         }
     }
 }

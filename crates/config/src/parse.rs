@@ -462,6 +462,12 @@ impl Cx<'_> {
         if let Some(n) = self.seconds(c2s, "c2s", "burst", 1) {
             c.burst = Duration::from_secs(n);
         }
+        if let Some(n) = self.seconds(c2s, "c2s", "idle_timeout", 0) {
+            c.idle_timeout = (n > 0).then(|| Duration::from_secs(n));
+        }
+        if let Some(n) = self.seconds(c2s, "c2s", "ping_timeout", 1) {
+            c.ping_timeout = Duration::from_secs(n);
+        }
         if let Some(n) = self.seconds(c2s, "c2s", "keepalive_interval", 0) {
             c.keepalive_interval = (n > 0).then(|| Duration::from_secs(n));
         }

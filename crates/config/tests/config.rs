@@ -233,6 +233,8 @@ auth_timeout = 10
 rate = 0
 burst = 5
 keepalive_interval = 0
+idle_timeout = 0
+ping_timeout = 5
 
 [auth]
 allow_plain = false
@@ -288,6 +290,8 @@ max_messages = 25
             rate: 0,
             burst: Duration::from_secs(5),
             keepalive_interval: None,
+            idle_timeout: None,
+            ping_timeout: Duration::from_secs(5),
         },
         auth: AuthConfig {
             allow_plain: false,

@@ -84,6 +84,8 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
         rate: c.rate,
         burst: c.burst,
         keepalive_interval: c.keepalive_interval,
+        idle_timeout: c.idle_timeout,
+        ping_timeout: c.ping_timeout,
         scram_iterations: config.auth.scram_iterations,
         throttle: throttle_settings(&config.auth),
         ..C2sSettings::default()

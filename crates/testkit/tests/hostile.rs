@@ -318,3 +318,52 @@ async fn connections_per_address_and_in_total_are_limited() {
     }
     assert!(again.is_some(), "the slot was not freed");
 }
+
+/// XEP-0199 §4.2: a bound session that sends nothing for `c2s.idle_timeout` is pinged by the
+/// server; an answer keeps it, silence for `c2s.ping_timeout` closes it with
+/// <connection-timeout/> (RFC 6120 §4.9.3.4), and a stanza left half sent goes with it.
+#[tokio::test]
+async fn idle_sessions_are_pinged_and_silent_ones_closed() {
+    let server = TestServer::start_with(|c| {
+        c.c2s.idle_timeout = Some(Duration::from_secs(1));
+        c.c2s.ping_timeout = Duration::from_secs(1);
+        c.c2s.keepalive_interval = None;
+    })
+    .await;
+    server.add_user("alice", PW).await;
+    server.add_user("bob", PW).await;
+    let mut alice = server.login("alice", PW, "a").await;
+    let ping = alice
+        .expect("<iq type='get' id='{*}' from='localhost' to='alice@localhost/a'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await
+        .unwrap();
+    alice
+        .send_xml(&format!(
+            "<iq type='result' id='{}' to='localhost'/>",
+            ping.attr("id").unwrap()
+        ))
+        .await
+        .unwrap();
+    // Answered: still there, and pinged again after the next silence.
+    alice
+        .expect("<iq type='get' id='{*}' from='localhost' to='alice@localhost/a'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await
+        .unwrap();
+
+    // Bob leaves a stanza half sent and answers nothing.
+    let mut bob = server.login("bob", PW, "b").await;
+    bob.send_raw(b"<message to='alice@localhost'><body>never fini")
+        .await
+        .unwrap();
+    bob.expect("<iq type='get' id='{*}' from='localhost' to='bob@localhost/b'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await
+        .unwrap();
+    let err = bob.expect_stream_error("connection-timeout").await.unwrap();
+    assert_eq!(
+        err.get_child("text", "urn:ietf:params:xml:ns:xmpp-streams")
+            .unwrap()
+            .text(),
+        "no answer to the server's ping"
+    );
+    bob.expect_eof().await.unwrap();
+}

@@ -85,7 +85,9 @@ async fn a_reader_that_stops_is_closed_and_loses_nothing() {
             .await
             .unwrap();
     }
-    // Everything Alice sent has been routed once her ping is answered (in order, RFC 6120 §10.1).
+    // Everything Alice sent has been routed once her ping is answered (in order, RFC 6120 §10.1);
+    // her 6 MB are read at most 2 MB/s, on a machine that may be running other tests.
+    alice.set_timeout(Duration::from_secs(120));
     alice
         .send_xml("<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>")
         .await
