@@ -161,6 +161,56 @@ fn map_rxml(e: rxml::Error) -> DecodeError {
 /// The largest single token (attribute value, name, text chunk) `rxml` buffers.
 const MAX_TOKEN: usize = 16 * 1024;
 
+thread_local! {
+    /// Parsers parked between stanzas on this worker thread, with their token limits.
+    ///
+    /// rxml reserves its whole token limit (16 KiB) for the token buffer the first time it reads a
+    /// token after its buffers were released. Releasing them after every stanza, so that idle
+    /// streams hold none, made every stanza allocate 16 KiB, which glibc serves from a slow path
+    /// whose cost grew with the number of sessions (1.5x per message at 5,000 users; BENCHMARKS.md).
+    /// Instead, a stream between stanzas hands its parser, buffer and all, to this pool, and takes
+    /// one back (or makes one) when bytes arrive: a few parsers per thread serve every stream, no
+    /// token buffer is allocated per stanza, and an idle stream holds no parser at all.
+    ///
+    /// A parser is parked only in a state any other stream can continue from: after a complete
+    /// stanza (or the header) with no byte of the next one read, inside a root `<stream:stream>`.
+    /// A parser made for the pool reads a synthetic `<stream:stream>` to get there.
+    static IDLE_PARSERS: std::cell::RefCell<Vec<(usize, Box<RawParser>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Parsers kept per thread: a worker serves one stream at a time, so a few cover the streams
+/// that a task switch leaves mid-frame.
+const IDLE_PARSERS_PER_THREAD: usize = 8;
+
+fn new_parser(max_token: usize) -> Box<RawParser> {
+    let options = rxml::parser::Options {
+        max_token_length: max_token,
+        ..Default::default()
+    };
+    let mut parser = Box::new(RawParser::with_options(options));
+    // Hand text over as it arrives: errors in it (bad UTF-8) surface at once and bytes are
+    // counted against the limit without waiting for a token to fill.
+    parser.set_text_buffering(false);
+    parser
+}
+
+/// A parser positioned inside a root `<stream:stream>`, between its children.
+fn parser_between_stanzas(max_token: usize) -> Box<RawParser> {
+    let pooled = IDLE_PARSERS.with_borrow_mut(|pool| {
+        let i = pool.iter().rposition(|(t, _)| *t == max_token)?;
+        Some(pool.swap_remove(i).1)
+    });
+    if let Some(p) = pooled {
+        return p;
+    }
+    let mut p = new_parser(max_token);
+    let mut root: &[u8] = b"<stream:stream>";
+    // The head's two events; the root stays open.
+    while let Ok(Some(_)) = p.parse(&mut root, false) {}
+    p
+}
+
 /// An element whose head (name and attributes) is being received.
 #[derive(Debug, Default)]
 struct Head {
@@ -207,7 +257,15 @@ struct Work {
 /// share its name instead of copying it.
 #[derive(Debug)]
 pub struct Decoder {
-    parser: RawParser,
+    /// `None` while parked: between stanzas a parser goes back to its thread's pool (see
+    /// [`IDLE_PARSERS`]), so an idle stream holds none and a busy one does not allocate a token
+    /// buffer per stanza.
+    parser: Option<Box<RawParser>>,
+    /// rxml's token limit for this stream.
+    max_token: usize,
+    /// Whether this stream's parser may be parked between stanzas: its root is
+    /// `<stream:stream>`, which a pooled parser has read.
+    poolable: bool,
     limits: Limits,
     /// 0 before the header, 1 between stanzas, >1 inside a stanza.
     depth: usize,
@@ -234,16 +292,11 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(limits: Limits) -> Self {
-        let options = rxml::parser::Options {
-            max_token_length: limits.max_stanza_bytes.clamp(256, MAX_TOKEN),
-            ..Default::default()
-        };
-        let mut parser = RawParser::with_options(options);
-        // Hand text over as it arrives: errors in it (bad UTF-8) surface at once and bytes are counted
-        // against the limit without waiting for a token to fill.
-        parser.set_text_buffering(false);
+        let max_token = limits.max_stanza_bytes.clamp(256, MAX_TOKEN);
         Decoder {
-            parser,
+            parser: Some(new_parser(max_token)),
+            max_token,
+            poolable: false,
             limits,
             depth: 0,
             started: false,
@@ -330,12 +383,17 @@ impl Decoder {
         if input.is_empty() {
             // Asking rxml with nothing to read would make its lexer reserve a token buffer
             // that an idle stream would then hold.
+            self.park_parser();
             return Ok(None);
         }
         self.started = true;
         loop {
             let before = input.len();
-            let ev = self.parser.parse(input, false);
+            let max_token = self.max_token;
+            let parser = self
+                .parser
+                .get_or_insert_with(|| parser_between_stanzas(max_token));
+            let ev = parser.parse(input, false);
             self.pending_bytes += before - input.len();
             if let Ok(Some(ev)) = &ev {
                 self.pending_bytes = self.pending_bytes.saturating_sub(ev.metrics().len());
@@ -351,6 +409,7 @@ impl Decoder {
                     if self.buffered_bytes() > self.frame_limit() {
                         return Err(self.fail(self.too_big()));
                     }
+                    self.park_parser();
                     return Ok(None);
                 }
                 Err(EndOrError::Error(e)) => return Err(self.fail(map_rxml(e))),
@@ -360,6 +419,32 @@ impl Decoder {
                 Ok(None) => {}
                 Err(e) => return Err(self.fail(e)),
             }
+        }
+    }
+
+    /// Between stanzas, with nothing half read, the parser goes back to its thread's pool.
+    fn park_parser(&mut self) {
+        if self.poolable
+            && self.depth == 1
+            && self.work.is_none()
+            && self.pending_bytes == 0
+            && self.failed.is_none()
+            && let Some(p) = self.parser.take()
+        {
+            IDLE_PARSERS.with_borrow_mut(|pool| {
+                if pool.len() < IDLE_PARSERS_PER_THREAD {
+                    pool.push((self.max_token, p));
+                }
+            });
+        }
+    }
+
+    /// What a parser that is not pooled gives back after each stanza: its token buffer.
+    fn release_temporaries(&mut self) {
+        if !self.poolable
+            && let Some(p) = self.parser.as_mut()
+        {
+            p.release_temporaries();
         }
     }
 
@@ -446,7 +531,7 @@ impl Decoder {
                             ));
                         }
                         // Keepalives must not leave a token buffer behind either.
-                        self.parser.release_temporaries();
+                        self.release_temporaries();
                     }
                 }
                 Ok(None)
@@ -481,7 +566,7 @@ impl Decoder {
                         // Give back the token buffer and the working state after every stanza:
                         // an idle stream then holds none.
                         self.work = None;
-                        self.parser.release_temporaries();
+                        self.release_temporaries();
                         Ok(Some(Frame::Element(done.el)))
                     }
                 }
@@ -593,6 +678,9 @@ impl Decoder {
                 "the root element must be <stream:stream>".into(),
             ));
         }
+        // A pooled parser has read `<stream:stream>`: it expects that end tag.
+        self.poolable = head.prefix.as_deref() == Some("stream")
+            && (self.max_token == MAX_TOKEN || self.max_token == Limits::PREAUTH.max_stanza_bytes);
         for (_, p) in &head.attr_prefixes {
             self.header_prefix(p)?;
         }

@@ -199,9 +199,8 @@ fn big_attribute_is_cut() {
 
 #[test]
 fn long_tokens_grow_the_token_buffer_up_to_its_limit() {
-    // The token buffer starts small (vendor/rxml/PATCHES.md): a value longer than that, arriving
-    // in pieces, comes out whole, twice in a row (the buffer is released between stanzas), and
-    // one byte over the 16 KiB token limit is still refused.
+    // A value as long as rxml's token limit, arriving in pieces, comes out whole, twice in a row
+    // (the parser is parked between stanzas), and one byte over the 16 KiB limit is refused.
     let value = "v".repeat(16 * 1024);
     let mut dec = Decoder::new(Limits::DEFAULT);
     let doc = format!("{HEADER}<m xmlns='u' a='{value}'/><m xmlns='u' a='{value}'/>");
@@ -563,4 +562,61 @@ fn buffered_bytes_follow_partial_stanzas() {
         ["<iq type='get' id='3'><ping xmlns='urn:xmpp:ping'/></iq>"]
     );
     assert_eq!(dec.buffered_bytes(), 0);
+}
+
+/// Between stanzas a stream parks its parser in the thread's pool and holds none; streams
+/// interleaved on one thread take each other's parsers and still frame exactly what each sent.
+#[test]
+fn parsers_are_parked_between_stanzas_and_shared() {
+    let mut a = Decoder::new(Limits::DEFAULT);
+    let mut b = Decoder::new(Limits::DEFAULT);
+    let (fa, fb) = (
+        decode_all(&mut a, &[HEADER.as_bytes()]).unwrap(),
+        decode_all(&mut b, &[HEADER.as_bytes()]).unwrap(),
+    );
+    assert_eq!((fa.len(), fb.len()), (1, 1));
+    assert!(
+        a.parser.is_none() && b.parser.is_none(),
+        "idle streams hold no parser"
+    );
+    let mut out = Vec::new();
+    for i in 0..20 {
+        // A stanza split across two reads on each stream, interleaved.
+        let sa = format!("<message id='a{i}'><body>from a</body></message>");
+        let sb = format!("<message id='b{i}'><body>from b &amp; more</body></message>");
+        let (a1, a2) = sa.as_bytes().split_at(7 + i % 9);
+        let (b1, b2) = sb.as_bytes().split_at(3 + i % 13);
+        out.extend(decode_all(&mut a, &[a1]).unwrap());
+        out.extend(decode_all(&mut b, &[b1]).unwrap());
+        assert!(a.parser.is_some(), "a stream mid-stanza keeps its parser");
+        out.extend(decode_all(&mut b, &[b2]).unwrap());
+        out.extend(decode_all(&mut a, &[a2, b"  "]).unwrap());
+        assert!(a.parser.is_none() && b.parser.is_none());
+    }
+    let ids: Vec<String> = out
+        .iter()
+        .map(|f| match f {
+            Frame::Element(e) => format!(
+                "{}:{}",
+                e.attr("id").unwrap(),
+                e.get_child("body", ns::CLIENT).unwrap().text()
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected: Vec<String> = (0..20)
+        .flat_map(|i| [format!("b{i}:from b & more"), format!("a{i}:from a")])
+        .collect();
+    assert_eq!(ids, expected);
+    // The end tag of the root a pooled parser read is the stream's.
+    assert_eq!(
+        decode_all(&mut a, &[b"</stream:stream>"]).unwrap(),
+        vec![Frame::Close]
+    );
+    // A root written with another prefix is never pooled: its own end tag closes it.
+    let other = "<s:stream xmlns='jabber:client' xmlns:s='http://etherx.jabber.org/streams' \
+        to='localhost' version='1.0'><message/></s:stream>";
+    let frames = decode(other).unwrap();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[2], Frame::Close);
 }
