@@ -49,12 +49,12 @@ pub const DEFAULT_FILE_NAME: &str = "starling.toml";
 /// Every known key, per section: `""` is the top level, `"host"` each `[[host]]` table.
 ///
 /// Keys not listed here are rejected. Sections (`log`, `host`, `c2s`, `auth`, `storage`,
-/// `offline`) are themselves keys of the top level.
+/// `offline`, `roster`) are themselves keys of the top level.
 pub const SCHEMA: &[(&str, &[&str])] = &[
     (
         "",
         &[
-            "data_dir", "log", "host", "c2s", "auth", "storage", "offline",
+            "data_dir", "log", "host", "c2s", "auth", "storage", "offline", "roster",
         ],
     ),
     ("log", &["level"]),
@@ -100,6 +100,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     ),
     ("storage", &["backend", "path"]),
     ("offline", &["max_messages"]),
+    ("roster", &["max_items", "max_pending_requests"]),
 ];
 
 /// Smallest accepted `c2s.max_stanza_size`.
@@ -118,6 +119,11 @@ pub const MAX_LOCK_SECONDS: u64 = 7 * 24 * 3600;
 /// Largest accepted `offline.max_messages`. Each stored message can be as large as
 /// `c2s.max_stanza_size`, so the queue of one account is bounded by the product of the two.
 pub const MAX_OFFLINE_MESSAGES: usize = 100_000;
+/// Largest accepted `roster.max_items`. A roster result carries every item, each of at most
+/// 4 KiB as serialised, so a full roster of this many is some 400 MiB.
+pub const MAX_ROSTER_ITEMS: usize = 100_000;
+/// Largest accepted `roster.max_pending_requests`.
+pub const MAX_PENDING_REQUESTS: usize = 10_000;
 
 /// The whole server configuration. [`Config::default()`] is the zero-configuration setup.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +142,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[offline]`: offline message storage (XEP-0160).
     pub offline: OfflineConfig,
+    /// `[roster]`: roster and subscription limits (RFC 6121).
+    pub roster: RosterConfig,
 }
 
 /// `[log]` section.
@@ -251,6 +259,19 @@ pub struct OfflineConfig {
     pub max_messages: usize,
 }
 
+/// `[roster]` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterConfig {
+    /// Most items on one account's roster (RFC 6121 §2); a roster set or a subscription stanza
+    /// from the account that would add one more is refused. Requests from contacts not on the
+    /// roster are not items: see `max_pending_requests`. 1 to [`MAX_ROSTER_ITEMS`].
+    pub max_items: usize,
+    /// Most inbound subscription requests (RFC 6121 §3.1.3) kept for one account from contacts
+    /// that are not on its roster; a request from one more is refused. 1 to
+    /// [`MAX_PENDING_REQUESTS`].
+    pub max_pending_requests: usize,
+}
+
 /// Known storage backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StorageBackend {
@@ -352,6 +373,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             storage: StorageConfig::default(),
             offline: OfflineConfig::default(),
+            roster: RosterConfig::default(),
         }
     }
 }
@@ -410,6 +432,15 @@ impl Default for AuthConfig {
 impl Default for OfflineConfig {
     fn default() -> Self {
         OfflineConfig { max_messages: 1000 }
+    }
+}
+
+impl Default for RosterConfig {
+    fn default() -> Self {
+        RosterConfig {
+            max_items: 1000,
+            max_pending_requests: 100,
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use toml::de::{DeTable, DeValue};
 
 use crate::{
     Config, ConfigError, ConfigErrors, HostConfig, MAX_AUTH_FAILURE_COUNT, MAX_LOCK_SECONDS,
-    MAX_OFFLINE_MESSAGES, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS,
-    SCHEMA, StorageBackend,
+    MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_ROSTER_ITEMS, MIN_MAX_STANZA_SIZE,
+    MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, SCHEMA, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -278,6 +278,21 @@ impl Cx<'_> {
                 && let Ok(n) = usize::try_from(n)
             {
                 config.offline.max_messages = n;
+            }
+        }
+
+        if let Some(roster) = self.section(root, "roster") {
+            let max = MAX_ROSTER_ITEMS as u64;
+            if let Some(n) = self.uint(roster, "roster", "max_items", 1, max)
+                && let Ok(n) = usize::try_from(n)
+            {
+                config.roster.max_items = n;
+            }
+            let max = MAX_PENDING_REQUESTS as u64;
+            if let Some(n) = self.uint(roster, "roster", "max_pending_requests", 1, max)
+                && let Ok(n) = usize::try_from(n)
+            {
+                config.roster.max_pending_requests = n;
             }
         }
     }

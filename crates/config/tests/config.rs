@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use starling_config::{
     AuthConfig, C2sConfig, Config, ConfigError, ConfigErrors, HostConfig, LogConfig, OfflineConfig,
-    SCHEMA, StorageBackend, StorageConfig,
+    RosterConfig, SCHEMA, StorageBackend, StorageConfig,
 };
 
 const EXAMPLE: &str = include_str!(concat!(
@@ -104,6 +104,8 @@ fn default_values() {
         PathBuf::from("./starling-data/starling.db")
     );
     assert_eq!(c.offline.max_messages, 1000);
+    assert_eq!(c.roster.max_items, 1000);
+    assert_eq!(c.roster.max_pending_requests, 100);
 }
 
 #[test]
@@ -252,6 +254,10 @@ path = "/srv/db/starling.sqlite"
 
 [offline]
 max_messages = 25
+
+[roster]
+max_items = 50
+max_pending_requests = 7
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -308,6 +314,10 @@ max_messages = 25
             path: "/srv/db/starling.sqlite".into(),
         },
         offline: OfflineConfig { max_messages: 25 },
+        roster: RosterConfig {
+            max_items: 50,
+            max_pending_requests: 7,
+        },
     };
     let config = parse(text).unwrap();
     assert_eq!(config, expected);
@@ -981,6 +991,63 @@ fn offline_max_messages_bounds() {
             "offline".into(),
             Some(1),
             "expected a table ([offline]), found integer".into()
+        )
+    );
+}
+
+#[test]
+fn roster_limits_bounds() {
+    let config = parse("[roster]\nmax_items = 1\nmax_pending_requests = 1\n").unwrap();
+    assert_eq!(config.roster.max_items, 1);
+    assert_eq!(config.roster.max_pending_requests, 1);
+    let config = parse("[roster]\nmax_items = 100000\nmax_pending_requests = 10000\n").unwrap();
+    assert_eq!(config.roster.max_items, 100_000);
+    assert_eq!(config.roster.max_pending_requests, 10_000);
+    assert_eq!(
+        errors("[roster]\nmax_items = 0\nmax_pending_requests = 0\n"),
+        vec![
+            (
+                "roster.max_items".into(),
+                Some(2),
+                "must be at least 1".into()
+            ),
+            (
+                "roster.max_pending_requests".into(),
+                Some(3),
+                "must be at least 1".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        one_error("[roster]\nmax_items = 100001\n"),
+        (
+            "roster.max_items".into(),
+            Some(2),
+            "must be at most 100000".into()
+        )
+    );
+    assert_eq!(
+        one_error("\n[roster]\nmax_pending_requests = 10001\n"),
+        (
+            "roster.max_pending_requests".into(),
+            Some(3),
+            "must be at most 10000".into()
+        )
+    );
+    assert_eq!(
+        one_error("[roster]\nmax_items = 1.5\n"),
+        (
+            "roster.max_items".into(),
+            Some(2),
+            "expected an integer, found float".into()
+        )
+    );
+    assert_eq!(
+        one_error("[roster]\nmax_contacts = 10\n"),
+        (
+            "roster.max_contacts".into(),
+            Some(2),
+            "unknown key; expected one of: max_items, max_pending_requests".into()
         )
     );
 }

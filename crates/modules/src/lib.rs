@@ -21,12 +21,15 @@ use starling_module_api::Module;
 pub struct ModuleOptions {
     /// Offline messages kept per account (XEP-0160); 0 turns offline storage off.
     pub offline_max_messages: usize,
+    /// Roster and stored-request limits per account (RFC 6121 §2, §3.1.3).
+    pub roster: roster::RosterLimits,
 }
 
 impl Default for ModuleOptions {
     fn default() -> Self {
         ModuleOptions {
             offline_max_messages: 1000,
+            roster: roster::RosterLimits::default(),
         }
     }
 }
@@ -35,7 +38,7 @@ impl Default for ModuleOptions {
 pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
     // The roster and presence modules share the roster service (interested resources, the
     // per-account change lock, pushes).
-    let rosters = Arc::new(roster::RosterService::default());
+    let rosters = Arc::new(roster::RosterService::new(options.roster));
     vec![
         Arc::new(disco::Disco),
         Arc::new(ping::Ping),

@@ -13,6 +13,12 @@
 //!   end of a subscription send `unavailable` to whoever saw the session available, directed
 //!   presence recipients included (§4.6.3).
 //!
+//! Limits (issue 11): a subscription request that cannot be delivered (no such local account, a
+//! remote domain until federation exists) gets an error and stores nothing (§3.1.2); requests
+//! kept for an account from contacts not on its roster are capped (§3.1.3's Security Warning),
+//! and a stored request is at most [`MAX_STORED_REQUEST_BYTES`]; additions to a full roster are
+//! refused (see [`crate::roster`]).
+//!
 //! # Hazards
 //!
 //! * Probes never reveal presence to an entity that is not subscribed (§4.3.2): the answer is the
@@ -33,7 +39,10 @@ use starling_proto::{
 use starling_storage::RosterItem;
 use starling_stream::parse_stored;
 
-use crate::roster::{RosterService, account_parts, subscription_stanza};
+use crate::roster::{
+    Limit, MAX_STORED_REQUEST_BYTES, RosterService, UpdateError, account_parts, limit_error,
+    subscription_stanza,
+};
 use crate::subscription::{self, State, SubKind};
 
 /// Most entities one session can send directed presence to (beyond its contacts) before the
@@ -122,11 +131,30 @@ fn sender(stanza: &Element) -> Option<FullJid> {
 
 /// Sends the error `cond` back to the client that sent `stanza`.
 async fn reject(ctx: &Context, stanza: &Element, cond: StanzaErrorCondition, text: &str) {
-    let mut reply = error_reply(stanza, &StanzaError::new(cond).with_text(text));
+    reject_with(ctx, stanza, &StanzaError::new(cond).with_text(text)).await;
+}
+
+/// Sends `err` back to the client that sent `stanza`.
+async fn reject_with(ctx: &Context, stanza: &Element, err: &StanzaError) {
+    let mut reply = error_reply(stanza, err);
     if stanza.attr("to").is_none() {
         reply.remove_attr("from");
     }
     ctx.router.route(reply).await;
+}
+
+/// The copy of an inbound subscription request kept for redelivery at each login (§3.1.3): the
+/// whole stanza, or without its child elements when it is larger than
+/// [`MAX_STORED_REQUEST_BYTES`] (§3.1.3's Security Warning: limits on "the number or size" of
+/// stored requests), so the requests re-sent at a login stay bounded.
+fn stored_request(stanza: &Element) -> String {
+    let xml = stanza.to_xml();
+    if xml.len() <= MAX_STORED_REQUEST_BYTES {
+        return xml;
+    }
+    let mut bare = stanza.clone();
+    bare.clear_children();
+    bare.to_xml()
 }
 
 /// The roster items of `account`, or none (logged) when storage fails.
@@ -365,6 +393,16 @@ impl Presence {
             return;
         }
         let contact_str = contact.to_string();
+        if kind == SubKind::Subscribe
+            && let Some(err) = self.undeliverable(ctx, account, contact).await
+        {
+            // §3.1.2: a request that "cannot be locally delivered or remotely routed" gets an
+            // error, and nothing is stored: the roster push of "Pending Out" comes only "after
+            // locally delivering or remotely routing" it, and a contact that cannot answer
+            // would leave the user waiting forever.
+            reject_with(ctx, stanza, &err).await;
+            return;
+        }
         let mut decision = None;
         let res = self
             .roster
@@ -384,16 +422,25 @@ impl Presence {
                 }
             })
             .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, %account, "cannot store a subscription change");
-            reject(
-                ctx,
-                stanza,
-                StanzaErrorCondition::InternalServerError,
-                "storage failed",
-            )
-            .await;
-            return;
+        match res {
+            Ok(_) => {}
+            Err(UpdateError::Storage(e)) => {
+                tracing::error!(error = %e, %account, "cannot store a subscription change");
+                reject(
+                    ctx,
+                    stanza,
+                    StanzaErrorCondition::InternalServerError,
+                    "storage failed",
+                )
+                .await;
+                return;
+            }
+            Err(e) => {
+                // A request or pre-approval for a contact not yet on a full roster: refused like
+                // a roster set that would add it (see `limit_error`); nothing is routed.
+                reject_with(ctx, stanza, &limit_error(&e)).await;
+                return;
+            }
         }
         let Some((before, out)) = decision else {
             return;
@@ -414,6 +461,52 @@ impl Presence {
         if kind == SubKind::Subscribed {
             // §3.1.5: after approving, the contact receives the account's current presence.
             send_current_presence(ctx, account, &contact_str).await;
+        }
+    }
+
+    /// Why a subscription request from `account` cannot reach `contact`, as the error the user
+    /// gets (§3.1.2); `None` when it can.
+    async fn undeliverable(
+        &self,
+        ctx: &Context,
+        account: &BareJid,
+        contact: &BareJid,
+    ) -> Option<StanzaError> {
+        if !ctx.is_local_domain(contact.domain().as_str()) {
+            // §3.1.2 ("the remote server does not exist"), RFC 6120 §8.3.3.16: there are no
+            // server-to-server connections yet, so no remote domain can be reached. (The
+            // router's own bounce of the routed request would go to the user's bare JID, which
+            // no session receives.)
+            return Some(
+                StanzaError::new(StanzaErrorCondition::RemoteServerNotFound)
+                    .with_text("remote domains cannot be reached from this server"),
+            );
+        }
+        if !ctx.account_exists(contact).await {
+            // §3.1.2 ("the local contact does not exist"): an error, like messages and IQs to
+            // an account that does not exist get (RFC 6121 §8.5.1, RFC 6120 §8.3.3.19).
+            return Some(
+                StanzaError::new(StanzaErrorCondition::ServiceUnavailable)
+                    .with_text("no such account"),
+            );
+        }
+        // A local contact that keeps as many requests from strangers as allowed would refuse
+        // this one (see `inbound`): refused here, before the user's roster records a request
+        // that cannot be delivered.
+        match self
+            .roster
+            .request_would_be_refused(ctx, contact, &account.to_string())
+            .await
+        {
+            Ok(None) => None,
+            Ok(Some(e)) => {
+                self.roster.note_limit(contact, Limit::PendingRequests, &e);
+                Some(limit_error(&e))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, %contact, "cannot read the roster");
+                Some(StanzaError::new(StanzaErrorCondition::InternalServerError))
+            }
         }
     }
 
@@ -476,16 +569,29 @@ impl Presence {
                 });
                 inb.state.apply_to(item);
                 if kind == SubKind::Subscribe && inb.state.pending_in {
-                    item.pending_in_stanza = Some(stanza.to_xml());
+                    item.pending_in_stanza = Some(stored_request(stanza));
                 }
                 if inb.state.from {
                     item.hidden = false;
                 }
             })
             .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, %account, "cannot store a subscription change");
-            return;
+        match res {
+            Ok(_) => {}
+            Err(UpdateError::Storage(e)) => {
+                tracing::error!(error = %e, %account, "cannot store a subscription change");
+                return;
+            }
+            Err(e) => {
+                // §3.1.3's Security Warning: the account keeps as many requests from contacts
+                // not on its roster as allowed. The sender is told (see `limit_error`), so it
+                // does not wait for an answer that cannot come; logged once per account by
+                // `RosterService::update`.
+                ctx.router
+                    .route(error_reply(stanza, &limit_error(&e)))
+                    .await;
+                return;
+            }
         }
         let Some((before, inb)) = decision else {
             return;

@@ -146,6 +146,10 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         storage.stores(),
         starling_modules::default_modules(&starling_modules::ModuleOptions {
             offline_max_messages: config.offline.max_messages,
+            roster: starling_modules::roster::RosterLimits {
+                max_items: config.roster.max_items,
+                max_pending_requests: config.roster.max_pending_requests,
+            },
         }),
     );
     let shared = Arc::new(C2sShared::new(

@@ -8,7 +8,8 @@
 use async_trait::async_trait;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use starling_storage::{
-    NewRoster, RosterItem, RosterStore, StorageError, Subscription, check_distinct_groups,
+    NewRoster, RosterCounts, RosterItem, RosterStore, StorageError, Subscription,
+    check_distinct_groups,
 };
 
 use crate::accounts::{account_id, backend, begin_write, is_unique_violation};
@@ -364,5 +365,26 @@ impl RosterStore for SqliteRosterStore {
         .await
         .map_err(backend)?;
         version.map_or(Ok(0), to_version)
+    }
+
+    async fn counts(&self, localpart: &str, domain: &str) -> Result<RosterCounts, StorageError> {
+        // One pass over the account's rows (the primary key's (account_id, …) prefix).
+        let (visible, hidden): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(r.hidden = 0), 0), COALESCE(SUM(r.hidden = 1), 0) \
+             FROM roster_items r JOIN accounts a ON a.id = r.account_id \
+             WHERE a.domain = ?1 AND a.localpart = ?2",
+        )
+        .bind(domain)
+        .bind(localpart)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        let count = |n: i64| {
+            u64::try_from(n).map_err(|_| StorageError::backend(format!("corrupt count {n}")))
+        };
+        Ok(RosterCounts {
+            visible: count(visible)?,
+            hidden: count(hidden)?,
+        })
     }
 }

@@ -56,7 +56,9 @@ use std::sync::Arc;
 pub use accounts::{AccountStore, Credential, NewAccount, check_distinct_mechanisms};
 pub use error::{BoxError, StorageError};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
-pub use rosters::{NewRoster, RosterItem, RosterStore, Subscription, check_distinct_groups};
+pub use rosters::{
+    NewRoster, RosterCounts, RosterItem, RosterStore, Subscription, check_distinct_groups,
+};
 pub use vcards::VcardStore;
 
 /// Everything a backend provides, handed to the server and modules.

@@ -109,6 +109,17 @@ pub fn check_distinct_groups(groups: &[String]) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// How many items one account's roster holds, by kind: what the server's
+/// limits are checked against (see [`RosterStore::counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RosterCounts {
+    /// Items on the roster proper (`hidden == false`).
+    pub visible: u64,
+    /// Items that only hold an inbound subscription request (`hidden ==
+    /// true`).
+    pub hidden: u64,
+}
+
 /// New items for one account's roster, for [`RosterStore::insert_many`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewRoster<'a> {
@@ -194,4 +205,10 @@ pub trait RosterStore: Send + Sync {
     /// The account's current roster version: 0 if its roster never changed
     /// or the account does not exist.
     async fn version(&self, localpart: &str, domain: &str) -> Result<u64, StorageError>;
+
+    /// How many visible and hidden items the account's roster holds (see
+    /// [`RosterItem::hidden`]); both 0 for an unknown account. Called on
+    /// every change that adds an item or a stored request, so a backend
+    /// counts without reading the items (one aggregate query in SQL).
+    async fn counts(&self, localpart: &str, domain: &str) -> Result<RosterCounts, StorageError>;
 }

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use starling_storage::{
-    AccountStore, Credential, NewAccount, NewRoster, RosterItem, RosterStore, StorageError,
-    Subscription, check_distinct_groups,
+    AccountStore, Credential, NewAccount, NewRoster, RosterCounts, RosterItem, RosterStore,
+    StorageError, Subscription, check_distinct_groups,
 };
 
 /// Which bug to plant.
@@ -29,6 +29,7 @@ enum Bug {
     BulkBumpsPerItem,
     BulkNotAtomic,
     BulkReplaces,
+    CountsHiddenAsVisible,
 }
 
 type Account = (String, String);
@@ -325,6 +326,19 @@ impl RosterStore for Memory {
             .copied()
             .unwrap_or(0))
     }
+
+    async fn counts(&self, localpart: &str, domain: &str) -> Result<RosterCounts, StorageError> {
+        let st = self.state.lock().unwrap();
+        let mut counts = RosterCounts::default();
+        for item in st.items.get(&key(localpart, domain)).into_iter().flatten() {
+            if item.hidden && self.bug != Bug::CountsHiddenAsVisible {
+                counts.hidden += 1;
+            } else {
+                counts.visible += 1;
+            }
+        }
+        Ok(counts)
+    }
 }
 
 async fn run(bug: Bug) {
@@ -460,4 +474,12 @@ fn duplicate_groups_are_rejected() {
         err.to_string(),
         "storage backend error: duplicate roster group \"a\""
     );
+}
+
+#[tokio::test]
+#[should_panic(
+    expected = "counts: after puts: counts of alice@example.org: got RosterCounts { visible: 3, hidden: 0 }, want RosterCounts { visible: 1, hidden: 2 }"
+)]
+async fn catches_counts_ignoring_hidden() {
+    run(Bug::CountsHiddenAsVisible).await;
 }

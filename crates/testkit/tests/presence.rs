@@ -185,19 +185,24 @@ async fn probes_reveal_nothing_to_strangers_and_bad_types_are_refused() {
     }
     mallory.expect_silence(QUIET).await.unwrap();
     alice.expect_silence(QUIET).await.unwrap();
-    // A subscription request to an account that does not exist is ignored (§3.1.3)…
+    // A subscription request to an account that does not exist cannot be delivered: an error
+    // (§3.1.2), and nothing on mallory's roster (see tests/roster_limits.rs).
     mallory
-        .send_xml("<presence type='subscribe' to='nobody@localhost'/>")
+        .send_xml("<presence type='subscribe' to='nobody@localhost' id='s1'/>")
         .await
         .unwrap();
-    // …but it does go on mallory's own roster as pending (A.2.1).
+    mallory
+        .expect("<presence type='error' id='s1' from='nobody@localhost' to='mallory@localhost/m'>\
+                 <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+                 <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>no such account</text></error></presence>")
+        .await
+        .unwrap();
     mallory
         .send_xml("<iq type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>")
         .await
         .unwrap();
     mallory
-        .expect("<iq type='result' id='r1' to='mallory@localhost/m'><query xmlns='jabber:iq:roster' ver='1'>\
-                 <item jid='nobody@localhost' subscription='none' ask='subscribe'/></query></iq>")
+        .expect("<iq type='result' id='r1' to='mallory@localhost/m'><query xmlns='jabber:iq:roster' ver='0'/></iq>")
         .await
         .unwrap();
     // RFC 6121 §4.7.1: no other presence types exist.

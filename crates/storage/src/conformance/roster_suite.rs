@@ -2,7 +2,9 @@
 
 use std::fmt::Debug;
 
-use crate::{AccountStore, NewRoster, RosterItem, RosterStore, StorageError, Subscription};
+use crate::{
+    AccountStore, NewRoster, RosterCounts, RosterItem, RosterStore, StorageError, Subscription,
+};
 
 /// Runs the [`RosterStore`] conformance suite against `rosters`, using
 /// `accounts` (of the same backend) to create and delete the owning accounts.
@@ -29,6 +31,7 @@ pub async fn rosters(accounts: &dyn AccountStore, rosters: &dyn RosterStore) {
     s.duplicate_groups_rejected_atomically().await;
     s.bulk_insert().await;
     s.bulk_insert_is_atomic().await;
+    s.counts().await;
     s.expect_no_accounts("postcondition").await;
 }
 
@@ -137,6 +140,14 @@ impl Suite<'_> {
             ok(self.rosters.item(l, d, jid).await, what),
             want.cloned(),
             &format!("{what}: item {jid:?} of {l}@{d}"),
+        );
+    }
+
+    async fn expect_counts(&self, l: &str, d: &str, visible: u64, hidden: u64, what: &str) {
+        check(
+            ok(self.rosters.counts(l, d).await, what),
+            RosterCounts { visible, hidden },
+            &format!("{what}: counts of {l}@{d}"),
         );
     }
 
@@ -781,5 +792,94 @@ impl Suite<'_> {
             .await;
         self.expect_version(a.0, a.1, 2, s).await;
         self.delete(&[a, b], s).await;
+    }
+
+    /// `counts`: visible and hidden items, kept current by every kind of change, per account.
+    async fn counts(&self) {
+        let s = "counts";
+        let a = ("alice", "example.org");
+        let b = ("alice", "example.com");
+        for (l, d) in [a, b] {
+            self.create(l, d, s).await;
+        }
+        self.expect_counts(a.0, a.1, 0, 0, &format!("{s}: empty roster"))
+            .await;
+        self.expect_counts("nobody", a.1, 0, 0, &format!("{s}: unknown account"))
+            .await;
+
+        let visible = |jid: &str| RosterItem {
+            pending_in: true,
+            ..RosterItem::new(jid)
+        };
+        let hidden = |jid: &str| RosterItem {
+            hidden: true,
+            pending_in: true,
+            ..RosterItem::new(jid)
+        };
+        self.put(a.0, a.1, &visible("v1@example.net"), 1, s).await;
+        self.put(a.0, a.1, &full_item("h1@example.net"), 2, s).await;
+        self.put(a.0, a.1, &hidden("h2@example.net"), 3, s).await;
+        self.expect_counts(a.0, a.1, 1, 2, &format!("{s}: after puts"))
+            .await;
+        self.expect_counts(b.0, b.1, 0, 0, &format!("{s}: other account"))
+            .await;
+
+        // Replacing an item moves it between the counts, and never counts it twice.
+        self.put(a.0, a.1, &visible("h2@example.net"), 4, s).await;
+        self.put(a.0, a.1, &visible("h2@example.net"), 5, s).await;
+        self.expect_counts(a.0, a.1, 2, 1, &format!("{s}: hidden item made visible"))
+            .await;
+        self.put(a.0, a.1, &hidden("v1@example.net"), 6, s).await;
+        self.expect_counts(a.0, a.1, 1, 2, &format!("{s}: visible item hidden"))
+            .await;
+        check(
+            ok(
+                self.rosters.remove_item(a.0, a.1, "h1@example.net").await,
+                s,
+            ),
+            Some(7),
+            &format!("{s}: remove"),
+        );
+        self.expect_counts(a.0, a.1, 1, 1, &format!("{s}: after remove"))
+            .await;
+
+        // Bulk inserts count like puts.
+        let many: Vec<RosterItem> = (0..30u32)
+            .map(|i| {
+                if i.is_multiple_of(3) {
+                    hidden(&format!("b{i:02}@example.net"))
+                } else {
+                    visible(&format!("b{i:02}@example.net"))
+                }
+            })
+            .collect();
+        ok(
+            self.rosters
+                .insert_many(&[NewRoster {
+                    localpart: b.0,
+                    domain: b.1,
+                    items: &many,
+                }])
+                .await,
+            &format!("{s}: bulk insert"),
+        );
+        self.expect_counts(b.0, b.1, 20, 10, &format!("{s}: after bulk insert"))
+            .await;
+        self.expect_counts(
+            a.0,
+            a.1,
+            1,
+            1,
+            &format!("{s}: other account after bulk insert"),
+        )
+        .await;
+
+        ok(
+            self.accounts.delete_account(b.0, b.1).await,
+            &format!("{s}: delete {}@{}", b.0, b.1),
+        );
+        self.expect_counts(b.0, b.1, 0, 0, &format!("{s}: deleted account"))
+            .await;
+        self.delete(&[a], s).await;
     }
 }
