@@ -780,11 +780,15 @@ impl Decoder {
         }
         check_unique(&attrs)?;
         let mut decls = decls;
-        if prefix.is_some()
-            && let Some(d) = default_decl_kept
+        let prefixes_in_scope = self.work.as_deref().is_some_and(|w| !w.prefixes.is_empty())
+            || self.header_prefixes.is_some();
+        if let Some(d) = default_decl_kept
+            && (prefix.is_some() || prefixes_in_scope)
         {
-            // A prefixed element that declares a default namespace for its children: the
-            // declaration is kept on it (empty prefix), or each child would repeat it.
+            // The default namespace this element declared is kept on it (empty prefix) when
+            // the serialiser could not tell otherwise: on a prefixed element (or each child
+            // would declare it again), and where a prefix bound to the same namespace is in
+            // scope (or the element would be written with that prefix, perhaps longer).
             decls.push((Name::default(), d));
         }
         let mut el = Element::from_parts(name, elem_ns, attrs, decls);

@@ -461,6 +461,17 @@ fn a_default_namespace_declared_on_a_prefixed_element_is_written_once() {
     assert_eq!(parse_stored(&e.to_xml()).unwrap(), *e);
 }
 
+/// An element written with a default namespace that a long prefix in scope is also bound to is
+/// written back with the default declaration, not with the (longer) prefix (found by the stream
+/// fuzzer: 390 bytes in, 435 out).
+#[test]
+fn a_default_declaration_is_not_traded_for_a_longer_prefix() {
+    let p = "p".repeat(200);
+    let stanza = format!("<message xmlns:{p}='urn:n'><x xmlns='urn:n' id='1'/><{p}:y/></message>");
+    let frames = decode(&format!("{HEADER}{stanza}")).unwrap();
+    assert_eq!(stanza_xml(&frames[1]), stanza);
+}
+
 /// A prefix the stream header declared and a stanza uses is declared again on the stanza, so
 /// that it means the same wherever the stanza is written (offline storage, another stream).
 #[test]
