@@ -20,7 +20,7 @@ impl SqliteOfflineStore {
 }
 
 /// A count or id read back from SQLite; negative only in a corrupt file.
-fn to_u64(value: i64, what: &str) -> Result<u64, StorageError> {
+pub(crate) fn to_u64(value: i64, what: &str) -> Result<u64, StorageError> {
     u64::try_from(value).map_err(|_| StorageError::backend(format!("corrupt {what}: {value}")))
 }
 

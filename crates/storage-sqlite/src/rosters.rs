@@ -379,12 +379,9 @@ impl RosterStore for SqliteRosterStore {
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
-        let count = |n: i64| {
-            u64::try_from(n).map_err(|_| StorageError::backend(format!("corrupt count {n}")))
-        };
         Ok(RosterCounts {
-            visible: count(visible)?,
-            hidden: count(hidden)?,
+            visible: crate::offline::to_u64(visible, "roster count")?,
+            hidden: crate::offline::to_u64(hidden, "roster count")?,
         })
     }
 }
