@@ -19,10 +19,12 @@
 //! XEP-0203 §2), `DOMAIN` being the recipient's (this server's) domain. A `<delay/>` the sender
 //! put there claiming to come from that domain is removed first (XEP-0203 §5: a forged
 //! notation). When the account already holds [`Offline::new`]'s `max_messages`, the message is
-//! left to the router, which bounces it to its sender with `<service-unavailable/>` (XEP-0160
-//! §2 step 3; a headline stored only because of a `<store/>` hint is dropped, as the RFC does
-//! with headlines); with `max_messages` 0 storage is off, every message is left to the router
-//! the same way, and `msgoffline` is not advertised.
+//! bounced to its sender with `<resource-constraint/>` of type `wait` and a text saying the
+//! queue is full (RFC 6120 §8.3.3.18; XEP-0160 §2 step 3 suggests `<service-unavailable/>`,
+//! which a client reads as final, and ejabberd answers the same way); a headline stored only
+//! because of a `<store/>` hint is dropped, as the RFC does with headlines. With `max_messages`
+//! 0 storage is off, every message is left to the router, which bounces it with
+//! `<service-unavailable/>` (no storage exists), and `msgoffline` is not advertised.
 //!
 //! **Delivering.** When a session has sent available presence with non-negative priority
 //! ([`Lifecycle::session_available`], XEP-0160 §2 step 5), its account's messages are loaded in
@@ -54,7 +56,10 @@ use async_trait::async_trait;
 use starling_module_api::{
     Context, HookPoint, HookResult, Lifecycle, Module, Offer, Registrar, SessionEntry, StanzaHook,
 };
-use starling_proto::{BareJid, Element, FullJid, Jid, Node, StanzaKind, ns};
+use starling_proto::{
+    BareJid, Element, FullJid, Jid, Node, StanzaError, StanzaErrorCondition, StanzaKind,
+    error_reply, ns,
+};
 use starling_storage::OfflineOutcome;
 use starling_stream::parse_stored;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
@@ -71,6 +76,9 @@ pub const NS_HINTS: &str = "urn:xmpp:hints";
 pub const NS_CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
 /// XEP-0359 unique and stable stanza ids (`<origin-id/>`), which clients add to anything.
 const NS_SID: &str = "urn:xmpp:sid:0";
+
+/// The `<text/>` of the error a sender gets when the recipient's offline queue is full.
+pub const QUEUE_FULL_TEXT: &str = "The recipient's offline message queue is full";
 
 /// Most messages queued to a session at once.
 pub const DELIVERY_BATCH: usize = 100;
@@ -372,10 +380,19 @@ impl StanzaHook for Offline {
                 HookResult::Handled
             }
             Ok(OfflineOutcome::Full) => {
-                // XEP-0160 §2 step 3: a full queue is <service-unavailable/>, the router's own
-                // answer to a message nobody took, the same as for no storage at all.
                 tracing::debug!(account = %account, "offline queue full: message bounced");
-                HookResult::Pass
+                if stanza.attr("type") == Some("headline") {
+                    // Stored only because of a <store/> hint: dropped by the router, as the RFC
+                    // does with headlines.
+                    return HookResult::Pass;
+                }
+                // XEP-0160 §2 step 3 answers a full queue with <service-unavailable/>; we answer
+                // <resource-constraint/> (RFC 6120 §8.3.3.18, type wait, as ejabberd does), so
+                // the sender's client can tell "try later" from "nobody will ever take this".
+                let error = StanzaError::new(StanzaErrorCondition::ResourceConstraint)
+                    .with_text(QUEUE_FULL_TEXT);
+                ctx.router.route(error_reply(stanza, &error)).await;
+                HookResult::Handled
             }
             Err(e) => {
                 // Unstored: the router bounces it, so the sender knows.

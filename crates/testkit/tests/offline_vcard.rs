@@ -244,11 +244,15 @@ async fn full_queue_bounces_the_overflowing_message() {
         .send_xml("<message to='bob@localhost' type='chat' id='m3'><body>3</body></message>")
         .await
         .unwrap();
-    // XEP-0160 §2: a full queue is <service-unavailable/>.
+    // A full queue: <resource-constraint/> of type wait (RFC 6120 §8.3.3.18), where XEP-0160
+    // §2 step 3 suggests <service-unavailable/> (see the offline module's docs for why).
     alice
-        .expect(&format!(
-            "<message id='m3' to='alice@localhost/a' from='bob@localhost' type='error'>{SERVICE_UNAVAILABLE}</message>"
-        ))
+        .expect(
+            "<message id='m3' to='alice@localhost/a' from='bob@localhost' type='error'>\
+             <error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>The recipient&apos;s offline message queue is full</text>\
+             </error></message>",
+        )
         .await
         .unwrap();
     alice.expect_silence(QUIET).await.unwrap();

@@ -325,15 +325,18 @@ async fn negative_priority_or_unavailable_session_gets_nothing() {
 }
 
 #[tokio::test]
-async fn full_queue_bounces_with_service_unavailable() {
+async fn full_queue_bounces_with_resource_constraint() {
     let mut s = setup(2).await;
     for b in ["one", "two", "three"] {
         s.send(b).await;
     }
+    // RFC 6120 §8.3.3.18 (XEP-0160 §2 step 3 would say <service-unavailable/>: module docs).
     assert_eq!(
         client_xml(&stanza(&mut s.alice_inbox).unwrap()),
         "<message id='three' to='alice@localhost/a' from='bob@localhost' type='error'>\
-         <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+         <error type='wait'><resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+         <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>The recipient's offline message queue is full</text>\
+         </error></message>"
     );
     assert!(stanza(&mut s.alice_inbox).is_none());
     assert_eq!(s.count().await, 2);
