@@ -529,14 +529,16 @@ impl<'a> Writer<'a, '_> {
         }
     }
 
-    /// A visible prefix bound to `ns`.
+    /// The shortest visible prefix bound to `ns` (the innermost of equal length). Shortest, not
+    /// innermost: the sender used one of the visible prefixes, so the one written is never
+    /// longer than the sender's, even when a long prefix for the same namespace was declared
+    /// further in.
     fn prefix_for(&self, ns: &Ns) -> Option<Prefix> {
-        if let Some(i) = self
-            .bindings
-            .iter()
-            .rposition(|b| !b.shadowed && *b.ns == *ns)
-        {
-            return Some(Prefix::At(i));
+        let mut best: Option<(usize, usize)> = None;
+        for (i, b) in self.bindings.iter().enumerate() {
+            if !b.shadowed && *b.ns == *ns && best.is_none_or(|(_, len)| b.prefix.len() <= len) {
+                best = Some((i, b.prefix.len()));
+            }
         }
         let stream_visible = self.stream_prefix
             && ns.as_str() == ns::STREAM
@@ -544,7 +546,11 @@ impl<'a> Writer<'a, '_> {
                 .bindings
                 .iter()
                 .any(|b| !b.shadowed && b.prefix == "stream");
-        stream_visible.then_some(Prefix::Stream)
+        match best {
+            Some((_, len)) if stream_visible && "stream".len() < len => Some(Prefix::Stream),
+            Some((i, _)) => Some(Prefix::At(i)),
+            None => stream_visible.then_some(Prefix::Stream),
+        }
     }
 
     fn push_prefix(&mut self, p: Prefix) {
@@ -903,6 +909,28 @@ mod tests {
         assert_eq!(
             outer.to_xml(),
             "<p:x xmlns:p='urn:n'><p:y xmlns:p='urn:m'><a xmlns='urn:n'/></p:y></p:x>"
+        );
+    }
+
+    /// Found by the `stream_roundtrip` fuzzer: a long prefix declared further in for a namespace
+    /// that already has a short one must not replace the short one the sender kept using.
+    #[test]
+    fn the_shortest_visible_prefix_is_used() {
+        let n = Ns::new("urn:n");
+        let long = "o".repeat(80);
+        let mut inner = Element::from_parts(
+            "y".into(),
+            n.clone(),
+            Vec::new(),
+            vec![(long.as_str().into(), n.clone())],
+        );
+        inner.append_child(Element::new("a", n.clone()));
+        let mut outer =
+            Element::from_parts("x".into(), n.clone(), Vec::new(), vec![("p".into(), n)]);
+        outer.append_child(inner);
+        assert_eq!(
+            outer.to_xml(),
+            format!("<p:x xmlns:p='urn:n'><p:y xmlns:{long}='urn:n'><p:a/></p:y></p:x>")
         );
     }
 
