@@ -466,7 +466,11 @@ impl Session {
                 }
             };
             match self.handle_frame(frame).await? {
-                Flow::Continue => {}
+                // One read can hold hundreds of small stanzas, each queued to some recipient
+                // without waiting: give the recipients' sessions a turn every so often (tokio's
+                // task budget, 128 units), so that a burst from one fast sender does not fill a
+                // healthy reader's queue before that reader's task even runs.
+                Flow::Continue => tokio::task::coop::consume_budget().await,
                 // After <proceed/>, whatever else was read is plaintext pipelined by the peer: it is
                 // never processed (RFC 6120 §5.4.3.3).
                 Flow::StartTls => return Ok(Flow::StartTls),
