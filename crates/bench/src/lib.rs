@@ -1,6 +1,7 @@
 //! `starling-bench`: a raw-XMPP load generator on tokio for any XMPP server (Starling, Prosody,
-//! ejabberd), with four scenarios: login storm, idle hold (server RSS per connection), chat
-//! (throughput and end-to-end latency) and presence fan-out. See `starling-bench --help` and
+//! ejabberd), with five scenarios: login storm, idle hold (server RSS per connection), chat
+//! (throughput and end-to-end latency), presence fan-out, and hostile shapes (server CPU, RSS and
+//! bytes delivered against the bytes an attacker sends). See `starling-bench --help` and
 //! BENCHMARKS.md.
 //!
 //! Hazards it guards against:

@@ -96,6 +96,18 @@ enum Scenario {
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
     },
+    /// A hostile shape (issue 11): server CPU and RSS read from /proc around it, and the bytes
+    /// the recipient receives, against the bytes sent (needs --server-pid).
+    Hostile {
+        #[arg(long, value_enum)]
+        shape: scenario::hostile::Shape,
+        /// Complete shapes: how many times the shape is sent.
+        #[arg(long, default_value_t = 10)]
+        repeat: u32,
+        /// Seconds given to the server to read what was sent before memory is read.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+    },
     /// Users with R contacts change presence: broadcasts/s.
     Presence {
         /// Presence changes per second in total; 0: closed loop on the server's reflection.
@@ -185,6 +197,24 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
                 server_pid: c.server_pid,
             };
             scenario::chat::run(&target, &opts).await
+        }
+        Scenario::Hostile {
+            shape,
+            repeat,
+            settle,
+        } => {
+            let Some(server_pid) = c.server_pid else {
+                bail!("hostile measures the server's CPU and memory: give --server-pid");
+            };
+            let opts = scenario::hostile::HostileOpts {
+                users,
+                concurrency: c.concurrency,
+                shape,
+                repeat: repeat.max(1),
+                settle: seconds("settle", settle)?,
+                server_pid,
+            };
+            scenario::hostile::run(&target, &opts).await?
         }
         Scenario::Presence {
             rate,

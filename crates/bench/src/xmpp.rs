@@ -208,6 +208,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The byte stream and what was read from it but not yet decoded, for reading raw bytes
+    /// from here on.
+    pub fn into_raw(self) -> (R, Vec<u8>) {
+        let rest = self.buf[self.start..self.end].to_vec();
+        (self.io, rest)
+    }
+
     /// A fresh decoder (stream restart after SASL); buffered bytes are kept.
     fn restart(&mut self) {
         self.decoder = Decoder::new(Limits::DEFAULT);
@@ -314,7 +321,22 @@ pub async fn login(target: &Target, user: &str, steps: LoginSteps) -> Result<Ses
         .map_err(|_| ConnError::Timeout(target.timeout))?
 }
 
-async fn login_inner(target: &Target, user: &str, steps: LoginSteps) -> Result<Session, ConnError> {
+/// A connection ready to authenticate: TCP, STARTTLS if asked, the stream opened.
+pub struct Unauthenticated {
+    pub reader: FrameReader<tokio::io::ReadHalf<Io>>,
+    pub writer: tokio::io::WriteHalf<Io>,
+    /// The stream features offered before authentication.
+    pub features: Element,
+}
+
+/// Connects and opens the stream (after STARTTLS if the target asks for it), stopping before SASL.
+pub async fn connect(target: &Target) -> Result<Unauthenticated, ConnError> {
+    tokio::time::timeout(target.timeout, connect_inner(target))
+        .await
+        .map_err(|_| ConnError::Timeout(target.timeout))?
+}
+
+async fn connect_inner(target: &Target) -> Result<Unauthenticated, ConnError> {
     let tcp = TcpStream::connect(target.addr).await?;
     tcp.set_nodelay(true)?;
     let domain = target.domain.as_str();
@@ -335,6 +357,20 @@ async fn login_inner(target: &Target, user: &str, steps: LoginSteps) -> Result<S
     let (r, mut writer) = tokio::io::split(io);
     let mut reader = FrameReader::new(r);
     let features = open_stream(&mut reader, &mut writer, domain).await?;
+    Ok(Unauthenticated {
+        reader,
+        writer,
+        features,
+    })
+}
+
+async fn login_inner(target: &Target, user: &str, steps: LoginSteps) -> Result<Session, ConnError> {
+    let domain = target.domain.as_str();
+    let Unauthenticated {
+        mut reader,
+        mut writer,
+        features,
+    } = connect_inner(target).await?;
     authenticate(target, user, &features, &mut reader, &mut writer).await?;
 
     reader.restart();

@@ -183,3 +183,49 @@ async fn targets_off_loopback_are_refused_unless_allowed() {
             .is_loopback()
     );
 }
+
+/// The hostile scenario counts bytes and closed connections right (issue 11's shapes): the
+/// namespace-amplification stanza is delivered at its own size plus the stamped `from`, the
+/// pre-authentication `<auth>` with 100 attributes passes Starling's limit of 16 per element and
+/// every such connection is closed, and unfinished stanzas within the limits are held open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_shapes_are_measured_against_their_size() {
+    let server = TestServer::with_users(&USERS, "pw").await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = target(
+        &server,
+        TlsMode::Starttls,
+        Mech::ScramSha1,
+        &dir.path().join("scram"),
+    );
+    let opts = |shape, count| scenario::hostile::HostileOpts {
+        users: users(count),
+        concurrency: 2,
+        shape,
+        repeat: 3,
+        settle: Duration::from_millis(300),
+        server_pid: std::process::id(),
+    };
+    use scenario::hostile::Shape;
+
+    let report = scenario::hostile::run(&t, &opts(Shape::NsChildren, 2))
+        .await
+        .unwrap();
+    assert_eq!(field(&report, "closed"), "0", "{:?}", report.lines);
+    let bytes_in: u64 = field(&report, "bytes_in").parse().unwrap();
+    let bytes_out: u64 = field(&report, "bytes_out").parse().unwrap();
+    // 3 × the stamped ` from='bench1@localhost/bench'` (30 bytes).
+    assert_eq!(bytes_out, bytes_in + 3 * 30, "{:?}", report.lines);
+
+    let report = scenario::hostile::run(&t, &opts(Shape::PreAuth, 3))
+        .await
+        .unwrap();
+    assert_eq!(field(&report, "connections"), "3", "{:?}", report.lines);
+    assert_eq!(field(&report, "closed"), "3", "{:?}", report.lines);
+
+    let report = scenario::hostile::run(&t, &opts(Shape::Partial, 3))
+        .await
+        .unwrap();
+    assert_eq!(field(&report, "connections"), "2", "{:?}", report.lines);
+    assert_eq!(field(&report, "closed"), "0", "{:?}", report.lines);
+}
