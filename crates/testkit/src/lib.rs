@@ -31,6 +31,7 @@
 //!   for certificates signed with SHA-256 (or MD5/SHA-1), like the test ones (RFC 5929 §4.1).
 //! - The client's decoder accepts elements up to 16 MiB, so server-side limits are what is tested.
 
+pub mod bystanders;
 pub mod client;
 pub mod matcher;
 pub mod script;

@@ -1,15 +1,19 @@
 //! Issue 11 over real sockets: stanzas shaped to hurt other users (the "stanza of death", namespace
 //! amplification) and the first-login bytes of real clients. Each test asserts the exact stanzas
-//! the recipient receives.
+//! the recipient receives, and that twenty bystander sessions keep getting their pings answered
+//! within a second throughout (`starling_testkit::bystanders`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
 use base64::Engine as _;
+use starling_testkit::bystanders::Bystanders;
 use starling_testkit::client::Client;
 use starling_testkit::server::TestServer;
 
 const PW: &str = "pw";
+/// Sessions that keep pinging the server throughout each test (issue 11: other users unhurt).
+const BYSTANDERS: usize = 20;
 
 async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
     let mut c = server.login(user, PW, resource).await;
@@ -25,9 +29,10 @@ async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
 /// Namespaces in XML §3: `xml:` is bound by definition. A child in the XML namespace reaches the
 /// recipient as `<xml:foo/>` (a strict parser accepts it) whether it is delivered at once or
 /// stored offline (XEP-0160) and delivered at the next login.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_xml_prefixed_child_is_delivered_intact() {
     let server = TestServer::with_users(&["alice", "bob"], PW).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut alice = online(&server, "alice", "a").await;
     let mut bob = online(&server, "bob", "b").await;
     let death =
@@ -71,13 +76,15 @@ async fn an_xml_prefixed_child_is_delivered_intact() {
     )
     .await
     .unwrap();
+    bystanders.stop().await;
 }
 
 /// A 16 KB namespace bound once to a prefix and used by 2,000 children: the recipient gets it
 /// once (the audit measured 28 KB in, 32 MB delivered), and the offline store keeps about what came in.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefix_declared_once_is_delivered_once() {
     let server = TestServer::with_users(&["alice", "bob"], PW).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut alice = online(&server, "alice", "a").await;
     let mut bob = online(&server, "bob", "b").await;
     // Just under rxml's 16 KiB token limit.
@@ -123,15 +130,17 @@ async fn a_prefix_declared_once_is_delivered_once() {
         stanza.len(),
         stored[0].stanza.len()
     );
+    bystanders.stop().await;
 }
 
 /// go-sendxmpp (go-xmpp) sends a line break after `</auth>`; it reaches the parser of the
 /// restarted stream before the new header. Whitespace before the document element is legal
 /// (XML 1.0 §2.8; RFC 6120 §4.3.3 restarts the stream), so the login goes on. These are the
 /// client's bytes, with its PLAIN credentials.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_sendxmpp_logs_in() {
     let server = TestServer::with_users(&["alice"], PW).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut c = Client::connect(server.starttls_addr).await.unwrap();
     let header = "<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' \
         xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>\n";
@@ -169,14 +178,16 @@ async fn go_sendxmpp_logs_in() {
     )
     .await
     .unwrap();
+    bystanders.stop().await;
 }
 
 /// RFC 6120 §8.2.3 and RFC 6121 §8.5.3.2.2 / §8.5.2.2.3: an IQ of type result that nobody can
 /// take is silently ignored; answering it with an error would let two entities bounce errors
 /// at each other.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_iq_result_to_nobody_gets_no_error() {
     let server = TestServer::with_users(&["alice", "bob"], PW).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut alice = server.login("alice", PW, "a").await;
     for to in [
         "bob@localhost/gone",
@@ -208,14 +219,16 @@ async fn an_iq_result_to_nobody_gets_no_error() {
         )
         .await
         .unwrap();
+    bystanders.stop().await;
 }
 
 /// RFC 6120 §7.6.2.1: an account that has bound as many resources as the server allows gets
 /// <resource-constraint/> for one more; re-binding a resource it has (a conflict, §7.7.2.2) is
 /// still allowed.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resources_per_account_are_limited() {
     let server = TestServer::start_with(|c| c.c2s.max_resources = 2).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     server.add_user("alice", PW).await;
     let _one = server.login("alice", PW, "one").await;
     let _two = server.login("alice", PW, "two").await;
@@ -252,19 +265,22 @@ async fn resources_per_account_are_limited() {
     )
     .await
     .unwrap();
+    bystanders.stop().await;
 }
 
 /// Connections per address and in total are limited (`c2s.max_connections_per_ip`,
 /// `c2s.max_connections`): one more is opened and closed at once with a stream error (RFC 6120
 /// §4.9.1.1), <policy-violation/> for the address, <resource-constraint/> (§4.9.3.17) for the
 /// server; a closed connection frees its slot.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_address_and_in_total_are_limited() {
     let server = TestServer::start_with(|c| {
         c.c2s.max_connections_per_ip = 2;
-        c.c2s.max_connections = 3;
+        // Three for the test, the rest for the bystanders (each from an address of its own).
+        c.c2s.max_connections = 3 + BYSTANDERS;
     })
     .await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let refused = |mut c: Client, condition: &'static str, text: &'static str| async move {
         assert!(matches!(
             c.recv().await.unwrap(),
@@ -317,12 +333,13 @@ async fn connections_per_address_and_in_total_are_limited() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(again.is_some(), "the slot was not freed");
+    bystanders.stop().await;
 }
 
 /// XEP-0199 §4.2: a bound session that sends nothing for `c2s.idle_timeout` is pinged by the
 /// server; an answer keeps it, silence for `c2s.ping_timeout` closes it with
 /// <connection-timeout/> (RFC 6120 §4.9.3.4), and a stanza left half sent goes with it.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_are_pinged_and_silent_ones_closed() {
     let server = TestServer::start_with(|c| {
         c.c2s.idle_timeout = Some(Duration::from_secs(1));
@@ -330,6 +347,7 @@ async fn idle_sessions_are_pinged_and_silent_ones_closed() {
         c.c2s.keepalive_interval = None;
     })
     .await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     server.add_user("alice", PW).await;
     server.add_user("bob", PW).await;
     let mut alice = server.login("alice", PW, "a").await;
@@ -366,4 +384,5 @@ async fn idle_sessions_are_pinged_and_silent_ones_closed() {
         "no answer to the server's ping"
     );
     bob.expect_eof().await.unwrap();
+    bystanders.stop().await;
 }

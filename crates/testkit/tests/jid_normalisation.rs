@@ -5,17 +5,21 @@
 
 use std::time::Duration;
 
+use starling_testkit::bystanders::Bystanders;
 use starling_testkit::server::TestServer;
 
 const PW: &str = "pw";
+/// Sessions that keep pinging the server throughout each test (issue 11: other users unhurt).
+const BYSTANDERS: usize = 20;
 const QUIET: Duration = Duration::from_millis(200);
 
 /// RFC 7622 §3.2 (RFC 6122 §2.2-2.4): the localpart and domainpart are case-folded, the
 /// resourcepart is not; `BOB@LOCALHOST/Phone` is `bob@localhost/Phone`, and that is what bob's
 /// client sees in `to`.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upper_case_to_is_delivered_canonical() {
     let server = TestServer::with_users(&["alice", "bob"], PW).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut alice = server.login("alice", PW, "pc").await;
     let mut bob = server.login("bob", PW, "Phone").await;
     alice
@@ -44,15 +48,17 @@ async fn upper_case_to_is_delivered_canonical() {
         .await
         .unwrap();
     bob.expect_silence(QUIET).await.unwrap();
+    bystanders.stop().await;
     server.stop().await;
 }
 
 /// RFC 7622 §3.2.1 / §3.3.1 (RFC 6122 nameprep and nodeprep map with NFKC): fullwidth letters
 /// are the ASCII ones. The server's reply to an IQ addressed to `ＬＯＣＡＬＨＯＳＴ` comes from
 /// `localhost`.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fullwidth_to_is_delivered_canonical() {
     let server = TestServer::with_users(&["alice", "bob"], PW).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut alice = server.login("alice", PW, "pc").await;
     let mut bob = server.login("bob", PW, "Phone").await;
     alice
@@ -79,15 +85,17 @@ async fn fullwidth_to_is_delivered_canonical() {
         .expect("<iq type='result' id='p1' from='localhost' to='alice@localhost/pc'/>")
         .await
         .unwrap();
+    bystanders.stop().await;
     server.stop().await;
 }
 
 /// Presence is handled by the presence module, which normalises on its own: a subscription
 /// request written to `Bob@LocalHost` reaches bob addressed to `bob@localhost` (RFC 6121
 /// §3.1.3), and alice's roster holds `bob@localhost` (RFC 6121 §3.1.2).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_to_a_non_canonical_address() {
     let server = TestServer::with_users(&["alice", "bob"], PW).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut alice = server.login("alice", PW, "pc").await;
     let mut bob = server.login("bob", PW, "Phone").await;
     bob.send_xml("<presence/>").await.unwrap();
@@ -112,5 +120,6 @@ async fn subscription_to_a_non_canonical_address() {
         )
         .await
         .unwrap();
+    bystanders.stop().await;
     server.stop().await;
 }

@@ -11,10 +11,13 @@
 use std::time::Duration;
 
 use starling_storage::RosterCounts;
+use starling_testkit::bystanders::Bystanders;
 use starling_testkit::client::Client;
 use starling_testkit::server::TestServer;
 
 const PW: &str = "pw";
+/// Sessions that keep pinging the server throughout each test (issue 11: other users unhurt).
+const BYSTANDERS: usize = 20;
 const QUIET: Duration = Duration::from_millis(200);
 const STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
@@ -100,9 +103,10 @@ fn presence_error(id: &str, from: &str, to: &str, ty: &str, cond: &str, text: &s
 /// request (§3.1.2) and a pre-approval (§3.4.2 rule 4) for a contact not on the roster, and the
 /// approval of a request from a contact not on the roster (§3.1.5, which puts it on the roster).
 /// Changing an item already there always works.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_roster_refuses_every_new_item() {
     let server = server(&["alice", "bob", "carol"], 3, 100).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut alice = online(&server, "alice", "a").await;
     let mut bob = online(&server, "bob", "b").await;
     let mut carol = server.login("carol", PW, "c").await;
@@ -249,6 +253,7 @@ async fn a_full_roster_refuses_every_new_item() {
     )
     .await;
     alice.expect_silence(QUIET).await.unwrap();
+    bystanders.stop().await;
     server.stop().await;
 }
 
@@ -256,9 +261,10 @@ async fn a_full_roster_refuses_every_new_item() {
 /// `<not-acceptable/>` (RFC 6120 §8.3.3.9, type "modify"); so do more than 32 groups and an item
 /// larger than 4 KiB as a client would receive it, so that a full roster stays a bounded result.
 /// Nothing is stored or pushed; the largest acceptable values are accepted.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_items_are_not_acceptable() {
     let server = server(&["alice"], 1000, 100).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut alice = online(&server, "alice", "a").await;
     let a = "alice@localhost/a";
     let long = "n".repeat(1024);
@@ -349,6 +355,7 @@ async fn oversized_items_are_not_acceptable() {
             .unwrap();
     }
     alice.expect_silence(QUIET).await.unwrap();
+    bystanders.stop().await;
     server.stop().await;
 }
 
@@ -360,9 +367,10 @@ async fn oversized_items_are_not_acceptable() {
 /// and IQs to it get, §8.5.1; RFC 6120 §8.3.3.19), `<remote-server-not-found/>` for another
 /// domain (no federation yet; RFC 6120 §8.3.3.16), both of type "cancel" and from the contact's
 /// address; no push, no item, however many are sent. An item the user added keeps no 'ask'.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undeliverable_subscription_requests_leave_nothing() {
     let server = server(&["alice"], 1000, 100).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut alice = online(&server, "alice", "a").await;
     let a = "alice@localhost/a";
     for i in 0..50 {
@@ -429,6 +437,7 @@ async fn undeliverable_subscription_requests_leave_nothing() {
         "<item jid='romeo@example.net' subscription='none'/>",
     )
     .await;
+    bystanders.stop().await;
     server.stop().await;
 }
 
@@ -439,9 +448,10 @@ async fn undeliverable_subscription_requests_leave_nothing() {
 /// §8.3.3.18: the recipient "lacks the system resources necessary to service the request",
 /// type "wait": room is made when the user answers), so the sender is not left waiting and
 /// records nothing. A repeated request, and one from a contact on the roster, are not new.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_requests_are_bounded() {
     let server = server(&["alice", "s1", "s2", "s3", "dave"], 1000, 2).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut s1 = server.login("s1", PW, "r").await;
     let mut s2 = server.login("s2", PW, "r").await;
     let mut s3 = online(&server, "s3", "r").await;
@@ -562,15 +572,17 @@ async fn stored_requests_are_bounded() {
         .unwrap();
     alice.expect_silence(QUIET).await.unwrap();
     s3.expect_silence(QUIET).await.unwrap();
+    bystanders.stop().await;
     server.stop().await;
 }
 
 /// RFC 6121 §3.1.3's Security Warning also names the size of stored requests: one larger than
 /// 4 KiB is delivered whole while the contact is online, but stored (and delivered at each
 /// later login) without its child elements; a small one is stored whole.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_stored_request_is_kept_without_its_payload() {
     let server = server(&["alice", "bob", "carol"], 1000, 100).await;
+    let bystanders = Bystanders::start(&server, BYSTANDERS).await;
     let mut bob = server.login("bob", PW, "b").await;
     let mut carol = server.login("carol", PW, "c").await;
     let status = "s".repeat(5000);
@@ -606,5 +618,6 @@ async fn a_large_stored_request_is_kept_without_its_payload() {
         .await
         .unwrap();
     alice.expect_silence(QUIET).await.unwrap();
+    bystanders.stop().await;
     server.stop().await;
 }
