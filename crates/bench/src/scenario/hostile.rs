@@ -314,27 +314,20 @@ async fn held(target: &Arc<Target>, opts: &HostileOpts, report: &mut Report) -> 
             sessions.push(s);
         }
     }
-    tokio::time::sleep(opts.settle).await;
-    let cpu = cpu_before.until(&CpuMark::take(Some(opts.server_pid)));
-    let rss_after = procstat::rss_kib_tree(opts.server_pid)?;
+    let (cpu, rss_after) = settle_and_read(opts, &cpu_before).await?;
     // Connections the server closed meanwhile (a limit): their reads end at once.
-    let mut closed = 0;
+    let mut closed = write_failed;
     for s in &mut sessions {
-        if ended(&mut s.reader).await {
-            closed += 1;
-        }
+        closed += usize::from(ended(&mut s.reader).await);
     }
-    let n = sessions.len().max(1) as f64;
-    held_lines(
-        report,
-        &shape,
-        sessions.len(),
-        closed + write_failed,
+    let held = Held {
+        conns: sessions.len(),
+        closed,
         rss_before,
         rss_after,
-        cpu.server,
-        n,
-    );
+        cpu: cpu.server,
+    };
+    held.report(report, &shape);
     close_all(sessions.into_iter().map(Some).collect()).await;
     close_all(round.sessions).await;
     Ok(())
@@ -368,26 +361,19 @@ async fn pre_auth(
             }
         }
     }
-    tokio::time::sleep(opts.settle).await;
-    let cpu = cpu_before.until(&CpuMark::take(Some(opts.server_pid)));
-    let rss_after = procstat::rss_kib_tree(opts.server_pid)?;
-    let mut closed = 0;
+    let (cpu, rss_after) = settle_and_read(opts, &cpu_before).await?;
+    let mut closed = failed;
     for c in &mut conns {
-        if ended(&mut c.reader).await {
-            closed += 1;
-        }
+        closed += usize::from(ended(&mut c.reader).await);
     }
-    let n = conns.len().max(1) as f64;
-    held_lines(
-        report,
-        &shape,
-        conns.len(),
-        closed + failed,
+    let held = Held {
+        conns: conns.len(),
+        closed,
         rss_before,
         rss_after,
-        cpu.server,
-        n,
-    );
+        cpu: cpu.server,
+    };
+    held.report(report, &shape);
     for mut c in conns {
         let _ = c.writer.shutdown().await;
     }
@@ -407,32 +393,51 @@ async fn ended<R: AsyncRead + Unpin>(reader: &mut FrameReader<R>) -> bool {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn held_lines(
-    report: &mut Report,
-    shape: &str,
+/// Waits `--settle`, then reads the server's CPU use since `before` and its RSS.
+async fn settle_and_read(
+    opts: &HostileOpts,
+    before: &CpuMark,
+) -> std::io::Result<(super::CpuUse, u64)> {
+    tokio::time::sleep(opts.settle).await;
+    let cpu = before.until(&CpuMark::take(Some(opts.server_pid)));
+    Ok((cpu, procstat::rss_kib_tree(opts.server_pid)?))
+}
+
+/// What unfinished shapes cost: connections, how many the server closed, its RSS around them
+/// and its CPU seconds.
+struct Held {
     conns: usize,
     closed: usize,
     rss_before: u64,
     rss_after: u64,
     cpu: Option<f64>,
-    n: f64,
-) {
-    let per_conn = (rss_after as f64 - rss_before as f64) / n;
-    let ratio = per_conn * 1024.0 / shape.len() as f64;
-    report.line(format!(
-        "{conns} connections each sent {} bytes and left them unfinished; {closed} were closed; \
-         server RSS {rss_before} KiB before, {rss_after} KiB after: {per_conn:.1} KiB per connection \
-         ({ratio:.1}× the bytes sent); server CPU {} ms",
-        shape.len(),
-        cpu.map_or("na".to_owned(), |s| format!("{:.1}", s * 1e3)),
-    ));
-    report.field("connections", conns);
-    report.field("closed", closed);
-    report.field("bytes_in_per_conn", shape.len());
-    report.field("rss_before_kib", rss_before);
-    report.field("rss_after_kib", rss_after);
-    report.num("kib_per_conn", Some(per_conn), 1);
-    report.num("held_per_in", Some(ratio), 2);
-    report.num("server_cpu_ms", cpu.map(|s| s * 1e3), 1);
+}
+
+impl Held {
+    fn report(&self, report: &mut Report, shape: &str) {
+        let Held {
+            conns,
+            closed,
+            rss_before,
+            rss_after,
+            cpu,
+        } = *self;
+        let per_conn = (rss_after as f64 - rss_before as f64) / conns.max(1) as f64;
+        let ratio = per_conn * 1024.0 / shape.len() as f64;
+        report.line(format!(
+            "{conns} connections each sent {} bytes and left them unfinished; {closed} were closed; \
+             server RSS {rss_before} KiB before, {rss_after} KiB after: {per_conn:.1} KiB per connection \
+             ({ratio:.1}× the bytes sent); server CPU {} ms",
+            shape.len(),
+            cpu.map_or("na".to_owned(), |s| format!("{:.1}", s * 1e3)),
+        ));
+        report.field("connections", conns);
+        report.field("closed", closed);
+        report.field("bytes_in_per_conn", shape.len());
+        report.field("rss_before_kib", rss_before);
+        report.field("rss_after_kib", rss_after);
+        report.num("kib_per_conn", Some(per_conn), 1);
+        report.num("held_per_in", Some(ratio), 2);
+        report.num("server_cpu_ms", cpu.map(|s| s * 1e3), 1);
+    }
 }
