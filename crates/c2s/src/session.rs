@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use starling_module_api::{SessionCommand, SessionHandle};
+use starling_module_api::{Queued, SessionCommand, SessionHandle};
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StreamError,
     StreamErrorCondition, error_reply, iq_result, ns,
@@ -98,7 +98,7 @@ pub struct Session {
     /// go back to the router with the rest of the queue instead of being lost.
     /// Kept boxed as the queue hands them over (no copy per stanza).
     #[allow(clippy::vec_box)]
-    in_flight: Vec<Box<Element>>,
+    in_flight: Vec<Box<Queued>>,
     /// When the last complete frame (stanza, header, close) arrived.
     last_frame: Instant,
     /// When the server last pinged an idle client (XEP-0199), if it has not answered since.
@@ -242,9 +242,9 @@ impl Session {
         // its sender as an error (RFC 6121 §8.5.3.2). Stanzas the kernel accepted but the peer
         // never read cannot be told apart from read ones without acknowledgements (XEP-0198).
         self.inbox.close();
-        let mut undelivered: Vec<Box<Element>> = std::mem::take(&mut self.in_flight);
-        while let Ok(SessionCommand::Stanza(s)) = self.inbox.try_recv() {
-            undelivered.push(s);
+        let mut undelivered: Vec<Box<Queued>> = std::mem::take(&mut self.in_flight);
+        while let Ok(SessionCommand::Stanza(q)) = self.inbox.try_recv() {
+            undelivered.push(q);
         }
         if !undelivered.is_empty() {
             tracing::info!(
@@ -252,8 +252,8 @@ impl Session {
                 stanzas = undelivered.len(),
                 "routing undelivered stanzas again"
             );
-            for s in undelivered {
-                Box::pin(self.shared.router.route_stanza(*s)).await;
+            for q in undelivered {
+                Box::pin(self.shared.router.route_stanza(q.stanza)).await;
             }
         }
         if let Some(jid) = self.jid.take() {
@@ -437,10 +437,10 @@ impl Session {
     fn deliver_batch(&mut self, first: SessionCommand) {
         let mut cmd = first;
         loop {
-            let SessionCommand::Stanza(s) = cmd;
-            self.handle.dequeued(&s);
-            s.write_in_stream(ns::CLIENT, &mut self.out);
-            self.in_flight.push(s);
+            let SessionCommand::Stanza(q) = cmd;
+            self.handle.dequeued(&q);
+            q.stanza.write_in_stream(ns::CLIENT, &mut self.out);
+            self.in_flight.push(q);
             // Take the next stanza only if it will be written: one taken and dropped would be
             // a lost stanza.
             if self.in_flight.len() >= WRITE_BATCH {

@@ -19,8 +19,8 @@ pub use registrar::{
     StanzaHook,
 };
 pub use session::{
-    DEFAULT_MAX_QUEUED_BYTES, Offer, SessionCommand, SessionEntry, SessionHandle, SessionId,
-    SessionRegistry, presence_priority, stanza_weight,
+    DEFAULT_MAX_QUEUED_BYTES, Offer, Queued, SessionCommand, SessionEntry, SessionHandle,
+    SessionId, SessionRegistry, presence_priority, stanza_weight,
 };
 
 use std::sync::Arc;

@@ -16,10 +16,24 @@ pub const DEFAULT_MAX_QUEUED_BYTES: usize = 1024 * 1024;
 /// What can be asked of a session through its queue.
 #[derive(Debug)]
 pub enum SessionCommand {
-    /// Deliver this stanza (already addressed and stamped). Boxed, so that a command is two
-    /// words: every session's queue allocates its first block of 32 slots up front, and idle
+    /// Deliver this stanza (already addressed and stamped). Boxed, so that a command is one
+    /// word: every session's queue allocates its first block of 32 slots up front, and idle
     /// sessions should not pay for 32 inline elements.
-    Stanza(Box<Element>),
+    Stanza(Box<Queued>),
+}
+
+/// A stanza in a session's queue, with the weight it was counted at (so that taking it off the
+/// queue does not walk the tree again).
+#[derive(Debug)]
+pub struct Queued {
+    pub stanza: Element,
+    weight: usize,
+}
+
+impl Queued {
+    fn new(stanza: Element, weight: usize) -> Box<Queued> {
+        Box::new(Queued { stanza, weight })
+    }
 }
 
 /// What a session's handles share besides the queue: the order to close, which must never wait
@@ -123,19 +137,22 @@ impl SessionHandle {
             ));
             return Err(stanza);
         }
-        match self.tx.try_send(SessionCommand::Stanza(Box::new(stanza))) {
+        match self
+            .tx
+            .try_send(SessionCommand::Stanza(Queued::new(stanza, weight)))
+        {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.ctl.queued_bytes.fetch_sub(weight, Ordering::Relaxed);
                 let full = matches!(e, mpsc::error::TrySendError::Full(_));
-                let SessionCommand::Stanza(stanza) = e.into_inner();
+                let SessionCommand::Stanza(queued) = e.into_inner();
                 if full {
                     self.overflow(format!(
                         "more than {} stanzas queued: the client is not reading",
                         self.tx.max_capacity()
                     ));
                 }
-                Err(*stanza)
+                Err(queued.stanza)
             }
         }
     }
@@ -154,7 +171,10 @@ impl SessionHandle {
             return Offer::NoRoom;
         }
         self.ctl.queued_bytes.fetch_add(weight, Ordering::Relaxed);
-        match self.tx.try_send(SessionCommand::Stanza(Box::new(stanza))) {
+        match self
+            .tx
+            .try_send(SessionCommand::Stanza(Queued::new(stanza, weight)))
+        {
             Ok(()) => Offer::Queued,
             Err(e) => {
                 self.ctl.queued_bytes.fetch_sub(weight, Ordering::Relaxed);
@@ -200,7 +220,7 @@ impl SessionHandle {
         self.ctl.queued_bytes.fetch_add(weight, Ordering::Relaxed);
         let ok = self
             .tx
-            .send(SessionCommand::Stanza(Box::new(stanza)))
+            .send(SessionCommand::Stanza(Queued::new(stanza, weight)))
             .await
             .is_ok();
         if !ok {
@@ -209,9 +229,9 @@ impl SessionHandle {
         ok
     }
 
-    /// The session took `stanza` off its queue.
-    pub fn dequeued(&self, stanza: &Element) {
-        let w = stanza_weight(stanza);
+    /// The session took `queued` off its queue.
+    pub fn dequeued(&self, queued: &Queued) {
+        let w = queued.weight;
         let _ = self
             .ctl
             .queued_bytes

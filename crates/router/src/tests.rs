@@ -73,7 +73,7 @@ fn next_stanza(rx: &mut mpsc::Receiver<SessionCommand>) -> Option<String> {
     match rx.try_recv() {
         Ok(SessionCommand::Stanza(e)) => {
             let mut s = String::new();
-            e.write_in_stream(ns::CLIENT, &mut s);
+            e.stanza.write_in_stream(ns::CLIENT, &mut s);
             Some(s)
         }
         Err(_) => None,
