@@ -74,8 +74,9 @@ async fn a_reader_that_stops_is_closed_and_loses_nothing() {
         .expect("<iq type='result' id='sync' to='alice@localhost/r'/>")
         .await
         .unwrap();
-    // The session is closed once its queue is full (64 stanzas or 64 KiB behind what the
-    // kernel buffers hold), without waiting for the 60 s write timeout.
+    // The session is closed once its queue is full (128 stanzas or 256 KiB behind what the
+    // kernel buffers hold), without waiting for the 60 s write timeout: at the latest when the
+    // last message was routed, so it is gone (unbound) within a moment of Alice's answer.
     let bob_jid = starling_testkit::FullJid::new("bob@localhost/r").unwrap();
     let mut waited = 0;
     while server.router().sessions().get(&bob_jid).is_some() {
@@ -83,6 +84,10 @@ async fn a_reader_that_stops_is_closed_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         waited += 1;
     }
+    println!(
+        "bob's session was gone {} ms after Alice's last message was routed",
+        waited * 100
+    );
     // Alice got no errors: everything bob could not take was stored.
     alice
         .expect_silence(Duration::from_millis(300))
