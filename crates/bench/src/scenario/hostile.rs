@@ -72,11 +72,18 @@ pub struct HostileOpts {
 
 /// A URI of `len` bytes.
 fn long_uri(len: usize) -> String {
-    let mut uri = String::from("urn:bench:");
-    while uri.len() < len {
-        uri.push('n');
-    }
-    uri
+    let prefix = "urn:bench:";
+    format!("{prefix}{}", "n".repeat(len.saturating_sub(prefix.len())))
+}
+
+/// `<x>` declaring the prefix `p` for a 16 KB namespace, which the shapes then use.
+fn x_with_long_prefix() -> String {
+    format!("<x xmlns='urn:bench:x' xmlns:p='{}'>", long_uri(16 * 1024))
+}
+
+/// ` p:a0='' p:a1='' …`: `n` attributes in the namespace of prefix `p`.
+fn prefixed_attributes(n: usize) -> String {
+    (0..n).map(|i| format!(" p:a{i}=''")).collect()
 }
 
 /// A complete shape addressed to `to`.
@@ -84,25 +91,10 @@ pub fn complete_shape(shape: Shape, to: &str) -> Option<String> {
     let open = format!("<message to='{to}' type='chat'>");
     let body = match shape {
         Shape::XmlPrefix => "<body>hi</body><xml:foo/>".to_owned(),
-        Shape::NsChildren => {
-            let mut s = format!("<x xmlns='urn:bench:x' xmlns:p='{}'>", long_uri(16 * 1024));
-            for _ in 0..2000 {
-                s.push_str("<p:a/>");
-            }
-            s.push_str("</x>");
-            s
-        }
+        Shape::NsChildren => format!("{}{}</x>", x_with_long_prefix(), "<p:a/>".repeat(2000)),
         Shape::NsAttributes => {
-            let mut s = format!("<x xmlns='urn:bench:x' xmlns:p='{}'>", long_uri(16 * 1024));
-            for _ in 0..156 {
-                s.push_str("<e");
-                for i in 0..64 {
-                    s.push_str(&format!(" p:a{i}=''"));
-                }
-                s.push_str("/>");
-            }
-            s.push_str("</x>");
-            s
+            let e = format!("<e{}/>", prefixed_attributes(64));
+            format!("{}{}</x>", x_with_long_prefix(), e.repeat(156))
         }
         Shape::Partial | Shape::PartialNs | Shape::PreAuth => return None,
     };
@@ -112,33 +104,20 @@ pub fn complete_shape(shape: Shape, to: &str) -> Option<String> {
 /// An unfinished shape: the start of a stanza that never ends.
 pub fn unfinished_shape(shape: Shape, to: &str) -> Option<String> {
     match shape {
-        Shape::Partial => {
-            let mut s = format!("<message to='{to}' type='chat'><x xmlns='urn:bench:x'>");
-            for _ in 0..4900 {
-                s.push_str("<a/>");
-            }
-            Some(s)
-        }
-        Shape::PartialNs => {
-            let mut s = format!(
-                "<message to='{to}' type='chat'><x xmlns='urn:bench:x' xmlns:p='{}'>",
-                long_uri(16 * 1024)
-            );
-            for _ in 0..4900 {
-                s.push_str("<p:a/>");
-            }
-            Some(s)
-        }
-        Shape::PreAuth => {
-            let mut s = format!(
-                "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN' xmlns:p='{}'",
-                long_uri(7 * 1024)
-            );
-            for i in 0..100 {
-                s.push_str(&format!(" p:a{i}=''"));
-            }
-            Some(s)
-        }
+        Shape::Partial => Some(format!(
+            "<message to='{to}' type='chat'><x xmlns='urn:bench:x'>{}",
+            "<a/>".repeat(4900)
+        )),
+        Shape::PartialNs => Some(format!(
+            "<message to='{to}' type='chat'>{}{}",
+            x_with_long_prefix(),
+            "<p:a/>".repeat(4900)
+        )),
+        Shape::PreAuth => Some(format!(
+            "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN' xmlns:p='{}'{}",
+            long_uri(7 * 1024),
+            prefixed_attributes(100)
+        )),
         Shape::XmlPrefix | Shape::NsChildren | Shape::NsAttributes => None,
     }
 }
