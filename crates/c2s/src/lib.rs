@@ -13,6 +13,7 @@
 //! server's memory without bound.
 
 pub mod auth;
+mod connection;
 pub mod connections;
 mod limiter;
 pub mod negotiation;
@@ -30,8 +31,35 @@ use starling_storage::Stores;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-pub use session::Session;
+pub use connection::{Connection, Flow};
+pub use session::Resumptions;
 pub use throttle::{AuthThrottle, ThrottleSettings};
+
+/// XEP-0198 stream management settings.
+#[derive(Clone, Debug)]
+pub struct SmSettings {
+    /// How long a session whose connection was lost waits for its client to resume it (the
+    /// `max` offered; a client's smaller preference is honoured). Zero: no resumption.
+    pub resume_timeout: Duration,
+    /// Stanzas sent and not acknowledged that a session may hold; reaching it ends the
+    /// session as a timeout does.
+    pub max_unacked: usize,
+    /// Unacknowledged stanzas after which the server asks for an acknowledgement.
+    pub request_after: u32,
+    /// Quiet time after which unacknowledged stanzas are asked about.
+    pub request_interval: Duration,
+}
+
+impl Default for SmSettings {
+    fn default() -> Self {
+        SmSettings {
+            resume_timeout: Duration::from_secs(300),
+            max_unacked: 1000,
+            request_after: 5,
+            request_interval: Duration::from_secs(5),
+        }
+    }
+}
 
 /// Settings of the c2s listeners, derived from the configuration.
 #[derive(Clone, Debug)]
@@ -73,6 +101,8 @@ pub struct C2sSettings {
     pub write_timeout: Duration,
     /// Delays and locks after failed password attempts ([`throttle`]).
     pub throttle: ThrottleSettings,
+    /// XEP-0198 stream management.
+    pub sm: SmSettings,
 }
 
 impl Default for C2sSettings {
@@ -103,6 +133,7 @@ impl Default for C2sSettings {
             },
             write_timeout: Duration::from_secs(60),
             throttle: ThrottleSettings::default(),
+            sm: SmSettings::default(),
         }
     }
 }
@@ -115,6 +146,8 @@ pub struct C2sShared {
     pub stores: Stores,
     /// Failed-login counts and locks, per address and per account, for every session.
     pub throttle: AuthThrottle,
+    /// Resumable sessions (XEP-0198 §5).
+    pub resumptions: Resumptions,
     next_id: AtomicU64,
     pub connections: Arc<connections::Connections>,
     /// Bytes the sessions hold in buffers (see [`C2sShared::buffered_bytes`]).
@@ -131,11 +164,14 @@ impl C2sShared {
         let settings_limits = settings.connection_limits;
         C2sShared {
             throttle: AuthThrottle::new(settings.throttle.clone()),
+            resumptions: Resumptions::new(),
             settings,
             tls,
             router,
             stores,
-            next_id: AtomicU64::new(1),
+            // Session ids are unique across restarts (a random start; later across nodes):
+            // a late message for a session of a previous run can never reach a new one.
+            next_id: AtomicU64::new(rand::random::<u64>() >> 1),
             connections: connections::Connections::new(settings_limits),
             buffered: AtomicUsize::new(0),
         }
@@ -192,10 +228,10 @@ pub async fn handle_connection(
     let span = tracing::debug_span!("c2s", id, %peer);
     async move {
         let _admitted = admitted;
-        let mut session = Session::new(id, peer, shared.clone(), shutdown);
+        let mut connection = Connection::new(id, peer, shared.clone(), shutdown);
         tracing::debug!(?kind, "connection accepted");
-        session.run_connection(tcp, kind).await;
-        session.finish().await;
+        let how = connection.run_connection(tcp, kind).await;
+        connection.finish(how).await;
         tracing::debug!("connection closed");
     }
     .instrument(span)

@@ -32,6 +32,16 @@ pub enum Input {
     Session,
     /// message, presence or iq in `jabber:client`
     Stanza,
+    /// XEP-0198 `<enable/>`
+    SmEnable,
+    /// XEP-0198 `<resume/>`
+    SmResume,
+    /// XEP-0198 `<a/>`
+    SmAck,
+    /// XEP-0198 `<r/>`
+    SmRequest,
+    /// XEP-0352 `<active/>` or `<inactive/>`
+    Csi,
     /// message, presence or iq in another namespace than the stream's content namespace
     WrongNamespace,
     /// any other top-level element
@@ -54,6 +64,11 @@ impl Input {
                 }
             }
             (ns::CLIENT, "message" | "presence") => Input::Stanza,
+            (ns::SM, "enable") => Input::SmEnable,
+            (ns::SM, "resume") => Input::SmResume,
+            (ns::SM, "a") => Input::SmAck,
+            (ns::SM, "r") => Input::SmRequest,
+            (ns::CSI, "active" | "inactive") => Input::Csi,
             (_, "message" | "presence" | "iq") => Input::WrongNamespace,
             _ => Input::Unknown,
         }
@@ -102,7 +117,17 @@ pub fn admit(
         (Phase::PreAuth, I::Auth) => V::Accept,
         (Phase::PreAuth, I::SaslResponse | I::SaslAbort) => V::SaslOutOfSequence,
         // RFC 6120 §4.9.3.12 / §8.1.1: nothing else before authentication.
-        (Phase::PreAuth, I::Bind | I::Session | I::Stanza) => V::StreamError(C::NotAuthorized),
+        (
+            Phase::PreAuth,
+            I::Bind
+            | I::Session
+            | I::Stanza
+            | I::SmEnable
+            | I::SmResume
+            | I::SmAck
+            | I::SmRequest
+            | I::Csi,
+        ) => V::StreamError(C::NotAuthorized),
 
         (Phase::Sasl, I::SaslResponse | I::SaslAbort) => V::Accept,
         // A new <auth/> in the middle of an exchange aborts it (RFC 6120 §6.4.2 allows one at a time).
@@ -110,6 +135,13 @@ pub fn admit(
         (Phase::Sasl, _) => V::StreamError(C::NotAuthorized),
 
         (Phase::AwaitBind, I::Bind) => V::Accept,
+        // XEP-0198 and XEP-0352 after authentication: the handlers answer what comes too early
+        // or too late (`<failed><unexpected-request/></failed>` for <enable/> before binding,
+        // XEP-0198 §3; <resume/> after binding, §5).
+        (
+            Phase::AwaitBind | Phase::Bound,
+            I::SmEnable | I::SmResume | I::SmAck | I::SmRequest | I::Csi,
+        ) => V::Accept,
         // Stanzas (and the legacy session request) need a bound resource first.
         (Phase::AwaitBind, I::Session | I::Stanza) => V::StreamError(C::NotAuthorized),
         (
@@ -162,6 +194,21 @@ mod tests {
             Input::classify(&Element::new("stream", ns::STREAM)),
             I::Unknown
         );
+        assert_eq!(
+            Input::classify(&Element::new("enable", ns::SM)),
+            I::SmEnable
+        );
+        assert_eq!(
+            Input::classify(&Element::new("resume", ns::SM)),
+            I::SmResume
+        );
+        assert_eq!(Input::classify(&Element::new("a", ns::SM)), I::SmAck);
+        assert_eq!(Input::classify(&Element::new("r", ns::SM)), I::SmRequest);
+        assert_eq!(Input::classify(&Element::new("inactive", ns::CSI)), I::Csi);
+        assert_eq!(
+            Input::classify(&Element::new("enabled", ns::SM)),
+            I::Unknown
+        );
     }
 
     /// Every phase × input, with TLS state (secure, offered, required).
@@ -175,6 +222,11 @@ mod tests {
             I::Bind,
             I::Session,
             I::Stanza,
+            I::SmEnable,
+            I::SmResume,
+            I::SmAck,
+            I::SmRequest,
+            I::Csi,
             I::WrongNamespace,
             I::Unknown,
         ];
@@ -269,6 +321,28 @@ mod tests {
                 V::StreamError(C::NotAuthorized),
             ),
             (P::AwaitBind, true, true, true, I::Bind, V::Accept),
+            (P::AwaitBind, true, true, true, I::SmResume, V::Accept),
+            (P::AwaitBind, true, true, true, I::SmEnable, V::Accept),
+            (P::Bound, true, true, true, I::SmEnable, V::Accept),
+            (P::Bound, true, true, true, I::SmAck, V::Accept),
+            (P::Bound, true, true, true, I::SmRequest, V::Accept),
+            (P::Bound, true, true, true, I::Csi, V::Accept),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::SmResume,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::Sasl,
+                true,
+                true,
+                true,
+                I::SmEnable,
+                V::StreamError(C::NotAuthorized),
+            ),
             (
                 P::AwaitBind,
                 true,

@@ -54,7 +54,15 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     (
         "",
         &[
-            "data_dir", "log", "host", "c2s", "auth", "storage", "offline", "roster",
+            "data_dir",
+            "log",
+            "host",
+            "c2s",
+            "auth",
+            "storage",
+            "offline",
+            "roster",
+            "stream_management",
         ],
     ),
     ("log", &["level"]),
@@ -101,6 +109,10 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     ("storage", &["backend", "path"]),
     ("offline", &["max_messages"]),
     ("roster", &["max_items", "max_pending_requests"]),
+    (
+        "stream_management",
+        &["resume_timeout", "max_unacked", "request_after"],
+    ),
 ];
 
 /// Smallest accepted `c2s.max_stanza_size`.
@@ -122,6 +134,12 @@ pub const MAX_OFFLINE_MESSAGES: usize = 100_000;
 /// Largest accepted `roster.max_items`. A roster result carries every item, each of at most
 /// 4 KiB as serialised, so a full roster of this many is some 400 MiB.
 pub const MAX_ROSTER_ITEMS: usize = 100_000;
+/// Largest accepted `stream_management.resume_timeout`, in seconds (one hour).
+pub const MAX_RESUME_TIMEOUT: u64 = 3600;
+/// Accepted range of `stream_management.max_unacked`.
+pub const MAX_UNACKED_RANGE: (u64, u64) = (10, 100_000);
+/// Largest accepted `stream_management.request_after`.
+pub const MAX_REQUEST_AFTER: u64 = 10_000;
 /// Largest accepted `roster.max_pending_requests`.
 pub const MAX_PENDING_REQUESTS: usize = 10_000;
 
@@ -144,6 +162,8 @@ pub struct Config {
     pub offline: OfflineConfig,
     /// `[roster]`: roster and subscription limits (RFC 6121).
     pub roster: RosterConfig,
+    /// `[stream_management]`: XEP-0198.
+    pub stream_management: StreamManagementConfig,
 }
 
 /// `[log]` section.
@@ -272,6 +292,30 @@ pub struct RosterConfig {
     pub max_pending_requests: usize,
 }
 
+/// `[stream_management]` section (XEP-0198).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamManagementConfig {
+    /// How long a session whose connection was lost waits for its client to resume it; a
+    /// client's shorter preference is honoured. Zero offers no resumption. At most
+    /// [`MAX_RESUME_TIMEOUT`].
+    pub resume_timeout: Duration,
+    /// Stanzas sent to a client and not acknowledged that its session may hold; reaching it
+    /// ends the session as a timeout does (what it holds is routed again).
+    pub max_unacked: usize,
+    /// Unacknowledged stanzas after which the server asks the client for an acknowledgement.
+    pub request_after: u32,
+}
+
+impl Default for StreamManagementConfig {
+    fn default() -> Self {
+        StreamManagementConfig {
+            resume_timeout: Duration::from_secs(300),
+            max_unacked: 1000,
+            request_after: 5,
+        }
+    }
+}
+
 /// Known storage backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StorageBackend {
@@ -374,6 +418,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             offline: OfflineConfig::default(),
             roster: RosterConfig::default(),
+            stream_management: StreamManagementConfig::default(),
         }
     }
 }

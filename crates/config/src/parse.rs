@@ -11,8 +11,9 @@ use toml::de::{DeTable, DeValue};
 
 use crate::{
     Config, ConfigError, ConfigErrors, HostConfig, MAX_AUTH_FAILURE_COUNT, MAX_LOCK_SECONDS,
-    MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_ROSTER_ITEMS, MIN_MAX_STANZA_SIZE,
-    MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, SCHEMA, StorageBackend,
+    MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT,
+    MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE,
+    MIN_SCRAM_ITERATIONS, SCHEMA, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -293,6 +294,24 @@ impl Cx<'_> {
                 && let Ok(n) = usize::try_from(n)
             {
                 config.roster.max_pending_requests = n;
+            }
+        }
+
+        if let Some(sm) = self.section(root, "stream_management") {
+            let p = "stream_management";
+            if let Some(n) = self.uint(sm, p, "resume_timeout", 0, MAX_RESUME_TIMEOUT) {
+                config.stream_management.resume_timeout = Duration::from_secs(n);
+            }
+            let (lo, hi) = MAX_UNACKED_RANGE;
+            if let Some(n) = self.uint(sm, p, "max_unacked", lo, hi)
+                && let Ok(n) = usize::try_from(n)
+            {
+                config.stream_management.max_unacked = n;
+            }
+            if let Some(n) = self.uint(sm, p, "request_after", 1, MAX_REQUEST_AFTER)
+                && let Ok(n) = u32::try_from(n)
+            {
+                config.stream_management.request_after = n;
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use starling_config::{
     AuthConfig, C2sConfig, Config, ConfigError, ConfigErrors, HostConfig, LogConfig, OfflineConfig,
-    RosterConfig, SCHEMA, StorageBackend, StorageConfig,
+    RosterConfig, SCHEMA, StorageBackend, StorageConfig, StreamManagementConfig,
 };
 
 const EXAMPLE: &str = include_str!(concat!(
@@ -258,6 +258,11 @@ max_messages = 25
 [roster]
 max_items = 50
 max_pending_requests = 7
+
+[stream_management]
+resume_timeout = 0
+max_unacked = 10
+request_after = 1
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -317,6 +322,11 @@ max_pending_requests = 7
         roster: RosterConfig {
             max_items: 50,
             max_pending_requests: 7,
+        },
+        stream_management: StreamManagementConfig {
+            resume_timeout: Duration::ZERO,
+            max_unacked: 10,
+            request_after: 1,
         },
     };
     let config = parse(text).unwrap();

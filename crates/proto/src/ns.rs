@@ -46,6 +46,10 @@ pub const TIME: &str = "urn:xmpp:time";
 pub const DATA_FORMS: &str = "jabber:x:data";
 /// XEP-0333 chat markers.
 pub const MARKERS: &str = "urn:xmpp:chat-markers:0";
+/// XEP-0198 stream management.
+pub const SM: &str = "urn:xmpp:sm:3";
+/// XEP-0352 client state indication.
+pub const CSI: &str = "urn:xmpp:csi:0";
 /// The namespace of namespace declarations themselves (Namespaces in XML §3); never bindable.
 pub const XMLNS: &str = "http://www.w3.org/2000/xmlns/";
 

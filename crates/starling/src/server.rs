@@ -88,6 +88,12 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
         ping_timeout: c.ping_timeout,
         scram_iterations: config.auth.scram_iterations,
         throttle: throttle_settings(&config.auth),
+        sm: starling_c2s::SmSettings {
+            resume_timeout: config.stream_management.resume_timeout,
+            max_unacked: config.stream_management.max_unacked,
+            request_after: config.stream_management.request_after,
+            ..starling_c2s::SmSettings::default()
+        },
         ..C2sSettings::default()
     }
 }

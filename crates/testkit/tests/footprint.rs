@@ -40,9 +40,9 @@ async fn a_connection_task_stays_small() {
     let size = std::mem::size_of_val(&task);
     assert!(size <= 1800, "the connection task is {size} bytes");
     assert!(
-        size_of::<starling_c2s::Session>() <= 1100,
+        size_of::<starling_c2s::Connection>() <= 1100,
         "{}",
-        size_of::<starling_c2s::Session>()
+        size_of::<starling_c2s::Connection>()
     );
 }
 
