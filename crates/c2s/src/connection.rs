@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -28,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::limiter::RateLimiter;
 use crate::negotiation::{Input, Phase, Verdict, admit};
-use crate::session::{Ack, Lookup, Resumable, Session, StreamMgmt, Takeover};
+use crate::session::{Ack, Lookup, MAX_HELD, Resumable, Session, StreamMgmt, Takeover};
 use crate::{C2sShared, ListenerKind};
 
 /// Bytes read from the socket at once, into the worker thread's buffer ([`read_pooled`]).
@@ -121,6 +122,33 @@ fn too_high(h: u32, sent: u32) -> StreamError {
             .with_attr("send-count", sent.to_string()),
     ));
     err
+}
+
+/// Writes a stanza from the session's queue for the client and keeps it as unacknowledged; with
+/// stream management, asks for an acknowledgement right after the stanza that reaches
+/// `request_after` (XEP-0198 §4), so that the client's answer is predictable.
+fn send_stanza(out: &mut String, b: &mut Session, stanza: Element, request_after: u32) {
+    stanza.write_in_stream(ns::CLIENT, out);
+    b.written(stanza);
+    if let Some(sm) = b.sm.as_deref_mut()
+        && sm.requested.is_none()
+        && sm.since_request >= request_after
+    {
+        sm.requested = Some(Instant::now());
+        sm.since_request = 0;
+        out.push_str(SM_REQUEST);
+    }
+}
+
+/// Sends what waited while the client was inactive (XEP-0352), in the order it arrived.
+fn flush_held(out: &mut String, b: &mut Session, request_after: u32, shared: &C2sShared) {
+    if b.held.is_empty() {
+        return;
+    }
+    shared.csi.flushes.fetch_add(1, Ordering::Relaxed);
+    for stanza in std::mem::take(&mut b.held) {
+        send_stanza(out, b, stanza, request_after);
+    }
 }
 
 /// XEP-0198 §4: the server's request for an acknowledgement.
@@ -579,9 +607,23 @@ impl Connection {
     /// Writes a stanza the connection itself produces for the client (a reply, an error, a
     /// ping): once bound it counts like any delivered stanza for stream management.
     fn emit(&mut self, stanza: Element) {
-        stanza.write_in_stream(ns::CLIENT, &mut self.out);
-        if let Some(b) = self.bound.as_deref_mut() {
-            b.written(stanza);
+        let request_after = self.shared.settings.sm.request_after;
+        match self.bound.as_deref_mut() {
+            Some(b) => send_stanza(&mut self.out, b, stanza, request_after),
+            None => stanza.write_in_stream(ns::CLIENT, &mut self.out),
+        }
+    }
+
+    /// XEP-0352 §4: `<active/>` or `<inactive/>`. Becoming active sends what waited.
+    fn handle_csi(&mut self, e: &Element) {
+        let request_after = self.shared.settings.sm.request_after;
+        let Some(b) = self.bound.as_deref_mut() else {
+            return;
+        };
+        b.inactive = e.name() == "inactive";
+        tracing::trace!(id = self.id, inactive = b.inactive, "client state");
+        if !b.inactive {
+            flush_held(&mut self.out, b, request_after, &self.shared);
         }
     }
 
@@ -615,18 +657,14 @@ impl Connection {
             let SessionCommand::Stanza(q) = cmd;
             b.handle.dequeued(&q);
             let stanza = q.stanza;
-            stanza.write_in_stream(ns::CLIENT, &mut self.out);
-            b.written(stanza);
             n += 1;
-            // Asked right after the stanza that reaches the count, so the client's answer
-            // is predictable.
-            if let Some(sm) = b.sm.as_deref_mut()
-                && sm.requested.is_none()
-                && sm.since_request >= request_after
-            {
-                sm.requested = Some(Instant::now());
-                sm.since_request = 0;
-                self.out.push_str(SM_REQUEST);
+            if b.inactive && crate::session::can_wait(&stanza) && b.held.len() < MAX_HELD {
+                // XEP-0352: it waits for the client to become active, or for something urgent.
+                b.hold(stanza);
+                self.shared.csi.held.fetch_add(1, Ordering::Relaxed);
+            } else {
+                flush_held(&mut self.out, b, request_after, &self.shared);
+                send_stanza(&mut self.out, b, stanza, request_after);
             }
             // Take the next stanza only if it will be written: one taken and dropped would be
             // a lost stanza.
@@ -803,6 +841,8 @@ impl Connection {
             f.append_child(limits_feature(s.max_stanza_size));
             // XEP-0198 §2 (advertised after authentication, where <resume/> may replace bind).
             f.append_child(Element::new("sm", ns::SM));
+            // XEP-0352 §3.
+            f.append_child(Element::new("csi", ns::CSI));
             for extra in &self.shared.router.server_info().stream_features {
                 f.append_child(extra.clone());
             }
@@ -953,7 +993,10 @@ impl Connection {
                 }
                 Ok(Flow::Continue)
             }
-            Input::Csi => Ok(Flow::Continue),
+            Input::Csi => {
+                self.handle_csi(&e);
+                Ok(Flow::Continue)
+            }
             Input::WrongNamespace | Input::Unknown => Ok(Flow::Continue),
         }
     }

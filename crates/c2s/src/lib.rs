@@ -148,6 +148,8 @@ pub struct C2sShared {
     pub throttle: AuthThrottle,
     /// Resumable sessions (XEP-0198 §5).
     pub resumptions: Resumptions,
+    /// XEP-0352 counts.
+    pub csi: CsiCounters,
     next_id: AtomicU64,
     pub connections: Arc<connections::Connections>,
     /// Bytes the sessions hold in buffers (see [`C2sShared::buffered_bytes`]).
@@ -165,6 +167,7 @@ impl C2sShared {
         C2sShared {
             throttle: AuthThrottle::new(settings.throttle.clone()),
             resumptions: Resumptions::new(),
+            csi: CsiCounters::default(),
             settings,
             tls,
             router,
@@ -196,6 +199,15 @@ impl C2sShared {
     fn next_session_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// What client state indication (XEP-0352) did, since the server started.
+#[derive(Debug, Default)]
+pub struct CsiCounters {
+    /// Stanzas held for inactive clients.
+    pub held: AtomicU64,
+    /// Times held stanzas were sent (the client became active, or something urgent came).
+    pub flushes: AtomicU64,
 }
 
 /// How the listener the connection came from works.

@@ -43,6 +43,25 @@ pub(crate) struct Session {
     pub(crate) unacked: VecDeque<Element>,
     /// XEP-0198 state, once the client enabled it.
     pub(crate) sm: Option<Box<StreamMgmt>>,
+    /// XEP-0352: the client said it is inactive.
+    pub(crate) inactive: bool,
+    /// What waits while the client is inactive ([`can_wait`]), oldest first, at most one
+    /// presence per sender.
+    pub(crate) held: Vec<Element>,
+}
+
+/// Stanzas held for an inactive client at most; one more flushes them all.
+pub(crate) const MAX_HELD: usize = 256;
+
+/// XEP-0352 §6: what may wait while the client is inactive: availability presence (not
+/// subscription requests or errors) and messages that carry only a chat state. Anything else is
+/// urgent, and flushes what waits before it.
+pub(crate) fn can_wait(stanza: &Element) -> bool {
+    match stanza.name() {
+        "presence" => matches!(stanza.attr("type"), None | Some("unavailable")),
+        "message" => starling_proto::is_standalone_chat_state(stanza),
+        _ => false,
+    }
 }
 
 /// XEP-0198 stream management state of a session.
@@ -99,7 +118,20 @@ impl Session {
             inbox,
             unacked: VecDeque::new(),
             sm: None,
+            inactive: false,
+            held: Vec::new(),
         }
+    }
+
+    /// Holds a stanza for an inactive client (see [`can_wait`]). A presence replaces the one
+    /// held from the same sender: only the latest matters.
+    pub(crate) fn hold(&mut self, stanza: Element) {
+        if stanza.name() == "presence" {
+            let from = stanza.attr("from");
+            self.held
+                .retain(|h| !(h.name() == "presence" && h.attr("from") == from));
+        }
+        self.held.push(stanza);
     }
 
     /// A stanza was serialised for the client: it stays in the unacknowledged queue until
@@ -216,6 +248,7 @@ impl Session {
         // backlog.
         self.inbox.close();
         let mut undelivered = std::mem::take(&mut self.unacked);
+        undelivered.extend(std::mem::take(&mut self.held));
         while let Ok(SessionCommand::Stanza(q)) = self.inbox.try_recv() {
             self.handle.dequeued(&q);
             undelivered.push_back(q.stanza);

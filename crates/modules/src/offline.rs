@@ -58,7 +58,7 @@ use starling_module_api::{
 };
 use starling_proto::{
     BareJid, Element, FullJid, Jid, Node, StanzaError, StanzaErrorCondition, StanzaKind,
-    error_reply, ns,
+    error_reply,
 };
 use starling_storage::OfflineOutcome;
 use starling_stream::parse_stored;
@@ -68,14 +68,7 @@ use crate::clock;
 
 /// The disco feature of XEP-0160 (§4).
 pub const FEATURE: &str = "msgoffline";
-/// XEP-0203 delayed delivery.
-pub const NS_DELAY: &str = "urn:xmpp:delay";
-/// XEP-0334 message processing hints.
-pub const NS_HINTS: &str = "urn:xmpp:hints";
-/// XEP-0085 chat state notifications.
-pub const NS_CHATSTATES: &str = "http://jabber.org/protocol/chatstates";
-/// XEP-0359 unique and stable stanza ids (`<origin-id/>`), which clients add to anything.
-const NS_SID: &str = "urn:xmpp:sid:0";
+pub use starling_proto::ns::{CHATSTATES as NS_CHATSTATES, DELAY as NS_DELAY, HINTS as NS_HINTS};
 
 /// The `<text/>` of the error a sender gets when the recipient's offline queue is full.
 pub const QUEUE_FULL_TEXT: &str = "The recipient's offline message queue is full";
@@ -107,24 +100,9 @@ pub fn decide(message: &Element) -> Decision {
         // XEP-0160 §3. The router never hands over groupchat or error messages anyway.
         "headline" | "groupchat" | "error" => Decision::Pass,
         // XEP-0160 §3 (chat), XEP-0085 §5.8: standalone notifications are not stored.
-        _ if !store_hint && is_standalone_chat_state(message) => Decision::Drop,
+        _ if !store_hint && starling_proto::is_standalone_chat_state(message) => Decision::Drop,
         _ => Decision::Store,
     }
-}
-
-/// Whether the message carries a chat state and nothing else of substance (a thread id, hints
-/// and stanza ids do not count).
-fn is_standalone_chat_state(message: &Element) -> bool {
-    let mut has_state = false;
-    for child in message.children() {
-        match child.ns() {
-            NS_CHATSTATES => has_state = true,
-            NS_HINTS | NS_SID => {}
-            ns::CLIENT if child.name() == "thread" => {}
-            _ => return false,
-        }
-    }
-    has_state
 }
 
 /// `message` as stored: any `<delay/>` claiming to be from `domain` removed (XEP-0203 §5), then

@@ -11,4 +11,4 @@ pub use error::{
     ErrorType, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition, error_reply,
 };
 pub use jid::{self, BareJid, FullJid, Jid};
-pub use stanza::{StanzaKind, iq_result};
+pub use stanza::{StanzaKind, iq_result, is_standalone_chat_state};

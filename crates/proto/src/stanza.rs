@@ -56,3 +56,20 @@ mod tests {
         assert_eq!(StanzaKind::of(&Element::new("foo", ns::CLIENT)), None);
     }
 }
+
+/// Whether a message carries an XEP-0085 chat state and nothing else of substance: no body, no
+/// receipt, no payload; a thread id, XEP-0334 hints and XEP-0359 stanza ids do not count. Such
+/// a notification is not stored offline (XEP-0085 §5.8) and may wait while a client is
+/// inactive (XEP-0352 §6).
+pub fn is_standalone_chat_state(message: &Element) -> bool {
+    let mut has_state = false;
+    for child in message.children() {
+        match child.ns() {
+            ns::CHATSTATES => has_state = true,
+            ns::HINTS | ns::SID => {}
+            ns::CLIENT if child.name() == "thread" => {}
+            _ => return false,
+        }
+    }
+    has_state
+}

@@ -258,6 +258,15 @@ impl RunningServer {
         self.c2s.buffered_bytes()
     }
 
+    /// XEP-0352: stanzas held for inactive clients, and flushes of them, since start.
+    pub fn csi_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.c2s.csi.held.load(Relaxed),
+            self.c2s.csi.flushes.load(Relaxed),
+        )
+    }
+
     /// The account store, for tests and tools.
     pub fn storage(&self) -> &SqliteStorage {
         &self.storage

@@ -23,6 +23,7 @@ const POSTAUTH_FEATURES: &str = "<stream:features>\
     <session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>\
     <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>262144</max-bytes></limits>\
     <sm xmlns='urn:xmpp:sm:3'/>\
+    <csi xmlns='urn:xmpp:csi:0'/>\
     <ver xmlns='urn:xmpp:features:rosterver'/>\
     <sub xmlns='urn:xmpp:features:pre-approval'/>\
     <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='https://starling.chat/caps' ver='{*}'/>\
