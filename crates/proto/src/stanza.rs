@@ -42,21 +42,6 @@ pub fn iq_result(iq: &Element) -> Element {
         .with_attr("type", "result")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kinds() {
-        assert_eq!(
-            StanzaKind::of(&Element::new("iq", ns::CLIENT)),
-            Some(StanzaKind::Iq)
-        );
-        assert_eq!(StanzaKind::of(&Element::new("iq", "urn:other")), None);
-        assert_eq!(StanzaKind::of(&Element::new("foo", ns::CLIENT)), None);
-    }
-}
-
 /// Whether a message carries an XEP-0085 chat state and nothing else of substance: no body, no
 /// receipt, no payload; a thread id, XEP-0334 hints and XEP-0359 stanza ids do not count. Such
 /// a notification is not stored offline (XEP-0085 §5.8) and may wait while a client is
@@ -72,4 +57,19 @@ pub fn is_standalone_chat_state(message: &Element) -> bool {
         }
     }
     has_state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(
+            StanzaKind::of(&Element::new("iq", ns::CLIENT)),
+            Some(StanzaKind::Iq)
+        );
+        assert_eq!(StanzaKind::of(&Element::new("iq", "urn:other")), None);
+        assert_eq!(StanzaKind::of(&Element::new("foo", ns::CLIENT)), None);
+    }
 }
