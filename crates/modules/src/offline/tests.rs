@@ -9,6 +9,7 @@ use starling_storage_sqlite::SqliteStorage;
 use tokio::sync::mpsc;
 
 use super::*;
+use starling_proto::ns::{self, SID as NS_SID};
 use std::time::Duration;
 
 fn el(xml_name: &str, ns: &str) -> Element {
