@@ -1178,32 +1178,21 @@ impl Connection {
         };
         let domain = bare.domain().as_str().to_owned();
         let localpart = node.as_str().to_owned();
-        let store = &self.shared.stores.accounts;
-        let mechanism = crate::auth::mechanism_name(hash);
-        let found = match store.credential(&localpart, &domain, mechanism).await {
-            Ok(Some(c)) => Some(c),
-            // PLAIN accepts a credential of any hash.
-            Ok(None) if self.sasl.as_ref().map(|s| s.mechanism()) == Some(Mechanism::Plain) => {
-                let mut any = None;
-                for h in starling_sasl::ScramHash::ALL {
-                    if let Ok(Some(c)) = store
-                        .credential(&localpart, &domain, crate::auth::mechanism_name(h))
-                        .await
-                    {
-                        any = Some(c);
-                        break;
-                    }
+        // PLAIN accepts a credential of any hash.
+        let any_hash = self.sasl.as_ref().map(|s| s.mechanism()) == Some(Mechanism::Plain);
+        let store = self.shared.stores.accounts.as_ref();
+        let found =
+            match starling_accounts::scram_credential(store, &localpart, &domain, hash, any_hash)
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(id = self.id, error = %e, "credential lookup failed");
+                    return Err(StreamError::new(StreamErrorCondition::InternalServerError));
                 }
-                any
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::error!(id = self.id, error = %e, "credential lookup failed");
-                return Err(StreamError::new(StreamErrorCondition::InternalServerError));
-            }
-        };
+            };
         self.sasl_user = Some(localpart);
-        Ok(found.as_ref().and_then(crate::auth::to_scram))
+        Ok(found)
     }
 
     /// Records a password failure (a wrong proof or password, or an unknown user) with the

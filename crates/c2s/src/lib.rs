@@ -12,7 +12,6 @@
 //! arrive through a bounded queue (`SessionHandle`), so a client that does not read cannot grow the
 //! server's memory without bound.
 
-pub mod auth;
 mod connection;
 pub mod connections;
 mod limiter;

@@ -28,7 +28,7 @@
 
 use std::collections::HashSet;
 
-use starling_c2s::auth::{self, AccountError};
+use starling_accounts::{self as auth, AccountError};
 use starling_storage::{
     AccountStore, Credential, NewAccount, NewRoster, RosterItem, RosterStore, StorageError,
     Subscription,

@@ -370,7 +370,7 @@ fn check_served(config: &Config, domain: &str) -> anyhow::Result<()> {
 }
 
 async fn user(cmd: UserCommand) -> anyhow::Result<()> {
-    use starling_c2s::auth;
+    use starling_accounts as auth;
     let common = match &cmd {
         UserCommand::Add { common, .. }
         | UserCommand::Passwd { common, .. }

@@ -163,7 +163,7 @@ async fn import_creates_accounts_with_ring_rosters() {
             .await
             .unwrap()
             .unwrap();
-        let scram = starling_c2s::auth::to_scram(&first).unwrap();
+        let scram = starling_accounts::to_scram(&first).unwrap();
         assert!(scram.verify_password("pw"), "{mech}");
         assert!(!scram.verify_password("wrong"), "{mech}");
         assert_eq!(first.iterations, 4096, "{mech}");

@@ -129,7 +129,7 @@ impl TestServer {
     /// Creates `local@domain` with `password`.
     pub async fn add_user_at(&self, local: &str, domain: &str, password: &str) {
         let store = self.running().storage().stores().accounts;
-        if let Err(e) = starling_c2s::auth::create_account(
+        if let Err(e) = starling_accounts::create_account(
             store.as_ref(),
             local,
             domain,

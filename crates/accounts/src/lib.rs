@@ -1,4 +1,6 @@
-//! Accounts and credentials: the bridge between SASL's SCRAM keys and the account store.
+//! Accounts and credentials: the bridge between SASL's SCRAM keys and the account store, shared
+//! by the server (SASL looks credentials up here) and the command line (`starling user …`,
+//! `starling user import`). Account provisioning lives here, not in the client session.
 //!
 //! # New account names: stringprep and PRECIS must agree
 //!
@@ -189,6 +191,35 @@ pub async fn create_account(
     let creds = make_credentials(password, iterations)?;
     store.create_account(&localpart, domain, &creds).await?;
     Ok(())
+}
+
+/// The SCRAM credential of `localpart@domain` for `hash`, for SASL. With `any_hash` (PLAIN, which
+/// checks the password against whatever credential exists) a credential of another hash will do.
+/// `Ok(None)` for an unknown account or one without such a credential.
+pub async fn scram_credential(
+    store: &dyn AccountStore,
+    localpart: &str,
+    domain: &str,
+    hash: ScramHash,
+    any_hash: bool,
+) -> Result<Option<ScramCredential>, StorageError> {
+    if let Some(c) = store
+        .credential(localpart, domain, mechanism_name(hash))
+        .await?
+    {
+        return Ok(to_scram(&c));
+    }
+    if any_hash {
+        for h in ScramHash::ALL {
+            if let Some(c) = store
+                .credential(localpart, domain, mechanism_name(h))
+                .await?
+            {
+                return Ok(to_scram(&c));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Replaces an account's credentials.
