@@ -18,7 +18,7 @@ use starling_proto::{
 use starling_sasl::{
     ChannelBindingType, ChannelBindings, Mechanism, SaslFailure, ServerSession, Step,
 };
-use starling_stream::{Decoder, Frame, Limits, StreamHeader};
+use starling_stream::{Frame, Limits, StreamHeader};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::framing::{Framing, Opening, XmlStream};
 use crate::limiter::RateLimiter;
 use crate::negotiation::{Input, Phase, Verdict, admit};
 use crate::session::{Ack, Lookup, MAX_HELD, Resumable, Session, StreamMgmt, Takeover};
@@ -127,8 +128,14 @@ fn too_high(h: u32, sent: u32) -> StreamError {
 /// Writes a stanza from the session's queue for the client and keeps it as unacknowledged; with
 /// stream management, asks for an acknowledgement right after the stanza that reaches
 /// `request_after` (XEP-0198 §4), so that the client's answer is predictable.
-fn send_stanza(out: &mut String, b: &mut Session, stanza: Element, request_after: u32) {
-    stanza.write_in_stream(ns::CLIENT, out);
+fn send_stanza(
+    framing: &dyn Framing,
+    out: &mut String,
+    b: &mut Session,
+    stanza: Element,
+    request_after: u32,
+) {
+    framing.write_element(&stanza, out);
     b.written(stanza);
     if let Some(sm) = b.sm.as_deref_mut()
         && sm.requested.is_none()
@@ -136,23 +143,31 @@ fn send_stanza(out: &mut String, b: &mut Session, stanza: Element, request_after
     {
         sm.requested = Some(Instant::now());
         sm.since_request = 0;
-        out.push_str(SM_REQUEST);
+        framing.write_element(&sm_request(), out);
     }
 }
 
 /// Sends what waited while the client was inactive (XEP-0352), in the order it arrived.
-fn flush_held(out: &mut String, b: &mut Session, request_after: u32, shared: &C2sShared) {
+fn flush_held(
+    framing: &dyn Framing,
+    out: &mut String,
+    b: &mut Session,
+    request_after: u32,
+    shared: &C2sShared,
+) {
     if b.held.is_empty() {
         return;
     }
     shared.csi.flushes.fetch_add(1, Ordering::Relaxed);
     for stanza in std::mem::take(&mut b.held) {
-        send_stanza(out, b, stanza, request_after);
+        send_stanza(framing, out, b, stanza, request_after);
     }
 }
 
 /// XEP-0198 §4: the server's request for an acknowledgement.
-const SM_REQUEST: &str = "<r xmlns='urn:xmpp:sm:3'/>";
+fn sm_request() -> Element {
+    Element::new("r", ns::SM)
+}
 
 /// How long a resumption waits for the holder of the session to hand it over.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -203,7 +218,8 @@ pub struct Connection {
     domain: Option<String>,
     /// Whether our stream header for the current stream was sent.
     header_sent: bool,
-    decoder: Decoder,
+    /// How frames travel on this connection (RFC 6120's XML stream over TCP).
+    framing: Box<dyn Framing>,
     bindings: ChannelBindings,
     sasl: Option<Box<ServerSession>>,
     /// The normalised localpart looked up during SASL.
@@ -242,7 +258,7 @@ impl Connection {
             tls_offered: false,
             domain: None,
             header_sent: false,
-            decoder: Decoder::new(preauth_limits(&shared)),
+            framing: Box::new(XmlStream::new(preauth_limits(&shared))),
             bindings: ChannelBindings::none(),
             sasl: None,
             sasl_user: None,
@@ -322,7 +338,7 @@ impl Connection {
         self.secure = true;
         self.phase = Phase::AwaitHeader;
         self.header_sent = false;
-        self.decoder = Decoder::new(preauth_limits(&self.shared));
+        self.framing.restart(preauth_limits(&self.shared));
         let end_point = name
             .or(self
                 .shared
@@ -340,7 +356,7 @@ impl Connection {
 
     /// Reports this session's buffers to the shared gauge (only a change touches the atomic).
     fn update_buffer_gauge(&mut self) {
-        let now = self.decoder.buffered_bytes() + self.out.capacity();
+        let now = self.framing.buffered_bytes() + self.out.capacity();
         if now != self.buffered {
             self.shared.account_buffers(self.buffered, now);
             self.buffered = now;
@@ -484,7 +500,7 @@ impl Connection {
                         && self.phase == Phase::Bound
                         && now >= last_write + k
                     {
-                        self.out.push(' ');
+                        self.framing.write_keepalive(&mut self.out);
                         match self.flush(io).await {
                             Ok(()) => last_write = now,
                             Err(Stop::Gone) => return Flow::Lost,
@@ -510,7 +526,7 @@ impl Connection {
                             return Flow::Lost;
                         }
                     };
-                    if !self.secure && !self.decoder.header_seen() && data[0] == 0x16 {
+                    if !self.secure && !self.framing.opening_seen() && data[0] == 0x16 {
                         // A TLS ClientHello on the STARTTLS port: XML would be noise to it.
                         tracing::info!(id = self.id, peer = %self.peer,
                             "TLS handshake received on a STARTTLS port (use the direct TLS port); closing");
@@ -601,7 +617,7 @@ impl Connection {
         };
         sm.requested = Some(now);
         sm.since_request = 0;
-        self.out.push_str(SM_REQUEST);
+        self.framing.write_element(&sm_request(), &mut self.out);
     }
 
     /// Writes a stanza the connection itself produces for the client (a reply, an error, a
@@ -609,8 +625,8 @@ impl Connection {
     fn emit(&mut self, stanza: Element) {
         let request_after = self.shared.settings.sm.request_after;
         match self.bound.as_deref_mut() {
-            Some(b) => send_stanza(&mut self.out, b, stanza, request_after),
-            None => stanza.write_in_stream(ns::CLIENT, &mut self.out),
+            Some(b) => send_stanza(&*self.framing, &mut self.out, b, stanza, request_after),
+            None => self.framing.write_element(&stanza, &mut self.out),
         }
     }
 
@@ -623,7 +639,13 @@ impl Connection {
         b.inactive = e.name() == "inactive";
         tracing::trace!(id = self.id, inactive = b.inactive, "client state");
         if !b.inactive {
-            flush_held(&mut self.out, b, request_after, &self.shared);
+            flush_held(
+                &*self.framing,
+                &mut self.out,
+                b,
+                request_after,
+                &self.shared,
+            );
         }
     }
 
@@ -663,8 +685,14 @@ impl Connection {
                 b.hold(stanza);
                 self.shared.csi.held.fetch_add(1, Ordering::Relaxed);
             } else {
-                flush_held(&mut self.out, b, request_after, &self.shared);
-                send_stanza(&mut self.out, b, stanza, request_after);
+                flush_held(
+                    &*self.framing,
+                    &mut self.out,
+                    b,
+                    request_after,
+                    &self.shared,
+                );
+                send_stanza(&*self.framing, &mut self.out, b, stanza, request_after);
             }
             // Take the next stanza only if it will be written: one taken and dropped would be
             // a lost stanza.
@@ -717,7 +745,7 @@ impl Connection {
     async fn process(&mut self, data: &[u8]) -> Result<Flow, StreamError> {
         let mut input = data;
         loop {
-            let frame = match self.decoder.next_frame(&mut input) {
+            let frame = match self.framing.next_frame(&mut input) {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(Flow::Continue),
                 Err(e) => {
@@ -752,7 +780,7 @@ impl Connection {
                 if !self.header_sent {
                     self.write_header(None);
                 }
-                self.out.push_str("</stream:stream>");
+                self.framing.write_closing(&mut self.out);
                 Ok(Flow::Close)
             }
             Frame::Element(e) => self.handle_element(e).await,
@@ -798,7 +826,7 @@ impl Connection {
             Phase::PreAuth
         };
         let features = self.features();
-        features.write_in_stream(ns::CLIENT, &mut self.out);
+        self.framing.write_element(&features, &mut self.out);
         Ok(())
     }
 
@@ -809,21 +837,13 @@ impl Connection {
             .or_else(|| self.shared.router.server_info().domains.first().cloned())
             .unwrap_or_default();
         let id = random_id();
-        self.out.push_str(
-            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
-             xmlns:stream='http://etherx.jabber.org/streams' id='",
-        );
-        self.out.push_str(&id);
-        self.out.push_str("' from='");
-        starling_proto::element::escape_attr(&domain, &mut self.out);
-        self.out.push('\'');
         // RFC 6120 §4.7.2: answer the initiator's 'from' in 'to'.
-        if let Some(from) = client_from.filter(|f| Jid::new(f).is_ok()) {
-            self.out.push_str(" to='");
-            starling_proto::element::escape_attr(from, &mut self.out);
-            self.out.push('\'');
-        }
-        self.out.push_str(" version='1.0' xml:lang='en'>");
+        let opening = Opening {
+            from: &domain,
+            id: &id,
+            to: client_from,
+        };
+        self.framing.write_opening(&opening, &mut self.out);
         self.header_sent = true;
     }
 
@@ -920,8 +940,9 @@ impl Connection {
             }
             Verdict::TlsFailure => {
                 // RFC 6120 §5.4.2.2: <failure/> then close the stream.
-                Element::new("failure", ns::TLS).write_in_stream(ns::CLIENT, &mut self.out);
-                self.out.push_str("</stream:stream>");
+                self.framing
+                    .write_element(&Element::new("failure", ns::TLS), &mut self.out);
+                self.framing.write_closing(&mut self.out);
                 return Ok(Flow::Close);
             }
             Verdict::SaslEncryptionRequired => {
@@ -953,7 +974,8 @@ impl Connection {
         }
         match input {
             Input::StartTls => {
-                Element::new("proceed", ns::TLS).write_in_stream(ns::CLIENT, &mut self.out);
+                self.framing
+                    .write_element(&Element::new("proceed", ns::TLS), &mut self.out);
                 Ok(Flow::StartTls)
             }
             // Login steps are boxed to keep `process` small (see `run`).
@@ -987,9 +1009,10 @@ impl Connection {
                 // is no count to give.
                 if let Some(sm) = self.bound.as_deref().and_then(|b| b.sm.as_deref()) {
                     let h = sm.inbound;
-                    Element::new("a", ns::SM)
-                        .with_attr("h", h.to_string())
-                        .write_in_stream(ns::CLIENT, &mut self.out);
+                    self.framing.write_element(
+                        &Element::new("a", ns::SM).with_attr("h", h.to_string()),
+                        &mut self.out,
+                    );
                 }
                 Ok(Flow::Continue)
             }
@@ -1093,9 +1116,10 @@ impl Connection {
                     };
                 }
                 Step::Challenge(data) => {
-                    Element::new("challenge", ns::SASL)
-                        .with_text(encode_sasl_payload(&data))
-                        .write_in_stream(ns::CLIENT, &mut self.out);
+                    self.framing.write_element(
+                        &Element::new("challenge", ns::SASL).with_text(encode_sasl_payload(&data)),
+                        &mut self.out,
+                    );
                     return Ok(Flow::Continue);
                 }
                 Step::Success {
@@ -1118,12 +1142,12 @@ impl Connection {
                     if let Some(d) = additional_data {
                         success.append_text(encode_sasl_payload(&d));
                     }
-                    success.write_in_stream(ns::CLIENT, &mut self.out);
+                    self.framing.write_element(&success, &mut self.out);
                     tracing::info!(id = self.id, peer = %self.peer, %account, "authenticated");
                     self.account = Some(account);
                     // RFC 6120 §6.4.6: the stream restarts: a fresh parser, the post-auth limits,
                     // and a new header is expected (bytes already received feed the new parser).
-                    self.decoder = Decoder::new(postauth_limits(&self.shared));
+                    self.framing.restart(postauth_limits(&self.shared));
                     self.phase = Phase::AwaitHeader;
                     self.header_sent = false;
                     return Ok(Flow::Continue);
@@ -1230,7 +1254,7 @@ impl Connection {
         if let Some(t) = text {
             el.append_child(Element::new("text", ns::SASL).with_text(t));
         }
-        el.write_in_stream(ns::CLIENT, &mut self.out);
+        self.framing.write_element(&el, &mut self.out);
     }
 
     fn check_attempts(&mut self) -> Result<Flow, StreamError> {
@@ -1315,7 +1339,7 @@ impl Connection {
             Element::new("bind", ns::BIND)
                 .with_child(Element::new("jid", ns::BIND).with_text(jid.to_string())),
         );
-        result.write_in_stream(ns::CLIENT, &mut self.out);
+        self.framing.write_element(&result, &mut self.out);
         tracing::info!(id = self.id, %jid, "resource bound");
         self.shared.router.session_bound(&jid).await;
         Ok(Flow::Continue)
@@ -1394,7 +1418,7 @@ impl Connection {
             .with_opt_attr("h", h.map(|h| h.to_string()))
             .with_child(Element::new(cond.as_str(), ns::STANZAS));
         failed.append_child(Element::new("text", ns::STANZAS).with_text(text));
-        failed.write_in_stream(ns::CLIENT, &mut self.out);
+        self.framing.write_element(&failed, &mut self.out);
     }
 
     /// XEP-0198 §3: `<enable/>`, after binding, once.
@@ -1449,7 +1473,7 @@ impl Connection {
             resume: resumable,
         }));
         tracing::debug!(id = self.id, resume, "stream management enabled");
-        enabled.write_in_stream(ns::CLIENT, &mut self.out);
+        self.framing.write_element(&enabled, &mut self.out);
     }
 
     /// XEP-0198 §4: the client's `<a h/>`.
@@ -1544,13 +1568,15 @@ impl Connection {
             // The session is ours now, and ends with this stream.
             return Err(too_high(h, sent));
         }
-        Element::new("resumed", ns::SM)
-            .with_attr("previd", previd)
-            .with_attr("h", inbound.to_string())
-            .write_in_stream(ns::CLIENT, &mut self.out);
+        self.framing.write_element(
+            &Element::new("resumed", ns::SM)
+                .with_attr("previd", previd)
+                .with_attr("h", inbound.to_string()),
+            &mut self.out,
+        );
         if let Some(b) = self.bound.as_deref() {
             for stanza in &b.unacked {
-                stanza.write_in_stream(ns::CLIENT, &mut self.out);
+                self.framing.write_element(stanza, &mut self.out);
             }
         }
         tracing::info!(id = self.id, %jid, retransmit, "session resumed");
@@ -1622,8 +1648,8 @@ impl Connection {
         if !self.header_sent {
             self.write_header(None);
         }
-        err.to_element().write_in_stream(ns::CLIENT, &mut self.out);
-        self.out.push_str("</stream:stream>");
+        self.framing.write_element(&err.to_element(), &mut self.out);
+        self.framing.write_closing(&mut self.out);
         // Not interruptible (the session is closing already), and briefly: a peer that does
         // not read must not hold the session for the whole write timeout.
         let write = async {

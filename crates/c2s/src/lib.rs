@@ -14,6 +14,7 @@
 
 mod connection;
 pub mod connections;
+pub mod framing;
 mod limiter;
 pub mod negotiation;
 mod session;
