@@ -64,6 +64,9 @@ struct Common {
     /// Generator threads (1: a single-threaded runtime, for pinning with taskset).
     #[arg(long, default_value_t = 1, global = true)]
     threads: usize,
+    /// Enable XEP-0198 stream management (with resumption) after binding, and acknowledge.
+    #[arg(long, global = true)]
+    sm: bool,
     /// Abort the run after this many seconds.
     #[arg(long, default_value_t = 1800, global = true)]
     time_limit: u64,
@@ -144,14 +147,16 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
     let addr = starling_bench::xmpp::resolve(&c.host, c.port, c.allow_remote).await?;
     let cache = ScramCache::load(Some(&c.scram_cache), &c.password)
         .with_context(|| format!("cannot read {}", c.scram_cache.display()))?;
-    let target = Arc::new(Target::new(
+    let mut target = Target::new(
         addr,
         c.domain.clone(),
         c.tls,
         c.mech,
         c.password.clone(),
         cache,
-    )?);
+    )?;
+    target.sm = c.sm;
+    let target = Arc::new(target);
     let users = Users {
         prefix: c.prefix.clone(),
         start: c.start,

@@ -86,6 +86,8 @@ pub struct Target {
     pub password: String,
     pub resource: String,
     pub timeout: Duration,
+    /// Enable XEP-0198 stream management after binding (and answer the server's `<r/>`).
+    pub sm: bool,
     tls_config: Arc<ClientConfig>,
     pub cache: Arc<Mutex<ScramCache>>,
 }
@@ -107,6 +109,7 @@ impl Target {
             password,
             resource: "bench".to_owned(),
             timeout: Duration::from_secs(30),
+            sm: false,
             tls_config: tls_config()?,
             cache: Arc::new(Mutex::new(cache)),
         })
@@ -195,6 +198,10 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// Stanzas (message, presence, iq) received, modulo 2^32.
+    stanzas: u32,
+    /// `stanzas` when stream management was enabled (XEP-0198 counts from there).
+    sm_base: Option<u32>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -205,7 +212,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
+            stanzas: 0,
+            sm_base: None,
         }
+    }
+
+    /// XEP-0198 §4: the `<a/>` answering a request, once stream management is enabled: every
+    /// stanza read since `<enabled/>` counts as handled.
+    pub fn ack(&self) -> Option<String> {
+        let base = self.sm_base?;
+        Some(format!(
+            "<a xmlns='{}' h='{}'/>",
+            ns::SM,
+            self.stanzas.wrapping_sub(base)
+        ))
     }
 
     /// The byte stream and what was read from it but not yet decoded, for reading raw bytes
@@ -231,6 +251,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     .map_err(|e| ConnError::Decode(e.to_string()))?;
                 self.start = self.end - input.len();
                 if let Some(frame) = frame {
+                    if let Frame::Element(el) = &frame
+                        && matches!(el.name(), "message" | "presence" | "iq")
+                        && el.ns() == ns::CLIENT
+                    {
+                        self.stanzas = self.stanzas.wrapping_add(1);
+                    }
                     return Ok(frame);
                 }
             }
@@ -394,6 +420,20 @@ async fn login_inner(target: &Target, user: &str, steps: LoginSteps) -> Result<S
         .and_then(|b| b.get_child("jid", ns::BIND))
         .map(|j| j.text())
         .ok_or_else(|| unexpected("binding a resource", &reply))?;
+    if target.sm {
+        // XEP-0198 §3, with resumption as mobile clients ask for it.
+        if !features.has_child("sm", ns::SM) {
+            return Err(ConnError::NotOffered("stream management".to_owned()));
+        }
+        writer
+            .write_all(format!("<enable xmlns='{}' resume='true'/>", ns::SM).as_bytes())
+            .await?;
+        let enabled = reader.element("enabling stream management").await?;
+        if !enabled.is("enabled", ns::SM) {
+            return Err(unexpected("enabling stream management", &enabled));
+        }
+        reader.sm_base = Some(reader.stanzas);
+    }
     // RFC 3921's session establishment, for servers that still require it (RFC 6121 §A).
     if let Some(session) = features.get_child("session", ns::SESSION)
         && !session.has_child("optional", ns::SESSION)

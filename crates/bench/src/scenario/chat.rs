@@ -17,7 +17,7 @@ use std::time::Duration;
 use starling_proto::ns;
 use starling_stream::Frame;
 use tokio::io::AsyncWriteExt as _;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::{Users, close_all, cpu_over_window, login_all, now_ns};
@@ -86,12 +86,14 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
     for (i, session) in round.sessions.into_iter().enumerate() {
         let Some(session) = session else { continue };
         let mut reader = session.reader;
-        let mut writer = session.writer;
+        // Shared with the reader, which answers the server's XEP-0198 requests at once.
+        let writer = Arc::new(Mutex::new(session.writer));
         let partner = i ^ 1;
         // Reader: count, measure, free the partner's slot.
         let partner_slots = slots.get(partner).filter(|_| partner < senders).cloned();
         let saturating = opts.rate == 0;
         let mut stop = stop_rx.clone();
+        let acks = Arc::clone(&writer);
         readers.spawn(async move {
             let mut received = 0u64;
             let mut latencies = Vec::new();
@@ -99,6 +101,14 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
                 tokio::select! {
                     frame = reader.next() => {
                         let Ok(Frame::Element(el)) = frame else { break };
+                        if el.is("r", ns::SM) {
+                            if let Some(a) = reader.ack()
+                                && acks.lock().await.write_all(a.as_bytes()).await.is_err()
+                            {
+                                break;
+                            }
+                            continue;
+                        }
                         if el.name() != "message" {
                             continue;
                         }
@@ -156,7 +166,7 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
                     ticks.tick().await;
                     buf.clear();
                     push(&mut buf, &mut seq);
-                    if writer.write_all(buf.as_bytes()).await.is_err() {
+                    if writer.lock().await.write_all(buf.as_bytes()).await.is_err() {
                         break;
                     }
                 }
@@ -176,7 +186,7 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
                     for _ in 0..=extra {
                         push(&mut buf, &mut seq);
                     }
-                    if writer.write_all(buf.as_bytes()).await.is_err() {
+                    if writer.lock().await.write_all(buf.as_bytes()).await.is_err() {
                         break;
                     }
                 }
@@ -202,8 +212,8 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
             latencies.append(&mut l);
         }
     }
-    for mut w in writer_halves {
-        let _ = w.write_all(b"</stream:stream>").await;
+    for w in writer_halves {
+        let _ = w.lock().await.write_all(b"</stream:stream>").await;
     }
     let secs = opts.duration.as_secs_f64();
     let sent = sent_in_window.load(Ordering::Relaxed);

@@ -28,9 +28,15 @@ pub async fn run(target: &Arc<Target>, opts: &IdleOpts) -> Result<Report, std::i
     let mut result = login_all(target, &opts.users, opts.concurrency, steps).await;
     let held = result.latencies.len() as u64;
     // Read what the server sent at login (roster, own presence), as an idle client would have.
+    // With stream management, acknowledge it all (XEP-0198 §4), so that the server holds
+    // nothing for these clients and asks nothing of them.
     for s in result.sessions.iter_mut().flatten() {
         while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(1), s.reader.next()).await
         {
+        }
+        if let Some(a) = s.reader.ack() {
+            use tokio::io::AsyncWriteExt as _;
+            let _ = s.writer.write_all(a.as_bytes()).await;
         }
     }
     tokio::time::sleep(opts.settle).await;
