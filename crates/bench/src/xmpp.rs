@@ -88,6 +88,11 @@ pub struct Target {
     pub timeout: Duration,
     /// Enable XEP-0198 stream management after binding (and answer the server's `<r/>`).
     pub sm: bool,
+    /// Loopback source addresses to spread connections over (127.0.0.1, .2, …): one source
+    /// address reaches one server port from at most ~28,000 ephemeral ports. 0 or 1: the
+    /// kernel's choice.
+    pub sources: u8,
+    next_source: Arc<std::sync::atomic::AtomicUsize>,
     tls_config: Arc<ClientConfig>,
     pub cache: Arc<Mutex<ScramCache>>,
 }
@@ -110,6 +115,8 @@ impl Target {
             resource: "bench".to_owned(),
             timeout: Duration::from_secs(30),
             sm: false,
+            sources: 0,
+            next_source: Arc::default(),
             tls_config: tls_config()?,
             cache: Arc::new(Mutex::new(cache)),
         })
@@ -362,8 +369,23 @@ pub async fn connect(target: &Target) -> Result<Unauthenticated, ConnError> {
         .map_err(|_| ConnError::Timeout(target.timeout))?
 }
 
+/// A TCP connection to the target, from the next source address when several are used.
+async fn tcp_connect(target: &Target) -> Result<TcpStream, ConnError> {
+    if target.sources <= 1 || !target.addr.ip().is_loopback() || !target.addr.is_ipv4() {
+        return Ok(TcpStream::connect(target.addr).await?);
+    }
+    let n = target
+        .next_source
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        % usize::from(target.sources);
+    let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + n as u8);
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    Ok(socket.connect(target.addr).await?)
+}
+
 async fn connect_inner(target: &Target) -> Result<Unauthenticated, ConnError> {
-    let tcp = TcpStream::connect(target.addr).await?;
+    let tcp = tcp_connect(target).await?;
     tcp.set_nodelay(true)?;
     let domain = target.domain.as_str();
 

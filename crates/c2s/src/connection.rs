@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use starling_module_api::{SessionCommand, SessionHandle};
+use starling_module_api::{Queued, SessionCommand, SessionHandle};
 use starling_proto::{
     BareJid, Element, Jid, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
     error_reply, iq_result, ns,
@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::framing::{Framing, Opening, XmlStream};
 use crate::limiter::RateLimiter;
 use crate::negotiation::{Input, Phase, Verdict, admit};
-use crate::session::{Ack, Lookup, MAX_HELD, Resumable, Session, StreamMgmt, Takeover};
+use crate::session::{Ack, Lookup, MAX_HELD, Resumable, Session, StreamMgmt};
 use crate::{C2sShared, ListenerKind};
 
 /// Bytes read from the socket at once, into the worker thread's buffer ([`read_pooled`]).
@@ -55,11 +55,20 @@ enum Wake {
     Stanza(SessionCommand),
     /// The session was told to close ([`SessionHandle::close`]).
     Close,
-    /// A new connection resumes the session.
-    Takeover(Takeover),
+    /// A new connection asks to resume the session (the request waits in the
+    /// [`Resumptions`](crate::Resumptions) table).
+    Resume,
 }
 
-/// Waits for the bound session's queue, a request to close it, or a takeover; never resolves
+/// Resolves when a new connection asks to resume the session; never without resumption.
+async fn resume_requested(sm: Option<&StreamMgmt>) {
+    match sm.and_then(|sm| sm.resume.as_ref()) {
+        Some(r) => r.wake.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for the bound session's queue, a request to close it, or a resumption; never resolves
 /// before binding.
 async fn wake(bound: Option<&mut Session>) -> Wake {
     let Some(b) = bound else {
@@ -68,20 +77,10 @@ async fn wake(bound: Option<&mut Session>) -> Wake {
     let Session {
         handle, inbox, sm, ..
     } = b;
-    let takeover = sm
-        .as_deref_mut()
-        .and_then(|sm| sm.resume.as_mut())
-        .map(|r| &mut r.takeover);
-    let takeover = async {
-        match takeover {
-            Some(rx) => rx.recv().await,
-            None => std::future::pending().await,
-        }
-    };
     tokio::select! {
         biased;
         () = handle.close_requested() => Wake::Close,
-        Some(t) = takeover => Wake::Takeover(t),
+        () = resume_requested(sm.as_deref()) => Wake::Resume,
         // The session holds a sender itself, so the queue never closes while it runs.
         Some(cmd) = inbox.recv() => Wake::Stanza(cmd),
         else => std::future::pending().await,
@@ -90,26 +89,14 @@ async fn wake(bound: Option<&mut Session>) -> Wake {
 
 /// Resolves when a blocked write must give way: the session is told to close, or a new
 /// connection resumes it.
-async fn interrupt(bound: Option<&mut Session>) -> Wake {
+async fn interrupt(bound: Option<&Session>) -> Wake {
     let Some(b) = bound else {
         return std::future::pending().await;
     };
-    let Session { handle, sm, .. } = b;
-    let takeover = sm
-        .as_deref_mut()
-        .and_then(|sm| sm.resume.as_mut())
-        .map(|r| &mut r.takeover);
-    let takeover = async {
-        match takeover {
-            Some(rx) => rx.recv().await,
-            None => std::future::pending().await,
-        }
-    };
     tokio::select! {
         biased;
-        () = handle.close_requested() => Wake::Close,
-        Some(t) = takeover => Wake::Takeover(t),
-        else => std::future::pending().await,
+        () = b.handle.close_requested() => Wake::Close,
+        () = resume_requested(b.sm.as_deref()) => Wake::Resume,
     }
 }
 
@@ -132,10 +119,10 @@ fn send_stanza(
     framing: &dyn Framing,
     out: &mut String,
     b: &mut Session,
-    stanza: Element,
+    stanza: Box<Queued>,
     request_after: u32,
 ) {
-    framing.write_element(&stanza, out);
+    framing.write_element(&stanza.stanza, out);
     b.written(stanza);
     if let Some(sm) = b.sm.as_deref_mut()
         && sm.requested.is_none()
@@ -160,7 +147,7 @@ fn flush_held(
     }
     shared.csi.flushes.fetch_add(1, Ordering::Relaxed);
     for stanza in std::mem::take(&mut b.held) {
-        send_stanza(framing, out, b, stanza, request_after);
+        send_stanza(framing, out, b, Queued::unqueued(stanza), request_after);
     }
 }
 
@@ -229,8 +216,8 @@ pub struct Connection {
     account: Option<BareJid>,
     /// The session this connection bound or resumed.
     bound: Option<Box<Session>>,
-    /// A takeover that arrived while a write was blocked, handled at the top of the loop.
-    takeover: Option<Takeover>,
+    /// A resumption was asked for while a write was blocked: handled at the top of the loop.
+    resume_requested: bool,
     deadline: Instant,
     limiter: RateLimiter,
     out: String,
@@ -265,7 +252,7 @@ impl Connection {
             sasl_attempts: 0,
             account: None,
             bound: None,
-            takeover: None,
+            resume_requested: false,
             deadline: Instant::now() + s.auth_timeout,
             limiter: RateLimiter::new(s.rate, s.burst),
             out: String::new(),
@@ -373,7 +360,7 @@ impl Connection {
         if matches!(how, Flow::Lost) && session.resumable() && !shutdown.is_cancelled() {
             // Boxed, as is the end below: the connection task does not reserve room for them
             // while the connection runs.
-            match Box::pin(session.detach(&shutdown)).await {
+            match Box::pin(session.detach(&shutdown, &shared.resumptions)).await {
                 Some(s) => session = s,
                 // Taken over by a new connection: it is that connection's now.
                 None => return,
@@ -404,11 +391,10 @@ impl Connection {
         let tick = tokio::time::sleep_until(self.next_tick(last_write));
         tokio::pin!(tick);
         loop {
-            if let Some(t) = self.takeover.take() {
-                // A resumption asked for this session while a write was blocked.
-                if let Some(flow) = self.hand_over(io, t).await {
-                    return flow;
-                }
+            if std::mem::take(&mut self.resume_requested)
+                && let Some(flow) = self.hand_over(io).await
+            {
+                return flow;
             }
             self.update_buffer_gauge();
             let unbound = self.phase != Phase::Bound;
@@ -431,8 +417,8 @@ impl Connection {
                             .unwrap_or_else(|| StreamError::new(StreamErrorCondition::PolicyViolation));
                         return self.fail(io, err).await;
                     }
-                    Wake::Takeover(t) => {
-                        if let Some(flow) = self.hand_over(io, t).await {
+                    Wake::Resume => {
+                        if let Some(flow) = self.hand_over(io).await {
                             return flow;
                         }
                     }
@@ -625,7 +611,13 @@ impl Connection {
     fn emit(&mut self, stanza: Element) {
         let request_after = self.shared.settings.sm.request_after;
         match self.bound.as_deref_mut() {
-            Some(b) => send_stanza(&*self.framing, &mut self.out, b, stanza, request_after),
+            Some(b) => send_stanza(
+                &*self.framing,
+                &mut self.out,
+                b,
+                Queued::unqueued(stanza),
+                request_after,
+            ),
             None => self.framing.write_element(&stanza, &mut self.out),
         }
     }
@@ -678,11 +670,10 @@ impl Connection {
         loop {
             let SessionCommand::Stanza(q) = cmd;
             b.handle.dequeued(&q);
-            let stanza = q.stanza;
             n += 1;
-            if b.inactive && crate::session::can_wait(&stanza) && b.held.len() < MAX_HELD {
+            if b.inactive && crate::session::can_wait(&q.stanza) && b.held.len() < MAX_HELD {
                 // XEP-0352: it waits for the client to become active, or for something urgent.
-                b.hold(stanza);
+                b.hold(q.stanza);
                 self.shared.csi.held.fetch_add(1, Ordering::Relaxed);
             } else {
                 flush_held(
@@ -692,7 +683,7 @@ impl Connection {
                     request_after,
                     &self.shared,
                 );
-                send_stanza(&*self.framing, &mut self.out, b, stanza, request_after);
+                send_stanza(&*self.framing, &mut self.out, b, q, request_after);
             }
             // Take the next stanza only if it will be written: one taken and dropped would be
             // a lost stanza.
@@ -721,7 +712,17 @@ impl Connection {
 
     /// A new connection resumes this connection's session (XEP-0198 §5): hand it over and
     /// close this connection. `None` if the requester gave up meanwhile (go on as before).
-    async fn hand_over<S: AsyncWrite + Unpin>(&mut self, io: &mut S, t: Takeover) -> Option<Flow> {
+    async fn hand_over<S: AsyncWrite + Unpin>(&mut self, io: &mut S) -> Option<Flow> {
+        let token = self
+            .bound
+            .as_deref()?
+            .sm
+            .as_deref()?
+            .resume
+            .as_ref()?
+            .token
+            .clone();
+        let t = self.shared.resumptions.take(&token)?;
         let session = self.bound.take()?;
         tracing::info!(id = self.id, jid = %session.jid, "session resumed on another connection; closing this one");
         // What was serialised here and not written is in the session's unacknowledged queue:
@@ -1455,15 +1456,11 @@ impl Connection {
                 .map(Duration::from_secs)
                 .map_or(settings.resume_timeout, |m| m.min(settings.resume_timeout));
             let token: Arc<str> = Arc::from(random_id());
-            let takeover = self.shared.resumptions.register(token.clone(), account);
+            let wake = self.shared.resumptions.register(token.clone(), account);
             enabled.set_attr("id", &*token);
             enabled.set_attr("resume", "true");
             enabled.set_attr("max", max.as_secs().to_string());
-            Resumable {
-                token,
-                max,
-                takeover,
-            }
+            Resumable { token, max, wake }
         });
         b.sm = Some(Box::new(StreamMgmt {
             inbound: 0,
@@ -1517,8 +1514,8 @@ impl Connection {
             );
             return Ok(Flow::Continue);
         };
-        let takeover = match self.shared.resumptions.lookup(previd, &account) {
-            Lookup::Live(tx) => tx,
+        let answer = match self.shared.resumptions.request(previd, &account) {
+            Lookup::Pending(answer) => answer,
             Lookup::Gone(handled) => {
                 self.write_sm_failed(
                     StanzaErrorCondition::ItemNotFound,
@@ -1532,20 +1529,13 @@ impl Connection {
                 return Ok(Flow::Continue);
             }
         };
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let session = match takeover.send(Takeover { reply }).await {
-            Ok(()) => tokio::time::timeout(TAKEOVER_TIMEOUT, answer)
-                .await
-                .ok()
-                .and_then(Result::ok),
-            Err(_) => None,
-        };
+        let session = tokio::time::timeout(TAKEOVER_TIMEOUT, answer)
+            .await
+            .ok()
+            .and_then(Result::ok);
         let Some(mut session) = session else {
             // It ended meanwhile.
-            let handled = match self.shared.resumptions.lookup(previd, &account) {
-                Lookup::Gone(h) => Some(h),
-                _ => None,
-            };
+            let handled = self.shared.resumptions.ended_at(previd, &account);
             self.write_sm_failed(
                 StanzaErrorCondition::ItemNotFound,
                 handled,
@@ -1575,8 +1565,8 @@ impl Connection {
             &mut self.out,
         );
         if let Some(b) = self.bound.as_deref() {
-            for stanza in &b.unacked {
-                self.framing.write_element(stanza, &mut self.out);
+            for q in &b.unacked {
+                self.framing.write_element(&q.stanza, &mut self.out);
             }
         }
         tracing::info!(id = self.id, %jid, retransmit, "session resumed");
@@ -1601,10 +1591,8 @@ impl Connection {
             tokio::select! {
                 biased;
                 r = tokio::time::timeout(timeout, write) => Some(r),
-                w = interrupt(self.bound.as_deref_mut()) => {
-                    if let Wake::Takeover(t) = w {
-                        self.takeover = Some(t);
-                    }
+                w = interrupt(self.bound.as_deref()) => {
+                    self.resume_requested = matches!(w, Wake::Resume);
                     None
                 }
             }

@@ -22,12 +22,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use starling_module_api::{SessionCommand, SessionHandle, SessionId};
+use starling_module_api::{Queued, SessionCommand, SessionHandle, SessionId};
 use starling_proto::{
     BareJid, Element, FullJid, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
 use starling_router::Router;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -39,8 +39,10 @@ pub(crate) struct Session {
     pub(crate) inbox: mpsc::Receiver<SessionCommand>,
     /// Stanzas serialised for the client and not yet known to have arrived: without stream
     /// management until the write completes, with it until the client acknowledges them
-    /// (XEP-0198 §4). Oldest first.
-    pub(crate) unacked: VecDeque<Element>,
+    /// (XEP-0198 §4). Oldest first. Kept in the boxes the queue delivered them in: a slot is
+    /// one word, so what an idle session keeps of its capacity is small.
+    #[allow(clippy::vec_box)]
+    pub(crate) unacked: VecDeque<Box<Queued>>,
     /// XEP-0198 state, once the client enabled it.
     pub(crate) sm: Option<Box<StreamMgmt>>,
     /// XEP-0352: the client said it is inactive.
@@ -85,8 +87,9 @@ pub(crate) struct Resumable {
     pub(crate) token: Arc<str>,
     /// How long the session waits for the client once detached.
     pub(crate) max: Duration,
-    /// Requests from a new connection to take this session over.
-    pub(crate) takeover: mpsc::Receiver<Takeover>,
+    /// Woken when a new connection asks to take this session over; the request itself waits in
+    /// the [`Resumptions`] table (a channel per session would cost far more memory).
+    pub(crate) wake: Arc<Notify>,
 }
 
 /// A new connection's request for a session: the holder hands it over through `reply`.
@@ -136,7 +139,7 @@ impl Session {
 
     /// A stanza was serialised for the client: it stays in the unacknowledged queue until
     /// written (without stream management) or acknowledged (with it).
-    pub(crate) fn written(&mut self, stanza: Element) {
+    pub(crate) fn written(&mut self, stanza: Box<Queued>) {
         if let Some(sm) = self.sm.as_mut() {
             sm.sent = sm.sent.wrapping_add(1);
             sm.since_request = sm.since_request.saturating_add(1);
@@ -149,9 +152,7 @@ impl Session {
     pub(crate) fn write_completed(&mut self) {
         if self.sm.is_none() {
             self.unacked.clear();
-            if self.unacked.capacity() > 64 {
-                self.unacked = VecDeque::new();
-            }
+            self.shrink();
         }
     }
 
@@ -173,10 +174,15 @@ impl Session {
             return Ack::TooHigh(sm.sent);
         }
         self.unacked.drain(..newly as usize);
-        if self.unacked.is_empty() && self.unacked.capacity() > 64 {
+        self.shrink();
+        Ack::Acked(newly as usize)
+    }
+
+    /// Gives back a large empty queue's memory (a burst's), keeping a small one for the next.
+    fn shrink(&mut self) {
+        if self.unacked.is_empty() && self.unacked.capacity() > 16 {
             self.unacked = VecDeque::new();
         }
-        Ack::Acked(newly as usize)
     }
 
     /// Whether the session may wait for its client after the connection is lost.
@@ -190,12 +196,13 @@ impl Session {
     pub(crate) async fn detach(
         mut self: Box<Self>,
         shutdown: &CancellationToken,
+        resumptions: &Resumptions,
     ) -> Option<Box<Self>> {
-        let Some(max) = self
+        let Some((max, token, wake)) = self
             .sm
             .as_ref()
             .and_then(|sm| sm.resume.as_ref())
-            .map(|r| r.max)
+            .map(|r| (r.max, r.token.clone(), r.wake.clone()))
         else {
             return Some(self);
         };
@@ -204,28 +211,22 @@ impl Session {
         let deadline = tokio::time::sleep(max);
         tokio::pin!(deadline);
         loop {
-            let request = {
-                let Some(resume) = self.sm.as_mut().and_then(|sm| sm.resume.as_mut()) else {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Some(self),
+                () = self.handle.close_requested() => return Some(self),
+                _ = &mut deadline => {
+                    tracing::info!(id = self.id, jid = %self.jid, "resumption timed out");
                     return Some(self);
-                };
-                tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => return Some(self),
-                    () = self.handle.close_requested() => return Some(self),
-                    _ = &mut deadline => {
-                        tracing::info!(id = self.id, jid = %self.jid, "resumption timed out");
-                        return Some(self);
-                    }
-                    t = resume.takeover.recv() => t,
                 }
-            };
-            match request {
-                Some(t) => match t.reply.send(self) {
+                () = wake.notified() => {}
+            }
+            if let Some(t) = resumptions.take(&token) {
+                match t.reply.send(self) {
                     Ok(()) => return None,
                     // The new connection gave up waiting: keep waiting for another.
                     Err(back) => self = back,
-                },
-                None => return Some(self),
+                }
             }
         }
     }
@@ -247,11 +248,14 @@ impl Session {
         // registry, so that a new session of the same account does not get it on top of its
         // backlog.
         self.inbox.close();
-        let mut undelivered = std::mem::take(&mut self.unacked);
-        undelivered.extend(std::mem::take(&mut self.held));
+        let mut undelivered: Vec<Element> = std::mem::take(&mut self.unacked)
+            .into_iter()
+            .map(|q| q.stanza)
+            .collect();
+        undelivered.append(&mut self.held);
         while let Ok(SessionCommand::Stanza(q)) = self.inbox.try_recv() {
             self.handle.dequeued(&q);
-            undelivered.push_back(q.stanza);
+            undelivered.push(q.stanza);
         }
         if !undelivered.is_empty() {
             tracing::info!(
@@ -311,7 +315,9 @@ struct ResumptionTable {
 
 struct Live {
     account: BareJid,
-    takeover: mpsc::Sender<Takeover>,
+    wake: Arc<Notify>,
+    /// A new connection's request, waiting for the holder to see it.
+    pending: Option<Takeover>,
 }
 
 struct Gone {
@@ -324,9 +330,10 @@ const GONE_KEPT: Duration = Duration::from_secs(600);
 /// At most this many ended ids are remembered.
 const GONE_MAX: usize = 100_000;
 
-/// What a resumption id names, for the account asking.
+/// What asking for a resumption gave, for the account asking.
 pub(crate) enum Lookup {
-    Live(mpsc::Sender<Takeover>),
+    /// The session exists: its holder was woken and will answer here (unless it ends first).
+    Pending(oneshot::Receiver<Box<Session>>),
     /// The session ended; the server had handled `h` of the client's stanzas.
     Gone(u32),
     Unknown,
@@ -342,30 +349,50 @@ impl Resumptions {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new resumable session of `account` under `token`; returns the receiving end of its
-    /// takeover requests.
-    pub(crate) fn register(&self, token: Arc<str>, account: BareJid) -> mpsc::Receiver<Takeover> {
-        let (tx, rx) = mpsc::channel(1);
+    /// A new resumable session of `account` under `token`; returns what wakes its holder when
+    /// a new connection asks for it.
+    pub(crate) fn register(&self, token: Arc<str>, account: BareJid) -> Arc<Notify> {
+        let wake = Arc::new(Notify::new());
         self.table().live.insert(
             token,
             Live {
                 account,
-                takeover: tx,
+                wake: wake.clone(),
+                pending: None,
             },
         );
-        rx
+        wake
     }
 
-    /// Looks `token` up for `account`: another account's id is unknown to it.
-    pub(crate) fn lookup(&self, token: &str, account: &BareJid) -> Lookup {
-        let t = self.table();
-        if let Some(live) = t.live.get(token).filter(|l| l.account == *account) {
-            return Lookup::Live(live.takeover.clone());
+    /// Asks for the session under `token` on behalf of `account` (another account's id is
+    /// unknown to it). A request still pending from an earlier connection is replaced: that
+    /// connection is told the session is not there.
+    pub(crate) fn request(&self, token: &str, account: &BareJid) -> Lookup {
+        let mut t = self.table();
+        if let Some(live) = t.live.get_mut(token).filter(|l| l.account == *account) {
+            let (reply, answer) = oneshot::channel();
+            live.pending = Some(Takeover { reply });
+            live.wake.notify_one();
+            return Lookup::Pending(answer);
         }
         match t.gone.get(token).filter(|g| g.account == *account) {
             Some(g) => Lookup::Gone(g.h),
             None => Lookup::Unknown,
         }
+    }
+
+    /// The request waiting for the session under `token`, for its holder.
+    pub(crate) fn take(&self, token: &str) -> Option<Takeover> {
+        self.table().live.get_mut(token)?.pending.take()
+    }
+
+    /// The count the session under `token` had reached when it ended, if it did.
+    pub(crate) fn ended_at(&self, token: &str, account: &BareJid) -> Option<u32> {
+        let t = self.table();
+        t.gone
+            .get(token)
+            .filter(|g| g.account == *account)
+            .map(|g| g.h)
     }
 
     /// The session under `token` ended, having handled `h` of the client's stanzas.
@@ -419,8 +446,10 @@ mod tests {
         s
     }
 
-    fn msg(n: u32) -> Element {
-        Element::new("message", starling_proto::ns::CLIENT).with_attr("id", n.to_string())
+    fn msg(n: u32) -> Box<Queued> {
+        Queued::unqueued(
+            Element::new("message", starling_proto::ns::CLIENT).with_attr("id", n.to_string()),
+        )
     }
 
     /// XEP-0198 §4: `h` counts modulo 2^32, so acknowledgements keep working when the counter
@@ -434,7 +463,10 @@ mod tests {
         assert_eq!(s.sm.as_ref().unwrap().sent, 2);
         // Acknowledged before: u32::MAX - 1. Two more: u32::MAX, then 0.
         assert_eq!(s.ack(0), Ack::Acked(2));
-        assert_eq!(s.unacked.front().and_then(|e| e.attr("id")), Some("2"));
+        assert_eq!(
+            s.unacked.front().and_then(|q| q.stanza.attr("id")),
+            Some("2")
+        );
         assert_eq!(s.ack(2), Ack::Acked(2));
         assert!(s.unacked.is_empty());
         // A repeated (stale) answer is harmless.
@@ -462,12 +494,15 @@ mod tests {
         let alice: BareJid = "alice@d".parse().unwrap();
         let mallory: BareJid = "mallory@d".parse().unwrap();
         let token: Arc<str> = Arc::from("abc");
-        let _rx = r.register(token.clone(), alice.clone());
-        assert!(matches!(r.lookup("abc", &alice), Lookup::Live(_)));
-        assert!(matches!(r.lookup("abc", &mallory), Lookup::Unknown));
+        let _wake = r.register(token.clone(), alice.clone());
+        assert!(matches!(r.request("abc", &mallory), Lookup::Unknown));
+        assert!(r.take("abc").is_none());
+        assert!(matches!(r.request("abc", &alice), Lookup::Pending(_)));
+        assert!(r.take("abc").is_some());
         r.retire(&token, 42);
-        assert!(matches!(r.lookup("abc", &alice), Lookup::Gone(42)));
-        assert!(matches!(r.lookup("abc", &mallory), Lookup::Unknown));
+        assert!(matches!(r.request("abc", &alice), Lookup::Gone(42)));
+        assert!(matches!(r.request("abc", &mallory), Lookup::Unknown));
+        assert_eq!(r.ended_at("abc", &alice), Some(42));
         assert!(r.is_empty());
     }
 }
