@@ -8,6 +8,8 @@
 #   bench/compare.sh                      # everything: ~1 hour on 2 cores
 #   RUNS=1 QUICK=1 bench/compare.sh       # a smoke test: small counts, short windows
 #   SERVERS="starling" MODES="off" bench/compare.sh   # a subset
+#   BIG_IDLE=0 HOSTILE=0 bench/compare.sh # without the 100,000-connection idle run and the
+#                                         # hostile shapes (bench/hostile.sh)
 #
 # CI does not run this; the figures are only meaningful on a quiet machine (nothing compiling).
 set -euo pipefail
@@ -17,6 +19,8 @@ SERVERS=${SERVERS:-"starling prosody ejabberd"}
 MODES=${MODES:-"off starttls"}
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-}
+BIG_IDLE=${BIG_IDLE:-1}
+HOSTILE=${HOSTILE:-1}
 OUT=${OUT:-$ROOT/target/bench/compare}
 REPORT=${REPORT:-$ROOT/BENCHMARKS.md}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -27,11 +31,13 @@ BENCH=$ROOT/target/release/starling-bench
 # Sizes. The targets ask for at least 1,000 users connected and 10,000-user login storms.
 if [ -n "$QUICK" ]; then
     USERS=2000 CHAT_USERS=200 RING_USERS=200 RING=10 IDLE_USERS=1000 LOGIN_USERS=1000
-    SCALE_SMALL=50 SCALE_LARGE=500 DURATION=3 AGING_ROUNDS=2
+    SCALE_SMALL=50 SCALE_LARGE=500 DURATION=3 AGING_ROUNDS=2 BIG_IDLE_USERS=5000
 else
     USERS=10000 CHAT_USERS=1000 RING_USERS=1000 RING=50 IDLE_USERS=10000 LOGIN_USERS=10000
-    SCALE_SMALL=100 SCALE_LARGE=5000 DURATION=10 AGING_ROUNDS=10
+    SCALE_SMALL=100 SCALE_LARGE=5000 DURATION=10 AGING_ROUNDS=10 BIG_IDLE_USERS=100000
 fi
+# Loopback source addresses for the big idle run: one reaches a port from ~28,000 ports.
+BIG_IDLE_SOURCES=$(((BIG_IDLE_USERS + 19999) / 20000))
 
 for tool in taskset python3; do
     command -v "$tool" > /dev/null || { echo "compare.sh: $tool is missing" >&2; exit 2; }
@@ -44,7 +50,9 @@ for s in $SERVERS; do
         *) echo "unknown server $s" >&2; exit 2 ;;
     esac
 done
-# Each side holds up to 10,000 sockets.
+# Each side holds up to 10,000 sockets (100,000 in the big idle run: as root the hard limit can
+# be raised).
+ulimit -Hn 400000 2> /dev/null || true
 ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
 
 mkdir -p "$OUT"
@@ -112,6 +120,9 @@ for server in $SERVERS; do
             scenario "$server" "$dir" "$mode" chat_10k "$run" --users "$CHAT_USERS" chat --rate 10000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" chat_2k "$run" --users "$CHAT_USERS" chat --rate 2000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" chat_sat "$run" --users "$CHAT_USERS" chat --rate 0 --duration "$DURATION"
+            # Issue 12: XEP-0198 enabled by every client (resumable), requests answered at once.
+            scenario "$server" "$dir" "$mode" idle_sm "$run" --users "$IDLE_USERS" --sm idle --settle 5
+            scenario "$server" "$dir" "$mode" chat_sat_sm "$run" --users "$CHAT_USERS" --sm chat --rate 0 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" presence "$run" --prefix ring --users "$RING_USERS" presence --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_small "$run" --users "$SCALE_SMALL" chat --rate 5000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_large "$run" --users "$SCALE_LARGE" chat --rate 5000 --duration "$DURATION"
@@ -125,6 +136,14 @@ for server in $SERVERS; do
             bench "$server" "$mode" aged_after 1 "$pid" --users "$CHAT_USERS" chat --rate 0 --duration "$DURATION"
             stop "$server" "$dir"
         fi
+        if [ "$mode" = off ] && [ "$server" = starling ] && [ "$BIG_IDLE" = 1 ]; then
+            # Issue 12: 100,000 held connections with stream management, from several loopback
+            # source addresses. Starling only (the others' provisioning of 100,000 accounts
+            # takes hours); once.
+            "bench/servers/$server.sh" provision "$dir" big "$BIG_IDLE_USERS" 0 pw 2>&1 | tail -1 | tee -a "$LOG"
+            scenario "$server" "$dir" "$mode" idle_100k 1 --prefix big --users "$BIG_IDLE_USERS" \
+                --source-addrs "$BIG_IDLE_SOURCES" --concurrency 200 --sm idle --settle 10
+        fi
     done
 done
 
@@ -137,5 +156,13 @@ echo "== versions and machine"
     echo "sizes: users=$USERS chat_users=$CHAT_USERS ring=${RING_USERS}x$RING idle=$IDLE_USERS login=$LOGIN_USERS scale=$SCALE_SMALL/$SCALE_LARGE duration=${DURATION}s runs=$RUNS"
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
+if [ "$HOSTILE" = 1 ]; then
+    echo "== hostile shapes"
+    hostile_servers=""
+    for s in starling ejabberd; do
+        case " $SERVERS " in *" $s "*) hostile_servers="$hostile_servers $s" ;; esac
+    done
+    SERVERS="${hostile_servers# }" OUT="$OUT/hostile" bench/hostile.sh | tee -a "$LOG"
+fi
 python3 bench/report.py "$OUT" > "$REPORT"
 echo "== wrote $REPORT (raw results: $RESULTS, log: $LOG)"

@@ -47,13 +47,17 @@ def fmt(v, digits=1):
 # "ratio_min" (Starling/ejabberd ≥ value).
 def metrics(mode):
     idle_limit = 8 if mode == "off" else 16
+    idle_sm_limit = 9 if mode == "off" else 17
     return [
         ("Idle memory per connection (KiB RSS)", "idle", "kib_per_conn", "max_abs", idle_limit, 1),
+        ("Idle memory per connection, stream management on (KiB RSS)", "idle_sm", "kib_per_conn", "max_abs", idle_sm_limit, 1),
         ("Login rate, SCRAM-SHA-1 (sessions/s)", "login", "sessions_per_s", "ratio_min", 2.0, 0),
         ("Server CPU per message at 10,000 msg/s (µs)", "chat_10k", "server_us_per_msg", "ratio_max", 1 / 3, 1),
         ("Saturation throughput (msg/s)", "chat_sat", "msgs_per_s", "ratio_min", 3.0, 0),
         ("p99 latency at 2,000 msg/s (ms)", "chat_2k", "p99_ms", "ratio_max", 0.5, 2),
         ("Presence broadcasts/s", "presence", "broadcasts_per_s", "ratio_min", 2.5, 0),
+        ("Saturation throughput, stream management on (msg/s)", "chat_sat_sm", "msgs_per_s", "ratio_min", 3.0, 0),
+        ("Server CPU per message at saturation, stream management on (µs)", "chat_sat_sm", "server_us_per_msg", "ratio_max", 1 / 3, 1),
     ]
 
 
@@ -96,7 +100,26 @@ def table(data, mode):
     ok = "–" if s_ratio is None else ("met" if s_ratio <= 1.2 else "**not met**")
     out.append("| CPU per message, many users ÷ few users (×) | " + " | ".join(fmt(v, 2) for v in row)
                + f" | | ≤ 1.2 | {ok} |")
+    # Issue 12: stream management costs little against the same server without it.
+    for label, key, better, limit in [
+            ("Saturation throughput, SM on ÷ off (×)", "msgs_per_s", "min", 0.85),
+            ("CPU per message at saturation, SM on ÷ off (×)", "server_us_per_msg", "max", 1.15)]:
+        row = []
+        for s in SERVERS:
+            a = median(data, s, mode, "chat_sat", key)
+            b = median(data, s, mode, "chat_sat_sm", key)
+            row.append(None if a in (None, 0) or b is None else b / a)
+        s_ratio = row[-1]
+        met = s_ratio is not None and (s_ratio >= limit if better == "min" else s_ratio <= limit)
+        ok = "–" if s_ratio is None else ("met" if met else "**not met**")
+        sign = "≥" if better == "min" else "≤"
+        out.append(f"| {label} | " + " | ".join(fmt(v, 2) for v in row) + f" | | {sign} {limit:g} | {ok} |")
     if mode == "off":
+        big = median(data, "starling", mode, "idle_100k", "kib_per_conn")
+        held = median(data, "starling", mode, "idle_100k", "held")
+        if big is not None:
+            out.append(f"| Idle memory per connection, {fmt(held, 0)} held, SM on (KiB RSS) | – | – | "
+                       f"{fmt(big, 1)} | | ≤ 9 | {'met' if big <= 9 else '**not met**'} |")
         row = []
         for s in SERVERS:
             a = median(data, s, mode, "aged_before", "msgs_per_s")
@@ -116,6 +139,8 @@ def detail(data, mode):
         ("chat_10k", ["msgs_per_s", "server_us_per_msg", "p50_ms", "p99_ms", "server_cpu_pct", "gen_cpu_pct", "late_or_lost"]),
         ("chat_2k", ["msgs_per_s", "server_us_per_msg", "p50_ms", "p99_ms", "p999_ms", "server_cpu_pct", "gen_cpu_pct"]),
         ("chat_sat", ["msgs_per_s", "server_us_per_msg", "p99_ms", "server_cpu_pct", "gen_cpu_pct"]),
+        ("idle_sm", ["held", "kib_per_conn"]),
+        ("chat_sat_sm", ["msgs_per_s", "server_us_per_msg", "p99_ms", "server_cpu_pct", "gen_cpu_pct", "late_or_lost"]),
         ("presence", ["changes", "broadcasts_per_s", "server_us_per_broadcast", "server_cpu_pct", "gen_cpu_pct"]),
         ("scale_small", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
         ("scale_large", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
@@ -123,7 +148,8 @@ def detail(data, mode):
     if mode == "off":
         keys += [("aged_before", ["msgs_per_s", "server_us_per_msg", "gen_cpu_pct"]),
                  ("aged_storms", ["sessions_per_s", "first_sessions_per_s", "failed"]),
-                 ("aged_after", ["msgs_per_s", "server_us_per_msg", "gen_cpu_pct"])]
+                 ("aged_after", ["msgs_per_s", "server_us_per_msg", "gen_cpu_pct"]),
+                 ("idle_100k", ["held", "failed", "rss_before_kib", "rss_after_kib", "kib_per_conn"])]
     out = ["| Scenario | Figure | " + " | ".join(NAMES[s] for s in SERVERS) + " |",
            "| --- | --- | " + " | ".join("---:" for _ in SERVERS) + " |"]
     for scenario, fields in keys:
@@ -132,6 +158,48 @@ def detail(data, mode):
             if all(v is None for v in vals):
                 continue
             out.append(f"| {scenario} | {f} | " + " | ".join(fmt(v, 2) for v in vals) + " |")
+    return out
+
+
+HOSTILE = [
+    # (shape, fields shown)
+    ("xml-prefix", ["out_per_in", "server_ns_per_byte", "closed"]),
+    ("ns-children", ["out_per_in", "server_ns_per_byte", "closed"]),
+    ("ns-attributes", ["out_per_in", "server_ns_per_byte", "closed"]),
+    ("partial", ["held_per_in", "kib_per_conn", "closed"]),
+    ("partial-ns", ["held_per_in", "kib_per_conn", "closed"]),
+    ("pre-auth", ["held_per_in", "kib_per_conn", "closed", "connections"]),
+]
+
+
+def hostile(path):
+    """Issue 11's hostile shapes (bench/hostile.sh): one line per server and shape."""
+    if not path.exists():
+        return []
+    rows = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        fields = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        if "shape" in fields:
+            rows[(parts[0], fields["shape"])] = fields
+    servers = [s for s in ["ejabberd", "starling"] if any(k[0] == s for k in rows)]
+    if not servers:
+        return []
+    out = ["", "## Hostile input (issue 11)", "",
+           "`bench/hostile.sh`, TLS off, a fresh server per shape. `out_per_in`: bytes the "
+           "recipient received ÷ bytes sent (amplification); `held_per_in`: server memory held ÷ "
+           "bytes sent by connections that stop mid-stanza; `closed`: connections the server "
+           "closed. See `starling-bench hostile --help` for the shapes.", "",
+           "| Shape | Figure | " + " | ".join(NAMES[s] for s in servers) + " |",
+           "| --- | --- | " + " | ".join("---:" for _ in servers) + " |"]
+    for shape, keys in HOSTILE:
+        for k in keys:
+            vals = [rows.get((s, shape), {}).get(k, "–") for s in servers]
+            if all(v == "–" for v in vals):
+                continue
+            out.append(f"| {shape} | {k} | " + " | ".join(vals) + " |")
     return out
 
 
@@ -153,6 +221,7 @@ def main():
         title = "TLS off" if mode == "off" else "STARTTLS required"
         lines += ["", f"## {title}", ""] + table(data, mode)
         lines += ["", f"### {title}: every figure (medians)", ""] + detail(data, mode)
+    lines += hostile(out_dir / "hostile" / "hostile.txt")
     lines += ["", "## Notes", "",
               "- Where the generator's CPU (gen_cpu_pct) is near 100% in the saturation run, the "
               "generator, not the server, is the limit: the server's figure is then a lower bound.",
@@ -162,6 +231,10 @@ def main():
               "§4.4.2). A server that reflects before it has broadcast lets a backlog grow, and its "
               "figure counts the broadcasts delivered in the window: compare broadcasts ÷ changes "
               "(50 when every contact got every change) in the presence rows below.",
+              "- `_sm` scenarios: every client enables XEP-0198 with resumption after binding and "
+              "answers each `<r/>` at once; the idle clients acknowledge what they got at login. "
+              "`idle_100k` holds 100,000 such connections from several 127.0.0.x source addresses "
+              "(Starling only).",
               "- Runs of the same scenario on this 2-core VM differ by up to ±15%; every figure is "
               "a median of the runs, and every ratio compares medians.",
               "", "## Commands", "",

@@ -234,8 +234,9 @@ shaper_rules:
 max_fsm_queue: 1000000
 
 # The feature set Starling has: roster, presence, messages, offline, disco, ping, vcard-temp,
-# version, time. No registration, MUC, HTTP, PubSub/PEP, MAM, carbons, stream management,
-# blocking, caps tracking or shared roster.
+# version, time, stream management (XEP-0198, used only by clients that enable it) and client
+# state indication (XEP-0352). No registration, MUC, HTTP, PubSub/PEP, MAM, carbons, blocking,
+# caps tracking or shared roster.
 modules:
   mod_roster:
     versioning: true
@@ -247,6 +248,10 @@ modules:
     search: false
   mod_version: {}
   mod_time: {}
+  mod_stream_mgmt:
+    resume_timeout: 300     # as Starling's default
+    max_ack_queue: 1000     # as Starling's stream_management.max_unacked
+  mod_client_state: {}
 EOF
 
     local CTL t0 pid="" i

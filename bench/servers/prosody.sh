@@ -123,11 +123,13 @@ log = { { levels = { min = "warn" }; to = "file"; filename = "$dir/prosody.log";
 admins = { }
 
 -- The feature set Starling has: roster, presence, messages, offline (autoloaded), disco, ping,
--- vcard-temp, version, time. No limits (rate limiting), no registration, no MUC, HTTP,
--- components, PEP, MAM, carbons, smacks or blocklist. No s2s at all.
+-- vcard-temp, version, time, smacks (XEP-0198) and csi_simple (XEP-0352). No limits (rate
+-- limiting), no registration, no MUC, HTTP, components, PEP, MAM, carbons or blocklist. No s2s.
 modules_enabled = {
     "roster"; "saslauth"; $tls_modules
     "disco"; "ping"; "vcard"; "version"; "time";
+    -- XEP-0198 (used only by clients that enable it) and XEP-0352, as Starling has them.
+    "smacks"; "csi_simple";
 }
 modules_disabled = { "s2s"; "s2s_auth_certs"; }
 allow_registration = false

@@ -53,8 +53,9 @@ listen = ["127.0.0.1:$2"]
 direct_tls_listen = ["127.0.0.1:$(($2 + 1))"]
 require_encryption = $require
 rate = 0
-# The load generator opens every connection from 127.0.0.1.
+# The load generator opens every connection from 127.0.0.1 (or a few 127.0.0.x), up to 100,000.
 max_connections_per_ip = 0
+max_connections = 0
 
 [auth]
 scram_iterations = 4096
