@@ -118,7 +118,7 @@ def table(data, mode):
         big = median(data, "starling", mode, "idle_100k", "kib_per_conn")
         held = median(data, "starling", mode, "idle_100k", "held")
         if big is not None:
-            out.append(f"| Idle memory per connection, {fmt(held, 0)} held, SM on (KiB RSS) | – | – | "
+            out.append(f"| Idle memory per connection, {fmt(held, 0)} held (target: 100,000), SM on (KiB RSS) | – | – | "
                        f"{fmt(big, 1)} | | ≤ 9 | {'met' if big <= 9 else '**not met**'} |")
         row = []
         for s in SERVERS:
