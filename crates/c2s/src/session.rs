@@ -257,7 +257,7 @@ impl Session {
             }
         }
         if let Some(jid) = self.jid.take() {
-            if let Some(last) = self.shared.router.sessions().unbind(&jid, self.id) {
+            if let Some(last) = self.shared.router.sessions().unbind(&jid, self.id).await {
                 self.shared.router.session_ended(&last).await;
             }
             tracing::info!(id = self.id, %jid, "session ended");
@@ -1002,7 +1002,7 @@ impl Session {
         // RFC 6120 §7.6.2.1: a limit on simultaneous resources is <resource-constraint/>. A
         // resource that replaces one of the same name does not add one.
         let max = self.shared.settings.max_resources;
-        let bound = registry.resources(&account);
+        let bound = registry.resources(&account).await;
         if max > 0 && bound.len() >= max && !bound.iter().any(|e| e.jid == jid) {
             tracing::info!(id = self.id, %account, max, "resource limit reached");
             self.reply_error(
@@ -1012,7 +1012,7 @@ impl Session {
             );
             return Ok(Flow::Continue);
         }
-        if let Some(old) = registry.bind(jid.clone(), self.handle.clone()) {
+        if let Some(old) = registry.bind(jid.clone(), self.handle.clone()).await {
             // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
             tracing::info!(id = self.id, %jid, old = old.handle.id(), "resource conflict: replacing the older session");
             old.handle.close(

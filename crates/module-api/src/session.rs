@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use starling_proto::{BareJid, Element, FullJid, Node, StreamError, ns};
 use tokio::sync::{Notify, mpsc};
 
@@ -58,7 +59,10 @@ pub enum Offer {
     Gone,
 }
 
-/// A cheap, cloneable handle to a session's outbound queue.
+/// The address of a session: what the registry hands out and the router delivers to. Today it is
+/// always local, a cheap, cloneable handle to the queue of a session in this process; a clustered
+/// registry will hand out addresses of sessions on other nodes. Three words: `SessionEntry` clones and registry look-ups copy it, and
+/// a delivery is one `try_send`, so keep it that way (`handle_stays_three_words` pins the size).
 ///
 /// The queue is bounded by stanzas (the channel's capacity) and by bytes (an estimate of each
 /// stanza's serialised size). A stanza that does not fit is handed back to the caller
@@ -318,29 +322,41 @@ impl SessionEntry {
     }
 }
 
-/// Who is bound where. The local implementation is a map in memory; a clustered one can replace it
-/// without touching modules.
+/// Who is bound where. The local implementation is a map in memory; a clustered one (sessions on
+/// other nodes, reached over the network) can replace it without touching modules, which is why
+/// every method is async even though the local map never waits.
+#[async_trait]
 pub trait SessionRegistry: Send + Sync {
     /// Binds `jid` to `handle`. If the resource was already bound, the older session's entry is
     /// returned (the caller closes it with `<conflict/>` and reports it ended).
-    fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionEntry>;
+    async fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionEntry>;
     /// Removes the binding if it still belongs to session `id`, returning its last entry.
-    fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry>;
+    async fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry>;
     /// The session bound to `jid`.
-    fn get(&self, jid: &FullJid) -> Option<SessionEntry>;
+    async fn get(&self, jid: &FullJid) -> Option<SessionEntry>;
     /// Every bound resource of `bare`.
-    fn resources(&self, bare: &BareJid) -> Vec<SessionEntry>;
+    async fn resources(&self, bare: &BareJid) -> Vec<SessionEntry>;
     /// Records a session's broadcast presence (`None`: unavailable) and the priority it carries.
     /// Returns the previous presence, or `None` if session `id` is not bound to `jid`.
     #[allow(clippy::option_option)]
-    fn set_presence(
+    async fn set_presence(
         &self,
         jid: &FullJid,
         id: SessionId,
         presence: Option<Arc<Element>>,
     ) -> Option<Option<Arc<Element>>>;
-    /// Number of bound sessions.
-    fn count(&self) -> usize;
-    /// Every bound session (for shutdown and administration).
-    fn all(&self) -> Vec<SessionEntry>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_stays_three_words() {
+        // Cloned into every registry entry and every look-up's result (see SessionHandle).
+        assert_eq!(
+            std::mem::size_of::<SessionHandle>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
 }

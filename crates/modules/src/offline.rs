@@ -242,10 +242,10 @@ impl Inner {
             // The lock travels with the task: no other delivery to this account meanwhile.
             let _held = held;
             loop {
-                let still_there = ctx
-                    .sessions
-                    .get(&to.jid)
-                    .is_some_and(|e| e.handle.id() == to.handle.id() && e.receives_bare_messages());
+                let still_there =
+                    ctx.sessions.get(&to.jid).await.is_some_and(|e| {
+                        e.handle.id() == to.handle.id() && e.receives_bare_messages()
+                    });
                 // Another task: each send waits for room in the session's queue.
                 if !still_there || deliver_batch(&ctx, &account, &to, true).await == Batch::Done {
                     return;
@@ -371,6 +371,7 @@ impl StanzaHook for Offline {
                 let best = ctx
                     .sessions
                     .resources(&account)
+                    .await
                     .into_iter()
                     .filter(SessionEntry::receives_bare_messages)
                     .max_by_key(|e| e.priority);
@@ -407,7 +408,7 @@ impl StanzaHook for Offline {
 impl Lifecycle for Offline {
     async fn session_available(&self, ctx: &Context, jid: &FullJid) {
         // XEP-0160 §2 step 5: only a resource with non-negative priority receives them.
-        let Some(entry) = ctx.sessions.get(jid) else {
+        let Some(entry) = ctx.sessions.get(jid).await else {
             return;
         };
         if entry.receives_bare_messages() {

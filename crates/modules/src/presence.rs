@@ -194,7 +194,7 @@ async fn contact_sees(ctx: &Context, account: &BareJid, contact: &BareJid) -> bo
 /// Sends `unavailable` from each available resource of `account` to `contact` (§3.2.2: a contact
 /// whose subscription ends stops seeing the account as available).
 pub(crate) async fn send_unavailable_to(ctx: &Context, account: &BareJid, contact: &BareJid) {
-    for entry in ctx.sessions.resources(account) {
+    for entry in ctx.sessions.resources(account).await {
         if entry.is_available() {
             let p = Element::new("presence", ns::CLIENT)
                 .with_attr("type", "unavailable")
@@ -207,7 +207,7 @@ pub(crate) async fn send_unavailable_to(ctx: &Context, account: &BareJid, contac
 
 /// Sends the current presence of each available resource of `account` to `to` (§3.1.5, §4.3.2).
 async fn send_current_presence(ctx: &Context, account: &BareJid, to: &str) {
-    for entry in ctx.sessions.resources(account) {
+    for entry in ctx.sessions.resources(account).await {
         if let Some(p) = &entry.presence {
             ctx.router.route(addressed(p, to)).await;
         }
@@ -271,13 +271,14 @@ impl Presence {
 
     /// Available presence without 'to' (§4.2 initial, §4.4 updates).
     async fn available(&self, ctx: &Context, from: &FullJid, stanza: &Element) {
-        let Some(session) = ctx.sessions.get(from) else {
+        let Some(session) = ctx.sessions.get(from).await else {
             return;
         };
         let presence = Arc::new(stanza.clone());
         let previous = ctx
             .sessions
-            .set_presence(from, session.handle.id(), Some(presence.clone()));
+            .set_presence(from, session.handle.id(), Some(presence.clone()))
+            .await;
         let initial = matches!(previous, Some(None));
         let items = roster_items(ctx, &from.to_bare()).await;
         self.broadcast(ctx, from, &presence, &items).await;
@@ -313,10 +314,13 @@ impl Presence {
 
     /// Unavailable presence without 'to' (§4.5).
     async fn unavailable(&self, ctx: &Context, from: &FullJid, stanza: &Element) {
-        let Some(session) = ctx.sessions.get(from) else {
+        let Some(session) = ctx.sessions.get(from).await else {
             return;
         };
-        let previous = ctx.sessions.set_presence(from, session.handle.id(), None);
+        let previous = ctx
+            .sessions
+            .set_presence(from, session.handle.id(), None)
+            .await;
         if matches!(previous, Some(Some(_))) {
             let items = roster_items(ctx, &from.to_bare()).await;
             self.broadcast(ctx, from, stanza, &items).await;
@@ -342,7 +346,7 @@ impl Presence {
                 ctx.router.route(addressed(presence, &item.jid)).await;
             }
         }
-        for entry in ctx.sessions.resources(&from.to_bare()) {
+        for entry in ctx.sessions.resources(&from.to_bare()).await {
             if entry.is_available() || entry.jid == *from {
                 entry
                     .handle
@@ -354,7 +358,7 @@ impl Presence {
     /// Directed presence (§4.6): routed as is, and remembered so that the recipient hears when the
     /// session goes away.
     async fn directed_presence(&self, ctx: &Context, from: &FullJid, stanza: &Element, to: &str) {
-        let Some(session) = ctx.sessions.get(from) else {
+        let Some(session) = ctx.sessions.get(from).await else {
             return;
         };
         let id = session.handle.id();
@@ -528,7 +532,7 @@ impl Presence {
             Some("probe") => self.probe(ctx, &to, &from).await,
             // §8.5.2.1.2: other presence goes to every available resource (none: dropped).
             _ => {
-                for entry in ctx.sessions.resources(&to) {
+                for entry in ctx.sessions.resources(&to).await {
                     if entry.is_available() {
                         entry.handle.send(stanza.clone());
                     }
@@ -597,7 +601,7 @@ impl Presence {
             return;
         };
         if inb.deliver {
-            for entry in ctx.sessions.resources(account) {
+            for entry in ctx.sessions.resources(account).await {
                 if entry.is_available() {
                     entry.handle.send(stanza.clone());
                 }

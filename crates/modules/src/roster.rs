@@ -288,14 +288,14 @@ impl RosterService {
                     if visible_before && change.before.as_ref().map(shown) == Some(shown(item)) {
                         // Only hidden fields changed (the stored request): nothing to push.
                     } else {
-                        self.push(ctx, account, item_element(item), ver);
+                        self.push(ctx, account, item_element(item), ver).await;
                     }
                 }
                 _ if visible_before => {
                     let removed = Element::new("item", ns::ROSTER)
                         .with_attr("jid", contact)
                         .with_attr("subscription", "remove");
-                    self.push(ctx, account, removed, ver);
+                    self.push(ctx, account, removed, ver).await;
                 }
                 _ => {}
             }
@@ -304,8 +304,8 @@ impl RosterService {
     }
 
     /// Sends a roster push with `item` to every interested resource of `account` (§2.1.6).
-    pub(crate) fn push(&self, ctx: &Context, account: &BareJid, item: Element, ver: u64) {
-        for entry in ctx.sessions.resources(account) {
+    pub(crate) async fn push(&self, ctx: &Context, account: &BareJid, item: Element, ver: u64) {
+        for entry in ctx.sessions.resources(account).await {
             if !self.is_interested(entry.handle.id()) {
                 continue;
             }
@@ -482,7 +482,7 @@ impl IqHandler for Roster {
         if req.account != Some(&account) {
             return error(StanzaErrorCondition::Forbidden, "not your roster");
         }
-        let Some(session) = ctx.sessions.get(from) else {
+        let Some(session) = ctx.sessions.get(from).await else {
             return error(
                 StanzaErrorCondition::Forbidden,
                 "not a session of this account",

@@ -234,6 +234,7 @@ impl Router {
             .ctx
             .sessions
             .get(&to)
+            .await
             .filter(|e| !e.handle.is_closing())
         {
             if self.run_hooks(kind, HookPoint::ToFull, &stanza).await {
@@ -293,7 +294,7 @@ impl Router {
         if self.run_hooks(kind, HookPoint::ToBare, &stanza).await {
             return;
         }
-        let resources = self.ctx.sessions.resources(&to);
+        let resources = self.ctx.sessions.resources(&to).await;
         match kind {
             StanzaKind::Message => self.message_to_bare(stanza, &to, resources).await,
             // Presence to a bare JID: subscription handling and probes are the presence module's.
@@ -470,7 +471,7 @@ impl Router {
         if reply.attr("from").is_none() && reply.name() != "iq" {
             reply.set_attr("from", to.domain().as_str());
         }
-        if let Some(entry) = self.ctx.sessions.get(&to) {
+        if let Some(entry) = self.ctx.sessions.get(&to).await {
             entry.handle.send(reply);
         }
     }

@@ -100,7 +100,7 @@ async fn hooks_run_by_priority_and_stop_propagation() {
     );
     let alice: FullJid = "alice@localhost/a".parse().unwrap();
     let (handle, mut inbox) = session(1);
-    registry.bind(alice.clone(), handle);
+    registry.bind(alice.clone(), handle).await;
 
     let msg = |body: &str| {
         Element::new("message", ns::CLIENT)
