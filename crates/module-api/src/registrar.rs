@@ -94,9 +94,13 @@ pub enum HookResult {
 
 /// A stanza hook. Hooks at one point run by descending priority; the first `Handled` stops the rest
 /// and the router's default rules.
+///
+/// A hook may change the stanza it is given (an archive adds `<stanza-id/>` before delivery, as
+/// ejabberd's `run_fold` hooks do): the next hook, and whatever the router does when all pass,
+/// sees the changed stanza. It is changed in place, so a hook that only reads costs nothing more.
 #[async_trait]
 pub trait StanzaHook: Send + Sync {
-    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &Element) -> HookResult;
+    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &mut Element) -> HookResult;
 }
 
 /// One stanza hook registration.

@@ -340,7 +340,12 @@ impl Module for Offline {
 
 #[async_trait]
 impl StanzaHook for Offline {
-    async fn on_stanza(&self, ctx: &Context, _point: HookPoint, stanza: &Element) -> HookResult {
+    async fn on_stanza(
+        &self,
+        ctx: &Context,
+        _point: HookPoint,
+        stanza: &mut Element,
+    ) -> HookResult {
         if self.inner.max_messages == 0 {
             return HookResult::Pass;
         }

@@ -86,7 +86,7 @@ impl Module for Presence {
 
 #[async_trait]
 impl StanzaHook for Presence {
-    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &Element) -> HookResult {
+    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &mut Element) -> HookResult {
         match point {
             HookPoint::FromClient => self.handle_from_client(ctx, stanza).await,
             HookPoint::ToBare => self.to_bare(ctx, stanza).await,

@@ -140,8 +140,9 @@ impl Router {
         }
     }
 
-    /// Runs the hooks registered for `kind` at `point`; true if one handled the stanza.
-    async fn run_hooks(&self, kind: StanzaKind, point: HookPoint, stanza: &Element) -> bool {
+    /// Runs the hooks registered for `kind` at `point`, each seeing the stanza as the ones before
+    /// left it; true if one handled the stanza.
+    async fn run_hooks(&self, kind: StanzaKind, point: HookPoint, stanza: &mut Element) -> bool {
         let Some(list) = self.hooks.get(&(kind, point)) else {
             return false;
         };
@@ -157,7 +158,9 @@ impl Router {
     pub async fn route_from_client(&self, session: &FullJid, mut stanza: Element) {
         let to = canonical_to(&mut stanza);
         if let Some(kind) = StanzaKind::of(&stanza)
-            && self.run_hooks(kind, HookPoint::FromClient, &stanza).await
+            && self
+                .run_hooks(kind, HookPoint::FromClient, &mut stanza)
+                .await
         {
             return;
         }
@@ -237,7 +240,7 @@ impl Router {
             .await
             .filter(|e| !e.handle.is_closing())
         {
-            if self.run_hooks(kind, HookPoint::ToFull, &stanza).await {
+            if self.run_hooks(kind, HookPoint::ToFull, &mut stanza).await {
                 return;
             }
             // RFC 6121 §8.5.3.1: deliver to the resource. Presence directed to a resource that has
@@ -275,7 +278,7 @@ impl Router {
         }
     }
 
-    async fn to_account(&self, kind: StanzaKind, stanza: Element, to: BareJid, own: bool) {
+    async fn to_account(&self, kind: StanzaKind, mut stanza: Element, to: BareJid, own: bool) {
         if kind == StanzaKind::Iq {
             // RFC 6120 §10.3.3 / RFC 6121 §8.5.2.1.3: the server answers IQs to a bare JID on the
             // account's behalf. The account's existence is checked by the handler when it matters;
@@ -291,7 +294,7 @@ impl Router {
             // Presence without 'to' (broadcast) belongs to the presence module (a FromClient hook).
             return;
         }
-        if self.run_hooks(kind, HookPoint::ToBare, &stanza).await {
+        if self.run_hooks(kind, HookPoint::ToBare, &mut stanza).await {
             return;
         }
         let resources = self.ctx.sessions.resources(&to).await;
@@ -321,7 +324,7 @@ impl Router {
             .iter()
             .filter(|e| e.receives_bare_messages() && !e.handle.is_closing())
             .collect();
-        let stanza = if available.is_empty() {
+        let mut stanza = if available.is_empty() {
             stanza
         } else {
             match Self::deliver_to_available(stanza, ty, &available) {
@@ -340,7 +343,7 @@ impl Router {
             // headlines are dropped instead, which the RFC allows.
             let stored = self.ctx.account_exists(to).await
                 && self
-                    .run_hooks(StanzaKind::Message, HookPoint::Offline, &stanza)
+                    .run_hooks(StanzaKind::Message, HookPoint::Offline, &mut stanza)
                     .await;
             if !stored && ty != "headline" {
                 Box::pin(self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)).await;

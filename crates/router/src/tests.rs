@@ -19,7 +19,12 @@ struct Recorder {
 
 #[async_trait]
 impl StanzaHook for Recorder {
-    async fn on_stanza(&self, _ctx: &Context, point: HookPoint, stanza: &Element) -> HookResult {
+    async fn on_stanza(
+        &self,
+        _ctx: &Context,
+        point: HookPoint,
+        stanza: &mut Element,
+    ) -> HookResult {
         let body = stanza
             .get_child("body", ns::CLIENT)
             .map(|b| b.text())
@@ -175,4 +180,154 @@ fn each_routing_step_fits_the_allocators_cache() {
     ] {
         assert!(size <= 1024, "{name}() is {size} bytes");
     }
+}
+
+/// Adds `<stanza-id/>` (XEP-0359 §4, as an archive would) to every message it sees.
+struct Archive;
+
+#[async_trait]
+impl StanzaHook for Archive {
+    async fn on_stanza(
+        &self,
+        _ctx: &Context,
+        point: HookPoint,
+        stanza: &mut Element,
+    ) -> HookResult {
+        let by = match point {
+            HookPoint::ToFull => "full",
+            _ => "bare",
+        };
+        stanza.append_child(
+            Element::new("stanza-id", "urn:xmpp:sid:0")
+                .with_attr("id", "s1")
+                .with_attr("by", by),
+        );
+        HookResult::Pass
+    }
+}
+
+/// Records whether the stanza it sees already carries a `<stanza-id/>`.
+struct SeesArchive(Arc<Mutex<Vec<bool>>>);
+
+#[async_trait]
+impl StanzaHook for SeesArchive {
+    async fn on_stanza(
+        &self,
+        _ctx: &Context,
+        _point: HookPoint,
+        stanza: &mut Element,
+    ) -> HookResult {
+        let seen = stanza.has_child("stanza-id", "urn:xmpp:sid:0");
+        self.0.lock().unwrap().push(seen);
+        HookResult::Pass
+    }
+}
+
+struct ArchiveModule(Arc<Mutex<Vec<bool>>>);
+
+impl Module for ArchiveModule {
+    fn name(&self) -> &'static str {
+        "archive"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut Registrar) {
+        for point in [HookPoint::ToFull, HookPoint::ToBare] {
+            reg.stanza_hook(StanzaKind::Message, point, 10, Arc::new(Archive));
+            reg.stanza_hook(
+                StanzaKind::Message,
+                point,
+                0,
+                Arc::new(SeesArchive(self.0.clone())),
+            );
+        }
+    }
+}
+
+/// A router over a fresh SQLite store with accounts alice and bob on `localhost`.
+async fn router_with(
+    modules: Vec<Arc<dyn Module>>,
+) -> (
+    Arc<Router>,
+    Arc<dyn SessionRegistry>,
+    SqliteStorage,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("db")).await.unwrap();
+    let stores = storage.stores();
+    for user in ["alice", "bob"] {
+        stores
+            .accounts
+            .create_account(user, "localhost", &[])
+            .await
+            .unwrap();
+    }
+    let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
+    let router = Router::new(vec!["localhost".into()], registry.clone(), stores, modules);
+    (router, registry, storage, dir)
+}
+
+/// Binds `jid` as session `id`, available with `priority` when given.
+async fn bind(
+    registry: &Arc<dyn SessionRegistry>,
+    jid: &str,
+    id: u64,
+    priority: Option<i8>,
+) -> (FullJid, mpsc::Receiver<SessionCommand>) {
+    let jid: FullJid = jid.parse().unwrap();
+    let (handle, rx) = session(id);
+    registry.bind(jid.clone(), handle).await;
+    if let Some(p) = priority {
+        let presence = Element::new("presence", ns::CLIENT)
+            .with_child(Element::new("priority", ns::CLIENT).with_text(p.to_string()));
+        registry
+            .set_presence(&jid, id, Some(Arc::new(presence)))
+            .await
+            .unwrap();
+    }
+    (jid, rx)
+}
+
+fn chat(to: &str, body: &str) -> Element {
+    Element::new("message", ns::CLIENT)
+        .with_attr("to", to)
+        .with_attr("from", "alice@localhost/a")
+        .with_attr("type", "chat")
+        .with_child(Element::new("body", ns::CLIENT).with_text(body))
+}
+
+/// A hook changes the stanza in place: later hooks and the recipient see the change, on full-JID
+/// delivery (RFC 6121 §8.5.3.1) and on bare-JID delivery (§8.5.2.1.1).
+#[tokio::test]
+async fn hooks_change_the_stanza_before_delivery() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (router, registry, storage, _dir) =
+        router_with(vec![Arc::new(ArchiveModule(seen.clone()))]).await;
+    let (alice, _alice_inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    let (_bob, mut bob_inbox) = bind(&registry, "bob@localhost/b", 2, Some(0)).await;
+
+    router
+        .route_from_client(&alice, chat("bob@localhost/b", "to full"))
+        .await;
+    assert_eq!(
+        next_stanza(&mut bob_inbox).as_deref(),
+        Some(
+            "<message to='bob@localhost/b' from='alice@localhost/a' type='chat'><body>to full</body>\
+             <stanza-id xmlns='urn:xmpp:sid:0' id='s1' by='full'/></message>"
+        )
+    );
+    router
+        .route_from_client(&alice, chat("bob@localhost", "to bare"))
+        .await;
+    assert_eq!(
+        next_stanza(&mut bob_inbox).as_deref(),
+        Some(
+            "<message to='bob@localhost' from='alice@localhost/a' type='chat'><body>to bare</body>\
+             <stanza-id xmlns='urn:xmpp:sid:0' id='s1' by='bare'/></message>"
+        )
+    );
+    assert_eq!(next_stanza(&mut bob_inbox), None);
+    // The lower-priority hook saw the higher one's change both times.
+    assert_eq!(*seen.lock().unwrap(), [true, true]);
+    storage.close().await;
 }

@@ -462,12 +462,12 @@ async fn stored_while_available_is_delivered_at_once() {
     let (bob, mut inbox) = s.bob_session(2, 16, 1).await;
     // The router would deliver directly now; the hook sees it as it would in the race where the
     // session became available between the router's look-up and the store.
-    let m = message(Some("chat"))
+    let mut m = message(Some("chat"))
         .with_attr("id", "late")
         .with_child(Element::new("body", ns::CLIENT).with_text("late"));
     let ctx = s.router.context();
     assert_eq!(
-        s.offline.on_stanza(ctx, HookPoint::Offline, &m).await,
+        s.offline.on_stanza(ctx, HookPoint::Offline, &mut m).await,
         HookResult::Handled
     );
     assert_eq!(
