@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use starling_module_api::{Queued, SessionCommand, SessionHandle};
+use starling_module_api::{Event, Queued, SessionCommand, SessionHandle};
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StreamError,
     StreamErrorCondition, error_reply, iq_result, ns,
@@ -258,7 +258,7 @@ impl Session {
         }
         if let Some(jid) = self.jid.take() {
             if let Some(last) = self.shared.router.sessions().unbind(&jid, self.id).await {
-                self.shared.router.session_ended(&last).await;
+                self.shared.router.emit(Event::Ended(last)).await;
             }
             tracing::info!(id = self.id, %jid, "session ended");
         }
@@ -1021,7 +1021,7 @@ impl Session {
             );
             // The old session is no longer in the registry, so its own end will not report it:
             // modules hear of it now (its contacts get its unavailable presence).
-            self.shared.router.session_ended(&old).await;
+            self.shared.router.emit(Event::Ended(old)).await;
         }
         self.jid = Some(jid.clone());
         self.phase = Phase::Bound;
@@ -1034,7 +1034,7 @@ impl Session {
         );
         result.write_in_stream(ns::CLIENT, &mut self.out);
         tracing::info!(id = self.id, %jid, "resource bound");
-        self.shared.router.session_bound(&jid).await;
+        self.shared.router.emit(Event::Bound(jid)).await;
         Ok(Flow::Continue)
     }
 

@@ -10,13 +10,14 @@
 //! the session registry (who is online, behind a trait so a clustered registry can replace the
 //! local one), and the stores.
 
+pub mod events;
 mod registrar;
 mod session;
 
+pub use events::{Event, EventListener};
 pub use registrar::{
     CAPS_NODE, HookPoint, HookRegistration, HookResult, Identity, IqHandler, IqOutcome,
-    IqRegistration, IqRoute, IqTarget, IqType, Lifecycle, Module, Registrar, ServerInfo,
-    StanzaHook,
+    IqRegistration, IqRoute, IqTarget, IqType, Module, Registrar, ServerInfo, StanzaHook,
 };
 pub use session::{
     DEFAULT_MAX_QUEUED_BYTES, Offer, Queued, SessionCommand, SessionEntry, SessionHandle,
@@ -26,7 +27,7 @@ pub use session::{
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use starling_proto::{BareJid, Element, FullJid};
+use starling_proto::{BareJid, Element};
 use starling_storage::Stores;
 
 /// Sends stanzas into the server: to local sessions, to the server's own handlers, and later to
@@ -34,9 +35,8 @@ use starling_storage::Stores;
 #[async_trait]
 pub trait StanzaRouter: Send + Sync {
     async fn route(&self, stanza: Element);
-    /// Tells every module's [`Lifecycle::session_available`] that `jid` sent its initial presence.
-    /// Called by the presence module once it has broadcast that presence.
-    async fn session_available(&self, jid: &FullJid);
+    /// Tells every [`EventListener`], in registration order, awaiting each (see [`events`]).
+    async fn emit(&self, event: Event);
 }
 
 /// What a module handler can reach.

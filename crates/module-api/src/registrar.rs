@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind, ns};
+use starling_proto::{BareJid, Element, Jid, StanzaError, StanzaKind, ns};
 
-use crate::{Context, SessionEntry};
+use crate::{Context, EventListener};
 
 /// A feature module.
 pub trait Module: Send + Sync + 'static {
@@ -111,18 +111,6 @@ pub struct HookRegistration {
     pub hook: Arc<dyn StanzaHook>,
 }
 
-/// Session lifecycle notifications.
-#[async_trait]
-pub trait Lifecycle: Send + Sync {
-    /// A resource was bound.
-    async fn session_bound(&self, _ctx: &Context, _jid: &FullJid) {}
-    /// The session sent its initial presence (RFC 6121 §4.2), which has been broadcast.
-    async fn session_available(&self, _ctx: &Context, _jid: &FullJid) {}
-    /// A bound session ended (stream closed, error, TCP drop, or replaced). `last` is its entry
-    /// as it was when it ended (its last presence included); it is no longer in the registry.
-    async fn session_ended(&self, _ctx: &Context, _last: &SessionEntry) {}
-}
-
 /// One IQ handler registration: target, type, payload namespace and element name, handler.
 pub type IqRegistration = (
     IqTarget,
@@ -144,7 +132,7 @@ pub struct Identity {
 #[derive(Default)]
 pub struct Registrar {
     pub(crate) iq: Vec<IqRegistration>,
-    pub(crate) lifecycle: Vec<Arc<dyn Lifecycle>>,
+    pub(crate) listeners: Vec<Arc<dyn EventListener>>,
     pub(crate) hooks: Vec<HookRegistration>,
     pub(crate) server_features: BTreeSet<&'static str>,
     pub(crate) account_features: BTreeSet<&'static str>,
@@ -190,9 +178,10 @@ impl Registrar {
         std::mem::take(&mut self.hooks)
     }
 
-    /// Receives session lifecycle notifications.
-    pub fn lifecycle(&mut self, l: Arc<dyn Lifecycle>) {
-        self.lifecycle.push(l);
+    /// Hears every [`Event`](crate::Event) (see [`crate::events`]), after the listeners
+    /// registered before it.
+    pub fn events(&mut self, listener: Arc<dyn EventListener>) {
+        self.listeners.push(listener);
     }
 
     /// Adds a feature to the server's disco#info.
@@ -220,9 +209,9 @@ impl Registrar {
         std::mem::take(&mut self.iq)
     }
 
-    /// Takes the lifecycle listeners.
-    pub fn take_lifecycle(&mut self) -> Vec<Arc<dyn Lifecycle>> {
-        std::mem::take(&mut self.lifecycle)
+    /// Takes the event listeners, in registration order.
+    pub fn take_event_listeners(&mut self) -> Vec<Arc<dyn EventListener>> {
+        std::mem::take(&mut self.listeners)
     }
 
     /// What service discovery and stream features show, for `domains`.

@@ -27,7 +27,7 @@
 //! `<service-unavailable/>` (no storage exists), and `msgoffline` is not advertised.
 //!
 //! **Delivering.** When a session has sent available presence with non-negative priority
-//! ([`Lifecycle::session_available`], XEP-0160 §2 step 5), its account's messages are loaded in
+//! ([`Event::Available`], XEP-0160 §2 step 5), its account's messages are loaded in
 //! arrival order and queued to that session, and then deleted up to the last one the session
 //! accepted; if it accepts no more (it is gone, or its queue is full), the rest stay stored for
 //! the next time. At most [`DELIVERY_BATCH`] messages are queued at once: the session's outbound
@@ -54,11 +54,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, HookPoint, HookResult, Lifecycle, Module, Offer, Registrar, SessionEntry, StanzaHook,
+    Context, Event, EventListener, HookPoint, HookResult, Module, Offer, Registrar, SessionEntry,
+    StanzaHook,
 };
 use starling_proto::{
-    BareJid, Element, FullJid, Jid, Node, StanzaError, StanzaErrorCondition, StanzaKind,
-    error_reply, ns,
+    BareJid, Element, Jid, Node, StanzaError, StanzaErrorCondition, StanzaKind, error_reply, ns,
 };
 use starling_storage::OfflineOutcome;
 use starling_stream::parse_stored;
@@ -330,7 +330,7 @@ impl Module for Offline {
     fn register(self: Arc<Self>, reg: &mut Registrar) {
         reg.stanza_hook(StanzaKind::Message, HookPoint::Offline, 0, self.clone());
         // Registered even with storage off, so that messages stored before still get delivered.
-        reg.lifecycle(self.clone());
+        reg.events(self.clone());
         if self.inner.max_messages > 0 {
             // XEP-0160 §4.
             reg.server_feature(FEATURE);
@@ -410,8 +410,11 @@ impl StanzaHook for Offline {
 }
 
 #[async_trait]
-impl Lifecycle for Offline {
-    async fn session_available(&self, ctx: &Context, jid: &FullJid) {
+impl EventListener for Offline {
+    async fn on_event(&self, ctx: &Context, event: &Event) {
+        let Event::Available(jid) = event else {
+            return;
+        };
         // XEP-0160 §2 step 5: only a resource with non-negative priority receives them.
         let Some(entry) = ctx.sessions.get(jid).await else {
             return;

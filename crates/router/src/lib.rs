@@ -29,8 +29,9 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, HookPoint, HookRegistration, HookResult, IqHandler, IqOutcome, IqRoute, IqTarget,
-    IqType, Lifecycle, Module, Registrar, ServerInfo, SessionEntry, SessionRegistry, StanzaRouter,
+    Context, Event, EventListener, HookPoint, HookRegistration, HookResult, IqHandler, IqOutcome,
+    IqRoute, IqTarget, IqType, Module, Registrar, ServerInfo, SessionEntry, SessionRegistry,
+    StanzaRouter,
 };
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
@@ -43,7 +44,8 @@ type IqKey = (IqTarget, IqType, String, String);
 pub struct Router {
     ctx: Context,
     iq_handlers: HashMap<IqKey, Arc<dyn IqHandler>>,
-    lifecycle: Vec<Arc<dyn Lifecycle>>,
+    /// Event listeners, in registration order.
+    listeners: Vec<Arc<dyn EventListener>>,
     /// Stanza hooks by (kind, point), highest priority first.
     hooks: HashMap<(StanzaKind, HookPoint), Vec<HookRegistration>>,
 }
@@ -60,9 +62,9 @@ impl StanzaRouter for WeakRouter {
         }
     }
 
-    async fn session_available(&self, jid: &FullJid) {
+    async fn emit(&self, event: Event) {
         if let Some(r) = self.0.upgrade() {
-            r.session_available(jid).await;
+            r.emit(event).await;
         }
     }
 }
@@ -85,7 +87,7 @@ impl Router {
         for (target, ty, ns, name, h) in reg.take_iq_handlers() {
             iq_handlers.insert((target, ty, ns.to_owned(), name.to_owned()), h);
         }
-        let lifecycle = reg.take_lifecycle();
+        let listeners = reg.take_event_listeners();
         let mut hooks: HashMap<(StanzaKind, HookPoint), Vec<HookRegistration>> = HashMap::new();
         for h in reg.take_hooks() {
             hooks.entry((h.kind, h.point)).or_default().push(h);
@@ -102,7 +104,7 @@ impl Router {
                 server,
             },
             iq_handlers,
-            lifecycle,
+            listeners,
             hooks,
         })
     }
@@ -119,24 +121,12 @@ impl Router {
         &self.ctx.sessions
     }
 
-    /// Tells modules that a resource was bound.
-    pub async fn session_bound(&self, jid: &FullJid) {
-        for l in &self.lifecycle {
-            l.session_bound(&self.ctx, jid).await;
-        }
-    }
-
-    /// Tells modules that a session sent its initial presence (announced by the presence module).
-    pub async fn session_available(&self, jid: &FullJid) {
-        for l in &self.lifecycle {
-            l.session_available(&self.ctx, jid).await;
-        }
-    }
-
-    /// Tells modules that a bound session ended; `last` is its entry as removed from the registry.
-    pub async fn session_ended(&self, last: &SessionEntry) {
-        for l in &self.lifecycle {
-            l.session_ended(&self.ctx, last).await;
+    /// Tells every event listener about `event`, in registration order, awaiting each. c2s
+    /// emits [`Event::Bound`], [`Event::Resumed`] and [`Event::Ended`]; modules emit the rest
+    /// through their context.
+    pub async fn emit(&self, event: Event) {
+        for l in &self.listeners {
+            l.on_event(&self.ctx, &event).await;
         }
     }
 

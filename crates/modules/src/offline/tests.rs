@@ -9,6 +9,7 @@ use starling_storage_sqlite::SqliteStorage;
 use tokio::sync::mpsc;
 
 use super::*;
+use starling_proto::FullJid;
 use std::time::Duration;
 
 fn el(xml_name: &str, ns: &str) -> Element {
@@ -244,7 +245,7 @@ impl Setup {
     }
 
     async fn available(&self, jid: &FullJid) {
-        self.router.context().router.session_available(jid).await;
+        self.router.emit(Event::Available(jid.clone())).await;
     }
 }
 
