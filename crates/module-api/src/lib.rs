@@ -16,12 +16,13 @@ mod session;
 
 pub use events::{Event, EventListener};
 pub use registrar::{
-    CAPS_NODE, HookPoint, HookRegistration, HookResult, Identity, IqHandler, IqOutcome,
-    IqRegistration, IqRoute, IqTarget, IqType, Module, Registrar, ServerInfo, StanzaHook,
+    CAPS_NODE, DeliveredHook, HookPoint, HookRegistration, HookResult, Identity, IqHandler,
+    IqOutcome, IqRegistration, IqRoute, IqTarget, IqType, Module, OutboundHook,
+    OutboundRegistration, Registrar, ServerInfo, StanzaHook,
 };
 pub use session::{
-    DEFAULT_MAX_QUEUED_BYTES, Offer, Queued, SessionCommand, SessionEntry, SessionHandle,
-    SessionId, SessionRegistry, presence_priority, stanza_weight,
+    DEFAULT_MAX_QUEUED_BYTES, Delivered, Offer, Queued, SessionCommand, SessionEntry,
+    SessionHandle, SessionId, SessionRegistry, presence_priority, stanza_weight,
 };
 
 use std::sync::Arc;
@@ -35,6 +36,21 @@ use starling_storage::Stores;
 #[async_trait]
 pub trait StanzaRouter: Send + Sync {
     async fn route(&self, stanza: Element);
+    /// The one outbound path: runs the outbound hooks for the session `to` (see
+    /// [`OutboundHook`]), then queues the stanza to it. Every stanza for a local session goes
+    /// this way, the router's own deliveries included. Hands the stanza back when the session
+    /// is gone, closing, or its queue is full (then it is told to close; see
+    /// [`SessionHandle::deliver`]); a caller to whom that does not matter uses
+    /// [`Context::send_to`].
+    async fn deliver_to(&self, to: &SessionEntry, stanza: Element) -> Result<Delivered, Element>;
+    /// The outbound path for one stanza of a bulk delivery from the session's own task (an
+    /// offline backlog at initial presence): queued only while the queue is less than half
+    /// full, never waiting and never closing the session ([`SessionHandle::offer`]).
+    async fn offer_to(&self, to: &SessionEntry, stanza: Element) -> Offer;
+    /// The outbound path for one stanza of a bulk delivery from another task: waits while the
+    /// session's queue is half full ([`SessionHandle::send_waiting`]). [`Offer::Queued`],
+    /// [`Offer::Dropped`] or [`Offer::Gone`].
+    async fn offer_waiting_to(&self, to: &SessionEntry, stanza: Element) -> Offer;
     /// Tells every [`EventListener`], in registration order, awaiting each (see [`events`]).
     async fn emit(&self, event: Event);
 }
@@ -49,6 +65,15 @@ pub struct Context {
 }
 
 impl Context {
+    /// Delivers through the outbound path ([`StanzaRouter::deliver_to`]), for callers to whom a
+    /// stanza the session cannot take does not matter (presence broadcasts, roster pushes to a
+    /// session that is closing anyway): it is dropped.
+    pub async fn send_to(&self, to: &SessionEntry, stanza: Element) {
+        if self.router.deliver_to(to, stanza).await.is_err() {
+            tracing::trace!(to = %to.jid, "session cannot take it; dropped");
+        }
+    }
+
     /// Whether `domain` is one of this server's virtual hosts.
     pub fn is_local_domain(&self, domain: &str) -> bool {
         self.server.domains.iter().any(|d| d == domain)

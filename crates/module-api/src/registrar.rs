@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use starling_proto::{BareJid, Element, Jid, StanzaError, StanzaKind, ns};
+use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind, ns};
 
 use crate::{Context, EventListener};
 
@@ -111,6 +111,41 @@ pub struct HookRegistration {
     pub hook: Arc<dyn StanzaHook>,
 }
 
+/// A hook on the one outbound path: it sees every stanza of its kind just before it is queued to
+/// a local session, whoever sent it (a routed message, a presence broadcast, a roster push, an
+/// offline message, an error the server generated), with the full JID of the session that gets
+/// it: a message to a bare JID is seen once per resource it goes to. It may change the stanza
+/// for that session (its `to` stays as routed: a bare JID stays bare) or drop it by returning
+/// [`HookResult::Handled`]; a dropped stanza counts as delivered (it is neither bounced nor
+/// stored offline), which is what blocking (XEP-0191 §3.5: "the server MUST NOT deliver") and
+/// client state indication (XEP-0352: held back, not refused) need.
+///
+/// Its own trait rather than a [`HookPoint`] of [`StanzaHook`] because it needs the recipient,
+/// which a stanza's `to` does not say.
+#[async_trait]
+pub trait OutboundHook: Send + Sync {
+    async fn on_outbound(&self, ctx: &Context, to: &FullJid, stanza: &mut Element) -> HookResult;
+}
+
+/// One outbound hook registration.
+pub struct OutboundRegistration {
+    pub kind: StanzaKind,
+    pub priority: i32,
+    pub hook: Arc<dyn OutboundHook>,
+}
+
+/// Told which local sessions a message was delivered to: after the router queued a message to
+/// the session of a full JID (RFC 6121 §8.5.3.1), or to the chosen resources of a bare JID
+/// (§8.5.2.1.1), with the full JIDs that took it. Message carbons (XEP-0280 §6) copy it to the
+/// account's other resources from here. `message` is the stanza as routed, after the ToFull or
+/// ToBare hooks and before any outbound hook changed a session's copy. Not called for stanzas
+/// modules deliver themselves (presence, roster pushes, offline messages) nor for deliveries an
+/// outbound hook dropped.
+#[async_trait]
+pub trait DeliveredHook: Send + Sync {
+    async fn delivered(&self, ctx: &Context, message: &Element, to: &[FullJid]);
+}
+
 /// One IQ handler registration: target, type, payload namespace and element name, handler.
 pub type IqRegistration = (
     IqTarget,
@@ -134,6 +169,8 @@ pub struct Registrar {
     pub(crate) iq: Vec<IqRegistration>,
     pub(crate) listeners: Vec<Arc<dyn EventListener>>,
     pub(crate) hooks: Vec<HookRegistration>,
+    pub(crate) outbound: Vec<OutboundRegistration>,
+    pub(crate) delivered: Vec<Arc<dyn DeliveredHook>>,
     pub(crate) server_features: BTreeSet<&'static str>,
     pub(crate) account_features: BTreeSet<&'static str>,
     pub(crate) server_identities: BTreeSet<Identity>,
@@ -176,6 +213,32 @@ impl Registrar {
     /// Takes the stanza hooks.
     pub fn take_hooks(&mut self) -> Vec<HookRegistration> {
         std::mem::take(&mut self.hooks)
+    }
+
+    /// Sees `kind` stanzas on the outbound path, just before they are queued to a local session
+    /// (see [`OutboundHook`]); higher priority first.
+    pub fn outbound_hook(&mut self, kind: StanzaKind, priority: i32, hook: Arc<dyn OutboundHook>) {
+        self.outbound.push(OutboundRegistration {
+            kind,
+            priority,
+            hook,
+        });
+    }
+
+    /// Takes the outbound hooks.
+    pub fn take_outbound_hooks(&mut self) -> Vec<OutboundRegistration> {
+        std::mem::take(&mut self.outbound)
+    }
+
+    /// Is told which sessions the router delivered a message to (see [`DeliveredHook`]), after
+    /// the hooks registered before it.
+    pub fn delivered_hook(&mut self, hook: Arc<dyn DeliveredHook>) {
+        self.delivered.push(hook);
+    }
+
+    /// Takes the delivered hooks, in registration order.
+    pub fn take_delivered_hooks(&mut self) -> Vec<Arc<dyn DeliveredHook>> {
+        std::mem::take(&mut self.delivered)
     }
 
     /// Hears every [`Event`](crate::Event) (see [`crate::events`]), after the listeners

@@ -49,19 +49,37 @@ struct Control {
     max_bytes: usize,
 }
 
-/// What [`SessionHandle::offer`] did.
+/// What a bulk delivery ([`StanzaRouter::offer_to`](crate::StanzaRouter::offer_to),
+/// [`SessionHandle::offer`]) did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offer {
     Queued,
+    /// An outbound hook dropped it (see [`OutboundHook`](crate::OutboundHook)): as good as
+    /// delivered for the caller, who must not keep it for later.
+    Dropped,
     /// The queue is half full: try again later.
     NoRoom,
     /// The session is gone or closing.
     Gone,
 }
 
+/// What the outbound path ([`StanzaRouter::deliver_to`](crate::StanzaRouter::deliver_to)) did
+/// with a stanza the session could take. (One it could not take is handed back.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// Queued to the session.
+    Queued,
+    /// An outbound hook dropped it: handled, not to be routed elsewhere.
+    Dropped,
+}
+
 /// The address of a session: what the registry hands out and the router delivers to. Today it is
 /// always local, a cheap, cloneable handle to the queue of a session in this process; a clustered
-/// registry will hand out addresses of sessions on other nodes. Three words: `SessionEntry` clones and registry look-ups copy it, and
+/// registry will hand out addresses of sessions on other nodes. Modules never queue to it
+/// themselves: they deliver through the router's one outbound path
+/// ([`StanzaRouter::deliver_to`](crate::StanzaRouter::deliver_to), `offer_to`,
+/// `offer_waiting_to`), where outbound hooks (blocking, client state) see every stanza; the
+/// queueing methods below are that path's last step. Three words: `SessionEntry` clones and registry look-ups copy it, and
 /// a delivery is one `try_send`, so keep it that way (`handle_stays_three_words` pins the size).
 ///
 /// The queue is bounded by stanzas (the channel's capacity) and by bytes (an estimate of each
@@ -126,7 +144,8 @@ impl SessionHandle {
     }
 
     /// Queues a stanza, or hands it back when the session is gone, closing, or cannot take it
-    /// (then it is told to close: its peer does not read fast enough).
+    /// (then it is told to close: its peer does not read fast enough). The last step of the
+    /// router's outbound path; nothing else calls it.
     pub fn deliver(&self, stanza: Element) -> Result<(), Element> {
         if self.is_closing() || self.tx.is_closed() {
             return Err(stanza);
@@ -163,7 +182,7 @@ impl SessionHandle {
 
     /// Queues a stanza of a bulk delivery if the queue is less than half full, without waiting
     /// and without closing the session when it is not ([`Offer::NoRoom`]: the stanza is dropped,
-    /// the caller still holds it in storage).
+    /// the caller still holds it in storage). The last step of the router's `offer_to`.
     pub fn offer(&self, stanza: Element) -> Offer {
         if self.is_closing() || self.tx.is_closed() {
             return Offer::Gone;
@@ -190,17 +209,10 @@ impl SessionHandle {
         }
     }
 
-    /// Queues a stanza; false when it could not be (see [`deliver`](Self::deliver)), for callers
-    /// to whom a lost stanza does not matter (presence broadcasts, roster pushes to a session
-    /// that is closing anyway).
-    pub fn send(&self, stanza: Element) -> bool {
-        self.deliver(stanza).is_ok()
-    }
-
     /// Queues a stanza, waiting while the queue is half full: for bulk delivery from a task other
     /// than the session's own (the session drains its queue meanwhile). Never call it from the
     /// session's own task: it would wait for itself. Returns false when the session is gone or
-    /// closing.
+    /// closing. The last step of the router's `offer_waiting_to`.
     pub async fn send_waiting(&self, stanza: Element) -> bool {
         if self.is_closing() {
             return false;

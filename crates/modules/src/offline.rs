@@ -33,7 +33,8 @@
 //! the next time. At most [`DELIVERY_BATCH`] messages are queued at once: the session's outbound
 //! queue is bounded and is not drained while its own presence is being processed, so a larger
 //! backlog continues from a background task whose sends wait for room in the session's queue
-//! (`SessionHandle::send_waiting`), for as long as the session stays available.
+//! (the router's `offer_waiting_to`), for as long as the session stays available. Every message
+//! goes through the router's outbound path, so outbound hooks (blocking) see the backlog too.
 //!
 //! # Hazards
 //!
@@ -276,18 +277,15 @@ async fn deliver_batch(ctx: &Context, account: &BareJid, to: &SessionEntry, wait
         match parse_stored(&m.stanza) {
             Ok(stanza) => {
                 let queued = if wait {
-                    if to.handle.send_waiting(stanza).await {
-                        Offer::Queued
-                    } else {
-                        Offer::Gone
-                    }
+                    ctx.router.offer_waiting_to(to, stanza).await
                 } else {
                     // In the session's own task: only while the queue has room, never closing
                     // the session for a backlog; the background task does the rest.
-                    to.handle.offer(stanza)
+                    ctx.router.offer_to(to, stanza).await
                 };
                 match queued {
-                    Offer::Queued => {}
+                    // An outbound hook dropped it: handed over all the same.
+                    Offer::Queued | Offer::Dropped => {}
                     Offer::NoRoom => {
                         no_room = true;
                         break;

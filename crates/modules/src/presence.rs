@@ -349,7 +349,7 @@ impl Presence {
             if let Some(xml) = &item.pending_in_stanza {
                 match parse_stored(xml) {
                     Ok(request) => {
-                        session.handle.send(request);
+                        ctx.send_to(&session, request).await;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, contact = %item.jid, "stored request unreadable");
@@ -400,9 +400,8 @@ impl Presence {
         }
         for entry in ctx.sessions.resources(&from.to_bare()).await {
             if entry.is_available() || entry.jid == *from {
-                entry
-                    .handle
-                    .send(addressed(presence, &entry.jid.to_string()));
+                ctx.send_to(&entry, addressed(presence, &entry.jid.to_string()))
+                    .await;
             }
         }
     }
@@ -586,7 +585,7 @@ impl Presence {
             _ => {
                 for entry in ctx.sessions.resources(&to).await {
                     if entry.is_available() {
-                        entry.handle.send(stanza.clone());
+                        ctx.send_to(&entry, stanza.clone()).await;
                     }
                 }
             }
@@ -655,7 +654,7 @@ impl Presence {
         if inb.deliver {
             for entry in ctx.sessions.resources(account).await {
                 if entry.is_available() {
-                    entry.handle.send(stanza.clone());
+                    ctx.send_to(&entry, stanza.clone()).await;
                 }
             }
         }

@@ -334,7 +334,7 @@ impl RosterService {
                         .with_attr("ver", ver.to_string())
                         .with_child(item.clone()),
                 );
-            entry.handle.send(push);
+            ctx.send_to(&entry, push).await;
         }
     }
 }

@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, Event, EventListener, Module, Registrar, SessionCommand, SessionHandle,
-    SessionRegistry,
+    Context, Event, EventListener, HookResult, Module, OutboundHook, Registrar, SessionCommand,
+    SessionHandle, SessionRegistry,
 };
 use starling_modules::{ModuleOptions, default_modules};
-use starling_proto::{FullJid, ns};
+use starling_proto::{Element, FullJid, StanzaKind, ns};
 use starling_router::{LocalRegistry, Router};
+use starling_storage::{RosterItem, Subscription};
 use starling_storage_sqlite::SqliteStorage;
 use tokio::sync::mpsc;
 
@@ -48,11 +49,29 @@ impl EventListener for Recorder {
     }
 }
 
+/// Drops everything queued to `alice@localhost/quiet` (as blocking or client state indication
+/// would), recording what it dropped.
+struct Quiet(Arc<Mutex<Vec<String>>>);
+
+#[async_trait]
+impl OutboundHook for Quiet {
+    async fn on_outbound(&self, _ctx: &Context, to: &FullJid, stanza: &mut Element) -> HookResult {
+        if to.resource().as_str() != "quiet" {
+            return HookResult::Pass;
+        }
+        let mut xml = String::new();
+        stanza.write_in_stream(ns::CLIENT, &mut xml);
+        self.0.lock().unwrap().push(xml);
+        HookResult::Handled
+    }
+}
+
 /// The test's own module: whatever listeners and hooks a test gives it, registered after the
 /// default modules.
 #[derive(Default)]
 struct Probe {
     events: Option<Arc<Mutex<Vec<String>>>>,
+    quiet: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl Module for Probe {
@@ -64,12 +83,18 @@ impl Module for Probe {
         if let Some(events) = &self.events {
             reg.events(Arc::new(Recorder(events.clone())));
         }
+        if let Some(dropped) = &self.quiet {
+            for kind in [StanzaKind::Message, StanzaKind::Presence, StanzaKind::Iq] {
+                reg.outbound_hook(kind, 0, Arc::new(Quiet(dropped.clone())));
+            }
+        }
     }
 }
 
 struct Setup {
     router: Arc<Router>,
     registry: Arc<dyn SessionRegistry>,
+    stores: starling_storage::Stores,
     _storage: SqliteStorage,
     _dir: tempfile::TempDir,
 }
@@ -98,6 +123,7 @@ async fn setup(probe: Probe) -> Setup {
     Setup {
         router,
         registry,
+        stores,
         _storage: storage,
         _dir: dir,
     }
@@ -147,6 +173,7 @@ async fn events_follow_a_session_from_bind_to_end() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let s = setup(Probe {
         events: Some(events.clone()),
+        ..Probe::default()
     })
     .await;
     let (alice, mut inbox) = s.bind("alice@localhost/a", 1).await;
@@ -201,4 +228,156 @@ async fn events_follow_a_session_from_bind_to_end() {
             "<presence from='alice@localhost/a' to='alice@localhost/a'><show>away</show></presence>",
         ]
     );
+}
+
+/// Whatever goes to a local session passes the one outbound path: an outbound hook that drops
+/// everything for one session sees, and stops, the router's deliveries to its full JID (RFC 6121
+/// §8.5.3.1) and its bare JID (§8.5.2.1.1), the server's IQ results (RFC 6120 §8.2.3) and
+/// errors (§8.3), presence broadcasts and probe answers (RFC 6121 §4.2.2, §4.3.2, §4.4.2), roster
+/// results and pushes (§2.1.6) and the offline flush (XEP-0160 §2). A message it dropped counts as
+/// delivered: it is not stored offline again and the sender gets no error.
+#[tokio::test]
+async fn an_outbound_hook_sees_and_can_drop_every_path() {
+    let dropped = Arc::new(Mutex::new(Vec::new()));
+    let s = setup(Probe {
+        quiet: Some(dropped.clone()),
+        ..Probe::default()
+    })
+    .await;
+    for (user, contact) in [("alice", "bob@localhost"), ("bob", "alice@localhost")] {
+        let item = RosterItem {
+            subscription: Subscription::Both,
+            ..RosterItem::new(contact)
+        };
+        s.stores
+            .rosters
+            .put_item(user, "localhost", &item)
+            .await
+            .unwrap();
+    }
+    let (bob, mut bob_inbox) = s.bind("bob@localhost/b", 1).await;
+    s.send(&bob, "<presence xmlns='jabber:client'/>").await;
+    // Alice is offline: stored (XEP-0160).
+    s.send(
+        &bob,
+        "<message xmlns='jabber:client' to='alice@localhost' type='chat' id='m1'><body>stored</body></message>",
+    )
+    .await;
+    assert_eq!(
+        s.stores.offline.count("alice", "localhost").await.unwrap(),
+        1
+    );
+
+    let (quiet, mut quiet_inbox) = s.bind("alice@localhost/quiet", 2).await;
+    s.send(
+        &quiet,
+        "<iq xmlns='jabber:client' type='get' id='r1'><query xmlns='jabber:iq:roster'/></iq>",
+    )
+    .await;
+    s.send(
+        &quiet,
+        "<presence xmlns='jabber:client'><priority>1</priority></presence>",
+    )
+    .await;
+    // The flush handed the stored message over: it is not kept for later.
+    assert_eq!(
+        s.stores.offline.count("alice", "localhost").await.unwrap(),
+        0
+    );
+    s.send(
+        &bob,
+        "<message xmlns='jabber:client' to='alice@localhost' type='chat' id='m2'><body>bare</body></message>",
+    )
+    .await;
+    s.send(
+        &bob,
+        "<message xmlns='jabber:client' to='alice@localhost/quiet' type='chat' id='m3'><body>full</body></message>",
+    )
+    .await;
+    s.send(
+        &bob,
+        "<presence xmlns='jabber:client'><show>away</show></presence>",
+    )
+    .await;
+    s.send(
+        &quiet,
+        "<iq xmlns='jabber:client' type='set' id='r2'><query xmlns='jabber:iq:roster'>\
+         <item jid='carol@localhost'/></query></iq>",
+    )
+    .await;
+    s.send(
+        &quiet,
+        "<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>",
+    )
+    .await;
+    s.send(
+        &quiet,
+        "<message xmlns='jabber:client' to='nobody@localhost' id='m4'><body>bounce</body></message>",
+    )
+    .await;
+
+    assert_eq!(received(&mut quiet_inbox), Vec::<String>::new());
+    let dropped = dropped.lock().unwrap().clone();
+    let stored = dropped
+        .iter()
+        .position(|x| x.contains("<body>stored</body>"))
+        .map(|i| mask_stamp(&dropped[i]));
+    assert_eq!(
+        stored.as_deref(),
+        Some(
+            "<message to='alice@localhost' type='chat' id='m1' from='bob@localhost/b'><body>stored</body>\
+             <delay xmlns='urn:xmpp:delay' from='localhost' stamp='*'/></message>"
+        )
+    );
+    let others: Vec<&str> = dropped
+        .iter()
+        .filter(|x| !x.contains("<body>stored</body>"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        others,
+        [
+            // The roster result (a server reply).
+            "<iq id='r1' to='alice@localhost/quiet' type='result'><query xmlns='jabber:iq:roster' ver='1'>\
+             <item jid='bob@localhost' subscription='both'/></query></iq>",
+            // Its own initial presence, broadcast to the account's resources.
+            "<presence from='alice@localhost/quiet' to='alice@localhost/quiet'><priority>1</priority></presence>",
+            // Bob's presence, answering the probe.
+            "<presence from='bob@localhost/b' to='alice@localhost/quiet'/>",
+            // To the bare JID, to the full JID.
+            "<message to='alice@localhost' type='chat' id='m2' from='bob@localhost/b'><body>bare</body></message>",
+            "<message to='alice@localhost/quiet' type='chat' id='m3' from='bob@localhost/b'><body>full</body></message>",
+            // Bob's presence broadcast.
+            "<presence from='bob@localhost/b' to='alice@localhost'><show>away</show></presence>",
+            // The roster push and the set's result.
+            "<iq type='set' id='push1' to='alice@localhost/quiet'><query xmlns='jabber:iq:roster' ver='2'>\
+             <item jid='carol@localhost' subscription='none'/></query></iq>",
+            "<iq id='r2' to='alice@localhost/quiet' type='result'/>",
+            // The server's answer to a ping (no 'to', so no 'from': RFC 6120 §8.1.2.1), a bounce.
+            "<iq id='p1' to='alice@localhost/quiet' type='result'/>",
+            "<message id='m4' to='alice@localhost/quiet' from='nobody@localhost' type='error'>\
+             <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+        ]
+    );
+    // Dropped is delivered: nothing stored again, no error to bob, who saw only Alice's
+    // presence (RFC 6121 §4.2.2) and his own broadcasts.
+    assert_eq!(
+        s.stores.offline.count("alice", "localhost").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        received(&mut bob_inbox),
+        [
+            "<presence from='bob@localhost/b' to='bob@localhost/b'/>",
+            "<presence from='alice@localhost/quiet' to='bob@localhost'><priority>1</priority></presence>",
+            "<presence from='bob@localhost/b' to='bob@localhost/b'><show>away</show></presence>",
+        ]
+    );
+}
+
+/// `xml` with the value of its (one) `stamp` attribute replaced by `*`.
+fn mask_stamp(xml: &str) -> String {
+    let start = xml.find("stamp='").unwrap() + "stamp='".len();
+    let end = start + xml[start..].find('\'').unwrap();
+    format!("{}*{}", &xml[..start], &xml[end..])
 }

@@ -29,9 +29,9 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, Event, EventListener, HookPoint, HookRegistration, HookResult, IqHandler, IqOutcome,
-    IqRoute, IqTarget, IqType, Module, Registrar, ServerInfo, SessionEntry, SessionRegistry,
-    StanzaRouter,
+    Context, Delivered, DeliveredHook, Event, EventListener, HookPoint, HookRegistration,
+    HookResult, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module, Offer,
+    OutboundRegistration, Registrar, ServerInfo, SessionEntry, SessionRegistry, StanzaRouter,
 };
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
@@ -48,6 +48,21 @@ pub struct Router {
     listeners: Vec<Arc<dyn EventListener>>,
     /// Stanza hooks by (kind, point), highest priority first.
     hooks: HashMap<(StanzaKind, HookPoint), Vec<HookRegistration>>,
+    /// Outbound hooks by kind ([`kind_index`]), highest priority first.
+    outbound: [Vec<OutboundRegistration>; 3],
+    /// Whether any outbound hook exists: without one, the outbound path is the queueing alone.
+    any_outbound: bool,
+    /// Told where messages were delivered, in registration order.
+    delivered: Vec<Arc<dyn DeliveredHook>>,
+}
+
+/// The index of a stanza kind in per-kind arrays.
+fn kind_index(kind: StanzaKind) -> usize {
+    match kind {
+        StanzaKind::Message => 0,
+        StanzaKind::Presence => 1,
+        StanzaKind::Iq => 2,
+    }
 }
 
 /// `StanzaRouter` for modules: a weak reference, so the router and its context do not keep each
@@ -59,6 +74,27 @@ impl StanzaRouter for WeakRouter {
     async fn route(&self, stanza: Element) {
         if let Some(r) = self.0.upgrade() {
             r.route_stanza(stanza).await;
+        }
+    }
+
+    async fn deliver_to(&self, to: &SessionEntry, stanza: Element) -> Result<Delivered, Element> {
+        match self.0.upgrade() {
+            Some(r) => r.deliver_to(to, stanza).await,
+            None => Err(stanza),
+        }
+    }
+
+    async fn offer_to(&self, to: &SessionEntry, stanza: Element) -> Offer {
+        match self.0.upgrade() {
+            Some(r) => r.offer_to(to, stanza).await,
+            None => Offer::Gone,
+        }
+    }
+
+    async fn offer_waiting_to(&self, to: &SessionEntry, stanza: Element) -> Offer {
+        match self.0.upgrade() {
+            Some(r) => r.offer_waiting_to(to, stanza).await,
+            None => Offer::Gone,
         }
     }
 
@@ -96,6 +132,15 @@ impl Router {
             // Stable: equal priorities keep registration order.
             list.sort_by_key(|h| std::cmp::Reverse(h.priority));
         }
+        let mut outbound: [Vec<OutboundRegistration>; 3] = Default::default();
+        for h in reg.take_outbound_hooks() {
+            outbound[kind_index(h.kind)].push(h);
+        }
+        for list in &mut outbound {
+            list.sort_by_key(|h| std::cmp::Reverse(h.priority));
+        }
+        let any_outbound = outbound.iter().any(|l| !l.is_empty());
+        let delivered = reg.take_delivered_hooks();
         Arc::new_cyclic(|weak| Router {
             ctx: Context {
                 router: Arc::new(WeakRouter(weak.clone())),
@@ -106,6 +151,9 @@ impl Router {
             iq_handlers,
             listeners,
             hooks,
+            outbound,
+            any_outbound,
+            delivered,
         })
     }
 
@@ -127,6 +175,86 @@ impl Router {
     pub async fn emit(&self, event: Event) {
         for l in &self.listeners {
             l.on_event(&self.ctx, &event).await;
+        }
+    }
+
+    /// The one outbound path (see [`StanzaRouter::deliver_to`]): every stanza queued to a local
+    /// session passes here. Without outbound hooks it is the queueing alone: no allocation, no
+    /// copy; the hooks' work is boxed, so that without them the routing steps that await this
+    /// stay small (see `each_routing_step_fits_the_allocators_cache`).
+    pub async fn deliver_to(
+        &self,
+        to: &SessionEntry,
+        stanza: Element,
+    ) -> Result<Delivered, Element> {
+        if self.any_outbound {
+            return Box::pin(self.deliver_hooked(to, stanza)).await;
+        }
+        Self::queue(to, stanza)
+    }
+
+    async fn deliver_hooked(
+        &self,
+        to: &SessionEntry,
+        mut stanza: Element,
+    ) -> Result<Delivered, Element> {
+        if self.run_outbound(to, &mut stanza).await {
+            return Ok(Delivered::Dropped);
+        }
+        Self::queue(to, stanza)
+    }
+
+    /// The outbound path's last step, and the whole path while no outbound hook exists: queues
+    /// the stanza to the session, or hands it back. Called by [`Self::deliver_to`] and, where a
+    /// future per recipient would weigh on a routing step, directly when `any_outbound` is false.
+    fn queue(to: &SessionEntry, stanza: Element) -> Result<Delivered, Element> {
+        to.handle.deliver(stanza).map(|()| Delivered::Queued)
+    }
+
+    /// The outbound path for a bulk delivery from the session's own task (see
+    /// [`StanzaRouter::offer_to`]).
+    pub async fn offer_to(&self, to: &SessionEntry, mut stanza: Element) -> Offer {
+        if self.any_outbound && Box::pin(self.run_outbound(to, &mut stanza)).await {
+            return Offer::Dropped;
+        }
+        to.handle.offer(stanza)
+    }
+
+    /// The outbound path for a bulk delivery from another task, waiting for room (see
+    /// [`StanzaRouter::offer_waiting_to`]).
+    pub async fn offer_waiting_to(&self, to: &SessionEntry, mut stanza: Element) -> Offer {
+        if self.any_outbound && Box::pin(self.run_outbound(to, &mut stanza)).await {
+            return Offer::Dropped;
+        }
+        if to.handle.send_waiting(stanza).await {
+            Offer::Queued
+        } else {
+            Offer::Gone
+        }
+    }
+
+    /// Runs the outbound hooks of the stanza's kind for the session `to`; true if one dropped it.
+    /// A session that is gone or closing is not asked about: it takes nothing, and the stanza is
+    /// handed back unchanged, to go where it would if the session did not exist.
+    async fn run_outbound(&self, to: &SessionEntry, stanza: &mut Element) -> bool {
+        let Some(kind) = StanzaKind::of(stanza) else {
+            return false;
+        };
+        if to.handle.is_closing() || to.handle.is_closed() {
+            return false;
+        }
+        for h in &self.outbound[kind_index(kind)] {
+            if h.hook.on_outbound(&self.ctx, &to.jid, stanza).await == HookResult::Handled {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Tells the delivered hooks that `message` went to the sessions `to` (never empty).
+    async fn run_delivered(&self, message: &Element, to: &[FullJid]) {
+        for h in &self.delivered {
+            h.delivered(&self.ctx, message, to).await;
         }
     }
 
@@ -234,9 +362,18 @@ impl Router {
                 return;
             }
             // RFC 6121 §8.5.3.1: deliver to the resource. Presence directed to a resource that has
-            // not sent available presence is still delivered.
-            match entry.handle.deliver(stanza) {
-                Ok(()) => return,
+            // not sent available presence is still delivered. The delivered hooks get the message
+            // as routed; it is copied only when one exists.
+            let copy =
+                (kind == StanzaKind::Message && !self.delivered.is_empty()).then(|| stanza.clone());
+            match self.deliver_to(&entry, stanza).await {
+                Ok(Delivered::Queued) => {
+                    if let Some(message) = copy {
+                        Box::pin(self.run_delivered(&message, std::slice::from_ref(&to))).await;
+                    }
+                    return;
+                }
+                Ok(Delivered::Dropped) => return,
                 Err(back) => {
                     tracing::debug!(to = %to, "recipient session cannot take it; routing as if gone");
                     stanza = back;
@@ -317,7 +454,7 @@ impl Router {
         let mut stanza = if available.is_empty() {
             stanza
         } else {
-            match Self::deliver_to_available(stanza, ty, &available) {
+            match self.deliver_to_available(stanza, ty, &available).await {
                 Ok(()) => return,
                 // None of them could take it (each is closing now): as if none were available.
                 Err(back) => back,
@@ -343,7 +480,8 @@ impl Router {
 
     /// RFC 6121 §8.5.2.1.1: a message to the available resources of an account. Hands the
     /// message back when none of the chosen sessions could take it.
-    fn deliver_to_available(
+    async fn deliver_to_available(
+        &self,
         stanza: Element,
         ty: &str,
         available: &[&SessionEntry],
@@ -365,11 +503,45 @@ impl Router {
                 .filter(|e| e.priority == Some(top))
                 .collect()
         };
-        let mut delivered = false;
-        for e in chosen {
-            delivered |= e.handle.deliver(stanza.clone()).is_ok();
+        if self.any_outbound || !self.delivered.is_empty() {
+            return Box::pin(self.deliver_to_chosen(stanza, chosen)).await;
         }
-        if delivered { Ok(()) } else { Err(stanza) }
+        // Nothing hooked: the outbound path is its last step alone, called here without holding
+        // a future per recipient (a message to a bare JID is the hot path).
+        let mut taken = false;
+        for e in chosen {
+            taken |= Self::queue(e, stanza.clone()).is_ok();
+        }
+        if taken { Ok(()) } else { Err(stanza) }
+    }
+
+    /// [`Self::deliver_to_available`] with outbound or delivered hooks: each chosen session
+    /// through the whole outbound path, then the delivered hooks with those that took it.
+    async fn deliver_to_chosen(
+        &self,
+        stanza: Element,
+        chosen: Vec<&SessionEntry>,
+    ) -> Result<(), Element> {
+        let mut taken = false;
+        // The recipients are collected only for the delivered hooks: no allocation without one.
+        let mut received: Option<Vec<FullJid>> = (!self.delivered.is_empty()).then(Vec::new);
+        for e in chosen {
+            match self.deliver_to(e, stanza.clone()).await {
+                Ok(Delivered::Queued) => {
+                    taken = true;
+                    if let Some(r) = &mut received {
+                        r.push(e.jid.clone());
+                    }
+                }
+                // An outbound hook took it for this session: not to be stored or bounced.
+                Ok(Delivered::Dropped) => taken = true,
+                Err(_) => {}
+            }
+        }
+        if let Some(to) = received.filter(|r| !r.is_empty()) {
+            self.run_delivered(&stanza, &to).await;
+        }
+        if taken { Ok(()) } else { Err(stanza) }
     }
 
     async fn handle_iq(&self, target: IqTarget, iq: &Element, account: Option<&BareJid>) {
@@ -464,8 +636,10 @@ impl Router {
         if reply.attr("from").is_none() && reply.name() != "iq" {
             reply.set_attr("from", to.domain().as_str());
         }
-        if let Some(entry) = self.ctx.sessions.get(&to).await {
-            entry.handle.send(reply);
+        if let Some(entry) = self.ctx.sessions.get(&to).await
+            && self.deliver_to(&entry, reply).await.is_err()
+        {
+            tracing::debug!(%to, "the session cannot take the server's reply; dropped");
         }
     }
 }

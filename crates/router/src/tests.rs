@@ -3,7 +3,9 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use starling_module_api::{Registrar, SessionCommand, SessionHandle, StanzaHook};
+use starling_module_api::{
+    DeliveredHook, OutboundHook, Registrar, SessionCommand, SessionHandle, StanzaHook,
+};
 use starling_proto::ns;
 use starling_storage_sqlite::SqliteStorage;
 use tokio::sync::mpsc;
@@ -329,5 +331,155 @@ async fn hooks_change_the_stanza_before_delivery() {
     assert_eq!(next_stanza(&mut bob_inbox), None);
     // The lower-priority hook saw the higher one's change both times.
     assert_eq!(*seen.lock().unwrap(), [true, true]);
+    storage.close().await;
+}
+
+/// Records where messages were delivered.
+struct Carbons(Arc<Mutex<Vec<String>>>);
+
+#[async_trait]
+impl DeliveredHook for Carbons {
+    async fn delivered(&self, _ctx: &Context, message: &Element, to: &[FullJid]) {
+        let body = message
+            .get_child("body", ns::CLIENT)
+            .map(|b| b.text())
+            .unwrap_or_default();
+        let to: Vec<String> = to.iter().map(ToString::to_string).collect();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{body} -> {}", to.join(" ")));
+    }
+}
+
+/// Drops what goes to `bob@localhost/2` when its body is "hidden", and marks every other
+/// message it sees with the session it is queued to.
+struct Filter;
+
+#[async_trait]
+impl OutboundHook for Filter {
+    async fn on_outbound(&self, _ctx: &Context, to: &FullJid, stanza: &mut Element) -> HookResult {
+        let hidden = stanza
+            .get_child("body", ns::CLIENT)
+            .is_some_and(|b| b.text() == "hidden");
+        if hidden && to.resource().as_str() == "2" {
+            return HookResult::Handled;
+        }
+        stanza.append_child(Element::new("seen", "urn:test").with_attr("by", to.to_string()));
+        HookResult::Pass
+    }
+}
+
+struct DeliveryModule {
+    delivered: Arc<Mutex<Vec<String>>>,
+    filter: bool,
+}
+
+impl Module for DeliveryModule {
+    fn name(&self) -> &'static str {
+        "delivery"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut Registrar) {
+        reg.delivered_hook(Arc::new(Carbons(self.delivered.clone())));
+        if self.filter {
+            reg.outbound_hook(StanzaKind::Message, 0, Arc::new(Filter));
+        }
+    }
+}
+
+/// The delivered hook hears which full JIDs received a message: the one resource of a full-JID
+/// delivery (RFC 6121 §8.5.3.1), the top-priority resources of a bare-JID delivery
+/// (§8.5.2.1.1), also when a full JID with no such resource is treated as the bare JID
+/// (§8.5.3.2.1); never a message that went nowhere (offline, §8.5.2.2.1), nor presence.
+#[tokio::test]
+async fn delivered_hook_lists_the_sessions_that_took_a_message() {
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let (router, registry, storage, _dir) = router_with(vec![Arc::new(DeliveryModule {
+        delivered: delivered.clone(),
+        filter: false,
+    })])
+    .await;
+    let (alice, _alice_inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    let (_, mut bob1) = bind(&registry, "bob@localhost/1", 2, Some(5)).await;
+    let (_, mut bob2) = bind(&registry, "bob@localhost/2", 3, Some(5)).await;
+    let (_, mut bob3) = bind(&registry, "bob@localhost/3", 4, Some(1)).await;
+
+    router
+        .route_from_client(&alice, chat("bob@localhost", "bare"))
+        .await;
+    router
+        .route_from_client(&alice, chat("bob@localhost/3", "full"))
+        .await;
+    router
+        .route_from_client(&alice, chat("bob@localhost/gone", "as bare"))
+        .await;
+    let presence = Element::new("presence", ns::CLIENT)
+        .with_attr("to", "bob@localhost/3")
+        .with_attr("from", "alice@localhost/a");
+    router.route_from_client(&alice, presence).await;
+    assert_eq!(
+        *delivered.lock().unwrap(),
+        [
+            "bare -> bob@localhost/1 bob@localhost/2",
+            "full -> bob@localhost/3",
+            "as bare -> bob@localhost/1 bob@localhost/2",
+        ]
+    );
+    let bare = "<message to='bob@localhost' from='alice@localhost/a' type='chat'><body>bare</body></message>";
+    let as_bare = "<message to='bob@localhost/gone' from='alice@localhost/a' type='chat'><body>as bare</body></message>";
+    for inbox in [&mut bob1, &mut bob2] {
+        assert_eq!(next_stanza(inbox).as_deref(), Some(bare));
+        assert_eq!(next_stanza(inbox).as_deref(), Some(as_bare));
+        assert_eq!(next_stanza(inbox), None);
+    }
+    assert_eq!(
+        next_stanza(&mut bob3).as_deref(),
+        Some(
+            "<message to='bob@localhost/3' from='alice@localhost/a' type='chat'><body>full</body></message>"
+        )
+    );
+    assert_eq!(
+        next_stanza(&mut bob3).as_deref(),
+        Some("<presence to='bob@localhost/3' from='alice@localhost/a'/>")
+    );
+    assert_eq!(next_stanza(&mut bob3), None);
+    storage.close().await;
+}
+
+/// Outbound hooks see each session's copy with its full JID: they can change it for that session
+/// and drop it there; a message an outbound hook dropped everywhere counts as delivered (it is
+/// neither stored offline nor bounced), and the delivered hook lists only the sessions that got
+/// it, with the message as routed.
+#[tokio::test]
+async fn outbound_hooks_change_or_drop_each_sessions_copy() {
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let (router, registry, storage, _dir) = router_with(vec![Arc::new(DeliveryModule {
+        delivered: delivered.clone(),
+        filter: true,
+    })])
+    .await;
+    let (alice, mut alice_inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    let (_, mut bob1) = bind(&registry, "bob@localhost/1", 2, Some(5)).await;
+    let (_, mut bob2) = bind(&registry, "bob@localhost/2", 3, Some(5)).await;
+
+    router
+        .route_from_client(&alice, chat("bob@localhost", "hidden"))
+        .await;
+    router
+        .route_from_client(&alice, chat("bob@localhost/2", "hidden"))
+        .await;
+    assert_eq!(*delivered.lock().unwrap(), ["hidden -> bob@localhost/1"]);
+    assert_eq!(
+        next_stanza(&mut bob1).as_deref(),
+        Some(
+            "<message to='bob@localhost' from='alice@localhost/a' type='chat'><body>hidden</body>\
+             <seen xmlns='urn:test' by='bob@localhost/1'/></message>"
+        )
+    );
+    assert_eq!(next_stanza(&mut bob1), None);
+    assert_eq!(next_stanza(&mut bob2), None);
+    // Dropped for bob/2 is handled: no error to the sender, nothing stored.
+    assert_eq!(next_stanza(&mut alice_inbox), None);
     storage.close().await;
 }
