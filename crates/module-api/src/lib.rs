@@ -26,9 +26,10 @@ pub use session::{
 };
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use starling_proto::{BareJid, Element};
+use starling_proto::{BareJid, Element, StanzaError, ns};
 use starling_storage::Stores;
 
 /// Sends stanzas into the server: to local sessions, to the server's own handlers, and later to
@@ -51,8 +52,52 @@ pub trait StanzaRouter: Send + Sync {
     /// session's queue is half full ([`SessionHandle::send_waiting`]). [`Offer::Queued`],
     /// [`Offer::Dropped`] or [`Offer::Gone`].
     async fn offer_waiting_to(&self, to: &SessionEntry, stanza: Element) -> Offer;
+    /// Sends an IQ get or set from the server (or a module's own address) and waits at most
+    /// `timeout` for its answer (RFC 6120 §8.2.3): the `result`, or the `error` as
+    /// [`IqRequestError::Error`], also when the router itself answers (the recipient is gone,
+    /// the domain unreachable). `id` is generated when absent, `from` is the server's domain
+    /// when absent; only an answer with that id, from the request's `to` and to its `from`
+    /// completes it. Nothing stays behind after a timeout or when the caller gives up waiting.
+    async fn request_iq(&self, iq: Element, timeout: Duration) -> Result<Element, IqRequestError>;
     /// Tells every [`EventListener`], in registration order, awaiting each (see [`events`]).
     async fn emit(&self, event: Event);
+}
+
+/// Why [`StanzaRouter::request_iq`] has no result.
+#[derive(Debug, thiserror::Error)]
+pub enum IqRequestError {
+    /// Not an `<iq/>` of type `get` or `set`, or its `from` is no JID.
+    #[error("not an IQ request: {0}")]
+    Invalid(&'static str),
+    /// The request has no `to`, or one that is no JID (RFC 6120 §8.1.1: the server must know
+    /// where it goes).
+    #[error("the request has no valid 'to'")]
+    NotRoutable,
+    /// Another request with this id is waiting for its answer.
+    #[error("a request with id '{0}' is already waiting")]
+    DuplicateId(String),
+    /// No answer within the time given.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The answer is an error (RFC 6120 §8.3): the whole `<iq type='error'/>`, from the
+    /// recipient or from the router on its behalf.
+    #[error("answered with an error")]
+    Error(Element),
+    /// The router is gone (the server is shutting down).
+    #[error("the router is gone")]
+    Shutdown,
+}
+
+impl IqRequestError {
+    /// The stanza error of an [`IqRequestError::Error`] answer, if it carries a valid one.
+    pub fn stanza_error(&self) -> Option<StanzaError> {
+        match self {
+            IqRequestError::Error(iq) => iq
+                .get_child("error", ns::CLIENT)
+                .and_then(StanzaError::from_element),
+            _ => None,
+        }
+    }
 }
 
 /// What a module handler can reach.

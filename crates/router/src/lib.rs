@@ -25,18 +25,21 @@ mod registry;
 pub use registry::LocalRegistry;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use starling_module_api::{
     Context, Delivered, DeliveredHook, Event, EventListener, HookPoint, HookRegistration,
-    HookResult, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module, Offer,
+    HookResult, IqHandler, IqOutcome, IqRequestError, IqRoute, IqTarget, IqType, Module, Offer,
     OutboundRegistration, Registrar, ServerInfo, SessionEntry, SessionRegistry, StanzaRouter,
 };
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
 };
 use starling_storage::Stores;
+use tokio::sync::oneshot;
 
 type IqKey = (IqTarget, IqType, String, String);
 
@@ -54,6 +57,42 @@ pub struct Router {
     any_outbound: bool,
     /// Told where messages were delivered, in registration order.
     delivered: Vec<Arc<dyn DeliveredHook>>,
+    /// Server-originated IQ requests waiting for their answer, by id (see
+    /// [`Router::request_iq`]). A lock held only for a map operation.
+    pending: Mutex<HashMap<String, PendingIq>>,
+    /// Makes generated IQ ids and pending entries unique.
+    next_iq: AtomicU64,
+}
+
+/// A request of [`Router::request_iq`] waiting for its answer.
+struct PendingIq {
+    /// Tells this entry from a later one with the same id.
+    serial: u64,
+    /// Whom it was sent to: the answer must come from there (RFC 6120 §8.2.3).
+    to: Jid,
+    /// Whom it was sent from: the answer must be addressed there.
+    from: Jid,
+    answer: oneshot::Sender<Element>,
+}
+
+/// Removes a pending request when its waiter is done, answered or not (timed out, or the
+/// caller's future dropped), so that nothing is left behind.
+struct PendingGuard<'a> {
+    router: &'a Router,
+    id: String,
+    serial: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.router.pending_map();
+        if pending
+            .get(&self.id)
+            .is_some_and(|p| p.serial == self.serial)
+        {
+            pending.remove(&self.id);
+        }
+    }
 }
 
 /// The index of a stanza kind in per-kind arrays.
@@ -101,6 +140,13 @@ impl StanzaRouter for WeakRouter {
     async fn emit(&self, event: Event) {
         if let Some(r) = self.0.upgrade() {
             r.emit(event).await;
+        }
+    }
+
+    async fn request_iq(&self, iq: Element, timeout: Duration) -> Result<Element, IqRequestError> {
+        match self.0.upgrade() {
+            Some(r) => r.request_iq(iq, timeout).await,
+            None => Err(IqRequestError::Shutdown),
         }
     }
 }
@@ -154,6 +200,8 @@ impl Router {
             outbound,
             any_outbound,
             delivered,
+            pending: Mutex::default(),
+            next_iq: AtomicU64::new(1),
         })
     }
 
@@ -167,6 +215,142 @@ impl Router {
 
     pub fn sessions(&self) -> &Arc<dyn SessionRegistry> {
         &self.ctx.sessions
+    }
+
+    fn pending_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingIq>> {
+        // Each operation is a single insert or remove: a panic elsewhere cannot leave the map
+        // inconsistent.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Server-originated IQ requests still waiting for an answer (for tests and metrics).
+    pub fn pending_iqs(&self) -> usize {
+        self.pending_map().len()
+    }
+
+    /// Sends an IQ get or set and waits for its answer (see [`StanzaRouter::request_iq`]).
+    pub async fn request_iq(
+        &self,
+        mut iq: Element,
+        timeout: Duration,
+    ) -> Result<Element, IqRequestError> {
+        if StanzaKind::of(&iq) != Some(StanzaKind::Iq) {
+            return Err(IqRequestError::Invalid("not an <iq/>"));
+        }
+        if !matches!(iq.attr("type"), Some("get" | "set")) {
+            return Err(IqRequestError::Invalid(
+                "the type is neither 'get' nor 'set'",
+            ));
+        }
+        let Ok(Some(to)) = canonical_to(&mut iq) else {
+            return Err(IqRequestError::NotRoutable);
+        };
+        let from = match iq.attr("from") {
+            Some(f) => Jid::new(f).map_err(|_| IqRequestError::Invalid("'from' is no JID"))?,
+            None => {
+                let domain = self.server_domain_for(&to);
+                iq.set_attr("from", domain.as_str());
+                Jid::new(&domain).map_err(|_| IqRequestError::Invalid("no server domain"))?
+            }
+        };
+        let serial = self.next_iq.fetch_add(1, Ordering::Relaxed);
+        let id = match iq.attr("id") {
+            Some(id) => id.to_owned(),
+            None => {
+                // RFC 6120 §8.2.3: unique within the stream; these are unique in the process.
+                let id = format!("starling-iq-{serial}");
+                iq.set_attr("id", id.as_str());
+                id
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.pending_map();
+            if pending.contains_key(&id) {
+                return Err(IqRequestError::DuplicateId(id));
+            }
+            pending.insert(
+                id.clone(),
+                PendingIq {
+                    serial,
+                    to: to.clone(),
+                    from,
+                    answer: tx,
+                },
+            );
+        }
+        let _guard = PendingGuard {
+            router: self,
+            id,
+            serial,
+        };
+        Box::pin(self.route_parsed(iq, Ok(Some(to)), None)).await;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) if answer.attr("type") == Some("error") => {
+                Err(IqRequestError::Error(answer))
+            }
+            Ok(Ok(answer)) => Ok(answer),
+            // The sender went without answering: only when the router itself goes.
+            Ok(Err(_)) => Err(IqRequestError::Shutdown),
+            Err(_) => Err(IqRequestError::Timeout(timeout)),
+        }
+    }
+
+    /// The virtual host a server-originated request to `to` comes from: `to`'s own domain, or
+    /// the host it is a subdomain of, else the default (first) host.
+    fn server_domain_for(&self, to: &Jid) -> String {
+        let domain = to.domain().as_str();
+        let domains = &self.ctx.server.domains;
+        domains
+            .iter()
+            .find(|d| {
+                domain == d.as_str()
+                    || domain
+                        .strip_suffix(d.as_str())
+                        .is_some_and(|rest| rest.ends_with('.'))
+            })
+            .or_else(|| domains.first())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Completes the pending request `answer` (an IQ result or error) answers, if any: same id,
+    /// from the request's `to`, addressed to its `from` (RFC 6120 §8.2.3). `to` is the answer's
+    /// parsed `to`; without one, a client's answer is for its own server (RFC 6120 §8.1.1.1).
+    /// Hands the answer back when it completes nothing.
+    fn complete_request(
+        &self,
+        answer: Element,
+        to: Option<&Jid>,
+        client: Option<&FullJid>,
+    ) -> Result<(), Element> {
+        let Some(id) = answer.attr("id") else {
+            return Err(answer);
+        };
+        let mut pending = self.pending_map();
+        let Some(p) = pending.get(id) else {
+            return Err(answer);
+        };
+        let from_ok = answer
+            .attr("from")
+            .and_then(|f| Jid::new(f).ok())
+            .is_some_and(|f| f == p.to);
+        let to_ok = match (to, client) {
+            (Some(to), _) => *to == p.from,
+            (None, Some(client)) => p.from.as_str() == client.domain().as_str(),
+            (None, None) => false,
+        };
+        if !(from_ok && to_ok) {
+            return Err(answer);
+        }
+        let Some(p) = pending.remove(id) else {
+            return Err(answer);
+        };
+        drop(pending);
+        // The waiter may have given up just now: then the answer is dropped, as it would be
+        // after a timeout.
+        let _ = p.answer.send(answer);
+        Ok(())
     }
 
     /// Tells every event listener about `event`, in registration order, awaiting each. c2s
@@ -314,6 +498,16 @@ impl Router {
                 return;
             }
         };
+        // An answer to a request of the server's own (`request_iq`) goes to its waiter.
+        let stanza =
+            if kind == StanzaKind::Iq && matches!(stanza.attr("type"), Some("result" | "error")) {
+                match self.complete_request(stanza, to.as_ref(), client) {
+                    Ok(()) => return,
+                    Err(stanza) => stanza,
+                }
+            } else {
+                stanza
+            };
         match to {
             None => match client {
                 Some(own) => Box::pin(self.to_account(kind, stanza, own.to_bare(), true)).await,
@@ -628,6 +822,15 @@ impl Router {
     /// Delivers a reply generated by the server. Replies go only to full JIDs of local sessions here
     /// (the sender); anything else is dropped rather than routed, so errors can never loop.
     async fn deliver_reply(&self, mut reply: Element) {
+        // The router's own answer to a request of the server's (the recipient is gone, the
+        // domain unreachable, or the server answered on an account's behalf) completes it.
+        if reply.name() == "iq" && self.pending_iqs() > 0 {
+            let to = reply.attr("to").and_then(|t| Jid::new(t).ok());
+            match self.complete_request(reply, to.as_ref(), None) {
+                Ok(()) => return,
+                Err(r) => reply = r,
+            }
+        }
         let Some(to) = reply.attr("to").and_then(|t| FullJid::new(t).ok()) else {
             return;
         };

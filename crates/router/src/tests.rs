@@ -4,9 +4,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use starling_module_api::{
-    DeliveredHook, OutboundHook, Registrar, SessionCommand, SessionHandle, StanzaHook,
+    DeliveredHook, IqRequestError, OutboundHook, Registrar, SessionCommand, SessionHandle,
+    StanzaHook,
 };
-use starling_proto::ns;
+use starling_proto::{iq_result, ns};
 use starling_storage_sqlite::SqliteStorage;
 use tokio::sync::mpsc;
 
@@ -482,4 +483,204 @@ async fn outbound_hooks_change_or_drop_each_sessions_copy() {
     // Dropped for bob/2 is handled: no error to the sender, nothing stored.
     assert_eq!(next_stanza(&mut alice_inbox), None);
     storage.close().await;
+}
+
+/// The stanza a session received next, waiting for it.
+async fn recv_stanza(rx: &mut mpsc::Receiver<SessionCommand>) -> Element {
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let SessionCommand::Stanza(q) = got;
+    q.stanza
+}
+
+fn client_xml(e: &Element) -> String {
+    let mut s = String::new();
+    e.write_in_stream(ns::CLIENT, &mut s);
+    s
+}
+
+fn version_get(to: &str) -> Element {
+    Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("to", to)
+        .with_child(Element::new("query", "jabber:iq:version"))
+}
+
+/// RFC 6120 §8.2.3: a server-originated get is answered by a result with the same id, from the
+/// entity it was sent to; the id is generated when absent, `from` is the server's domain. An
+/// answer with that id from anyone else (here bob's session) completes nothing and is routed
+/// like any other result.
+#[tokio::test]
+async fn request_iq_returns_the_result() {
+    let (router, registry, storage, _dir) = router_with(vec![]).await;
+    let (alice, mut alice_inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    let (bob, _bob_inbox) = bind(&registry, "bob@localhost/b", 2, Some(0)).await;
+    let answer = async {
+        let request = recv_stanza(&mut alice_inbox).await;
+        assert_eq!(
+            client_xml(&request),
+            "<iq type='get' to='alice@localhost/a' from='localhost' id='starling-iq-1'>\
+             <query xmlns='jabber:iq:version'/></iq>"
+        );
+        let reply = |from: &str| {
+            Element::new("iq", ns::CLIENT)
+                .with_attr("type", "result")
+                .with_attr("id", "starling-iq-1")
+                .with_attr("to", "localhost")
+                .with_attr("from", from)
+                .with_child(
+                    Element::new("query", "jabber:iq:version")
+                        .with_child(Element::new("name", "jabber:iq:version").with_text(from)),
+                )
+        };
+        // A forged answer: the right id, the wrong sender.
+        router
+            .route_from_client(&bob, reply("bob@localhost/b"))
+            .await;
+        assert_eq!(router.pending_iqs(), 1);
+        router
+            .route_from_client(&alice, reply("alice@localhost/a"))
+            .await;
+    };
+    let (result, ()) = tokio::join!(
+        router.request_iq(
+            version_get("alice@localhost/a"),
+            std::time::Duration::from_secs(5)
+        ),
+        answer
+    );
+    assert_eq!(
+        client_xml(&result.unwrap()),
+        "<iq type='result' id='starling-iq-1' to='localhost' from='alice@localhost/a'>\
+         <query xmlns='jabber:iq:version'><name>alice@localhost/a</name></query></iq>"
+    );
+    assert_eq!(router.pending_iqs(), 0);
+    storage.close().await;
+}
+
+/// An error answer is an error (RFC 6120 §8.3), whoever generates it: the recipient's, or the
+/// router's own when the resource is gone (RFC 6121 §8.5.3.2.2: `<service-unavailable/>`) or the
+/// domain unreachable (RFC 6120 §8.3.3.16: `<remote-server-not-found/>`).
+#[tokio::test]
+async fn request_iq_returns_errors_the_router_generates() {
+    let (router, registry, storage, _dir) = router_with(vec![]).await;
+    let (alice, mut alice_inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    let timeout = std::time::Duration::from_secs(5);
+    let gone = router
+        .request_iq(version_get("bob@localhost/gone"), timeout)
+        .await
+        .unwrap_err();
+    let IqRequestError::Error(stanza) = &gone else {
+        panic!("{gone:?}");
+    };
+    assert_eq!(
+        client_xml(stanza),
+        "<iq id='starling-iq-1' to='localhost' from='bob@localhost/gone' type='error'>\
+         <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+    );
+    assert_eq!(
+        gone.stanza_error().map(|e| e.condition),
+        Some(StanzaErrorCondition::ServiceUnavailable)
+    );
+    let remote = router
+        .request_iq(
+            version_get("someone@elsewhere.example").with_attr("id", "mine"),
+            timeout,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        remote.stanza_error().map(|e| e.condition),
+        Some(StanzaErrorCondition::RemoteServerNotFound)
+    );
+    // The recipient's own error.
+    let answer = async {
+        let request = recv_stanza(&mut alice_inbox).await;
+        let reply = error_reply(
+            &request,
+            &StanzaError::new(StanzaErrorCondition::FeatureNotImplemented),
+        );
+        router.route_from_client(&alice, reply).await;
+    };
+    let (refused, ()) = tokio::join!(
+        router.request_iq(version_get("alice@localhost/a"), timeout),
+        answer
+    );
+    assert_eq!(
+        refused.unwrap_err().stanza_error().map(|e| e.condition),
+        Some(StanzaErrorCondition::FeatureNotImplemented)
+    );
+    // Nothing reached alice but the one request, no error was sent anywhere.
+    assert_eq!(next_stanza(&mut alice_inbox), None);
+    assert_eq!(router.pending_iqs(), 0);
+    storage.close().await;
+}
+
+/// Unanswered, a request times out and leaves nothing behind; so does a caller that stops
+/// waiting. A request without 'to' cannot be routed (RFC 6120 §8.1.1), one that is no get or
+/// set is refused, and an id already waiting is refused.
+#[tokio::test]
+async fn request_iq_times_out_without_leaking() {
+    let (router, registry, storage, _dir) = router_with(vec![]).await;
+    let (_alice, mut alice_inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    let short = std::time::Duration::from_millis(50);
+    let err = router
+        .request_iq(version_get("alice@localhost/a"), short)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, IqRequestError::Timeout(d) if d == short),
+        "{err:?}"
+    );
+    assert_eq!(router.pending_iqs(), 0);
+    // A late answer completes nothing: it is routed as a result to the server, which ignores it.
+    let late = iq_result(&recv_stanza(&mut alice_inbox).await);
+    router.route_stanza(late).await;
+    assert_eq!(next_stanza(&mut alice_inbox), None);
+
+    // The caller gives up (its future is dropped) while a request waits.
+    let waiting = router.request_iq(
+        version_get("alice@localhost/a").with_attr("id", "dup"),
+        std::time::Duration::from_secs(60),
+    );
+    let mut waiting = Box::pin(waiting);
+    assert!(futures_poll_once(waiting.as_mut()).await.is_none());
+    assert_eq!(router.pending_iqs(), 1);
+    let dup = router
+        .request_iq(
+            version_get("alice@localhost/a").with_attr("id", "dup"),
+            short,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&dup, IqRequestError::DuplicateId(id) if id == "dup"),
+        "{dup:?}"
+    );
+    drop(waiting);
+    assert_eq!(router.pending_iqs(), 0);
+
+    let no_to = Element::new("iq", ns::CLIENT).with_attr("type", "get");
+    assert!(matches!(
+        router.request_iq(no_to, short).await,
+        Err(IqRequestError::NotRoutable)
+    ));
+    let result = version_get("alice@localhost/a").with_attr("type", "result");
+    assert!(matches!(
+        router.request_iq(result, short).await,
+        Err(IqRequestError::Invalid(_))
+    ));
+    assert_eq!(router.pending_iqs(), 0);
+    storage.close().await;
+}
+
+/// Polls `f` once: its output if it is ready.
+async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match std::pin::Pin::new(&mut f).poll(cx) {
+        std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }
