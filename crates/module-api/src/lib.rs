@@ -6,14 +6,18 @@
 //! discovery from these lists, never from a hand-kept one, and dispatches stanzas with no
 //! knowledge of any particular module.
 //!
-//! Modules reach the rest of the server only through a [`Context`]: the router (to send stanzas),
-//! the session registry (who is online, behind a trait so a clustered registry can replace the
-//! local one), and the stores.
+//! Modules reach the rest of the server only through a [`Context`]: the router (to route stanzas,
+//! deliver them to local sessions through the one outbound path, emit [`Event`]s and await IQ
+//! answers), the session registry (who is online, behind an async trait so a clustered registry
+//! can replace the local one), the stores, and the component domains. `docs/hooks.md` lists every
+//! registration call, hook point and event.
 
+pub mod components;
 pub mod events;
 mod registrar;
 mod session;
 
+pub use components::{ComponentDomain, ComponentError, ComponentHandler, Components};
 pub use events::{Event, EventListener};
 pub use registrar::{
     CAPS_NODE, DeliveredHook, HookPoint, HookRegistration, HookResult, Identity, IqHandler,
@@ -107,6 +111,9 @@ pub struct Context {
     pub sessions: Arc<dyn SessionRegistry>,
     pub stores: Stores,
     pub server: Arc<ServerInfo>,
+    /// The component domains (internal services and, later, XEP-0114 components): disco#items
+    /// lists them, and a subscription to a JID at one is deliverable.
+    pub components: Arc<Components>,
 }
 
 impl Context {

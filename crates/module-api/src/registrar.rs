@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind, ns};
 
-use crate::{Context, EventListener};
+use crate::{ComponentDomain, ComponentHandler, Context, EventListener};
 
 /// A feature module.
 pub trait Module: Send + Sync + 'static {
@@ -171,6 +171,7 @@ pub struct Registrar {
     pub(crate) hooks: Vec<HookRegistration>,
     pub(crate) outbound: Vec<OutboundRegistration>,
     pub(crate) delivered: Vec<Arc<dyn DeliveredHook>>,
+    pub(crate) components: Vec<(ComponentDomain, Arc<dyn ComponentHandler>)>,
     pub(crate) server_features: BTreeSet<&'static str>,
     pub(crate) account_features: BTreeSet<&'static str>,
     pub(crate) server_identities: BTreeSet<Identity>,
@@ -234,6 +235,18 @@ impl Registrar {
     /// the hooks registered before it.
     pub fn delivered_hook(&mut self, hook: Arc<dyn DeliveredHook>) {
         self.delivered.push(hook);
+    }
+
+    /// Serves a component domain (see [`crate::components`]): every stanza addressed to it or to
+    /// a JID at it goes to `handler`. The router refuses to start when the domain is a virtual
+    /// host or registered twice.
+    pub fn component(&mut self, domain: ComponentDomain, handler: Arc<dyn ComponentHandler>) {
+        self.components.push((domain, handler));
+    }
+
+    /// Takes the component registrations.
+    pub fn take_components(&mut self) -> Vec<(ComponentDomain, Arc<dyn ComponentHandler>)> {
+        std::mem::take(&mut self.components)
     }
 
     /// Takes the delivered hooks, in registration order.

@@ -527,7 +527,13 @@ impl Presence {
         account: &BareJid,
         contact: &BareJid,
     ) -> Option<StanzaError> {
-        if !ctx.is_local_domain(contact.domain().as_str()) {
+        let domain = contact.domain().as_str();
+        if ctx.components.serves(domain) {
+            // A service of this server (a gateway, a MUC): it receives the request and answers
+            // for itself.
+            return None;
+        }
+        if !ctx.is_local_domain(domain) {
             // §3.1.2 ("the remote server does not exist"), RFC 6120 §8.3.3.16: there are no
             // server-to-server connections yet, so no remote domain can be reached. (The
             // router's own bounce of the routed request would go to the user's bare JID, which

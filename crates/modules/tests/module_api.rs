@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, Event, EventListener, HookResult, Module, OutboundHook, Registrar, SessionCommand,
-    SessionHandle, SessionRegistry,
+    ComponentDomain, ComponentHandler, Context, Event, EventListener, HookResult, Module,
+    OutboundHook, Registrar, SessionCommand, SessionHandle, SessionRegistry,
 };
 use starling_modules::{ModuleOptions, default_modules};
 use starling_proto::{Element, FullJid, StanzaKind, ns};
@@ -72,6 +72,15 @@ impl OutboundHook for Quiet {
 struct Probe {
     events: Option<Arc<Mutex<Vec<String>>>>,
     quiet: Option<Arc<Mutex<Vec<String>>>>,
+    /// Serves `conference.{host}` with a component that ignores everything.
+    conference: bool,
+}
+
+struct Silent;
+
+#[async_trait]
+impl ComponentHandler for Silent {
+    async fn on_stanza(&self, _ctx: &Context, _stanza: Element) {}
 }
 
 impl Module for Probe {
@@ -82,6 +91,9 @@ impl Module for Probe {
     fn register(self: Arc<Self>, reg: &mut Registrar) {
         if let Some(events) = &self.events {
             reg.events(Arc::new(Recorder(events.clone())));
+        }
+        if self.conference {
+            reg.component(ComponentDomain::Subdomain("conference"), Arc::new(Silent));
         }
         if let Some(dropped) = &self.quiet {
             for kind in [StanzaKind::Message, StanzaKind::Presence, StanzaKind::Iq] {
@@ -119,7 +131,8 @@ async fn setup(probe: Probe) -> Setup {
         registry.clone(),
         stores.clone(),
         modules,
-    );
+    )
+    .unwrap();
     Setup {
         router,
         registry,
@@ -380,4 +393,83 @@ fn mask_stamp(xml: &str) -> String {
     let start = xml.find("stamp='").unwrap() + "stamp='".len();
     let end = start + xml[start..].find('\'').unwrap();
     format!("{}*{}", &xml[..start], &xml[end..])
+}
+
+/// XEP-0030 §4: the server's disco#items lists its services, the component domains: those
+/// registered by modules at start and those attached at run time (XEP-0114), not those detached.
+#[tokio::test]
+async fn disco_items_lists_the_component_domains() {
+    let s = setup(Probe {
+        conference: true,
+        ..Probe::default()
+    })
+    .await;
+    let gateway: Arc<dyn ComponentHandler> = Arc::new(Silent);
+    let components = s.router.components();
+    components.attach("gw.localhost", gateway.clone()).unwrap();
+    components.attach("old.localhost", gateway.clone()).unwrap();
+    assert!(components.detach("old.localhost", &gateway));
+    let (alice, mut inbox) = s.bind("alice@localhost/a", 1).await;
+    s.send(
+        &alice,
+        "<iq xmlns='jabber:client' type='get' id='d1' to='localhost'>\
+         <query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+    )
+    .await;
+    // An account has no items (no PEP yet).
+    s.send(
+        &alice,
+        "<iq xmlns='jabber:client' type='get' id='d2' to='bob@localhost'>\
+         <query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+    )
+    .await;
+    assert_eq!(
+        received(&mut inbox),
+        [
+            "<iq id='d1' to='alice@localhost/a' from='localhost' type='result'>\
+             <query xmlns='http://jabber.org/protocol/disco#items'>\
+             <item jid='conference.localhost'/><item jid='gw.localhost'/></query></iq>",
+            "<iq id='d2' to='alice@localhost/a' from='bob@localhost' type='result'>\
+             <query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+        ]
+    );
+}
+
+/// Keeps what it receives.
+struct Keep(Arc<Mutex<Vec<String>>>);
+
+#[async_trait]
+impl ComponentHandler for Keep {
+    async fn on_stanza(&self, _ctx: &Context, stanza: Element) {
+        self.0.lock().unwrap().push(stanza.to_xml());
+    }
+}
+
+/// RFC 6121 §3.1.2: a subscription request is refused only when it "cannot be locally delivered
+/// or remotely routed"; one to a JID at a component domain is routed to the component, stamped
+/// with the user's bare JID. Once the component is gone, the domain is unreachable again.
+#[tokio::test]
+async fn a_subscription_to_a_component_jid_reaches_the_component() {
+    let s = setup(Probe::default()).await;
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let muc: Arc<dyn ComponentHandler> = Arc::new(Keep(kept.clone()));
+    s.router
+        .components()
+        .attach("muc.localhost", muc.clone())
+        .unwrap();
+    let (alice, mut inbox) = s.bind("alice@localhost/a", 1).await;
+    let subscribe = "<presence xmlns='jabber:client' type='subscribe' to='room@muc.localhost'/>";
+    s.send(&alice, subscribe).await;
+    assert_eq!(
+        *kept.lock().unwrap(),
+        [
+            "<presence xmlns='jabber:client' type='subscribe' to='room@muc.localhost' from='alice@localhost'/>"
+        ]
+    );
+    assert_eq!(received(&mut inbox), Vec::<String>::new());
+    assert!(s.router.components().detach("muc.localhost", &muc));
+    s.send(&alice, subscribe).await;
+    let got = received(&mut inbox);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("<remote-server-not-found "), "{got:?}");
 }

@@ -4,8 +4,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use starling_module_api::{
-    DeliveredHook, IqRequestError, OutboundHook, Registrar, SessionCommand, SessionHandle,
-    StanzaHook,
+    ComponentDomain, ComponentError, ComponentHandler, DeliveredHook, IqRequestError, OutboundHook,
+    Registrar, SessionCommand, SessionHandle, StanzaHook,
 };
 use starling_proto::{iq_result, ns};
 use starling_storage_sqlite::SqliteStorage;
@@ -105,7 +105,8 @@ async fn hooks_run_by_priority_and_stop_propagation() {
         registry.clone(),
         stores,
         vec![Arc::new(TestModule { seen: seen.clone() })],
-    );
+    )
+    .unwrap();
     let alice: FullJid = "alice@localhost/a".parse().unwrap();
     let (handle, mut inbox) = session(1);
     registry.bind(alice.clone(), handle).await;
@@ -266,7 +267,7 @@ async fn router_with(
             .unwrap();
     }
     let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
-    let router = Router::new(vec!["localhost".into()], registry.clone(), stores, modules);
+    let router = Router::new(vec!["localhost".into()], registry.clone(), stores, modules).unwrap();
     (router, registry, storage, dir)
 }
 
@@ -683,4 +684,210 @@ async fn futures_poll_once<F: std::future::Future + Unpin>(mut f: F) -> Option<F
         std::task::Poll::Pending => std::task::Poll::Ready(None),
     })
     .await
+}
+
+/// A component that records what it gets and answers each message, presence and IQ get from
+/// the JID it was addressed to, as a service at its own domain would.
+struct Echo(Arc<Mutex<Vec<String>>>);
+
+#[async_trait]
+impl ComponentHandler for Echo {
+    async fn on_stanza(&self, ctx: &Context, stanza: Element) {
+        self.0.lock().unwrap().push(client_xml(&stanza));
+        let (Some(to), Some(from)) = (stanza.attr("to"), stanza.attr("from")) else {
+            return;
+        };
+        let answer = match (stanza.name(), stanza.attr("type")) {
+            ("message", None | Some("chat" | "normal")) => Element::new("message", ns::CLIENT)
+                .with_attr("type", "chat")
+                .with_child(Element::new("body", ns::CLIENT).with_text("echo")),
+            ("presence", None) => Element::new("presence", ns::CLIENT),
+            ("iq", Some("get")) => iq_result(&stanza),
+            _ => return,
+        };
+        let answer = answer.with_attr("from", to).with_attr("to", from);
+        ctx.router.route(answer).await;
+    }
+}
+
+struct ServiceModule(Arc<Mutex<Vec<String>>>);
+
+impl Module for ServiceModule {
+    fn name(&self) -> &'static str {
+        "service"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut Registrar) {
+        reg.component(
+            ComponentDomain::Subdomain("svc"),
+            Arc::new(Echo(self.0.clone())),
+        );
+    }
+}
+
+/// A component domain gets every stanza addressed to it or to any JID at it, of every kind,
+/// before "not a local domain" would bounce it (XEP-0114 §1: the server hands over everything
+/// addressed to the component's domain). What it sends from its domain reaches local users like
+/// anything the server routes (its 'from' is trusted); an error the router generates for one of
+/// its stanzas goes back to it (RFC 6120 §8.3).
+#[tokio::test]
+async fn a_component_domain_gets_every_stanza_for_it_and_answers() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (router, registry, storage, _dir) =
+        router_with(vec![Arc::new(ServiceModule(seen.clone()))]).await;
+    let (alice, mut inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    let from_alice = |e: Element| e.with_attr("from", "alice@localhost/a");
+    router
+        .route_from_client(&alice, from_alice(chat("X@SVC.localhost/r", "hello")))
+        .await;
+    let presence = Element::new("presence", ns::CLIENT).with_attr("to", "x@svc.localhost/r");
+    router.route_from_client(&alice, from_alice(presence)).await;
+    let iq = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", "q1")
+        .with_attr("to", "x@svc.localhost/r")
+        .with_child(Element::new("query", "jabber:iq:version"));
+    router.route_from_client(&alice, from_alice(iq)).await;
+    let to_domain = Element::new("iq", ns::CLIENT)
+        .with_attr("type", "get")
+        .with_attr("id", "q2")
+        .with_attr("to", "svc.localhost")
+        .with_child(Element::new(
+            "query",
+            "http://jabber.org/protocol/disco#info",
+        ));
+    router
+        .route_from_client(&alice, from_alice(to_domain))
+        .await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "<message to='x@svc.localhost/r' from='alice@localhost/a' type='chat'><body>hello</body></message>",
+            "<presence to='x@svc.localhost/r' from='alice@localhost/a'/>",
+            "<iq type='get' id='q1' to='x@svc.localhost/r' from='alice@localhost/a'><query xmlns='jabber:iq:version'/></iq>",
+            "<iq type='get' id='q2' to='svc.localhost' from='alice@localhost/a'>\
+             <query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        ]
+    );
+    let mut got = Vec::new();
+    while let Some(s) = next_stanza(&mut inbox) {
+        got.push(s);
+    }
+    assert_eq!(
+        got,
+        [
+            "<message type='chat' from='x@svc.localhost/r' to='alice@localhost/a'><body>echo</body></message>",
+            "<presence from='x@svc.localhost/r' to='alice@localhost/a'/>",
+            "<iq id='q1' to='alice@localhost/a' from='x@svc.localhost/r' type='result'/>",
+            "<iq id='q2' to='alice@localhost/a' from='svc.localhost' type='result'/>",
+        ]
+    );
+    // The component writes to a resource that is gone: the router's error goes back to it.
+    seen.lock().unwrap().clear();
+    let lost = Element::new("message", ns::CLIENT)
+        .with_attr("type", "groupchat")
+        .with_attr("from", "room@svc.localhost/bob")
+        .with_attr("to", "alice@localhost/gone");
+    router.route_stanza(lost).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "<message to='room@svc.localhost/bob' from='alice@localhost/gone' type='error'>\
+          <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"
+        ]
+    );
+    // Elsewhere is still unreachable.
+    router
+        .route_from_client(&alice, from_alice(chat("x@svc.elsewhere.example", "hi")))
+        .await;
+    assert!(
+        next_stanza(&mut inbox)
+            .unwrap()
+            .contains("<remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>")
+    );
+    storage.close().await;
+}
+
+/// External components (XEP-0114) attach at run time: not at a virtual host, not at a domain
+/// served already; once detached, their domain is unreachable again.
+#[tokio::test]
+async fn external_components_attach_and_detach_at_run_time() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (router, registry, storage, _dir) = router_with(vec![Arc::new(ServiceModule(Arc::new(
+        Mutex::new(Vec::new()),
+    )))])
+    .await;
+    let (alice, mut inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    let gateway: Arc<dyn ComponentHandler> = Arc::new(Echo(seen.clone()));
+    let components = router.components();
+    assert_eq!(
+        components.attach("localhost", gateway.clone()),
+        Err(ComponentError::LocalHost("localhost".into()))
+    );
+    assert_eq!(
+        components.attach("svc.localhost", gateway.clone()),
+        Err(ComponentError::Taken("svc.localhost".into()))
+    );
+    assert_eq!(
+        components.attach("gw.localhost", gateway.clone()),
+        Ok("gw.localhost".into())
+    );
+    router
+        .route_from_client(
+            &alice,
+            chat("user@gw.localhost", "via gateway").with_attr("from", "alice@localhost/a"),
+        )
+        .await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(
+        next_stanza(&mut inbox).as_deref(),
+        Some(
+            "<message type='chat' from='user@gw.localhost' to='alice@localhost/a'><body>echo</body></message>"
+        )
+    );
+    assert!(components.detach("gw.localhost", &gateway));
+    router
+        .route_from_client(
+            &alice,
+            chat("user@gw.localhost", "gone").with_attr("from", "alice@localhost/a"),
+        )
+        .await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert!(
+        next_stanza(&mut inbox)
+            .unwrap()
+            .contains("<remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>")
+    );
+    storage.close().await;
+}
+
+/// A module cannot serve a virtual host as a component: the router does not start.
+#[tokio::test]
+async fn a_component_at_a_virtual_host_is_refused_at_start() {
+    struct AtHost;
+    impl Module for AtHost {
+        fn name(&self) -> &'static str {
+            "at-host"
+        }
+        fn register(self: Arc<Self>, reg: &mut Registrar) {
+            let echo = Arc::new(Echo(Arc::new(Mutex::new(Vec::new()))));
+            reg.component(ComponentDomain::Domain("LOCALHOST".into()), echo);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("db")).await.unwrap();
+    let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
+    let err = Router::new(
+        vec!["localhost".into()],
+        registry,
+        storage.stores(),
+        vec![Arc::new(AtHost)],
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "component domain: 'localhost' is a virtual host of this server"
+    );
+    storage.close().await;
 }

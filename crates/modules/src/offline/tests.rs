@@ -190,7 +190,8 @@ async fn setup(max: usize) -> Setup {
         registry.clone(),
         stores.clone(),
         vec![offline.clone()],
-    );
+    )
+    .unwrap();
     let alice: FullJid = "alice@localhost/a".parse().unwrap();
     let (tx, alice_inbox) = mpsc::channel(16);
     registry
