@@ -117,8 +117,9 @@ pub struct HookRegistration {
 /// it: a message to a bare JID is seen once per resource it goes to. It may change the stanza
 /// for that session (its `to` stays as routed: a bare JID stays bare) or drop it by returning
 /// [`HookResult::Handled`]; a dropped stanza counts as delivered (it is neither bounced nor
-/// stored offline), which is what blocking (XEP-0191 §3.5: "the server MUST NOT deliver") and
-/// client state indication (XEP-0352: held back, not refused) need.
+/// stored offline), which is what blocking (XEP-0191 §5.3: the server "MUST NOT deliver any XML
+/// stanzas from the contact to the user") and client state indication (XEP-0352: held back,
+/// not refused) need.
 ///
 /// Its own trait rather than a [`HookPoint`] of [`StanzaHook`] because it needs the recipient,
 /// which a stanza's `to` does not say.
@@ -136,7 +137,7 @@ pub struct OutboundRegistration {
 
 /// Told which local sessions a message was delivered to: after the router queued a message to
 /// the session of a full JID (RFC 6121 §8.5.3.1), or to the chosen resources of a bare JID
-/// (§8.5.2.1.1), with the full JIDs that took it. Message carbons (XEP-0280 §6) copy it to the
+/// (§8.5.2.1.1), with the full JIDs that took it. Message carbons (XEP-0280) copy it to the
 /// account's other resources from here. `message` is the stanza as routed, after the ToFull or
 /// ToBare hooks and before any outbound hook changed a session's copy. Not called for stanzas
 /// modules deliver themselves (presence, roster pushes, offline messages) nor for deliveries an

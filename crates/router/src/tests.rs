@@ -186,7 +186,7 @@ fn each_routing_step_fits_the_allocators_cache() {
     }
 }
 
-/// Adds `<stanza-id/>` (XEP-0359 §4, as an archive would) to every message it sees.
+/// Adds `<stanza-id/>` (XEP-0359, as an archive would) to every message it sees.
 struct Archive;
 
 #[async_trait]
@@ -726,7 +726,7 @@ impl Module for ServiceModule {
 }
 
 /// A component domain gets every stanza addressed to it or to any JID at it, of every kind,
-/// before "not a local domain" would bounce it (XEP-0114 §1: the server hands over everything
+/// before "not a local domain" would bounce it (XEP-0114: the server hands over everything
 /// addressed to the component's domain). What it sends from its domain reaches local users like
 /// anything the server routes (its 'from' is trusted); an error the router generates for one of
 /// its stanzas goes back to it (RFC 6120 §8.3).
