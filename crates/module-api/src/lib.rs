@@ -50,7 +50,9 @@ pub trait StanzaRouter: Send + Sync {
     async fn deliver_to(&self, to: &SessionEntry, stanza: Element) -> Result<Delivered, Element>;
     /// The outbound path for one stanza of a bulk delivery from the session's own task (an
     /// offline backlog at initial presence): queued only while the queue is less than half
-    /// full, never waiting and never closing the session ([`SessionHandle::offer`]).
+    /// full, never waiting and never closing the session ([`SessionHandle::offer`]). The outbound
+    /// hooks run first: a stanza then refused for room ([`Offer::NoRoom`]) stays with the caller,
+    /// who offers it again later, and the hooks see it again.
     async fn offer_to(&self, to: &SessionEntry, stanza: Element) -> Offer;
     /// The outbound path for one stanza of a bulk delivery from another task: waits while the
     /// session's queue is half full ([`SessionHandle::send_waiting`]). [`Offer::Queued`],
