@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use starling_module_api::{Queued, SessionCommand, SessionHandle};
+use starling_module_api::{Event, Queued, SessionCommand, SessionHandle};
 use starling_proto::{
     BareJid, Element, Jid, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
     error_reply, iq_result, ns,
@@ -1307,7 +1307,7 @@ impl Connection {
         // RFC 6120 §7.6.2.1: a limit on simultaneous resources is <resource-constraint/>. A
         // resource that replaces one of the same name does not add one.
         let max = self.shared.settings.max_resources;
-        let bound = registry.resources(&account);
+        let bound = registry.resources(&account).await;
         if max > 0 && bound.len() >= max && !bound.iter().any(|e| e.jid == jid) {
             tracing::info!(id = self.id, %account, max, "resource limit reached");
             self.reply_error(
@@ -1320,7 +1320,7 @@ impl Connection {
         let s = &self.shared.settings;
         let (tx, inbox) = mpsc::channel(s.queue_len.max(1));
         let handle = SessionHandle::with_byte_limit(self.id, tx, s.queue_bytes);
-        if let Some(old) = registry.bind(jid.clone(), handle.clone()) {
+        if let Some(old) = registry.bind(jid.clone(), handle.clone()).await {
             // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
             tracing::info!(id = self.id, %jid, old = old.handle.id(), "resource conflict: replacing the older session");
             old.handle.close(
@@ -1329,7 +1329,7 @@ impl Connection {
             );
             // The old session is no longer in the registry, so its own end will not report it:
             // modules hear of it now (its contacts get its unavailable presence).
-            self.shared.router.session_ended(&old).await;
+            self.shared.router.emit(Event::Ended(old)).await;
         }
         self.bound = Some(Box::new(Session::new(self.id, jid.clone(), handle, inbox)));
         self.phase = Phase::Bound;
@@ -1342,7 +1342,7 @@ impl Connection {
         );
         self.framing.write_element(&result, &mut self.out);
         tracing::info!(id = self.id, %jid, "resource bound");
-        self.shared.router.session_bound(&jid).await;
+        self.shared.router.emit(Event::Bound(jid)).await;
         Ok(Flow::Continue)
     }
 
@@ -1570,6 +1570,7 @@ impl Connection {
             }
         }
         tracing::info!(id = self.id, %jid, retransmit, "session resumed");
+        self.shared.router.emit(Event::Resumed(jid)).await;
         Ok(Flow::Continue)
     }
 

@@ -22,7 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use starling_module_api::{Queued, SessionCommand, SessionHandle, SessionId};
+use starling_module_api::{Event, Queued, SessionCommand, SessionHandle, SessionId};
 use starling_proto::{
     BareJid, Element, FullJid, StanzaErrorCondition, StreamError, StreamErrorCondition,
 };
@@ -267,8 +267,8 @@ impl Session {
                 Box::pin(reroute(router, stanza)).await;
             }
         }
-        if let Some(last) = router.sessions().unbind(&self.jid, self.id) {
-            router.session_ended(&last).await;
+        if let Some(last) = router.sessions().unbind(&self.jid, self.id).await {
+            router.emit(Event::Ended(last)).await;
         }
         tracing::info!(id = self.id, jid = %self.jid, "session ended");
     }

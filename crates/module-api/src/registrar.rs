@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind, ns};
 
-use crate::{Context, SessionEntry};
+use crate::{ComponentDomain, ComponentHandler, Context, EventListener};
 
 /// A feature module.
 pub trait Module: Send + Sync + 'static {
@@ -94,9 +94,13 @@ pub enum HookResult {
 
 /// A stanza hook. Hooks at one point run by descending priority; the first `Handled` stops the rest
 /// and the router's default rules.
+///
+/// A hook may change the stanza it is given (an archive adds `<stanza-id/>` before delivery, as
+/// ejabberd's `run_fold` hooks do): the next hook, and whatever the router does when all pass,
+/// sees the changed stanza. It is changed in place, so a hook that only reads costs nothing more.
 #[async_trait]
 pub trait StanzaHook: Send + Sync {
-    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &Element) -> HookResult;
+    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &mut Element) -> HookResult;
 }
 
 /// One stanza hook registration.
@@ -107,16 +111,40 @@ pub struct HookRegistration {
     pub hook: Arc<dyn StanzaHook>,
 }
 
-/// Session lifecycle notifications.
+/// A hook on the one outbound path: it sees every stanza of its kind just before it is queued to
+/// a local session, whoever sent it (a routed message, a presence broadcast, a roster push, an
+/// offline message, an error the server generated), with the full JID of the session that gets
+/// it: a message to a bare JID is seen once per resource it goes to. It may change the stanza
+/// for that session (its `to` stays as routed: a bare JID stays bare) or drop it by returning
+/// [`HookResult::Handled`]; a dropped stanza counts as delivered (it is neither bounced nor
+/// stored offline), which is what blocking (XEP-0191 §5.3: the server "MUST NOT deliver any XML
+/// stanzas from the contact to the user") and client state indication (XEP-0352: held back,
+/// not refused) need.
+///
+/// Its own trait rather than a [`HookPoint`] of [`StanzaHook`] because it needs the recipient,
+/// which a stanza's `to` does not say.
 #[async_trait]
-pub trait Lifecycle: Send + Sync {
-    /// A resource was bound.
-    async fn session_bound(&self, _ctx: &Context, _jid: &FullJid) {}
-    /// The session sent its initial presence (RFC 6121 §4.2), which has been broadcast.
-    async fn session_available(&self, _ctx: &Context, _jid: &FullJid) {}
-    /// A bound session ended (stream closed, error, TCP drop, or replaced). `last` is its entry
-    /// as it was when it ended (its last presence included); it is no longer in the registry.
-    async fn session_ended(&self, _ctx: &Context, _last: &SessionEntry) {}
+pub trait OutboundHook: Send + Sync {
+    async fn on_outbound(&self, ctx: &Context, to: &FullJid, stanza: &mut Element) -> HookResult;
+}
+
+/// One outbound hook registration.
+pub struct OutboundRegistration {
+    pub kind: StanzaKind,
+    pub priority: i32,
+    pub hook: Arc<dyn OutboundHook>,
+}
+
+/// Told which local sessions a message was delivered to: after the router queued a message to
+/// the session of a full JID (RFC 6121 §8.5.3.1), or to the chosen resources of a bare JID
+/// (§8.5.2.1.1), with the full JIDs that took it. Message carbons (XEP-0280) copy it to the
+/// account's other resources from here. `message` is the stanza as routed, after the ToFull or
+/// ToBare hooks and before any outbound hook changed a session's copy. Not called for stanzas
+/// modules deliver themselves (presence, roster pushes, offline messages) nor for deliveries an
+/// outbound hook dropped.
+#[async_trait]
+pub trait DeliveredHook: Send + Sync {
+    async fn delivered(&self, ctx: &Context, message: &Element, to: &[FullJid]);
 }
 
 /// One IQ handler registration: target, type, payload namespace and element name, handler.
@@ -140,8 +168,11 @@ pub struct Identity {
 #[derive(Default)]
 pub struct Registrar {
     pub(crate) iq: Vec<IqRegistration>,
-    pub(crate) lifecycle: Vec<Arc<dyn Lifecycle>>,
+    pub(crate) listeners: Vec<Arc<dyn EventListener>>,
     pub(crate) hooks: Vec<HookRegistration>,
+    pub(crate) outbound: Vec<OutboundRegistration>,
+    pub(crate) delivered: Vec<Arc<dyn DeliveredHook>>,
+    pub(crate) components: Vec<(ComponentDomain, Arc<dyn ComponentHandler>)>,
     pub(crate) server_features: BTreeSet<&'static str>,
     pub(crate) account_features: BTreeSet<&'static str>,
     pub(crate) server_identities: BTreeSet<Identity>,
@@ -186,9 +217,48 @@ impl Registrar {
         std::mem::take(&mut self.hooks)
     }
 
-    /// Receives session lifecycle notifications.
-    pub fn lifecycle(&mut self, l: Arc<dyn Lifecycle>) {
-        self.lifecycle.push(l);
+    /// Sees `kind` stanzas on the outbound path, just before they are queued to a local session
+    /// (see [`OutboundHook`]); higher priority first.
+    pub fn outbound_hook(&mut self, kind: StanzaKind, priority: i32, hook: Arc<dyn OutboundHook>) {
+        self.outbound.push(OutboundRegistration {
+            kind,
+            priority,
+            hook,
+        });
+    }
+
+    /// Takes the outbound hooks.
+    pub fn take_outbound_hooks(&mut self) -> Vec<OutboundRegistration> {
+        std::mem::take(&mut self.outbound)
+    }
+
+    /// Is told which sessions the router delivered a message to (see [`DeliveredHook`]), after
+    /// the hooks registered before it.
+    pub fn delivered_hook(&mut self, hook: Arc<dyn DeliveredHook>) {
+        self.delivered.push(hook);
+    }
+
+    /// Serves a component domain (see [`crate::components`]): every stanza addressed to it or to
+    /// a JID at it goes to `handler`. The router refuses to start when the domain is a virtual
+    /// host or registered twice.
+    pub fn component(&mut self, domain: ComponentDomain, handler: Arc<dyn ComponentHandler>) {
+        self.components.push((domain, handler));
+    }
+
+    /// Takes the component registrations.
+    pub fn take_components(&mut self) -> Vec<(ComponentDomain, Arc<dyn ComponentHandler>)> {
+        std::mem::take(&mut self.components)
+    }
+
+    /// Takes the delivered hooks, in registration order.
+    pub fn take_delivered_hooks(&mut self) -> Vec<Arc<dyn DeliveredHook>> {
+        std::mem::take(&mut self.delivered)
+    }
+
+    /// Hears every [`Event`](crate::Event) (see [`crate::events`]), after the listeners
+    /// registered before it.
+    pub fn events(&mut self, listener: Arc<dyn EventListener>) {
+        self.listeners.push(listener);
     }
 
     /// Adds a feature to the server's disco#info.
@@ -216,9 +286,9 @@ impl Registrar {
         std::mem::take(&mut self.iq)
     }
 
-    /// Takes the lifecycle listeners.
-    pub fn take_lifecycle(&mut self) -> Vec<Arc<dyn Lifecycle>> {
-        std::mem::take(&mut self.lifecycle)
+    /// Takes the event listeners, in registration order.
+    pub fn take_event_listeners(&mut self) -> Vec<Arc<dyn EventListener>> {
+        std::mem::take(&mut self.listeners)
     }
 
     /// What service discovery and stream features show, for `domains`.

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use starling_proto::{BareJid, Element, FullJid, Node, StreamError, ns};
 use tokio::sync::{Notify, mpsc};
 
@@ -54,17 +55,38 @@ struct Control {
     max_bytes: usize,
 }
 
-/// What [`SessionHandle::offer`] did.
+/// What a bulk delivery ([`StanzaRouter::offer_to`](crate::StanzaRouter::offer_to),
+/// [`SessionHandle::offer`]) did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offer {
     Queued,
+    /// An outbound hook dropped it (see [`OutboundHook`](crate::OutboundHook)): as good as
+    /// delivered for the caller, who must not keep it for later.
+    Dropped,
     /// The queue is half full: try again later.
     NoRoom,
     /// The session is gone or closing.
     Gone,
 }
 
-/// A cheap, cloneable handle to a session's outbound queue.
+/// What the outbound path ([`StanzaRouter::deliver_to`](crate::StanzaRouter::deliver_to)) did
+/// with a stanza the session could take. (One it could not take is handed back.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// Queued to the session.
+    Queued,
+    /// An outbound hook dropped it: handled, not to be routed elsewhere.
+    Dropped,
+}
+
+/// The address of a session: what the registry hands out and the router delivers to. Today it is
+/// always local, a cheap, cloneable handle to the queue of a session in this process; a clustered
+/// registry will hand out addresses of sessions on other nodes. Modules never queue to it
+/// themselves: they deliver through the router's one outbound path
+/// ([`StanzaRouter::deliver_to`](crate::StanzaRouter::deliver_to), `offer_to`,
+/// `offer_waiting_to`), where outbound hooks (blocking, client state) see every stanza; the
+/// queueing methods below are that path's last step. Three words: `SessionEntry` clones and registry look-ups copy it, and
+/// a delivery is one `try_send`, so keep it that way (`handle_stays_three_words` pins the size).
 ///
 /// The queue is bounded by stanzas (the channel's capacity) and by bytes (an estimate of each
 /// stanza's serialised size). A stanza that does not fit is handed back to the caller
@@ -128,7 +150,8 @@ impl SessionHandle {
     }
 
     /// Queues a stanza, or hands it back when the session is gone, closing, or cannot take it
-    /// (then it is told to close: its peer does not read fast enough).
+    /// (then it is told to close: its peer does not read fast enough). The last step of the
+    /// router's outbound path; nothing else calls it.
     pub fn deliver(&self, stanza: Element) -> Result<(), Element> {
         if self.is_closing() || self.tx.is_closed() {
             return Err(stanza);
@@ -165,7 +188,7 @@ impl SessionHandle {
 
     /// Queues a stanza of a bulk delivery if the queue is less than half full, without waiting
     /// and without closing the session when it is not ([`Offer::NoRoom`]: the stanza is dropped,
-    /// the caller still holds it in storage).
+    /// the caller still holds it in storage). The last step of the router's `offer_to`.
     pub fn offer(&self, stanza: Element) -> Offer {
         if self.is_closing() || self.tx.is_closed() {
             return Offer::Gone;
@@ -192,17 +215,10 @@ impl SessionHandle {
         }
     }
 
-    /// Queues a stanza; false when it could not be (see [`deliver`](Self::deliver)), for callers
-    /// to whom a lost stanza does not matter (presence broadcasts, roster pushes to a session
-    /// that is closing anyway).
-    pub fn send(&self, stanza: Element) -> bool {
-        self.deliver(stanza).is_ok()
-    }
-
     /// Queues a stanza, waiting while the queue is half full: for bulk delivery from a task other
     /// than the session's own (the session drains its queue meanwhile). Never call it from the
     /// session's own task: it would wait for itself. Returns false when the session is gone or
-    /// closing.
+    /// closing. The last step of the router's `offer_waiting_to`.
     pub async fn send_waiting(&self, stanza: Element) -> bool {
         if self.is_closing() {
             return false;
@@ -324,29 +340,41 @@ impl SessionEntry {
     }
 }
 
-/// Who is bound where. The local implementation is a map in memory; a clustered one can replace it
-/// without touching modules.
+/// Who is bound where. The local implementation is a map in memory; a clustered one (sessions on
+/// other nodes, reached over the network) can replace it without touching modules, which is why
+/// every method is async even though the local map never waits.
+#[async_trait]
 pub trait SessionRegistry: Send + Sync {
     /// Binds `jid` to `handle`. If the resource was already bound, the older session's entry is
     /// returned (the caller closes it with `<conflict/>` and reports it ended).
-    fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionEntry>;
+    async fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionEntry>;
     /// Removes the binding if it still belongs to session `id`, returning its last entry.
-    fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry>;
+    async fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry>;
     /// The session bound to `jid`.
-    fn get(&self, jid: &FullJid) -> Option<SessionEntry>;
+    async fn get(&self, jid: &FullJid) -> Option<SessionEntry>;
     /// Every bound resource of `bare`.
-    fn resources(&self, bare: &BareJid) -> Vec<SessionEntry>;
+    async fn resources(&self, bare: &BareJid) -> Vec<SessionEntry>;
     /// Records a session's broadcast presence (`None`: unavailable) and the priority it carries.
     /// Returns the previous presence, or `None` if session `id` is not bound to `jid`.
     #[allow(clippy::option_option)]
-    fn set_presence(
+    async fn set_presence(
         &self,
         jid: &FullJid,
         id: SessionId,
         presence: Option<Arc<Element>>,
     ) -> Option<Option<Arc<Element>>>;
-    /// Number of bound sessions.
-    fn count(&self) -> usize;
-    /// Every bound session (for shutdown and administration).
-    fn all(&self) -> Vec<SessionEntry>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_stays_three_words() {
+        // Cloned into every registry entry and every look-up's result (see SessionHandle).
+        assert_eq!(
+            std::mem::size_of::<SessionHandle>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
 }

@@ -1,6 +1,6 @@
 //! XEP-0030 Service Discovery for the server and for accounts. Everything shown comes from what
-//! modules registered (`Registrar::server_feature`, `server_identity`, `account_feature`), never
-//! from a list kept here.
+//! modules registered (`Registrar::server_feature`, `server_identity`, `account_feature`,
+//! `component`) or components attached at run time, never from a list kept here.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use starling_module_api::{
     CAPS_NODE, Context, Identity, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module,
     Registrar,
 };
-use starling_proto::{Element, StanzaError, StanzaErrorCondition, ns};
+use starling_proto::{Element, Jid, StanzaError, StanzaErrorCondition, ns};
 
 pub struct Disco;
 
@@ -83,8 +83,23 @@ impl IqHandler for Disco {
                     query.append_child(feature_element(f));
                 }
             }
-            // No items yet: components and PEP nodes come later.
-            (_, false) => {}
+            // XEP-0030 §4: the server's items are its services, the component domains under the
+            // host asked (and those under no host). Accounts have none until PEP exists.
+            (None, false) => {
+                let host = req
+                    .iq
+                    .attr("to")
+                    .and_then(|t| Jid::new(t).ok())
+                    .map(|j| j.domain().as_str().to_owned())
+                    .or_else(|| info.domains.first().cloned())
+                    .unwrap_or_default();
+                for domain in ctx.components.items_for(&host) {
+                    query.append_child(
+                        Element::new("item", ns::DISCO_ITEMS).with_attr("jid", domain),
+                    );
+                }
+            }
+            (Some(_), false) => {}
         }
         IqOutcome::Result(Some(query))
     }

@@ -36,8 +36,10 @@ impl Default for ModuleOptions {
 
 /// The modules a server runs by default.
 pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
-    // The roster and presence modules share the roster service (interested resources, the
-    // per-account change lock, pushes).
+    // The presence module changes rosters through the roster module's service (interested
+    // resources, the per-account change lock, pushes); the roster module hears nothing from it
+    // and tells it of removals only through Event::RosterChanged. The roster module is registered
+    // first, so it forgets an ended session before the presence module broadcasts its end.
     let rosters = Arc::new(roster::RosterService::new(options.roster));
     vec![
         Arc::new(disco::Disco),

@@ -27,13 +27,14 @@
 //! `<service-unavailable/>` (no storage exists), and `msgoffline` is not advertised.
 //!
 //! **Delivering.** When a session has sent available presence with non-negative priority
-//! ([`Lifecycle::session_available`], XEP-0160 §2 step 5), its account's messages are loaded in
+//! ([`Event::Available`], XEP-0160 §2 step 5), its account's messages are loaded in
 //! arrival order and queued to that session, and then deleted up to the last one the session
 //! accepted; if it accepts no more (it is gone, or its queue is full), the rest stay stored for
 //! the next time. At most [`DELIVERY_BATCH`] messages are queued at once: the session's outbound
 //! queue is bounded and is not drained while its own presence is being processed, so a larger
 //! backlog continues from a background task whose sends wait for room in the session's queue
-//! (`SessionHandle::send_waiting`), for as long as the session stays available.
+//! (the router's `offer_waiting_to`), for as long as the session stays available. Every message
+//! goes through the router's outbound path, so outbound hooks (blocking) see the backlog too.
 //!
 //! # Hazards
 //!
@@ -54,11 +55,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, HookPoint, HookResult, Lifecycle, Module, Offer, Registrar, SessionEntry, StanzaHook,
+    Context, Event, EventListener, HookPoint, HookResult, Module, Offer, Registrar, SessionEntry,
+    StanzaHook,
 };
 use starling_proto::{
-    BareJid, Element, FullJid, Jid, Node, StanzaError, StanzaErrorCondition, StanzaKind,
-    error_reply,
+    BareJid, Element, Jid, Node, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
 };
 use starling_storage::OfflineOutcome;
 use starling_stream::parse_stored;
@@ -220,10 +221,10 @@ impl Inner {
             // The lock travels with the task: no other delivery to this account meanwhile.
             let _held = held;
             loop {
-                let still_there = ctx
-                    .sessions
-                    .get(&to.jid)
-                    .is_some_and(|e| e.handle.id() == to.handle.id() && e.receives_bare_messages());
+                let still_there =
+                    ctx.sessions.get(&to.jid).await.is_some_and(|e| {
+                        e.handle.id() == to.handle.id() && e.receives_bare_messages()
+                    });
                 // Another task: each send waits for room in the session's queue.
                 if !still_there || deliver_batch(&ctx, &account, &to, true).await == Batch::Done {
                     return;
@@ -254,18 +255,15 @@ async fn deliver_batch(ctx: &Context, account: &BareJid, to: &SessionEntry, wait
         match parse_stored(&m.stanza) {
             Ok(stanza) => {
                 let queued = if wait {
-                    if to.handle.send_waiting(stanza).await {
-                        Offer::Queued
-                    } else {
-                        Offer::Gone
-                    }
+                    ctx.router.offer_waiting_to(to, stanza).await
                 } else {
                     // In the session's own task: only while the queue has room, never closing
                     // the session for a backlog; the background task does the rest.
-                    to.handle.offer(stanza)
+                    ctx.router.offer_to(to, stanza).await
                 };
                 match queued {
-                    Offer::Queued => {}
+                    // An outbound hook dropped it: handed over all the same.
+                    Offer::Queued | Offer::Dropped => {}
                     Offer::NoRoom => {
                         no_room = true;
                         break;
@@ -308,7 +306,7 @@ impl Module for Offline {
     fn register(self: Arc<Self>, reg: &mut Registrar) {
         reg.stanza_hook(StanzaKind::Message, HookPoint::Offline, 0, self.clone());
         // Registered even with storage off, so that messages stored before still get delivered.
-        reg.lifecycle(self.clone());
+        reg.events(self.clone());
         if self.inner.max_messages > 0 {
             // XEP-0160 §4.
             reg.server_feature(FEATURE);
@@ -318,7 +316,12 @@ impl Module for Offline {
 
 #[async_trait]
 impl StanzaHook for Offline {
-    async fn on_stanza(&self, ctx: &Context, _point: HookPoint, stanza: &Element) -> HookResult {
+    async fn on_stanza(
+        &self,
+        ctx: &Context,
+        _point: HookPoint,
+        stanza: &mut Element,
+    ) -> HookResult {
         if self.inner.max_messages == 0 {
             return HookResult::Pass;
         }
@@ -349,6 +352,7 @@ impl StanzaHook for Offline {
                 let best = ctx
                     .sessions
                     .resources(&account)
+                    .await
                     .into_iter()
                     .filter(SessionEntry::receives_bare_messages)
                     .max_by_key(|e| e.priority);
@@ -382,10 +386,13 @@ impl StanzaHook for Offline {
 }
 
 #[async_trait]
-impl Lifecycle for Offline {
-    async fn session_available(&self, ctx: &Context, jid: &FullJid) {
+impl EventListener for Offline {
+    async fn on_event(&self, ctx: &Context, event: &Event) {
+        let Event::Available(jid) = event else {
+            return;
+        };
         // XEP-0160 §2 step 5: only a resource with non-negative priority receives them.
-        let Some(entry) = ctx.sessions.get(jid) else {
+        let Some(entry) = ctx.sessions.get(jid).await else {
             return;
         };
         if entry.receives_bare_messages() {

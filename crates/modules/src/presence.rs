@@ -7,11 +7,17 @@
 //! - available presence without 'to' is recorded in the session registry (it decides who receives
 //!   messages to the bare JID) and broadcast to contacts with a `from`/`both` subscription and the
 //!   account's own available resources; the first one (initial presence, §4.2) also probes the
-//!   contacts the account is subscribed to, delivers pending subscription requests, and tells
-//!   other modules (offline messages follow);
-//! - unavailable presence, the end of a session (stream closed, TCP dropped, replaced) and the
-//!   end of a subscription send `unavailable` to whoever saw the session available, directed
-//!   presence recipients included (§4.6.3).
+//!   contacts the account is subscribed to, delivers pending subscription requests, and emits
+//!   [`Event::Available`] (offline messages follow);
+//! - unavailable presence, the end of a session (stream closed, TCP dropped, replaced: it hears
+//!   [`Event::Ended`]) and the end of a subscription send `unavailable` to whoever saw the
+//!   session available, directed presence recipients included (§4.6.3); an unavailable
+//!   broadcast emits [`Event::Unavailable`];
+//! - the removal of a roster item (it hears [`Event::RosterChanged`] from the roster service)
+//!   cancels the subscriptions both ways (RFC 6121 §2.5.2).
+//!
+//! This module depends on the roster module's [`RosterService`] (every subscription change is a
+//! roster change) and never the other way round: the roster module only announces its changes.
 //!
 //! Limits (issue 11): a subscription request that cannot be delivered (no such local account, a
 //! remote domain until federation exists) gets an error and stores nothing (§3.1.2); requests
@@ -30,8 +36,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, HookPoint, HookResult, Lifecycle, Module, Registrar, SessionEntry, SessionId,
-    StanzaHook,
+    Context, Event, EventListener, HookPoint, HookResult, Module, Registrar, SessionEntry,
+    SessionId, StanzaHook,
 };
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply, ns,
@@ -41,7 +47,6 @@ use starling_stream::parse_stored;
 
 use crate::roster::{
     Limit, MAX_STORED_REQUEST_BYTES, RosterService, UpdateError, account_parts, limit_error,
-    subscription_stanza,
 };
 use crate::subscription::{self, State, SubKind};
 
@@ -80,13 +85,13 @@ impl Module for Presence {
         reg.stanza_hook(StanzaKind::Presence, HookPoint::ToBare, 0, self.clone());
         // RFC 6121 §3.4.1: pre-approval is advertised as a stream feature.
         reg.stream_feature(Element::new("sub", ns::PRE_APPROVAL));
-        reg.lifecycle(self);
+        reg.events(self);
     }
 }
 
 #[async_trait]
 impl StanzaHook for Presence {
-    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &Element) -> HookResult {
+    async fn on_stanza(&self, ctx: &Context, point: HookPoint, stanza: &mut Element) -> HookResult {
         match point {
             HookPoint::FromClient => self.handle_from_client(ctx, stanza).await,
             HookPoint::ToBare => self.to_bare(ctx, stanza).await,
@@ -97,7 +102,50 @@ impl StanzaHook for Presence {
 }
 
 #[async_trait]
-impl Lifecycle for Presence {
+impl EventListener for Presence {
+    async fn on_event(&self, ctx: &Context, event: &Event) {
+        match event {
+            Event::Ended(last) => self.session_ended(ctx, last).await,
+            Event::RosterChanged {
+                account,
+                contact,
+                before: Some(before),
+                after: None,
+            } if !before.hidden => item_removed(ctx, account, contact, before).await,
+            _ => {}
+        }
+    }
+}
+
+/// RFC 6121 §2.5.2: a roster item was removed (a roster set with `subscription='remove'`; the
+/// subscription stanzas handled here never remove a visible item). The contact's subscription
+/// to the user ends (and a request of theirs is refused) with `unsubscribed`, the user's (and a
+/// request of the user's) with `unsubscribe`; both are stamped from the user's bare JID.
+async fn item_removed(ctx: &Context, account: &BareJid, contact: &BareJid, before: &RosterItem) {
+    let s = State::of(Some(before));
+    if s.from || s.pending_in {
+        send_unavailable_to(ctx, account, contact).await;
+        ctx.router
+            .route(subscription_stanza(SubKind::Unsubscribed, account, contact))
+            .await;
+    }
+    if s.to || s.pending_out {
+        ctx.router
+            .route(subscription_stanza(SubKind::Unsubscribe, account, contact))
+            .await;
+    }
+}
+
+/// A subscription stanza from `from` to `to` (bare JIDs), as the server generates it.
+fn subscription_stanza(kind: SubKind, from: &BareJid, to: &BareJid) -> Element {
+    Element::new("presence", ns::CLIENT)
+        .with_attr("type", kind.as_str())
+        .with_attr("from", from.to_string())
+        .with_attr("to", to.to_string())
+}
+
+impl Presence {
+    /// A session ended (§4.5.2): whoever saw it available hears it go.
     async fn session_ended(&self, ctx: &Context, last: &SessionEntry) {
         let directed = self.directed_map().remove(&last.handle.id());
         if last.presence.is_none() && directed.is_none() {
@@ -193,8 +241,8 @@ async fn contact_sees(ctx: &Context, account: &BareJid, contact: &BareJid) -> bo
 
 /// Sends `unavailable` from each available resource of `account` to `contact` (§3.2.2: a contact
 /// whose subscription ends stops seeing the account as available).
-pub(crate) async fn send_unavailable_to(ctx: &Context, account: &BareJid, contact: &BareJid) {
-    for entry in ctx.sessions.resources(account) {
+async fn send_unavailable_to(ctx: &Context, account: &BareJid, contact: &BareJid) {
+    for entry in ctx.sessions.resources(account).await {
         if entry.is_available() {
             let p = Element::new("presence", ns::CLIENT)
                 .with_attr("type", "unavailable")
@@ -207,7 +255,7 @@ pub(crate) async fn send_unavailable_to(ctx: &Context, account: &BareJid, contac
 
 /// Sends the current presence of each available resource of `account` to `to` (§3.1.5, §4.3.2).
 async fn send_current_presence(ctx: &Context, account: &BareJid, to: &str) {
-    for entry in ctx.sessions.resources(account) {
+    for entry in ctx.sessions.resources(account).await {
         if let Some(p) = &entry.presence {
             ctx.router.route(addressed(p, to)).await;
         }
@@ -271,13 +319,14 @@ impl Presence {
 
     /// Available presence without 'to' (§4.2 initial, §4.4 updates).
     async fn available(&self, ctx: &Context, from: &FullJid, stanza: &Element) {
-        let Some(session) = ctx.sessions.get(from) else {
+        let Some(session) = ctx.sessions.get(from).await else {
             return;
         };
         let presence = Arc::new(stanza.clone());
         let previous = ctx
             .sessions
-            .set_presence(from, session.handle.id(), Some(presence.clone()));
+            .set_presence(from, session.handle.id(), Some(presence.clone()))
+            .await;
         let initial = matches!(previous, Some(None));
         let items = roster_items(ctx, &from.to_bare()).await;
         self.broadcast(ctx, from, &presence, &items).await;
@@ -300,7 +349,7 @@ impl Presence {
             if let Some(xml) = &item.pending_in_stanza {
                 match parse_stored(xml) {
                     Ok(request) => {
-                        session.handle.send(request);
+                        ctx.send_to(&session, request).await;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, contact = %item.jid, "stored request unreadable");
@@ -308,22 +357,29 @@ impl Presence {
                 }
             }
         }
-        ctx.router.session_available(from).await;
+        ctx.router.emit(Event::Available(from.clone())).await;
     }
 
     /// Unavailable presence without 'to' (§4.5).
     async fn unavailable(&self, ctx: &Context, from: &FullJid, stanza: &Element) {
-        let Some(session) = ctx.sessions.get(from) else {
+        let Some(session) = ctx.sessions.get(from).await else {
             return;
         };
-        let previous = ctx.sessions.set_presence(from, session.handle.id(), None);
-        if matches!(previous, Some(Some(_))) {
+        let previous = ctx
+            .sessions
+            .set_presence(from, session.handle.id(), None)
+            .await;
+        let was_available = matches!(previous, Some(Some(_)));
+        if was_available {
             let items = roster_items(ctx, &from.to_bare()).await;
             self.broadcast(ctx, from, stanza, &items).await;
         }
         let directed = self.directed_map().remove(&session.handle.id());
         for to in directed.into_iter().flatten() {
             ctx.router.route(addressed(stanza, &to)).await;
+        }
+        if was_available {
+            ctx.router.emit(Event::Unavailable(from.clone())).await;
         }
     }
 
@@ -342,11 +398,10 @@ impl Presence {
                 ctx.router.route(addressed(presence, &item.jid)).await;
             }
         }
-        for entry in ctx.sessions.resources(&from.to_bare()) {
+        for entry in ctx.sessions.resources(&from.to_bare()).await {
             if entry.is_available() || entry.jid == *from {
-                entry
-                    .handle
-                    .send(addressed(presence, &entry.jid.to_string()));
+                ctx.send_to(&entry, addressed(presence, &entry.jid.to_string()))
+                    .await;
             }
         }
     }
@@ -354,7 +409,7 @@ impl Presence {
     /// Directed presence (§4.6): routed as is, and remembered so that the recipient hears when the
     /// session goes away.
     async fn directed_presence(&self, ctx: &Context, from: &FullJid, stanza: &Element, to: &str) {
-        let Some(session) = ctx.sessions.get(from) else {
+        let Some(session) = ctx.sessions.get(from).await else {
             return;
         };
         let id = session.handle.id();
@@ -406,7 +461,7 @@ impl Presence {
         let mut decision = None;
         let res = self
             .roster
-            .update(ctx, account, &contact_str, |slot| {
+            .update(ctx, account, contact, |slot| {
                 let before = State::of(slot.as_ref());
                 let out = subscription::outbound(kind, before);
                 decision = Some((before, out));
@@ -472,7 +527,13 @@ impl Presence {
         account: &BareJid,
         contact: &BareJid,
     ) -> Option<StanzaError> {
-        if !ctx.is_local_domain(contact.domain().as_str()) {
+        let domain = contact.domain().as_str();
+        if ctx.components.serves(domain) {
+            // A service of this server (a gateway, a MUC): it receives the request and answers
+            // for itself.
+            return None;
+        }
+        if !ctx.is_local_domain(domain) {
             // §3.1.2 ("the remote server does not exist"), RFC 6120 §8.3.3.16: there are no
             // server-to-server connections yet, so no remote domain can be reached. (The
             // router's own bounce of the routed request would go to the user's bare JID, which
@@ -528,9 +589,9 @@ impl Presence {
             Some("probe") => self.probe(ctx, &to, &from).await,
             // §8.5.2.1.2: other presence goes to every available resource (none: dropped).
             _ => {
-                for entry in ctx.sessions.resources(&to) {
+                for entry in ctx.sessions.resources(&to).await {
                     if entry.is_available() {
-                        entry.handle.send(stanza.clone());
+                        ctx.send_to(&entry, stanza.clone()).await;
                     }
                 }
             }
@@ -555,7 +616,7 @@ impl Presence {
         let mut decision = None;
         let res = self
             .roster
-            .update(ctx, account, &contact_str, |slot| {
+            .update(ctx, account, contact, |slot| {
                 let before = State::of(slot.as_ref());
                 let inb = subscription::inbound(kind, before);
                 decision = Some((before, inb));
@@ -597,9 +658,9 @@ impl Presence {
             return;
         };
         if inb.deliver {
-            for entry in ctx.sessions.resources(account) {
+            for entry in ctx.sessions.resources(account).await {
                 if entry.is_available() {
-                    entry.handle.send(stanza.clone());
+                    ctx.send_to(&entry, stanza.clone()).await;
                 }
             }
         }

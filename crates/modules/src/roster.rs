@@ -3,7 +3,11 @@
 //! every change (§2.1.6).
 //!
 //! [`RosterService`] is shared with the presence module, which changes subscription states: both
-//! go through [`RosterService::update`], which serialises changes per account, stores, and pushes.
+//! go through [`RosterService::update`], which serialises changes per account, stores, pushes,
+//! and announces the change as [`Event::RosterChanged`]. The dependency is one-way: the presence
+//! module uses the roster service; this module never calls the presence module. What a removal
+//! means for presence (§2.5.2: subscriptions cancelled both ways, the contact sees the user go
+//! unavailable) is done by the presence module when it hears of the removal.
 //!
 //! # Hazards
 //!
@@ -24,13 +28,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Lifecycle, Module, Registrar,
-    SessionEntry, SessionId,
+    Context, Event, EventListener, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module,
+    Registrar, SessionEntry, SessionId,
 };
 use starling_proto::{BareJid, Element, Jid, StanzaError, StanzaErrorCondition, ns};
 use starling_storage::{RosterCounts, RosterItem, StorageError, Subscription};
-
-use crate::subscription::{State, SubKind};
 
 /// Longest accepted item name and group name, in bytes (RFC 6121 §2.3.3: "greater than a
 /// server-configured limit", answered with `<not-acceptable/>`); as long as a JID part may be
@@ -237,21 +239,25 @@ impl RosterService {
     }
 
     /// Reads the item for `contact`, lets `f` change it (set to `None` to remove it), stores the
-    /// result if it differs and the limits allow it, and pushes it to the account's interested
-    /// resources. Returns the change and the new roster version when something was stored.
+    /// result if it differs and the limits allow it, pushes it to the account's interested
+    /// resources and emits [`Event::RosterChanged`] (awaiting its listeners: the presence module
+    /// acts on a removal before this returns). Returns the change and the new roster version
+    /// when something was stored.
     pub(crate) async fn update(
         &self,
         ctx: &Context,
         account: &BareJid,
-        contact: &str,
+        contact: &BareJid,
         f: impl FnOnce(&mut Option<RosterItem>),
     ) -> Result<(Change, Option<u64>), UpdateError> {
         let Some((local, domain)) = account_parts(account) else {
             return Err(StorageError::NotFound.into());
         };
+        let contact_str = contact.to_string();
+        let contact_str = contact_str.as_str();
         let (change, version) = {
             let _guard = self.stripe(account).lock().await;
-            let before = ctx.stores.rosters.item(local, domain, contact).await?;
+            let before = ctx.stores.rosters.item(local, domain, contact_str).await?;
             let mut after = before.clone();
             f(&mut after);
             // An item kept only for a request that is no longer pending disappears.
@@ -274,7 +280,7 @@ impl RosterService {
                     None => {
                         ctx.stores
                             .rosters
-                            .remove_item(local, domain, contact)
+                            .remove_item(local, domain, contact_str)
                             .await?
                     }
                 }
@@ -288,24 +294,32 @@ impl RosterService {
                     if visible_before && change.before.as_ref().map(shown) == Some(shown(item)) {
                         // Only hidden fields changed (the stored request): nothing to push.
                     } else {
-                        self.push(ctx, account, item_element(item), ver);
+                        self.push(ctx, account, item_element(item), ver).await;
                     }
                 }
                 _ if visible_before => {
                     let removed = Element::new("item", ns::ROSTER)
-                        .with_attr("jid", contact)
+                        .with_attr("jid", contact_str)
                         .with_attr("subscription", "remove");
-                    self.push(ctx, account, removed, ver);
+                    self.push(ctx, account, removed, ver).await;
                 }
                 _ => {}
             }
+            ctx.router
+                .emit(Event::RosterChanged {
+                    account: account.clone(),
+                    contact: contact.clone(),
+                    before: change.before.clone().map(Box::new),
+                    after: change.after.clone().map(Box::new),
+                })
+                .await;
         }
         Ok((change, version))
     }
 
     /// Sends a roster push with `item` to every interested resource of `account` (§2.1.6).
-    pub(crate) fn push(&self, ctx: &Context, account: &BareJid, item: Element, ver: u64) {
-        for entry in ctx.sessions.resources(account) {
+    pub(crate) async fn push(&self, ctx: &Context, account: &BareJid, item: Element, ver: u64) {
+        for entry in ctx.sessions.resources(account).await {
             if !self.is_interested(entry.handle.id()) {
                 continue;
             }
@@ -320,7 +334,7 @@ impl RosterService {
                         .with_attr("ver", ver.to_string())
                         .with_child(item.clone()),
                 );
-            entry.handle.send(push);
+            ctx.send_to(&entry, push).await;
         }
     }
 }
@@ -404,14 +418,17 @@ impl Module for Roster {
         );
         // RFC 6121 §2.6.1: roster versioning is advertised as a stream feature.
         reg.stream_feature(Element::new("ver", ns::ROSTER_VER));
-        reg.lifecycle(self);
+        reg.events(self);
     }
 }
 
 #[async_trait]
-impl Lifecycle for Roster {
-    async fn session_ended(&self, _ctx: &Context, last: &SessionEntry) {
-        self.service.forget(last.handle.id());
+impl EventListener for Roster {
+    async fn on_event(&self, _ctx: &Context, event: &Event) {
+        if let Event::Ended(last) = event {
+            // A session that ended is no longer an interested resource (§2.1.6).
+            self.service.forget(last.handle.id());
+        }
     }
 }
 
@@ -482,7 +499,7 @@ impl IqHandler for Roster {
         if req.account != Some(&account) {
             return error(StanzaErrorCondition::Forbidden, "not your roster");
         }
-        let Some(session) = ctx.sessions.get(from) else {
+        let Some(session) = ctx.sessions.get(from).await else {
             return error(
                 StanzaErrorCondition::Forbidden,
                 "not a session of this account",
@@ -594,7 +611,7 @@ impl Roster {
         }
         let res = self
             .service
-            .update(ctx, account, &contact_str, |slot| {
+            .update(ctx, account, &contact, |slot| {
                 let item = slot.get_or_insert_with(|| RosterItem::new(contact_str.clone()));
                 item.name = name;
                 item.groups = groups;
@@ -607,56 +624,31 @@ impl Roster {
         }
     }
 
-    /// §2.5: remove the item, cancelling subscriptions both ways (§2.5.2).
+    /// §2.5: remove the item. Cancelling the subscriptions both ways (§2.5.2) is the presence
+    /// module's, which hears of the removal ([`Event::RosterChanged`]) before `update` returns,
+    /// so the stanzas it sends precede this IQ's result as §2.5.2 describes.
     async fn remove(&self, ctx: &Context, account: &BareJid, contact: &BareJid) -> IqOutcome {
-        let contact_str = contact.to_string();
         let res = self
             .service
-            .update(ctx, account, &contact_str, |slot| {
+            .update(ctx, account, contact, |slot| {
                 if slot.as_ref().is_some_and(|i| !i.hidden) {
                     *slot = None;
                 }
             })
             .await;
-        let before = match res {
+        match res {
             Ok((
                 Change {
-                    before: Some(b),
+                    before: Some(_),
                     after: None,
                 },
                 _,
-            )) => b,
-            Ok(_) => {
-                // §2.5.3: removing an item that is not there.
-                return error(StanzaErrorCondition::ItemNotFound, "no such roster item");
-            }
-            Err(e) => return refused(&e),
-        };
-        let s = State::of(Some(&before));
-        // §2.5.2: the contact's subscription to the user ends (and a request of theirs is
-        // refused) with `unsubscribed`, the user's (and a request of the user's) with
-        // `unsubscribe`; both are stamped from the user's bare JID.
-        if s.from || s.pending_in {
-            crate::presence::send_unavailable_to(ctx, account, contact).await;
-            ctx.router
-                .route(subscription_stanza(SubKind::Unsubscribed, account, contact))
-                .await;
+            )) => IqOutcome::Result(None),
+            // §2.5.3: removing an item that is not there.
+            Ok(_) => error(StanzaErrorCondition::ItemNotFound, "no such roster item"),
+            Err(e) => refused(&e),
         }
-        if s.to || s.pending_out {
-            ctx.router
-                .route(subscription_stanza(SubKind::Unsubscribe, account, contact))
-                .await;
-        }
-        IqOutcome::Result(None)
     }
-}
-
-/// A subscription stanza from `from` to `to` (bare JIDs), as the server generates it.
-pub(crate) fn subscription_stanza(kind: SubKind, from: &BareJid, to: &BareJid) -> Element {
-    Element::new("presence", ns::CLIENT)
-        .with_attr("type", kind.as_str())
-        .with_attr("from", from.to_string())
-        .with_attr("to", to.to_string())
 }
 
 #[cfg(test)]

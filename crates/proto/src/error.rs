@@ -204,11 +204,6 @@ impl StanzaError {
         self
     }
 
-    pub fn with_by(mut self, by: impl Into<String>) -> Self {
-        self.by = Some(by.into());
-        self
-    }
-
     /// The `<error/>` element (in `jabber:client`).
     pub fn to_element(&self) -> Element {
         let mut e = Element::new("error", ns::CLIENT)

@@ -25,27 +25,92 @@ mod registry;
 pub use registry::LocalRegistry;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, HookPoint, HookRegistration, HookResult, IqHandler, IqOutcome, IqRoute, IqTarget,
-    IqType, Lifecycle, Module, Registrar, ServerInfo, SessionEntry, SessionRegistry, StanzaRouter,
+    ComponentError, Components, Context, Delivered, DeliveredHook, Event, EventListener, HookPoint,
+    HookRegistration, HookResult, IqHandler, IqOutcome, IqRequestError, IqRoute, IqTarget, IqType,
+    Module, Offer, OutboundRegistration, Registrar, ServerInfo, SessionEntry, SessionRegistry,
+    StanzaRouter,
 };
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
 };
 use starling_storage::Stores;
+use tokio::sync::oneshot;
 
 type IqKey = (IqTarget, IqType, String, String);
+
+/// Why the router cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// A module registered a component domain that is a virtual host, or one registered twice.
+    #[error("component domain: {0}")]
+    Component(#[from] ComponentError),
+}
 
 /// The stanza router and module host.
 pub struct Router {
     ctx: Context,
     iq_handlers: HashMap<IqKey, Arc<dyn IqHandler>>,
-    lifecycle: Vec<Arc<dyn Lifecycle>>,
+    /// Event listeners, in registration order.
+    listeners: Vec<Arc<dyn EventListener>>,
     /// Stanza hooks by (kind, point), highest priority first.
     hooks: HashMap<(StanzaKind, HookPoint), Vec<HookRegistration>>,
+    /// Outbound hooks by kind ([`kind_index`]), highest priority first.
+    outbound: [Vec<OutboundRegistration>; 3],
+    /// Whether any outbound hook exists: without one, the outbound path is the queueing alone.
+    any_outbound: bool,
+    /// Told where messages were delivered, in registration order.
+    delivered: Vec<Arc<dyn DeliveredHook>>,
+    /// Server-originated IQ requests waiting for their answer, by id (see
+    /// [`Router::request_iq`]). A lock held only for a map operation.
+    pending: Mutex<HashMap<String, PendingIq>>,
+    /// Makes generated IQ ids and pending entries unique.
+    next_iq: AtomicU64,
+}
+
+/// A request of [`Router::request_iq`] waiting for its answer.
+struct PendingIq {
+    /// Tells this entry from a later one with the same id.
+    serial: u64,
+    /// Whom it was sent to: the answer must come from there (RFC 6120 §8.2.3).
+    to: Jid,
+    /// Whom it was sent from: the answer must be addressed there.
+    from: Jid,
+    answer: oneshot::Sender<Element>,
+}
+
+/// Removes a pending request when its waiter is done, answered or not (timed out, or the
+/// caller's future dropped), so that nothing is left behind.
+struct PendingGuard<'a> {
+    router: &'a Router,
+    id: String,
+    serial: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.router.pending_map();
+        if pending
+            .get(&self.id)
+            .is_some_and(|p| p.serial == self.serial)
+        {
+            pending.remove(&self.id);
+        }
+    }
+}
+
+/// The index of a stanza kind in per-kind arrays.
+fn kind_index(kind: StanzaKind) -> usize {
+    match kind {
+        StanzaKind::Message => 0,
+        StanzaKind::Presence => 1,
+        StanzaKind::Iq => 2,
+    }
 }
 
 /// `StanzaRouter` for modules: a weak reference, so the router and its context do not keep each
@@ -60,21 +125,50 @@ impl StanzaRouter for WeakRouter {
         }
     }
 
-    async fn session_available(&self, jid: &FullJid) {
+    async fn deliver_to(&self, to: &SessionEntry, stanza: Element) -> Result<Delivered, Element> {
+        match self.0.upgrade() {
+            Some(r) => r.deliver_to(to, stanza).await,
+            None => Err(stanza),
+        }
+    }
+
+    async fn offer_to(&self, to: &SessionEntry, stanza: Element) -> Offer {
+        match self.0.upgrade() {
+            Some(r) => r.offer_to(to, stanza).await,
+            None => Offer::Gone,
+        }
+    }
+
+    async fn offer_waiting_to(&self, to: &SessionEntry, stanza: Element) -> Offer {
+        match self.0.upgrade() {
+            Some(r) => r.offer_waiting_to(to, stanza).await,
+            None => Offer::Gone,
+        }
+    }
+
+    async fn emit(&self, event: Event) {
         if let Some(r) = self.0.upgrade() {
-            r.session_available(jid).await;
+            r.emit(event).await;
+        }
+    }
+
+    async fn request_iq(&self, iq: Element, timeout: Duration) -> Result<Element, IqRequestError> {
+        match self.0.upgrade() {
+            Some(r) => r.request_iq(iq, timeout).await,
+            None => Err(IqRequestError::Shutdown),
         }
     }
 }
 
 impl Router {
-    /// Builds the router: registers every module, then freezes what they declared.
+    /// Builds the router: registers every module, then freezes what they declared. Fails when a
+    /// module's component domain is a virtual host or taken twice (a configuration error).
     pub fn new(
         domains: Vec<String>,
         sessions: Arc<dyn SessionRegistry>,
         stores: Stores,
         modules: Vec<Arc<dyn Module>>,
-    ) -> Arc<Router> {
+    ) -> Result<Arc<Router>, RouterError> {
         let mut reg = Registrar::new();
         for m in modules {
             tracing::debug!(module = m.name(), "registering module");
@@ -85,7 +179,7 @@ impl Router {
         for (target, ty, ns, name, h) in reg.take_iq_handlers() {
             iq_handlers.insert((target, ty, ns.to_owned(), name.to_owned()), h);
         }
-        let lifecycle = reg.take_lifecycle();
+        let listeners = reg.take_event_listeners();
         let mut hooks: HashMap<(StanzaKind, HookPoint), Vec<HookRegistration>> = HashMap::new();
         for h in reg.take_hooks() {
             hooks.entry((h.kind, h.point)).or_default().push(h);
@@ -94,17 +188,44 @@ impl Router {
             // Stable: equal priorities keep registration order.
             list.sort_by_key(|h| std::cmp::Reverse(h.priority));
         }
-        Arc::new_cyclic(|weak| Router {
+        let mut outbound: [Vec<OutboundRegistration>; 3] = Default::default();
+        for h in reg.take_outbound_hooks() {
+            outbound[kind_index(h.kind)].push(h);
+        }
+        for list in &mut outbound {
+            list.sort_by_key(|h| std::cmp::Reverse(h.priority));
+        }
+        let any_outbound = outbound.iter().any(|l| !l.is_empty());
+        let delivered = reg.take_delivered_hooks();
+        let components = Arc::new(Components::new(server.domains.clone()));
+        for (domain, handler) in reg.take_components() {
+            for d in domain.resolve(&server.domains) {
+                components.attach(&d, handler.clone())?;
+            }
+        }
+        Ok(Arc::new_cyclic(|weak| Router {
             ctx: Context {
                 router: Arc::new(WeakRouter(weak.clone())),
                 sessions,
                 stores,
                 server,
+                components,
             },
             iq_handlers,
-            lifecycle,
+            listeners,
             hooks,
-        })
+            outbound,
+            any_outbound,
+            delivered,
+            pending: Mutex::default(),
+            next_iq: AtomicU64::new(1),
+        }))
+    }
+
+    /// The component domains: external components (XEP-0114) attach and detach here at run
+    /// time.
+    pub fn components(&self) -> &Arc<Components> {
+        &self.ctx.components
     }
 
     pub fn context(&self) -> &Context {
@@ -119,29 +240,234 @@ impl Router {
         &self.ctx.sessions
     }
 
-    /// Tells modules that a resource was bound.
-    pub async fn session_bound(&self, jid: &FullJid) {
-        for l in &self.lifecycle {
-            l.session_bound(&self.ctx, jid).await;
+    fn pending_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, PendingIq>> {
+        // Each operation is a single insert or remove: a panic elsewhere cannot leave the map
+        // inconsistent.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Server-originated IQ requests still waiting for an answer (for tests and metrics).
+    pub fn pending_iqs(&self) -> usize {
+        self.pending_map().len()
+    }
+
+    /// Sends an IQ get or set and waits for its answer (see [`StanzaRouter::request_iq`]).
+    pub async fn request_iq(
+        &self,
+        mut iq: Element,
+        timeout: Duration,
+    ) -> Result<Element, IqRequestError> {
+        if StanzaKind::of(&iq) != Some(StanzaKind::Iq) {
+            return Err(IqRequestError::Invalid("not an <iq/>"));
+        }
+        if !matches!(iq.attr("type"), Some("get" | "set")) {
+            return Err(IqRequestError::Invalid(
+                "the type is neither 'get' nor 'set'",
+            ));
+        }
+        let Ok(Some(to)) = canonical_to(&mut iq) else {
+            return Err(IqRequestError::NotRoutable);
+        };
+        let from = match iq.attr("from") {
+            Some(f) => Jid::new(f).map_err(|_| IqRequestError::Invalid("'from' is no JID"))?,
+            None => {
+                let domain = self.server_domain_for(&to);
+                iq.set_attr("from", domain.as_str());
+                Jid::new(&domain).map_err(|_| IqRequestError::Invalid("no server domain"))?
+            }
+        };
+        let serial = self.next_iq.fetch_add(1, Ordering::Relaxed);
+        let id = match iq.attr("id") {
+            Some(id) => id.to_owned(),
+            None => {
+                // RFC 6120 §8.2.3: unique within the stream; these are unique in the process.
+                let id = format!("starling-iq-{serial}");
+                iq.set_attr("id", id.as_str());
+                id
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.pending_map();
+            if pending.contains_key(&id) {
+                return Err(IqRequestError::DuplicateId(id));
+            }
+            pending.insert(
+                id.clone(),
+                PendingIq {
+                    serial,
+                    to: to.clone(),
+                    from,
+                    answer: tx,
+                },
+            );
+        }
+        let _guard = PendingGuard {
+            router: self,
+            id,
+            serial,
+        };
+        Box::pin(self.route_parsed(iq, Ok(Some(to)), None)).await;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) if answer.attr("type") == Some("error") => {
+                Err(IqRequestError::Error(answer))
+            }
+            Ok(Ok(answer)) => Ok(answer),
+            // The sender went without answering: only when the router itself goes.
+            Ok(Err(_)) => Err(IqRequestError::Shutdown),
+            Err(_) => Err(IqRequestError::Timeout(timeout)),
         }
     }
 
-    /// Tells modules that a session sent its initial presence (announced by the presence module).
-    pub async fn session_available(&self, jid: &FullJid) {
-        for l in &self.lifecycle {
-            l.session_available(&self.ctx, jid).await;
+    /// The virtual host a server-originated request to `to` comes from: `to`'s own domain, or
+    /// the host it is a subdomain of, else the default (first) host.
+    fn server_domain_for(&self, to: &Jid) -> String {
+        let domain = to.domain().as_str();
+        let domains = &self.ctx.server.domains;
+        domains
+            .iter()
+            .find(|d| {
+                domain == d.as_str()
+                    || domain
+                        .strip_suffix(d.as_str())
+                        .is_some_and(|rest| rest.ends_with('.'))
+            })
+            .or_else(|| domains.first())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Completes the pending request `answer` (an IQ result or error) answers, if any: same id,
+    /// from the request's `to`, addressed to its `from` (RFC 6120 §8.2.3). `to` is the answer's
+    /// parsed `to`; without one, a client's answer is for its own server (RFC 6120 §8.1.1.1).
+    /// Hands the answer back when it completes nothing.
+    fn complete_request(
+        &self,
+        answer: Element,
+        to: Option<&Jid>,
+        client: Option<&FullJid>,
+    ) -> Result<(), Element> {
+        let Some(id) = answer.attr("id") else {
+            return Err(answer);
+        };
+        let mut pending = self.pending_map();
+        let Some(p) = pending.get(id) else {
+            return Err(answer);
+        };
+        let from_ok = answer
+            .attr("from")
+            .and_then(|f| Jid::new(f).ok())
+            .is_some_and(|f| f == p.to);
+        let to_ok = match (to, client) {
+            (Some(to), _) => *to == p.from,
+            (None, Some(client)) => p.from.as_str() == client.domain().as_str(),
+            (None, None) => false,
+        };
+        if !(from_ok && to_ok) {
+            return Err(answer);
+        }
+        let Some(p) = pending.remove(id) else {
+            return Err(answer);
+        };
+        drop(pending);
+        // The waiter may have given up just now: then the answer is dropped, as it would be
+        // after a timeout.
+        let _ = p.answer.send(answer);
+        Ok(())
+    }
+
+    /// Tells every event listener about `event`, in registration order, awaiting each. c2s
+    /// emits [`Event::Bound`], [`Event::Resumed`] and [`Event::Ended`]; modules emit the rest
+    /// through their context.
+    pub async fn emit(&self, event: Event) {
+        for l in &self.listeners {
+            l.on_event(&self.ctx, &event).await;
         }
     }
 
-    /// Tells modules that a bound session ended; `last` is its entry as removed from the registry.
-    pub async fn session_ended(&self, last: &SessionEntry) {
-        for l in &self.lifecycle {
-            l.session_ended(&self.ctx, last).await;
+    /// The one outbound path (see [`StanzaRouter::deliver_to`]): every stanza queued to a local
+    /// session passes here. Without outbound hooks it is the queueing alone: no allocation, no
+    /// copy; the hooks' work is boxed, so that without them the routing steps that await this
+    /// stay small (see `each_routing_step_fits_the_allocators_cache`).
+    pub async fn deliver_to(
+        &self,
+        to: &SessionEntry,
+        stanza: Element,
+    ) -> Result<Delivered, Element> {
+        if self.any_outbound {
+            return Box::pin(self.deliver_hooked(to, stanza)).await;
+        }
+        Self::queue(to, stanza)
+    }
+
+    async fn deliver_hooked(
+        &self,
+        to: &SessionEntry,
+        mut stanza: Element,
+    ) -> Result<Delivered, Element> {
+        if self.run_outbound(to, &mut stanza).await {
+            return Ok(Delivered::Dropped);
+        }
+        Self::queue(to, stanza)
+    }
+
+    /// The outbound path's last step, and the whole path while no outbound hook exists: queues
+    /// the stanza to the session, or hands it back. Called by [`Self::deliver_to`] and, where a
+    /// future per recipient would weigh on a routing step, directly when `any_outbound` is false.
+    fn queue(to: &SessionEntry, stanza: Element) -> Result<Delivered, Element> {
+        to.handle.deliver(stanza).map(|()| Delivered::Queued)
+    }
+
+    /// The outbound path for a bulk delivery from the session's own task (see
+    /// [`StanzaRouter::offer_to`]).
+    pub async fn offer_to(&self, to: &SessionEntry, mut stanza: Element) -> Offer {
+        if self.any_outbound && Box::pin(self.run_outbound(to, &mut stanza)).await {
+            return Offer::Dropped;
+        }
+        to.handle.offer(stanza)
+    }
+
+    /// The outbound path for a bulk delivery from another task, waiting for room (see
+    /// [`StanzaRouter::offer_waiting_to`]).
+    pub async fn offer_waiting_to(&self, to: &SessionEntry, mut stanza: Element) -> Offer {
+        if self.any_outbound && Box::pin(self.run_outbound(to, &mut stanza)).await {
+            return Offer::Dropped;
+        }
+        if to.handle.send_waiting(stanza).await {
+            Offer::Queued
+        } else {
+            Offer::Gone
         }
     }
 
-    /// Runs the hooks registered for `kind` at `point`; true if one handled the stanza.
-    async fn run_hooks(&self, kind: StanzaKind, point: HookPoint, stanza: &Element) -> bool {
+    /// Runs the outbound hooks of the stanza's kind for the session `to`; true if one dropped it.
+    /// A session that is gone or closing is not asked about: it takes nothing, and the stanza is
+    /// handed back unchanged, to go where it would if the session did not exist.
+    async fn run_outbound(&self, to: &SessionEntry, stanza: &mut Element) -> bool {
+        let Some(kind) = StanzaKind::of(stanza) else {
+            return false;
+        };
+        if to.handle.is_closing() || to.handle.is_closed() {
+            return false;
+        }
+        for h in &self.outbound[kind_index(kind)] {
+            if h.hook.on_outbound(&self.ctx, &to.jid, stanza).await == HookResult::Handled {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Tells the delivered hooks that `message` went to the sessions `to` (never empty).
+    async fn run_delivered(&self, message: &Element, to: &[FullJid]) {
+        for h in &self.delivered {
+            h.delivered(&self.ctx, message, to).await;
+        }
+    }
+
+    /// Runs the hooks registered for `kind` at `point`, each seeing the stanza as the ones before
+    /// left it; true if one handled the stanza.
+    async fn run_hooks(&self, kind: StanzaKind, point: HookPoint, stanza: &mut Element) -> bool {
         let Some(list) = self.hooks.get(&(kind, point)) else {
             return false;
         };
@@ -157,7 +483,9 @@ impl Router {
     pub async fn route_from_client(&self, session: &FullJid, mut stanza: Element) {
         let to = canonical_to(&mut stanza);
         if let Some(kind) = StanzaKind::of(&stanza)
-            && self.run_hooks(kind, HookPoint::FromClient, &stanza).await
+            && self
+                .run_hooks(kind, HookPoint::FromClient, &mut stanza)
+                .await
         {
             return;
         }
@@ -193,6 +521,16 @@ impl Router {
                 return;
             }
         };
+        // An answer to a request of the server's own (`request_iq`) goes to its waiter.
+        let stanza =
+            if kind == StanzaKind::Iq && matches!(stanza.attr("type"), Some("result" | "error")) {
+                match self.complete_request(stanza, to.as_ref(), client) {
+                    Ok(()) => return,
+                    Err(stanza) => stanza,
+                }
+            } else {
+                stanza
+            };
         match to {
             None => match client {
                 Some(own) => Box::pin(self.to_account(kind, stanza, own.to_bare(), true)).await,
@@ -201,6 +539,11 @@ impl Router {
             Some(to) => {
                 let domain = to.domain().as_str().to_owned();
                 if !self.ctx.is_local_domain(&domain) {
+                    // A component domain: every stanza to it or a JID at it is the component's.
+                    if let Some(component) = self.ctx.components.get(&domain) {
+                        component.on_stanza(&self.ctx, stanza).await;
+                        return;
+                    }
                     // Federation comes later.
                     Box::pin(self.bounce(&stanza, StanzaErrorCondition::RemoteServerNotFound))
                         .await;
@@ -234,15 +577,25 @@ impl Router {
             .ctx
             .sessions
             .get(&to)
+            .await
             .filter(|e| !e.handle.is_closing())
         {
-            if self.run_hooks(kind, HookPoint::ToFull, &stanza).await {
+            if self.run_hooks(kind, HookPoint::ToFull, &mut stanza).await {
                 return;
             }
             // RFC 6121 §8.5.3.1: deliver to the resource. Presence directed to a resource that has
-            // not sent available presence is still delivered.
-            match entry.handle.deliver(stanza) {
-                Ok(()) => return,
+            // not sent available presence is still delivered. The delivered hooks get the message
+            // as routed; it is copied only when one exists.
+            let copy =
+                (kind == StanzaKind::Message && !self.delivered.is_empty()).then(|| stanza.clone());
+            match self.deliver_to(&entry, stanza).await {
+                Ok(Delivered::Queued) => {
+                    if let Some(message) = copy {
+                        Box::pin(self.run_delivered(&message, std::slice::from_ref(&to))).await;
+                    }
+                    return;
+                }
+                Ok(Delivered::Dropped) => return,
                 Err(back) => {
                     tracing::debug!(to = %to, "recipient session cannot take it; routing as if gone");
                     stanza = back;
@@ -274,7 +627,7 @@ impl Router {
         }
     }
 
-    async fn to_account(&self, kind: StanzaKind, stanza: Element, to: BareJid, own: bool) {
+    async fn to_account(&self, kind: StanzaKind, mut stanza: Element, to: BareJid, own: bool) {
         if kind == StanzaKind::Iq {
             // RFC 6120 §10.3.3 / RFC 6121 §8.5.2.1.3: the server answers IQs to a bare JID on the
             // account's behalf. The account's existence is checked by the handler when it matters;
@@ -290,10 +643,10 @@ impl Router {
             // Presence without 'to' (broadcast) belongs to the presence module (a FromClient hook).
             return;
         }
-        if self.run_hooks(kind, HookPoint::ToBare, &stanza).await {
+        if self.run_hooks(kind, HookPoint::ToBare, &mut stanza).await {
             return;
         }
-        let resources = self.ctx.sessions.resources(&to);
+        let resources = self.ctx.sessions.resources(&to).await;
         match kind {
             StanzaKind::Message => self.message_to_bare(stanza, &to, resources).await,
             // Presence to a bare JID: subscription handling and probes are the presence module's.
@@ -320,10 +673,10 @@ impl Router {
             .iter()
             .filter(|e| e.receives_bare_messages() && !e.handle.is_closing())
             .collect();
-        let stanza = if available.is_empty() {
+        let mut stanza = if available.is_empty() {
             stanza
         } else {
-            match Self::deliver_to_available(stanza, ty, &available) {
+            match self.deliver_to_available(stanza, ty, &available).await {
                 Ok(()) => return,
                 // None of them could take it (each is closing now): as if none were available.
                 Err(back) => back,
@@ -339,7 +692,7 @@ impl Router {
             // headlines are dropped instead, which the RFC allows.
             let stored = self.ctx.account_exists(to).await
                 && self
-                    .run_hooks(StanzaKind::Message, HookPoint::Offline, &stanza)
+                    .run_hooks(StanzaKind::Message, HookPoint::Offline, &mut stanza)
                     .await;
             if !stored && ty != "headline" {
                 Box::pin(self.bounce(&stanza, StanzaErrorCondition::ServiceUnavailable)).await;
@@ -349,7 +702,8 @@ impl Router {
 
     /// RFC 6121 §8.5.2.1.1: a message to the available resources of an account. Hands the
     /// message back when none of the chosen sessions could take it.
-    fn deliver_to_available(
+    async fn deliver_to_available(
+        &self,
         stanza: Element,
         ty: &str,
         available: &[&SessionEntry],
@@ -371,11 +725,45 @@ impl Router {
                 .filter(|e| e.priority == Some(top))
                 .collect()
         };
-        let mut delivered = false;
-        for e in chosen {
-            delivered |= e.handle.deliver(stanza.clone()).is_ok();
+        if self.any_outbound || !self.delivered.is_empty() {
+            return Box::pin(self.deliver_to_chosen(stanza, chosen)).await;
         }
-        if delivered { Ok(()) } else { Err(stanza) }
+        // Nothing hooked: the outbound path is its last step alone, called here without holding
+        // a future per recipient (a message to a bare JID is the hot path).
+        let mut taken = false;
+        for e in chosen {
+            taken |= Self::queue(e, stanza.clone()).is_ok();
+        }
+        if taken { Ok(()) } else { Err(stanza) }
+    }
+
+    /// [`Self::deliver_to_available`] with outbound or delivered hooks: each chosen session
+    /// through the whole outbound path, then the delivered hooks with those that took it.
+    async fn deliver_to_chosen(
+        &self,
+        stanza: Element,
+        chosen: Vec<&SessionEntry>,
+    ) -> Result<(), Element> {
+        let mut taken = false;
+        // The recipients are collected only for the delivered hooks: no allocation without one.
+        let mut received: Option<Vec<FullJid>> = (!self.delivered.is_empty()).then(Vec::new);
+        for e in chosen {
+            match self.deliver_to(e, stanza.clone()).await {
+                Ok(Delivered::Queued) => {
+                    taken = true;
+                    if let Some(r) = &mut received {
+                        r.push(e.jid.clone());
+                    }
+                }
+                // An outbound hook took it for this session: not to be stored or bounced.
+                Ok(Delivered::Dropped) => taken = true,
+                Err(_) => {}
+            }
+        }
+        if let Some(to) = received.filter(|r| !r.is_empty()) {
+            self.run_delivered(&stanza, &to).await;
+        }
+        if taken { Ok(()) } else { Err(stanza) }
     }
 
     async fn handle_iq(&self, target: IqTarget, iq: &Element, account: Option<&BareJid>) {
@@ -459,10 +847,31 @@ impl Router {
         self.deliver_reply(reply).await;
     }
 
-    /// Delivers a reply generated by the server. Replies go only to full JIDs of local sessions here
-    /// (the sender); anything else is dropped rather than routed, so errors can never loop.
+    /// Delivers a reply generated by the server: to the waiter of a request of the server's own,
+    /// to a component, or to the full JID of a local session (the sender); anything else is
+    /// dropped rather than routed, so errors can never loop.
     async fn deliver_reply(&self, mut reply: Element) {
-        let Some(to) = reply.attr("to").and_then(|t| FullJid::new(t).ok()) else {
+        let Some(to) = reply.attr("to").and_then(|t| Jid::new(t).ok()) else {
+            return;
+        };
+        // The router's own answer to a request of the server's (the recipient is gone, the
+        // domain unreachable, or the server answered on an account's behalf) completes it.
+        if reply.name() == "iq" && self.pending_iqs() > 0 {
+            match self.complete_request(reply, Some(&to), None) {
+                Ok(()) => return,
+                Err(r) => reply = r,
+            }
+        }
+        let domain = to.domain().as_str();
+        if !self.ctx.is_local_domain(domain) {
+            // A component hears of its stanzas' failures like any sender (it never answers an
+            // error with an error, RFC 6120 §8.3.1); a remote sender cannot be reached yet.
+            if let Some(component) = self.ctx.components.get(domain) {
+                component.on_stanza(&self.ctx, reply).await;
+            }
+            return;
+        }
+        let Ok(to) = to.try_into_full() else {
             return;
         };
         // A reply from the server itself has the domain as 'from' when the request had no 'to'
@@ -470,8 +879,10 @@ impl Router {
         if reply.attr("from").is_none() && reply.name() != "iq" {
             reply.set_attr("from", to.domain().as_str());
         }
-        if let Some(entry) = self.ctx.sessions.get(&to) {
-            entry.handle.send(reply);
+        if let Some(entry) = self.ctx.sessions.get(&to).await
+            && self.deliver_to(&entry, reply).await.is_err()
+        {
+            tracing::debug!(%to, "the session cannot take the server's reply; dropped");
         }
     }
 }

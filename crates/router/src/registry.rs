@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use async_trait::async_trait;
 use starling_module_api::{
     SessionEntry, SessionHandle, SessionId, SessionRegistry, presence_priority,
 };
@@ -30,8 +31,9 @@ impl LocalRegistry {
     }
 }
 
+#[async_trait]
 impl SessionRegistry for LocalRegistry {
-    fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionEntry> {
+    async fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionEntry> {
         let mut map = self.write();
         let list = map.entry(jid.to_bare()).or_default();
         let entry = SessionEntry {
@@ -47,7 +49,7 @@ impl SessionRegistry for LocalRegistry {
         None
     }
 
-    fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry> {
+    async fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry> {
         let mut map = self.write();
         let bare = jid.to_bare();
         let list = map.get_mut(&bare)?;
@@ -61,7 +63,7 @@ impl SessionRegistry for LocalRegistry {
         Some(entry)
     }
 
-    fn get(&self, jid: &FullJid) -> Option<SessionEntry> {
+    async fn get(&self, jid: &FullJid) -> Option<SessionEntry> {
         self.read()
             .get(&jid.to_bare())?
             .iter()
@@ -69,11 +71,11 @@ impl SessionRegistry for LocalRegistry {
             .cloned()
     }
 
-    fn resources(&self, bare: &BareJid) -> Vec<SessionEntry> {
+    async fn resources(&self, bare: &BareJid) -> Vec<SessionEntry> {
         self.read().get(bare).cloned().unwrap_or_default()
     }
 
-    fn set_presence(
+    async fn set_presence(
         &self,
         jid: &FullJid,
         id: SessionId,
@@ -87,14 +89,6 @@ impl SessionRegistry for LocalRegistry {
         e.priority = presence.as_deref().map(presence_priority);
         Some(std::mem::replace(&mut e.presence, presence))
     }
-
-    fn count(&self) -> usize {
-        self.read().values().map(Vec::len).sum()
-    }
-
-    fn all(&self) -> Vec<SessionEntry> {
-        self.read().values().flatten().cloned().collect()
-    }
 }
 
 #[cfg(test)]
@@ -107,33 +101,38 @@ mod tests {
         SessionHandle::new(id, tx)
     }
 
-    #[test]
-    fn bind_replace_unbind() {
+    #[tokio::test]
+    async fn bind_replace_unbind() {
         let r = LocalRegistry::new();
         let a: FullJid = "u@d/a".parse().unwrap();
         let b: FullJid = "u@d/b".parse().unwrap();
-        assert!(r.bind(a.clone(), handle(1)).is_none());
-        assert!(r.bind(b.clone(), handle(2)).is_none());
-        assert_eq!(r.count(), 2);
+        let bare = a.to_bare();
+        assert!(r.bind(a.clone(), handle(1)).await.is_none());
+        assert!(r.bind(b.clone(), handle(2)).await.is_none());
+        assert_eq!(r.resources(&bare).await.len(), 2);
         // Same resource again: the old session comes back to be closed.
-        assert_eq!(r.bind(a.clone(), handle(3)).map(|e| e.handle.id()), Some(1));
-        assert_eq!(r.count(), 2);
+        assert_eq!(
+            r.bind(a.clone(), handle(3)).await.map(|e| e.handle.id()),
+            Some(1)
+        );
+        assert_eq!(r.resources(&bare).await.len(), 2);
         // The replaced session unbinding late must not remove its successor.
-        assert!(r.unbind(&a, 1).is_none());
-        assert_eq!(r.get(&a).map(|e| e.handle.id()), Some(3));
+        assert!(r.unbind(&a, 1).await.is_none());
+        assert_eq!(r.get(&a).await.map(|e| e.handle.id()), Some(3));
         let p = Arc::new(
             Element::new("presence", starling_proto::ns::CLIENT)
                 .with_child(Element::new("priority", starling_proto::ns::CLIENT).with_text("5")),
         );
-        assert_eq!(r.set_presence(&b, 2, Some(p)), Some(None));
-        assert_eq!(r.get(&b).and_then(|e| e.priority), Some(5));
+        assert_eq!(r.set_presence(&b, 2, Some(p)).await, Some(None));
+        assert_eq!(r.get(&b).await.and_then(|e| e.priority), Some(5));
         // Another session id does not touch it.
-        assert_eq!(r.set_presence(&b, 9, None), None);
-        assert!(r.get(&b).is_some_and(|e| e.is_available()));
-        assert!(r.unbind(&a, 3).is_some());
-        let last = r.unbind(&b, 2).unwrap();
+        assert_eq!(r.set_presence(&b, 9, None).await, None);
+        assert!(r.get(&b).await.is_some_and(|e| e.is_available()));
+        assert!(r.unbind(&a, 3).await.is_some());
+        let last = r.unbind(&b, 2).await.unwrap();
         assert_eq!(last.priority, Some(5));
-        assert_eq!(r.count(), 0);
-        assert!(r.resources(&a.to_bare()).is_empty());
+        assert!(r.resources(&bare).await.is_empty());
+        // The last resource gone, the account's entry is gone too (no empty lists kept).
+        assert!(r.read().is_empty());
     }
 }

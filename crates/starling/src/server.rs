@@ -38,6 +38,8 @@ pub enum ServerError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Router(#[from] starling_router::RouterError),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -157,7 +159,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
                 max_pending_requests: config.roster.max_pending_requests,
             },
         }),
-    );
+    )?;
     let shared = Arc::new(C2sShared::new(
         c2s_settings(config),
         tls.clone(),

@@ -314,11 +314,6 @@ impl Decoder {
         }
     }
 
-    /// Changes the limits for the following stanzas (token size stays as constructed).
-    pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
-    }
-
     pub fn limits(&self) -> Limits {
         self.limits
     }

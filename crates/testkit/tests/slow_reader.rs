@@ -79,7 +79,7 @@ async fn a_reader_that_stops_is_closed_and_loses_nothing() {
     // last message was routed, so it is gone (unbound) within a moment of Alice's answer.
     let bob_jid = starling_testkit::FullJid::new("bob@localhost/r").unwrap();
     let mut waited = 0;
-    while server.router().sessions().get(&bob_jid).is_some() {
+    while server.router().sessions().get(&bob_jid).await.is_some() {
         assert!(waited < 200, "bob's session was not closed");
         tokio::time::sleep(Duration::from_millis(100)).await;
         waited += 1;

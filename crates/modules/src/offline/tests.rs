@@ -9,6 +9,7 @@ use starling_storage_sqlite::SqliteStorage;
 use tokio::sync::mpsc;
 
 use super::*;
+use starling_proto::FullJid;
 use starling_proto::ns::{self, SID as NS_SID};
 use std::time::Duration;
 
@@ -190,10 +191,13 @@ async fn setup(max: usize) -> Setup {
         registry.clone(),
         stores.clone(),
         vec![offline.clone()],
-    );
+    )
+    .unwrap();
     let alice: FullJid = "alice@localhost/a".parse().unwrap();
     let (tx, alice_inbox) = mpsc::channel(16);
-    registry.bind(alice.clone(), SessionHandle::new(1, tx));
+    registry
+        .bind(alice.clone(), SessionHandle::new(1, tx))
+        .await;
     Setup {
         router,
         registry,
@@ -208,7 +212,7 @@ async fn setup(max: usize) -> Setup {
 
 impl Setup {
     /// Binds bob/r with an outbound queue of `capacity`, available with `priority`.
-    fn bob_session(
+    async fn bob_session(
         &self,
         id: u64,
         capacity: usize,
@@ -216,11 +220,14 @@ impl Setup {
     ) -> (FullJid, mpsc::Receiver<SessionCommand>) {
         let bob: FullJid = format!("bob@localhost/r{id}").parse().unwrap();
         let (tx, rx) = mpsc::channel(capacity);
-        self.registry.bind(bob.clone(), SessionHandle::new(id, tx));
+        self.registry
+            .bind(bob.clone(), SessionHandle::new(id, tx))
+            .await;
         let presence = Element::new("presence", ns::CLIENT)
             .with_child(Element::new("priority", ns::CLIENT).with_text(priority.to_string()));
         self.registry
             .set_presence(&bob, id, Some(Arc::new(presence)))
+            .await
             .unwrap();
         (bob, rx)
     }
@@ -240,7 +247,7 @@ impl Setup {
     }
 
     async fn available(&self, jid: &FullJid) {
-        self.router.context().router.session_available(jid).await;
+        self.router.emit(Event::Available(jid.clone())).await;
     }
 }
 
@@ -294,7 +301,7 @@ async fn stores_then_delivers_in_order_when_available() {
          <body>one</body><delay xmlns='urn:xmpp:delay' from='localhost' stamp='*'/></message>"
     );
 
-    let (bob, mut inbox) = s.bob_session(2, 16, 0);
+    let (bob, mut inbox) = s.bob_session(2, 16, 0).await;
     s.available(&bob).await;
     for b in ["one", "two", "three"] {
         assert_eq!(without_stamp(&stanza(&mut inbox).unwrap()), expected(b));
@@ -302,7 +309,7 @@ async fn stores_then_delivers_in_order_when_available() {
     assert!(stanza(&mut inbox).is_none());
     assert_eq!(s.count().await, 0);
     // Nothing left for a second resource.
-    let (bob3, mut inbox3) = s.bob_session(3, 16, 5);
+    let (bob3, mut inbox3) = s.bob_session(3, 16, 5).await;
     s.available(&bob3).await;
     assert!(stanza(&mut inbox3).is_none());
 }
@@ -311,13 +318,15 @@ async fn stores_then_delivers_in_order_when_available() {
 async fn negative_priority_or_unavailable_session_gets_nothing() {
     let s = setup(10).await;
     s.send("one").await;
-    let (bob, mut inbox) = s.bob_session(2, 16, -1);
+    let (bob, mut inbox) = s.bob_session(2, 16, -1).await;
     s.available(&bob).await;
     assert!(stanza(&mut inbox).is_none());
     // Bound, but no presence at all.
     let bob4: FullJid = "bob@localhost/r4".parse().unwrap();
     let (tx, mut inbox4) = mpsc::channel(16);
-    s.registry.bind(bob4.clone(), SessionHandle::new(4, tx));
+    s.registry
+        .bind(bob4.clone(), SessionHandle::new(4, tx))
+        .await;
     s.available(&bob4).await;
     assert!(stanza(&mut inbox4).is_none());
     // A session that does not exist.
@@ -371,7 +380,7 @@ async fn a_backlog_leaves_half_the_queue_free() {
     for b in ["one", "two", "three", "four"] {
         s.send(b).await;
     }
-    let (bob, mut inbox) = s.bob_session(2, 4, 0);
+    let (bob, mut inbox) = s.bob_session(2, 4, 0).await;
     s.available(&bob).await;
     // In the session's own task: two of four slots.
     assert_eq!(without_stamp(&stanza(&mut inbox).unwrap()), expected("one"));
@@ -384,7 +393,7 @@ async fn a_backlog_leaves_half_the_queue_free() {
         let SessionCommand::Stanza(got) = got;
         assert_eq!(without_stamp(&got.stanza), expected(b));
     }
-    let handle = s.registry.get(&bob).unwrap().handle;
+    let handle = s.registry.get(&bob).await.unwrap().handle;
     assert!(!handle.is_closing());
 }
 
@@ -395,9 +404,10 @@ async fn delivery_stops_when_the_session_accepts_no_more() {
     for b in ["one", "two"] {
         s.send(b).await;
     }
-    let (bob, mut inbox) = s.bob_session(2, 4, 0);
+    let (bob, mut inbox) = s.bob_session(2, 4, 0).await;
     s.registry
         .get(&bob)
+        .await
         .unwrap()
         .handle
         .close(starling_proto::StreamError::new(
@@ -416,7 +426,7 @@ async fn large_backlog_is_paced_in_batches() {
         s.send(&format!("m{i:03}")).await;
     }
     assert_eq!(s.count().await, n as u64);
-    let (bob, mut inbox) = s.bob_session(2, 1024, 0);
+    let (bob, mut inbox) = s.bob_session(2, 1024, 0).await;
     s.available(&bob).await;
     // The first batch at once.
     for i in 0..DELIVERY_BATCH {
@@ -452,15 +462,15 @@ async fn large_backlog_is_paced_in_batches() {
 #[tokio::test]
 async fn stored_while_available_is_delivered_at_once() {
     let s = setup(10).await;
-    let (bob, mut inbox) = s.bob_session(2, 16, 1);
+    let (bob, mut inbox) = s.bob_session(2, 16, 1).await;
     // The router would deliver directly now; the hook sees it as it would in the race where the
     // session became available between the router's look-up and the store.
-    let m = message(Some("chat"))
+    let mut m = message(Some("chat"))
         .with_attr("id", "late")
         .with_child(Element::new("body", ns::CLIENT).with_text("late"));
     let ctx = s.router.context();
     assert_eq!(
-        s.offline.on_stanza(ctx, HookPoint::Offline, &m).await,
+        s.offline.on_stanza(ctx, HookPoint::Offline, &mut m).await,
         HookResult::Handled
     );
     assert_eq!(
