@@ -4,7 +4,8 @@ Each connection accepted on a loopback port is forwarded, byte for byte, to a ta
 STARTTLS port); TLS passes through opaquely, since STARTTLS happens end to end. On demand:
 
 - freeze(): from now on the bytes of the current connections are read and dropped, in both
-  directions, as on a network path that died (both ends' writes still complete);
+  directions, as on a network path that died (both ends' writes still complete); a close or a
+  reset from one end does not reach the other either;
 - cut(): both sockets of every current connection are closed abruptly (SO_LINGER 0, so each end
   gets a TCP reset, not a FIN), without either end closing its stream.
 
@@ -118,16 +119,17 @@ class CutProxy:
             while True:
                 data = await reader.read(65536)
                 if not data:
-                    # A FIN from one end is passed on as a FIN to the other.
-                    if writer.can_write_eof():
+                    # A FIN from one end is passed on as a FIN to the other, unless the path is
+                    # frozen: then nothing arrives, not even that.
+                    if not link.frozen and writer.can_write_eof():
                         writer.write_eof()
                     return
                 if not link.frozen:
                     writer.write(data)
                     await writer.drain()
         except (ConnectionError, OSError):
-            # One end reset: reset the other too, as a cut would.
-            if link in self._links:
+            # One end reset: reset the other too, as a cut would (not through a frozen path).
+            if link in self._links and not link.frozen:
                 self._links.discard(link)
                 for w in link.writers:
                     _reset(w)
