@@ -302,6 +302,50 @@ async def case_sm_resume_after_cut():
         await proxy.close()
 
 
+async def case_sm_resume_takeover():
+    """XEP-0198 §5 when the server has not noticed the loss: the path dies (the proxy freezes it,
+    so not even a reset arrives), A gives up its own socket and resumes on a new connection while
+    the server still holds the old one, which it must close and take the session from."""
+    proxy = CutProxy(HOST, STARTTLS)
+    await proxy.start()
+    try:
+        a = await SmClient("smta", proxy).online()
+        b = await Client("smtb").online()
+        sent_by_b = []
+
+        def b_sends(*bodies):
+            for body in bodies:
+                b.send_message(mto=jid("smta"), mbody=body, mtype="chat")
+                sent_by_b.append(body)
+
+        b_sends("t1", "t2")
+        assert await until(lambda: a.bodies("smtb") == sent_by_b), a.bodies("smtb")
+        proxy.freeze()
+        b_sends("t3", "t4")
+        a.send_message(mto=jid("smtb"), mbody="x1", mtype="chat")
+        await settle(0.5)
+        a.abort()  # as a client whose own ping went unanswered; the server hears nothing
+        await asyncio.wait_for(a.lost.wait(), TIMEOUT)
+        b_sends("t5")
+        await settle(0.3)
+        assert proxy.connections() == 1, proxy.connections()  # the server holds it still
+
+        a.connect_via_proxy()
+        assert await until(lambda: a.resumed is not None or a.count("sm_failed")), a.events
+        assert a.resumed is not None, a.events
+        # The server closed the old connection (the proxy saw it end).
+        assert await until(lambda: proxy.connections() == 1 and proxy.accepted == 2), proxy.connections()
+        assert await until(lambda: len(a.bodies("smtb")) >= 5 and len(b.bodies("smta")) >= 1)
+        await settle()
+        assert a.bodies("smtb") == sent_by_b, a.bodies("smtb")
+        assert b.bodies("smta") == ["x1"], b.bodies("smta")
+        assert a.count("session_start") == 1 and a.count("session_resumed") == 1, a.events
+        await a.bye()
+        await b.bye()
+    finally:
+        await proxy.close()
+
+
 async def case_sm_no_resume_offline():
     """A client with resumption enabled loses its connection and never comes back: once the
     server's resumption timeout passes, what it had not acknowledged and what arrived for it
@@ -363,11 +407,12 @@ CASES = [
     ("receipts_disco_caps", case_receipts_disco_caps),
     ("offline_delivery", case_offline_delivery),
     ("sm_resume_after_cut", case_sm_resume_after_cut),
+    ("sm_resume_takeover", case_sm_resume_takeover),
     ("sm_no_resume_offline", case_sm_no_resume_offline),
 ]
 
 USERS = ["login", "pinger", "s1a", "s1b", "s1c", "s1d", "s2a", "s2b", "s3a", "s3b", "r1", "r2", "o1", "o2",
-         "sma", "smb", "smoa", "smob"]
+         "sma", "smb", "smta", "smtb", "smoa", "smob"]
 
 
 async def main():
