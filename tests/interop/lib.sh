@@ -20,6 +20,9 @@ interop_venv() {
 # interop_start_server USER... : fresh data directory, users with password "pw", then
 # `starling serve` in the background. Sets DATA, P1 (STARTTLS port), P2 (direct TLS port) and
 # SERVER_PID; interop_stop_server undoes it all.
+# INTEROP_RESUME_TIMEOUT (default 3): [stream_management] resume_timeout, short so that
+# slixmpp/sm_no_resume_offline need not wait long for a lost session to end.
+# INTEROP_LOG_LEVEL (default info): [log] level, e.g. "info,starling_c2s=debug".
 interop_start_server() {
     DATA=$(mktemp -d)
     read -r P1 P2 < <("$PY" - <<'PY'
@@ -31,10 +34,14 @@ PY
 )
     cat > "$DATA/starling.toml" <<TOML
 data_dir = "$DATA"
+[log]
+level = "${INTEROP_LOG_LEVEL:-info}"
 [c2s]
 listen = ["127.0.0.1:$P1"]
 direct_tls_listen = ["127.0.0.1:$P2"]
 rate = 0
+[stream_management]
+resume_timeout = ${INTEROP_RESUME_TIMEOUT:-3}
 TOML
     local u
     for u in "$@"; do

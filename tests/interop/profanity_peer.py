@@ -1,8 +1,10 @@
 """The other end of the Profanity check: logs in as a slixmpp client, approves any subscription
 request and asks back (so the contact becomes 'both'), and appends every chat body it receives
 to OUT_FILE, one per line. It writes "online" to OUT_FILE once its session has started.
+With CMD_FILE, it also watches that file for lines "JID BODY" appended to it, and sends each
+BODY to JID as a chat message, noting "sent BODY" in OUT_FILE (profanity_resume.sh uses this).
 
-Usage: profanity_peer.py HOST PORT JID OUT_FILE
+Usage: profanity_peer.py HOST PORT JID OUT_FILE [CMD_FILE]
 """
 import asyncio
 import ssl
@@ -37,13 +39,33 @@ class Peer(slixmpp.ClientXMPP):
             f.write(line + "\n")
 
 
-async def main(host, port, jid, out):
+async def commands(peer, path):
+    """Sends a chat message for each line "JID BODY" appended to `path`."""
+    done = 0
+    while True:
+        await asyncio.sleep(0.1)
+        try:
+            with open(path) as f:
+                lines = f.read().split("\n")
+        except FileNotFoundError:
+            continue
+        # The last element is an unfinished line (or empty): not yet.
+        for line in lines[done:-1]:
+            to, _, body = line.partition(" ")
+            peer.send_message(mto=to, mbody=body, mtype="chat")
+            peer.note(f"sent {body}")
+        done = max(done, len(lines) - 1)
+
+
+async def main(host, port, jid, out, cmd_file=None):
     peer = Peer(jid, out)
     peer.connect(host, port)
+    if cmd_file:
+        await asyncio.wait_for(commands(peer, cmd_file), 3600)
     await asyncio.sleep(3600)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5:
+    if len(sys.argv) not in (5, 6):
         sys.exit(__doc__)
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:]))

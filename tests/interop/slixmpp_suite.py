@@ -3,13 +3,18 @@
 Usage: slixmpp_suite.py HOST STARTTLS_PORT DIRECT_TLS_PORT RESULTS_FILE
 Each case logs in its own users (created beforehand by run.sh, password "pw") and writes one line
 "slixmpp/<case> pass|fail" to RESULTS_FILE. Exit status is 0; run.sh compares with the baseline.
+The stream management cases put a cutting proxy (cutproxy.py) between one client and STARTTLS_PORT.
 """
 import asyncio
+import os
 import ssl
 import sys
 import traceback
 
 import slixmpp
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cutproxy import CutProxy  # noqa: E402
 
 HOST, STARTTLS, DIRECT, RESULTS = "127.0.0.1", 5222, 5223, "/dev/null"
 DOMAIN = "localhost"
@@ -53,6 +58,10 @@ class Client(slixmpp.ClientXMPP):
         await asyncio.wait_for(self.ready.wait(), TIMEOUT)
         return self
 
+    def bodies(self, sender):
+        """Bodies of the chat messages received from the bare JID of user `sender`, in order."""
+        return [m["body"] for m in self.messages if m["type"] == "chat" and m["from"].bare == jid(sender)]
+
     def state(self, jid):
         item = self.client_roster[jid]
         return (item["subscription"], item["pending_out"])
@@ -60,6 +69,44 @@ class Client(slixmpp.ClientXMPP):
     async def bye(self):
         self.disconnect()
         await asyncio.sleep(0.2)
+
+
+class SmClient(Client):
+    """A client with XEP-0198 stream management, resumption asked for (the plugin's default),
+    that connects to the STARTTLS port through a CutProxy. It records the session events in
+    order; `lost` is set whenever its connection goes, and it never reconnects by itself."""
+
+    SM_EVENTS = ("session_start", "sm_enabled", "session_resumed", "sm_failed", "session_end", "disconnected")
+
+    def __init__(self, user, proxy, resource="slix"):
+        super().__init__(user, resource)
+        self.register_plugin("xep_0198")
+        # Not a direct TLS attempt first: the proxy forwards to the STARTTLS port, and counts
+        # one connection per login.
+        self.enable_direct_tls = False
+        self.proxy = proxy
+        self.events = []
+        self.enabled = None  # the server's <enabled/>
+        self.resumed = None  # the server's <resumed/>
+        self.lost = asyncio.Event()
+        for name in self.SM_EVENTS:
+            self.add_event_handler(name, lambda _e, name=name: self.events.append(name))
+        self.add_event_handler("sm_enabled", lambda e: setattr(self, "enabled", e))
+        self.add_event_handler("session_resumed", lambda e: setattr(self, "resumed", e))
+        self.add_event_handler("disconnected", lambda _e: self.lost.set())
+
+    def connect_via_proxy(self):
+        self.lost.clear()
+        self.connect(HOST, self.proxy.port)
+
+    async def online(self):
+        self.connect_via_proxy()
+        await asyncio.wait_for(self.ready.wait(), TIMEOUT)
+        assert await until(lambda: self.enabled is not None), self.events
+        return self
+
+    def count(self, event):
+        return self.events.count(event)
 
 
 async def settle(seconds=0.8):
@@ -198,6 +245,155 @@ async def case_offline_delivery():
     await b.bye()
 
 
+async def case_sm_resume_after_cut():
+    """XEP-0198 §5: the client's TCP connection is reset (by the proxy, not by the client) while
+    messages are in flight both ways, and more are sent while it is gone; the client resumes on
+    a new connection and every message arrives once, in order, both ways."""
+    proxy = CutProxy(HOST, STARTTLS)
+    await proxy.start()
+    try:
+        a = await SmClient("sma", proxy).online()
+        b = await Client("smb").online()
+        assert a.enabled["resume"] in (True, "true", "1") and a.enabled["id"], str(a.enabled)
+        sm_id, bound = a.enabled["id"], a.boundjid.full
+        # Alternately to A's bare and full JID: both must reach the session, detached or not.
+        to = [jid("sma"), bound]
+        sent_by_b = []
+
+        def b_sends(*bodies):
+            for body in bodies:
+                b.send_message(mto=to[len(sent_by_b) % 2], mbody=body, mtype="chat")
+                sent_by_b.append(body)
+
+        b_sends("m1", "m2", "m3")
+        assert await until(lambda: a.bodies("smb") == sent_by_b), a.bodies("smb")
+        a.send_message(mto=jid("smb"), mbody="a1", mtype="chat")
+        assert await until(lambda: b.bodies("sma") == ["a1"]), b.bodies("sma")
+
+        # The path dies: what either end writes now is lost, though both writes complete.
+        proxy.freeze()
+        b_sends("m4", "m5")
+        a.send_message(mto=jid("smb"), mbody="a2", mtype="chat")
+        await settle(0.5)
+        # Then both ends get a reset, and A's stanzas go on while it is disconnected.
+        assert proxy.cut() == 1
+        await asyncio.wait_for(a.lost.wait(), TIMEOUT)
+        b_sends("m6", "m7")
+        a.send_message(mto=jid("smb"), mbody="a3", mtype="chat")
+        await settle(0.3)
+
+        a.connect_via_proxy()
+        assert await until(lambda: a.resumed is not None or a.count("sm_failed")), a.events
+        assert a.resumed is not None and a.resumed["previd"] == sm_id, (a.events, str(a.resumed))
+        assert await until(lambda: len(a.bodies("smb")) >= 7 and len(b.bodies("sma")) >= 3)
+        await settle()  # anything sent twice would show up by now
+        assert a.bodies("smb") == sent_by_b, a.bodies("smb")
+        # Once each, but not in order: slixmpp 1.17.0 itself writes a3 before a2 after <resumed/>
+        # (it queues the stanza it retransmits, a2, behind those sent while disconnected, a3).
+        assert sorted(b.bodies("sma")) == ["a1", "a2", "a3"], b.bodies("sma")
+        # The same session: resumed once, never a new one, the same resource.
+        assert a.count("session_start") == 1 and a.count("session_resumed") == 1, a.events
+        assert a.count("sm_enabled") == 1 and a.count("sm_failed") == 0, a.events
+        assert a.boundjid.full == bound, (a.boundjid.full, bound)
+        assert proxy.accepted == 2, proxy.accepted
+        await a.bye()
+        await b.bye()
+    finally:
+        await proxy.close()
+
+
+async def case_sm_resume_takeover():
+    """XEP-0198 §5 when the server has not noticed the loss: the path dies (the proxy freezes it,
+    so not even a reset arrives), A gives up its own socket and resumes on a new connection while
+    the server still holds the old one, which it must close and take the session from."""
+    proxy = CutProxy(HOST, STARTTLS)
+    await proxy.start()
+    try:
+        a = await SmClient("smta", proxy).online()
+        b = await Client("smtb").online()
+        sent_by_b = []
+
+        def b_sends(*bodies):
+            for body in bodies:
+                b.send_message(mto=jid("smta"), mbody=body, mtype="chat")
+                sent_by_b.append(body)
+
+        b_sends("t1", "t2")
+        assert await until(lambda: a.bodies("smtb") == sent_by_b), a.bodies("smtb")
+        proxy.freeze()
+        b_sends("t3", "t4")
+        a.send_message(mto=jid("smtb"), mbody="x1", mtype="chat")
+        await settle(0.5)
+        a.abort()  # as a client whose own ping went unanswered; the server hears nothing
+        await asyncio.wait_for(a.lost.wait(), TIMEOUT)
+        b_sends("t5")
+        await settle(0.3)
+        assert proxy.connections() == 1, proxy.connections()  # the server holds it still
+
+        a.connect_via_proxy()
+        assert await until(lambda: a.resumed is not None or a.count("sm_failed")), a.events
+        assert a.resumed is not None, a.events
+        # The server closed the old connection (the proxy saw it end).
+        assert await until(lambda: proxy.connections() == 1 and proxy.accepted == 2), proxy.connections()
+        assert await until(lambda: len(a.bodies("smtb")) >= 5 and len(b.bodies("smta")) >= 1)
+        await settle()
+        assert a.bodies("smtb") == sent_by_b, a.bodies("smtb")
+        assert b.bodies("smta") == ["x1"], b.bodies("smta")
+        assert a.count("session_start") == 1 and a.count("session_resumed") == 1, a.events
+        await a.bye()
+        await b.bye()
+    finally:
+        await proxy.close()
+
+
+async def case_sm_no_resume_offline():
+    """A client with resumption enabled loses its connection and never comes back: once the
+    server's resumption timeout passes, what it had not acknowledged and what arrived for it
+    meanwhile is stored offline (XEP-0198 §5, RFC 6121 §8.5.2) and delivered once, with a
+    XEP-0203 delay, at its next ordinary login; what it had acknowledged is not delivered again."""
+    proxy = CutProxy(HOST, STARTTLS)
+    await proxy.start()
+    try:
+        a = await SmClient("smoa", proxy).online()
+        b = await Client("smob").online()
+        max_wait = int(a.enabled["max"] or 0)
+        # run.sh's server offers 3 seconds; much more would make this case slow.
+        assert 0 < max_wait <= 10, str(a.enabled)
+        for body in ("acked 1", "acked 2"):
+            b.send_message(mto=jid("smoa"), mbody=body, mtype="chat")
+        assert await until(lambda: a.bodies("smob") == ["acked 1", "acked 2"]), a.bodies("smob")
+        # slixmpp acknowledges only when asked; here it does so of itself, then sends B a message:
+        # once B has that, the server has read the <a/> before it.
+        a.plugin["xep_0198"].send_ack()
+        a.send_message(mto=jid("smob"), mbody="sync", mtype="chat")
+        assert await until(lambda: b.bodies("smoa") == ["sync"]), b.bodies("smoa")
+
+        proxy.freeze()
+        b.send_message(mto=jid("smoa"), mbody="lost on the way", mtype="chat")
+        await settle(0.5)
+        assert proxy.cut() == 1
+        await asyncio.wait_for(a.lost.wait(), TIMEOUT)
+        b.send_message(mto=jid("smoa"), mbody="while detached 1", mtype="chat")
+        b.send_message(mto=f"{jid('smoa')}/slix", mbody="while detached 2", mtype="chat")
+        a.disconnect()  # already disconnected: it stays so, and never tries to resume
+        await asyncio.sleep(max_wait + 1.5)
+        b.send_message(mto=f"{jid('smoa')}/slix", mbody="after the session ended", mtype="chat")
+        await settle()
+
+        again = await Client("smoa", "again").online()
+        expected = ["lost on the way", "while detached 1", "while detached 2", "after the session ended"]
+        assert await until(lambda: len(again.bodies("smob")) >= len(expected)), again.bodies("smob")
+        await settle()
+        assert again.bodies("smob") == expected, again.bodies("smob")
+        for m in again.messages:
+            assert m["delay"]["from"] == DOMAIN and m["delay"]["stamp"] is not None, str(m)
+        assert a.count("session_resumed") == 0 and a.count("session_start") == 1, a.events
+        await again.bye()
+        await b.bye()
+    finally:
+        await proxy.close()
+
+
 CASES = [
     ("login_scram_sha1_starttls", lambda: login("SCRAM-SHA-1", False)),
     ("login_scram_sha256_starttls", lambda: login("SCRAM-SHA-256", False)),
@@ -210,9 +406,13 @@ CASES = [
     ("seed3_both", case_seed3_both),
     ("receipts_disco_caps", case_receipts_disco_caps),
     ("offline_delivery", case_offline_delivery),
+    ("sm_resume_after_cut", case_sm_resume_after_cut),
+    ("sm_resume_takeover", case_sm_resume_takeover),
+    ("sm_no_resume_offline", case_sm_no_resume_offline),
 ]
 
-USERS = ["login", "pinger", "s1a", "s1b", "s1c", "s1d", "s2a", "s2b", "s3a", "s3b", "r1", "r2", "o1", "o2"]
+USERS = ["login", "pinger", "s1a", "s1b", "s1c", "s1d", "s2a", "s2b", "s3a", "s3b", "r1", "r2", "o1", "o2",
+         "sma", "smb", "smta", "smtb", "smoa", "smob"]
 
 
 async def main():
