@@ -263,8 +263,9 @@ impl Session {
                 stanzas = undelivered.len(),
                 "routing undelivered stanzas again"
             );
+            let twins = self.has_twins(router).await;
             for stanza in undelivered {
-                Box::pin(reroute(router, stanza)).await;
+                Box::pin(reroute(router, stanza, twins)).await;
             }
         }
         if let Some(last) = router.sessions().unbind(&self.jid, self.id).await {
@@ -274,9 +275,36 @@ impl Session {
     }
 }
 
-/// Routes a stanza that a session which ended never delivered (see the module docs).
-pub(crate) async fn reroute(router: &Router, stanza: Element) {
+impl Session {
+    /// Whether another resource of the account is available with this session's own
+    /// (non-negative) priority: a message to the bare JID went to it too (RFC 6121 §8.5.2.1.1
+    /// delivers to every resource of the highest priority).
+    async fn has_twins(&self, router: &Router) -> bool {
+        let sessions = router.sessions();
+        let Some(own) = sessions.get(&self.jid).await.and_then(|e| e.priority) else {
+            return false;
+        };
+        own >= 0
+            && sessions
+                .resources(&self.jid.to_bare())
+                .await
+                .iter()
+                .any(|e| {
+                    e.handle.id() != self.id && !e.handle.is_closing() && e.priority == Some(own)
+                })
+    }
+}
+
+/// Routes a stanza that a session which ended never delivered (see the module docs). `twins`:
+/// another resource had the same priority, so a message to the bare JID reached it as well and
+/// is not sent again (it would arrive twice there).
+pub(crate) async fn reroute(router: &Router, stanza: Element, twins: bool) {
     match stanza.name() {
+        "message" if twins && stanza.attr("to").is_some_and(|to| !to.contains('/')) => {
+            tracing::debug!(
+                "a message to the bare JID reached another resource too; not routed again"
+            );
+        }
         "message" => match stanza.attr("type").unwrap_or("normal") {
             // RFC 6121 §8.5.3.2.1: as if addressed to the bare JID. The session is closing, so
             // the router treats its resource as gone and does exactly that, keeping the address

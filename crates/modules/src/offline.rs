@@ -354,7 +354,9 @@ impl StanzaHook for Offline {
                     .resources(&account)
                     .await
                     .into_iter()
-                    .filter(SessionEntry::receives_bare_messages)
+                    // A session that is closing (one ending routes what it held through here)
+                    // takes nothing more.
+                    .filter(|e| e.receives_bare_messages() && !e.handle.is_closing())
                     .max_by_key(|e| e.priority);
                 if let Some(entry) = best {
                     self.inner.deliver(ctx, &account, &entry).await;

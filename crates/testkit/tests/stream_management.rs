@@ -529,3 +529,95 @@ async fn shutdown_stores_what_live_and_detached_sessions_held() {
     }
     drop(alice);
 }
+
+/// Everything that arrives within `d`.
+async fn collect(c: &mut Client, d: Duration) -> Vec<Element> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + d;
+    while let Ok(Ok(e)) = tokio::time::timeout_at(deadline, c.recv_element()).await {
+        got.push(e);
+    }
+    got
+}
+
+fn messages_with_id<'a>(got: &'a [Element], id: &str) -> Vec<&'a Element> {
+    got.iter()
+        .filter(|e| e.name() == "message" && e.attr("id") == Some(id))
+        .collect()
+}
+
+/// RFC 6121 §8.5.2.1.1: a message to the bare JID goes to every available resource of the
+/// highest priority. When one of them ends without resumption, what it had not acknowledged is
+/// not sent again to another resource of the same priority (that one has it already); when it
+/// was the only resource of its priority, the others get it (§8.5.3.2.1), once.
+#[tokio::test]
+async fn an_ended_session_sends_bare_messages_only_to_resources_that_lacked_them() {
+    let server = TestServer::start_with(|c| {
+        c.stream_management.resume_timeout = Duration::from_secs(1);
+    })
+    .await;
+    for u in ["alice", "bob"] {
+        server.add_user(u, PW).await;
+    }
+    let mut bob = online(&server, "bob").await;
+
+    // Same priority: both resources get m1; the phone's copy is not routed again.
+    let (mut phone, _) = online_with_sm(&server, "alice", "phone").await;
+    let mut laptop = server.login("alice", PW, "laptop").await;
+    laptop.send_xml("<presence/>").await.unwrap();
+    laptop.drain(Duration::from_millis(200)).await;
+    phone.drain(Duration::from_millis(200)).await;
+    bob.send_xml(&chat("alice@localhost", "m1")).await.unwrap();
+    phone
+        .expect("<message from='bob@localhost/r' to='alice@localhost' type='chat' id='m1'><body>m1</body></message>")
+        .await
+        .unwrap();
+    laptop
+        .expect("<message from='bob@localhost/r' to='alice@localhost' type='chat' id='m1'><body>m1</body></message>")
+        .await
+        .unwrap();
+    drop(phone);
+    let got = collect(&mut laptop, Duration::from_millis(2000)).await;
+    assert!(
+        messages_with_id(&got, "m1").is_empty(),
+        "m1 came twice to the laptop: {got:?}"
+    );
+
+    // A higher priority: only the phone gets m2; when it ends, the laptop gets it, once.
+    let mut phone = server.login("alice", PW, "phone").await;
+    phone
+        .send_xml("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        .await
+        .unwrap();
+    phone
+        .expect("<enabled xmlns='urn:xmpp:sm:3' resume='true' max='1' id='{*}'/>")
+        .await
+        .unwrap();
+    phone
+        .send_xml("<presence><priority>5</priority></presence>")
+        .await
+        .unwrap();
+    phone.drain(Duration::from_millis(200)).await;
+    laptop.drain(Duration::from_millis(200)).await;
+    bob.send_xml(&chat("alice@localhost", "m2")).await.unwrap();
+    phone
+        .expect("<message from='bob@localhost/r' to='alice@localhost' type='chat' id='m2'><body>m2</body></message>")
+        .await
+        .unwrap();
+    laptop
+        .expect_silence(Duration::from_millis(200))
+        .await
+        .unwrap();
+    drop(phone);
+    let got = collect(&mut laptop, Duration::from_millis(2000)).await;
+    let m2 = messages_with_id(&got, "m2");
+    assert_eq!(m2.len(), 1, "the laptop should get m2 once: {got:?}");
+    assert_eq!(m2[0].attr("to"), Some("alice@localhost"));
+    // The phone's session ended: the laptop saw it go.
+    assert!(
+        got.iter().any(|e| e.name() == "presence"
+            && e.attr("from") == Some("alice@localhost/phone")
+            && e.attr("type") == Some("unavailable")),
+        "{got:?}"
+    );
+}
