@@ -63,6 +63,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "offline",
             "roster",
             "stream_management",
+            "components",
         ],
     ),
     ("log", &["level"]),
@@ -113,6 +114,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         "stream_management",
         &["resume_timeout", "max_unacked", "request_after"],
     ),
+    ("components", &["listen", "secrets"]),
 ];
 
 /// Smallest accepted `c2s.max_stanza_size`.
@@ -164,6 +166,8 @@ pub struct Config {
     pub roster: RosterConfig,
     /// `[stream_management]`: XEP-0198.
     pub stream_management: StreamManagementConfig,
+    /// `[components]`: XEP-0114 external components.
+    pub components: ComponentsConfig,
 }
 
 /// `[log]` section.
@@ -316,6 +320,30 @@ impl Default for StreamManagementConfig {
     }
 }
 
+/// `[components]` section (XEP-0114).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ComponentsConfig {
+    /// Listeners for external components (`jabber:component:accept`); empty (the default): none.
+    /// They speak no TLS: keep them on loopback or a private network.
+    pub listen: Vec<SocketAddr>,
+    /// `[components.secrets]`: component domain → its shared secret (at least
+    /// [`MIN_COMPONENT_SECRET`] characters). A domain must not be a virtual host.
+    pub secrets: Vec<(String, Secret)>,
+}
+
+/// A shared secret: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// Shortest accepted component secret.
+pub const MIN_COMPONENT_SECRET: usize = 16;
+
 /// Known storage backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StorageBackend {
@@ -419,6 +447,7 @@ impl Default for Config {
             offline: OfflineConfig::default(),
             roster: RosterConfig::default(),
             stream_management: StreamManagementConfig::default(),
+            components: ComponentsConfig::default(),
         }
     }
 }

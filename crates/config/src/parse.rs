@@ -12,8 +12,8 @@ use toml::de::{DeTable, DeValue};
 use crate::{
     Config, ConfigError, ConfigErrors, HostConfig, MAX_AUTH_FAILURE_COUNT, MAX_LOCK_SECONDS,
     MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT,
-    MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE,
-    MIN_SCRAM_ITERATIONS, SCHEMA, StorageBackend,
+    MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE,
+    MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, SCHEMA, Secret, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -297,6 +297,10 @@ impl Cx<'_> {
             }
         }
 
+        if let Some(components) = self.section(root, "components") {
+            self.read_components(components, config);
+        }
+
         if let Some(sm) = self.section(root, "stream_management") {
             let p = "stream_management";
             if let Some(n) = self.uint(sm, p, "resume_timeout", 0, MAX_RESUME_TIMEOUT) {
@@ -313,6 +317,42 @@ impl Cx<'_> {
             {
                 config.stream_management.request_after = n;
             }
+        }
+    }
+
+    fn read_components(&mut self, table: &DeTable<'_>, config: &mut Config) {
+        if let Some(list) = self.addresses(table, "components", "listen") {
+            config.components.listen = list;
+        }
+        let Some((key, value)) = self.value(table, "components", "secrets") else {
+            return;
+        };
+        let DeValue::Table(secrets) = value.get_ref() else {
+            self.type_error(&key, value, "a table of domain = \"secret\"");
+            return;
+        };
+        for (name, secret) in secrets.iter() {
+            let raw: &str = name.get_ref();
+            let entry = join(&key, raw);
+            self.spans.insert(entry.clone(), name.span());
+            let domain = match normalise_domain(raw) {
+                Ok(d) => d,
+                Err(message) => {
+                    self.error(&entry, Some(name.span()), message);
+                    continue;
+                }
+            };
+            let Some(secret) = self.as_string(&entry, secret) else {
+                continue;
+            };
+            if secret.chars().count() < MIN_COMPONENT_SECRET {
+                let message = format!(
+                    "a component secret must be at least {MIN_COMPONENT_SECRET} characters"
+                );
+                self.error(&entry, Some(name.span()), message);
+                continue;
+            }
+            config.components.secrets.push((domain, Secret(secret)));
         }
     }
 
@@ -440,10 +480,10 @@ impl Cx<'_> {
 
     fn read_c2s(&mut self, c2s: &DeTable<'_>, config: &mut Config) {
         let c = &mut config.c2s;
-        if let Some(list) = self.addresses(c2s, "listen") {
+        if let Some(list) = self.addresses(c2s, "c2s", "listen") {
             c.listen = list;
         }
-        if let Some(list) = self.addresses(c2s, "direct_tls_listen") {
+        if let Some(list) = self.addresses(c2s, "c2s", "direct_tls_listen") {
             c.direct_tls_listen = list;
         }
         if let Some(b) = self.bool(c2s, "c2s", "require_encryption") {
@@ -507,9 +547,15 @@ impl Cx<'_> {
         }
     }
 
-    /// `c2s.<name>`: an array of socket address strings. `None` if absent or any entry is bad.
-    fn addresses(&mut self, c2s: &DeTable<'_>, name: &str) -> Option<Vec<SocketAddr>> {
-        let (key, value) = self.value(c2s, "c2s", name)?;
+    /// `<prefix>.<name>`: an array of socket address strings. `None` if absent or any entry is
+    /// bad.
+    fn addresses(
+        &mut self,
+        table: &DeTable<'_>,
+        prefix: &str,
+        name: &str,
+    ) -> Option<Vec<SocketAddr>> {
+        let (key, value) = self.value(table, prefix, name)?;
         let DeValue::Array(items) = value.get_ref() else {
             self.type_error(&key, value, "an array of socket addresses");
             return None;
@@ -586,6 +632,23 @@ impl Cx<'_> {
                 "auth.max_delay",
                 &["auth.max_delay", "c2s.auth_timeout"],
                 message,
+            );
+        }
+
+        // A component cannot take a virtual host's domain: its accounts would become the
+        // component's (XEP-0114 serves whole domains).
+        for (domain, _) in &config.components.secrets {
+            if config.hosts.iter().any(|h| h.domain == *domain) {
+                let key = format!("components.secrets.{domain}");
+                let message = "is a virtual host ([[host]]), not a component domain";
+                self.error_near(&key, &[&key, "components.secrets"], message);
+            }
+        }
+        if !config.components.listen.is_empty() && config.components.secrets.is_empty() {
+            self.error_near(
+                "components.listen",
+                &["components.listen"],
+                "no component can connect: [components.secrets] names none",
             );
         }
 

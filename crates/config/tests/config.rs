@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use starling_config::{
-    AuthConfig, C2sConfig, Config, ConfigError, ConfigErrors, HostConfig, LogConfig, OfflineConfig,
-    RosterConfig, SCHEMA, StorageBackend, StorageConfig, StreamManagementConfig,
+    AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors, HostConfig,
+    LogConfig, OfflineConfig, RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig,
+    StreamManagementConfig,
 };
 
 const EXAMPLE: &str = include_str!(concat!(
@@ -263,6 +264,12 @@ max_pending_requests = 7
 resume_timeout = 0
 max_unacked = 10
 request_after = 1
+
+[components]
+listen = ["127.0.0.1:5347"]
+
+[components.secrets]
+"Gateway.Example.ORG" = "sixteen chars at least"
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -327,6 +334,13 @@ request_after = 1
             resume_timeout: Duration::ZERO,
             max_unacked: 10,
             request_after: 1,
+        },
+        components: ComponentsConfig {
+            listen: vec![addr("127.0.0.1:5347")],
+            secrets: vec![(
+                "gateway.example.org".to_owned(),
+                Secret("sixteen chars at least".to_owned()),
+            )],
         },
     };
     let config = parse(text).unwrap();
@@ -1208,4 +1222,45 @@ fn duplicate_ip_literal_domains_differing_in_case() {
     let text = "[[host]]\ndomain = \"[2001:DB8::1]\"\n[[host]]\ndomain = \"[2001:db8::1]\"\n";
     let (k, l, _) = one_error(text);
     assert_eq!((k.as_str(), l), ("host[1].domain", Some(4)));
+}
+
+/// `[components]`: a secret too short, a domain that is a virtual host, and listeners without
+/// any secret are errors, each with its key.
+#[test]
+fn component_settings_are_checked() {
+    let errors = parse(
+        r#"
+[components]
+listen = ["127.0.0.1:5347"]
+
+[components.secrets]
+"gw.localhost" = "short"
+"localhost" = "sixteen chars at least"
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        errors.contains(
+            "components.secrets.gw.localhost: a component secret must be at least 16 characters"
+        ),
+        "{errors}"
+    );
+    assert!(
+        errors.contains(
+            "components.secrets.localhost: is a virtual host ([[host]]), not a component domain"
+        ),
+        "{errors}"
+    );
+    let errors = parse("[components]\nlisten = [\"127.0.0.1:5347\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("components.listen: no component can connect"),
+        "{errors}"
+    );
+    // Secrets never show in debug output.
+    let config =
+        parse("[components.secrets]\n\"gw.localhost\" = \"a long shared secret\"\n").unwrap();
+    assert!(!format!("{config:?}").contains("a long shared secret"));
 }

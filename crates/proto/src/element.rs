@@ -437,6 +437,27 @@ impl Element {
         s
     }
 
+    /// Moves this element, and every descendant and declaration in namespace `from`, to `to`:
+    /// for a stanza crossing from a stream with one content namespace to a stream with another
+    /// (`jabber:component:accept` and `jabber:client`, XEP-0114 §3).
+    pub fn rename_ns(&mut self, from: &str, to: &Ns) {
+        if self.ns.as_str() == from {
+            self.ns = to.clone();
+        }
+        if let Some(decls) = self.decls.as_mut() {
+            for (_, ns) in decls.iter_mut() {
+                if ns.as_str() == from {
+                    *ns = to.clone();
+                }
+            }
+        }
+        for node in &mut self.children {
+            if let Node::Element(e) = node {
+                e.rename_ns(from, to);
+            }
+        }
+    }
+
     /// Number of elements in this tree, this one included.
     pub fn element_count(&self) -> usize {
         1 + self.children().map(Element::element_count).sum::<usize>()

@@ -46,6 +46,8 @@ pub const TIME: &str = "urn:xmpp:time";
 pub const DATA_FORMS: &str = "jabber:x:data";
 /// XEP-0333 chat markers.
 pub const MARKERS: &str = "urn:xmpp:chat-markers:0";
+/// XEP-0114 external components: the content namespace of their streams.
+pub const COMPONENT: &str = "jabber:component:accept";
 /// XEP-0198 stream management.
 pub const SM: &str = "urn:xmpp:sm:3";
 /// XEP-0352 client state indication.
@@ -58,6 +60,9 @@ pub const XMLNS: &str = "http://www.w3.org/2000/xmlns/";
 pub fn known(uri: &str) -> Option<&'static str> {
     const ALL: &[&str] = &[
         CLIENT,
+        COMPONENT,
+        SM,
+        CSI,
         STREAM,
         XML,
         SERVER,

@@ -54,6 +54,8 @@ pub struct RunningServer {
     pub starttls_addrs: Vec<SocketAddr>,
     /// Bound direct TLS listener addresses.
     pub direct_tls_addrs: Vec<SocketAddr>,
+    /// Bound XEP-0114 component listener addresses.
+    pub component_addrs: Vec<SocketAddr>,
     pub tls: Arc<TlsManager>,
     pub router: Arc<Router>,
     c2s: Arc<C2sShared>,
@@ -208,9 +210,39 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
             tracker.clone(),
         ));
     }
+    // XEP-0114 external components, when configured.
+    let mut component_addrs = Vec::new();
+    let component_settings = Arc::new(starling_component::ComponentSettings {
+        secrets: config
+            .components
+            .secrets
+            .iter()
+            .map(|(d, s)| (d.clone(), s.0.clone()))
+            .collect(),
+        max_stanza_size: config.c2s.max_stanza_size,
+        ..starling_component::ComponentSettings::default()
+    });
+    for &addr in &config.components.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Listen { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen { addr, source })?;
+        component_addrs.push(local);
+        tracing::info!("listening for components on {local} (XEP-0114)");
+        tracker.spawn(component_accept_loop(
+            listener,
+            component_settings.clone(),
+            router.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
     Ok(RunningServer {
         starttls_addrs,
         direct_tls_addrs,
+        component_addrs,
         tls,
         router,
         c2s: shared,
@@ -218,6 +250,31 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         shutdown,
         tracker,
     })
+}
+
+async fn component_accept_loop(
+    listener: TcpListener,
+    settings: Arc<starling_component::ComponentSettings>,
+    router: Arc<Router>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    tracker.spawn(starling_component::handle_component_connection(
+                        tcp, peer, settings.clone(), router.clone(), shutdown.clone(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
 }
 
 async fn accept_loop(
