@@ -18,16 +18,19 @@ interop_venv() {
 }
 
 # interop_start_server USER... : fresh data directory, users with password "pw", then
-# `starling serve` in the background. Sets DATA, P1 (STARTTLS port), P2 (direct TLS port) and
-# SERVER_PID; interop_stop_server undoes it all.
+# `starling serve` in the background. Sets DATA, P1 (STARTTLS port), P2 (direct TLS port), P3
+# (XEP-0114 component port, with one component COMPONENT_DOMAIN whose shared secret is
+# COMPONENT_SECRET) and SERVER_PID; interop_stop_server undoes it all.
 # INTEROP_RESUME_TIMEOUT (default 3): [stream_management] resume_timeout, short so that
 # slixmpp/sm_no_resume_offline need not wait long for a lost session to end.
 # INTEROP_LOG_LEVEL (default info): [log] level, e.g. "info,starling_c2s=debug".
 interop_start_server() {
     DATA=$(mktemp -d)
-    read -r P1 P2 < <("$PY" - <<'PY'
+    COMPONENT_DOMAIN=echo.localhost
+    COMPONENT_SECRET="interop component secret"
+    read -r P1 P2 P3 < <("$PY" - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
 PY
@@ -42,6 +45,10 @@ direct_tls_listen = ["127.0.0.1:$P2"]
 rate = 0
 [stream_management]
 resume_timeout = ${INTEROP_RESUME_TIMEOUT:-3}
+[components]
+listen = ["127.0.0.1:$P3"]
+[components.secrets]
+"$COMPONENT_DOMAIN" = "$COMPONENT_SECRET"
 TOML
     local u
     for u in "$@"; do
@@ -50,10 +57,11 @@ TOML
     "$BIN" serve --config "$DATA/starling.toml" > "$BUILD/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$P1") 2>/dev/null; then return 0; fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$P1") 2>/dev/null \
+            && (exec 3<>"/dev/tcp/127.0.0.1/$P3") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
-    echo "starling did not start listening on $P1 (see $BUILD/server.log)" >&2
+    echo "starling did not start listening on $P1 and $P3 (see $BUILD/server.log)" >&2
     return 1
 }
 

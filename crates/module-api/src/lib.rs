@@ -30,6 +30,18 @@ pub use session::{
 };
 
 use std::sync::Arc;
+
+/// Parses XML the server stored itself (an offline message, a pending subscription request, a
+/// vCard) back into an element, with the wire's restricted parser: modules never parse XML
+/// themselves, and need nothing below this crate to read what they stored.
+pub fn parse_stored(xml: &str) -> Result<Element, StoredXmlError> {
+    starling_stream::parse_stored(xml).map_err(StoredXmlError)
+}
+
+/// Stored XML that does not parse (a damaged database).
+#[derive(Debug, thiserror::Error)]
+#[error("stored XML does not parse: {0}")]
+pub struct StoredXmlError(starling_stream::DecodeError);
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -54,6 +54,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use starling_module_api::parse_stored;
 use starling_module_api::{
     Context, Event, EventListener, HookPoint, HookResult, Module, Offer, Registrar, SessionEntry,
     StanzaHook,
@@ -62,7 +63,6 @@ use starling_proto::{
     BareJid, Element, Jid, Node, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
 };
 use starling_storage::OfflineOutcome;
-use starling_stream::parse_stored;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::clock;

@@ -35,6 +35,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use starling_module_api::parse_stored;
 use starling_module_api::{
     Context, Event, EventListener, HookPoint, HookResult, Module, Registrar, SessionEntry,
     SessionId, StanzaHook,
@@ -43,7 +44,6 @@ use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply, ns,
 };
 use starling_storage::RosterItem;
-use starling_stream::parse_stored;
 
 use crate::roster::{
     Limit, MAX_STORED_REQUEST_BYTES, RosterService, UpdateError, account_parts, limit_error,

@@ -19,11 +19,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use starling_module_api::parse_stored;
 use starling_module_api::{
     Context, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module, Registrar,
 };
 use starling_proto::{Element, StanzaError, StanzaErrorCondition};
-use starling_stream::parse_stored;
 
 /// The `vcard-temp` namespace, also the disco feature (§4).
 pub const NS: &str = "vcard-temp";

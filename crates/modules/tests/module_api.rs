@@ -161,7 +161,7 @@ impl Setup {
     }
 
     async fn send(&self, from: &FullJid, xml: &str) {
-        let mut stanza = starling_stream::parse_stored(xml).unwrap();
+        let mut stanza = starling_module_api::parse_stored(xml).unwrap();
         stanza.set_attr("from", from.to_string());
         self.router.route_from_client(from, stanza).await;
     }
