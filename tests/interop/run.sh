@@ -31,6 +31,7 @@ interop_start_server $("$PY" tests/interop/slixmpp_suite.py --users) \
     $(node "$BUILD/node/xmppjs_suite.mjs" --users)
 
 timeout 300 "$PY" tests/interop/slixmpp_suite.py 127.0.0.1 "$P1" "$P2" "$RESULTS" \
+    "$P3" "$COMPONENT_DOMAIN" "$COMPONENT_SECRET" \
     > "$BUILD/slixmpp.log" 2>&1 || echo "slixmpp suite ended abnormally (see $BUILD/slixmpp.log)"
 
 timeout 120 node "$BUILD/node/xmppjs_suite.mjs" "$P1" "$RESULTS" \

@@ -1,14 +1,17 @@
 """Interop cases driven by slixmpp against a running Starling.
 
-Usage: slixmpp_suite.py HOST STARTTLS_PORT DIRECT_TLS_PORT RESULTS_FILE
+Usage: slixmpp_suite.py HOST STARTTLS_PORT DIRECT_TLS_PORT RESULTS_FILE COMPONENT_PORT COMPONENT_DOMAIN COMPONENT_SECRET
 Each case logs in its own users (created beforehand by run.sh, password "pw") and writes one line
 "slixmpp/<case> pass|fail" to RESULTS_FILE. Exit status is 0; run.sh compares with the baseline.
 The stream management cases put a cutting proxy (cutproxy.py) between one client and STARTTLS_PORT.
+The component cases connect a XEP-0114 component (slixmpp's ComponentXMPP) to COMPONENT_PORT as
+COMPONENT_DOMAIN, with COMPONENT_SECRET or a wrong one.
 """
 import asyncio
 import os
 import ssl
 import sys
+import time
 import traceback
 
 import slixmpp
@@ -17,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cutproxy import CutProxy  # noqa: E402
 
 HOST, STARTTLS, DIRECT, RESULTS = "127.0.0.1", 5222, 5223, "/dev/null"
+COMPONENT_PORT, COMPONENT_DOMAIN, COMPONENT_SECRET = 5347, "echo.localhost", ""
 DOMAIN = "localhost"
 TIMEOUT = 15
 
@@ -107,6 +111,40 @@ class SmClient(Client):
 
     def count(self, event):
         return self.events.count(event)
+
+
+class Echo(slixmpp.ComponentXMPP):
+    """A XEP-0114 component at COMPONENT_DOMAIN: it echoes each chat message with a body back to
+    its sender, from bot@COMPONENT_DOMAIN, and answers jabber:iq:version (the xep_0092 plugin)
+    and disco#info (xep_0030). It records what it receives and its session events."""
+
+    EVENTS = ("session_start", "stream_error", "disconnected")
+
+    def __init__(self, secret):
+        super().__init__(COMPONENT_DOMAIN, secret, HOST, COMPONENT_PORT)
+        self.register_plugin("xep_0030")
+        self.register_plugin("xep_0092", {"software_name": "starling-interop-echo", "version": "1.0"})
+        self.events = []
+        self.stream_errors = []
+        self.received = []
+        self.ready = asyncio.Event()
+        self.lost = asyncio.Event()
+        for name in self.EVENTS:
+            self.add_event_handler(name, lambda _e, name=name: self.events.append(name))
+        self.add_event_handler("session_start", lambda _: self.ready.set())
+        self.add_event_handler("stream_error", self.stream_errors.append)
+        self.add_event_handler("disconnected", lambda _: self.lost.set())
+        self.add_event_handler("message", self._echo)
+
+    def _echo(self, msg):
+        self.received.append(msg)
+        if msg["type"] == "chat" and msg["body"]:
+            self.send_message(mto=msg["from"], mfrom=f"bot@{COMPONENT_DOMAIN}", mbody=msg["body"], mtype="chat")
+
+    async def online(self):
+        self.connect()
+        await asyncio.wait_for(self.ready.wait(), TIMEOUT)
+        return self
 
 
 async def settle(seconds=0.8):
@@ -394,6 +432,67 @@ async def case_sm_no_resume_offline():
         await proxy.close()
 
 
+async def server_items(c):
+    """The JIDs of the server's disco#items (XEP-0030 §4)."""
+    reply = await c.plugin["xep_0030"].get_items(jid=DOMAIN, timeout=5)
+    return [item[0] for item in reply["disco_items"]["items"]]
+
+
+async def case_component():
+    """XEP-0114: a component connects with the shared secret; a user's chat message to a JID at
+    its domain reaches it once, and its echo from bot@ its domain reaches the user once; IQs to
+    its domain are answered by it; the server's disco#items lists the domain while it is
+    connected (XEP-0030 §4) and no longer once it has gone."""
+    comp = await Echo(COMPONENT_SECRET).online()
+    c = Client("comp")
+    c.register_plugin("xep_0092")
+    await c.online()
+    try:
+        assert COMPONENT_DOMAIN in await server_items(c), await server_items(c)
+
+        bot = f"bot@{COMPONENT_DOMAIN}"
+        body = "Is this the component? Echo, echo."
+        c.send_message(mto=bot, mbody=body, mtype="chat")
+        assert await until(lambda: any(m["from"] == bot for m in c.messages)), [str(m) for m in c.messages]
+
+        version = await c.plugin["xep_0092"].get_version(COMPONENT_DOMAIN, timeout=5)
+        assert version["type"] == "result" and version["from"] == COMPONENT_DOMAIN, str(version)
+        assert version["software_version"]["name"] == "starling-interop-echo", str(version)
+        assert version["software_version"]["version"] == "1.0", str(version)
+        info = await c.plugin["xep_0030"].get_info(jid=COMPONENT_DOMAIN, timeout=5)
+        assert info["type"] == "result" and info["from"] == COMPONENT_DOMAIN, str(info)
+        assert "jabber:iq:version" in info["disco_info"]["features"], str(info)
+
+        await settle()  # anything delivered twice would show up by now
+        got = [(str(m["from"]), m["type"], m["body"]) for m in c.messages]
+        assert got == [(bot, "chat", body)], got
+        sent = [(str(m["from"]), str(m["to"]), m["type"], m["body"]) for m in comp.received]
+        assert sent == [(c.boundjid.full, bot, "chat", body)], sent
+        assert comp.events == ["session_start"], comp.events
+
+        comp.disconnect()
+        await asyncio.wait_for(comp.lost.wait(), TIMEOUT)
+        assert await until(lambda: False, 0.5) or True
+        items = await server_items(c)
+        assert COMPONENT_DOMAIN not in items, items
+    finally:
+        comp.abort()
+        await c.bye()
+
+
+async def case_component_bad_secret():
+    """XEP-0114 §3: a handshake with the wrong secret ends the stream with <not-authorized/>;
+    the component never starts a session."""
+    comp = Echo(COMPONENT_SECRET + " but wrong")
+    try:
+        comp.connect()
+        await asyncio.wait_for(comp.lost.wait(), 5)
+        assert [e["condition"] for e in comp.stream_errors] == ["not-authorized"], [str(e) for e in comp.stream_errors]
+        assert comp.events == ["stream_error", "disconnected"], comp.events
+    finally:
+        comp.abort()
+
+
 CASES = [
     ("login_scram_sha1_starttls", lambda: login("SCRAM-SHA-1", False)),
     ("login_scram_sha256_starttls", lambda: login("SCRAM-SHA-256", False)),
@@ -409,30 +508,34 @@ CASES = [
     ("sm_resume_after_cut", case_sm_resume_after_cut),
     ("sm_resume_takeover", case_sm_resume_takeover),
     ("sm_no_resume_offline", case_sm_no_resume_offline),
+    ("component", case_component),
+    ("component_bad_secret", case_component_bad_secret),
 ]
 
 USERS = ["login", "pinger", "s1a", "s1b", "s1c", "s1d", "s2a", "s2b", "s3a", "s3b", "r1", "r2", "o1", "o2",
-         "sma", "smb", "smta", "smtb", "smoa", "smob"]
+         "sma", "smb", "smta", "smtb", "smoa", "smob", "comp"]
 
 
 async def main():
     with open(RESULTS, "a") as out:
         for name, case in CASES:
+            start = time.monotonic()
             try:
                 await asyncio.wait_for(case(), 60)
                 verdict = "pass"
             except BaseException:  # noqa: BLE001 - every failure is a verdict
                 traceback.print_exc()
                 verdict = "fail"
-            print(f"slixmpp/{name} {verdict}", flush=True)
+            print(f"slixmpp/{name} {verdict} ({time.monotonic() - start:.1f} s)", flush=True)
             out.write(f"slixmpp/{name} {verdict}\n")
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 2 and sys.argv[1] == "--users":
         print(" ".join(USERS))
-    elif len(sys.argv) == 5:
+    elif len(sys.argv) == 8:
         HOST, STARTTLS, DIRECT, RESULTS = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+        COMPONENT_PORT, COMPONENT_DOMAIN, COMPONENT_SECRET = int(sys.argv[5]), sys.argv[6], sys.argv[7]
         asyncio.run(main())
     else:
         sys.exit(__doc__)
