@@ -15,7 +15,7 @@ use starling_net::{HostTls, TlsManager};
 use starling_router::{LocalRegistry, Router};
 use starling_storage::StorageError;
 use starling_storage_sqlite::SqliteStorage;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -202,12 +202,12 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
                 ListenerKind::DirectTls => "direct TLS",
             }
         );
+        let (shared, stop) = (shared.clone(), shutdown.clone());
         tracker.spawn(accept_loop(
             listener,
-            kind,
-            shared.clone(),
             shutdown.clone(),
             tracker.clone(),
+            move |tcp, peer| handle_connection(tcp, peer, kind, shared.clone(), stop.clone()),
         ));
     }
     // XEP-0114 external components, when configured.
@@ -231,12 +231,21 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
             .map_err(|source| ServerError::Listen { addr, source })?;
         component_addrs.push(local);
         tracing::info!("listening for components on {local} (XEP-0114)");
-        tracker.spawn(component_accept_loop(
+        let (settings, router, stop) =
+            (component_settings.clone(), router.clone(), shutdown.clone());
+        tracker.spawn(accept_loop(
             listener,
-            component_settings.clone(),
-            router.clone(),
             shutdown.clone(),
             tracker.clone(),
+            move |tcp, peer| {
+                starling_component::handle_component_connection(
+                    tcp,
+                    peer,
+                    settings.clone(),
+                    router.clone(),
+                    stop.clone(),
+                )
+            },
         ));
     }
     Ok(RunningServer {
@@ -252,44 +261,22 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     })
 }
 
-async fn component_accept_loop(
+/// Accepts connections until shutdown, serving each with `serve` in its own tracked task.
+async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    settings: Arc<starling_component::ComponentSettings>,
-    router: Arc<Router>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-) {
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    tracker.spawn(starling_component::handle_component_connection(
-                        tcp, peer, settings.clone(), router.clone(), shutdown.clone(),
-                    ));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    kind: ListenerKind,
-    shared: Arc<C2sShared>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    tracker.spawn(handle_connection(tcp, peer, kind, shared.clone(), shutdown.clone()));
+                    tracker.spawn(serve(tcp, peer));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: do not spin.

@@ -121,6 +121,23 @@ impl TestServer {
         }
     }
 
+    /// [`login`](Self::login), then initial presence (RFC 6121 §4.2), and the echo of that
+    /// presence to the session itself is awaited: the session is available once this returns.
+    pub async fn online(&self, user: &str, password: &str, resource: &str) -> Client {
+        let mut c = self.login(user, password, resource).await;
+        let me = format!("{user}@{}/{resource}", self.domain);
+        if let Err(e) = c.send_xml("<presence/>").await {
+            panic!("{me} cannot send presence: {e}");
+        }
+        if let Err(e) = c
+            .expect(&format!("<presence from='{me}' to='{me}'/>"))
+            .await
+        {
+            panic!("{me} did not get its own presence: {e}");
+        }
+        c
+    }
+
     /// Creates `local@<domain>` (the first host) with `password`.
     pub async fn add_user(&self, local: &str, password: &str) {
         self.add_user_at(local, &self.domain, password).await;

@@ -74,10 +74,7 @@ async fn component(server: &TestServer) -> Client {
 }
 
 async fn online(server: &TestServer, user: &str) -> Client {
-    let mut c = server.login(user, PW, "r").await;
-    c.send_xml("<presence/>").await.unwrap();
-    c.drain(Duration::from_millis(100)).await;
-    c
+    server.online(user, PW, "r").await
 }
 
 /// XEP-0114 §3: after the handshake, every stanza to the component's domain or a JID at it

@@ -12,14 +12,7 @@ use starling_testkit::server::TestServer;
 const PW: &str = "pw";
 
 async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
-    let mut c = server.login(user, PW, resource).await;
-    c.send_xml("<presence/>").await.unwrap();
-    c.expect(&format!(
-        "<presence from='{user}@localhost/{resource}' to='{user}@localhost/{resource}'/>"
-    ))
-    .await
-    .unwrap();
-    c
+    server.online(user, PW, resource).await
 }
 
 fn presence(show: &str) -> String {

@@ -16,14 +16,7 @@ const PW: &str = "pw";
 const BYSTANDERS: usize = 20;
 
 async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
-    let mut c = server.login(user, PW, resource).await;
-    c.send_xml("<presence/>").await.unwrap();
-    c.expect(&format!(
-        "<presence from='{user}@localhost/{resource}' to='{user}@localhost/{resource}'/>"
-    ))
-    .await
-    .unwrap();
-    c
+    server.online(user, PW, resource).await
 }
 
 /// Namespaces in XML §3: `xml:` is bound by definition. A child in the XML namespace reaches the

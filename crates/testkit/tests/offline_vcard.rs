@@ -26,14 +26,7 @@ async fn login(server: &TestServer, user: &str, resource: &str) -> Client {
 
 /// Logs in and sends initial presence, which comes back first (RFC 6121 §4.2.2).
 async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
-    let mut c = login(server, user, resource).await;
-    c.send_xml("<presence/>").await.unwrap();
-    c.expect(&format!(
-        "<presence from='{user}@localhost/{resource}' to='{user}@localhost/{resource}'/>"
-    ))
-    .await
-    .unwrap();
-    c
+    server.online(user, PW, resource).await
 }
 
 async fn stored_count(server: &TestServer, user: &str) -> u64 {

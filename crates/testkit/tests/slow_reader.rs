@@ -19,14 +19,7 @@ const PW: &str = "pw";
 const MESSAGES: usize = 4000;
 
 async fn online(server: &TestServer, user: &str) -> Client {
-    let mut c = server.login(user, PW, "r").await;
-    c.send_xml("<presence/>").await.unwrap();
-    c.expect(&format!(
-        "<presence from='{user}@localhost/r' to='{user}@localhost/r'/>"
-    ))
-    .await
-    .unwrap();
-    c
+    server.online(user, PW, "r").await
 }
 
 fn id_of(e: &Element) -> Option<usize> {

@@ -51,10 +51,7 @@ async fn online_with_sm(server: &TestServer, user: &str, resource: &str) -> (Cli
 }
 
 async fn online(server: &TestServer, user: &str) -> Client {
-    let mut c = server.login(user, PW, "r").await;
-    c.send_xml("<presence/>").await.unwrap();
-    c.drain(Duration::from_millis(100)).await;
-    c
+    server.online(user, PW, "r").await
 }
 
 fn chat(to: &str, id: &str) -> String {
