@@ -144,6 +144,7 @@ pub async fn handle_component_connection(
         domain: None,
         header_sent: false,
         carry: Vec::new(),
+        closed: false,
     };
     let err = conn.run(&settings, &router, &shutdown).await;
     if let Some(err) = err {
@@ -163,6 +164,8 @@ struct Conn {
     /// Bytes read but not yet framed (a component that sends its first stanzas right behind
     /// the handshake).
     carry: Vec<u8>,
+    /// The component closed its stream (`</stream:stream>`).
+    closed: bool,
 }
 
 /// What `next` read.
@@ -202,7 +205,14 @@ impl Conn {
         Element::new("handshake", ns::COMPONENT).write_in_stream(ns::COMPONENT, &mut self.out);
         tracing::info!(peer = %self.peer, %domain, "component connected");
         let result = self.serve(&domain, router, &mut rx, shutdown).await;
+        // Detached before the closing tag goes out: once the component sees it, the domain is
+        // served no more.
         router.components().detach(&domain, &link);
+        if self.closed {
+            // RFC 6120 §4.4: answer the closing tag with ours.
+            self.out.push_str("</stream:stream>");
+            let _ = self.flush().await;
+        }
         drop(link);
         // What was still queued for it: answered, not lost silently.
         rx.close();
@@ -221,7 +231,11 @@ impl Conn {
     ) -> Result<String, Option<StreamError>> {
         let header = match self.next().await? {
             Input::Header(h) => h,
-            _ => return Err(Some(StreamError::new(StreamErrorCondition::NotWellFormed))),
+            // Connected and went away (a port probe): nothing to answer.
+            Input::End => return Err(None),
+            Input::Element(_) => {
+                return Err(Some(StreamError::new(StreamErrorCondition::NotWellFormed)));
+            }
         };
         let Some(to) = header.to.as_deref() else {
             self.write_header(None);
@@ -336,8 +350,7 @@ impl Conn {
             let mut stanza = match frame {
                 Frame::Element(e) => e,
                 Frame::Close => {
-                    self.out.push_str("</stream:stream>");
-                    let _ = self.flush().await;
+                    self.closed = true;
                     return Err(None);
                 }
                 Frame::Header(_) => {
