@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use starling_module_api::{Event, Queued, SessionCommand, SessionHandle};
+use starling_module_api::{Event, SessionCommand, SessionHandle};
 use starling_proto::{
     BareJid, Element, Jid, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
     error_reply, iq_result, ns,
@@ -119,11 +119,12 @@ fn send_stanza(
     framing: &dyn Framing,
     out: &mut String,
     b: &mut Session,
-    stanza: Box<Queued>,
+    stanza: &Element,
     request_after: u32,
 ) {
-    framing.write_element(&stanza.stanza, out);
-    b.written(stanza);
+    let start = out.len();
+    framing.write_element(stanza, out);
+    b.written(out.get(start..).unwrap_or_default());
     if let Some(sm) = b.sm.as_deref_mut()
         && sm.requested.is_none()
         && sm.since_request >= request_after
@@ -147,7 +148,7 @@ fn flush_held(
     }
     shared.csi.flushes.fetch_add(1, Ordering::Relaxed);
     for stanza in std::mem::take(&mut b.held) {
-        send_stanza(framing, out, b, Queued::unqueued(stanza), request_after);
+        send_stanza(framing, out, b, &stanza, request_after);
     }
 }
 
@@ -611,13 +612,7 @@ impl Connection {
     fn emit(&mut self, stanza: Element) {
         let request_after = self.shared.settings.sm.request_after;
         match self.bound.as_deref_mut() {
-            Some(b) => send_stanza(
-                &*self.framing,
-                &mut self.out,
-                b,
-                Queued::unqueued(stanza),
-                request_after,
-            ),
+            Some(b) => send_stanza(&*self.framing, &mut self.out, b, &stanza, request_after),
             None => self.framing.write_element(&stanza, &mut self.out),
         }
     }
@@ -683,7 +678,7 @@ impl Connection {
                     request_after,
                     &self.shared,
                 );
-                send_stanza(&*self.framing, &mut self.out, b, q, request_after);
+                send_stanza(&*self.framing, &mut self.out, b, &q.stanza, request_after);
             }
             // Take the next stanza only if it will be written: one taken and dropped would be
             // a lost stanza.
@@ -1565,9 +1560,8 @@ impl Connection {
             &mut self.out,
         );
         if let Some(b) = self.bound.as_deref() {
-            for q in &b.unacked {
-                self.framing.write_element(&q.stanza, &mut self.out);
-            }
+            // Exactly the bytes written before.
+            self.out.push_str(b.unacked.as_written());
         }
         tracing::info!(id = self.id, %jid, retransmit, "session resumed");
         self.shared.router.emit(Event::Resumed(jid)).await;

@@ -22,9 +22,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use starling_module_api::{Event, Queued, SessionCommand, SessionHandle, SessionId};
+use starling_module_api::{Event, SessionCommand, SessionHandle, SessionId};
 use starling_proto::{
-    BareJid, Element, FullJid, StanzaErrorCondition, StreamError, StreamErrorCondition,
+    BareJid, Element, FullJid, StanzaErrorCondition, StreamError, StreamErrorCondition, ns,
 };
 use starling_router::Router;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -39,10 +39,8 @@ pub(crate) struct Session {
     pub(crate) inbox: mpsc::Receiver<SessionCommand>,
     /// Stanzas serialised for the client and not yet known to have arrived: without stream
     /// management until the write completes, with it until the client acknowledges them
-    /// (XEP-0198 §4). Oldest first. Kept in the boxes the queue delivered them in: a slot is
-    /// one word, so what an idle session keeps of its capacity is small.
-    #[allow(clippy::vec_box)]
-    pub(crate) unacked: VecDeque<Box<Queued>>,
+    /// (XEP-0198 §4). Oldest first, as the bytes written.
+    pub(crate) unacked: Unacked,
     /// XEP-0198 state, once the client enabled it.
     pub(crate) sm: Option<Box<StreamMgmt>>,
     /// XEP-0352: the client said it is inactive.
@@ -50,6 +48,68 @@ pub(crate) struct Session {
     /// What waits while the client is inactive ([`can_wait`]), oldest first, at most one
     /// presence per sender.
     pub(crate) held: Vec<Element>,
+}
+
+/// Stanzas written to a client and not yet known to have arrived, kept as the bytes written:
+/// the element trees are freed as soon as they are serialised. Freeing them later, when the
+/// acknowledgement comes and their memory has gone cold, cost a third more CPU per message
+/// (measured with `starling-bench --sm chat`); one buffer of bytes is freed cheaply, and is
+/// what a resumption sends again anyway. An empty queue holds no memory.
+#[derive(Debug, Default)]
+pub(crate) struct Unacked {
+    /// The stanzas' bytes from `head` on (what is before `head` was acknowledged).
+    bytes: String,
+    head: usize,
+    /// Each stanza's length, oldest first.
+    lens: VecDeque<u32>,
+}
+
+impl Unacked {
+    fn push(&mut self, written: &str) {
+        self.bytes.push_str(written);
+        self.lens
+            .push_back(u32::try_from(written.len()).unwrap_or(u32::MAX));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// Forgets the `n` oldest.
+    fn drop_front(&mut self, n: usize) {
+        let bytes: usize = self.lens.drain(..n).map(|l| l as usize).sum();
+        self.head += bytes;
+        if self.lens.is_empty() {
+            *self = Unacked::default();
+        } else if self.head > 64 * 1024 && self.head > self.bytes.len() / 2 {
+            // A long-unacknowledged tail: keep the buffer from growing behind it.
+            self.bytes.drain(..self.head);
+            self.head = 0;
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        *self = Unacked::default();
+    }
+
+    /// What is kept, oldest first, as written.
+    pub(crate) fn as_written(&self) -> &str {
+        self.bytes.get(self.head..).unwrap_or_default()
+    }
+
+    /// Each stanza as written, oldest first.
+    fn stanzas(&self) -> impl Iterator<Item = &str> {
+        let mut at = self.head;
+        self.lens.iter().map(move |&l| {
+            let s = self.bytes.get(at..at + l as usize).unwrap_or_default();
+            at += l as usize;
+            s
+        })
+    }
 }
 
 /// Stanzas held for an inactive client at most; one more flushes them all.
@@ -119,7 +179,7 @@ impl Session {
             jid,
             handle,
             inbox,
-            unacked: VecDeque::new(),
+            unacked: Unacked::default(),
             sm: None,
             inactive: false,
             held: Vec::new(),
@@ -137,14 +197,14 @@ impl Session {
         self.held.push(stanza);
     }
 
-    /// A stanza was serialised for the client: it stays in the unacknowledged queue until
-    /// written (without stream management) or acknowledged (with it).
-    pub(crate) fn written(&mut self, stanza: Box<Queued>) {
+    /// A stanza was serialised for the client as `bytes`: they stay in the unacknowledged queue
+    /// until written (without stream management) or acknowledged (with it).
+    pub(crate) fn written(&mut self, bytes: &str) {
         if let Some(sm) = self.sm.as_mut() {
             sm.sent = sm.sent.wrapping_add(1);
             sm.since_request = sm.since_request.saturating_add(1);
         }
-        self.unacked.push_back(stanza);
+        self.unacked.push(bytes);
     }
 
     /// The write of everything serialised so far completed. Without stream management that is
@@ -152,7 +212,6 @@ impl Session {
     pub(crate) fn write_completed(&mut self) {
         if self.sm.is_none() {
             self.unacked.clear();
-            self.shrink();
         }
     }
 
@@ -173,16 +232,8 @@ impl Session {
             }
             return Ack::TooHigh(sm.sent);
         }
-        self.unacked.drain(..newly as usize);
-        self.shrink();
+        self.unacked.drop_front(newly as usize);
         Ack::Acked(newly as usize)
-    }
-
-    /// Gives back a large empty queue's memory (a burst's), keeping a small one for the next.
-    fn shrink(&mut self) {
-        if self.unacked.is_empty() && self.unacked.capacity() > 16 {
-            self.unacked = VecDeque::new();
-        }
     }
 
     /// Whether the session may wait for its client after the connection is lost.
@@ -248,9 +299,17 @@ impl Session {
         // registry, so that a new session of the same account does not get it on top of its
         // backlog.
         self.inbox.close();
-        let mut undelivered: Vec<Element> = std::mem::take(&mut self.unacked)
-            .into_iter()
-            .map(|q| q.stanza)
+        let unacked = std::mem::take(&mut self.unacked);
+        let mut undelivered: Vec<Element> = unacked
+            .stanzas()
+            .filter_map(|xml| match starling_stream::parse_written(xml, ns::CLIENT) {
+                Ok(el) => Some(el),
+                Err(e) => {
+                    // Written by this server a moment ago: not expected.
+                    tracing::error!(id = self.id, error = %e, "an unacknowledged stanza does not parse back");
+                    None
+                }
+            })
             .collect();
         undelivered.append(&mut self.held);
         while let Ok(SessionCommand::Stanza(q)) = self.inbox.try_recv() {
@@ -474,10 +533,8 @@ mod tests {
         s
     }
 
-    fn msg(n: u32) -> Box<Queued> {
-        Queued::unqueued(
-            Element::new("message", starling_proto::ns::CLIENT).with_attr("id", n.to_string()),
-        )
+    fn msg(n: u32) -> String {
+        format!("<message id='{n}'/>")
     }
 
     /// XEP-0198 §4: `h` counts modulo 2^32, so acknowledgements keep working when the counter
@@ -486,15 +543,12 @@ mod tests {
     fn acks_wrap_around() {
         let mut s = session_with_sm(u32::MAX - 1);
         for n in 0..4 {
-            s.written(msg(n));
+            s.written(&msg(n));
         }
         assert_eq!(s.sm.as_ref().unwrap().sent, 2);
         // Acknowledged before: u32::MAX - 1. Two more: u32::MAX, then 0.
         assert_eq!(s.ack(0), Ack::Acked(2));
-        assert_eq!(
-            s.unacked.front().and_then(|q| q.stanza.attr("id")),
-            Some("2")
-        );
+        assert_eq!(s.unacked.stanzas().next(), Some("<message id='2'/>"));
         assert_eq!(s.ack(2), Ack::Acked(2));
         assert!(s.unacked.is_empty());
         // A repeated (stale) answer is harmless.
@@ -507,11 +561,11 @@ mod tests {
     fn without_stream_management_a_completed_write_forgets() {
         let (tx, rx) = mpsc::channel(4);
         let mut s = Session::new(1, "u@d/r".parse().unwrap(), SessionHandle::new(1, tx), rx);
-        s.written(msg(1));
+        s.written(&msg(1));
         s.write_completed();
         assert!(s.unacked.is_empty());
         let mut s = session_with_sm(0);
-        s.written(msg(1));
+        s.written(&msg(1));
         s.write_completed();
         assert_eq!(s.unacked.len(), 1);
     }

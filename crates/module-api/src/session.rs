@@ -35,12 +35,6 @@ impl Queued {
     fn new(stanza: Element, weight: usize) -> Box<Queued> {
         Box::new(Queued { stanza, weight })
     }
-
-    /// A stanza that never was in a queue (a reply a connection makes itself), to be kept
-    /// beside queued ones (a session's unacknowledged stanzas).
-    pub fn unqueued(stanza: Element) -> Box<Queued> {
-        Queued::new(stanza, 0)
-    }
 }
 
 /// What a session's handles share besides the queue: the order to close, which must never wait

@@ -840,6 +840,19 @@ fn check_unique(attrs: &[Attr]) -> Result<(), DecodeError> {
 /// itself (offline messages, pending subscription requests, vCards): it was parsed once under the
 /// wire's limits already, so the limits here only guard against a damaged database.
 pub fn parse_stored(xml: &str) -> Result<Element, DecodeError> {
+    // No default namespace around it: `to_xml` wrote the element as a document of its own, with
+    // its namespace declared (an element in no namespace inside it is then unqualified).
+    parse_one(xml, None)
+}
+
+/// Parses one top-level element as [`Element::write_in_stream`] wrote it into a stream whose
+/// default namespace is `stream_ns` (so without its own `xmlns`): what a session wrote to its
+/// client and kept until acknowledged, read back when it must be routed again.
+pub fn parse_written(xml: &str, stream_ns: &str) -> Result<Element, DecodeError> {
+    parse_one(xml, Some(stream_ns))
+}
+
+fn parse_one(xml: &str, default_ns: Option<&str>) -> Result<Element, DecodeError> {
     let limits = Limits {
         max_stanza_bytes: xml.len().saturating_add(1),
         max_elements: usize::MAX,
@@ -849,9 +862,17 @@ pub fn parse_stored(xml: &str) -> Result<Element, DecodeError> {
         max_namespace_declarations: usize::MAX,
     };
     let mut dec = Decoder::new(limits);
-    // No default namespace around it: `to_xml` wrote the element as a document of its own, with
-    // its namespace declared (an element in no namespace inside it is then unqualified).
-    let header = format!("<stream:stream xmlns:stream='{}'>", ns::STREAM);
+    let header = match default_ns {
+        None => format!("<stream:stream xmlns:stream='{}'>", ns::STREAM),
+        Some(d) => {
+            let mut h = String::from("<stream:stream xmlns='");
+            starling_proto::element::escape_attr(d, &mut h);
+            h.push_str("' xmlns:stream='");
+            h.push_str(ns::STREAM);
+            h.push_str("'>");
+            h
+        }
+    };
     let mut input = header.as_bytes();
     match dec.next_frame(&mut input)? {
         Some(Frame::Header(_)) => {}
