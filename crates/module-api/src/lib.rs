@@ -25,7 +25,7 @@ pub use registrar::{
     OutboundRegistration, Registrar, ServerInfo, StanzaHook,
 };
 pub use session::{
-    DEFAULT_MAX_QUEUED_BYTES, Delivered, Offer, Queued, SessionCommand, SessionEntry,
+    DEFAULT_MAX_QUEUED_BYTES, Delivered, Offer, Queued, Resources, SessionCommand, SessionEntry,
     SessionHandle, SessionId, SessionRegistry, presence_priority, stanza_weight,
 };
 

@@ -301,6 +301,9 @@ impl SessionHandle {
     }
 }
 
+/// The bound resources of one account, as [`SessionRegistry::resources`] returns them.
+pub type Resources = Arc<[SessionEntry]>;
+
 /// One bound resource.
 #[derive(Clone, Debug)]
 pub struct SessionEntry {
@@ -346,8 +349,9 @@ pub trait SessionRegistry: Send + Sync {
     async fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry>;
     /// The session bound to `jid`.
     async fn get(&self, jid: &FullJid) -> Option<SessionEntry>;
-    /// Every bound resource of `bare`.
-    async fn resources(&self, bare: &BareJid) -> Vec<SessionEntry>;
+    /// Every bound resource of `bare`: a snapshot, shared rather than copied (it is asked for
+    /// every message to a bare JID).
+    async fn resources(&self, bare: &BareJid) -> Resources;
     /// Records a session's broadcast presence (`None`: unavailable) and the priority it carries.
     /// Returns the previous presence, or `None` if session `id` is not bound to `jid`.
     #[allow(clippy::option_option)]

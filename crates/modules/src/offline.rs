@@ -349,17 +349,15 @@ impl StanzaHook for Offline {
         match outcome {
             Ok(OfflineOutcome::Stored { .. }) => {
                 // Closes the race with a session that became available meanwhile (module docs).
-                let best = ctx
-                    .sessions
-                    .resources(&account)
-                    .await
-                    .into_iter()
+                let resources = ctx.sessions.resources(&account).await;
+                let best = resources
+                    .iter()
                     // A session that is closing (one ending routes what it held through here)
                     // takes nothing more.
                     .filter(|e| e.receives_bare_messages() && !e.handle.is_closing())
                     .max_by_key(|e| e.priority);
                 if let Some(entry) = best {
-                    self.inner.deliver(ctx, &account, &entry).await;
+                    self.inner.deliver(ctx, &account, entry).await;
                 }
                 HookResult::Handled
             }

@@ -242,7 +242,7 @@ async fn contact_sees(ctx: &Context, account: &BareJid, contact: &BareJid) -> bo
 /// Sends `unavailable` from each available resource of `account` to `contact` (§3.2.2: a contact
 /// whose subscription ends stops seeing the account as available).
 async fn send_unavailable_to(ctx: &Context, account: &BareJid, contact: &BareJid) {
-    for entry in ctx.sessions.resources(account).await {
+    for entry in ctx.sessions.resources(account).await.iter() {
         if entry.is_available() {
             let p = Element::new("presence", ns::CLIENT)
                 .with_attr("type", "unavailable")
@@ -255,7 +255,7 @@ async fn send_unavailable_to(ctx: &Context, account: &BareJid, contact: &BareJid
 
 /// Sends the current presence of each available resource of `account` to `to` (§3.1.5, §4.3.2).
 async fn send_current_presence(ctx: &Context, account: &BareJid, to: &str) {
-    for entry in ctx.sessions.resources(account).await {
+    for entry in ctx.sessions.resources(account).await.iter() {
         if let Some(p) = &entry.presence {
             ctx.router.route(addressed(p, to)).await;
         }
@@ -398,9 +398,9 @@ impl Presence {
                 ctx.router.route(addressed(presence, &item.jid)).await;
             }
         }
-        for entry in ctx.sessions.resources(&from.to_bare()).await {
+        for entry in ctx.sessions.resources(&from.to_bare()).await.iter() {
             if entry.is_available() || entry.jid == *from {
-                ctx.send_to(&entry, addressed(presence, &entry.jid.to_string()))
+                ctx.send_to(entry, addressed(presence, &entry.jid.to_string()))
                     .await;
             }
         }
@@ -589,9 +589,9 @@ impl Presence {
             Some("probe") => self.probe(ctx, &to, &from).await,
             // §8.5.2.1.2: other presence goes to every available resource (none: dropped).
             _ => {
-                for entry in ctx.sessions.resources(&to).await {
+                for entry in ctx.sessions.resources(&to).await.iter() {
                     if entry.is_available() {
-                        ctx.send_to(&entry, stanza.clone()).await;
+                        ctx.send_to(entry, stanza.clone()).await;
                     }
                 }
             }
@@ -658,9 +658,9 @@ impl Presence {
             return;
         };
         if inb.deliver {
-            for entry in ctx.sessions.resources(account).await {
+            for entry in ctx.sessions.resources(account).await.iter() {
                 if entry.is_available() {
-                    ctx.send_to(&entry, stanza.clone()).await;
+                    ctx.send_to(entry, stanza.clone()).await;
                 }
             }
         }

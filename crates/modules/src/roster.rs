@@ -319,7 +319,7 @@ impl RosterService {
 
     /// Sends a roster push with `item` to every interested resource of `account` (§2.1.6).
     pub(crate) async fn push(&self, ctx: &Context, account: &BareJid, item: Element, ver: u64) {
-        for entry in ctx.sessions.resources(account).await {
+        for entry in ctx.sessions.resources(account).await.iter() {
             if !self.is_interested(entry.handle.id()) {
                 continue;
             }
@@ -334,7 +334,7 @@ impl RosterService {
                         .with_attr("ver", ver.to_string())
                         .with_child(item.clone()),
                 );
-            ctx.send_to(&entry, push).await;
+            ctx.send_to(entry, push).await;
         }
     }
 }

@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use starling_module_api::{
     ComponentError, Components, Context, Delivered, DeliveredHook, Event, EventListener, HookPoint,
     HookRegistration, HookResult, IqHandler, IqOutcome, IqRequestError, IqRoute, IqTarget, IqType,
-    Module, Offer, OutboundRegistration, Registrar, ServerInfo, SessionEntry, SessionRegistry,
-    StanzaRouter,
+    Module, Offer, OutboundRegistration, Registrar, Resources, ServerInfo, SessionEntry,
+    SessionRegistry, StanzaRouter,
 };
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
@@ -655,7 +655,7 @@ impl Router {
     }
 
     /// RFC 6121 §8.5.2: a message to a bare JID of a local account.
-    async fn message_to_bare(&self, stanza: Element, to: &BareJid, resources: Vec<SessionEntry>) {
+    async fn message_to_bare(&self, stanza: Element, to: &BareJid, resources: Resources) {
         // Chat and normal are handled alike below.
         let ty: &'static str = match stanza.attr("type") {
             Some("groupchat") => "groupchat",
@@ -730,11 +730,19 @@ impl Router {
         }
         // Nothing hooked: the outbound path is its last step alone, called here without holding
         // a future per recipient (a message to a bare JID is the hot path).
+        // The last recipient takes the stanza itself, and hands it back if it cannot: one
+        // recipient (the usual case) costs no copy.
         let mut taken = false;
-        for e in chosen {
+        let Some((last, others)) = chosen.split_last() else {
+            return Err(stanza);
+        };
+        for e in others {
             taken |= Self::queue(e, stanza.clone()).is_ok();
         }
-        if taken { Ok(()) } else { Err(stanza) }
+        match Self::queue(last, stanza) {
+            Err(back) if !taken => Err(back),
+            _ => Ok(()),
+        }
     }
 
     /// [`Self::deliver_to_available`] with outbound or delivered hooks: each chosen session

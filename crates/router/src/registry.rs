@@ -5,14 +5,17 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    SessionEntry, SessionHandle, SessionId, SessionRegistry, presence_priority,
+    Resources, SessionEntry, SessionHandle, SessionId, SessionRegistry, presence_priority,
 };
 use starling_proto::{BareJid, Element, FullJid};
 
 /// Bare JID → its bound resources. A lock held only for map operations, never across an await.
+/// Each account's list is an immutable snapshot: [`SessionRegistry::resources`], asked once per
+/// message to a bare JID, shares it instead of copying it; binding, unbinding and presence
+/// changes, far rarer, build a new one.
 #[derive(Default)]
 pub struct LocalRegistry {
-    map: RwLock<HashMap<BareJid, Vec<SessionEntry>>>,
+    map: RwLock<HashMap<BareJid, Resources>>,
 }
 
 impl LocalRegistry {
@@ -20,13 +23,13 @@ impl LocalRegistry {
         LocalRegistry::default()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<BareJid, Vec<SessionEntry>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<BareJid, Resources>> {
         // A panic while holding the lock cannot leave the map inconsistent (each operation is a
         // single insert/remove), so a poisoned lock is still usable.
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<BareJid, Vec<SessionEntry>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<BareJid, Resources>> {
         self.map.write().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -35,30 +38,38 @@ impl LocalRegistry {
 impl SessionRegistry for LocalRegistry {
     async fn bind(&self, jid: FullJid, handle: SessionHandle) -> Option<SessionEntry> {
         let mut map = self.write();
-        let list = map.entry(jid.to_bare()).or_default();
+        let slot = map.entry(jid.to_bare()).or_default();
         let entry = SessionEntry {
             jid: jid.clone(),
             handle,
             priority: None,
             presence: None,
         };
-        if let Some(existing) = list.iter_mut().find(|e| e.jid == jid) {
-            return Some(std::mem::replace(existing, entry));
-        }
-        list.push(entry);
-        None
+        let mut list = slot.to_vec();
+        let replaced = match list.iter_mut().find(|e| e.jid == jid) {
+            Some(existing) => Some(std::mem::replace(existing, entry)),
+            None => {
+                list.push(entry);
+                None
+            }
+        };
+        *slot = list.into();
+        replaced
     }
 
     async fn unbind(&self, jid: &FullJid, id: SessionId) -> Option<SessionEntry> {
         let mut map = self.write();
         let bare = jid.to_bare();
-        let list = map.get_mut(&bare)?;
-        let pos = list
+        let slot = map.get_mut(&bare)?;
+        let pos = slot
             .iter()
             .position(|e| e.jid == *jid && e.handle.id() == id)?;
+        let mut list = slot.to_vec();
         let entry = list.swap_remove(pos);
         if list.is_empty() {
             map.remove(&bare);
+        } else {
+            *slot = list.into();
         }
         Some(entry)
     }
@@ -71,7 +82,7 @@ impl SessionRegistry for LocalRegistry {
             .cloned()
     }
 
-    async fn resources(&self, bare: &BareJid) -> Vec<SessionEntry> {
+    async fn resources(&self, bare: &BareJid) -> Resources {
         self.read().get(bare).cloned().unwrap_or_default()
     }
 
@@ -82,12 +93,16 @@ impl SessionRegistry for LocalRegistry {
         presence: Option<Arc<Element>>,
     ) -> Option<Option<Arc<Element>>> {
         let mut map = self.write();
-        let e = map
-            .get_mut(&jid.to_bare())?
-            .iter_mut()
-            .find(|e| e.jid == *jid && e.handle.id() == id)?;
+        let slot = map.get_mut(&jid.to_bare())?;
+        let pos = slot
+            .iter()
+            .position(|e| e.jid == *jid && e.handle.id() == id)?;
+        let mut list = slot.to_vec();
+        let e = list.get_mut(pos)?;
         e.priority = presence.as_deref().map(presence_priority);
-        Some(std::mem::replace(&mut e.presence, presence))
+        let before = std::mem::replace(&mut e.presence, presence);
+        *slot = list.into();
+        Some(before)
     }
 }
 
