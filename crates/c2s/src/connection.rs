@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use starling_module_api::{Event, SessionCommand, SessionHandle};
+use starling_module_api::{Event, SessionCommand, SessionHandle, random_id};
 use starling_proto::{
     BareJid, Element, Jid, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
     error_reply, iq_result, ns,
@@ -1738,13 +1738,6 @@ fn normalise_domain(d: &str) -> String {
         Ok(j) if j.node().is_none() => j.domain().as_str().to_owned(),
         _ => d.to_ascii_lowercase(),
     }
-}
-
-/// A random identifier for stream ids and generated resources.
-fn random_id() -> String {
-    let mut bytes = [0u8; 12];
-    rand::fill(&mut bytes[..]);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sha1::Digest as _;
-use starling_module_api::{ComponentHandler, Context};
+use starling_module_api::{ComponentHandler, Context, random_id};
 use starling_proto::element::Ns;
 use starling_proto::{Element, Jid, StanzaErrorCondition, StreamError, StreamErrorCondition, ns};
 use starling_router::Router;
@@ -454,13 +454,6 @@ fn frame_input(f: Frame) -> Input {
         Frame::Element(e) => Input::Element(e),
         Frame::Close => Input::End,
     }
-}
-
-fn random_id() -> String {
-    use base64::Engine as _;
-    let mut bytes = [0u8; 12];
-    rand::fill(&mut bytes[..]);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 #[cfg(test)]

@@ -31,6 +31,16 @@ pub use session::{
 
 use std::sync::Arc;
 
+/// A random identifier (96 bits, URL-safe base64, 16 characters): stream ids, generated
+/// resources, stream management tokens, archive ids (XEP-0359 asks them to be unique and
+/// unguessable), ids of stanzas the server sends.
+pub fn random_id() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 12];
+    rand::fill(&mut bytes[..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Parses XML the server stored itself (an offline message, a pending subscription request, a
 /// vCard) back into an element, with the wire's restricted parser: modules never parse XML
 /// themselves, and need nothing below this crate to read what they stored.
