@@ -55,6 +55,7 @@
 //!   its own empty database.
 
 mod accounts;
+mod archive;
 mod bulk;
 mod offline;
 mod rosters;
@@ -69,6 +70,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use starling_storage::{StorageError, Stores};
 
 use crate::accounts::SqliteAccountStore;
+use crate::archive::SqliteArchiveStore;
 use crate::offline::SqliteOfflineStore;
 use crate::rosters::SqliteRosterStore;
 use crate::vcards::SqliteVcardStore;
@@ -166,6 +168,7 @@ impl SqliteStorage {
             rosters: Arc::new(SqliteRosterStore::new(self.pool.clone())),
             offline: Arc::new(SqliteOfflineStore::new(self.pool.clone())),
             vcards: Arc::new(SqliteVcardStore::new(self.pool.clone())),
+            archive: Arc::new(SqliteArchiveStore::new(self.pool.clone())),
         }
     }
 

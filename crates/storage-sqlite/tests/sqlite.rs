@@ -56,6 +56,14 @@ async fn conformance_rosters() {
 }
 
 #[tokio::test]
+async fn conformance_archive() {
+    let (_dir, storage) = fresh().await;
+    let stores = storage.stores();
+    starling_storage::conformance::archive(&*stores.accounts, &*stores.archive).await;
+    storage.close().await;
+}
+
+#[tokio::test]
 async fn conformance_offline() {
     let (_dir, storage) = fresh().await;
     let stores = storage.stores();

@@ -3,7 +3,8 @@
 //! Persistence is split **one narrow trait per concern**: this crate defines
 //! [`AccountStore`] (accounts and their SCRAM credentials) and [`RosterStore`]
 //! (rosters and subscription states, RFC 6121), [`OfflineStore`] (offline
-//! messages, XEP-0160) and [`VcardStore`] (vcard-temp, XEP-0054); further
+//! messages, XEP-0160), [`VcardStore`] (vcard-temp, XEP-0054) and
+//! [`ArchiveStore`] (message archives, XEP-0313); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -31,7 +32,8 @@
 //!   runs each as one transaction with multi-row inserts (PostgreSQL could
 //!   equally use `UNNEST` arrays or `COPY` into the same tables).
 //! * Deleting an account deletes everything it owns (credentials, roster
-//!   items and the roster version, offline messages, the vCard).
+//!   items and the roster version, offline messages, the vCard, the message
+//!   archive and its preferences).
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -44,6 +46,7 @@
 //!   `Debug` output redacts them; keep them out of logs.
 
 mod accounts;
+mod archive;
 pub mod conformance;
 mod error;
 mod offline;
@@ -54,6 +57,10 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use accounts::{AccountStore, Credential, NewAccount, check_distinct_mechanisms};
+pub use archive::{
+    ArchiveBound, ArchiveDefault, ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveStore,
+    ArchivedMessage, NewArchived, PagePosition, WithFilter,
+};
 pub use error::{BoxError, StorageError};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
 pub use rosters::{
@@ -74,6 +81,8 @@ pub struct Stores {
     pub offline: Arc<dyn OfflineStore>,
     /// vCards (XEP-0054).
     pub vcards: Arc<dyn VcardStore>,
+    /// Message archives (XEP-0313).
+    pub archive: Arc<dyn ArchiveStore>,
 }
 
 impl fmt::Debug for Stores {
