@@ -67,6 +67,9 @@ struct Common {
     /// Enable XEP-0198 stream management (with resumption) after binding, and acknowledge.
     #[arg(long, global = true)]
     sm: bool,
+    /// Enable XEP-0280 message carbons after binding (every session gets copies).
+    #[arg(long, global = true)]
+    carbons: bool,
     /// Spread connections over this many loopback source addresses (127.0.0.1 …), to hold
     /// more than one address's ~28,000 ephemeral ports (1 to 250).
     #[arg(long, default_value_t = 1, global = true, value_parser = clap::value_parser!(u8).range(1..=250))]
@@ -160,6 +163,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
         cache,
     )?;
     target.sm = c.sm;
+    target.carbons = c.carbons;
     target.sources = c.source_addrs;
     let target = Arc::new(target);
     let users = Users {

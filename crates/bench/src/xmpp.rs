@@ -88,6 +88,8 @@ pub struct Target {
     pub timeout: Duration,
     /// Enable XEP-0198 stream management after binding (and answer the server's `<r/>`).
     pub sm: bool,
+    /// Enable XEP-0280 message carbons after binding.
+    pub carbons: bool,
     /// Loopback source addresses to spread connections over (127.0.0.1, .2, …): one source
     /// address reaches one server port from at most ~28,000 ephemeral ports. 0 or 1: the
     /// kernel's choice.
@@ -115,6 +117,7 @@ impl Target {
             resource: "bench".to_owned(),
             timeout: Duration::from_secs(30),
             sm: false,
+            carbons: false,
             sources: 0,
             next_source: Arc::default(),
             tls_config: tls_config()?,
@@ -455,6 +458,13 @@ async fn login_inner(target: &Target, user: &str, steps: LoginSteps) -> Result<S
             return Err(unexpected("enabling stream management", &enabled));
         }
         reader.sm_base = Some(reader.stanzas);
+    }
+    if target.carbons {
+        // XEP-0280 §4.
+        writer
+            .write_all(b"<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+            .await?;
+        wait_iq(&mut reader, "carbons", "enabling carbons").await?;
     }
     // RFC 3921's session establishment, for servers that still require it (RFC 6121 §A).
     if let Some(session) = features.get_child("session", ns::SESSION)

@@ -64,6 +64,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "roster",
             "stream_management",
             "components",
+            "archive",
         ],
     ),
     ("log", &["level"]),
@@ -115,6 +116,10 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         &["resume_timeout", "max_unacked", "request_after"],
     ),
     ("components", &["listen", "secrets"]),
+    (
+        "archive",
+        &["enabled", "retention_days", "max_messages", "max_page_size"],
+    ),
 ];
 
 /// Smallest accepted `c2s.max_stanza_size`.
@@ -142,6 +147,12 @@ pub const MAX_RESUME_TIMEOUT: u64 = 3600;
 pub const MAX_UNACKED_RANGE: (u64, u64) = (10, 100_000);
 /// Largest accepted `stream_management.request_after`.
 pub const MAX_REQUEST_AFTER: u64 = 10_000;
+/// Largest accepted `archive.retention_days` (a hundred years).
+pub const MAX_RETENTION_DAYS: u64 = 36_500;
+/// Largest accepted `archive.max_messages`.
+pub const MAX_ARCHIVE_MESSAGES: u64 = 1_000_000_000;
+/// Largest accepted `archive.max_page_size`.
+pub const MAX_ARCHIVE_PAGE: u64 = 1000;
 /// Largest accepted `roster.max_pending_requests`.
 pub const MAX_PENDING_REQUESTS: usize = 10_000;
 
@@ -168,6 +179,8 @@ pub struct Config {
     pub stream_management: StreamManagementConfig,
     /// `[components]`: XEP-0114 external components.
     pub components: ComponentsConfig,
+    /// `[archive]`: message archives (XEP-0313).
+    pub archive: ArchiveConfig,
 }
 
 /// `[log]` section.
@@ -320,6 +333,33 @@ impl Default for StreamManagementConfig {
     }
 }
 
+/// `[archive]` section (XEP-0313 message archive management).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveConfig {
+    /// Whether users' messages are archived and the archive can be queried (default true).
+    pub enabled: bool,
+    /// Messages older than this many days are deleted (checked hourly); 0 (the default) keeps
+    /// them forever. At most [`MAX_RETENTION_DAYS`].
+    pub retention_days: u64,
+    /// Most messages kept per account, the oldest deleted first (checked hourly); 0 (the
+    /// default): no limit. At most [`MAX_ARCHIVE_MESSAGES`].
+    pub max_messages: u64,
+    /// Most messages in one page of query results, whatever the client asks (default 250).
+    /// 1 to [`MAX_ARCHIVE_PAGE`].
+    pub max_page_size: usize,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            enabled: true,
+            retention_days: 0,
+            max_messages: 0,
+            max_page_size: 250,
+        }
+    }
+}
+
 /// `[components]` section (XEP-0114).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ComponentsConfig {
@@ -448,6 +488,7 @@ impl Default for Config {
             roster: RosterConfig::default(),
             stream_management: StreamManagementConfig::default(),
             components: ComponentsConfig::default(),
+            archive: ArchiveConfig::default(),
         }
     }
 }

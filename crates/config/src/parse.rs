@@ -10,10 +10,11 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::{
-    Config, ConfigError, ConfigErrors, HostConfig, MAX_AUTH_FAILURE_COUNT, MAX_LOCK_SECONDS,
-    MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT,
-    MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE,
-    MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, SCHEMA, Secret, StorageBackend,
+    Config, ConfigError, ConfigErrors, HostConfig, MAX_ARCHIVE_MESSAGES, MAX_ARCHIVE_PAGE,
+    MAX_AUTH_FAILURE_COUNT, MAX_LOCK_SECONDS, MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS,
+    MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE,
+    MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS,
+    SCHEMA, Secret, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -299,6 +300,24 @@ impl Cx<'_> {
 
         if let Some(components) = self.section(root, "components") {
             self.read_components(components, config);
+        }
+
+        if let Some(archive) = self.section(root, "archive") {
+            let p = "archive";
+            if let Some(b) = self.bool(archive, p, "enabled") {
+                config.archive.enabled = b;
+            }
+            if let Some(n) = self.uint(archive, p, "retention_days", 0, MAX_RETENTION_DAYS) {
+                config.archive.retention_days = n;
+            }
+            if let Some(n) = self.uint(archive, p, "max_messages", 0, MAX_ARCHIVE_MESSAGES) {
+                config.archive.max_messages = n;
+            }
+            if let Some(n) = self.uint(archive, p, "max_page_size", 1, MAX_ARCHIVE_PAGE)
+                && let Ok(n) = usize::try_from(n)
+            {
+                config.archive.max_page_size = n;
+            }
         }
 
         if let Some(sm) = self.section(root, "stream_management") {

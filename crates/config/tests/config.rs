@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use starling_config::{
-    AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors, HostConfig,
-    LogConfig, OfflineConfig, RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig,
-    StreamManagementConfig,
+    ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
+    HostConfig, LogConfig, OfflineConfig, RosterConfig, SCHEMA, Secret, StorageBackend,
+    StorageConfig, StreamManagementConfig,
 };
 
 const EXAMPLE: &str = include_str!(concat!(
@@ -270,6 +270,12 @@ listen = ["127.0.0.1:5347"]
 
 [components.secrets]
 "Gateway.Example.ORG" = "sixteen chars at least"
+
+[archive]
+enabled = false
+retention_days = 30
+max_messages = 5000
+max_page_size = 100
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -341,6 +347,12 @@ listen = ["127.0.0.1:5347"]
                 "gateway.example.org".to_owned(),
                 Secret("sixteen chars at least".to_owned()),
             )],
+        },
+        archive: ArchiveConfig {
+            enabled: false,
+            retention_days: 30,
+            max_messages: 5000,
+            max_page_size: 100,
         },
     };
     let config = parse(text).unwrap();

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod disco;
+pub mod mam;
 pub mod offline;
 pub mod ping;
 pub mod presence;
@@ -23,6 +24,8 @@ pub struct ModuleOptions {
     pub offline_max_messages: usize,
     /// Roster and stored-request limits per account (RFC 6121 §2, §3.1.3).
     pub roster: roster::RosterLimits,
+    /// Message archives (XEP-0313); `None` turns archiving off.
+    pub archive: Option<mam::MamOptions>,
 }
 
 impl Default for ModuleOptions {
@@ -30,6 +33,7 @@ impl Default for ModuleOptions {
         ModuleOptions {
             offline_max_messages: 1000,
             roster: roster::RosterLimits::default(),
+            archive: Some(mam::MamOptions::default()),
         }
     }
 }
@@ -41,14 +45,24 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
     // and tells it of removals only through Event::RosterChanged. The roster module is registered
     // first, so it forgets an ended session before the presence module broadcasts its end.
     let rosters = Arc::new(roster::RosterService::new(options.roster));
-    vec![
+    // What sessions fetched from their archive before their initial presence: the offline
+    // module does not deliver it again (XEP-0313 §7.1.1).
+    let seen = Arc::new(mam::seen::Seen::new());
+    let mut modules: Vec<Arc<dyn Module>> = vec![
         Arc::new(disco::Disco),
         Arc::new(ping::Ping),
         Arc::new(roster::Roster::new(rosters.clone())),
         Arc::new(presence::Presence::new(rosters)),
-        Arc::new(offline::Offline::new(options.offline_max_messages)),
+        Arc::new(offline::Offline::new(
+            options.offline_max_messages,
+            seen.clone(),
+        )),
         Arc::new(vcard::Vcard),
         Arc::new(version::Version),
         Arc::new(time::Time),
-    ]
+    ];
+    if let Some(archive) = options.archive {
+        modules.push(Arc::new(mam::Mam::new(archive, seen)));
+    }
+    modules
 }

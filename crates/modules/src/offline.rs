@@ -47,10 +47,13 @@
 //!   loses those messages (stream management, XEP-0198, does not exist yet).
 //! - A backlog that is still being paced out can arrive after newer messages that went to the
 //!   now available session directly; the delay stamps tell clients the order.
+//! - A session that fetched messages from its archive (XEP-0313) before its initial presence
+//!   does not get them again from here: they are deleted unsent (XEP-0313 §7.1.1, see
+//!   [`crate::mam::seen`]).
 //! - A stored message that no longer parses (a damaged database) is logged and dropped rather
 //!   than blocking the queue forever.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -66,6 +69,8 @@ use starling_storage::OfflineOutcome;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::clock;
+use crate::mam::rules::archived_id;
+use crate::mam::seen::Seen;
 
 /// The disco feature of XEP-0160 (§4).
 pub const FEATURE: &str = "msgoffline";
@@ -137,6 +142,8 @@ pub struct Offline {
 struct Inner {
     /// 0: storage off.
     max_messages: u64,
+    /// What sessions already got from their archive (delivered no more).
+    seen: Arc<Seen>,
     /// One delivery lock per account that is being delivered to (or waited for).
     delivering: Mutex<HashMap<BareJid, Arc<AsyncMutex<()>>>>,
 }
@@ -176,11 +183,13 @@ enum Batch {
 }
 
 impl Offline {
-    /// The module, keeping at most `max_messages` per account (0: storage off).
-    pub fn new(max_messages: usize) -> Self {
+    /// The module, keeping at most `max_messages` per account (0: storage off); messages a
+    /// session already got from its archive (`seen`, XEP-0313 §7.1.1) are not delivered again.
+    pub fn new(max_messages: usize, seen: Arc<Seen>) -> Self {
         Offline {
             inner: Arc::new(Inner {
                 max_messages: u64::try_from(max_messages).unwrap_or(u64::MAX),
+                seen,
                 delivering: Mutex::new(HashMap::new()),
             }),
         }
@@ -211,8 +220,9 @@ impl Inner {
 
     async fn deliver(self: &Arc<Self>, ctx: &Context, account: &BareJid, to: &SessionEntry) {
         let held = self.acquire(account).await;
+        let seen = self.seen.take(to.handle.id());
         // In the session's own task: never more than one batch, never waiting on its queue.
-        if deliver_batch(ctx, account, to, false).await == Batch::Done {
+        if deliver_batch(ctx, account, to, &seen, false).await == Batch::Done {
             return;
         }
         tracing::debug!(account = %account, "large offline backlog: delivering in the background");
@@ -226,7 +236,9 @@ impl Inner {
                         e.handle.id() == to.handle.id() && e.receives_bare_messages()
                     });
                 // Another task: each send waits for room in the session's queue.
-                if !still_there || deliver_batch(&ctx, &account, &to, true).await == Batch::Done {
+                if !still_there
+                    || deliver_batch(&ctx, &account, &to, &seen, true).await == Batch::Done
+                {
                     return;
                 }
             }
@@ -235,8 +247,14 @@ impl Inner {
 }
 
 /// Queues up to [`DELIVERY_BATCH`] of the account's messages to `to`, oldest first, and deletes
-/// those it accepted.
-async fn deliver_batch(ctx: &Context, account: &BareJid, to: &SessionEntry, wait: bool) -> Batch {
+/// those it accepted, and those whose archive id is in `seen` without queueing them.
+async fn deliver_batch(
+    ctx: &Context,
+    account: &BareJid,
+    to: &SessionEntry,
+    seen: &HashSet<String>,
+    wait: bool,
+) -> Batch {
     let Some(node) = account.node() else {
         return Batch::Done;
     };
@@ -248,11 +266,15 @@ async fn deliver_batch(ctx: &Context, account: &BareJid, to: &SessionEntry, wait
             return Batch::Done;
         }
     };
+    let account_s = account.to_string();
     let mut handed_over = None;
     let mut accepted = true;
     let mut no_room = false;
     for m in messages.iter().take(DELIVERY_BATCH) {
         match parse_stored(&m.stanza) {
+            Ok(stanza) if archived_id(&stanza, &account_s).is_some_and(|id| seen.contains(id)) => {
+                tracing::trace!(account = %account, id = m.id, "already fetched from the archive");
+            }
             Ok(stanza) => {
                 let queued = if wait {
                     ctx.router.offer_waiting_to(to, stanza).await

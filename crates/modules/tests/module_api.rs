@@ -124,7 +124,11 @@ async fn setup(probe: Probe) -> Setup {
             .unwrap();
     }
     let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
-    let mut modules = default_modules(&ModuleOptions::default());
+    // Without the archive: its <stanza-id/> on every message is not what these tests are about.
+    let mut modules = default_modules(&ModuleOptions {
+        archive: None,
+        ..ModuleOptions::default()
+    });
     modules.push(Arc::new(probe));
     let router = Router::new(
         vec!["localhost".into()],

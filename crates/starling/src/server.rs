@@ -160,6 +160,18 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
                 max_items: config.roster.max_items,
                 max_pending_requests: config.roster.max_pending_requests,
             },
+            archive: config
+                .archive
+                .enabled
+                .then(|| starling_modules::mam::MamOptions {
+                    retention: (config.archive.retention_days > 0)
+                        .then(|| Duration::from_secs(config.archive.retention_days * 86_400)),
+                    max_messages: config.archive.max_messages,
+                    page: starling_modules::mam::query::PageLimits {
+                        default: 50.min(config.archive.max_page_size),
+                        max: config.archive.max_page_size,
+                    },
+                }),
         }),
     )?;
     let shared = Arc::new(C2sShared::new(

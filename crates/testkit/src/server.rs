@@ -25,7 +25,9 @@ pub struct TestServer {
 
 impl TestServer {
     /// A server for `localhost` with the default settings, except: listeners on port 0, no read-rate
-    /// limit (tests send quickly), and a fresh temporary data directory.
+    /// limit (tests send quickly), a fresh temporary data directory, and no message archive (it
+    /// adds an XEP-0359 `<stanza-id/>` to every archived message; tests of other features
+    /// assert the stanzas without it, `tests/archive.rs` turns it on).
     pub async fn start() -> TestServer {
         Self::start_with(|_| {}).await
     }
@@ -51,6 +53,7 @@ impl TestServer {
         config.c2s.listen = vec![any];
         config.c2s.direct_tls_listen = vec![any];
         config.c2s.rate = 0;
+        config.archive.enabled = false;
         adjust(&mut config);
         Self::launch(dir, config).await
     }

@@ -185,7 +185,7 @@ async fn setup(max: usize) -> Setup {
             .unwrap();
     }
     let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
-    let offline = Arc::new(Offline::new(max));
+    let offline = Arc::new(Offline::new(max, Arc::new(crate::mam::seen::Seen::new())));
     let router = Router::new(
         vec!["localhost".into()],
         registry.clone(),

@@ -1,0 +1,111 @@
+//! Group commit for archive writes: every message is archived before its sender's stream
+//! acknowledges it (the hook that archives awaits the write, and the connection answers a
+//! XEP-0198 `<r/>` only after routing returns), and one durable write serves the messages of
+//! every session that arrived meanwhile.
+//!
+//! One task owns the writes. It takes the first waiting message, then every other one already
+//! queued (up to [`MAX_BATCH`]), appends them in one transaction and answers each waiter. While a
+//! batch is written, the next one gathers: under load a batch holds the messages of one commit
+//! time, and a lone message is written at once.
+
+use std::sync::Arc;
+
+use starling_storage::{ArchiveStore, NewArchived, StorageError};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most messages in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// Messages waiting for the writer before senders wait for room.
+const QUEUE: usize = 4096;
+
+type Outcome = Result<(), Arc<StorageError>>;
+type Reply = oneshot::Sender<Outcome>;
+
+/// Why a message could not be archived.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The store failed the batch that held it.
+    #[error("archive write failed: {0}")]
+    Store(Arc<StorageError>),
+    /// The writer is gone (the server is shutting down).
+    #[error("the archive writer has stopped")]
+    Stopped,
+}
+
+/// The sending side; cheap to clone.
+#[derive(Clone)]
+pub struct ArchiveWriter {
+    tx: mpsc::Sender<(NewArchived, Reply)>,
+}
+
+impl ArchiveWriter {
+    /// Starts the writer task on the current Tokio runtime.
+    pub fn spawn(store: Arc<dyn ArchiveStore>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, rx));
+        ArchiveWriter { tx }
+    }
+
+    /// Archives `message`, returning once it is durably stored.
+    pub async fn write(&self, message: NewArchived) -> Result<(), WriteError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send((message, reply))
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(WriteError::Store(e)),
+            Err(_) => Err(WriteError::Stopped),
+        }
+    }
+}
+
+async fn run(store: Arc<dyn ArchiveStore>, mut rx: mpsc::Receiver<(NewArchived, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    while let Some((first, reply)) = rx.recv().await {
+        batch.push(first);
+        replies.push(reply);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((m, r)) => {
+                    batch.push(m);
+                    replies.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let results: Vec<Outcome> = match store.append(&batch).await {
+            Ok(_) => vec![Ok(()); batch.len()],
+            Err(StorageError::AlreadyExists) if batch.len() > 1 => {
+                // One message's id clashed (ids are random: practically never). The others must
+                // not fail with it: write them one by one.
+                write_singly(&*store, &batch).await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, messages = batch.len(), "archiving failed");
+                vec![Err(Arc::new(e)); batch.len()]
+            }
+        };
+        batch.clear();
+        for (reply, result) in replies.drain(..).zip(results) {
+            // A waiter that gave up (its connection dropped) does not need the answer.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+async fn write_singly(store: &dyn ArchiveStore, batch: &[NewArchived]) -> Vec<Outcome> {
+    let mut results = Vec::with_capacity(batch.len());
+    for m in batch {
+        results.push(match store.append(std::slice::from_ref(m)).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, id = %m.id, "archiving a message failed");
+                Err(Arc::new(e))
+            }
+        });
+    }
+    results
+}
