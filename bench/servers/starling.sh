@@ -59,6 +59,11 @@ max_connections = 0
 
 [auth]
 scram_iterations = 4096
+
+# The message archive (XEP-0313) is on by default; the comparison scenarios run without it,
+# as ejabberd and Prosody do (ARCHIVE=true turns it on for the scenarios that have it on all).
+[archive]
+enabled = ${ARCHIVE:-false}
 TOML
 }
 
