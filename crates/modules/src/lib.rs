@@ -1,6 +1,7 @@
 //! Starling's feature modules, one folder per RFC section or XEP. Each declares what it handles in
 //! `register`; none knows about sessions, sockets or another module's internals.
 
+pub mod carbons;
 pub mod clock;
 pub mod disco;
 pub mod offline;
@@ -47,6 +48,7 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         Arc::new(roster::Roster::new(rosters.clone())),
         Arc::new(presence::Presence::new(rosters)),
         Arc::new(offline::Offline::new(options.offline_max_messages)),
+        Arc::new(carbons::Carbons::new()),
         Arc::new(vcard::Vcard),
         Arc::new(version::Version),
         Arc::new(time::Time),
