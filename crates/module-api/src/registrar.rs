@@ -137,13 +137,26 @@ pub struct OutboundRegistration {
 
 /// Told which local sessions a message was delivered to: after the router queued a message to
 /// the session of a full JID (RFC 6121 §8.5.3.1), or to the chosen resources of a bare JID
-/// (§8.5.2.1.1), with the full JIDs that took it. Message carbons (XEP-0280) copy it to the
+/// (§8.5.2.1.1), or a message error it generated itself to its sender's session (RFC 6120
+/// §8.3), with the full JIDs that took it. Message carbons (XEP-0280) copy it to the
 /// account's other resources from here. `message` is the stanza as routed, after the ToFull or
 /// ToBare hooks and before any outbound hook changed a session's copy. Not called for stanzas
 /// modules deliver themselves (presence, roster pushes, offline messages) nor for deliveries an
 /// outbound hook dropped.
+///
+/// The router copies the message for the hooks, and for a message to a bare JID leaves its fast
+/// path (one queueing per resource, no copy for the last one), only when a hook
+/// [`wants`](DeliveredHook::wants) the recipient; a hook that has nothing to do for most
+/// accounts says so there and costs them nothing.
 #[async_trait]
 pub trait DeliveredHook: Send + Sync {
+    /// Whether this hook wants to hear of a message delivered to `to` (a full JID of the
+    /// recipient account; for a bare-JID delivery, the first chosen resource). Asked before the
+    /// router copies anything: it must be cheap and never wait. By default, always.
+    fn wants(&self, _to: &FullJid) -> bool {
+        true
+    }
+
     async fn delivered(&self, ctx: &Context, message: &Element, to: &[FullJid]);
 }
 

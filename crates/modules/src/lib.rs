@@ -1,6 +1,7 @@
 //! Starling's feature modules, one folder per RFC section or XEP. Each declares what it handles in
 //! `register`; none knows about sessions, sockets or another module's internals.
 
+pub mod carbons;
 pub mod clock;
 pub mod disco;
 pub mod mam;
@@ -57,6 +58,7 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
             options.offline_max_messages,
             seen.clone(),
         )),
+        Arc::new(carbons::Carbons::new()),
         Arc::new(vcard::Vcard),
         Arc::new(version::Version),
         Arc::new(time::Time),

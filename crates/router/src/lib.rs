@@ -458,10 +458,22 @@ impl Router {
         false
     }
 
-    /// Tells the delivered hooks that `message` went to the sessions `to` (never empty).
+    /// Whether a delivered hook wants to hear of a message delivered to `to` (see
+    /// [`DeliveredHook::wants`]): without one, nothing is copied for them.
+    fn wants_delivered(&self, to: &FullJid) -> bool {
+        self.delivered.iter().any(|h| h.wants(to))
+    }
+
+    /// Tells the delivered hooks that want it that `message` went to the sessions `to` (never
+    /// empty).
     async fn run_delivered(&self, message: &Element, to: &[FullJid]) {
+        let Some(first) = to.first() else {
+            return;
+        };
         for h in &self.delivered {
-            h.delivered(&self.ctx, message, to).await;
+            if h.wants(first) {
+                h.delivered(&self.ctx, message, to).await;
+            }
         }
     }
 
@@ -585,9 +597,9 @@ impl Router {
             }
             // RFC 6121 §8.5.3.1: deliver to the resource. Presence directed to a resource that has
             // not sent available presence is still delivered. The delivered hooks get the message
-            // as routed; it is copied only when one exists.
+            // as routed; it is copied only when one wants it.
             let copy =
-                (kind == StanzaKind::Message && !self.delivered.is_empty()).then(|| stanza.clone());
+                (kind == StanzaKind::Message && self.wants_delivered(&to)).then(|| stanza.clone());
             match self.deliver_to(&entry, stanza).await {
                 Ok(Delivered::Queued) => {
                     if let Some(message) = copy {
@@ -725,8 +737,10 @@ impl Router {
                 .filter(|e| e.priority == Some(top))
                 .collect()
         };
-        if self.any_outbound || !self.delivered.is_empty() {
-            return Box::pin(self.deliver_to_chosen(stanza, chosen)).await;
+        // The chosen resources are one account's: the first stands for it.
+        let report = chosen.first().is_some_and(|e| self.wants_delivered(&e.jid));
+        if self.any_outbound || report {
+            return Box::pin(self.deliver_to_chosen(stanza, chosen, report)).await;
         }
         // Nothing hooked: the outbound path is its last step alone, called here without holding
         // a future per recipient (a message to a bare JID is the hot path).
@@ -746,15 +760,17 @@ impl Router {
     }
 
     /// [`Self::deliver_to_available`] with outbound or delivered hooks: each chosen session
-    /// through the whole outbound path, then the delivered hooks with those that took it.
+    /// through the whole outbound path, then, if `report`, the delivered hooks with those that
+    /// took it.
     async fn deliver_to_chosen(
         &self,
         stanza: Element,
         chosen: Vec<&SessionEntry>,
+        report: bool,
     ) -> Result<(), Element> {
         let mut taken = false;
         // The recipients are collected only for the delivered hooks: no allocation without one.
-        let mut received: Option<Vec<FullJid>> = (!self.delivered.is_empty()).then(Vec::new);
+        let mut received: Option<Vec<FullJid>> = report.then(Vec::new);
         for e in chosen {
             match self.deliver_to(e, stanza.clone()).await {
                 Ok(Delivered::Queued) => {
@@ -887,10 +903,23 @@ impl Router {
         if reply.attr("from").is_none() && reply.name() != "iq" {
             reply.set_attr("from", to.domain().as_str());
         }
-        if let Some(entry) = self.ctx.sessions.get(&to).await
-            && self.deliver_to(&entry, reply).await.is_err()
-        {
-            tracing::debug!(%to, "the session cannot take the server's reply; dropped");
+        let Some(entry) = self.ctx.sessions.get(&to).await else {
+            return;
+        };
+        // A message error the server generated is delivered to a full JID like any other, and
+        // the delivered hooks hear of it (carbons copy an error that answers a message they
+        // copied, XEP-0280 §6.1). Copied only when a delivered hook exists.
+        let copy = (reply.name() == "message" && self.wants_delivered(&to)).then(|| reply.clone());
+        match self.deliver_to(&entry, reply).await {
+            Ok(Delivered::Queued) => {
+                if let Some(message) = copy {
+                    Box::pin(self.run_delivered(&message, std::slice::from_ref(&to))).await;
+                }
+            }
+            Ok(Delivered::Dropped) => {}
+            Err(_) => {
+                tracing::debug!(%to, "the session cannot take the server's reply; dropped");
+            }
         }
     }
 }

@@ -449,6 +449,115 @@ async fn delivered_hook_lists_the_sessions_that_took_a_message() {
     storage.close().await;
 }
 
+/// A message error the router generates (here for an account that does not exist, RFC 6121
+/// §8.5.1) is delivered to the sender's full JID, and the delivered hook hears of it like any
+/// message delivered there; IQ errors are not messages and are not reported.
+#[tokio::test]
+async fn delivered_hook_hears_the_servers_message_errors() {
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let (router, registry, storage, _dir) = router_with(vec![Arc::new(DeliveryModule {
+        delivered: delivered.clone(),
+        filter: false,
+    })])
+    .await;
+    let (alice, mut alice_inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    router
+        .route_from_client(
+            &alice,
+            chat("nobody@localhost", "lost").with_attr("id", "m1"),
+        )
+        .await;
+    let iq = Element::new("iq", ns::CLIENT)
+        .with_attr("to", "nobody@localhost")
+        .with_attr("from", "alice@localhost/a")
+        .with_attr("type", "get")
+        .with_attr("id", "q1")
+        .with_child(Element::new("query", "urn:example"));
+    router.route_from_client(&alice, iq).await;
+    assert_eq!(*delivered.lock().unwrap(), [" -> alice@localhost/a"]);
+    assert_eq!(
+        next_stanza(&mut alice_inbox).as_deref(),
+        Some(
+            "<message id='m1' to='alice@localhost/a' from='nobody@localhost' type='error'>\
+             <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             </error></message>"
+        )
+    );
+    storage.close().await;
+}
+
+/// Records the messages delivered to bob's resources only: it does not want alice's.
+struct BobsOnly(Arc<Mutex<Vec<String>>>);
+
+#[async_trait]
+impl DeliveredHook for BobsOnly {
+    fn wants(&self, to: &FullJid) -> bool {
+        to.node().is_some_and(|n| n.as_str() == "bob")
+    }
+
+    async fn delivered(&self, ctx: &Context, message: &Element, to: &[FullJid]) {
+        Carbons(self.0.clone()).delivered(ctx, message, to).await;
+    }
+}
+
+struct BobsOnlyModule(Arc<Mutex<Vec<String>>>);
+
+impl Module for BobsOnlyModule {
+    fn name(&self) -> &'static str {
+        "bobs-only"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut Registrar) {
+        reg.delivered_hook(Arc::new(BobsOnly(self.0.clone())));
+    }
+}
+
+/// A delivered hook hears only of the accounts it wants (`DeliveredHook::wants`), to a full JID,
+/// to a bare JID, and for the router's own errors; the others are delivered as without a hook.
+#[tokio::test]
+async fn delivered_hook_hears_only_what_it_wants() {
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let (router, registry, storage, _dir) =
+        router_with(vec![Arc::new(BobsOnlyModule(delivered.clone()))]).await;
+    let (alice, mut alice_inbox) = bind(&registry, "alice@localhost/a", 1, Some(0)).await;
+    let (bob, mut bob_inbox) = bind(&registry, "bob@localhost/b", 2, Some(0)).await;
+    router
+        .route_from_client(&alice, chat("bob@localhost", "to bob"))
+        .await;
+    router
+        .route_from_client(&alice, chat("bob@localhost/b", "to bob/b"))
+        .await;
+    router
+        .route_from_client(&alice, chat("nobody@localhost", "lost"))
+        .await;
+    let to_alice = |to: &str, body: &str| {
+        Element::new("message", ns::CLIENT)
+            .with_attr("to", to)
+            .with_attr("from", "bob@localhost/b")
+            .with_attr("type", "chat")
+            .with_child(Element::new("body", ns::CLIENT).with_text(body))
+    };
+    router
+        .route_from_client(&bob, to_alice("alice@localhost", "to alice"))
+        .await;
+    router
+        .route_from_client(&bob, to_alice("alice@localhost/a", "to alice/a"))
+        .await;
+    assert_eq!(
+        *delivered.lock().unwrap(),
+        ["to bob -> bob@localhost/b", "to bob/b -> bob@localhost/b"]
+    );
+    for _ in 0..2 {
+        assert!(next_stanza(&mut bob_inbox).is_some());
+    }
+    // The error for nobody, then bob's two messages.
+    for _ in 0..3 {
+        assert!(next_stanza(&mut alice_inbox).is_some());
+    }
+    assert_eq!(next_stanza(&mut alice_inbox), None);
+    storage.close().await;
+}
+
 /// Outbound hooks see each session's copy with its full JID: they can change it for that session
 /// and drop it there; a message an outbound hook dropped everywhere counts as delivered (it is
 /// neither stored offline nor bounced), and the delivered hook lists only the sessions that got

@@ -738,3 +738,39 @@ async fn a_message_is_archived_before_the_sender_is_acknowledged() {
     assert_eq!(stores.archive.count("bob", "localhost").await.unwrap(), 20);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_received_carbon_carries_the_archive_id() {
+    // XEP-0280 §7 with XEP-0359 §3: the other device's copy of a message wraps the message as
+    // delivered, with the recipient's stanza id, so both devices name it alike.
+    let server = server(&["alice", "bob"]).await;
+    let mut alice = online(&server, "alice", "a").await;
+    let mut phone = online(&server, "bob", "phone").await;
+    let mut laptop = online(&server, "bob", "laptop").await;
+    // Each resource's presence reaches the other (RFC 6121 §4.2.2).
+    phone.drain(QUIET).await;
+    laptop.drain(QUIET).await;
+    for c in [&mut phone, &mut laptop] {
+        c.send_xml("<iq type='set' id='on'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
+            .await
+            .unwrap();
+        c.expect("<iq type='result' id='on' to='{*}'/>")
+            .await
+            .unwrap();
+    }
+    say(&mut alice, "bob@localhost/phone", "c1", "to the phone").await;
+    let got = phone.recv_element().await.unwrap();
+    let sid = stanza_id(&got, "bob@localhost");
+    laptop
+        .expect(&format!(
+            "<message from='bob@localhost' to='bob@localhost/laptop' type='chat'>\
+               <received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>\
+                 <message xmlns='jabber:client' to='bob@localhost/phone' type='chat' id='c1' from='alice@localhost/a'>\
+                   <body>to the phone</body>\
+                   <stanza-id xmlns='urn:xmpp:sid:0' by='bob@localhost' id='{sid}'/>\
+                 </message></forwarded></received></message>"
+        ))
+        .await
+        .unwrap();
+    server.stop().await;
+}

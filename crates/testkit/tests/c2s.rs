@@ -680,6 +680,8 @@ async fn disco_is_built_from_module_registrations() {
              <feature var='http://jabber.org/protocol/disco#items'/>\
              <feature var='jabber:iq:version'/>\
              <feature var='msgoffline'/>\
+             <feature var='urn:xmpp:carbons:2'/>\
+             <feature var='urn:xmpp:carbons:rules:0'/>\
              <feature var='urn:xmpp:ping'/>\
              <feature var='urn:xmpp:time'/>\
              <feature var='vcard-temp'/>\
@@ -705,6 +707,8 @@ async fn disco_is_built_from_module_registrations() {
              <feature var='http://jabber.org/protocol/disco#items'/>\
              <feature var='jabber:iq:version'/>\
              <feature var='msgoffline'/>\
+             <feature var='urn:xmpp:carbons:2'/>\
+             <feature var='urn:xmpp:carbons:rules:0'/>\
              <feature var='urn:xmpp:ping'/>\
              <feature var='urn:xmpp:time'/>\
              <feature var='vcard-temp'/>\

@@ -43,6 +43,7 @@ scripts! {
     receipts => "receipts.scs",
     roster_errors => "roster_errors.scs",
     restart => "restart.scs",
+    carbons => "carbons.scs",
 }
 
 #[test]
