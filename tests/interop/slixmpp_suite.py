@@ -15,6 +15,7 @@ import time
 import traceback
 
 import slixmpp
+from slixmpp import JID
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cutproxy import CutProxy  # noqa: E402
@@ -499,6 +500,65 @@ async def case_component_bad_secret():
         comp.abort()
 
 
+async def carbons_client(user, resource):
+    c = Client(user, resource=resource)
+    c.register_plugin("xep_0280")
+    c.carbons_received, c.carbons_sent = [], []
+    c.add_event_handler("carbon_received", lambda m: c.carbons_received.append(m["carbon_received"]))
+    c.add_event_handler("carbon_sent", lambda m: c.carbons_sent.append(m["carbon_sent"]))
+    await c.online()
+    await c.plugin["xep_0280"].enable(timeout=5)
+    return c
+
+
+async def case_carbons_two_devices():
+    """XEP-0280 §7 and §8 with slixmpp's xep_0280 plugin: a phone and a laptop of one account
+    talk with a third user; each device sees both sides of the conversation."""
+    phone = await carbons_client("cb1", "phone")
+    laptop = await carbons_client("cb1", "laptop")
+    peer = await Client("cb2").online()
+    peer.send_message(mto=f"{jid('cb1')}/phone", mbody="to the phone", mtype="chat")
+    assert await until(lambda: phone.bodies("cb2") == ["to the phone"]), phone.bodies("cb2")
+    assert await until(lambda: [m["body"] for m in laptop.carbons_received] == ["to the phone"])
+    phone.send_message(mto=jid("cb2"), mbody="answered from the phone", mtype="chat")
+    assert await until(lambda: peer.bodies("cb1") == ["answered from the phone"])
+    assert await until(lambda: [m["body"] for m in laptop.carbons_sent] == ["answered from the phone"])
+    # The device a message went to gets no carbon of it, nor of what it sent.
+    await settle()
+    assert phone.carbons_received == [] and phone.carbons_sent == []
+    for c in (phone, laptop, peer):
+        await c.bye()
+
+
+async def case_mam_history():
+    """XEP-0313 with slixmpp's xep_0313 plugin: a device that was off catches up with the
+    conversation from the archive, both sides, in order; XEP-0359 ids match the live copies."""
+    a = await Client("mh1").online()
+    b = Client("mh2")
+    b.register_plugin("xep_0313")
+    b.register_plugin("xep_0359")
+    await b.online()
+    for i in range(3):
+        a.send_message(mto=jid("mh2"), mbody=f"question {i}", mtype="chat")
+        assert await until(lambda i=i: len(b.bodies("mh1")) == i + 1)
+        b.send_message(mto=jid("mh1"), mbody=f"answer {i}", mtype="chat")
+        assert await until(lambda i=i: len(a.bodies("mh2")) == i + 1)
+    live_ids = [m["stanza_id"]["id"] for m in b.messages if m["type"] == "chat"]
+    assert all(live_ids), [str(m) for m in b.messages]
+    await b.bye()
+    # Another device of mh2 fetches the history.
+    c = Client("mh2", resource="other")
+    c.register_plugin("xep_0313")
+    await c.online()
+    got = [m async for m in c.plugin["xep_0313"].iterate(with_jid=JID(jid("mh1")), rsm={"max": 2})]
+    bodies = [m["mam_result"]["forwarded"]["stanza"]["body"] for m in got]
+    assert bodies == [x for i in range(3) for x in (f"question {i}", f"answer {i}")], bodies
+    ids = [m["mam_result"]["id"] for m in got]
+    assert ids[0::2] == live_ids, (ids, live_ids)
+    await a.bye()
+    await c.bye()
+
+
 CASES = [
     ("login_scram_sha1_starttls", lambda: login("SCRAM-SHA-1", False)),
     ("login_scram_sha256_starttls", lambda: login("SCRAM-SHA-256", False)),
@@ -516,10 +576,13 @@ CASES = [
     ("sm_no_resume_offline", case_sm_no_resume_offline),
     ("component", case_component),
     ("component_bad_secret", case_component_bad_secret),
+    ("carbons_two_devices", case_carbons_two_devices),
+    ("mam_history", case_mam_history),
 ]
 
 USERS = ["login", "pinger", "s1a", "s1b", "s1c", "s1d", "s2a", "s2b", "s3a", "s3b", "r1", "r2", "o1", "o2",
-         "sma", "smb", "smta", "smtb", "smoa", "smob", "comp"]
+         "sma", "smb", "smta", "smtb", "smoa", "smob", "comp",
+         "cb1", "cb2", "mh1", "mh2"]
 
 
 async def main():
