@@ -464,6 +464,22 @@ impl Router {
         self.delivered.iter().any(|h| h.wants(to))
     }
 
+    /// The outbound path to one full JID's session, then, for a message queued there, the
+    /// delivered hooks that want it. The message is copied for them only when one does.
+    async fn deliver_reporting(
+        &self,
+        entry: &SessionEntry,
+        stanza: Element,
+    ) -> Result<Delivered, Element> {
+        let copy = (stanza.name() == "message" && self.wants_delivered(&entry.jid))
+            .then(|| stanza.clone());
+        let delivered = self.deliver_to(entry, stanza).await;
+        if let (Ok(Delivered::Queued), Some(message)) = (&delivered, copy) {
+            Box::pin(self.run_delivered(&message, std::slice::from_ref(&entry.jid))).await;
+        }
+        delivered
+    }
+
     /// Tells the delivered hooks that want it that `message` went to the sessions `to` (never
     /// empty).
     async fn run_delivered(&self, message: &Element, to: &[FullJid]) {
@@ -596,18 +612,9 @@ impl Router {
                 return;
             }
             // RFC 6121 §8.5.3.1: deliver to the resource. Presence directed to a resource that has
-            // not sent available presence is still delivered. The delivered hooks get the message
-            // as routed; it is copied only when one wants it.
-            let copy =
-                (kind == StanzaKind::Message && self.wants_delivered(&to)).then(|| stanza.clone());
-            match self.deliver_to(&entry, stanza).await {
-                Ok(Delivered::Queued) => {
-                    if let Some(message) = copy {
-                        Box::pin(self.run_delivered(&message, std::slice::from_ref(&to))).await;
-                    }
-                    return;
-                }
-                Ok(Delivered::Dropped) => return,
+            // not sent available presence is still delivered.
+            match self.deliver_reporting(&entry, stanza).await {
+                Ok(_) => return,
                 Err(back) => {
                     tracing::debug!(to = %to, "recipient session cannot take it; routing as if gone");
                     stanza = back;
@@ -908,18 +915,9 @@ impl Router {
         };
         // A message error the server generated is delivered to a full JID like any other, and
         // the delivered hooks hear of it (carbons copy an error that answers a message they
-        // copied, XEP-0280 §6.1). Copied only when a delivered hook exists.
-        let copy = (reply.name() == "message" && self.wants_delivered(&to)).then(|| reply.clone());
-        match self.deliver_to(&entry, reply).await {
-            Ok(Delivered::Queued) => {
-                if let Some(message) = copy {
-                    Box::pin(self.run_delivered(&message, std::slice::from_ref(&to))).await;
-                }
-            }
-            Ok(Delivered::Dropped) => {}
-            Err(_) => {
-                tracing::debug!(%to, "the session cannot take the server's reply; dropped");
-            }
+        // copied, XEP-0280 §6.1).
+        if self.deliver_reporting(&entry, reply).await.is_err() {
+            tracing::debug!(%to, "the session cannot take the server's reply; dropped");
         }
     }
 }

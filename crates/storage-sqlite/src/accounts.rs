@@ -111,14 +111,23 @@ pub(crate) async fn account_id(
     localpart: &str,
     domain: &str,
 ) -> Result<i64, StorageError> {
-    let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ?1 AND localpart = ?2")
-            .bind(domain)
-            .bind(localpart)
-            .fetch_optional(conn)
-            .await
-            .map_err(backend)?;
-    id.ok_or(StorageError::NotFound)
+    find_account(conn, localpart, domain)
+        .await?
+        .ok_or(StorageError::NotFound)
+}
+
+/// The id of the account, `None` if it does not exist (inside the caller's transaction).
+pub(crate) async fn find_account(
+    conn: &mut SqliteConnection,
+    localpart: &str,
+    domain: &str,
+) -> Result<Option<i64>, StorageError> {
+    sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ?1 AND localpart = ?2")
+        .bind(domain)
+        .bind(localpart)
+        .fetch_optional(conn)
+        .await
+        .map_err(backend)
 }
 
 #[async_trait]

@@ -12,7 +12,7 @@ use starling_storage::{
     ArchivedMessage, NewArchived, PagePosition, StorageError,
 };
 
-use crate::accounts::{backend, begin_write, is_unique_violation};
+use crate::accounts::{backend, begin_write, find_account, is_unique_violation};
 use crate::offline::to_u64;
 
 /// Rows deleted per statement by [`ArchiveStore::expire`] and
@@ -35,20 +35,6 @@ impl SqliteArchiveStore {
 struct Key {
     ts: i64,
     seq: i64,
-}
-
-/// The account's id, `None` if it does not exist.
-async fn find_account(
-    conn: &mut SqliteConnection,
-    localpart: &str,
-    domain: &str,
-) -> Result<Option<i64>, StorageError> {
-    sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ?1 AND localpart = ?2")
-        .bind(domain)
-        .bind(localpart)
-        .fetch_optional(conn)
-        .await
-        .map_err(backend)
 }
 
 /// Where the message `id` is in the account's archive; [`StorageError::NotFound`]

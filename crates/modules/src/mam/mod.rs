@@ -151,20 +151,23 @@ impl Mam {
     /// XEP-0441 §2: whether `account` archives messages exchanged with `peer`.
     async fn wants(&self, ctx: &Context, account: &BareJid, peer: &Jid) -> bool {
         let prefs = self.account_prefs(ctx, account).await;
-        let bare = peer.to_bare().to_string();
-        let full = peer.to_string();
-        let listed = |list: &[String]| list.iter().any(|j| *j == bare || *j == full);
-        if listed(&prefs.never) {
-            return false;
-        }
-        if listed(&prefs.always) {
-            return true;
+        if !prefs.never.is_empty() || !prefs.always.is_empty() {
+            // Only for accounts with lists: no strings built per message otherwise.
+            let (bare, full) = (peer.to_bare().to_string(), peer.to_string());
+            let listed = |list: &[String]| list.iter().any(|j| *j == bare || *j == full);
+            if listed(&prefs.never) {
+                return false;
+            }
+            if listed(&prefs.always) {
+                return true;
+            }
         }
         match prefs.default {
             ArchiveDefault::Always => true,
             ArchiveDefault::Never => false,
             ArchiveDefault::Roster => {
                 let (l, d) = parts(account);
+                let bare = peer.to_bare().to_string();
                 matches!(ctx.stores.rosters.item(l, d, &bare).await, Ok(Some(_)))
             }
         }
