@@ -56,6 +56,7 @@
 
 mod accounts;
 mod archive;
+mod blocking;
 mod bulk;
 mod offline;
 mod rosters;
@@ -71,6 +72,7 @@ use starling_storage::{StorageError, Stores};
 
 use crate::accounts::SqliteAccountStore;
 use crate::archive::SqliteArchiveStore;
+use crate::blocking::SqliteBlockingStore;
 use crate::offline::SqliteOfflineStore;
 use crate::rosters::SqliteRosterStore;
 use crate::vcards::SqliteVcardStore;
@@ -169,6 +171,7 @@ impl SqliteStorage {
             offline: Arc::new(SqliteOfflineStore::new(self.pool.clone())),
             vcards: Arc::new(SqliteVcardStore::new(self.pool.clone())),
             archive: Arc::new(SqliteArchiveStore::new(self.pool.clone())),
+            blocking: Arc::new(SqliteBlockingStore::new(self.pool.clone())),
         }
     }
 

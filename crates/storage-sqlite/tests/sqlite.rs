@@ -64,6 +64,14 @@ async fn conformance_archive() {
 }
 
 #[tokio::test]
+async fn conformance_blocking() {
+    let (_dir, storage) = fresh().await;
+    let stores = storage.stores();
+    starling_storage::conformance::blocking(&*stores.accounts, &*stores.blocking).await;
+    storage.close().await;
+}
+
+#[tokio::test]
 async fn conformance_offline() {
     let (_dir, storage) = fresh().await;
     let stores = storage.stores();

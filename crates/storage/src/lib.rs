@@ -4,7 +4,8 @@
 //! [`AccountStore`] (accounts and their SCRAM credentials) and [`RosterStore`]
 //! (rosters and subscription states, RFC 6121), [`OfflineStore`] (offline
 //! messages, XEP-0160), [`VcardStore`] (vcard-temp, XEP-0054) and
-//! [`ArchiveStore`] (message archives, XEP-0313); further
+//! [`ArchiveStore`] (message archives, XEP-0313) and [`BlockingStore`]
+//! (blocklists, XEP-0191, and the reports attached to blocks, XEP-0377); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -33,7 +34,7 @@
 //!   equally use `UNNEST` arrays or `COPY` into the same tables).
 //! * Deleting an account deletes everything it owns (credentials, roster
 //!   items and the roster version, offline messages, the vCard, the message
-//!   archive and its preferences).
+//!   archive and its preferences, the blocklist and the reports it filed).
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -47,6 +48,7 @@
 
 mod accounts;
 mod archive;
+mod blocking;
 pub mod conformance;
 mod error;
 mod offline;
@@ -61,6 +63,7 @@ pub use archive::{
     ArchiveBound, ArchiveDefault, ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveStore,
     ArchivedMessage, NewArchived, PagePosition, WithFilter,
 };
+pub use blocking::{AbuseReport, BlockedJid, BlockingStore, StoredReport};
 pub use error::{BoxError, StorageError};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
 pub use rosters::{
@@ -83,6 +86,8 @@ pub struct Stores {
     pub vcards: Arc<dyn VcardStore>,
     /// Message archives (XEP-0313).
     pub archive: Arc<dyn ArchiveStore>,
+    /// Blocklists and abuse reports (XEP-0191, XEP-0377).
+    pub blocking: Arc<dyn BlockingStore>,
 }
 
 impl fmt::Debug for Stores {

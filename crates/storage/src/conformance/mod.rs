@@ -17,12 +17,14 @@
 
 mod account_suite;
 mod archive_suite;
+mod blocking_suite;
 mod offline_suite;
 mod roster_suite;
 mod vcard_suite;
 
 pub use account_suite::accounts;
 pub use archive_suite::archive;
+pub use blocking_suite::blocking;
 pub use offline_suite::offline;
 pub use roster_suite::rosters;
 pub use vcard_suite::vcards;
