@@ -559,6 +559,45 @@ async def case_mam_history():
     await c.bye()
 
 
+async def case_blocking():
+    """XEP-0191 with slixmpp's xep_0191 plugin: a user blocks a spammer from one device; the other
+    device, which fetched the list, gets the push (§3.3); the spammer's messages never arrive and
+    are answered with service-unavailable, the user's own to the spammer are refused with
+    not-acceptable (§3.3); after unblocking, messages flow again (§3.4)."""
+    a = Client("bl1")
+    a.register_plugin("xep_0191")
+    await a.online()
+    other = Client("bl1", resource="other")
+    other.register_plugin("xep_0191")
+    await other.online()
+    pushes = []
+    other.add_event_handler("blocked", pushes.append)
+    assert await other.plugin["xep_0191"].get_blocked_jids() == set()
+    spam = await Client("bl2").online()
+    spam_errors, a_errors = [], []
+    spam.add_event_handler("message_error", spam_errors.append)
+    a.add_event_handler("message_error", a_errors.append)
+
+    await a.plugin["xep_0191"].block(JID(jid("bl2")))
+    assert await until(lambda: len(pushes) == 1)
+    assert [i["jid"] for i in pushes[0]["block"]["items"]] == [JID(jid("bl2"))], str(pushes[0])
+    assert await a.plugin["xep_0191"].get_blocked_jids() == {JID(jid("bl2"))}
+    spam.send_message(mto=jid("bl1"), mbody="buy now", mtype="chat")
+    assert await until(lambda: len(spam_errors) == 1)
+    assert spam_errors[0]["error"]["condition"] == "service-unavailable", str(spam_errors[0])
+    a.send_message(mto=jid("bl2"), mbody="stop it", mtype="chat")
+    assert await until(lambda: len(a_errors) == 1)
+    assert a_errors[0]["error"]["condition"] == "not-acceptable", str(a_errors[0])
+    await settle()
+    assert a.bodies("bl2") == [] and other.bodies("bl2") == [] and spam.bodies("bl1") == []
+
+    await a.plugin["xep_0191"].unblock(JID(jid("bl2")))
+    spam.send_message(mto=jid("bl1"), mbody="hello again", mtype="chat")
+    assert await until(lambda: a.bodies("bl2") == ["hello again"]), a.bodies("bl2")
+    for c in (a, other, spam):
+        await c.bye()
+
+
 CASES = [
     ("login_scram_sha1_starttls", lambda: login("SCRAM-SHA-1", False)),
     ("login_scram_sha256_starttls", lambda: login("SCRAM-SHA-256", False)),
@@ -578,11 +617,12 @@ CASES = [
     ("component_bad_secret", case_component_bad_secret),
     ("carbons_two_devices", case_carbons_two_devices),
     ("mam_history", case_mam_history),
+    ("blocking", case_blocking),
 ]
 
 USERS = ["login", "pinger", "s1a", "s1b", "s1c", "s1d", "s2a", "s2b", "s3a", "s3b", "r1", "r2", "o1", "o2",
          "sma", "smb", "smta", "smtb", "smoa", "smob", "comp",
-         "cb1", "cb2", "mh1", "mh2"]
+         "cb1", "cb2", "mh1", "mh2", "bl1", "bl2"]
 
 
 async def main():

@@ -1,6 +1,7 @@
 //! Starling's feature modules, one folder per RFC section or XEP. Each declares what it handles in
 //! `register`; none knows about sessions, sockets or another module's internals.
 
+pub mod blocking;
 pub mod carbons;
 pub mod clock;
 pub mod disco;
@@ -59,6 +60,7 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
             seen.clone(),
         )),
         Arc::new(carbons::Carbons::new()),
+        Arc::new(blocking::Blocking::new()),
         Arc::new(vcard::Vcard),
         Arc::new(version::Version),
         Arc::new(time::Time),

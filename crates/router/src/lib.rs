@@ -648,6 +648,11 @@ impl Router {
 
     async fn to_account(&self, kind: StanzaKind, mut stanza: Element, to: BareJid, own: bool) {
         if kind == StanzaKind::Iq {
+            // Another entity's IQ to the account passes the ToBare hooks first (blocking refuses
+            // one from a blocked JID, XEP-0191 §3.3); the account's own never does.
+            if !own && self.run_hooks(kind, HookPoint::ToBare, &mut stanza).await {
+                return;
+            }
             // RFC 6120 §10.3.3 / RFC 6121 §8.5.2.1.3: the server answers IQs to a bare JID on the
             // account's behalf. The account's existence is checked by the handler when it matters;
             // a non-existent account gets the same answer as an unhandled payload.
@@ -768,33 +773,47 @@ impl Router {
 
     /// [`Self::deliver_to_available`] with outbound or delivered hooks: each chosen session
     /// through the whole outbound path, then, if `report`, the delivered hooks with those that
-    /// took it.
+    /// took it. The last session takes the stanza itself unless the delivered hooks need it
+    /// afterwards: one recipient without delivered hooks (an outbound hook is always there
+    /// while blocking is on) costs no copy.
     async fn deliver_to_chosen(
         &self,
         stanza: Element,
         chosen: Vec<&SessionEntry>,
         report: bool,
     ) -> Result<(), Element> {
+        let Some((last, others)) = chosen.split_last() else {
+            return Err(stanza);
+        };
         let mut taken = false;
         // The recipients are collected only for the delivered hooks: no allocation without one.
         let mut received: Option<Vec<FullJid>> = report.then(Vec::new);
-        for e in chosen {
-            match self.deliver_to(e, stanza.clone()).await {
-                Ok(Delivered::Queued) => {
-                    taken = true;
-                    if let Some(r) = &mut received {
-                        r.push(e.jid.clone());
-                    }
+        let mut note = |delivered: &Result<Delivered, Element>, e: &SessionEntry| match delivered {
+            Ok(Delivered::Queued) => {
+                taken = true;
+                if let Some(r) = &mut received {
+                    r.push(e.jid.clone());
                 }
-                // An outbound hook took it for this session: not to be stored or bounced.
-                Ok(Delivered::Dropped) => taken = true,
-                Err(_) => {}
             }
+            // An outbound hook took it for this session: not to be stored or bounced.
+            Ok(Delivered::Dropped) => taken = true,
+            Err(_) => {}
+        };
+        for e in others {
+            let delivered = self.deliver_to(e, stanza.clone()).await;
+            note(&delivered, e);
         }
-        if let Some(to) = received.filter(|r| !r.is_empty()) {
-            self.run_delivered(&stanza, &to).await;
+        let kept = report.then(|| stanza.clone());
+        let delivered = self.deliver_to(last, stanza).await;
+        note(&delivered, last);
+        if let (Some(to), Some(message)) = (received.filter(|r| !r.is_empty()), &kept) {
+            self.run_delivered(message, &to).await;
         }
-        if taken { Ok(()) } else { Err(stanza) }
+        match delivered {
+            // None took it: the last one handed it back.
+            Err(back) if !taken => Err(back),
+            _ => Ok(()),
+        }
     }
 
     async fn handle_iq(&self, target: IqTarget, iq: &Element, account: Option<&BareJid>) {

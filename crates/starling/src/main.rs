@@ -27,6 +27,20 @@ enum Command {
     User(UserCommand),
     /// Validate the configuration and print every problem, without starting anything.
     CheckConfig(ConfigArgs),
+    /// List the reports users attached to blocks (XEP-0377), newest first.
+    Reports(ReportsArgs),
+}
+
+#[derive(Args)]
+struct ReportsArgs {
+    /// Only the reports about this JID.
+    #[arg(long)]
+    jid: Option<String>,
+    /// How many to list.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    #[command(flatten)]
+    common: ConfigArgs,
 }
 
 #[derive(Args, Default, Clone)]
@@ -154,6 +168,7 @@ fn main() -> ExitCode {
         match command {
             Command::Serve(args) => serve(args).await,
             Command::User(cmd) => user(cmd).await,
+            Command::Reports(args) => reports(args).await,
             Command::CheckConfig(_) => Ok(()),
         }
     });
@@ -353,6 +368,49 @@ fn read_password(given: Option<String>) -> anyhow::Result<String> {
 }
 
 /// Fails unless `config` serves `domain` (already normalised).
+/// `reports`: one report per paragraph, newest first.
+async fn reports(args: ReportsArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let jid = match args.jid {
+        Some(j) => Some(
+            starling_proto::Jid::new(&j)
+                .map_err(|e| anyhow::anyhow!("{j} is not a JID: {e}"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let storage = starling::server::open_storage(&config).await?;
+    let found = storage
+        .stores()
+        .blocking
+        .reports(jid.as_deref(), args.limit)
+        .await;
+    storage.close().await;
+    let mut out = std::io::stdout().lock();
+    for stored in found? {
+        let r = stored.report;
+        writeln!(
+            out,
+            "#{} {} {}@{} reported {}: {}",
+            stored.id,
+            starling_modules::mam::query::format_datetime(r.received_us),
+            r.localpart,
+            r.domain,
+            r.jid,
+            r.reason
+        )?;
+        if !r.stanza_ids.is_empty() {
+            writeln!(out, "  messages: {}", r.stanza_ids.join(" "))?;
+        }
+        if let Some(text) = r.text {
+            for line in text.lines() {
+                writeln!(out, "  > {line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_served(config: &Config, domain: &str) -> anyhow::Result<()> {
     if config.hosts.iter().any(|h| h.domain == domain) {
         Ok(())

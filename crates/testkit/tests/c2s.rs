@@ -680,9 +680,11 @@ async fn disco_is_built_from_module_registrations() {
              <feature var='http://jabber.org/protocol/disco#items'/>\
              <feature var='jabber:iq:version'/>\
              <feature var='msgoffline'/>\
+             <feature var='urn:xmpp:blocking'/>\
              <feature var='urn:xmpp:carbons:2'/>\
              <feature var='urn:xmpp:carbons:rules:0'/>\
              <feature var='urn:xmpp:ping'/>\
+             <feature var='urn:xmpp:reporting:1'/>\
              <feature var='urn:xmpp:time'/>\
              <feature var='vcard-temp'/>\
            </query></iq>",
@@ -707,9 +709,11 @@ async fn disco_is_built_from_module_registrations() {
              <feature var='http://jabber.org/protocol/disco#items'/>\
              <feature var='jabber:iq:version'/>\
              <feature var='msgoffline'/>\
+             <feature var='urn:xmpp:blocking'/>\
              <feature var='urn:xmpp:carbons:2'/>\
              <feature var='urn:xmpp:carbons:rules:0'/>\
              <feature var='urn:xmpp:ping'/>\
+             <feature var='urn:xmpp:reporting:1'/>\
              <feature var='urn:xmpp:time'/>\
              <feature var='vcard-temp'/>\
            </query></iq>"
