@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real terminal client against Starling: Profanity (Debian's package) runs inside tmux, logs in
-# over STARTTLS, adds a contact, sends it a message; the screen is read with `tmux capture-pane`
-# and the message is checked at the other end (a slixmpp peer). Not run in CI; see README.md.
+# over STARTTLS, adds a contact, sends it a message, blocks it (XEP-0191 `/blocked add`: the
+# contact's message is refused and never shown) and unblocks it; the screen is read with
+# `tmux capture-pane` and the other end is a slixmpp peer. Not run in CI; see README.md.
 #
 #   apt-get install -y profanity tmux python3-venv
 #   tests/interop/profanity.sh        # exit 0 and "profanity: ok" when every step was seen
@@ -21,8 +22,10 @@ interop_venv
 SESSION=starling-profanity-$$
 PROF_HOME=$(mktemp -d)
 PEER_OUT=$BUILD/profanity_peer.txt
+PEER_CMD=$BUILD/profanity_peer_cmd.txt
 PEER_PID=
 : > "$PEER_OUT"
+: > "$PEER_CMD"
 finish() {
     tmux kill-session -t "$SESSION" 2>/dev/null || true
     if [ -n "$PEER_PID" ]; then kill "$PEER_PID" 2>/dev/null || true; fi
@@ -47,7 +50,7 @@ wait_for() {
 type_line() { tmux send-keys -t "$SESSION" -l -- "$1"; tmux send-keys -t "$SESSION" Enter; }
 
 echo "== peer"
-"$PY" tests/interop/profanity_peer.py 127.0.0.1 "$P1" prof2@localhost/peer "$PEER_OUT" \
+"$PY" tests/interop/profanity_peer.py 127.0.0.1 "$P1" prof2@localhost/peer "$PEER_OUT" "$PEER_CMD" \
     > "$BUILD/profanity_peer.log" 2>&1 &
 PEER_PID=$!
 for _ in $(seq 100); do grep -qx online "$PEER_OUT" && break; sleep 0.1; done
@@ -77,6 +80,25 @@ type_line "/msg prof2@localhost hello from profanity"
 for _ in $(seq 100); do grep -qx "hello from profanity" "$PEER_OUT" && break; sleep 0.1; done
 grep -qx "hello from profanity" "$PEER_OUT" || { echo "the peer never received the message" >&2; screen >&2; exit 1; }
 echo "peer received: hello from profanity"
+
+# XEP-0191 with Profanity's /blocked: while the peer is blocked its message never shows; after
+# /blocked remove, the next one does.
+type_line "/blocked add prof2@localhost"
+sleep 1
+echo "prof1@localhost while blocked" >> "$PEER_CMD"
+# XEP-0191 §3.3: the peer's message is answered with <service-unavailable/>.
+for _ in $(seq 100); do grep -qx "error service-unavailable" "$PEER_OUT" && break; sleep 0.1; done
+grep -qx "error service-unavailable" "$PEER_OUT" || { echo "the blocked peer got no error" >&2; exit 1; }
+echo "peer received: error service-unavailable"
+sleep 1
+if screen | grep -qF "while blocked"; then
+    echo "profanity showed a message from a blocked contact" >&2; screen >&2; exit 1
+fi
+echo "not shown: a message from the blocked contact"
+type_line "/blocked remove prof2@localhost"
+sleep 1
+echo "prof1@localhost after unblock" >> "$PEER_CMD"
+wait_for "after unblock"
 
 screen > "$BUILD/profanity_screen.txt"
 type_line "/quit"

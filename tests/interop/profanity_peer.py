@@ -24,6 +24,7 @@ class Peer(slixmpp.ClientXMPP):
         self.ssl_context.verify_mode = ssl.CERT_NONE
         self.add_event_handler("session_start", self.start)
         self.add_event_handler("message", self.message)
+        self.add_event_handler("message_error", self.error)
 
     async def start(self, _):
         await self.get_roster()
@@ -33,6 +34,9 @@ class Peer(slixmpp.ClientXMPP):
     def message(self, msg):
         if msg["type"] in ("chat", "normal") and msg["body"]:
             self.note(msg["body"])
+
+    def error(self, msg):
+        self.note(f"error {msg['error']['condition']}")
 
     def note(self, line):
         with open(self.out, "a") as f:
