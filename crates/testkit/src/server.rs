@@ -162,6 +162,21 @@ impl TestServer {
         }
     }
 
+    /// Stores mutual `both` subscriptions between `a` and `b` (on the first host) directly, as
+    /// if both had completed RFC 6121 §3's handshake.
+    pub async fn befriend(&self, a: &str, b: &str) {
+        let rosters = &self.router().context().stores.rosters;
+        for (user, contact) in [(a, b), (b, a)] {
+            let item = starling_storage::RosterItem {
+                subscription: starling_storage::Subscription::Both,
+                ..starling_storage::RosterItem::new(format!("{contact}@{}", self.domain))
+            };
+            if let Err(e) = rosters.put_item(user, &self.domain, &item).await {
+                panic!("cannot befriend {user} and {contact}: {e}");
+            }
+        }
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use starling_storage::{AbuseReport, RosterItem, Subscription};
+use starling_storage::AbuseReport;
 use starling_testkit::Element;
 use starling_testkit::client::Client;
 use starling_testkit::server::TestServer;
@@ -28,18 +28,6 @@ async fn one(server: &TestServer, user: &str, resource: &str) -> Client {
     let mut c = server.online(user, PW, resource).await;
     c.drain(QUIET).await;
     c
-}
-
-/// Mutual `both` subscriptions between `a` and `b`.
-async fn befriend(server: &TestServer, a: &str, b: &str) {
-    let rosters = &server.router().context().stores.rosters;
-    for (user, contact) in [(a, b), (b, a)] {
-        let item = RosterItem {
-            subscription: Subscription::Both,
-            ..RosterItem::new(format!("{contact}@localhost"))
-        };
-        rosters.put_item(user, "localhost", &item).await.unwrap();
-    }
 }
 
 fn items(jids: &[&str]) -> String {
@@ -359,7 +347,7 @@ async fn outbound_stanzas_to_a_blocked_jid_are_refused() {
 #[tokio::test]
 async fn presence_on_block_and_unblock() {
     let server = server().await;
-    befriend(&server, "alice", "bob").await;
+    server.befriend("alice", "bob").await;
     let mut a = one(&server, "alice", "a").await;
     let mut b = one(&server, "bob", "b").await;
     a.drain(QUIET).await;

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use starling_storage::{RosterItem, Subscription};
 use starling_testkit::client::Client;
 use starling_testkit::server::TestServer;
 
@@ -24,22 +23,10 @@ async fn drain(c: &mut Client) {
     c.drain(QUIET).await;
 }
 
-/// Makes `a` and `b` mutual contacts with subscription `both`, directly in the store.
-async fn befriend(server: &TestServer, a: &str, b: &str) {
-    let rosters = &server.router().context().stores.rosters;
-    for (user, contact) in [(a, b), (b, a)] {
-        let item = RosterItem {
-            subscription: Subscription::Both,
-            ..RosterItem::new(format!("{contact}@localhost"))
-        };
-        rosters.put_item(user, "localhost", &item).await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn broadcast_probe_unavailable_on_drop_and_directed_presence() {
     let server = server_with_users(&["alice", "bob", "carol"]).await;
-    befriend(&server, "alice", "bob").await;
+    server.befriend("alice", "bob").await;
 
     let mut alice = login(&server, "alice", "a").await;
     alice
@@ -113,7 +100,7 @@ async fn broadcast_probe_unavailable_on_drop_and_directed_presence() {
 #[tokio::test]
 async fn explicit_unavailable_and_replaced_session() {
     let server = server_with_users(&["alice", "bob"]).await;
-    befriend(&server, "alice", "bob").await;
+    server.befriend("alice", "bob").await;
     let mut alice = login(&server, "alice", "a").await;
     alice.send_xml("<presence/>").await.unwrap();
     alice
@@ -395,7 +382,7 @@ async fn online(server: &TestServer, user: &str, resource: &str) -> Client {
 #[tokio::test]
 async fn removing_a_contact_cancels_both_subscriptions() {
     let server = server_with_users(&["alice", "bob"]).await;
-    befriend(&server, "alice", "bob").await;
+    server.befriend("alice", "bob").await;
     let mut alice = online(&server, "alice", "a").await;
     let mut bob = online(&server, "bob", "b").await;
     drain(&mut alice).await;
@@ -459,7 +446,7 @@ async fn removing_a_contact_cancels_both_subscriptions() {
 #[tokio::test]
 async fn revoking_a_subscription_sends_unavailable_first() {
     let server = server_with_users(&["alice", "bob"]).await;
-    befriend(&server, "alice", "bob").await;
+    server.befriend("alice", "bob").await;
     let mut alice = online(&server, "alice", "a").await;
     let mut bob = online(&server, "bob", "b").await;
     drain(&mut alice).await;
