@@ -58,6 +58,7 @@ mod accounts;
 mod archive;
 mod bulk;
 mod offline;
+mod push;
 mod rosters;
 mod vcards;
 
@@ -72,6 +73,7 @@ use starling_storage::{StorageError, Stores};
 use crate::accounts::SqliteAccountStore;
 use crate::archive::SqliteArchiveStore;
 use crate::offline::SqliteOfflineStore;
+use crate::push::SqlitePushStore;
 use crate::rosters::SqliteRosterStore;
 use crate::vcards::SqliteVcardStore;
 
@@ -169,6 +171,7 @@ impl SqliteStorage {
             offline: Arc::new(SqliteOfflineStore::new(self.pool.clone())),
             vcards: Arc::new(SqliteVcardStore::new(self.pool.clone())),
             archive: Arc::new(SqliteArchiveStore::new(self.pool.clone())),
+            push: Arc::new(SqlitePushStore::new(self.pool.clone())),
         }
     }
 

@@ -3,8 +3,9 @@
 //! Persistence is split **one narrow trait per concern**: this crate defines
 //! [`AccountStore`] (accounts and their SCRAM credentials) and [`RosterStore`]
 //! (rosters and subscription states, RFC 6121), [`OfflineStore`] (offline
-//! messages, XEP-0160), [`VcardStore`] (vcard-temp, XEP-0054) and
-//! [`ArchiveStore`] (message archives, XEP-0313); further
+//! messages, XEP-0160), [`VcardStore`] (vcard-temp, XEP-0054),
+//! [`ArchiveStore`] (message archives, XEP-0313) and [`PushStore`] (push
+//! notification registrations, XEP-0357); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -33,7 +34,7 @@
 //!   equally use `UNNEST` arrays or `COPY` into the same tables).
 //! * Deleting an account deletes everything it owns (credentials, roster
 //!   items and the roster version, offline messages, the vCard, the message
-//!   archive and its preferences).
+//!   archive and its preferences, push registrations).
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -50,6 +51,7 @@ mod archive;
 pub mod conformance;
 mod error;
 mod offline;
+mod push;
 mod rosters;
 mod vcards;
 
@@ -63,6 +65,7 @@ pub use archive::{
 };
 pub use error::{BoxError, StorageError};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
+pub use push::{PushEnabled, PushRegistration, PushStore};
 pub use rosters::{
     NewRoster, RosterCounts, RosterItem, RosterStore, Subscription, check_distinct_groups,
 };
@@ -83,6 +86,8 @@ pub struct Stores {
     pub vcards: Arc<dyn VcardStore>,
     /// Message archives (XEP-0313).
     pub archive: Arc<dyn ArchiveStore>,
+    /// Push notification registrations (XEP-0357).
+    pub push: Arc<dyn PushStore>,
 }
 
 impl fmt::Debug for Stores {

@@ -18,12 +18,14 @@
 mod account_suite;
 mod archive_suite;
 mod offline_suite;
+mod push_suite;
 mod roster_suite;
 mod vcard_suite;
 
 pub use account_suite::accounts;
 pub use archive_suite::archive;
 pub use offline_suite::offline;
+pub use push_suite::push;
 pub use roster_suite::rosters;
 pub use vcard_suite::vcards;
 
