@@ -589,19 +589,30 @@ fn error(condition: StanzaErrorCondition, text: Option<&str>) -> IqOutcome {
     })
 }
 
+/// Why an enable or disable is refused: the condition and its text (small, unlike the
+/// [`IqOutcome`] it becomes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Refusal(StanzaErrorCondition, Option<&'static str>);
+
+impl From<Refusal> for IqOutcome {
+    fn from(r: Refusal) -> Self {
+        error(r.0, r.1)
+    }
+}
+
 /// The `jid` attribute of an enable or disable, parsed (§5, §6: MUST be there).
-fn app_jid(payload: &Element) -> Result<Jid, IqOutcome> {
+fn app_jid(payload: &Element) -> Result<Jid, Refusal> {
     let Some(raw) = payload.attr("jid") else {
-        return Err(error(
+        return Err(Refusal(
             StanzaErrorCondition::BadRequest,
             Some("missing 'jid'"),
         ));
     };
-    Jid::new(raw).map_err(|_| error(StanzaErrorCondition::JidMalformed, None))
+    Jid::new(raw).map_err(|_| Refusal(StanzaErrorCondition::JidMalformed, None))
 }
 
 /// The publish-options form of an enable, checked and serialised (§5).
-fn options_form(payload: &Element) -> Result<Option<String>, IqOutcome> {
+fn options_form(payload: &Element) -> Result<Option<String>, Refusal> {
     let Some(form) = payload.get_child("x", ns::DATA_FORMS) else {
         return Ok(None);
     };
@@ -611,14 +622,14 @@ fn options_form(payload: &Element) -> Result<Option<String>, IqOutcome> {
         .and_then(|f| f.get_child("value", ns::DATA_FORMS))
         .map(Element::text);
     if form_type.as_deref() != Some(PUBLISH_OPTIONS) {
-        return Err(error(
+        return Err(Refusal(
             StanzaErrorCondition::BadRequest,
             Some("the form's FORM_TYPE must be http://jabber.org/protocol/pubsub#publish-options"),
         ));
     }
     let xml = form.to_xml();
     if xml.len() > MAX_OPTIONS {
-        return Err(error(
+        return Err(Refusal(
             StanzaErrorCondition::NotAcceptable,
             Some("the publish-options form is too large"),
         ));
@@ -630,7 +641,7 @@ impl Push {
     async fn enable(&self, ctx: &Context, req: &IqRoute<'_>, account: &BareJid) -> IqOutcome {
         let app = match app_jid(req.payload) {
             Ok(j) => j,
-            Err(e) => return e,
+            Err(e) => return e.into(),
         };
         if app.to_bare() == *account {
             return error(
@@ -650,7 +661,7 @@ impl Push {
         };
         let options = match options_form(req.payload) {
             Ok(o) => o,
-            Err(e) => return e,
+            Err(e) => return e.into(),
         };
         let registration = PushRegistration {
             jid: app.as_str().to_owned(),
@@ -727,7 +738,7 @@ impl Push {
     async fn disable(&self, ctx: &Context, req: &IqRoute<'_>, account: &BareJid) -> IqOutcome {
         let app = match app_jid(req.payload) {
             Ok(j) => j,
-            Err(e) => return e,
+            Err(e) => return e.into(),
         };
         let node = req.payload.attr("node");
         let Some(local) = account.node() else {

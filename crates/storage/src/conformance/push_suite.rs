@@ -126,8 +126,13 @@ impl Suite<'_> {
             2,
             &format!("{s}: disable a whole JID"),
         );
-        self.expect(l, d, &[c.clone()], &format!("{s}: after disabling a JID"))
-            .await;
+        self.expect(
+            l,
+            d,
+            std::slice::from_ref(&c),
+            &format!("{s}: after disabling a JID"),
+        )
+        .await;
         check(
             ok(
                 self.push
