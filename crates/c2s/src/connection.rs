@@ -359,6 +359,9 @@ impl Connection {
         let (shared, shutdown, bound) = self.into_session();
         let Some(mut session) = bound else { return };
         if matches!(how, Flow::Lost) && session.resumable() && !shutdown.is_cancelled() {
+            // Modules see it on the session's address (push notifications); the connection
+            // that takes the session over clears it.
+            session.handle.set_detached(true);
             // Boxed, as is the end below: the connection task does not reserve room for them
             // while the connection runs.
             match Box::pin(session.detach(&shutdown, &shared.resumptions)).await {
@@ -624,6 +627,8 @@ impl Connection {
             return;
         };
         b.inactive = e.name() == "inactive";
+        // Modules see it on the session's address (push notifications).
+        b.handle.set_inactive(b.inactive);
         tracing::trace!(id = self.id, inactive = b.inactive, "client state");
         if !b.inactive {
             flush_held(
@@ -1538,6 +1543,7 @@ impl Connection {
             );
             return Ok(Flow::Continue);
         };
+        session.handle.set_detached(false);
         let ack = session.ack(h);
         let inbound = session.sm.as_deref().map_or(0, |sm| sm.inbound);
         let jid = session.jid.clone();

@@ -65,6 +65,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "stream_management",
             "components",
             "archive",
+            "push",
         ],
     ),
     ("log", &["level"]),
@@ -120,6 +121,17 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         "archive",
         &["enabled", "retention_days", "max_messages", "max_page_size"],
     ),
+    (
+        "push",
+        &[
+            "enabled",
+            "include_body",
+            "include_sender",
+            "min_interval",
+            "timeout",
+            "max_registrations",
+        ],
+    ),
 ];
 
 /// Smallest accepted `c2s.max_stanza_size`.
@@ -153,6 +165,12 @@ pub const MAX_RETENTION_DAYS: u64 = 36_500;
 pub const MAX_ARCHIVE_MESSAGES: u64 = 1_000_000_000;
 /// Largest accepted `archive.max_page_size`.
 pub const MAX_ARCHIVE_PAGE: u64 = 1000;
+/// Largest accepted `push.min_interval`, in seconds (one hour).
+pub const MAX_PUSH_INTERVAL: u64 = 3600;
+/// Accepted range of `push.timeout`, in seconds.
+pub const PUSH_TIMEOUT_RANGE: (u64, u64) = (1, 300);
+/// Largest accepted `push.max_registrations`.
+pub const MAX_PUSH_REGISTRATIONS: u64 = 100;
 /// Largest accepted `roster.max_pending_requests`.
 pub const MAX_PENDING_REQUESTS: usize = 10_000;
 
@@ -181,6 +199,8 @@ pub struct Config {
     pub components: ComponentsConfig,
     /// `[archive]`: message archives (XEP-0313).
     pub archive: ArchiveConfig,
+    /// `[push]`: push notifications (XEP-0357).
+    pub push: PushConfig,
 }
 
 /// `[log]` section.
@@ -360,6 +380,40 @@ impl Default for ArchiveConfig {
     }
 }
 
+/// `[push]` section (XEP-0357 push notifications).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushConfig {
+    /// Whether clients may register app servers and are notified through them (default true).
+    pub enabled: bool,
+    /// Whether a notification carries the message's body (`last-message-body`). Default false:
+    /// the body would pass through the app server and the platform's push service.
+    pub include_body: bool,
+    /// Whether a notification carries the sender's JID (`last-message-sender`). Default true.
+    pub include_sender: bool,
+    /// Least time between two notifications to one registration; messages meanwhile are
+    /// counted into the next one (default 2 s). At most [`MAX_PUSH_INTERVAL`].
+    pub min_interval: Duration,
+    /// How long the app server has to answer a notification before it counts as lost (default
+    /// 30 s); the registration stays. Within [`PUSH_TIMEOUT_RANGE`].
+    pub timeout: Duration,
+    /// Most registrations per account (default 10); enabling one more removes the oldest. 1 to
+    /// [`MAX_PUSH_REGISTRATIONS`].
+    pub max_registrations: usize,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            enabled: true,
+            include_body: false,
+            include_sender: true,
+            min_interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(30),
+            max_registrations: 10,
+        }
+    }
+}
+
 /// `[components]` section (XEP-0114).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ComponentsConfig {
@@ -489,6 +543,7 @@ impl Default for Config {
             stream_management: StreamManagementConfig::default(),
             components: ComponentsConfig::default(),
             archive: ArchiveConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }

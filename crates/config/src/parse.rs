@@ -12,8 +12,9 @@ use toml::de::{DeTable, DeValue};
 use crate::{
     Config, ConfigError, ConfigErrors, HostConfig, MAX_ARCHIVE_MESSAGES, MAX_ARCHIVE_PAGE,
     MAX_AUTH_FAILURE_COUNT, MAX_LOCK_SECONDS, MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS,
-    MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE,
-    MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS,
+    MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT,
+    MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_COMPONENT_SECRET,
+    MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, PUSH_TIMEOUT_RANGE,
     SCHEMA, Secret, StorageBackend,
 };
 
@@ -317,6 +318,31 @@ impl Cx<'_> {
                 && let Ok(n) = usize::try_from(n)
             {
                 config.archive.max_page_size = n;
+            }
+        }
+
+        if let Some(push) = self.section(root, "push") {
+            let p = "push";
+            if let Some(b) = self.bool(push, p, "enabled") {
+                config.push.enabled = b;
+            }
+            if let Some(b) = self.bool(push, p, "include_body") {
+                config.push.include_body = b;
+            }
+            if let Some(b) = self.bool(push, p, "include_sender") {
+                config.push.include_sender = b;
+            }
+            if let Some(n) = self.uint(push, p, "min_interval", 0, MAX_PUSH_INTERVAL) {
+                config.push.min_interval = Duration::from_secs(n);
+            }
+            let (lo, hi) = PUSH_TIMEOUT_RANGE;
+            if let Some(n) = self.uint(push, p, "timeout", lo, hi) {
+                config.push.timeout = Duration::from_secs(n);
+            }
+            if let Some(n) = self.uint(push, p, "max_registrations", 1, MAX_PUSH_REGISTRATIONS)
+                && let Ok(n) = usize::try_from(n)
+            {
+                config.push.max_registrations = n;
             }
         }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use starling_config::{
     ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
-    HostConfig, LogConfig, OfflineConfig, RosterConfig, SCHEMA, Secret, StorageBackend,
+    HostConfig, LogConfig, OfflineConfig, PushConfig, RosterConfig, SCHEMA, Secret, StorageBackend,
     StorageConfig, StreamManagementConfig,
 };
 
@@ -276,6 +276,14 @@ enabled = false
 retention_days = 30
 max_messages = 5000
 max_page_size = 100
+
+[push]
+enabled = false
+include_body = true
+include_sender = false
+min_interval = 0
+timeout = 5
+max_registrations = 3
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -353,6 +361,14 @@ max_page_size = 100
             retention_days: 30,
             max_messages: 5000,
             max_page_size: 100,
+        },
+        push: PushConfig {
+            enabled: false,
+            include_body: true,
+            include_sender: false,
+            min_interval: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+            max_registrations: 3,
         },
     };
     let config = parse(text).unwrap();
@@ -981,6 +997,51 @@ fn storage_checks() {
     );
     let (k, _, m) = one_error("data_dir = \"\"\n");
     assert_eq!((k.as_str(), m.as_str()), ("data_dir", "must not be empty"));
+}
+
+/// `[push]`: defaults (body off, sender on) and the bounds of every number.
+#[test]
+fn push_defaults_and_bounds() {
+    let c = Config::default();
+    assert!(c.push.enabled && !c.push.include_body && c.push.include_sender);
+    assert_eq!(c.push.min_interval, Duration::from_secs(2));
+    assert_eq!(c.push.timeout, Duration::from_secs(30));
+    assert_eq!(c.push.max_registrations, 10);
+    let config =
+        parse("[push]\nmin_interval = 3600\ntimeout = 300\nmax_registrations = 100\n").unwrap();
+    assert_eq!(config.push.min_interval, Duration::from_secs(3600));
+    assert_eq!(config.push.timeout, Duration::from_secs(300));
+    assert_eq!(config.push.max_registrations, 100);
+    for (text, key, message) in [
+        (
+            "min_interval = 3601",
+            "push.min_interval",
+            "must be at most 3600",
+        ),
+        ("timeout = 0", "push.timeout", "must be at least 1"),
+        ("timeout = 301", "push.timeout", "must be at most 300"),
+        (
+            "max_registrations = 0",
+            "push.max_registrations",
+            "must be at least 1",
+        ),
+        (
+            "max_registrations = 101",
+            "push.max_registrations",
+            "must be at most 100",
+        ),
+        (
+            "include_body = \"yes\"",
+            "push.include_body",
+            "expected a boolean (true or false), found string",
+        ),
+    ] {
+        assert_eq!(
+            one_error(&format!("[push]\n{text}\n")),
+            (key.into(), Some(2), message.into()),
+            "{text}"
+        );
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Sessions as the router and modules see them: a handle to send to, and the registry of who is
 //! bound where.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -47,7 +47,14 @@ struct Control {
     reason: Mutex<Option<StreamError>>,
     queued_bytes: AtomicUsize,
     max_bytes: usize,
+    /// What c2s says of the client behind the session ([`DETACHED`], [`INACTIVE`]).
+    state: AtomicU8,
 }
+
+/// [`SessionHandle::is_detached`]'s bit of `Control::state`.
+const DETACHED: u8 = 1;
+/// [`SessionHandle::is_inactive`]'s bit of `Control::state`.
+const INACTIVE: u8 = 2;
 
 /// What a bulk delivery ([`StanzaRouter::offer_to`](crate::StanzaRouter::offer_to),
 /// [`SessionHandle::offer`]) did.
@@ -135,6 +142,7 @@ impl SessionHandle {
                 reason: Mutex::new(None),
                 queued_bytes: AtomicUsize::new(0),
                 max_bytes,
+                state: AtomicU8::new(0),
             }),
         }
     }
@@ -299,6 +307,40 @@ impl SessionHandle {
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    /// Whether the session has no connection: stream management keeps it, still bound and
+    /// queueing, until its client resumes it or the resumption timeout ends it (XEP-0198 §5).
+    /// Set by c2s; one atomic load (push notifications ask it for every message to a pushed
+    /// session).
+    pub fn is_detached(&self) -> bool {
+        self.ctl.state.load(Ordering::Acquire) & DETACHED != 0
+    }
+
+    /// Whether the client said it is inactive (XEP-0352 §4) and has not said active since.
+    /// Set by c2s; one atomic load.
+    pub fn is_inactive(&self) -> bool {
+        self.ctl.state.load(Ordering::Acquire) & INACTIVE != 0
+    }
+
+    /// c2s: the session lost its connection and waits for a resumption (`true`), or a new
+    /// connection took it over (`false`). Nothing else sets it.
+    pub fn set_detached(&self, detached: bool) {
+        self.set_state(DETACHED, detached);
+    }
+
+    /// c2s: the client sent `<inactive/>` (`true`) or `<active/>` (`false`). Nothing else sets
+    /// it.
+    pub fn set_inactive(&self, inactive: bool) {
+        self.set_state(INACTIVE, inactive);
+    }
+
+    fn set_state(&self, bit: u8, on: bool) {
+        if on {
+            self.ctl.state.fetch_or(bit, Ordering::Release);
+        } else {
+            self.ctl.state.fetch_and(!bit, Ordering::Release);
+        }
+    }
 }
 
 /// The bound resources of one account, as [`SessionRegistry::resources`] returns them.
@@ -374,5 +416,21 @@ mod tests {
             std::mem::size_of::<SessionHandle>(),
             3 * std::mem::size_of::<usize>()
         );
+    }
+
+    #[test]
+    fn detached_and_inactive_are_independent_and_shared_by_clones() {
+        let (tx, _rx) = mpsc::channel(1);
+        let h = SessionHandle::new(1, tx);
+        let clone = h.clone();
+        assert!(!h.is_detached() && !h.is_inactive());
+        h.set_inactive(true);
+        assert!(clone.is_inactive() && !clone.is_detached());
+        h.set_detached(true);
+        assert!(clone.is_inactive() && clone.is_detached());
+        h.set_inactive(false);
+        assert!(!clone.is_inactive() && clone.is_detached());
+        h.set_detached(false);
+        assert!(!clone.is_inactive() && !clone.is_detached());
     }
 }

@@ -9,6 +9,7 @@ pub mod mam;
 pub mod offline;
 pub mod ping;
 pub mod presence;
+pub mod push;
 pub mod roster;
 pub mod subscription;
 pub mod time;
@@ -28,6 +29,8 @@ pub struct ModuleOptions {
     pub roster: roster::RosterLimits,
     /// Message archives (XEP-0313); `None` turns archiving off.
     pub archive: Option<mam::MamOptions>,
+    /// Push notifications (XEP-0357); `None` turns them off.
+    pub push: Option<push::PushOptions>,
 }
 
 impl Default for ModuleOptions {
@@ -36,6 +39,7 @@ impl Default for ModuleOptions {
             offline_max_messages: 1000,
             roster: roster::RosterLimits::default(),
             archive: Some(mam::MamOptions::default()),
+            push: Some(push::PushOptions::default()),
         }
     }
 }
@@ -67,6 +71,9 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
     ];
     if let Some(archive) = options.archive {
         modules.push(Arc::new(mam::Mam::new(archive, seen)));
+    }
+    if let Some(push) = options.push {
+        modules.push(Arc::new(push::Push::new(push)));
     }
     modules
 }

@@ -172,6 +172,16 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
                         max: config.archive.max_page_size,
                     },
                 }),
+            push: config
+                .push
+                .enabled
+                .then_some(starling_modules::push::PushOptions {
+                    include_body: config.push.include_body,
+                    include_sender: config.push.include_sender,
+                    min_interval: config.push.min_interval,
+                    timeout: config.push.timeout,
+                    max_registrations: config.push.max_registrations,
+                }),
         }),
     )?;
     let shared = Arc::new(C2sShared::new(

@@ -59,6 +59,7 @@ mod archive;
 mod blocking;
 mod bulk;
 mod offline;
+mod push;
 mod rosters;
 mod vcards;
 
@@ -74,6 +75,7 @@ use crate::accounts::SqliteAccountStore;
 use crate::archive::SqliteArchiveStore;
 use crate::blocking::SqliteBlockingStore;
 use crate::offline::SqliteOfflineStore;
+use crate::push::SqlitePushStore;
 use crate::rosters::SqliteRosterStore;
 use crate::vcards::SqliteVcardStore;
 
@@ -172,6 +174,7 @@ impl SqliteStorage {
             vcards: Arc::new(SqliteVcardStore::new(self.pool.clone())),
             archive: Arc::new(SqliteArchiveStore::new(self.pool.clone())),
             blocking: Arc::new(SqliteBlockingStore::new(self.pool.clone())),
+            push: Arc::new(SqlitePushStore::new(self.pool.clone())),
         }
     }
 

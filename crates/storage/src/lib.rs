@@ -3,9 +3,10 @@
 //! Persistence is split **one narrow trait per concern**: this crate defines
 //! [`AccountStore`] (accounts and their SCRAM credentials) and [`RosterStore`]
 //! (rosters and subscription states, RFC 6121), [`OfflineStore`] (offline
-//! messages, XEP-0160), [`VcardStore`] (vcard-temp, XEP-0054) and
-//! [`ArchiveStore`] (message archives, XEP-0313) and [`BlockingStore`]
-//! (blocklists, XEP-0191, and the reports attached to blocks, XEP-0377); further
+//! messages, XEP-0160), [`VcardStore`] (vcard-temp, XEP-0054),
+//! [`ArchiveStore`] (message archives, XEP-0313), [`BlockingStore`]
+//! (blocklists, XEP-0191, and the reports attached to blocks, XEP-0377) and
+//! [`PushStore`] (push notification registrations, XEP-0357); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -34,7 +35,8 @@
 //!   equally use `UNNEST` arrays or `COPY` into the same tables).
 //! * Deleting an account deletes everything it owns (credentials, roster
 //!   items and the roster version, offline messages, the vCard, the message
-//!   archive and its preferences, the blocklist and the reports it filed).
+//!   archive and its preferences, the blocklist and the reports it filed, push
+//!   registrations).
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -52,6 +54,7 @@ mod blocking;
 pub mod conformance;
 mod error;
 mod offline;
+mod push;
 mod rosters;
 mod vcards;
 
@@ -66,6 +69,7 @@ pub use archive::{
 pub use blocking::{AbuseReport, BlockedJid, BlockingStore, StoredReport};
 pub use error::{BoxError, StorageError};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
+pub use push::{PushEnabled, PushRegistration, PushStore};
 pub use rosters::{
     NewRoster, RosterCounts, RosterItem, RosterStore, Subscription, check_distinct_groups,
 };
@@ -88,6 +92,8 @@ pub struct Stores {
     pub archive: Arc<dyn ArchiveStore>,
     /// Blocklists and abuse reports (XEP-0191, XEP-0377).
     pub blocking: Arc<dyn BlockingStore>,
+    /// Push notification registrations (XEP-0357).
+    pub push: Arc<dyn PushStore>,
 }
 
 impl fmt::Debug for Stores {

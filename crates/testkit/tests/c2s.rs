@@ -759,6 +759,7 @@ async fn disco_is_built_from_module_registrations() {
              <identity category='account' type='registered'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
+             <feature var='urn:xmpp:push:0'/>\
              <feature var='vcard-temp'/>\
            </query></iq>",
     )
