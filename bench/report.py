@@ -177,7 +177,7 @@ def detail(data, mode):
         ("chat_sat_full", ["msgs_per_s", "server_us_per_msg", "p50_ms", "p99_ms", "server_cpu_pct", "gen_cpu_pct", "late_or_lost"]),
         ("chat_sat_full_archive", ["archived_rows"]),
         ("mam_fill", ["archive_rows", "rows_per_s", "fill_s", "db_bytes", "bytes_per_row"]),
-        ("mam_query", ["queries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "results_per_query", "short_pages", "errors", "server_us_per_query", "server_cpu_pct", "gen_cpu_pct"]),
+        ("mam_query", ["queries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "cold_p50_ms", "cold_max_ms", "results_per_query", "short_pages", "errors", "server_us_per_query", "server_cpu_pct", "gen_cpu_pct"]),
         ("mam_query_8", ["queries_per_s", "p50_ms", "p99_ms", "results_per_query", "errors", "server_us_per_query", "server_cpu_pct", "gen_cpu_pct"]),
         ("presence", ["changes", "broadcasts_per_s", "server_us_per_broadcast", "server_cpu_pct", "gen_cpu_pct"]),
         ("scale_small", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),

@@ -16,7 +16,9 @@
 //!   messages of the asker's own archive (`<set><max>50</max><before/></set>`): the latency of
 //!   each query runs from the IQ's send to the IQ result with `<fin/>` (every `<result/>`
 //!   message read before it). `inflight` lanes query at once (1: one query at a time, the
-//!   server's service time; more: throughput), each lane taking its users in turn.
+//!   server's service time; more: throughput), each lane taking its users in turn. Before the
+//!   warm-up, each user queries once, one at a time: those first reads after the server's start
+//!   are reported apart (`cold_*`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -397,9 +399,31 @@ pub async fn query(target: &Arc<Target>, opts: &QueryOpts) -> Report {
         close_all(round.sessions).await;
         return report;
     }
-    let lanes = opts.inflight.clamp(1, round.sessions.len().max(1));
+    // A first pass, one query per user and one at a time, before the warm-up and the window:
+    // the first read of each archive after the server started (its caches cold) is reported
+    // apart, and the window measures archives that were read before.
+    let mut sessions: Vec<Session> = round.sessions.into_iter().flatten().collect();
+    let mut cold = Vec::with_capacity(sessions.len());
+    for (i, s) in sessions.iter_mut().enumerate() {
+        let t0 = now_ns();
+        match one_query(s, &format!("cold{i}"), opts.max).await {
+            Ok(_) => cold.push(now_ns().saturating_sub(t0)),
+            Err(e) => {
+                report.line(format!(
+                    "first query of {} failed: {e}",
+                    opts.users.name(i as u64)
+                ));
+                report.field("error", "query");
+                close_all(sessions.into_iter().map(Some).collect()).await;
+                return report;
+            }
+        }
+    }
+    let cold = Percentiles::of(cold);
+    report.line(format!("first query of each user (cold): {cold}"));
+    let lanes = opts.inflight.clamp(1, sessions.len().max(1));
     let mut per_lane: Vec<Vec<Session>> = (0..lanes).map(|_| Vec::new()).collect();
-    for (i, s) in round.sessions.into_iter().flatten().enumerate() {
+    for (i, s) in sessions.into_iter().enumerate() {
         per_lane[i % lanes].push(s);
     }
     let start = now_ns() + opts.warmup.as_nanos() as u64;
@@ -494,6 +518,8 @@ pub async fn query(target: &Arc<Target>, opts: &QueryOpts) -> Report {
     report.num("p99_ms", Some(pct.p99.as_secs_f64() * 1e3), 3);
     report.num("p999_ms", Some(pct.p999.as_secs_f64() * 1e3), 3);
     report.num("max_ms", Some(pct.max.as_secs_f64() * 1e3), 3);
+    report.num("cold_p50_ms", Some(cold.p50.as_secs_f64() * 1e3), 3);
+    report.num("cold_max_ms", Some(cold.max.as_secs_f64() * 1e3), 3);
     report.num("server_us_per_query", cpu.server_us_per(queries), 1);
     report.num("server_cpu_pct", cpu.server_percent(), 1);
     report.num("gen_cpu_pct", Some(cpu.generator_percent()), 1);
