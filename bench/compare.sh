@@ -147,12 +147,13 @@ full_scenario() {
     echo "   $server $mode ${name} run $run: $rows rows archived"
 }
 
-# mam_runs SERVER MODE: issue 13's archive queries (Starling). Its own directory with MAM_USERS
-# users only, so that the database is (nearly) all archive: starling-bench mam-fill writes
-# MAM_ROWS rows through Starling's archive store (server stopped) and reports the bytes on disk
-# per archived row; then, on a fresh server per run with the archive on, mam-query asks for the
-# last 50 messages of the users' archives, one query at a time (latency: the p99 target) and 8
-# at a time (throughput).
+# mam_runs SERVER MODE: issue 13's archive queries (Starling; ejabberd beside it). Its own
+# directory with MAM_USERS users only, so that the database is (nearly) all archive: for
+# Starling, starling-bench mam-fill writes MAM_ROWS rows through Starling's archive store; for
+# ejabberd, ejabberd.sh archive-fill inserts the same shape of history into its SQL archive
+# (both servers stopped); each reports the bytes on disk per archived row. Then, on a fresh
+# server per run with the archive on, mam-query asks for the last 50 messages of the users'
+# archives, one query at a time (latency: the p99 target) and 8 at a time (throughput).
 mam_runs() {
     local server=$1 mode=$2 mdir=$OUT/data-$1-mam
     rm -rf "$mdir" && mkdir -p "$mdir"
@@ -160,6 +161,9 @@ mam_runs() {
     "bench/servers/$server.sh" provision "$mdir" mam "$MAM_USERS" 0 pw 2>&1 | tail -1 | tee -a "$LOG"
     local cmd=(taskset -c "$GEN_CPU" "$BENCH" --prefix mam --users "$MAM_USERS" mam-fill
         --db "$mdir/starling.db" --rows "$MAM_ROWS")
+    if [ "$server" = ejabberd ]; then
+        cmd=(taskset -c "$GEN_CPU" bench/servers/ejabberd.sh archive-fill "$mdir" mam "$MAM_USERS" "$MAM_ROWS")
+    fi
     echo "   ${cmd[*]}" >> "$LOG"
     echo "mam_fill: ${cmd[*]}" | sed "s#$ROOT/##g" >> "$OUT/commands-$server-$mode.txt"
     local out result
@@ -226,7 +230,7 @@ for server in $SERVERS; do
             scenario "$server" "$dir" "$mode" idle_100k 1 --prefix big --users "$BIG_IDLE_USERS" \
                 --source-addrs "$BIG_IDLE_SOURCES" --concurrency 200 --sm idle --settle 10
         fi
-        if [ "$mode" = off ] && [ "$server" = starling ] && [ "$MAM" = 1 ]; then
+        if [ "$mode" = off ] && [ "$MAM" = 1 ] && [ "$server" != prosody ]; then
             mam_runs "$server" "$mode"
         fi
     done

@@ -136,17 +136,22 @@ def table(data, mode):
             row.append(None if a in (None, 0) or b is None else b / a)
         if any(v is not None for v in row):
             out.append(f"| {label} | " + " | ".join(fmt(v, 2) for v in row) + " | | (reported) | |")
-    # Issue 13: archive queries and the archive's size on disk (Starling).
-    p99 = median(data, "starling", mode, "mam_query", "p99_ms")
+    # Issue 13: archive queries and the archive's size on disk (Starling; ejabberd beside it).
+    p99 = {s: median(data, s, mode, "mam_query", "p99_ms") for s in SERVERS}
     rows = median(data, "starling", mode, "mam_fill", "archive_rows")
     users = median(data, "starling", mode, "mam_query", "users")
-    if p99 is not None:
-        out.append(f"| MAM query for the last 50 messages, archive of {fmt(rows, 0)} messages, {fmt(users, 0)} users: p99 (ms) "
-                   f"| – | – | {fmt(p99, 2)} | | ≤ 5 | {'met' if p99 <= 5 else '**not met**'} |")
-    per_row = median(data, "starling", mode, "mam_fill", "bytes_per_row")
-    if per_row is not None:
-        out.append(f"| Archive on disk per archived message, full-text index included (bytes) | – | – | {fmt(per_row, 0)} "
-                   "| | (reported) | |")
+    if p99["starling"] is not None:
+        e = p99["ejabberd"]
+        ratio = f"{p99['starling'] / e:.2f}×" if e else ""
+        out.append(f"| MAM query for the last 50 messages, archive of {fmt(rows, 0)} messages, {fmt(users, 0)} users: p99 (ms) | "
+                   + " | ".join(fmt(p99[s], 2) for s in SERVERS)
+                   + f" | {ratio} | ≤ 5 | {'met' if p99['starling'] <= 5 else '**not met**'} |")
+    per_row = {s: median(data, s, mode, "mam_fill", "bytes_per_row") for s in SERVERS}
+    if per_row["starling"] is not None:
+        e = per_row["ejabberd"]
+        ratio = f"{per_row['starling'] / e:.2f}×" if e else ""
+        out.append("| Archive on disk per archived message (bytes; Starling's includes its full-text index) | "
+                   + " | ".join(fmt(per_row[s], 0) for s in SERVERS) + f" | {ratio} | (reported) | |")
     if mode == "off":
         big = median(data, "starling", mode, "idle_100k", "kib_per_conn")
         held = median(data, "starling", mode, "idle_100k", "held")
@@ -287,9 +292,11 @@ def main():
               "mod_carbons. Each run starts with an empty archive; `chat_sat_full_archive` is the "
               "archive's row count after the run (two rows per message: the sender's archive and "
               "the recipient's).",
-              "- `mam_*` (issue 13, Starling): 100 users' archives filled with `starling-bench "
-              "mam-fill` through Starling's archive store (pairs of users chat among their 10 "
-              "nearest numbers; pseudo-word bodies of 1 to 15 words), then `mam-query` asks for "
+              "- `mam_*` (issue 13): 100 users' archives filled with `starling-bench mam-fill` "
+              "through Starling's archive store (pairs of users chat among their 10 nearest "
+              "numbers; pseudo-word bodies of 1 to 15 words); ejabberd's SQL archive (SQLite, no "
+              "full-text index) with the same shape of history by `ejabberd.sh archive-fill` "
+              "(SQL inserts, ejabberd has no bulk API); then `mam-query` asks for "
               "the last 50 messages of one user's archive at a time (`mam_query`: latency from "
               "the IQ to its `<fin/>`, every `<result/>` read) or 8 at a time (`mam_query_8`). "
               "`bytes_per_row` is the growth of the database files over the fill per archived "

@@ -17,6 +17,7 @@ usage: ejabberd.sh install
        ejabberd.sh ctl DIR ARGS...           (any ejabberdctl command against this instance)
        ejabberd.sh archive-count DIR         (FEATURES=full: rows in the MAM archive table)
        ejabberd.sh archive-reset DIR         (FEATURES=full, stopped: an empty archive)
+       ejabberd.sh archive-fill DIR PREFIX COUNT ROWS   (stopped: a synthetic history)
 
 install    apt-get install ejabberd and erlang-p1-sqlite3 (the SQLite driver of FEATURES=full);
            no system service is started or left running; prints the version.
@@ -45,7 +46,10 @@ FEATURES=full (give it to start) adds what issue 13 compares with everything on:
 lite.sql at first start, needs erlang-p1-sqlite3) and mod_carboncopy (XEP-0280); mod_stream_mgmt
 is there in both variants. The default, FEATURES=base, has neither (the feature set of the other
 scenarios). archive-count prints the rows of that archive; archive-reset (instance stopped)
-deletes the SQLite file, so that the next start begins with an empty archive.
+deletes the SQLite file, so that the next start begins with an empty archive. archive-fill
+(instance stopped) inserts ROWS rows of synthetic history for PREFIX1..PREFIX{COUNT} into that
+archive with SQL (ejabberd_mam_fill.py: the same shape as starling-bench mam-fill writes for
+Starling) and prints a RESULT line with the bytes on disk per row.
 
 SCRAM_HASH=SHA-256 (give it to provision and start alike) stores SHA-256 keys instead: the server
 then offers SCRAM-SHA-256 and not SCRAM-SHA-1 (hashed storage serves one SCRAM family).
@@ -408,6 +412,15 @@ cmd_archive_reset() {
     rm -f "$dir/ejabberd.db" "$dir/ejabberd.db-journal" "$dir/ejabberd.db-wal" "$dir/ejabberd.db-shm"
 }
 
+cmd_archive_fill() {
+    [ $# -eq 4 ] || usage
+    local dir
+    dir=$(abs_dir "$1")
+    [ -z "$(beam_pid "$dir")" ] || die "archive-fill: stop the instance first"
+    [ -f "$dir/ejabberd.db" ] || make_archive_db "$dir/ejabberd.db"
+    "$PYTHON" "$HERE/ejabberd_mam_fill.py" "$dir/ejabberd.db" localhost "$2" "$3" "$4"
+}
+
 cmd_ctl() {
     [ $# -ge 2 ] || usage
     local dir
@@ -426,5 +439,6 @@ case $sub in
     ctl) cmd_ctl "$@";;
     archive-count) cmd_archive_count "$@";;
     archive-reset) cmd_archive_reset "$@";;
+    archive-fill) cmd_archive_fill "$@";;
     *) usage;;
 esac
