@@ -10,6 +10,12 @@
 #   SERVERS="starling" MODES="off" bench/compare.sh   # a subset
 #   BIG_IDLE=0 HOSTILE=0 bench/compare.sh # without the 100,000-connection idle run and the
 #                                         # hostile shapes (bench/hostile.sh)
+#   FULL=0 MAM=0 bench/compare.sh         # without issue 13's scenarios: chat_sat_full
+#                                         # (carbons, archive and stream management on every
+#                                         # session) and the archive queries (Starling)
+#   SCENARIOS="chat_sat chat_sat_full" MAM=1 bench/compare.sh   # only those chat scenarios
+#                                         # (and the archive queries); default: all
+#   EARLIER="bench/results/full-X.txt" …  # the report takes figures this run lacks from there
 #
 # CI does not run this; the figures are only meaningful on a quiet machine (nothing compiling).
 set -euo pipefail
@@ -21,6 +27,10 @@ RUNS=${RUNS:-3}
 QUICK=${QUICK:-}
 BIG_IDLE=${BIG_IDLE:-1}
 HOSTILE=${HOSTILE:-1}
+FULL=${FULL:-1}
+MAM=${MAM:-1}
+# Scenarios run per server and mode (names as in results.txt); empty: every one.
+SCENARIOS=${SCENARIOS:-}
 OUT=${OUT:-$ROOT/target/bench/compare}
 REPORT=${REPORT:-$ROOT/BENCHMARKS.md}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -32,9 +42,12 @@ BENCH=$ROOT/target/release/starling-bench
 if [ -n "$QUICK" ]; then
     USERS=2000 CHAT_USERS=200 RING_USERS=200 RING=10 IDLE_USERS=1000 LOGIN_USERS=1000
     SCALE_SMALL=50 SCALE_LARGE=500 DURATION=3 AGING_ROUNDS=2 BIG_IDLE_USERS=5000
+    MAM_USERS=100 MAM_ROWS=50000
 else
     USERS=10000 CHAT_USERS=1000 RING_USERS=1000 RING=50 IDLE_USERS=10000 LOGIN_USERS=10000
     SCALE_SMALL=100 SCALE_LARGE=5000 DURATION=10 AGING_ROUNDS=10 BIG_IDLE_USERS=100000
+    # Issue 13: the last 50 messages of a 1,000,000-message archive of 100 users.
+    MAM_USERS=100 MAM_ROWS=1000000
 fi
 
 
@@ -90,20 +103,83 @@ bench() {
     echo "   $server $mode $name run $run: ${result#RESULT }"
 }
 
-start() { # SERVER DIR MODE -> pid
-    SERVER_CPU=$SERVER_CPU "bench/servers/$1.sh" start "$2" "$PORT" "$3" | awk '/^PID/ {print $2}'
+start() { # SERVER DIR MODE [full] -> pid
+    # Issue 13's feature set when asked (ARCHIVE for Starling, FEATURES for the others), else
+    # none of it, whatever the caller's environment holds.
+    local archive=false features=base
+    [ "${4:-}" = full ] && archive=true features=full
+    SERVER_CPU=$SERVER_CPU ARCHIVE=$archive FEATURES=$features \
+        "bench/servers/$1.sh" start "$2" "$PORT" "$3" | awk '/^PID/ {print $2}'
 }
 stop() { "bench/servers/$1.sh" stop "$2" > /dev/null 2>&1 || true; }
+
+# wanted NAME: whether SCENARIOS selects the scenario NAME.
+wanted() { [ -z "$SCENARIOS" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 # scenario SERVER DIR MODE NAME RUN ARGS...: a fresh server process for one run of one scenario.
 scenario() {
     local server=$1 dir=$2 mode=$3 name=$4 run=$5
     shift 5
+    wanted "$name" || return 0
     local pid
     pid=$(start "$server" "$dir" "$mode")
     [ -n "$pid" ] || { echo "$server did not start" >&2; return 1; }
     bench "$server" "$mode" "$name" "$run" "$pid" "$@"
     stop "$server" "$dir"
+}
+
+# full_scenario SERVER DIR MODE NAME RUN ARGS...: as scenario, with issue 13's features on in the
+# server (carbons, every message archived, stream management) and an empty archive at the start
+# of every run; afterwards the archive's row count is recorded as NAME_archive, to show that the
+# server really archived (two rows per message between two local users, one per archive).
+full_scenario() {
+    local server=$1 dir=$2 mode=$3 name=$4 run=$5
+    shift 5
+    wanted "$name" || return 0
+    "bench/servers/$server.sh" archive-reset "$dir"
+    local pid rows
+    pid=$(start "$server" "$dir" "$mode" full)
+    [ -n "$pid" ] || { echo "$server did not start" >&2; return 1; }
+    bench "$server" "$mode" "$name" "$run" "$pid" "$@"
+    stop "$server" "$dir"
+    rows=$("bench/servers/$server.sh" archive-count "$dir" 2>> "$LOG" || echo failed)
+    echo "$server $mode ${name}_archive $run RESULT archived_rows=$rows" >> "$RESULTS"
+    echo "   $server $mode ${name} run $run: $rows rows archived"
+}
+
+# mam_runs SERVER MODE: issue 13's archive queries (Starling; ejabberd beside it). Its own
+# directory with MAM_USERS users only, so that the database is (nearly) all archive: for
+# Starling, starling-bench mam-fill writes MAM_ROWS rows through Starling's archive store; for
+# ejabberd, ejabberd.sh archive-fill inserts the same shape of history into its SQL archive
+# (both servers stopped); each reports the bytes on disk per archived row. Then, on a fresh
+# server per run with the archive on, mam-query asks for the last 50 messages of the users'
+# archives, one query at a time (latency: the p99 target) and 8 at a time (throughput).
+mam_runs() {
+    local server=$1 mode=$2 mdir=$OUT/data-$1-mam
+    rm -rf "$mdir" && mkdir -p "$mdir"
+    echo "== $server: archive of $MAM_ROWS messages for $MAM_USERS users"
+    "bench/servers/$server.sh" provision "$mdir" mam "$MAM_USERS" 0 pw 2>&1 | tail -1 | tee -a "$LOG"
+    local cmd=(taskset -c "$GEN_CPU" "$BENCH" --prefix mam --users "$MAM_USERS" mam-fill
+        --db "$mdir/starling.db" --rows "$MAM_ROWS")
+    if [ "$server" = ejabberd ]; then
+        cmd=(taskset -c "$GEN_CPU" bench/servers/ejabberd.sh archive-fill "$mdir" mam "$MAM_USERS" "$MAM_ROWS")
+    fi
+    echo "   ${cmd[*]}" >> "$LOG"
+    echo "mam_fill: ${cmd[*]}" | sed "s#$ROOT/##g" >> "$OUT/commands-$server-$mode.txt"
+    local out result
+    out=$("${cmd[@]}" 2>&1) || true
+    echo "$out" | sed 's/^/      /' >> "$LOG"
+    result=$(echo "$out" | grep '^RESULT' | tail -1)
+    [ -n "$result" ] || result="RESULT error=failed"
+    echo "$server $mode mam_fill 1 $result" >> "$RESULTS"
+    echo "   $server $mode mam_fill: ${result#RESULT }"
+    for run in $(seq "$RUNS"); do
+        local pid
+        pid=$(start "$server" "$mdir" "$mode" full)
+        bench "$server" "$mode" mam_query "$run" "$pid" --prefix mam --users "$MAM_USERS" mam-query --max 50 --inflight 1 --duration "$DURATION"
+        bench "$server" "$mode" mam_query_8 "$run" "$pid" --prefix mam --users "$MAM_USERS" mam-query --max 50 --inflight 8 --duration "$DURATION"
+        stop "$server" "$mdir"
+    done
 }
 
 for server in $SERVERS; do
@@ -129,11 +205,15 @@ for server in $SERVERS; do
             # Issue 12: XEP-0198 enabled by every client (resumable), requests answered at once.
             scenario "$server" "$dir" "$mode" idle_sm "$run" --users "$IDLE_USERS" --sm idle --settle 5
             scenario "$server" "$dir" "$mode" chat_sat_sm "$run" --users "$CHAT_USERS" --sm chat --rate 0 --duration "$DURATION"
+            # Issue 13: chat_sat with carbons, archives and stream management on every session.
+            if [ "$FULL" = 1 ]; then
+                full_scenario "$server" "$dir" "$mode" chat_sat_full "$run" --users "$CHAT_USERS" --sm --carbons chat --rate 0 --duration "$DURATION"
+            fi
             scenario "$server" "$dir" "$mode" presence "$run" --prefix ring --users "$RING_USERS" presence --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_small "$run" --users "$SCALE_SMALL" chat --rate 5000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_large "$run" --users "$SCALE_LARGE" chat --rate 5000 --duration "$DURATION"
         done
-        if [ "$mode" = off ]; then
+        if [ "$mode" = off ] && wanted aged; then
             # Ageing: saturated chat, then ten 10,000-user login storms, then the same chat again,
             # all on one server process.
             pid=$(start "$server" "$dir" "$mode")
@@ -142,13 +222,16 @@ for server in $SERVERS; do
             bench "$server" "$mode" aged_after 1 "$pid" --users "$CHAT_USERS" chat --rate 0 --duration "$DURATION"
             stop "$server" "$dir"
         fi
-        if [ "$mode" = off ] && [ "$server" = starling ] && [ "$BIG_IDLE" = 1 ]; then
+        if [ "$mode" = off ] && [ "$server" = starling ] && [ "$BIG_IDLE" = 1 ] && wanted idle_100k; then
             # Issue 12: 100,000 held connections with stream management, from several loopback
             # source addresses. Starling only (the others' provisioning of 100,000 accounts
             # takes hours); once.
             "bench/servers/$server.sh" provision "$dir" big "$BIG_IDLE_USERS" 0 pw 2>&1 | tail -1 | tee -a "$LOG"
             scenario "$server" "$dir" "$mode" idle_100k 1 --prefix big --users "$BIG_IDLE_USERS" \
                 --source-addrs "$BIG_IDLE_SOURCES" --concurrency 200 --sm idle --settle 10
+        fi
+        if [ "$mode" = off ] && [ "$MAM" = 1 ] && [ "$server" != prosody ]; then
+            mam_runs "$server" "$mode"
         fi
     done
 done
@@ -160,7 +243,8 @@ echo "== versions and machine"
     command -v prosody > /dev/null && echo "prosody: $(dpkg-query -W -f '${Version}' prosody 2> /dev/null)"
     [ -x /usr/sbin/ejabberdctl ] && echo "ejabberd: $(dpkg-query -W -f '${Version}' ejabberd 2> /dev/null)"
     echo "open files per process: $FD_LIMIT (the big idle run held up to $BIG_IDLE_USERS)"
-    echo "sizes: users=$USERS chat_users=$CHAT_USERS ring=${RING_USERS}x$RING idle=$IDLE_USERS login=$LOGIN_USERS scale=$SCALE_SMALL/$SCALE_LARGE duration=${DURATION}s runs=$RUNS"
+    echo "sizes: users=$USERS chat_users=$CHAT_USERS ring=${RING_USERS}x$RING idle=$IDLE_USERS login=$LOGIN_USERS scale=$SCALE_SMALL/$SCALE_LARGE duration=${DURATION}s runs=$RUNS archive=${MAM_ROWS}x$MAM_USERS"
+    if [ -n "$SCENARIOS" ]; then echo "scenarios: $SCENARIOS (only)"; fi
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 if [ "$HOSTILE" = 1 ]; then
@@ -171,5 +255,8 @@ if [ "$HOSTILE" = 1 ]; then
     done
     SERVERS="${hostile_servers# }" OUT="$OUT/hostile" bench/hostile.sh | tee -a "$LOG"
 fi
-python3 bench/report.py "$OUT" > "$REPORT"
+# EARLIER="bench/results/full-X.txt …": figures this run did not measure come from those files
+# (e.g. a run of only the new scenarios beside the committed full run); machine.txt says which.
+read -ra earlier <<< "${EARLIER:-}"
+python3 bench/report.py "$OUT" "${earlier[@]}" > "$REPORT"
 echo "== wrote $REPORT (raw results: $RESULTS, log: $LOG)"

@@ -1,8 +1,11 @@
 """Turns bench/compare.sh's raw results into BENCHMARKS.md (stdout).
 
-Usage: report.py OUT_DIR   (reads results.txt, machine.txt and commands-*.txt there)
-Each figure is the median over the runs of one scenario; ratios compare medians measured in the
-same compare.sh run. Standard library only.
+Usage: report.py OUT_DIR [EARLIER_RESULTS...]
+Reads results.txt, machine.txt and commands-*.txt in OUT_DIR. Each figure is the median over the
+runs of one scenario; ratios compare medians measured in the same compare.sh run. Earlier
+results files (e.g. bench/results/full-<commit>.txt, raw results.txt of another run) fill in the
+(server, TLS mode, scenario) triples OUT_DIR lacks, the first file that has a triple giving all
+its runs; machine.txt then names them. Standard library only.
 """
 import statistics
 import sys
@@ -12,7 +15,8 @@ SERVERS = ["prosody", "ejabberd", "starling"]
 NAMES = {"prosody": "Prosody", "ejabberd": "ejabberd", "starling": "Starling"}
 
 
-def load(path):
+def load(path, into=None):
+    """Results of one file; with `into`, only the triples `into` lacks are added to it."""
     data = {}
     for line in Path(path).read_text().splitlines():
         parts = line.split()
@@ -21,7 +25,12 @@ def load(path):
         server, mode, scenario, _run = parts[:4]
         fields = dict(p.split("=", 1) for p in parts[5:] if "=" in p)
         data.setdefault((server, mode, scenario), []).append(fields)
-    return data
+    if into is None:
+        return data
+    added = [k for k in data if k not in into]
+    for k in added:
+        into[k] = data[k]
+    return added
 
 
 def median(data, server, mode, scenario, key):
@@ -58,6 +67,9 @@ def metrics(mode):
         ("Presence broadcasts/s", "presence", "broadcasts_per_s", "ratio_min", 2.5, 0),
         ("Saturation throughput, stream management on (msg/s)", "chat_sat_sm", "msgs_per_s", "ratio_min", 3.0, 0),
         ("Server CPU per message at saturation, stream management on (µs)", "chat_sat_sm", "server_us_per_msg", "ratio_max", 1 / 3, 1),
+        # Issue 13: carbons, an archive of every message and stream management on every session.
+        ("Saturation throughput, carbons + MAM + SM on (msg/s)", "chat_sat_full", "msgs_per_s", "ratio_min", 3.0, 0),
+        ("Server CPU per message at saturation, carbons + MAM + SM on (µs)", "chat_sat_full", "server_us_per_msg", "ratio_max", 1 / 3, 1),
     ]
 
 
@@ -114,6 +126,32 @@ def table(data, mode):
         ok = "–" if s_ratio is None else ("met" if met else "**not met**")
         sign = "≥" if better == "min" else "≤"
         out.append(f"| {label} | " + " | ".join(fmt(v, 2) for v in row) + f" | | {sign} {limit:g} | {ok} |")
+    # Issue 13: what carbons + MAM + SM cost each server against plain saturated chat (no target).
+    for label, key in [("Saturation throughput, carbons + MAM + SM on ÷ all off (×)", "msgs_per_s"),
+                       ("CPU per message at saturation, carbons + MAM + SM on ÷ all off (×)", "server_us_per_msg")]:
+        row = []
+        for s in SERVERS:
+            a = median(data, s, mode, "chat_sat", key)
+            b = median(data, s, mode, "chat_sat_full", key)
+            row.append(None if a in (None, 0) or b is None else b / a)
+        if any(v is not None for v in row):
+            out.append(f"| {label} | " + " | ".join(fmt(v, 2) for v in row) + " | | (reported) | |")
+    # Issue 13: archive queries and the archive's size on disk (Starling; ejabberd beside it).
+    p99 = {s: median(data, s, mode, "mam_query", "p99_ms") for s in SERVERS}
+    rows = median(data, "starling", mode, "mam_fill", "archive_rows")
+    users = median(data, "starling", mode, "mam_query", "users")
+    if p99["starling"] is not None:
+        e = p99["ejabberd"]
+        ratio = f"{p99['starling'] / e:.2f}×" if e else ""
+        out.append(f"| MAM query for the last 50 messages, archive of {fmt(rows, 0)} messages, {fmt(users, 0)} users: p99 (ms) | "
+                   + " | ".join(fmt(p99[s], 2) for s in SERVERS)
+                   + f" | {ratio} | ≤ 5 | {'met' if p99['starling'] <= 5 else '**not met**'} |")
+    per_row = {s: median(data, s, mode, "mam_fill", "bytes_per_row") for s in SERVERS}
+    if per_row["starling"] is not None:
+        e = per_row["ejabberd"]
+        ratio = f"{per_row['starling'] / e:.2f}×" if e else ""
+        out.append("| Archive on disk per archived message (bytes; Starling's includes its full-text index) | "
+                   + " | ".join(fmt(per_row[s], 0) for s in SERVERS) + f" | {ratio} | (reported) | |")
     if mode == "off":
         big = median(data, "starling", mode, "idle_100k", "kib_per_conn")
         held = median(data, "starling", mode, "idle_100k", "held")
@@ -141,6 +179,11 @@ def detail(data, mode):
         ("chat_sat", ["msgs_per_s", "server_us_per_msg", "p99_ms", "server_cpu_pct", "gen_cpu_pct"]),
         ("idle_sm", ["held", "kib_per_conn"]),
         ("chat_sat_sm", ["msgs_per_s", "server_us_per_msg", "p99_ms", "server_cpu_pct", "gen_cpu_pct", "late_or_lost"]),
+        ("chat_sat_full", ["msgs_per_s", "server_us_per_msg", "p50_ms", "p99_ms", "server_cpu_pct", "gen_cpu_pct", "late_or_lost"]),
+        ("chat_sat_full_archive", ["archived_rows"]),
+        ("mam_fill", ["archive_rows", "rows_per_s", "fill_s", "db_bytes", "bytes_per_row"]),
+        ("mam_query", ["queries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "cold_p50_ms", "cold_max_ms", "results_per_query", "short_pages", "errors", "server_us_per_query", "server_cpu_pct", "gen_cpu_pct"]),
+        ("mam_query_8", ["queries_per_s", "p50_ms", "p99_ms", "results_per_query", "errors", "server_us_per_query", "server_cpu_pct", "gen_cpu_pct"]),
         ("presence", ["changes", "broadcasts_per_s", "server_us_per_broadcast", "server_cpu_pct", "gen_cpu_pct"]),
         ("scale_small", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
         ("scale_large", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
@@ -207,6 +250,12 @@ def main():
     out_dir = Path(sys.argv[1])
     data = load(out_dir / "results.txt")
     machine = (out_dir / "machine.txt").read_text().strip().splitlines()
+    for earlier in sys.argv[2:]:
+        added = load(earlier, into=data)
+        if added:
+            triples = sorted({f"{srv} {m}" for srv, m, _ in added})
+            machine.append(f"from {earlier} (an earlier run): {len(added)} scenario figures of "
+                           + ", ".join(triples))
     modes = sorted({m for (_, m, _) in data}, key=lambda m: (m != "off", m))
     lines = ["# Benchmarks", "",
              "Written by `bench/compare.sh` (do not edit by hand; rerun it). Each server runs pinned to "
@@ -235,11 +284,31 @@ def main():
               "answers each `<r/>` at once; the idle clients acknowledge what they got at login. "
               "`idle_100k` holds 100,000 such connections from several 127.0.0.x source addresses "
               "(Starling only).",
+              "- `chat_sat_full` (issue 13): chat_sat with every session enabling XEP-0198 and "
+              "XEP-0280 carbons, and each server archiving every message (XEP-0313): Starling with "
+              "`[archive] enabled = true` (SQLite, WAL); ejabberd with mod_mam `default: always`, "
+              "`db_type: sql` (SQLite, made from Debian's lite.sql, WAL) and mod_carboncopy; Prosody "
+              "with mod_mam (`default_archive_policy = true`, its internal file storage) and "
+              "mod_carbons. Each run starts with an empty archive; `chat_sat_full_archive` is the "
+              "archive's row count after the run (two rows per message: the sender's archive and "
+              "the recipient's).",
+              "- `mam_*` (issue 13): 100 users' archives filled with `starling-bench mam-fill` "
+              "through Starling's archive store (pairs of users chat among their 10 nearest "
+              "numbers; pseudo-word bodies of 1 to 15 words); ejabberd's SQL archive (SQLite, no "
+              "full-text index) with the same shape of history by `ejabberd.sh archive-fill` "
+              "(SQL inserts, ejabberd has no bulk API); then `mam-query` asks for "
+              "the last 50 messages of one user's archive at a time (`mam_query`: latency from "
+              "the IQ to its `<fin/>`, every `<result/>` read) or 8 at a time (`mam_query_8`). "
+              "`bytes_per_row` is the growth of the database files over the fill per archived "
+              "row (row, indexes, full-text index); a message between two local users is two rows.",
               "- Runs of the same scenario on this 2-core VM differ by up to ±15%; every figure is "
               "a median of the runs, and every ratio compares medians.",
               "", "## Commands", "",
               "Provisioning: `bench/servers/<server>.sh provision DIR bench N 0 pw` and `… ring R_USERS R pw`; "
-              "start: `SERVER_CPU=0 bench/servers/<server>.sh start DIR PORT off|starttls`. "
+              "start: `SERVER_CPU=0 bench/servers/<server>.sh start DIR PORT off|starttls`, for `chat_sat_full` "
+              "and `mam_query` with `ARCHIVE=true` (Starling) or `FEATURES=full` (ejabberd, Prosody) "
+              "and after `<server>.sh archive-reset DIR`; the archive's database for `mam_fill` is "
+              "`DIR/starling.db` of a directory provisioned with `… provision DIR mam 100 0 pw`. "
               "Generator commands (identical for every server; PID is the server's):", ""]
     for f in sorted(out_dir.glob("commands-starling-*.txt")) or sorted(out_dir.glob("commands-*.txt"))[:1]:
         lines += ["```"] + f.read_text().strip().splitlines() + ["```", ""]

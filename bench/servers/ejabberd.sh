@@ -15,9 +15,12 @@ usage: ejabberd.sh install
        ejabberd.sh stop DIR
        ejabberd.sh pid DIR
        ejabberd.sh ctl DIR ARGS...           (any ejabberdctl command against this instance)
+       ejabberd.sh archive-count DIR         (FEATURES=full: rows in the MAM archive table)
+       ejabberd.sh archive-reset DIR         (FEATURES=full, stopped: an empty archive)
+       ejabberd.sh archive-fill DIR PREFIX COUNT ROWS   (stopped: a synthetic history)
 
-install    apt-get install ejabberd (no system service is started or left running); prints the
-           version.
+install    apt-get install ejabberd and erlang-p1-sqlite3 (the SQLite driver of FEATURES=full);
+           no system service is started or left running; prints the version.
 provision  users PREFIX1..PREFIX{COUNT}@localhost with PASSWORD stored as SCRAM-SHA-1 keys (4096
            iterations) and, with RING>0, RING mutual contacts each (i±1..i±RING/2 mod COUNT,
            subscription both): writes DIR/provision.xml (XEP-0227) and loads it with ejabberdctl
@@ -37,6 +40,16 @@ start      writes DIR/ejabberd.yml, DIR/ejabberdctl.cfg and a private copy of ej
            +sbwtdio none" (no scheduler busy-waiting, so CPU time is work done).
 stop       ejabberdctl stop, waits for beam.smp to exit (SIGKILL after 60 s).
 pid        prints "PID <n>" of the running beam.smp.
+
+FEATURES=full (give it to start) adds what issue 13 compares with everything on: mod_mam
+(XEP-0313, `default: always`, stored in SQL: SQLite in DIR/ejabberd.db, made from Debian's
+lite.sql at first start, needs erlang-p1-sqlite3) and mod_carboncopy (XEP-0280); mod_stream_mgmt
+is there in both variants. The default, FEATURES=base, has neither (the feature set of the other
+scenarios). archive-count prints the rows of that archive; archive-reset (instance stopped)
+deletes the SQLite file, so that the next start begins with an empty archive. archive-fill
+(instance stopped) inserts ROWS rows of synthetic history for PREFIX1..PREFIX{COUNT} into that
+archive with SQL (ejabberd_mam_fill.py: the same shape as starling-bench mam-fill writes for
+Starling) and prints a RESULT line with the bytes on disk per row.
 
 SCRAM_HASH=SHA-256 (give it to provision and start alike) stores SHA-256 keys instead: the server
 then offers SCRAM-SHA-256 and not SCRAM-SHA-1 (hashed storage serves one SCRAM family).
@@ -107,9 +120,9 @@ cmd_install() {
     # denies it is the norm in containers). Stop and disable any system instance so benchmark
     # runs never share ports, the node name ejabberd@localhost or CPU with it.
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q ejabberd >/dev/null; then
+    if ! apt-get install -y -q ejabberd erlang-p1-sqlite3 >/dev/null; then
         apt-get update -q >/dev/null   # a fresh machine may have no package lists yet
-        apt-get install -y -q ejabberd >/dev/null
+        apt-get install -y -q ejabberd erlang-p1-sqlite3 >/dev/null
     fi
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
         systemctl disable --now ejabberd >/dev/null 2>&1 || true
@@ -189,6 +202,27 @@ EOF
   - \"$dir/certs/localhost.pem\""
     fi
 
+    # FEATURES=full: MAM in SQLite (ejabberd's SQL schema, old layout without server_host,
+    # as new_sql_schema defaults to false) and carbons. Auth, rosters and offline stay in
+    # Mnesia, where provision put them: only mod_mam has db_type sql.
+    local sql_settings="" full_modules=""
+    case ${FEATURES:-base} in
+        base) ;;
+        full)
+            ls -d /usr/lib/erlang/lib/p1_sqlite3-* >/dev/null 2>&1 ||
+                die "FEATURES=full needs erlang-p1-sqlite3 (ejabberd.sh install)"
+            [ -f "$dir/ejabberd.db" ] || make_archive_db "$dir/ejabberd.db"
+            sql_settings="sql_type: sqlite
+sql_database: \"$dir/ejabberd.db\""
+            full_modules="  # FEATURES=full: XEP-0313 archives for every message (SQL), XEP-0280 carbons.
+  mod_mam:
+    db_type: sql
+    default: always
+  mod_carboncopy: {}"
+            ;;
+        *) die "FEATURES must be base or full, not ${FEATURES}" ;;
+    esac
+
     cat > "$dir/ejabberd.yml" <<EOF
 # Written by bench/servers/ejabberd.sh for a benchmark run: not a production config.
 hosts:
@@ -203,6 +237,7 @@ auth_password_format: scram   # only SCRAM keys are stored
 auth_scram_hash: $scram_hash   # hashed storage serves one family: SCRAM-$hash (+ -PLUS over TLS)
 disable_sasl_mechanisms: ["digest-md5", "x-oauth2"]
 default_db: mnesia
+$sql_settings
 
 listen:
   -
@@ -252,6 +287,7 @@ modules:
     resume_timeout: 300     # as Starling's default
     max_ack_queue: 1000     # as Starling's stream_management.max_unacked
   mod_client_state: {}
+$full_modules
 EOF
 
     local CTL t0 pid="" i
@@ -347,6 +383,44 @@ cmd_provision() {
     fi
 }
 
+make_archive_db() { # PATH: a SQLite database with ejabberd's SQL schema (Debian's lite.sql)
+    # In WAL mode, as Starling's database (the mode is kept in the file; ejabberd sets none):
+    # with SQLite's default rollback journal, every archived message costs ejabberd two fsyncs
+    # and a saturated run archives a few dozen messages a second on this VM.
+    "$PYTHON" - "$1" /usr/share/ejabberd/sql/lite.sql <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("PRAGMA journal_mode=WAL")
+db.executescript(open(sys.argv[2]).read())
+db.close()
+PY
+}
+
+cmd_archive_count() {
+    [ $# -eq 1 ] || usage
+    local dir
+    dir=$(abs_dir "$1")
+    [ -f "$dir/ejabberd.db" ] || { echo 0; return 0; }
+    "$PYTHON" -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM archive").fetchone()[0])' "$dir/ejabberd.db"
+}
+
+cmd_archive_reset() {
+    [ $# -eq 1 ] || usage
+    local dir
+    dir=$(abs_dir "$1")
+    [ -z "$(beam_pid "$dir")" ] || die "archive-reset: stop the instance first"
+    rm -f "$dir/ejabberd.db" "$dir/ejabberd.db-journal" "$dir/ejabberd.db-wal" "$dir/ejabberd.db-shm"
+}
+
+cmd_archive_fill() {
+    [ $# -eq 4 ] || usage
+    local dir
+    dir=$(abs_dir "$1")
+    [ -z "$(beam_pid "$dir")" ] || die "archive-fill: stop the instance first"
+    [ -f "$dir/ejabberd.db" ] || make_archive_db "$dir/ejabberd.db"
+    "$PYTHON" "$HERE/ejabberd_mam_fill.py" "$dir/ejabberd.db" localhost "$2" "$3" "$4"
+}
+
 cmd_ctl() {
     [ $# -ge 2 ] || usage
     local dir
@@ -363,5 +437,8 @@ case $sub in
     provision) cmd_provision "$@";;
     pid) cmd_pid "$@";;
     ctl) cmd_ctl "$@";;
+    archive-count) cmd_archive_count "$@";;
+    archive-reset) cmd_archive_reset "$@";;
+    archive-fill) cmd_archive_fill "$@";;
     *) usage;;
 esac

@@ -13,6 +13,8 @@ usage: prosody.sh install
        prosody.sh start DIR PORT TLS        TLS = off | starttls
        prosody.sh stop DIR
        prosody.sh pid DIR
+       prosody.sh archive-count DIR         (FEATURES=full: messages in the MAM archives)
+       prosody.sh archive-reset DIR         (FEATURES=full, stopped: empty archives)
 
 install    apt-get install prosody (no system service is started or left running); prints the
            version.
@@ -32,6 +34,13 @@ start      writes DIR/prosody.cfg.lua and starts Prosody (prosody -F, in the bac
            SERVER_CPU=<cpu list> runs it under taskset -c.
 stop       SIGTERM, waits for the process to exit (SIGKILL after 30 s).
 pid        prints "PID <n>" of the running instance.
+
+FEATURES=full (give it to start) adds what issue 13 compares with everything on: mod_mam
+(XEP-0313; default_archive_policy = true, i.e. every message; archive_expires_after = "never")
+and mod_carbons (XEP-0280), both shipped with Debian's prosody 0.12; smacks is there in both
+variants. The archive uses the same internal (file) storage as everything else: one
+DIR/data/localhost/archive/<user>.list per user (Prosody's SQL storage would need lua-dbi).
+The default, FEATURES=base, has neither.
 
 SCRAM_HASH=SHA-256 (give it to provision and start alike) stores SHA-256 keys instead: the server
 then offers SCRAM-SHA-256 and not SCRAM-SHA-1 (hashed storage serves one SCRAM family).
@@ -107,6 +116,19 @@ allow_unencrypted_plain_auth = true"
     local as_root=false
     [ "$(id -u)" = 0 ] && as_root=true
 
+    # FEATURES=full: MAM for every message, kept forever, and carbons (see usage).
+    local full_modules="" full_settings=""
+    case ${FEATURES:-base} in
+        base) ;;
+        full)
+            full_modules='-- FEATURES=full: XEP-0313 archives of every message, XEP-0280 carbons.
+    "mam"; "carbons";'
+            full_settings='default_archive_policy = true
+archive_expires_after = "never"'
+            ;;
+        *) die "FEATURES must be base or full, not ${FEATURES}" ;;
+    esac
+
     cat > "$dir/prosody.cfg.lua" <<EOF
 -- Written by bench/servers/prosody.sh for a benchmark run: not a production config.
 run_as_root = $as_root
@@ -130,7 +152,9 @@ modules_enabled = {
     "disco"; "ping"; "vcard"; "version"; "time";
     -- XEP-0198 (used only by clients that enable it) and XEP-0352, as Starling has them.
     "smacks"; "csi_simple";
+    $full_modules
 }
+$full_settings
 modules_disabled = { "s2s"; "s2s_auth_certs"; }
 allow_registration = false
 
@@ -210,11 +234,28 @@ cmd_provision() {
 
 [ $# -ge 1 ] || usage
 sub=$1; shift
+cmd_archive_count() { # DIR: items in every archive file (one "item(...);" line each)
+    [ $# -eq 1 ] || usage
+    local dir
+    dir=$(abs_dir "$1")
+    find "$dir/data" -path '*/archive/*.list' -exec cat {} + 2>/dev/null | grep -c '^item(' || true
+}
+
+cmd_archive_reset() {
+    [ $# -eq 1 ] || usage
+    local dir
+    dir=$(abs_dir "$1")
+    [ -z "$(server_pid "$dir")" ] || die "archive-reset: stop the instance first"
+    find "$dir/data" -mindepth 2 -maxdepth 2 -type d -name archive -exec rm -rf {} + 2>/dev/null || true
+}
+
 case $sub in
     install) cmd_install "$@";;
     start) cmd_start "$@";;
     stop) cmd_stop "$@";;
     provision) cmd_provision "$@";;
     pid) cmd_pid "$@";;
+    archive-count) cmd_archive_count "$@";;
+    archive-reset) cmd_archive_reset "$@";;
     *) usage;;
 esac

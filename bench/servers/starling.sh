@@ -13,6 +13,8 @@ usage: starling.sh install
        starling.sh start DIR PORT TLS        TLS = off | starttls
        starling.sh stop DIR
        starling.sh pid DIR
+       starling.sh archive-count DIR
+       starling.sh archive-reset DIR
 
 install    cargo build --release -p starling -p starling-bench; prints the version.
 provision  `starling user import`: PREFIX1..PREFIX{COUNT}@localhost with PASSWORD (SCRAM keys for
@@ -27,6 +29,13 @@ start      writes DIR/starling.toml and starts `starling serve` in the backgroun
            CPU in the list).
 stop       SIGTERM, waits for the process to exit (SIGKILL after 30 s).
 pid        prints "PID <n>" of the running instance.
+archive-count  rows in the message archive (table archive_messages of DIR/starling.db).
+archive-reset  (instance stopped) the archive as it was empty: the first call, which must find
+           it empty, keeps a copy of the database (DIR/archive-empty.db, SQLite's backup API);
+           later calls copy it back. Accounts, rosters and offline messages return to that
+           state too.
+
+ARCHIVE=true (give it to start) turns the message archive (XEP-0313) on for every account.
 USAGE
     exit 2
 }
@@ -67,6 +76,17 @@ enabled = ${ARCHIVE:-false}
 TOML
 }
 
+# sqlite3 from Python's standard library: no sqlite3 CLI needed.
+archive_count() { # DB
+    python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM archive_messages").fetchone()[0])' "$1"
+}
+
+db_copy() { # FROM TO: a consistent copy (the WAL included) with SQLite's backup API
+    python3 -c 'import sqlite3, sys
+src = sqlite3.connect(sys.argv[1]); dst = sqlite3.connect(sys.argv[2])
+src.backup(dst); dst.close(); src.close()' "$1" "$2"
+}
+
 cmd=${1:-}
 case "$cmd" in
     install)
@@ -103,6 +123,25 @@ case "$cmd" in
             await_exit "$pid" 30 > /dev/null
         fi
         rm -f "$dir/starling.pid"
+        ;;
+    archive-count)
+        [ $# -eq 2 ] || usage
+        dir=$(abs_dir "$2")
+        archive_count "$dir/starling.db"
+        ;;
+    archive-reset)
+        [ $# -eq 2 ] || usage
+        dir=$(abs_dir "$2")
+        if [ -f "$dir/starling.pid" ] && kill -0 "$(cat "$dir/starling.pid")" 2>/dev/null; then
+            die "archive-reset: stop the instance first"
+        fi
+        if [ -f "$dir/archive-empty.db" ]; then
+            db_copy "$dir/archive-empty.db" "$dir/starling.db"
+        else
+            [ "$(archive_count "$dir/starling.db")" = 0 ] ||
+                die "archive-reset: the archive is not empty and no empty copy was kept"
+            db_copy "$dir/starling.db" "$dir/archive-empty.db"
+        fi
         ;;
     pid)
         [ $# -eq 2 ] || usage

@@ -118,6 +118,43 @@ enum Scenario {
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
     },
+    /// Fills the users' message archives (XEP-0313) straight in Starling's SQLite database, through
+    /// its archive store (no server needed; the accounts must exist): rows/s, bytes on disk per
+    /// archived message. See `scenario::mam`.
+    MamFill {
+        /// The database file (the server's `data_dir/starling.db`).
+        #[arg(long)]
+        db: PathBuf,
+        /// Archived rows in total (two per message between two users: the sender's copy and
+        /// the recipient's).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Each user chats with this many others.
+        #[arg(long, default_value_t = 10)]
+        peers: u64,
+        /// The history spans this many days, ending now.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// XEP-0313 queries for the last N messages of each user's archive, in a loop: latency
+    /// (IQ sent to `<fin/>` received), queries/s, server CPU per query.
+    MamQuery {
+        /// Messages per page (RSM `<max/>`, with an empty `<before/>`: the last page).
+        #[arg(long, default_value_t = 50)]
+        max: usize,
+        /// Queries in flight at once, each lane querying for its users in turn.
+        #[arg(long, default_value_t = 1)]
+        inflight: usize,
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
     /// Users with R contacts change presence: broadcasts/s.
     Presence {
         /// Presence changes per second in total; 0: closed loop on the server's reflection.
@@ -145,6 +182,32 @@ fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
 
 async fn run(cli: Cli) -> anyhow::Result<Report> {
     let c = &cli.common;
+    if let Scenario::MamFill {
+        db,
+        rows,
+        batch,
+        peers,
+        days,
+        seed,
+    } = &cli.scenario
+    {
+        // Offline: no connection, no target.
+        let opts = scenario::mam::FillOpts {
+            users: Users {
+                prefix: c.prefix.clone(),
+                start: c.start,
+                count: c.users,
+            },
+            db: db.clone(),
+            domain: c.domain.clone(),
+            rows: *rows,
+            batch: *batch,
+            peers: *peers,
+            days: *days,
+            seed: *seed,
+        };
+        return scenario::mam::fill(&opts).await;
+    }
     if c.users == 0 || c.users > starling_bench::MAX_USERS {
         bail!(
             "--users must be between 1 and {}",
@@ -229,6 +292,25 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
                 server_pid,
             };
             scenario::hostile::run(&target, &opts).await?
+        }
+        // Returned above, before any connection.
+        Scenario::MamFill { .. } => bail!("mam-fill needs no server"),
+        Scenario::MamQuery {
+            max,
+            inflight,
+            warmup,
+            duration,
+        } => {
+            let opts = scenario::mam::QueryOpts {
+                users,
+                concurrency: c.concurrency,
+                max,
+                inflight,
+                warmup: seconds("warmup", warmup)?,
+                duration: seconds("duration", duration)?,
+                server_pid: c.server_pid,
+            };
+            scenario::mam::query(&target, &opts).await
         }
         Scenario::Presence {
             rate,

@@ -5,6 +5,7 @@ pub mod chat;
 pub mod hostile;
 pub mod idle;
 pub mod login;
+pub mod mam;
 pub mod presence;
 
 use std::sync::{Arc, OnceLock};
