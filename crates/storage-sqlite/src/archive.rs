@@ -5,6 +5,8 @@
 //! `(account_id, ts)` (whose entries end with the rowid, `seq`), or of
 //! `(account_id, with_bare, ts)` for one conversation, compared as row values.
 
+use std::sync::OnceLock;
+
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use starling_storage::{
@@ -13,6 +15,7 @@ use starling_storage::{
 };
 
 use crate::accounts::{backend, begin_write, find_account, is_unique_violation};
+use crate::bulk::ChunkSql;
 use crate::offline::to_u64;
 
 /// Rows deleted per statement by [`ArchiveStore::expire`] and
@@ -28,6 +31,23 @@ impl SqliteArchiveStore {
     pub(crate) fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
+}
+
+/// The chunked insert of [`ArchiveStore::append`]: the rows as a `VALUES` list, joined to their
+/// accounts, inserted in the order given.
+fn append_sql() -> &'static ChunkSql {
+    static SQL: OnceLock<ChunkSql> = OnceLock::new();
+    SQL.get_or_init(|| {
+        ChunkSql::with_tail(
+            "WITH v (pos, domain, localpart, id, ts, with_bare, with_resource, stanza, body) AS (",
+            ") INSERT INTO archive_messages \
+             (account_id, id, ts, with_bare, with_resource, stanza, body) \
+             SELECT a.id, v.id, v.ts, v.with_bare, v.with_resource, v.stanza, v.body \
+             FROM v JOIN accounts a ON a.domain = v.domain AND a.localpart = v.localpart \
+             ORDER BY v.pos",
+            9,
+        )
+    })
 }
 
 /// A message's place in the archive order.
@@ -147,25 +167,26 @@ impl ArchiveStore for SqliteArchiveStore {
         }
         let mut tx = begin_write(&self.pool).await?;
         let mut stored = 0;
-        for m in batch {
-            // An unknown account selects no row: nothing is inserted.
-            let done = sqlx::query(
-                "INSERT INTO archive_messages \
-                 (account_id, id, ts, with_bare, with_resource, stanza, body) \
-                 SELECT id, ?3, ?4, ?5, ?6, ?7, ?8 FROM accounts \
-                 WHERE domain = ?1 AND localpart = ?2",
-            )
-            .bind(&m.domain)
-            .bind(&m.localpart)
-            .bind(&m.id)
-            .bind(m.timestamp_us)
-            .bind(&m.with)
-            .bind(&m.with_resource)
-            .bind(&m.stanza)
-            .bind(m.body.as_deref())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
+        // Multi-row statements (one hand-off to the connection's worker per chunk, not per
+        // message); the rows go in in the order given (`pos`), which is the archive's order for
+        // equal timestamps. An unknown account joins no row: nothing is inserted for it.
+        let sql = append_sql();
+        for (chunk_no, chunk) in batch.chunks(sql.rows()).enumerate() {
+            let mut query = sqlx::query(sql.for_rows(chunk.len()));
+            for (i, m) in chunk.iter().enumerate() {
+                let pos = i64::try_from(chunk_no * sql.rows() + i).unwrap_or(i64::MAX);
+                query = query
+                    .bind(pos)
+                    .bind(&m.domain)
+                    .bind(&m.localpart)
+                    .bind(&m.id)
+                    .bind(m.timestamp_us)
+                    .bind(&m.with)
+                    .bind(&m.with_resource)
+                    .bind(&m.stanza)
+                    .bind(m.body.as_deref());
+            }
+            let done = query.execute(&mut *tx).await.map_err(|e| {
                 if is_unique_violation(&e) {
                     StorageError::AlreadyExists
                 } else {

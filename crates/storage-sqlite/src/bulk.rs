@@ -45,6 +45,7 @@ pub(crate) fn values_sql(head: &str, columns: usize, rows: usize) -> String {
 /// only a constant head and `?` placeholders, never a value.
 pub(crate) struct ChunkSql {
     head: &'static str,
+    tail: &'static str,
     columns: usize,
     full_rows: usize,
     full: Arc<str>,
@@ -52,12 +53,19 @@ pub(crate) struct ChunkSql {
 
 impl ChunkSql {
     pub(crate) fn new(head: &'static str, columns: usize) -> Self {
+        Self::with_tail(head, "", columns)
+    }
+
+    /// `{head} VALUES (?, …), … {tail}`: for a `VALUES` list inside a larger statement (a
+    /// common table expression joined to another table).
+    pub(crate) fn with_tail(head: &'static str, tail: &'static str, columns: usize) -> Self {
         let full_rows = rows_per_statement(columns);
         Self {
             head,
+            tail,
             columns,
             full_rows,
-            full: values_sql(head, columns, full_rows).into(),
+            full: (values_sql(head, columns, full_rows) + tail).into(),
         }
     }
 
@@ -71,7 +79,7 @@ impl ChunkSql {
         if rows == self.full_rows {
             AssertSqlSafe(Arc::clone(&self.full))
         } else {
-            AssertSqlSafe(values_sql(self.head, self.columns, rows).into())
+            AssertSqlSafe((values_sql(self.head, self.columns, rows) + self.tail).into())
         }
     }
 }
