@@ -368,15 +368,20 @@ impl Conn {
                 )));
             }
             // RFC 6120 §4.9.3.10 / XEP-0114 §3: only from the component's domain.
-            let from_ok = stanza
+            let from = stanza
                 .attr("from")
                 .and_then(|f| Jid::new(f).ok())
-                .is_some_and(|j| j.domain().as_str() == domain);
-            if !from_ok {
+                .filter(|j| j.domain().as_str() == domain);
+            let Some(from) = from else {
                 return Err(Some(
                     StreamError::new(StreamErrorCondition::InvalidFrom)
                         .with_text(format!("'from' must be a JID at {domain}")),
                 ));
+            };
+            // Written canonically (RFC 7622), as c2s stamps a client's: modules compare
+            // addresses as strings (a blocklist, a roster).
+            if stanza.attr("from") != Some(from.as_str()) {
+                stanza.set_attr("from", from.as_str());
             }
             stanza.rename_ns(ns::COMPONENT, client);
             Box::pin(router.route_stanza(stanza)).await;

@@ -81,6 +81,10 @@ pub enum HookPoint {
     /// (RFC 6121 §8.5.2.2.1): offline storage's point. Unhandled, it bounces with
     /// `<service-unavailable/>`.
     Offline,
+    /// Leaving for an address that is no local domain: a component's (XEP-0114 or internal),
+    /// and later another server's. Every stanza passes here, a client's and one a module sends
+    /// (presence broadcasts, probes), before it is handed over; unhandled, it goes on.
+    ToRemote,
 }
 
 /// What a hook did with a stanza.

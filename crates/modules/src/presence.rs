@@ -95,7 +95,9 @@ impl StanzaHook for Presence {
         match point {
             HookPoint::FromClient => self.handle_from_client(ctx, stanza).await,
             HookPoint::ToBare => self.to_bare(ctx, stanza).await,
-            HookPoint::ToFull | HookPoint::Offline => return HookResult::Pass,
+            HookPoint::ToFull | HookPoint::Offline | HookPoint::ToRemote => {
+                return HookResult::Pass;
+            }
         }
         HookResult::Handled
     }

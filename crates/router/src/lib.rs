@@ -550,7 +550,7 @@ impl Router {
             }
         };
         // An answer to a request of the server's own (`request_iq`) goes to its waiter.
-        let stanza =
+        let mut stanza =
             if kind == StanzaKind::Iq && matches!(stanza.attr("type"), Some("result" | "error")) {
                 match self.complete_request(stanza, to.as_ref(), client) {
                     Ok(()) => return,
@@ -567,6 +567,11 @@ impl Router {
             Some(to) => {
                 let domain = to.domain().as_str().to_owned();
                 if !self.ctx.is_local_domain(&domain) {
+                    // Leaving the server: the last point a module sees it (blocking stops what a
+                    // user sends, or the server sends for a user, to a blocked JID).
+                    if self.run_hooks(kind, HookPoint::ToRemote, &mut stanza).await {
+                        return;
+                    }
                     // A component domain: every stanza to it or a JID at it is the component's.
                     if let Some(component) = self.ctx.components.get(&domain) {
                         component.on_stanza(&self.ctx, stanza).await;

@@ -367,7 +367,6 @@ fn read_password(given: Option<String>) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-/// Fails unless `config` serves `domain` (already normalised).
 /// `reports`: one report per paragraph, newest first.
 async fn reports(args: ReportsArgs) -> anyhow::Result<()> {
     let config = load_config(&args.common).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -386,6 +385,19 @@ async fn reports(args: ReportsArgs) -> anyhow::Result<()> {
         .reports(jid.as_deref(), args.limit)
         .await;
     storage.close().await;
+    // What users wrote is shown with its control characters escaped, so that a report cannot
+    // forge lines of its own (a line break in a reason) or rewrite one (a carriage return).
+    let clean = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    };
     let mut out = std::io::stdout().lock();
     for stored in found? {
         let r = stored.report;
@@ -397,20 +409,21 @@ async fn reports(args: ReportsArgs) -> anyhow::Result<()> {
             r.localpart,
             r.domain,
             r.jid,
-            r.reason
+            clean(&r.reason)
         )?;
         if !r.stanza_ids.is_empty() {
-            writeln!(out, "  messages: {}", r.stanza_ids.join(" "))?;
+            writeln!(out, "  messages: {}", clean(&r.stanza_ids.join(" ")))?;
         }
         if let Some(text) = r.text {
             for line in text.lines() {
-                writeln!(out, "  > {line}")?;
+                writeln!(out, "  > {}", clean(line))?;
             }
         }
     }
     Ok(())
 }
 
+/// Fails unless `config` serves `domain` (already normalised).
 fn check_served(config: &Config, domain: &str) -> anyhow::Result<()> {
     if config.hosts.iter().any(|h| h.domain == domain) {
         Ok(())

@@ -58,7 +58,12 @@ async fn reports_are_listed_newest_first_and_by_jid() {
             vec!["a1".to_owned(), "b2".to_owned()],
             1_796_601_600_000_000, // 2026-12-07T00:00:00Z
         ),
-        ("iago@example.net", None, vec![], 1_796_601_601_500_000),
+        (
+            "iago@example.net",
+            Some("it's a\r> forged\u{1b}[2J line"),
+            vec![],
+            1_796_601_601_500_000,
+        ),
     ] {
         blocking
             .add_report(&AbuseReport {
@@ -80,7 +85,8 @@ async fn reports_are_listed_newest_first_and_by_jid() {
         (out.status.code(), text(&out.stdout), text(&out.stderr)),
         (
             Some(0),
-            "#2 2026-12-07T00:00:01.5Z alice@localhost reported iago@example.net: urn:xmpp:reporting:spam\n\
+            "#2 2026-12-07T00:00:01.5Z alice@localhost reported iago@example.net: urn:xmpp:reporting:spam\n  \
+             > it's a\\r> forged\\u{1b}[2J line\n\
              #1 2026-12-07T00:00:00Z alice@localhost reported romeo@example.net: urn:xmpp:reporting:spam\n  \
              messages: a1 b2\n  > Never came trouble\n  > to my house like this.\n"
                 .to_owned(),

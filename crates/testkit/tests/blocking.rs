@@ -176,8 +176,9 @@ async fn list_block_unblock_and_pushes() {
 }
 
 /// §3.3: a block without items is a bad request; an item without a JID too; a JID that does not
-/// parse is malformed; a report without a reason is a bad request (XEP-0377 §4). Nothing is
-/// blocked by a refused request. Another account's list is not for asking.
+/// parse is malformed; an unblock whose children are no items is a bad request, not "unblock
+/// all" (§3.5). Nothing is blocked by a refused request. Another account's list is not for
+/// asking.
 #[tokio::test]
 async fn bad_requests_block_nothing() {
     let server = server().await;
@@ -209,17 +210,11 @@ async fn bad_requests_block_nothing() {
         &bad("e3", "jid-malformed", "not a JID: @bad"),
     )
     .await;
+    // §3.5's "unblock all" is an empty <unblock/>, not one whose children are not items.
     error_reply(
         &mut a,
-        &format!(
-            "<iq type='set' id='e4'><block xmlns='{NS}'><item jid='ok@x.y'>\
-             <report xmlns='urn:xmpp:reporting:1'/></item></block></iq>"
-        ),
-        &bad(
-            "e4",
-            "bad-request",
-            "a report needs a &apos;reason&apos; (XEP-0377 §4)",
-        ),
+        &format!("<iq type='set' id='e4'><unblock xmlns='{NS}'><item xmlns='urn:other' jid='ok@x.y'/></unblock></iq>"),
+        &bad("e4", "bad-request", "no &lt;item/&gt; in the urn:xmpp:blocking namespace"),
     )
     .await;
     expect_list(&mut a, "l", &[]).await;
@@ -242,10 +237,16 @@ async fn bad_requests_block_nothing() {
 #[tokio::test]
 async fn inbound_stanzas_from_a_blocked_jid_never_arrive() {
     let server = server().await;
+    // Subscribed both ways, so that a probe would be answered and presence delivered.
+    server.befriend("alice", "mallory").await;
     let mut a = one(&server, "alice", "a").await;
     let mut m = one(&server, "mallory", "m").await;
     let mut b = one(&server, "bob", "b").await;
+    a.drain(QUIET).await;
     block(&mut a, "b1", &["mallory@localhost"]).await;
+    m.expect("<presence type='unavailable' from='alice@localhost/a' to='mallory@localhost'/>")
+        .await
+        .unwrap();
 
     error_reply(
         &mut m,
@@ -509,7 +510,8 @@ async fn refused_messages_are_not_archived() {
 }
 
 /// XEP-0377 §5–§6: a report inside a blocked item is stored with its reason, text and message
-/// ids, and the block happens as without it; the pre-0.3 form is read too.
+/// ids, and the block happens as without it (also when the report is malformed, which is not
+/// kept); the pre-0.3 form is read too.
 #[tokio::test]
 async fn reports_are_stored_for_the_operator() {
     let server = server().await;
@@ -525,13 +527,29 @@ async fn reports_are_stored_for_the_operator() {
            </report>\
          </item>\
          <item jid='iago@example.net'><spam xmlns='urn:xmpp:reporting:0'/></item>\
-         <item jid='plain@example.net'/>",
+         <item jid='plain@example.net'/>\
+         <item jid='noreason@example.net'><report xmlns='urn:xmpp:reporting:1'/></item>",
     )
     .await;
+    // XEP-0377 §5: blocking again with a report files nothing new (the JID was blocked).
+    command(
+        &mut a,
+        "r2",
+        "block",
+        "<item jid='romeo@example.net'>\
+           <report xmlns='urn:xmpp:reporting:1' reason='urn:xmpp:reporting:abuse'/></item>",
+    )
+    .await;
+    // The malformed report (no reason, XEP-0377 §4) is not kept, but its JID is blocked (§5).
     expect_list(
         &mut a,
         "l",
-        &["romeo@example.net", "iago@example.net", "plain@example.net"],
+        &[
+            "romeo@example.net",
+            "iago@example.net",
+            "plain@example.net",
+            "noreason@example.net",
+        ],
     )
     .await;
     let reports = server
@@ -586,4 +604,39 @@ async fn pushes_follow_the_session_not_the_resource() {
     block(&mut other, "b1", &["x@y.z"]).await;
     second.expect_silence(QUIET).await.unwrap();
     other.expect_silence(QUIET).await.unwrap();
+}
+
+/// §4 with XEP-0280: a message to a contact whose one resource the user blocked reaches the
+/// contact's other resources, and the blocked resource gets neither the message nor a carbon of
+/// it.
+#[tokio::test]
+async fn a_blocked_resource_gets_no_carbon_either() {
+    let server = server().await;
+    let mut a = one(&server, "alice", "a").await;
+    let mut phone = one(&server, "bob", "phone").await;
+    let mut laptop = one(&server, "bob", "laptop").await;
+    phone.drain(QUIET).await;
+    for (c, id) in [(&mut phone, "c1"), (&mut laptop, "c2")] {
+        let me = c.jid().unwrap().to_string();
+        c.send_xml(&format!(
+            "<iq type='set' id='{id}'><enable xmlns='urn:xmpp:carbons:2'/></iq>"
+        ))
+        .await
+        .unwrap();
+        c.expect(&format!("<iq type='result' id='{id}' to='{me}'/>"))
+            .await
+            .unwrap();
+    }
+    block(&mut a, "b1", &["bob@localhost/phone"]).await;
+    a.send_xml(
+        "<message id='m' to='bob@localhost' type='chat'><body>for the laptop</body></message>",
+    )
+    .await
+    .unwrap();
+    laptop
+        .expect("<message id='m' from='alice@localhost/a' to='bob@localhost' type='chat'><body>for the laptop</body></message>")
+        .await
+        .unwrap();
+    phone.expect_silence(QUIET).await.unwrap();
+    laptop.expect_silence(QUIET).await.unwrap();
 }

@@ -270,3 +270,72 @@ async fn one_connection_per_domain() {
     assert_eq!(reply.attr("type"), Some("error"), "{reply:?}");
     assert_eq!(reply.attr("id"), Some("q2"));
 }
+
+/// XEP-0191 §3.3 with a component (a gateway's users are JIDs at its domain): a blocked JID
+/// there gets nothing from the user, not even what the server sends for the user (presence
+/// broadcasts), and what it sends is refused, also when the component writes its address in
+/// another case (RFC 7622: the router compares canonical JIDs, so the component's `from` is
+/// rewritten canonically, as c2s stamps a client's).
+#[tokio::test]
+async fn blocked_jids_at_a_component_are_blocked_both_ways() {
+    let server = server().await;
+    let item = starling_storage::RosterItem {
+        subscription: starling_storage::Subscription::Both,
+        ..starling_storage::RosterItem::new("spammer@echo.localhost")
+    };
+    server
+        .router()
+        .context()
+        .stores
+        .rosters
+        .put_item("alice", "localhost", &item)
+        .await
+        .unwrap();
+    let mut comp = component(&server).await;
+    let mut alice = online(&server, "alice").await;
+    // Initial presence and the probe went to the contact at the component.
+    comp.drain(Duration::from_millis(300)).await;
+
+    alice
+        .send_xml("<iq type='set' id='b1'><block xmlns='urn:xmpp:blocking'><item jid='spammer@echo.localhost'/></block></iq>")
+        .await
+        .unwrap();
+    alice
+        .expect("<iq type='result' id='b1' to='alice@localhost/r'/>")
+        .await
+        .unwrap();
+    comp.expect(
+        "<presence xmlns='jabber:component:accept' type='unavailable' from='alice@localhost/r' to='spammer@echo.localhost'/>",
+    )
+    .await
+    .unwrap();
+    // A broadcast while blocked does not leave the server.
+    alice
+        .send_xml("<presence><show>away</show></presence>")
+        .await
+        .unwrap();
+    alice
+        .expect("<presence from='alice@localhost/r' to='alice@localhost/r'><show>away</show></presence>")
+        .await
+        .unwrap();
+    comp.expect_silence(Duration::from_millis(300))
+        .await
+        .unwrap();
+    // Inbound, in another case.
+    comp.send_xml(
+        "<message xmlns='jabber:component:accept' from='Spammer@ECHO.localhost/x' to='alice@localhost/r' id='s1' type='chat'>\
+         <body>buy now</body></message>",
+    )
+    .await
+    .unwrap();
+    comp.expect(
+        "<message xmlns='jabber:component:accept' id='s1' type='error' from='alice@localhost/r' to='spammer@echo.localhost/x'>\
+         <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+    )
+    .await
+    .unwrap();
+    alice
+        .expect_silence(Duration::from_millis(300))
+        .await
+        .unwrap();
+}

@@ -10,26 +10,29 @@
 //! account, the answer is `<service-unavailable/>`, as for an account that does not exist.
 //!
 //! **Block (§3.3).** `<block>` with one or more `<item jid='…'/>`: every JID is normalised
-//! (RFC 7622) and stored, then the IQ is answered with an empty result, and every session that
-//! fetched the list gets `<iq type='set'><block><item jid='…'/>…</block></iq>` naming the JIDs of
-//! the request. No item is `<bad-request/>`, an item without `jid` `<bad-request/>`, a JID that
-//! does not parse `<jid-malformed/>`; nothing is blocked then. A list may hold at most
+//! (RFC 7622) and stored, then every session that fetched the list gets
+//! `<iq type='set'><block><item jid='…'/>…</block></iq>` naming the JIDs of the request, and the
+//! IQ is answered with an empty result (pushes first, as RFC 6121 §2.3.2 orders roster pushes;
+//! the XEP does not say). No item is `<bad-request/>`, an item without `jid` `<bad-request/>`, a
+//! JID that does not parse `<jid-malformed/>`; nothing is blocked then. A list may hold at most
 //! [`MAX_ITEMS`] JIDs (`<policy-violation/>` beyond). Before the block takes effect, every
 //! available resource of the user sends unavailable presence to each newly blocked contact that
 //! may see the user's presence (a roster item with subscription `from` or `both`): to the
 //! blocked JID itself when it names a resource, to the roster item otherwise.
 //!
 //! **Unblock (§3.4, §3.5).** `<unblock>` with items removes those JIDs (JIDs that were not
-//! blocked are ignored); an empty `<unblock/>` removes all. Then the result, the pushes (the
-//! JIDs of the request, or an empty `<unblock/>`), and every available resource's current
+//! blocked are ignored); an empty `<unblock/>` removes all (one with children that are no
+//! `urn:xmpp:blocking` items is a `<bad-request/>`). Then the pushes (the JIDs of the request, or
+//! an empty `<unblock/>`), the result, and every available resource's current
 //! presence to each unblocked contact with subscription `from` or `both` that nothing else on
 //! the list still blocks.
 //!
 //! **Reports (XEP-0377).** A `<report xmlns='urn:xmpp:reporting:1' reason='…'/>` inside an
 //! `<item/>` of a block (with optional `<stanza-id/>` copies and `<text/>`) is stored for the
-//! operator (`starling reports` lists them) once the block is stored; a report without a reason
-//! makes the whole block a `<bad-request/>` (XEP-0377 §4). The older `urn:xmpp:reporting:0`
-//! forms are read too.
+//! operator (`starling reports` lists them) once the block is stored, for JIDs the block newly
+//! added (blocking again files nothing). A malformed report (no reason, XEP-0377 §4) is logged
+//! and not kept; the block happens as it would without it (§5). The older
+//! `urn:xmpp:reporting:0` forms are read too.
 //!
 //! **Matching (§4).** `user@domain/resource` blocks that resource, `user@domain` every resource,
 //! `domain/resource` that resource of the domain, `domain` the domain and every JID at it or at
@@ -52,7 +55,11 @@
 //!   dropped, except errors (the server's own answers, such as the `<service-unavailable/>`
 //!   above). This stops presence broadcasts and probe answers to a blocked contact, the offline
 //!   backlog and stored subscription requests from a blocked contact, and anything a later
-//!   module delivers.
+//!   module delivers. A XEP-0280 carbon, which comes from the recipient's own account, is judged
+//!   by the message it copies: a resource the sender blocked gets no copy either.
+//! - *Leaving the server*, at `ToRemote` (a component's domain, later another server): what the
+//!   server sends for a local account (presence broadcasts, probes) to a JID it blocked is
+//!   dropped; errors pass.
 //!
 //! Stanzas from the account itself and from the server's own domain are never blocked, and
 //! stanzas to the server's own domain never refused, so that blocking one's own domain (every
@@ -70,6 +77,16 @@
 //!
 //! # Hazards
 //!
+//! - When the lists cannot be read at the first stanza, nothing is blocked (fail open, logged)
+//!   until a later attempt, at most every [`RETRY_LOAD`], succeeds.
+//! - A message to a contact's bare JID whose only chosen resource the user blocked is dropped
+//!   for that resource and counts as delivered: the sender is not told, and the contact's
+//!   lower-priority resources do not get it.
+//! - Contacts that got directed presence but are not subscribed are not sent unavailable
+//!   presence on block (the directed set is the presence module's), and the unavailable presence
+//!   at the session's end no longer reaches them: they may see the user online until they probe.
+//! - An account deleted with `starling user del` while the server runs keeps its list in memory;
+//!   an account created again with that name starts with it until a restart (unblocking works).
 //! - The lists are loaded once: a list changed in the database by anything but this module (a
 //!   second server on the same database, a cluster node) is not seen until restart. A cluster
 //!   will need to announce changes.
@@ -80,10 +97,10 @@
 pub mod list;
 pub mod report;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use starling_module_api::{
@@ -105,6 +122,8 @@ pub const NS: &str = "urn:xmpp:blocking";
 pub const NS_ERRORS: &str = "urn:xmpp:blocking:errors";
 /// The most JIDs one account may block.
 pub const MAX_ITEMS: usize = 1000;
+/// How long after a failed attempt to load the lists the next is made (each is a full read).
+const RETRY_LOAD: Duration = Duration::from_secs(5);
 /// The priority of every hook: before anything else sees a stanza it refuses.
 const PRIORITY: i32 = 1000;
 
@@ -114,6 +133,8 @@ pub struct Blocking {
     /// How many accounts block anything (the hooks' fast path).
     blocking_accounts: AtomicUsize,
     loaded: OnceCell<()>,
+    /// When loading the lists last failed: no new attempt for [`RETRY_LOAD`].
+    load_failed: Mutex<Option<Instant>>,
     /// Changes are made one at a time: the store and the lists in memory stay in step.
     changes: tokio::sync::Mutex<()>,
     /// The sessions that fetched their list (§3.2), which get the pushes.
@@ -157,6 +178,7 @@ impl Blocking {
             lists: Mutex::new(HashMap::new()),
             blocking_accounts: AtomicUsize::new(0),
             loaded: OnceCell::new(),
+            load_failed: Mutex::new(None),
             changes: tokio::sync::Mutex::new(()),
             fetched: Mutex::new(HashMap::new()),
         }
@@ -166,6 +188,9 @@ impl Blocking {
     /// cannot be read, nothing is blocked for this stanza and the next one tries again.
     async fn any_blocks(&self, ctx: &Context) -> bool {
         if !self.loaded.initialized() {
+            if lock(&self.load_failed).is_some_and(|at| at.elapsed() < RETRY_LOAD) {
+                return false;
+            }
             let loaded = self
                 .loaded
                 .get_or_try_init(|| async {
@@ -186,7 +211,11 @@ impl Blocking {
                 })
                 .await;
             if let Err(e) = loaded {
-                tracing::error!(error = %e, "blocklists could not be loaded; not blocking");
+                tracing::error!(
+                    error = %e,
+                    "blocklists could not be loaded; not blocking (next attempt in {RETRY_LOAD:?})"
+                );
+                *lock(&self.load_failed) = Some(Instant::now());
                 return false;
             }
         }
@@ -198,6 +227,12 @@ impl Blocking {
         lock(&self.lists)
             .get(account)
             .is_some_and(|l| l.blocks(jid))
+    }
+
+    /// Whether `from` is a local account whose list blocks `recipient`.
+    fn local_blocks(&self, ctx: &Context, from: &str, recipient: &str) -> bool {
+        let p = JidParts::of(from);
+        p.node.is_some() && ctx.is_local_domain(p.domain) && self.blocks(p.bare, recipient)
     }
 
     fn list_of(&self, account: &str) -> Arc<BlockList> {
@@ -280,6 +315,28 @@ impl Blocking {
         HookResult::Handled
     }
 
+    /// Enforcement at `ToRemote`: what the server sends for a local account (presence
+    /// broadcasts, probes, subscription answers) to a JID at a component, or later another
+    /// server, that the account blocked. A client's own stanzas were refused at `FromClient`;
+    /// errors are the server's answers and pass.
+    async fn leaving(&self, ctx: &Context, stanza: &Element) -> HookResult {
+        if !self.any_blocks(ctx).await || stanza.attr("type") == Some("error") {
+            return HookResult::Pass;
+        }
+        let (Some(to), Some(from)) = (stanza.attr("to"), stanza.attr("from")) else {
+            return HookResult::Pass;
+        };
+        let sender = JidParts::of(from);
+        if sender.node.is_some()
+            && ctx.is_local_domain(sender.domain)
+            && self.blocks(sender.bare, to)
+        {
+            tracing::trace!(%from, %to, kind = stanza.name(), "blocked (leaving)");
+            return HookResult::Handled;
+        }
+        HookResult::Pass
+    }
+
     /// The IQ handler for get, block and unblock.
     async fn handle(&self, ctx: &Context, req: IqRoute<'_>) -> IqOutcome {
         let Some(account) = req.account else {
@@ -349,9 +406,13 @@ impl Blocking {
                 return error(StanzaErrorCondition::InternalServerError, None);
             }
         };
-        // XEP-0377: the reports, once the block is stored.
+        // XEP-0377: the reports, once the block is stored; one per JID newly blocked (blocking
+        // again does not file it again).
         for (jid, report) in &parsed {
             let Some(report) = report else { continue };
+            if !added.contains(jid) {
+                continue;
+            }
             let stored = AbuseReport {
                 localpart: localpart.to_owned(),
                 domain: domain.to_owned(),
@@ -375,8 +436,10 @@ impl Blocking {
             self.send_presence(ctx, account, &added, None, Unavailable)
                 .await;
         }
-        for jid in added {
-            list.add(jid);
+        // Memory follows the request, not what the store reports as new: the two agree again
+        // if they ever drifted (a row deleted behind the server's back).
+        for jid in &jids {
+            list.add(jid.clone());
         }
         self.set_list(account.as_str(), list);
         drop(_changing);
@@ -413,7 +476,10 @@ impl Blocking {
             }
         };
         let mut list = (*self.list_of(account.as_str())).clone();
-        for jid in &removed {
+        if jids.is_empty() {
+            list = BlockList::default();
+        }
+        for jid in &jids {
             list.remove(jid);
         }
         self.set_list(account.as_str(), list.clone());
@@ -454,27 +520,35 @@ impl Blocking {
                 return;
             }
         };
-        let mut targets: Vec<String> = Vec::new();
+        // The entries as one list to match contacts against (§4), and the blocked resources of
+        // contacts by their bare JID: one pass over the roster, no list per pair.
+        let changed = BlockList::new(entries.to_vec());
+        let mut resources: HashMap<&str, Vec<&str>> = HashMap::new();
+        for entry in entries {
+            let p = JidParts::of(entry);
+            if p.node.is_some() && p.resource.is_some() {
+                resources.entry(p.bare).or_default().push(entry);
+            }
+        }
+        let mut targets: Vec<&str> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         for contact in roster
             .iter()
             .filter(|i| matches!(i.subscription, Subscription::From | Subscription::Both))
         {
-            for entry in entries {
-                let p = JidParts::of(entry);
-                // A blocked resource of a contact: to that resource; otherwise to the contact.
-                let target = if p.resource.is_some() && p.bare == contact.jid {
-                    entry.as_str()
-                } else if BlockList::entry_blocks(entry, &contact.jid) {
-                    contact.jid.as_str()
-                } else {
-                    continue;
-                };
-                if still.is_some_and(|l| l.blocks(target)) {
+            // A blocked resource of a contact: to that resource; otherwise to the contact.
+            let mut found: Vec<&str> = resources
+                .get(contact.jid.as_str())
+                .cloned()
+                .unwrap_or_default();
+            if changed.blocks(&contact.jid) {
+                found.push(contact.jid.as_str());
+            }
+            for target in found {
+                if still.is_some_and(|l| l.blocks(target)) || !seen.insert(target) {
                     continue;
                 }
-                if !targets.iter().any(|t| t == target) {
-                    targets.push(target.to_owned());
-                }
+                targets.push(target);
             }
         }
         if targets.is_empty() {
@@ -493,7 +567,7 @@ impl Blocking {
                 };
                 let presence = presence
                     .with_attr("from", session.jid.to_string())
-                    .with_attr("to", target.clone());
+                    .with_attr("to", *target);
                 ctx.router.route(presence).await;
             }
         }
@@ -547,9 +621,13 @@ fn parse_items(payload: &Element) -> Result<Vec<Item>, (StanzaErrorCondition, St
                 format!("not a JID: {raw}"),
             ));
         };
+        // XEP-0377 §5: a block happens as it would without its report; a malformed report is
+        // not kept (and said so in the log), it does not undo the block.
         let report = if payload.name() == "block" {
-            report::parse(child)
-                .map_err(|why| (StanzaErrorCondition::BadRequest, why.to_owned()))?
+            report::parse(child).unwrap_or_else(|why| {
+                tracing::info!(reported = %jid, %why, "malformed abuse report ignored");
+                None
+            })
         } else {
             None
         };
@@ -563,6 +641,14 @@ fn parse_items(payload: &Element) -> Result<Vec<Item>, (StanzaErrorCondition, St
                 format!("a blocklist holds at most {MAX_ITEMS} JIDs"),
             ));
         }
+    }
+    // An <unblock/> with children but no item of this namespace is a client's mistake, not a
+    // request to unblock everyone (§3.5's empty <unblock/>).
+    if items.is_empty() && payload.children().next().is_some() {
+        return Err((
+            StanzaErrorCondition::BadRequest,
+            "no <item/> in the urn:xmpp:blocking namespace".to_owned(),
+        ));
     }
     Ok(items)
 }
@@ -595,6 +681,7 @@ impl Module for Blocking {
             reg.stanza_hook(kind, HookPoint::FromClient, PRIORITY, self.clone());
             reg.stanza_hook(kind, HookPoint::ToBare, PRIORITY, self.clone());
             reg.stanza_hook(kind, HookPoint::ToFull, PRIORITY, self.clone());
+            reg.stanza_hook(kind, HookPoint::ToRemote, PRIORITY, self.clone());
             reg.outbound_hook(kind, PRIORITY, self.clone());
         }
         reg.events(self);
@@ -614,7 +701,8 @@ impl StanzaHook for Blocking {
         match point {
             HookPoint::FromClient => self.refuse_to_blocked(ctx, stanza).await,
             HookPoint::ToBare | HookPoint::ToFull => self.inbound(ctx, stanza).await,
-            _ => HookResult::Pass,
+            HookPoint::ToRemote => self.leaving(ctx, stanza).await,
+            HookPoint::Offline => HookResult::Pass,
         }
     }
 }
@@ -641,6 +729,15 @@ impl OutboundHook for Blocking {
             self.refuse_inbound(ctx, stanza, false).await;
             return HookResult::Handled;
         }
+        // A carbon (XEP-0280) comes from the recipient's own account; what it copies is judged
+        // as if it came itself: a message from a JID that blocked this resource, or that this
+        // account blocked, is not copied to it either.
+        if let Some(inner_from) = carbon_copied_from(stanza)
+            && (self.blocks(account, inner_from) || self.local_blocks(ctx, inner_from, recipient))
+        {
+            tracing::trace!(%recipient, from = %inner_from, "carbon of a blocked party dropped");
+            return HookResult::Handled;
+        }
         // From a local account that blocked the recipient (presence broadcasts, probe answers);
         // errors are the server's answers (clients' own were refused at FromClient).
         let sender = JidParts::of(from);
@@ -655,6 +752,18 @@ impl OutboundHook for Blocking {
         }
         HookResult::Pass
     }
+}
+
+/// The sender of the message a XEP-0280 `<received/>` carbon copies.
+fn carbon_copied_from(stanza: &Element) -> Option<&str> {
+    if stanza.name() != "message" {
+        return None;
+    }
+    stanza
+        .get_child("received", crate::carbons::NS)?
+        .get_child("forwarded", crate::carbons::NS_FORWARD)?
+        .get_child("message", ns::CLIENT)?
+        .attr("from")
 }
 
 /// Whether an error stanza carries §3.3's `<blocked/>` condition.

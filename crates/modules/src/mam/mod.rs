@@ -492,7 +492,7 @@ impl StanzaHook for Mam {
         match point {
             HookPoint::FromClient => self.sent_by_client(ctx, stanza).await,
             HookPoint::ToBare | HookPoint::ToFull => self.to_account(ctx, stanza).await,
-            HookPoint::Offline => {}
+            HookPoint::Offline | HookPoint::ToRemote => {}
         }
         HookResult::Pass
     }
