@@ -1,5 +1,6 @@
 //! [`ArchiveStore`] on SQLite (tables `archive_messages`, `archive_fts`,
-//! `archive_prefs`, `archive_prefs_jids`; migration `0006_archive.sql`).
+//! `archive_fts_state`, `archive_prefs`, `archive_prefs_jids`; migrations `0006_archive.sql`
+//! and `0009_archive_fts_deferred.sql`, which indexes bodies in batches).
 //!
 //! The archive's order is `(ts, seq)`: a page is a range scan of the index
 //! `(account_id, ts)` (whose entries end with the rowid, `seq`), or of
@@ -25,11 +26,14 @@ const DELETE_CHUNK: i64 = 5000;
 
 pub(crate) struct SqliteArchiveStore {
     pool: SqlitePool,
+    /// One connection for [`ArchiveStore::append`], whose page cache then survives from one
+    /// batch to the next.
+    writer: SqlitePool,
 }
 
 impl SqliteArchiveStore {
-    pub(crate) fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    pub(crate) fn new(pool: SqlitePool, writer: SqlitePool) -> Self {
+        Self { pool, writer }
     }
 }
 
@@ -48,6 +52,32 @@ fn append_sql() -> &'static ChunkSql {
             9,
         )
     })
+}
+
+/// Rows waiting for the full-text index before an append indexes them: large enough that FTS5
+/// writes few segments, small enough that the append that does it stays short.
+const FTS_BATCH: i64 = 4096;
+
+/// Adds every row not yet in the full-text index to it (inside the caller's write transaction).
+async fn index_waiting(conn: &mut SqliteConnection) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO archive_fts (rowid, body) SELECT seq, body FROM archive_messages \
+         WHERE seq > (SELECT indexed_seq FROM archive_fts_state WHERE id = 1) \
+         AND body IS NOT NULL ORDER BY seq",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    // Never backwards: the newest rows may have been deleted, and AUTOINCREMENT does not reuse
+    // their numbers.
+    sqlx::query(
+        "UPDATE archive_fts_state SET indexed_seq = \
+         MAX(indexed_seq, COALESCE((SELECT MAX(seq) FROM archive_messages), 0)) WHERE id = 1",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
 }
 
 /// A message's place in the archive order.
@@ -165,7 +195,7 @@ impl ArchiveStore for SqliteArchiveStore {
         if batch.is_empty() {
             return Ok(0);
         }
-        let mut tx = begin_write(&self.pool).await?;
+        let mut tx = begin_write(&self.writer).await?;
         let mut stored = 0;
         // Multi-row statements (one hand-off to the connection's worker per chunk, not per
         // message); the rows go in in the order given (`pos`), which is the archive's order for
@@ -195,6 +225,17 @@ impl ArchiveStore for SqliteArchiveStore {
             })?;
             stored += done.rows_affected();
         }
+        // The full-text index follows in batches (migration 0009).
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT MAX(seq) FROM archive_messages), 0) - indexed_seq \
+             FROM archive_fts_state WHERE id = 1",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if waiting >= FTS_BATCH {
+            index_waiting(&mut tx).await?;
+        }
         tx.commit().await.map_err(backend)?;
         Ok(stored)
     }
@@ -205,6 +246,12 @@ impl ArchiveStore for SqliteArchiveStore {
         domain: &str,
         query: &ArchiveQuery,
     ) -> Result<ArchivePage, StorageError> {
+        // A search sees every message: what is not indexed yet is indexed first.
+        if query.fulltext.is_some() {
+            let mut tx = begin_write(&self.pool).await?;
+            index_waiting(&mut tx).await?;
+            tx.commit().await.map_err(backend)?;
+        }
         // One connection, one read transaction: the count and the page see
         // the same archive.
         let mut tx = self.pool.begin().await.map_err(backend)?;

@@ -121,6 +121,8 @@ enum OpenError {
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
     pool: SqlitePool,
+    /// The one connection archive appends use (see [`SqliteStorage::open`]).
+    archive_writer: SqlitePool,
 }
 
 impl SqliteStorage {
@@ -175,7 +177,17 @@ impl SqliteStorage {
                 source,
             }));
         }
-        Ok(Self { pool })
+        // The archive's appends keep a connection of their own: in WAL mode a connection drops
+        // its whole page cache whenever another connection committed since its last
+        // transaction, so appends that took any pooled connection re-read the archive's index
+        // pages for nearly every batch. Made lazily, like the pool's.
+        let archive_writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        Ok(Self {
+            pool,
+            archive_writer,
+        })
     }
 
     /// The stores backed by this database.
@@ -185,7 +197,10 @@ impl SqliteStorage {
             rosters: Arc::new(SqliteRosterStore::new(self.pool.clone())),
             offline: Arc::new(SqliteOfflineStore::new(self.pool.clone())),
             vcards: Arc::new(SqliteVcardStore::new(self.pool.clone())),
-            archive: Arc::new(SqliteArchiveStore::new(self.pool.clone())),
+            archive: Arc::new(SqliteArchiveStore::new(
+                self.pool.clone(),
+                self.archive_writer.clone(),
+            )),
             blocking: Arc::new(SqliteBlockingStore::new(self.pool.clone())),
             push: Arc::new(SqlitePushStore::new(self.pool.clone())),
         }
@@ -196,6 +211,7 @@ impl SqliteStorage {
     /// Stores handed out by [`Self::stores`] fail with
     /// [`StorageError::Backend`] afterwards.
     pub async fn close(&self) {
+        self.archive_writer.close().await;
         self.pool.close().await;
     }
 }
