@@ -177,6 +177,10 @@ pub struct Step {
 pub struct Script {
     /// Where the script came from (a file path or a test's name), for messages.
     pub origin: String,
+    /// `[Server]` `archive: on`: the server keeps message archives (XEP-0313), which the test
+    /// server otherwise does not (archived messages carry a `<stanza-id/>` the other scripts do
+    /// not expect).
+    pub archive: bool,
     pub clients: Vec<ClientDecl>,
     pub steps: Vec<Step>,
 }
@@ -315,6 +319,7 @@ pub fn parse(source: &str, origin: &str) -> Result<Script, ScriptError> {
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .collect();
     let mut clients: Vec<ClientDecl> = Vec::new();
+    let mut archive: Option<bool> = None;
     let mut i = 0;
 
     // Declarations, up to the separator.
@@ -329,6 +334,32 @@ pub fn parse(source: &str, origin: &str) -> Result<Script, ScriptError> {
         if is_separator(line) {
             separator_seen = true;
             break;
+        }
+        if line.trim_end() == "[Server]" {
+            if archive.is_some() {
+                return Err(parse_err(origin, no, "`[Server]` is declared twice"));
+            }
+            archive = Some(false);
+            while i < lines.len() && (is_indented(lines[i]) || lines[i].trim().is_empty()) {
+                let kv = lines[i].trim();
+                let kv_no = i + 1;
+                i += 1;
+                if kv.is_empty() || kv.starts_with('#') {
+                    continue;
+                }
+                match kv.split_once(':').map(|(k, v)| (k.trim(), v.trim())) {
+                    Some(("archive", "on")) => archive = Some(true),
+                    Some(("archive", "off")) => archive = Some(false),
+                    _ => {
+                        return Err(parse_err(
+                            origin,
+                            kv_no,
+                            format!("unknown server setting `{kv}` (archive: on|off)"),
+                        ));
+                    }
+                }
+            }
+            continue;
         }
         let Some(rest) = line.strip_prefix("[Client]") else {
             if is_indented(line) {
@@ -534,6 +565,7 @@ pub fn parse(source: &str, origin: &str) -> Result<Script, ScriptError> {
     }
     Ok(Script {
         origin: origin.to_owned(),
+        archive: archive.unwrap_or(false),
         clients,
         steps,
     })
@@ -734,7 +766,8 @@ pub async fn run_source(source: &str, origin: &str) -> Result<(), ScriptError> {
 
 /// Runs a parsed script against a fresh [`TestServer`], which is stopped at the end.
 pub async fn run(script: &Script) -> Result<(), ScriptError> {
-    let server = TestServer::start().await;
+    let archive = script.archive;
+    let server = TestServer::start_with(|c| c.archive.enabled = archive).await;
     let mut created: Vec<&str> = Vec::new();
     for c in &script.clients {
         if !created.contains(&c.user.as_str()) {
@@ -1077,6 +1110,23 @@ mod tests {
     }
 
     const HEAD_LINES: usize = 10;
+
+    #[test]
+    fn server_section() {
+        assert!(!parse_ok("").archive);
+        let on = parse(&format!("[Server]\n\tarchive: on\n\n{HEAD}"), "t.scs").unwrap();
+        assert!(on.archive);
+        let (line, msg) = parse_fail(&format!("[Server]\n\tarchive: maybe\n{HEAD}"));
+        assert_eq!(
+            (line, msg.as_str()),
+            (
+                2,
+                "unknown server setting `archive: maybe` (archive: on|off)"
+            )
+        );
+        let (line, msg) = parse_fail(&format!("[Server]\n[Server]\n{HEAD}"));
+        assert_eq!((line, msg.as_str()), (2, "`[Server]` is declared twice"));
+    }
 
     #[test]
     fn declarations() {

@@ -44,6 +44,7 @@ scripts! {
     roster_errors => "roster_errors.scs",
     restart => "restart.scs",
     carbons => "carbons.scs",
+    mam_catchup => "mam_catchup.scs",
 }
 
 #[test]
