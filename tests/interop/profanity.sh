@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real terminal client against Starling: Profanity (Debian's package) runs inside tmux, logs in
 # over STARTTLS, adds a contact, sends it a message, blocks it (XEP-0191 `/blocked add`: the
-# contact's message is refused and never shown) and unblocks it; the screen is read with
+# contact's message is refused and never shown) and unblocks it, then shows the carbon (XEP-0280)
+# of a message the contact sent to the account's other device; the screen is read with
 # `tmux capture-pane` and the other end is a slixmpp peer. Not run in CI; see README.md.
 #
 #   apt-get install -y profanity tmux python3-venv
@@ -24,11 +25,15 @@ PROF_HOME=$(mktemp -d)
 PEER_OUT=$BUILD/profanity_peer.txt
 PEER_CMD=$BUILD/profanity_peer_cmd.txt
 PEER_PID=
+LAPTOP_OUT=$BUILD/profanity_laptop.txt
+LAPTOP_PID=
 : > "$PEER_OUT"
+: > "$LAPTOP_OUT"
 : > "$PEER_CMD"
 finish() {
     tmux kill-session -t "$SESSION" 2>/dev/null || true
     if [ -n "$PEER_PID" ]; then kill "$PEER_PID" 2>/dev/null || true; fi
+    if [ -n "$LAPTOP_PID" ]; then kill "$LAPTOP_PID" 2>/dev/null || true; fi
     interop_stop_server
     rm -rf "$PROF_HOME"
 }
@@ -99,6 +104,19 @@ type_line "/blocked remove prof2@localhost"
 sleep 1
 echo "prof1@localhost after unblock" >> "$PEER_CMD"
 wait_for "after unblock"
+
+# XEP-0280: prof1 has a second device (a slixmpp "laptop"); the peer writes to the laptop, and
+# Profanity, which enables carbons at login, shows the <received/> copy in the conversation.
+"$PY" tests/interop/profanity_peer.py 127.0.0.1 "$P1" prof1@localhost/laptop "$LAPTOP_OUT" \
+    > "$BUILD/profanity_laptop.log" 2>&1 &
+LAPTOP_PID=$!
+for _ in $(seq 100); do grep -qx online "$LAPTOP_OUT" && break; sleep 0.1; done
+grep -qx online "$LAPTOP_OUT" || { echo "the laptop did not log in" >&2; exit 1; }
+echo "prof1@localhost/laptop carbon for the laptop" >> "$PEER_CMD"
+for _ in $(seq 100); do grep -qx "carbon for the laptop" "$LAPTOP_OUT" && break; sleep 0.1; done
+grep -qx "carbon for the laptop" "$LAPTOP_OUT" || { echo "the laptop never got the message" >&2; exit 1; }
+echo "laptop received: carbon for the laptop"
+wait_for "carbon for the laptop"
 
 screen > "$BUILD/profanity_screen.txt"
 type_line "/quit"
