@@ -526,6 +526,20 @@ async fn bad_requests_are_refused() {
         &err(me, "modify", "bad-request", Some("missing 'node'")),
     )
     .await;
+    // Notifications go out in the server's name: never to its own hosts or their accounts.
+    for app in ["localhost", "bob@localhost", "bob@localhost/phone"] {
+        push_iq(
+            &mut alice,
+            &format!("<enable xmlns='urn:xmpp:push:0' jid='{app}' node='n'/>"),
+            &err(
+                me,
+                "modify",
+                "not-acceptable",
+                Some("the app server must not be one of this server&apos;s hosts"),
+            ),
+        )
+        .await;
+    }
     push_iq(
         &mut alice,
         &enable(

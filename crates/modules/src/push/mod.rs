@@ -7,7 +7,10 @@
 //! **Discovery (§4.1).** `urn:xmpp:push:0` is an account feature: it is in the disco#info of
 //! every account's bare JID.
 //!
-//! **Enabling (§5).** `<iq type='set'><enable xmlns='urn:xmpp:push:0' jid='APP' node='NODE'>`,
+//! **Enabling (§5).** The app server may not be one of this server's own hosts or an account at
+//! one (`<not-acceptable/>`): notifications go out in the server's name.
+//!
+//! **Enabling, the request (§5).** `<iq type='set'><enable xmlns='urn:xmpp:push:0' jid='APP' node='NODE'>`,
 //! optionally with a `jabber:x:data` form whose FORM_TYPE is
 //! `http://jabber.org/protocol/pubsub#publish-options` (the app server's secret), from a bound
 //! session without `to` or to its own bare JID, stores the registration (account, APP, NODE,
@@ -100,6 +103,11 @@
 //!   are published for again.
 //! - `message-count` counts per registration: a message that reached two pushed sessions is
 //!   counted once for each.
+//! - Enabling the same (APP, NODE) again drops what waited for it, and a notification already in
+//!   flight that the app server then refuses does not remove the new registration if another
+//!   message started a notification with the new options meanwhile; if none did, it does.
+//! - A registration read from the store just before a disable may still get one notification
+//!   (the `Offline` point reads the store, then publishes).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -533,6 +541,16 @@ impl Inner {
                     tracing::info!(%account, app = %registration.jid, "app server asks to wait");
                 }
                 Err(e @ IqRequestError::Error(_)) => {
+                    // Re-enabled meanwhile (another publisher runs for it now): the refusal was
+                    // of the old options, and the new registration stays.
+                    let replaced = self
+                        .lock()
+                        .waiting
+                        .get(&key)
+                        .is_some_and(|w| w.serial != serial);
+                    if replaced {
+                        return;
+                    }
                     let condition = e.stanza_error().map(|s| s.condition);
                     tracing::info!(%account, app = %registration.jid, node = %registration.node,
                         ?condition, "app server refused a notification: registration disabled");
@@ -649,6 +667,14 @@ impl Push {
                 Some("the app server cannot be the account itself"),
             );
         }
+        // Notifications go out in the server's name: never to this server's own hosts or their
+        // accounts, where a publish from the domain could pass for the server's own request.
+        if ctx.is_local_domain(app.domain().as_str()) {
+            return error(
+                StanzaErrorCondition::NotAcceptable,
+                Some("the app server must not be one of this server's hosts"),
+            );
+        }
         let node = match req.payload.attr("node") {
             Some(n) if !n.is_empty() && n.len() <= MAX_NODE => n,
             Some(n) if n.len() > MAX_NODE => {
@@ -698,6 +724,14 @@ impl Push {
             }
         }
         tracing::debug!(%account, app = %registration.jid, node = %registration.node, "push enabled");
+        // §5: the last request wins. A notification waiting for its turn, or a publisher still
+        // running, would go on with the options it read before: it is dropped, and the next
+        // message starts a new one with these.
+        self.inner.lock().waiting.remove(&(
+            account.to_string(),
+            registration.jid.clone(),
+            registration.node.clone(),
+        ));
         // The enabling session is the pushed session (module docs).
         if let Ok(jid) = req.from.try_as_full()
             && let Some(entry) = ctx.sessions.get(jid).await
