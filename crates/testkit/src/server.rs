@@ -162,6 +162,50 @@ impl TestServer {
         }
     }
 
+    /// Opens an XEP-0114 component stream to `domain` on the first component listener; returns
+    /// the client and the server's stream id (XEP-0114 §3). Panics if the listener refuses.
+    pub async fn open_component(&self, domain: &str) -> (Client, String) {
+        let addr = self.server().component_addrs[0];
+        let mut c = match Client::connect(addr).await {
+            Ok(c) => c,
+            Err(e) => panic!("cannot reach the component listener: {e}"),
+        };
+        let header = format!(
+            "<stream:stream xmlns='jabber:component:accept' \
+             xmlns:stream='http://etherx.jabber.org/streams' to='{domain}'>"
+        );
+        if let Err(e) = c.send_raw(header.as_bytes()).await {
+            panic!("cannot open a component stream: {e}");
+        }
+        c.reset_decoder();
+        let id = match c.recv().await {
+            Ok(crate::Frame::Header(h)) => h.id.clone().unwrap_or_default(),
+            other => panic!("expected the server's stream header, got {other:?}"),
+        };
+        // XEP-0114 §3: the handshake is computed from it.
+        assert!(!id.is_empty(), "the server's header carries an id");
+        (c, id)
+    }
+
+    /// A component at `domain`, authenticated with `secret` (XEP-0114 §3 handshake).
+    pub async fn component(&self, domain: &str, secret: &str) -> Client {
+        let (mut c, id) = self.open_component(domain).await;
+        let handshake = format!(
+            "<handshake xmlns='jabber:component:accept'>{}</handshake>",
+            component_digest(&id, secret)
+        );
+        if let Err(e) = c.send_xml(&handshake).await {
+            panic!("cannot send the handshake: {e}");
+        }
+        if let Err(e) = c
+            .expect("<handshake xmlns='jabber:component:accept'/>")
+            .await
+        {
+            panic!("the component at {domain} was not accepted: {e}");
+        }
+        c
+    }
+
     /// Stores mutual `both` subscriptions between `a` and `b` (on the first host) directly, as
     /// if both had completed RFC 6121 §3's handshake.
     pub async fn befriend(&self, a: &str, b: &str) {
@@ -220,4 +264,13 @@ impl TestServer {
         }
         self.dir
     }
+}
+
+/// XEP-0114 §3: the handshake's value, hex SHA-1 of the stream id and the shared secret.
+pub fn component_digest(id: &str, secret: &str) -> String {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(format!("{id}{secret}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use sha1::Digest as _;
 use starling_testkit::client::Client;
-use starling_testkit::server::TestServer;
+use starling_testkit::server::{TestServer, component_digest};
 use starling_testkit::{Element, Frame};
 
 const PW: &str = "pw";
@@ -31,46 +30,12 @@ async fn server() -> TestServer {
 
 /// XEP-0114 §3: the stream header to `domain`; returns the server's stream id.
 async fn open(server: &TestServer, domain: &str) -> (Client, String) {
-    let addr = server.server().component_addrs[0];
-    let mut c = Client::connect(addr).await.unwrap();
-    c.send_raw(
-        format!(
-            "<stream:stream xmlns='jabber:component:accept' \
-             xmlns:stream='http://etherx.jabber.org/streams' to='{domain}'>"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    c.reset_decoder();
-    let Frame::Header(h) = c.recv().await.unwrap() else {
-        panic!("expected the server's stream header");
-    };
-    let id = h.id.clone().unwrap_or_default();
-    (c, id)
-}
-
-fn digest(id: &str, secret: &str) -> String {
-    sha1::Sha1::digest(format!("{id}{secret}").as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    server.open_component(domain).await
 }
 
 /// A component authenticated at [`DOMAIN`].
 async fn component(server: &TestServer) -> Client {
-    let (mut c, id) = open(server, DOMAIN).await;
-    assert!(!id.is_empty(), "the server's header carries an id");
-    c.send_xml(&format!(
-        "<handshake xmlns='jabber:component:accept'>{}</handshake>",
-        digest(&id, SECRET)
-    ))
-    .await
-    .unwrap();
-    c.expect("<handshake xmlns='jabber:component:accept'/>")
-        .await
-        .unwrap();
-    c
+    server.component(DOMAIN, SECRET).await
 }
 
 async fn online(server: &TestServer, user: &str) -> Client {
@@ -197,7 +162,7 @@ async fn a_wrong_secret_is_not_authorized() {
     let (mut c, id) = open(&server, DOMAIN).await;
     c.send_xml(&format!(
         "<handshake xmlns='jabber:component:accept'>{}</handshake>",
-        digest(&id, "not the secret at all")
+        component_digest(&id, "not the secret at all")
     ))
     .await
     .unwrap();
@@ -240,7 +205,7 @@ async fn one_connection_per_domain() {
     second
         .send_xml(&format!(
             "<handshake xmlns='jabber:component:accept'>{}</handshake>",
-            digest(&id, SECRET)
+            component_digest(&id, SECRET)
         ))
         .await
         .unwrap();

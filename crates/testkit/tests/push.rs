@@ -7,11 +7,10 @@
 
 use std::time::Duration;
 
-use sha1::Digest as _;
 use starling_config::Config;
 use starling_testkit::client::Client;
 use starling_testkit::server::TestServer;
-use starling_testkit::{Element, Frame};
+use starling_testkit::Element;
 
 const PW: &str = "pw";
 const APP: &str = "push.localhost";
@@ -38,36 +37,7 @@ async fn server(adjust: impl FnOnce(&mut Config)) -> TestServer {
 
 /// The app server: an external component at [`APP`] (XEP-0114 §3 handshake).
 async fn app_server(server: &TestServer) -> Client {
-    let mut c = Client::connect(server.server().component_addrs[0])
-        .await
-        .unwrap();
-    c.send_raw(
-        format!(
-            "<stream:stream xmlns='jabber:component:accept' \
-             xmlns:stream='http://etherx.jabber.org/streams' to='{APP}'>"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    c.reset_decoder();
-    let Frame::Header(h) = c.recv().await.unwrap() else {
-        panic!("expected the server's stream header");
-    };
-    let id = h.id.clone().unwrap_or_default();
-    let digest: String = sha1::Sha1::digest(format!("{id}{SECRET}").as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    c.send_xml(&format!(
-        "<handshake xmlns='jabber:component:accept'>{digest}</handshake>"
-    ))
-    .await
-    .unwrap();
-    c.expect("<handshake xmlns='jabber:component:accept'/>")
-        .await
-        .unwrap();
-    c
+    server.component(APP, SECRET).await
 }
 
 /// The publish the server sends for `node` (§7), as the component receives it: `from` the

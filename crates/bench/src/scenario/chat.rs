@@ -20,10 +20,10 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::{Users, close_all, cpu_over_window, login_all, now_ns};
+use super::{Users, close_all, cpu_over_window, login_everyone, now_ns};
 use crate::report::Report;
 use crate::stats::Percentiles;
-use crate::xmpp::{LoginSteps, Target};
+use crate::xmpp::Target;
 
 pub struct ChatOpts {
     pub users: Users,
@@ -50,24 +50,14 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
     report.field("scenario", "chat");
     report.field("users", opts.users.count);
     report.field("rate", opts.rate);
-    let steps = LoginSteps {
-        roster: true,
-        presence: true,
+    let Some(sessions) = login_everyone(target, &opts.users, opts.concurrency, &mut report).await
+    else {
+        return report;
     };
-    let round = login_all(target, &opts.users, opts.concurrency, steps).await;
-    report.line(format!(
-        "{} users logged in in {:.2} s ({} failed)",
-        round.latencies.len(),
-        round.elapsed.as_secs_f64(),
-        round.failed
-    ));
-    for (user, e) in &round.failures {
-        report.line(format!("{user} failed: {e}"));
-    }
-    if round.failed > 0 || opts.users.count < 2 {
-        report.line("chat needs every user logged in, and at least two");
+    if opts.users.count < 2 {
+        report.line("chat needs at least two users");
         report.field("error", "login");
-        close_all(round.sessions).await;
+        close_all(sessions).await;
         return report;
     }
     // Even count: a last unpaired user only listens.
@@ -83,7 +73,7 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
     let mut readers = JoinSet::new();
     let mut writers = JoinSet::new();
     let mut listeners = Vec::new();
-    for (i, session) in round.sessions.into_iter().enumerate() {
+    for (i, session) in sessions.into_iter().enumerate() {
         let Some(session) = session else { continue };
         let mut reader = session.reader;
         // Shared with the reader, which answers the server's XEP-0198 requests at once.

@@ -34,10 +34,10 @@ use starling_stream::Frame;
 use tokio::io::AsyncWriteExt as _;
 use tokio::task::JoinSet;
 
-use super::{Users, close_all, cpu_over_window, login_all, now_ns};
+use super::{Users, close_all, cpu_over_window, login_everyone, now_ns};
 use crate::report::Report;
 use crate::stats::Percentiles;
-use crate::xmpp::{ConnError, LoginSteps, Session, Target};
+use crate::xmpp::{ConnError, Session, Target};
 
 /// XEP-0313's namespace (version 2).
 pub const NS_MAM: &str = "urn:xmpp:mam:2";
@@ -380,29 +380,14 @@ pub async fn query(target: &Arc<Target>, opts: &QueryOpts) -> Report {
     report.field("users", opts.users.count);
     report.field("max", opts.max);
     report.field("inflight", opts.inflight);
-    let steps = LoginSteps {
-        roster: true,
-        presence: true,
-    };
-    let round = login_all(target, &opts.users, opts.concurrency, steps).await;
-    report.line(format!(
-        "{} users logged in in {:.2} s ({} failed)",
-        round.latencies.len(),
-        round.elapsed.as_secs_f64(),
-        round.failed
-    ));
-    for (user, e) in &round.failures {
-        report.line(format!("{user} failed: {e}"));
-    }
-    if round.failed > 0 {
-        report.field("error", "login");
-        close_all(round.sessions).await;
+    let Some(logged_in) = login_everyone(target, &opts.users, opts.concurrency, &mut report).await
+    else {
         return report;
-    }
+    };
     // A first pass, one query per user and one at a time, before the warm-up and the window:
     // the first read of each archive after the server started (its caches cold) is reported
     // apart, and the window measures archives that were read before.
-    let mut sessions: Vec<Session> = round.sessions.into_iter().flatten().collect();
+    let mut sessions: Vec<Session> = logged_in.into_iter().flatten().collect();
     let mut cold = Vec::with_capacity(sessions.len());
     for (i, s) in sessions.iter_mut().enumerate() {
         let t0 = now_ns();

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::procstat;
+use crate::report::Report;
 use crate::xmpp::{ConnError, LoginSteps, Session, Target};
 
 /// Nanoseconds since the bench started: the one clock for send stamps and receive times.
@@ -97,6 +98,37 @@ pub async fn login_all(
     }
     round.elapsed = started.elapsed();
     round
+}
+
+/// Logs every user in with roster and initial presence (as a chat client does) and writes the
+/// round into `report`; `None` (with `error=login` reported, the sessions closed) unless every
+/// login succeeded.
+pub async fn login_everyone(
+    target: &Arc<Target>,
+    users: &Users,
+    concurrency: usize,
+    report: &mut Report,
+) -> Option<Vec<Option<Session>>> {
+    let steps = LoginSteps {
+        roster: true,
+        presence: true,
+    };
+    let round = login_all(target, users, concurrency, steps).await;
+    report.line(format!(
+        "{} users logged in in {:.2} s ({} failed)",
+        round.latencies.len(),
+        round.elapsed.as_secs_f64(),
+        round.failed
+    ));
+    for (user, e) in &round.failures {
+        report.line(format!("{user} failed: {e}"));
+    }
+    if round.failed > 0 {
+        report.field("error", "login");
+        close_all(round.sessions).await;
+        return None;
+    }
+    Some(round.sessions)
 }
 
 /// Closes sessions concurrently.
