@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use starling_config::Config;
+use starling_testkit::Element;
 use starling_testkit::client::Client;
 use starling_testkit::server::TestServer;
-use starling_testkit::Element;
 
 const PW: &str = "pw";
 const APP: &str = "push.localhost";

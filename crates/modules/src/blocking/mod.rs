@@ -326,11 +326,7 @@ impl Blocking {
         let (Some(to), Some(from)) = (stanza.attr("to"), stanza.attr("from")) else {
             return HookResult::Pass;
         };
-        let sender = JidParts::of(from);
-        if sender.node.is_some()
-            && ctx.is_local_domain(sender.domain)
-            && self.blocks(sender.bare, to)
-        {
+        if self.local_blocks(ctx, from, to) {
             tracing::trace!(%from, %to, kind = stanza.name(), "blocked (leaving)");
             return HookResult::Handled;
         }
@@ -740,12 +736,9 @@ impl OutboundHook for Blocking {
         }
         // From a local account that blocked the recipient (presence broadcasts, probe answers);
         // errors are the server's answers (clients' own were refused at FromClient).
-        let sender = JidParts::of(from);
         if !is_error
-            && sender.node.is_some()
-            && sender.bare != account
-            && ctx.is_local_domain(sender.domain)
-            && self.blocks(sender.bare, recipient)
+            && JidParts::of(from).bare != account
+            && self.local_blocks(ctx, from, recipient)
         {
             tracing::trace!(%recipient, %from, "blocked on the outbound path (outbound)");
             return HookResult::Handled;
