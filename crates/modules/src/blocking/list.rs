@@ -117,11 +117,6 @@ impl BlockList {
             }
         }
     }
-
-    /// Whether the entry `item` alone would block `jid` (the same rules as [`Self::blocks`]).
-    pub fn entry_blocks(item: &str, jid: &str) -> bool {
-        BlockList::new(vec![item.to_owned()]).blocks(jid)
-    }
 }
 
 #[cfg(test)]
