@@ -34,7 +34,7 @@ pub(crate) async fn begin_write(
     pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
 }
 
-async fn insert_credentials(
+pub(crate) async fn insert_credentials(
     tx: &mut Transaction<'static, Sqlite>,
     account_id: i64,
     creds: &[Credential],
@@ -86,7 +86,7 @@ async fn insert_credential_rows(
 }
 
 /// Inserts the account row; [`StorageError::AlreadyExists`] if it exists.
-async fn insert_account(
+pub(crate) async fn insert_account(
     tx: &mut Transaction<'static, Sqlite>,
     localpart: &str,
     domain: &str,

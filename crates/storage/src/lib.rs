@@ -6,7 +6,8 @@
 //! messages, XEP-0160), [`VcardStore`] (vcard-temp, XEP-0054),
 //! [`ArchiveStore`] (message archives, XEP-0313), [`BlockingStore`]
 //! (blocklists, XEP-0191, and the reports attached to blocks, XEP-0377) and
-//! [`PushStore`] (push notification registrations, XEP-0357); further
+//! [`PushStore`] (push notification registrations, XEP-0357) and [`InviteStore`]
+//! (invitations, XEP-0401/XEP-0379/XEP-0445); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -36,7 +37,7 @@
 //! * Deleting an account deletes everything it owns (credentials, roster
 //!   items and the roster version, offline messages, the vCard, the message
 //!   archive and its preferences, the blocklist and the reports it filed, push
-//!   registrations).
+//!   registrations, the invitations that make someone its contact).
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -53,6 +54,7 @@ mod archive;
 mod blocking;
 pub mod conformance;
 mod error;
+mod invites;
 mod offline;
 mod push;
 mod rosters;
@@ -68,6 +70,7 @@ pub use archive::{
 };
 pub use blocking::{AbuseReport, BlockedJid, BlockingStore, StoredReport};
 pub use error::{BoxError, StorageError};
+pub use invites::{Invite, InviteStore};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
 pub use push::{PushEnabled, PushRegistration, PushStore};
 pub use rosters::{
@@ -94,6 +97,8 @@ pub struct Stores {
     pub blocking: Arc<dyn BlockingStore>,
     /// Push notification registrations (XEP-0357).
     pub push: Arc<dyn PushStore>,
+    /// Invitations (XEP-0401, XEP-0379, XEP-0445).
+    pub invites: Arc<dyn InviteStore>,
 }
 
 impl fmt::Debug for Stores {
