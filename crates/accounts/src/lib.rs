@@ -13,6 +13,8 @@
 //! new account ([`parse_new_account`], [`new_localpart`], and so [`create_account`]) must be valid
 //! under both and normalise to the same string under both; existing accounts are left alone.
 
+pub mod invites;
+
 use precis_profiles::UsernameCaseMapped;
 use precis_profiles::precis_core::profile::PrecisFastInvocation as _;
 use precis_profiles::precis_core::{CodepointInfo, DerivedPropertyValue, Error as PrecisError};

@@ -66,6 +66,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "components",
             "archive",
             "push",
+            "registration",
         ],
     ),
     ("log", &["level"]),
@@ -130,6 +131,17 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "min_interval",
             "timeout",
             "max_registrations",
+        ],
+    ),
+    (
+        "registration",
+        &[
+            "mode",
+            "max_per_ip",
+            "ip_window",
+            "invite_lifetime",
+            "user_invites",
+            "min_password_length",
         ],
     ),
 ];
@@ -201,6 +213,8 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// `[push]`: push notifications (XEP-0357).
     pub push: PushConfig,
+    /// `[registration]`
+    pub registration: RegistrationConfig,
 }
 
 /// `[log]` section.
@@ -414,6 +428,78 @@ impl Default for PushConfig {
     }
 }
 
+/// Who may create an account with XEP-0077 in-band registration (`[registration] mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationMode {
+    /// Nobody: accounts are made by the operator only (`starling user add`, admin commands).
+    Off,
+    /// Whoever holds a valid invitation (XEP-0445); the default.
+    Invite,
+    /// Anyone (public registration), rate limited per IP address; invitations work too.
+    Open,
+}
+
+impl RegistrationMode {
+    pub const ALL: &[RegistrationMode] = &[
+        RegistrationMode::Off,
+        RegistrationMode::Invite,
+        RegistrationMode::Open,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationMode::Off => "off",
+            RegistrationMode::Invite => "invite",
+            RegistrationMode::Open => "open",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<RegistrationMode> {
+        Self::ALL.iter().copied().find(|m| m.as_str() == name)
+    }
+}
+
+/// `[registration]` section (XEP-0077 in-band registration, XEP-0401/XEP-0445 invitations).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrationConfig {
+    /// Who may register (default [`RegistrationMode::Invite`]: public registration is off).
+    pub mode: RegistrationMode,
+    /// Most accounts registered from one IP address within [`Self::ip_window`] (default 3);
+    /// 1 to [`MAX_REGISTRATIONS_PER_IP`].
+    pub max_per_ip: u32,
+    /// The window of [`Self::max_per_ip`] (default 3600 s).
+    pub ip_window: Duration,
+    /// How long an invitation made by a user or an ad-hoc command is valid (default 7 days);
+    /// `starling invite create --expires` chooses its own. At most [`MAX_INVITE_LIFETIME`].
+    pub invite_lifetime: Duration,
+    /// Whether every user may invite contacts who may register here (XEP-0401
+    /// `urn:xmpp:invite#invite` with `ibr=y`; default true). When false, users' invitations
+    /// are contact-only and only admins' may register.
+    pub user_invites: bool,
+    /// Shortest password accepted at registration and password change (default 8 characters).
+    pub min_password_length: usize,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            mode: RegistrationMode::Invite,
+            max_per_ip: 3,
+            ip_window: Duration::from_secs(3600),
+            invite_lifetime: Duration::from_secs(7 * 24 * 3600),
+            user_invites: true,
+            min_password_length: 8,
+        }
+    }
+}
+
+/// Largest `registration.max_per_ip`.
+pub const MAX_REGISTRATIONS_PER_IP: u64 = 10_000;
+/// Largest `registration.ip_window` and `registration.invite_lifetime` (one year, in seconds).
+pub const MAX_INVITE_LIFETIME: u64 = 365 * 24 * 3600;
+/// Largest `registration.min_password_length`.
+pub const MAX_MIN_PASSWORD_LENGTH: u64 = 1024;
+
 /// `[components]` section (XEP-0114).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ComponentsConfig {
@@ -544,6 +630,7 @@ impl Default for Config {
             components: ComponentsConfig::default(),
             archive: ArchiveConfig::default(),
             push: PushConfig::default(),
+            registration: RegistrationConfig::default(),
         }
     }
 }

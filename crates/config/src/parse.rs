@@ -11,10 +11,11 @@ use toml::de::{DeTable, DeValue};
 
 use crate::{
     Config, ConfigError, ConfigErrors, HostConfig, MAX_ARCHIVE_MESSAGES, MAX_ARCHIVE_PAGE,
-    MAX_AUTH_FAILURE_COUNT, MAX_LOCK_SECONDS, MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS,
-    MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT,
-    MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_COMPONENT_SECRET,
-    MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, PUSH_TIMEOUT_RANGE,
+    MAX_AUTH_FAILURE_COUNT, MAX_INVITE_LIFETIME, MAX_LOCK_SECONDS, MAX_MIN_PASSWORD_LENGTH,
+    MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS,
+    MAX_REGISTRATIONS_PER_IP, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS,
+    MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE,
+    MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, PUSH_TIMEOUT_RANGE, RegistrationMode,
     SCHEMA, Secret, StorageBackend,
 };
 
@@ -346,6 +347,10 @@ impl Cx<'_> {
             }
         }
 
+        if let Some(reg) = self.section(root, "registration") {
+            self.read_registration(reg, config);
+        }
+
         if let Some(sm) = self.section(root, "stream_management") {
             let p = "stream_management";
             if let Some(n) = self.uint(sm, p, "resume_timeout", 0, MAX_RESUME_TIMEOUT) {
@@ -362,6 +367,44 @@ impl Cx<'_> {
             {
                 config.stream_management.request_after = n;
             }
+        }
+    }
+
+    fn read_registration(&mut self, table: &DeTable<'_>, config: &mut Config) {
+        let p = "registration";
+        let r = &mut config.registration;
+        if let Some(name) = self.string(table, p, "mode") {
+            match RegistrationMode::from_name(&name) {
+                Some(mode) => r.mode = mode,
+                None => {
+                    let known: Vec<&str> =
+                        RegistrationMode::ALL.iter().map(|m| m.as_str()).collect();
+                    let message = format!(
+                        "unknown registration mode {name:?}; known: {}",
+                        known.join(", ")
+                    );
+                    self.error_near("registration.mode", &["registration.mode"], message);
+                }
+            }
+        }
+        if let Some(n) = self.uint(table, p, "max_per_ip", 1, MAX_REGISTRATIONS_PER_IP)
+            && let Ok(n) = u32::try_from(n)
+        {
+            r.max_per_ip = n;
+        }
+        if let Some(n) = self.uint(table, p, "ip_window", 1, MAX_INVITE_LIFETIME) {
+            r.ip_window = Duration::from_secs(n);
+        }
+        if let Some(n) = self.uint(table, p, "invite_lifetime", 60, MAX_INVITE_LIFETIME) {
+            r.invite_lifetime = Duration::from_secs(n);
+        }
+        if let Some(b) = self.bool(table, p, "user_invites") {
+            r.user_invites = b;
+        }
+        if let Some(n) = self.uint(table, p, "min_password_length", 1, MAX_MIN_PASSWORD_LENGTH)
+            && let Ok(n) = usize::try_from(n)
+        {
+            r.min_password_length = n;
         }
     }
 

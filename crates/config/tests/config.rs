@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use starling_config::{
     ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
-    HostConfig, LogConfig, OfflineConfig, PushConfig, RosterConfig, SCHEMA, Secret, StorageBackend,
-    StorageConfig, StreamManagementConfig,
+    HostConfig, LogConfig, OfflineConfig, PushConfig, RegistrationConfig, RegistrationMode,
+    RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig, StreamManagementConfig,
 };
 
 const EXAMPLE: &str = include_str!(concat!(
@@ -284,6 +284,14 @@ include_sender = false
 min_interval = 0
 timeout = 5
 max_registrations = 3
+
+[registration]
+mode = "open"
+max_per_ip = 2
+ip_window = 600
+invite_lifetime = 86400
+user_invites = false
+min_password_length = 12
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -369,6 +377,14 @@ max_registrations = 3
             min_interval: Duration::ZERO,
             timeout: Duration::from_secs(5),
             max_registrations: 3,
+        },
+        registration: RegistrationConfig {
+            mode: RegistrationMode::Open,
+            max_per_ip: 2,
+            ip_window: Duration::from_secs(600),
+            invite_lifetime: Duration::from_secs(86400),
+            user_invites: false,
+            min_password_length: 12,
         },
     };
     let config = parse(text).unwrap();

@@ -2,6 +2,7 @@
 //! commands that share its storage. The binary (`main.rs`) is only the command line on top.
 
 pub mod import;
+pub mod invite;
 pub mod server;
 
 pub use server::{RunningServer, ServerError, start};

@@ -29,6 +29,48 @@ enum Command {
     CheckConfig(ConfigArgs),
     /// List the reports users attached to blocks (XEP-0377), newest first.
     Reports(ReportsArgs),
+    /// Invite people to register (XEP-0401/XEP-0445 invitations; works while the server runs).
+    #[command(subcommand)]
+    Invite(InviteCommand),
+}
+
+#[derive(Subcommand)]
+enum InviteCommand {
+    /// Create an invitation and print its xmpp: URI (the invitee opens it in a client that
+    /// supports XEP-0401 invitations, such as Conversations, Monocles or Gajim).
+    Create {
+        /// How many accounts the invitation may create.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        reusable: u32,
+        /// How long it is valid: 7d, 12h, 30m or seconds [default: registration.invite_lifetime,
+        /// 7 days].
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// Make the invitee and this local account mutual contacts ("both") on registration
+        /// (XEP-0379); an existing user who opens the link becomes a contact too.
+        #[arg(long, value_name = "JID")]
+        contact: Option<String>,
+        /// Reserve this user name for the invitee.
+        #[arg(long, value_name = "NAME")]
+        username: Option<String>,
+        /// The host to register on [default: the contact's, else the first configured host].
+        #[arg(long)]
+        domain: Option<String>,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+    /// List the invitations, optionally of one domain (expired ones are marked).
+    List {
+        domain: Option<String>,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+    /// Revoke an invitation, given its token or its whole xmpp: URI.
+    Revoke {
+        token: String,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
 }
 
 #[derive(Args)]
@@ -169,6 +211,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::User(cmd) => user(cmd).await,
             Command::Reports(args) => reports(args).await,
+            Command::Invite(cmd) => invite(cmd).await,
             Command::CheckConfig(_) => Ok(()),
         }
     });
@@ -424,6 +467,64 @@ async fn reports(args: ReportsArgs) -> anyhow::Result<()> {
 }
 
 /// Fails unless `config` serves `domain` (already normalised).
+async fn invite(cmd: InviteCommand) -> anyhow::Result<()> {
+    use starling::invite as inv;
+    let common = match &cmd {
+        InviteCommand::Create { common, .. }
+        | InviteCommand::List { common, .. }
+        | InviteCommand::Revoke { common, .. } => common.clone(),
+    };
+    let config = load_config(&common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let storage = starling::server::open_storage(&config).await?;
+    let store = storage.stores().invites;
+    let result = match cmd {
+        InviteCommand::Create {
+            reusable,
+            expires,
+            contact,
+            username,
+            domain,
+            ..
+        } => {
+            let args = inv::CreateArgs {
+                uses: reusable,
+                lifetime: expires.as_deref().map(inv::parse_lifetime).transpose()?,
+                contact,
+                username,
+                domain,
+            };
+            let created = inv::create(&config, store.as_ref(), args).await?;
+            // The URI alone on stdout, for scripts; the rest on stderr.
+            println!("{}", created.uri());
+            eprintln!(
+                "valid until {} for {} registration(s)",
+                inv::format_time(created.invite.expires_at),
+                created.invite.uses_left
+            );
+            Ok(())
+        }
+        InviteCommand::List { domain, .. } => {
+            for i in store.list_invites(domain.as_deref()).await? {
+                println!("{}", inv::describe(&i));
+            }
+            Ok(())
+        }
+        InviteCommand::Revoke { token, .. } => {
+            let hash = starling_accounts::invites::token_hash(&inv::token_of(&token)?);
+            if store.delete_invite(&hash).await? {
+                println!("revoked");
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "no such invitation (already used, revoked or never made)"
+                ))
+            }
+        }
+    };
+    storage.close().await;
+    result
+}
+
 fn check_served(config: &Config, domain: &str) -> anyhow::Result<()> {
     if config.hosts.iter().any(|h| h.domain == domain) {
         Ok(())

@@ -56,11 +56,11 @@ async fn valid(
     now: i64,
 ) -> Result<Option<Invite>, StorageError> {
     let row = sqlx::query(select!("WHERE i.token_hash = ?1 AND i.expires_at > ?2"))
-    .bind(token_hash)
-    .bind(now)
-    .fetch_optional(conn)
-    .await
-    .map_err(backend)?;
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(conn)
+        .await
+        .map_err(backend)?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -83,7 +83,9 @@ async fn spend(conn: &mut SqliteConnection, invite: &Invite) -> Result<(), Stora
 impl InviteStore for SqliteInviteStore {
     async fn create_invite(&self, invite: &Invite) -> Result<(), StorageError> {
         if invite.uses_left == 0 {
-            return Err(StorageError::backend("an invitation needs at least one use"));
+            return Err(StorageError::backend(
+                "an invitation needs at least one use",
+            ));
         }
         let mut tx = begin_write(&self.pool).await?;
         let contact = match &invite.contact {

@@ -69,8 +69,12 @@ pub trait InviteStore: Send + Sync {
 
     /// Whether an invitation that has not expired at `now` reserves `localpart@domain`
     /// (XEP-0445 §5: the name stays reserved until the token expires).
-    async fn is_reserved(&self, localpart: &str, domain: &str, now: i64)
-    -> Result<bool, StorageError>;
+    async fn is_reserved(
+        &self,
+        localpart: &str,
+        domain: &str,
+        now: i64,
+    ) -> Result<bool, StorageError>;
 
     /// The invitations, of `domain` only if given, oldest first (expired ones included).
     async fn list_invites(&self, domain: Option<&str>) -> Result<Vec<Invite>, StorageError>;

@@ -134,7 +134,11 @@ impl Suite<'_> {
             &format!("{what}: list one domain"),
         );
         check(ok(self.invites.delete_invite("h0").await, what), true, what);
-        check(ok(self.invites.delete_invite("h0").await, what), false, what);
+        check(
+            ok(self.invites.delete_invite("h0").await, what),
+            false,
+            what,
+        );
         check(ok(self.invites.delete_invite("h1").await, what), true, what);
     }
 
@@ -148,9 +152,18 @@ impl Suite<'_> {
                 .await,
             what,
         );
-        check(got, a.clone(), &format!("{what}: returns the invitation before use"));
         check(
-            ok(self.accounts.credential("ann", "example.org", "SCRAM-SHA-256").await, what),
+            got,
+            a.clone(),
+            &format!("{what}: returns the invitation before use"),
+        );
+        check(
+            ok(
+                self.accounts
+                    .credential("ann", "example.org", "SCRAM-SHA-256")
+                    .await,
+                what,
+            ),
             Some(cred()),
             &format!("{what}: the account has its credential"),
         );
@@ -180,7 +193,10 @@ impl Suite<'_> {
             "{PREFIX}: {what}: a spent invitation is NotFound"
         );
         check(
-            ok(self.accounts.account_exists("cat", "example.org").await, what),
+            ok(
+                self.accounts.account_exists("cat", "example.org").await,
+                what,
+            ),
             false,
             &format!("{what}: no account from a spent invitation"),
         );
@@ -201,7 +217,12 @@ impl Suite<'_> {
         ok(self.invites.create_invite(&expired).await, what);
 
         for (hash, local, domain, case) in [
-            ("n1", "romeo", "example.org", "another name than the reserved one"),
+            (
+                "n1",
+                "romeo",
+                "example.org",
+                "another name than the reserved one",
+            ),
             ("n1", "juliet", "example.net", "another domain"),
             ("c1", "dave", "example.org", "a contact-only invitation"),
             ("e1", "erin", "example.org", "an invitation expiring now"),
@@ -223,7 +244,12 @@ impl Suite<'_> {
             );
         }
         // An existing account: AlreadyExists, and the use is not spent.
-        ok(self.accounts.create_account("juliet", "example.org", &[]).await, what);
+        ok(
+            self.accounts
+                .create_account("juliet", "example.org", &[])
+                .await,
+            what,
+        );
         assert!(
             matches!(
                 self.invites
@@ -239,7 +265,12 @@ impl Suite<'_> {
             &format!("{what}: a failed registration spends nothing"),
         );
         check(
-            ok(self.accounts.credential("juliet", "example.org", "SCRAM-SHA-256").await, what),
+            ok(
+                self.accounts
+                    .credential("juliet", "example.org", "SCRAM-SHA-256")
+                    .await,
+                what,
+            ),
             None,
             &format!("{what}: the existing account is untouched"),
         );
@@ -301,7 +332,12 @@ impl Suite<'_> {
 
     async fn contact_cascade(&self) {
         let what = "contact_cascade";
-        ok(self.accounts.create_account("romeo", "example.org", &[]).await, what);
+        ok(
+            self.accounts
+                .create_account("romeo", "example.org", &[])
+                .await,
+            what,
+        );
         let mut a = invite("k1", "example.org", 1);
         a.contact = Some(("romeo".to_owned(), "example.org".to_owned()));
         ok(self.invites.create_invite(&a).await, what);
