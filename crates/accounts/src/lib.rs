@@ -14,6 +14,7 @@
 //! under both and normalise to the same string under both; existing accounts are left alone.
 
 pub mod invites;
+pub mod registration;
 
 use precis_profiles::UsernameCaseMapped;
 use precis_profiles::precis_core::profile::PrecisFastInvocation as _;

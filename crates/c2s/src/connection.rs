@@ -27,6 +27,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+mod register;
+
 use crate::framing::{Framing, Opening, XmlStream};
 use crate::limiter::RateLimiter;
 use crate::negotiation::{Input, Phase, Verdict, admit};
@@ -228,6 +230,8 @@ pub struct Connection {
     ping_sent: Option<Instant>,
     /// What this session last added to the shared buffer gauge.
     buffered: usize,
+    /// The invitation this stream presented before registering (XEP-0445).
+    presented: Option<Box<register::Presented>>,
 }
 
 impl Connection {
@@ -260,6 +264,7 @@ impl Connection {
             last_frame: Instant::now(),
             ping_sent: None,
             buffered: 0,
+            presented: None,
             shared,
             shutdown,
         }
@@ -896,6 +901,7 @@ impl Connection {
             }
             f.append_child(cb);
         }
+        self.registration_features(&mut f);
         f.append_child(limits_feature(s.preauth_max_stanza_size));
         f
     }
@@ -969,7 +975,8 @@ impl Connection {
                 return Ok(Flow::Continue);
             }
         }
-        if matches!(input, Input::Stanza | Input::Session) {
+        let bound = self.phase == Phase::Bound;
+        if matches!(input, Input::Stanza | Input::Session) || (bound && input == Input::Register) {
             // XEP-0198 §4: every stanza the client sends counts, whatever becomes of it.
             self.count_inbound();
         }
@@ -999,6 +1006,12 @@ impl Connection {
                 Ok(Flow::Continue)
             }
             Input::Stanza => self.handle_stanza(e).await,
+            // Once bound, the register module's (password change, removal).
+            Input::Register if bound && self.register_is_ours(&e) => {
+                Box::pin(self.handle_register_bound(e)).await
+            }
+            Input::Register if bound => self.handle_stanza(e).await,
+            Input::Register => Box::pin(self.handle_register(e)).await,
             Input::SmEnable => {
                 self.handle_sm_enable(&e);
                 Ok(Flow::Continue)

@@ -45,7 +45,7 @@ pub struct Admitted {
 }
 
 /// The address connections are counted under: IPv6 by /64, IPv4 (and IPv4-mapped IPv6) as is.
-fn key(ip: IpAddr) -> IpAddr {
+pub(crate) fn key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

@@ -17,6 +17,7 @@ pub mod connections;
 pub mod framing;
 mod limiter;
 pub mod negotiation;
+mod registrations;
 mod session;
 pub mod throttle;
 
@@ -103,6 +104,11 @@ pub struct C2sSettings {
     pub throttle: ThrottleSettings,
     /// XEP-0198 stream management.
     pub sm: SmSettings,
+    /// Who may register in-band (XEP-0077, XEP-0445).
+    pub registration: starling_accounts::registration::Policy,
+    /// Accounts one address may register within [`Self::registration_window`].
+    pub registrations_per_ip: u32,
+    pub registration_window: Duration,
 }
 
 impl Default for C2sSettings {
@@ -134,6 +140,13 @@ impl Default for C2sSettings {
             write_timeout: Duration::from_secs(60),
             throttle: ThrottleSettings::default(),
             sm: SmSettings::default(),
+            registration: starling_accounts::registration::Policy {
+                open: false,
+                invites: true,
+                min_password_length: 8,
+            },
+            registrations_per_ip: 3,
+            registration_window: Duration::from_secs(3600),
         }
     }
 }
@@ -154,6 +167,8 @@ pub struct C2sShared {
     pub connections: Arc<connections::Connections>,
     /// Bytes the sessions hold in buffers (see [`C2sShared::buffered_bytes`]).
     buffered: AtomicUsize,
+    /// Recent in-band registrations per address.
+    pub registrations: registrations::RegistrationLimiter,
 }
 
 impl C2sShared {
@@ -164,6 +179,7 @@ impl C2sShared {
         stores: Stores,
     ) -> Self {
         let settings_limits = settings.connection_limits;
+        let settings_registrations = (settings.registrations_per_ip, settings.registration_window);
         C2sShared {
             throttle: AuthThrottle::new(settings.throttle.clone()),
             resumptions: Resumptions::new(),
@@ -177,6 +193,10 @@ impl C2sShared {
             next_id: AtomicU64::new(rand::random::<u64>() >> 1),
             connections: connections::Connections::new(settings_limits),
             buffered: AtomicUsize::new(0),
+            registrations: registrations::RegistrationLimiter::new(
+                settings_registrations.0,
+                settings_registrations.1,
+            ),
         }
     }
 

@@ -30,6 +30,10 @@ pub enum Input {
     Bind,
     /// `<iq type='set'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>` (RFC 3921 legacy)
     Session,
+    /// An `<iq/>` whose payload is XEP-0077's `<query xmlns='jabber:iq:register'/>` or
+    /// XEP-0445's `<preauth xmlns='urn:xmpp:pars:0'/>`: in-band registration before
+    /// authentication; an ordinary stanza once bound.
+    Register,
     /// message, presence or iq in `jabber:client`
     Stanza,
     /// XEP-0198 `<enable/>`
@@ -60,6 +64,9 @@ impl Input {
                 match (children.next(), children.next()) {
                     (Some(c), None) if c.is("bind", ns::BIND) => Input::Bind,
                     (Some(c), None) if c.is("session", ns::SESSION) => Input::Session,
+                    (Some(c), None) if c.is("query", ns::REGISTER) || c.is("preauth", ns::PARS) => {
+                        Input::Register
+                    }
                     _ => Input::Stanza,
                 }
             }
@@ -116,11 +123,15 @@ pub fn admit(
         (Phase::PreAuth, I::Auth) if !secure && tls_required => V::SaslEncryptionRequired,
         (Phase::PreAuth, I::Auth) => V::Accept,
         (Phase::PreAuth, I::SaslResponse | I::SaslAbort) => V::SaslOutOfSequence,
+        // XEP-0077 §3.1 and its security considerations: registration before authentication,
+        // only once the stream is encrypted where encryption is required.
+        (Phase::PreAuth, I::Register) if secure || !tls_required => V::Accept,
         // RFC 6120 §4.9.3.12 / §8.1.1: nothing else before authentication.
         (
             Phase::PreAuth,
             I::Bind
             | I::Session
+            | I::Register
             | I::Stanza
             | I::SmEnable
             | I::SmResume
@@ -143,13 +154,15 @@ pub fn admit(
             I::SmEnable | I::SmResume | I::SmAck | I::SmRequest | I::Csi,
         ) => V::Accept,
         // Stanzas (and the legacy session request) need a bound resource first.
-        (Phase::AwaitBind, I::Session | I::Stanza) => V::StreamError(C::NotAuthorized),
+        (Phase::AwaitBind, I::Session | I::Stanza | I::Register) => {
+            V::StreamError(C::NotAuthorized)
+        }
         (
             Phase::AwaitBind | Phase::Bound,
             I::StartTls | I::Auth | I::SaslResponse | I::SaslAbort,
         ) => V::StreamError(C::PolicyViolation),
 
-        (Phase::Bound, I::Stanza | I::Session) => V::Accept,
+        (Phase::Bound, I::Stanza | I::Session | I::Register) => V::Accept,
         (Phase::Bound, I::Bind) => V::NotAllowed,
     }
 }
@@ -173,6 +186,11 @@ mod tests {
         assert_eq!(Input::classify(&iq_sess), I::Session);
         let iq_ping = Element::new("iq", ns::CLIENT).with_child(Element::new("ping", ns::PING));
         assert_eq!(Input::classify(&iq_ping), I::Stanza);
+        let iq_reg = Element::new("iq", ns::CLIENT).with_child(Element::new("query", ns::REGISTER));
+        assert_eq!(Input::classify(&iq_reg), I::Register);
+        let iq_preauth =
+            Element::new("iq", ns::CLIENT).with_child(Element::new("preauth", ns::PARS));
+        assert_eq!(Input::classify(&iq_preauth), I::Register);
         assert_eq!(
             Input::classify(&Element::new("message", ns::SERVER)),
             I::WrongNamespace
@@ -221,6 +239,7 @@ mod tests {
             I::SaslAbort,
             I::Bind,
             I::Session,
+            I::Register,
             I::Stanza,
             I::SmEnable,
             I::SmResume,
@@ -293,6 +312,34 @@ mod tests {
                 I::Stanza,
                 V::StreamError(C::NotAuthorized),
             ),
+            // XEP-0077 §3.1: registration before authentication, encrypted where required.
+            (P::PreAuth, true, true, true, I::Register, V::Accept),
+            (P::PreAuth, false, false, false, I::Register, V::Accept),
+            (
+                P::PreAuth,
+                false,
+                true,
+                true,
+                I::Register,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::Sasl,
+                true,
+                true,
+                true,
+                I::Register,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (
+                P::AwaitBind,
+                true,
+                true,
+                true,
+                I::Register,
+                V::StreamError(C::NotAuthorized),
+            ),
+            (P::Bound, true, true, true, I::Register, V::Accept),
             (P::Sasl, true, true, true, I::SaslResponse, V::Accept),
             (P::Sasl, true, true, true, I::SaslAbort, V::Accept),
             (P::Sasl, true, true, true, I::Auth, V::SaslOutOfSequence),

@@ -48,6 +48,14 @@ pub enum Event {
         before: Option<Box<RosterItem>>,
         after: Option<Box<RosterItem>>,
     },
+    /// A new account was created by in-band registration (XEP-0077 §3.1) and stored. With
+    /// `contact`, it registered with an invitation that makes it and that local account mutual
+    /// contacts (XEP-0379, XEP-0401 §5.3.2), which the listener of the invitations module
+    /// establishes. Emitted by c2s, before the registration's result is sent.
+    Registered {
+        account: BareJid,
+        contact: Option<BareJid>,
+    },
 }
 
 /// Hears every [`Event`]. Registered with

@@ -5,6 +5,7 @@ pub mod blocking;
 pub mod carbons;
 pub mod clock;
 pub mod disco;
+pub mod invites;
 pub mod mam;
 pub mod offline;
 pub mod ping;
@@ -58,7 +59,8 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         Arc::new(disco::Disco),
         Arc::new(ping::Ping),
         Arc::new(roster::Roster::new(rosters.clone())),
-        Arc::new(presence::Presence::new(rosters)),
+        Arc::new(presence::Presence::new(rosters.clone())),
+        Arc::new(invites::Invites::new(rosters)),
         Arc::new(offline::Offline::new(
             options.offline_max_messages,
             seen.clone(),

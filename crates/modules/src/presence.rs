@@ -615,10 +615,19 @@ impl Presence {
             return;
         }
         let contact_str = contact.to_string();
+        // XEP-0379 §3.4: a request with a token of the account's own invitation is approved
+        // on its behalf, as if pre-approved (RFC 6121 §3.4).
+        let invited =
+            kind == SubKind::Subscribe && crate::invites::preauthorized(ctx, account, stanza).await;
         let mut decision = None;
         let res = self
             .roster
             .update(ctx, account, contact, |slot| {
+                if invited {
+                    let item = slot.get_or_insert_with(|| RosterItem::new(contact_str.clone()));
+                    item.hidden = false;
+                    item.preapproved = true;
+                }
                 let before = State::of(slot.as_ref());
                 let inb = subscription::inbound(kind, before);
                 decision = Some((before, inb));
@@ -678,6 +687,13 @@ impl Presence {
                 .route(subscription_stanza(SubKind::Subscribed, account, contact))
                 .await;
             send_current_presence(ctx, account, &contact_str).await;
+        }
+        if invited && !before.to && !before.pending_out {
+            // XEP-0379 §3.5: and the inviter asks back, so that both end at `both` (at once
+            // if the invitee pre-approved, §3.4).
+            let ask = subscription_stanza(SubKind::Subscribe, account, contact);
+            self.outbound(ctx, account, SubKind::Subscribe, &ask, contact)
+                .await;
         }
     }
 

@@ -96,3 +96,11 @@ pub fn known(uri: &str) -> Option<&'static str> {
     // Namespace names are compared by length first, so a long unknown URI costs one pass.
     ALL.iter().copied().find(|k| *k == uri)
 }
+/// XEP-0077 in-band registration.
+pub const REGISTER: &str = "jabber:iq:register";
+/// XEP-0077 §9 in-band registration stream feature.
+pub const REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
+/// XEP-0379/XEP-0445 pre-authentication tokens (`<preauth token='…'/>`).
+pub const PARS: &str = "urn:xmpp:pars:0";
+/// XEP-0445 §3 stream feature: registration with an invitation token.
+pub const IBR_TOKEN: &str = "urn:xmpp:ibr-token:0";

@@ -235,7 +235,7 @@ impl fmt::Display for ScramHash {
 }
 
 /// Applies SASLprep (RFC 4013, stored-string rules); rejects failures and empty results.
-pub(crate) fn saslprep(s: &str) -> Result<String, SaslError> {
+pub fn saslprep(s: &str) -> Result<String, SaslError> {
     match stringprep::saslprep(s) {
         Ok(p) if !p.is_empty() => Ok(p.into_owned()),
         _ => Err(SaslError::Saslprep),

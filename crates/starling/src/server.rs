@@ -98,7 +98,22 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
             request_after: config.stream_management.request_after,
             ..starling_c2s::SmSettings::default()
         },
+        registration: registration_policy(&config.registration),
+        registrations_per_ip: config.registration.max_per_ip,
+        registration_window: config.registration.ip_window,
         ..C2sSettings::default()
+    }
+}
+
+/// Who may register in-band, from `[registration]`.
+pub fn registration_policy(
+    r: &starling_config::RegistrationConfig,
+) -> starling_accounts::registration::Policy {
+    use starling_config::RegistrationMode as M;
+    starling_accounts::registration::Policy {
+        open: r.mode == M::Open,
+        invites: r.mode != M::Off,
+        min_password_length: r.min_password_length,
     }
 }
 
