@@ -30,6 +30,10 @@ trap interop_stop_server EXIT
 interop_start_server $("$PY" tests/interop/slixmpp_suite.py --users) \
     $(node "$BUILD/node/xmppjs_suite.mjs" --users)
 
+# XEP-0401/XEP-0445: an invitation for slixmpp/register_with_invite, made as an operator would.
+INTEROP_INVITE_URI=$("$BIN" invite create --contact inv1@localhost --config "$DATA/starling.toml" 2>/dev/null)
+export INTEROP_INVITE_URI
+
 timeout 300 "$PY" tests/interop/slixmpp_suite.py 127.0.0.1 "$P1" "$P2" "$RESULTS" \
     "$P3" "$COMPONENT_DOMAIN" "$COMPONENT_SECRET" \
     > "$BUILD/slixmpp.log" 2>&1 || echo "slixmpp suite ended abnormally (see $BUILD/slixmpp.log)"

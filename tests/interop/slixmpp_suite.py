@@ -13,6 +13,7 @@ import ssl
 import sys
 import time
 import traceback
+import xml.etree.ElementTree as ET
 
 import slixmpp
 from slixmpp import JID
@@ -27,9 +28,9 @@ TIMEOUT = 15
 
 
 class Client(slixmpp.ClientXMPP):
-    def __init__(self, user, resource="slix", mech=None, direct=False, presence=True):
+    def __init__(self, user, resource="slix", mech=None, direct=False, presence=True, password="pw"):
         kwargs = {"sasl_mech": mech} if mech else {}
-        super().__init__(f"{user}@{DOMAIN}/{resource}", "pw", **kwargs)
+        super().__init__(f"{user}@{DOMAIN}/{resource}", password, **kwargs)
         for p in ("xep_0030", "xep_0115", "xep_0184", "xep_0199", "xep_0203"):
             self.register_plugin(p)
         self.plugin["xep_0184"].auto_ack = True
@@ -598,6 +599,44 @@ async def case_blocking():
         await c.bye()
 
 
+async def case_register_with_invite():
+    """XEP-0077 in-band registration with slixmpp's xep_0077 plugin and a XEP-0445 invitation made
+    by `starling invite create --contact inv1@localhost` (run.sh passes its URI in
+    INTEROP_INVITE_URI): the client presents the token, registers, logs in with the new password
+    and finds the inviter on its roster with subscription 'both' (XEP-0401 §5.3.2)."""
+    uri = os.environ["INTEROP_INVITE_URI"]
+    assert uri.startswith("xmpp:inv1@localhost?roster;preauth=") and uri.endswith(";ibr=y"), uri
+    token = next(kv[len("preauth="):] for kv in uri.split("?", 1)[1].split(";") if kv.startswith("preauth="))
+    password = "invited-pw"
+    c = Client("invited", password=password)
+    c.register_plugin("xep_0077")
+    registered = []
+
+    async def on_register(form):
+        assert form["register"]["instructions"], str(form)
+        pre = c.Iq()
+        pre["type"] = "set"
+        pre["to"] = DOMAIN
+        pre.append(ET.fromstring(f"<preauth xmlns='urn:xmpp:pars:0' token='{token}'/>"))
+        await pre.send(timeout=5)
+        reg = c.Iq()
+        reg["type"] = "set"
+        reg["register"]["username"] = "invited"
+        reg["register"]["password"] = password
+        await reg.send(timeout=5)
+        registered.append(True)
+
+    c.add_event_handler("register", on_register)
+    await c.online()
+    assert registered == [True], registered
+    assert str(c.boundjid).startswith("invited@localhost/"), c.boundjid
+    assert c.client_roster[jid("inv1")]["subscription"] == "both", c.client_roster[jid("inv1")]
+    inviter = await Client("inv1").online()
+    assert inviter.client_roster[jid("invited")]["subscription"] == "both"
+    await inviter.bye()
+    await c.bye()
+
+
 CASES = [
     ("login_scram_sha1_starttls", lambda: login("SCRAM-SHA-1", False)),
     ("login_scram_sha256_starttls", lambda: login("SCRAM-SHA-256", False)),
@@ -618,11 +657,12 @@ CASES = [
     ("carbons_two_devices", case_carbons_two_devices),
     ("mam_history", case_mam_history),
     ("blocking", case_blocking),
+    ("register_with_invite", case_register_with_invite),
 ]
 
 USERS = ["login", "pinger", "s1a", "s1b", "s1c", "s1d", "s2a", "s2b", "s3a", "s3b", "r1", "r2", "o1", "o2",
          "sma", "smb", "smta", "smtb", "smoa", "smob", "comp",
-         "cb1", "cb2", "mh1", "mh2", "bl1", "bl2"]
+         "cb1", "cb2", "mh1", "mh2", "bl1", "bl2", "inv1"]
 
 
 async def main():

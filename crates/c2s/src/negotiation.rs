@@ -123,9 +123,9 @@ pub fn admit(
         (Phase::PreAuth, I::Auth) if !secure && tls_required => V::SaslEncryptionRequired,
         (Phase::PreAuth, I::Auth) => V::Accept,
         (Phase::PreAuth, I::SaslResponse | I::SaslAbort) => V::SaslOutOfSequence,
-        // XEP-0077 §3.1 and its security considerations: registration before authentication,
-        // only once the stream is encrypted where encryption is required.
-        (Phase::PreAuth, I::Register) if secure || !tls_required => V::Accept,
+        // XEP-0077 §3.1 and its security considerations (§13: not "unless the channel ... has
+        // been secured"): registration before authentication, only over TLS.
+        (Phase::PreAuth, I::Register) if secure => V::Accept,
         // RFC 6120 §4.9.3.12 / §8.1.1: nothing else before authentication.
         (
             Phase::PreAuth,
@@ -312,9 +312,17 @@ mod tests {
                 I::Stanza,
                 V::StreamError(C::NotAuthorized),
             ),
-            // XEP-0077 §3.1: registration before authentication, encrypted where required.
+            // XEP-0077 §3.1 and §13: registration before authentication, over TLS only.
             (P::PreAuth, true, true, true, I::Register, V::Accept),
-            (P::PreAuth, false, false, false, I::Register, V::Accept),
+            (P::PreAuth, true, false, false, I::Register, V::Accept),
+            (
+                P::PreAuth,
+                false,
+                false,
+                false,
+                I::Register,
+                V::StreamError(C::NotAuthorized),
+            ),
             (
                 P::PreAuth,
                 false,

@@ -44,6 +44,10 @@ impl EventListener for Recorder {
                     .map_or("absent", |i| i.subscription.as_str()),
                 after.as_ref().map_or("absent", |i| i.subscription.as_str())
             ),
+            Event::Registered { account, contact } => format!(
+                "registered {account} contact {}",
+                contact.as_ref().map_or("none".into(), |c| c.to_string())
+            ),
         };
         self.0.lock().unwrap().push(line);
     }

@@ -141,6 +141,19 @@ pub async fn open_storage(config: &Config) -> Result<SqliteStorage, ServerError>
         })
 }
 
+/// Deletes the invitations that expired (they can no longer be used; `starling invite list`
+/// would only show them as expired). A failure is logged: it only leaves dead rows.
+async fn purge_expired_invites(storage: &SqliteStorage) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    match storage.stores().invites.purge_expired(now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "deleted expired invitations"),
+        Err(e) => tracing::warn!(error = %e, "cannot delete expired invitations"),
+    }
+}
+
 /// Starts the server described by `config` (already validated).
 pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
@@ -148,6 +161,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         source,
     })?;
     let storage = open_storage(config).await?;
+    purge_expired_invites(&storage).await;
     let hosts: Vec<HostTls> = config
         .hosts
         .iter()

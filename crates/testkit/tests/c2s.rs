@@ -54,6 +54,8 @@ async fn starttls_scram_sha256_bind_exact_stanzas() {
            <sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>\
              <channel-binding type='tls-exporter'/><channel-binding type='tls-server-end-point'/>\
            </sasl-channel-binding>\
+           <register xmlns='urn:xmpp:ibr-token:0'/>\
+           <register xmlns='http://jabber.org/features/iq-register'/>\
            <limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>8192</max-bytes></limits>\
          </stream:features>",
         &features,
@@ -678,6 +680,7 @@ async fn disco_is_built_from_module_registrations() {
              <feature var='http://jabber.org/protocol/caps'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
+             <feature var='jabber:iq:register'/>\
              <feature var='jabber:iq:version'/>\
              <feature var='msgoffline'/>\
              <feature var='urn:xmpp:blocking'/>\
@@ -707,6 +710,7 @@ async fn disco_is_built_from_module_registrations() {
              <feature var='http://jabber.org/protocol/caps'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
+             <feature var='jabber:iq:register'/>\
              <feature var='jabber:iq:version'/>\
              <feature var='msgoffline'/>\
              <feature var='urn:xmpp:blocking'/>\

@@ -62,7 +62,8 @@ impl Connection {
     /// The pre-authentication stream features of registration (XEP-0445 §3, XEP-0077 §9).
     pub(super) fn registration_features(&self, f: &mut Element) {
         let policy = &self.shared.settings.registration;
-        if !policy.offered() {
+        // XEP-0077 §13: only over TLS (the negotiation table refuses it otherwise).
+        if !policy.offered() || !self.secure {
             return;
         }
         if policy.invites {
