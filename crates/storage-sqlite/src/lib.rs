@@ -59,6 +59,7 @@ mod archive;
 mod blocking;
 mod bulk;
 mod offline;
+mod private;
 mod push;
 mod rosters;
 mod vcards;
@@ -75,6 +76,7 @@ use crate::accounts::SqliteAccountStore;
 use crate::archive::SqliteArchiveStore;
 use crate::blocking::SqliteBlockingStore;
 use crate::offline::SqliteOfflineStore;
+use crate::private::SqlitePrivateStore;
 use crate::push::SqlitePushStore;
 use crate::rosters::SqliteRosterStore;
 use crate::vcards::SqliteVcardStore;
@@ -203,6 +205,7 @@ impl SqliteStorage {
             )),
             blocking: Arc::new(SqliteBlockingStore::new(self.pool.clone())),
             push: Arc::new(SqlitePushStore::new(self.pool.clone())),
+            private: Arc::new(SqlitePrivateStore::new(self.pool.clone())),
         }
     }
 
