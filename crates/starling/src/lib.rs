@@ -3,5 +3,6 @@
 
 pub mod import;
 pub mod server;
+pub mod xep0227;
 
 pub use server::{RunningServer, ServerError, start};
