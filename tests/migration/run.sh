@@ -130,7 +130,8 @@ data_path = "$dir/data"
 plugin_paths = { }
 certificates = "$dir"
 log = { { levels = { min = "warn" }; to = "file"; filename = "$dir/prosody.log"; } }
-modules_enabled = { "roster"; "saslauth"; "disco"; "vcard"; "private"; "offline"; "posix" }
+modules_enabled = { "roster"; "saslauth"; "disco"; "vcard"; "private"; "offline"; "mam"; "posix" }
+default_archive_policy = true
 modules_disabled = { "s2s"; }
 allow_registration = false
 c2s_ports = { $port }
@@ -153,7 +154,7 @@ EOF
     local pid=$!
     PIDS+=("$pid")
     wait_port "$port" "$pid" || fail "$name: prosody did not start (see $dir)"
-    timeout 120 "$PY" tests/migration/xmpp.py populate 127.0.0.1 "$port" "$dir/snapshot.json" |
+    timeout 120 "$PY" tests/migration/xmpp.py populate 127.0.0.1 "$port" "$dir/snapshot.json" yes |
         sed 's/^/      /'
     [ "${PIPESTATUS[0]}" = 0 ] || fail "$name: populating Prosody failed"
     kill "$pid"
@@ -167,7 +168,7 @@ EOF
         -e "s#^CFG_CONFIGDIR=.*#CFG_CONFIGDIR='$dir';#" /usr/bin/prosody-migrator > "$dir/prosody-migrator"
     chmod +x "$dir/prosody-migrator"
     cat > "$dir/migrator.cfg.lua" << EOF
-local stores = { "accounts"; "roster"; "vcard"; "private" };
+local stores = { "accounts"; "roster"; "vcard"; "private"; "archive-archive" };
 input { type = "internal"; path = "$dir/data"; hosts = { ["localhost"] = stores } }
 output { type = "xep0227"; hosts = { ["localhost"] = stores } }
 EOF
@@ -255,7 +256,7 @@ EOF
         ejabberd_ctl "$dir" register "$user" localhost "$pw" > /dev/null ||
             fail "$name: ejabberdctl register $user"
     done < <("$PY" tests/migration/xmpp.py passwords)
-    timeout 120 "$PY" tests/migration/xmpp.py populate 127.0.0.1 "$port" "$WORK/$name/snapshot.json" |
+    timeout 120 "$PY" tests/migration/xmpp.py populate 127.0.0.1 "$port" "$WORK/$name/snapshot.json" no |
         sed 's/^/      /'
     [ "${PIPESTATUS[0]}" = 0 ] || fail "$name: populating ejabberd failed"
     # Export, as docs/migrating.md says (the node must run; the directory must exist).

@@ -1,12 +1,13 @@
 """The XMPP side of tests/migration/run.sh, driven with slixmpp.
 
-  xmpp.py populate HOST PORT SNAPSHOT.json
+  xmpp.py populate HOST PORT SNAPSHOT.json ARCHIVED
       On the source server (Prosody or ejabberd, no TLS, the accounts created beforehand with
       the passwords below): sets rosters (groups, names, a `both` pair, a pending subscription
       in each direction, a contact at a remote domain), vCards, a private XML element
       (XEP-0049) and an offline message; then reads every account's roster, vCard and private
       element back from the source server and writes them to SNAPSHOT.json: what the source
-      itself says, which the import must reproduce exactly.
+      itself says, which the import must reproduce exactly. With ARCHIVED=yes the source
+      archives messages (XEP-0313): alice's message to bob must be in her archive.
 
   xmpp.py check HOST PORT SNAPSHOT.json MECHANISM OFFLINE
       On Starling (STARTTLS, its self-signed certificate accepted): logs every account in with
@@ -25,6 +26,8 @@ import sys
 import xml.etree.ElementTree as ET
 
 import slixmpp
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 DOMAIN = "localhost"
 TIMEOUT = 20
@@ -37,6 +40,7 @@ PASSWORDS = {
 }
 REMOTE = "dave@remote.example"
 OFFLINE_BODY = "while you were out"
+ARCHIVED_BODY = "kept in the archive"
 PRIVATE = "<exodus xmlns='exodus:prefs'><defaultnick>Alice in Wonderland</defaultnick></exodus>"
 VCARDS = {
     "alice": "<vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>ali</NICKNAME>"
@@ -77,6 +81,12 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("failed_auth", lambda _: self.failed.set())
         self.add_event_handler("presence_subscribe", lambda p: self.subscribes.append(p["from"].bare))
         self.add_event_handler("message", self.messages.append)
+        # slixmpp's "message" event skips messages without a <body/>, such as MAM results.
+        self.mam_results = []
+        self.register_handler(Callback(
+            "mam results", MatchXPath("{jabber:client}message/{urn:xmpp:mam:2}result"),
+            self._mam_result,
+        ))
 
     async def _start(self, _):
         if self.presence:
@@ -136,6 +146,27 @@ class Client(slixmpp.ClientXMPP):
         el = result.xml.find("{jabber:iq:private}query/{exodus:prefs}exodus")
         return canonical(el) if el is not None and len(el) else None
 
+    def _mam_result(self, msg):
+        r = msg.xml.find("{urn:xmpp:mam:2}result")
+        m = r.find("{urn:xmpp:forward:0}forwarded/{jabber:client}message") if r is not None else None
+        if m is not None:
+            self.mam_results.append(
+                [m.get("from", "").split("/")[0], m.get("to", "").split("/")[0],
+                 m.findtext("{jabber:client}body")]
+            )
+
+    async def fetch_archive(self):
+        """[(from bare, to bare, body)] of the account's archive (XEP-0313), or None when the
+        server has none (ejabberd without mod_mam)."""
+        self.mam_results = []
+        try:
+            await self.iq("set", "<query xmlns='urn:xmpp:mam:2' queryid='migration'/>")
+        except slixmpp.exceptions.IqError:
+            return None
+        # The results precede the IQ result on the stream; let their handlers run.
+        await asyncio.sleep(0.2)
+        return self.mam_results
+
     async def bye(self):
         self.disconnect()
         await asyncio.sleep(0.2)
@@ -162,7 +193,7 @@ async def until(predicate, what):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-async def populate(host, port, snapshot_path):
+async def populate(host, port, snapshot_path, archived):
     # carol first, alone: her contact at another domain, her vCard. She stays offline afterwards,
     # so that alice's subscription request and bob's message wait for her.
     carol = await Client("carol", tls=False).online(host, port)
@@ -205,6 +236,8 @@ async def populate(host, port, snapshot_path):
     await bob.iq("set", VCARDS["bob"])
     await alice.iq("set", f"<query xmlns='jabber:iq:private'>{PRIVATE}</query>")
     bob.send_message(mto=jid("carol"), mbody=OFFLINE_BODY, mtype="chat")
+    # Archived by a source with XEP-0313 (the Prosody runs), in both archives.
+    alice.send_message(mto=jid("bob"), mbody=ARCHIVED_BODY, mtype="chat")
     await asyncio.sleep(0.5)
     await alice.bye()
     await bob.bye()
@@ -218,6 +251,7 @@ async def populate(host, port, snapshot_path):
             "roster": await c.fetch_roster(),
             "vcard": await c.fetch_vcard(),
             "private": await c.fetch_private(),
+            "archive": await c.fetch_archive(),
         }
         await c.bye()
 
@@ -237,6 +271,8 @@ async def populate(host, port, snapshot_path):
     for user, card in VCARDS.items():
         if snapshot[user]["vcard"] is None or "FN" not in snapshot[user]["vcard"]:
             raise SystemExit(f"source: {user} has no vCard: {snapshot[user]['vcard']}")
+    if archived and [jid("alice"), jid("bob"), ARCHIVED_BODY] not in (snapshot["alice"]["archive"] or []):
+        raise SystemExit(f"source: alice's archive lacks her message: {snapshot['alice']['archive']}")
     if snapshot["alice"]["private"] is None:
         raise SystemExit("source: alice has no private XML")
     with open(snapshot_path, "w") as f:
@@ -257,6 +293,8 @@ async def check(host, port, snapshot_path, mech, offline):
         expect(await c.fetch_roster(), want["roster"], f"{user}'s roster")
         expect(await c.fetch_vcard(), want["vcard"], f"{user}'s vCard")
         expect(await c.fetch_private(), want["private"], f"{user}'s private XML")
+        # What the source archived (nothing when it had no archive), as the source returned it.
+        expect(await c.fetch_archive(), want["archive"] or [], f"{user}'s archive")
         if user == "carol":
             # RFC 6121 §3.1.3: the pending request is delivered again at login.
             await until(lambda: _true(jid("alice") in c.subscribes), "alice's request at carol's login")
@@ -266,8 +304,8 @@ async def check(host, port, snapshot_path, mech, offline):
                     "bob's offline message for carol",
                 )
         await c.bye()
-        print(f"{user}: logged in over {mech} with the original password; roster, vCard and "
-              f"private XML as on the source")
+        print(f"{user}: logged in over {mech} with the original password; roster, vCard, "
+              f"private XML, archive as on the source")
 
 
 async def _true(value):
@@ -279,8 +317,8 @@ def main(argv):
         for user, pw in PASSWORDS.items():
             print(f"{user}\t{pw}")
         return
-    if len(argv) == 5 and argv[1] == "populate":
-        asyncio.run(populate(argv[2], int(argv[3]), argv[4]))
+    if len(argv) == 6 and argv[1] == "populate":
+        asyncio.run(populate(argv[2], int(argv[3]), argv[4], argv[5] == "yes"))
         return
     if len(argv) == 7 and argv[1] == "check":
         asyncio.run(check(argv[2], int(argv[3]), argv[4], argv[5], argv[6] == "yes"))
