@@ -105,9 +105,9 @@ TOML
     local pid=$!
     PIDS+=("$pid")
     wait_port "$p1" "$pid" || fail "$name: starling did not start (see $dir/serve.log)"
+    local rc=0
     timeout 120 "$PY" tests/migration/xmpp.py check 127.0.0.1 "$p1" "$WORK/$name/snapshot.json" \
-        "$mech" "$offline" | sed 's/^/      /'
-    local rc=${PIPESTATUS[0]}
+        "$mech" "$offline" | sed 's/^/      /' || rc=$?
     kill "$pid" 2> /dev/null || true
     wait "$pid" 2> /dev/null || true
     [ "$rc" = 0 ] || fail "$name: Starling's data differs from the source's (above)"
@@ -155,8 +155,7 @@ EOF
     PIDS+=("$pid")
     wait_port "$port" "$pid" || fail "$name: prosody did not start (see $dir)"
     timeout 120 "$PY" tests/migration/xmpp.py populate 127.0.0.1 "$port" "$dir/snapshot.json" yes |
-        sed 's/^/      /'
-    [ "${PIPESTATUS[0]}" = 0 ] || fail "$name: populating Prosody failed"
+        sed 's/^/      /' || fail "$name: populating Prosody failed"
     kill "$pid"
     wait_gone "$pid"
 
@@ -257,8 +256,7 @@ EOF
             fail "$name: ejabberdctl register $user"
     done < <("$PY" tests/migration/xmpp.py passwords)
     timeout 120 "$PY" tests/migration/xmpp.py populate 127.0.0.1 "$port" "$WORK/$name/snapshot.json" no |
-        sed 's/^/      /'
-    [ "${PIPESTATUS[0]}" = 0 ] || fail "$name: populating ejabberd failed"
+        sed 's/^/      /' || fail "$name: populating ejabberd failed"
     # Export, as docs/migrating.md says (the node must run; the directory must exist).
     ejabberd_ctl "$dir" export_piefxis "$dir/export" > "$dir/export.log" 2>&1 ||
         { cat "$dir/export.log" >&2; fail "$name: ejabberdctl export_piefxis failed"; }
