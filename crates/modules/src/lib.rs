@@ -10,6 +10,7 @@ pub mod mam;
 pub mod offline;
 pub mod ping;
 pub mod presence;
+pub mod private;
 pub mod push;
 pub mod roster;
 pub mod subscription;
@@ -68,6 +69,7 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         Arc::new(carbons::Carbons::new()),
         Arc::new(blocking::Blocking::new()),
         Arc::new(vcard::Vcard),
+        Arc::new(private::Private),
         Arc::new(version::Version),
         Arc::new(time::Time),
     ];

@@ -4,5 +4,6 @@
 pub mod import;
 pub mod invite;
 pub mod server;
+pub mod xep0227;
 
 pub use server::{RunningServer, ServerError, start};

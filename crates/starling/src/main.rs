@@ -32,6 +32,12 @@ enum Command {
     /// Invite people to register (XEP-0401/XEP-0445 invitations; works while the server runs).
     #[command(subcommand)]
     Invite(InviteCommand),
+    /// Import accounts and their data from another server (see docs/migrating.md).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Export accounts and their data for another server.
+    #[command(subcommand)]
+    Export(ExportCommand),
 }
 
 #[derive(Subcommand)]
@@ -68,6 +74,52 @@ enum InviteCommand {
     /// Revoke an invitation, given its token or its whole xmpp: URI.
     Revoke {
         token: String,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Import a XEP-0227 export: Prosody's (prosody-migrator to mod_storage_xep0227) or
+    /// ejabberd's (ejabberdctl export_piefxis), or Starling's own.
+    ///
+    /// PATH is one file or a directory: every *.xml file in it that no other includes is read
+    /// (with the files it includes). Everything is read and checked before anything is written:
+    /// every account's host must be served by the configuration, and no account may exist
+    /// already (unless --replace-existing). Then each account is written as one unit, with its
+    /// SCRAM credentials (a plaintext password from the file becomes SCRAM keys with [auth]
+    /// scram_iterations and is not stored), roster (groups, names, subscription states, pending
+    /// requests both ways), vCard, private XML (XEP-0049), offline messages and message archive
+    /// (XEP-0313). An account that fails halfway is deleted again and named; the others are
+    /// imported. What the files hold that Starling cannot keep (PEP, privacy lists) is listed as
+    /// skipped. Works while the server runs; the accounts' users should not be logged in.
+    Xep0227 {
+        /// The export: a file or a directory.
+        path: PathBuf,
+        /// Replace accounts that exist already: each is deleted, with everything it owns now,
+        /// just before its imported version is written. Without it, any existing account stops
+        /// the import before anything is written.
+        #[arg(long)]
+        replace_existing: bool,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Write every account (of one domain, or of every configured host) as XEP-0227 files, one
+    /// DIR/user@host.xml per account, in the layout Prosody's mod_storage_xep0227 uses: SCRAM
+    /// credentials (never a password: none is stored), roster, pending subscription requests,
+    /// vCard, private XML, offline messages and message archive. DIR is created (mode 0700) and
+    /// must otherwise be empty; the files are readable by their owner only.
+    Xep0227 {
+        /// The directory to write.
+        dir: PathBuf,
+        /// Only the accounts of this domain.
+        #[arg(long)]
+        domain: Option<String>,
         #[command(flatten)]
         common: ConfigArgs,
     },
@@ -212,6 +264,16 @@ fn main() -> ExitCode {
             Command::User(cmd) => user(cmd).await,
             Command::Reports(args) => reports(args).await,
             Command::Invite(cmd) => invite(cmd).await,
+            Command::Import(ImportCommand::Xep0227 {
+                path,
+                replace_existing,
+                common,
+            }) => import_xep0227(&path, replace_existing, &common).await,
+            Command::Export(ExportCommand::Xep0227 {
+                dir,
+                domain,
+                common,
+            }) => export_xep0227(&dir, domain, &common).await,
             Command::CheckConfig(_) => Ok(()),
         }
     });
@@ -647,6 +709,95 @@ async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<()> {
         "imported {} accounts{ring} in {:.1} s",
         done.accounts,
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `import xep0227`: read and check everything, then write account by account.
+async fn import_xep0227(
+    path: &std::path::Path,
+    replace_existing: bool,
+    common: &ConfigArgs,
+) -> anyhow::Result<()> {
+    use starling::xep0227;
+    let config = load_config(common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let export = xep0227::read(path)?;
+    for w in &export.warnings {
+        eprintln!("warning: {w}");
+    }
+    let served: Vec<String> = config.hosts.iter().map(|h| h.domain.clone()).collect();
+    let options = xep0227::ImportOptions {
+        iterations: config.auth.scram_iterations,
+        replace_existing,
+    };
+    let storage = starling::server::open_storage(&config).await?;
+    let result = xep0227::import(&storage.stores(), &export, &served, options).await;
+    storage.close().await;
+    let r = result?;
+    println!(
+        "read {} file(s): {} account(s)",
+        export.files.len(),
+        export.accounts.len()
+    );
+    println!(
+        "imported {} account(s) ({} replaced, {} from a plaintext password turned into SCRAM \
+         keys): {} roster item(s), {} pending subscription request(s), {} vCard(s), {} private \
+         XML element(s), {} offline message(s), {} archived message(s)",
+        r.accounts,
+        r.replaced,
+        r.from_password,
+        r.roster_items,
+        r.pending_in,
+        r.vcards,
+        r.private,
+        r.offline,
+        r.archived
+    );
+    if !export.warnings.is_empty() {
+        println!(
+            "{} warning(s): data skipped or read differently (listed above)",
+            export.warnings.len()
+        );
+    }
+    if !r.failed.is_empty() {
+        for (jid, what) in &r.failed {
+            eprintln!("not imported: {jid}: {what}");
+        }
+        bail!("{} account(s) not imported (listed above)", r.failed.len());
+    }
+    Ok(())
+}
+
+/// `export xep0227`.
+async fn export_xep0227(
+    dir: &std::path::Path,
+    domain: Option<String>,
+    common: &ConfigArgs,
+) -> anyhow::Result<()> {
+    let config = load_config(common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let domains = match domain {
+        Some(d) => {
+            let d = d.to_ascii_lowercase();
+            check_served(&config, &d)?;
+            vec![d]
+        }
+        None => config.hosts.iter().map(|h| h.domain.clone()).collect(),
+    };
+    let storage = starling::server::open_storage(&config).await?;
+    let result = starling::xep0227::write(&storage.stores(), &domains, dir).await;
+    storage.close().await;
+    let r = result?;
+    println!(
+        "exported {} account(s) to {}: {} roster item(s), {} pending subscription request(s), \
+         {} vCard(s), {} private XML element(s), {} offline message(s), {} archived message(s)",
+        r.accounts,
+        dir.display(),
+        r.roster_items,
+        r.pending_in,
+        r.vcards,
+        r.private,
+        r.offline,
+        r.archived
     );
     Ok(())
 }

@@ -60,6 +60,7 @@ mod blocking;
 mod bulk;
 mod invites;
 mod offline;
+mod private;
 mod push;
 mod rosters;
 mod vcards;
@@ -77,6 +78,7 @@ use crate::archive::SqliteArchiveStore;
 use crate::blocking::SqliteBlockingStore;
 use crate::invites::SqliteInviteStore;
 use crate::offline::SqliteOfflineStore;
+use crate::private::SqlitePrivateStore;
 use crate::push::SqlitePushStore;
 use crate::rosters::SqliteRosterStore;
 use crate::vcards::SqliteVcardStore;
@@ -206,6 +208,7 @@ impl SqliteStorage {
             blocking: Arc::new(SqliteBlockingStore::new(self.pool.clone())),
             push: Arc::new(SqlitePushStore::new(self.pool.clone())),
             invites: Arc::new(SqliteInviteStore::new(self.pool.clone())),
+            private: Arc::new(SqlitePrivateStore::new(self.pool.clone())),
         }
     }
 

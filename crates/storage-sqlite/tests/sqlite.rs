@@ -88,6 +88,14 @@ async fn conformance_vcards() {
 }
 
 #[tokio::test]
+async fn conformance_private() {
+    let (_dir, storage) = fresh().await;
+    let stores = storage.stores();
+    starling_storage::conformance::private(&*stores.accounts, &*stores.private).await;
+    storage.close().await;
+}
+
+#[tokio::test]
 async fn conformance_push() {
     let (_dir, storage) = fresh().await;
     let stores = storage.stores();
@@ -475,7 +483,7 @@ async fn delete_cascades_to_roster_tables() {
 }
 
 #[tokio::test]
-async fn delete_cascades_to_offline_and_vcard_tables() {
+async fn delete_cascades_to_offline_vcard_and_private_tables() {
     use starling_storage::OfflineOutcome;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("starling.db");
@@ -500,21 +508,35 @@ async fn delete_cascades_to_offline_and_vcard_tables() {
             .set_vcard(l, "example.org", "<vCard xmlns='vcard-temp'/>")
             .await
             .unwrap();
+        stores
+            .private
+            .set(
+                l,
+                "example.org",
+                &[starling_storage::PrivateElement::new(
+                    "storage",
+                    "storage:bookmarks",
+                    "<storage xmlns='storage:bookmarks'/>",
+                )],
+            )
+            .await
+            .unwrap();
     }
     let mut conn = raw(&path).await;
     let counts = async |conn: &mut SqliteConnection| {
         (
             count(conn, "SELECT COUNT(*) FROM offline_messages").await,
             count(conn, "SELECT COUNT(*) FROM vcards").await,
+            count(conn, "SELECT COUNT(*) FROM private_xml").await,
         )
     };
-    assert_eq!(counts(&mut conn).await, (6, 2));
+    assert_eq!(counts(&mut conn).await, (6, 2, 2));
     stores
         .accounts
         .delete_account("alice", "example.org")
         .await
         .unwrap();
-    assert_eq!(counts(&mut conn).await, (3, 1));
+    assert_eq!(counts(&mut conn).await, (3, 1, 1));
     storage.close().await;
 }
 

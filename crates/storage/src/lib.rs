@@ -6,8 +6,9 @@
 //! messages, XEP-0160), [`VcardStore`] (vcard-temp, XEP-0054),
 //! [`ArchiveStore`] (message archives, XEP-0313), [`BlockingStore`]
 //! (blocklists, XEP-0191, and the reports attached to blocks, XEP-0377) and
-//! [`PushStore`] (push notification registrations, XEP-0357) and [`InviteStore`]
-//! (invitations, XEP-0401/XEP-0379/XEP-0445); further
+//! [`PushStore`] (push notification registrations, XEP-0357), [`InviteStore`]
+//! (invitations, XEP-0401/XEP-0379/XEP-0445) and [`PrivateStore`] (private XML storage,
+//! XEP-0049); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -26,7 +27,8 @@
 //! * Multi-step writes ([`AccountStore::create_account`],
 //!   [`AccountStore::create_accounts`], [`AccountStore::set_credentials`],
 //!   [`RosterStore::put_item`], [`RosterStore::insert_many`],
-//!   [`RosterStore::remove_item`], [`OfflineStore::store`]) are atomic: on
+//!   [`RosterStore::remove_item`], [`OfflineStore::store`],
+//!   [`PrivateStore::set`]) are atomic: on
 //!   error nothing changed.
 //! * The bulk writes ([`AccountStore::create_accounts`],
 //!   [`RosterStore::insert_many`]) exist for provisioning thousands of
@@ -37,7 +39,7 @@
 //! * Deleting an account deletes everything it owns (credentials, roster
 //!   items and the roster version, offline messages, the vCard, the message
 //!   archive and its preferences, the blocklist and the reports it filed, push
-//!   registrations, the invitations that make someone its contact).
+//!   registrations, private XML, the invitations that make someone its contact).
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -56,6 +58,7 @@ pub mod conformance;
 mod error;
 mod invites;
 mod offline;
+mod private;
 mod push;
 mod rosters;
 mod vcards;
@@ -72,6 +75,7 @@ pub use blocking::{AbuseReport, BlockedJid, BlockingStore, StoredReport};
 pub use error::{BoxError, StorageError};
 pub use invites::{Invite, InviteStore};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
+pub use private::{PrivateElement, PrivateStore};
 pub use push::{PushEnabled, PushRegistration, PushStore};
 pub use rosters::{
     NewRoster, RosterCounts, RosterItem, RosterStore, Subscription, check_distinct_groups,
@@ -99,6 +103,8 @@ pub struct Stores {
     pub push: Arc<dyn PushStore>,
     /// Invitations (XEP-0401, XEP-0379, XEP-0445).
     pub invites: Arc<dyn InviteStore>,
+    /// Private XML storage (XEP-0049).
+    pub private: Arc<dyn PrivateStore>,
 }
 
 impl fmt::Debug for Stores {
