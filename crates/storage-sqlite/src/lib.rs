@@ -58,6 +58,7 @@ mod accounts;
 mod archive;
 mod blocking;
 mod bulk;
+mod fast;
 mod offline;
 mod push;
 mod rosters;
@@ -74,6 +75,7 @@ use starling_storage::{StorageError, Stores};
 use crate::accounts::SqliteAccountStore;
 use crate::archive::SqliteArchiveStore;
 use crate::blocking::SqliteBlockingStore;
+use crate::fast::SqliteFastTokenStore;
 use crate::offline::SqliteOfflineStore;
 use crate::push::SqlitePushStore;
 use crate::rosters::SqliteRosterStore;
@@ -203,6 +205,7 @@ impl SqliteStorage {
             )),
             blocking: Arc::new(SqliteBlockingStore::new(self.pool.clone())),
             push: Arc::new(SqlitePushStore::new(self.pool.clone())),
+            fast: Arc::new(SqliteFastTokenStore::new(self.pool.clone())),
         }
     }
 

@@ -6,7 +6,8 @@
 //! messages, XEP-0160), [`VcardStore`] (vcard-temp, XEP-0054),
 //! [`ArchiveStore`] (message archives, XEP-0313), [`BlockingStore`]
 //! (blocklists, XEP-0191, and the reports attached to blocks, XEP-0377) and
-//! [`PushStore`] (push notification registrations, XEP-0357); further
+//! [`PushStore`] (push notification registrations, XEP-0357) and
+//! [`FastTokenStore`] (FAST login tokens, XEP-0484); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -36,7 +37,10 @@
 //! * Deleting an account deletes everything it owns (credentials, roster
 //!   items and the roster version, offline messages, the vCard, the message
 //!   archive and its preferences, the blocklist and the reports it filed, push
-//!   registrations).
+//!   registrations, FAST tokens).
+//! * Replacing an account's credentials ([`AccountStore::set_credentials`])
+//!   deletes its FAST tokens in the same transaction: a password change
+//!   revokes every token, whichever path made it.
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -53,6 +57,7 @@ mod archive;
 mod blocking;
 pub mod conformance;
 mod error;
+mod fast;
 mod offline;
 mod push;
 mod rosters;
@@ -68,6 +73,7 @@ pub use archive::{
 };
 pub use blocking::{AbuseReport, BlockedJid, BlockingStore, StoredReport};
 pub use error::{BoxError, StorageError};
+pub use fast::{FastSlot, FastToken, FastTokenStore, FastUse};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
 pub use push::{PushEnabled, PushRegistration, PushStore};
 pub use rosters::{
@@ -94,6 +100,8 @@ pub struct Stores {
     pub blocking: Arc<dyn BlockingStore>,
     /// Push notification registrations (XEP-0357).
     pub push: Arc<dyn PushStore>,
+    /// FAST tokens (XEP-0484).
+    pub fast: Arc<dyn FastTokenStore>,
 }
 
 impl fmt::Debug for Stores {

@@ -18,6 +18,7 @@
 mod account_suite;
 mod archive_suite;
 mod blocking_suite;
+mod fast_suite;
 mod offline_suite;
 mod push_suite;
 mod roster_suite;
@@ -26,6 +27,7 @@ mod vcard_suite;
 pub use account_suite::accounts;
 pub use archive_suite::archive;
 pub use blocking_suite::blocking;
+pub use fast_suite::fast;
 pub use offline_suite::offline;
 pub use push_suite::push;
 pub use roster_suite::rosters;
