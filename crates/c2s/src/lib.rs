@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use starling_accounts::fast::ServerSecret;
 use starling_net::TlsManager;
 use starling_router::Router;
 use starling_storage::Stores;
@@ -103,6 +104,8 @@ pub struct C2sSettings {
     pub throttle: ThrottleSettings,
     /// XEP-0198 stream management.
     pub sm: SmSettings,
+    /// How long a XEP-0484 FAST token is valid from its issue; zero turns FAST off.
+    pub fast_token_lifetime: Duration,
 }
 
 impl Default for C2sSettings {
@@ -134,6 +137,7 @@ impl Default for C2sSettings {
             write_timeout: Duration::from_secs(60),
             throttle: ThrottleSettings::default(),
             sm: SmSettings::default(),
+            fast_token_lifetime: Duration::from_secs(14 * 86_400),
         }
     }
 }
@@ -150,6 +154,10 @@ pub struct C2sShared {
     pub resumptions: Resumptions,
     /// XEP-0352 counts.
     pub csi: CsiCounters,
+    /// The server's secret: XEP-0484 FAST tokens and XEP-0386 stable resources are derived
+    /// from it ([`starling_accounts::fast`]). Random per process unless the server sets the one
+    /// kept in its data directory ([`C2sShared::with_secret`]).
+    pub secret: ServerSecret,
     next_id: AtomicU64,
     pub connections: Arc<connections::Connections>,
     /// Bytes the sessions hold in buffers (see [`C2sShared::buffered_bytes`]).
@@ -168,6 +176,11 @@ impl C2sShared {
             throttle: AuthThrottle::new(settings.throttle.clone()),
             resumptions: Resumptions::new(),
             csi: CsiCounters::default(),
+            secret: {
+                let mut bytes = [0u8; starling_accounts::fast::SECRET_LEN];
+                rand::fill(&mut bytes[..]);
+                ServerSecret::from_bytes(bytes)
+            },
             settings,
             tls,
             router,
@@ -178,6 +191,13 @@ impl C2sShared {
             connections: connections::Connections::new(settings_limits),
             buffered: AtomicUsize::new(0),
         }
+    }
+
+    /// Uses `secret` (the one kept in the data directory, so that FAST tokens and stable
+    /// resources survive a restart).
+    pub fn with_secret(mut self, secret: ServerSecret) -> Self {
+        self.secret = secret;
+        self
     }
 
     /// Bytes all sessions hold in buffers right now: partial input held by their parsers and
