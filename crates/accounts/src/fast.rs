@@ -172,18 +172,43 @@ impl std::fmt::Debug for IssuedToken {
     }
 }
 
-/// Issues a new token for `mechanism` to the client `user_agent` of `localpart@domain`, valid
-/// for `lifetime` from `now` (XEP-0484 §4.2), into the client's `New` slot.
+/// Whose a token is: a client (`user_agent`, its XEP-0388 `<user-agent id/>`) of the account
+/// `localpart@domain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenOwner<'a> {
+    pub localpart: &'a str,
+    pub domain: &'a str,
+    pub user_agent: &'a str,
+}
+
+/// What a client presents in a token login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenProof<'a> {
+    /// The HT mechanism it uses.
+    pub mechanism: HtMechanism,
+    /// This connection's channel-binding data for it (empty for `-NONE`).
+    pub cb_data: &'a [u8],
+    /// The HT initiator hash.
+    pub proof: &'a [u8],
+    /// XEP-0484's `count`, if given.
+    pub count: Option<u64>,
+}
+
+/// Issues a new token for `mechanism` to `owner`, valid for `lifetime` from `now` (XEP-0484
+/// §4.2), into the client's `New` slot.
 pub async fn issue(
     store: &dyn FastTokenStore,
     secret: &ServerSecret,
-    localpart: &str,
-    domain: &str,
-    user_agent: &str,
+    owner: TokenOwner<'_>,
     mechanism: HtMechanism,
     lifetime: Duration,
     now: i64,
 ) -> Result<IssuedToken, StorageError> {
+    let TokenOwner {
+        localpart,
+        domain,
+        user_agent,
+    } = owner;
     let mut nonce = vec![0u8; SECRET_LEN];
     rand::fill(&mut nonce[..]);
     let life = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
@@ -227,23 +252,28 @@ pub enum FastRefusal {
     Replayed,
 }
 
-/// Checks a token login (XEP-0484 §4.4): the client `user_agent` of `localpart@domain` proves
-/// with `proof` (the HT initiator hash over `cb_data`) that it holds one of its tokens for
-/// `mechanism`; the match is recorded with `count` ([`FastTokenStore::use_token`]).
-#[allow(clippy::too_many_arguments)]
+/// Checks a token login (XEP-0484 §4.4): `owner` proves with `attempt` (the HT initiator hash
+/// over the channel-binding data) that it holds one of its tokens for that mechanism; the match
+/// is recorded with the attempt's `count` ([`FastTokenStore::use_token`]).
 pub async fn login(
     store: &dyn FastTokenStore,
     secret: &ServerSecret,
-    localpart: &str,
-    domain: &str,
-    user_agent: &str,
-    mechanism: HtMechanism,
-    cb_data: &[u8],
-    proof: &[u8],
-    count: Option<u64>,
+    owner: TokenOwner<'_>,
+    attempt: TokenProof<'_>,
     lifetime: Duration,
     now: i64,
 ) -> Result<Result<FastLogin, FastRefusal>, StorageError> {
+    let TokenOwner {
+        localpart,
+        domain,
+        user_agent,
+    } = owner;
+    let TokenProof {
+        mechanism,
+        cb_data,
+        proof,
+        count,
+    } = attempt;
     let account = format!("{localpart}@{domain}");
     let tokens = store.tokens(localpart, domain, user_agent).await?;
     // Every candidate is checked, in constant time each, whatever matched before.

@@ -12,8 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use starling_module_api::{Event, SessionCommand, SessionHandle, random_id};
 use starling_proto::{
-    BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
-    error_reply, iq_result, ns,
+    BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StreamError,
+    StreamErrorCondition, error_reply, iq_result, ns,
 };
 use starling_sasl::{
     ChannelBindingType, ChannelBindings, Mechanism, SaslFailure, ServerSession, Step,
@@ -1511,7 +1511,11 @@ impl Connection {
 
     /// `<failed/>` with a condition and text (XEP-0198 §3, §5).
     fn sm_failed(cond: StanzaErrorCondition, h: Option<u32>, text: &str) -> Element {
-        tracing::debug!(condition = cond.as_str(), text, "stream management request refused");
+        tracing::debug!(
+            condition = cond.as_str(),
+            text,
+            "stream management request refused"
+        );
         let mut failed = Element::new("failed", ns::SM)
             .with_opt_attr("h", h.map(|h| h.to_string()))
             .with_child(Element::new(cond.as_str(), ns::STANZAS));
@@ -1612,7 +1616,10 @@ impl Connection {
 
     /// Takes over the session `e` (`<resume previd h/>`) names (XEP-0198 §5, or inside SASL2,
     /// §9.2): `Ok(<resumed/>)` with the session now this connection's, or `Ok(<failed/>)`.
-    async fn resume_session(&mut self, e: &Element) -> Result<Result<Element, Element>, StreamError> {
+    async fn resume_session(
+        &mut self,
+        e: &Element,
+    ) -> Result<Result<Element, Element>, StreamError> {
         let Some(account) = self.account.clone() else {
             return Err(StreamError::new(StreamErrorCondition::NotAuthorized));
         };

@@ -230,7 +230,10 @@ mod tests {
             Input::classify(&Element::new("authenticate", ns::SASL)),
             I::Unknown
         );
-        assert_eq!(Input::classify(&Element::new("auth", ns::SASL2)), I::Unknown);
+        assert_eq!(
+            Input::classify(&Element::new("auth", ns::SASL2)),
+            I::Unknown
+        );
         assert_eq!(
             Input::classify(&Element::new("foo", ns::CLIENT)),
             I::Unknown
@@ -424,7 +427,14 @@ mod tests {
                 V::StreamError(C::PolicyViolation),
             ),
             // XEP-0388: SASL2 needs TLS; its responses only during its exchange.
-            (P::PreAuth, true, true, true, I::Sasl2Authenticate, V::Accept),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::Sasl2Authenticate,
+                V::Accept,
+            ),
             (
                 P::PreAuth,
                 false,
@@ -441,7 +451,14 @@ mod tests {
                 I::Sasl2Response,
                 V::SaslOutOfSequence,
             ),
-            (P::PreAuth, true, true, true, I::Sasl2Abort, V::SaslOutOfSequence),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::Sasl2Abort,
+                V::SaslOutOfSequence,
+            ),
             (P::Sasl2, true, true, true, I::Sasl2Response, V::Accept),
             (P::Sasl2, true, true, true, I::Sasl2Abort, V::Accept),
             // §2.5: nothing else during the exchange, legacy SASL and stanzas included.

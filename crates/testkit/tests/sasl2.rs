@@ -39,7 +39,10 @@ async fn scram(c: &mut Client, user: &str, password: &str, inline: &str) -> Elem
     ))
     .await
     .unwrap();
-    let challenge = c.expect(&format!("<challenge xmlns='{SASL2}'>{{*}}</challenge>")).await.unwrap();
+    let challenge = c
+        .expect(&format!("<challenge xmlns='{SASL2}'>{{*}}</challenge>"))
+        .await
+        .unwrap();
     let server_first = B64.decode(challenge.text()).unwrap();
     let client_final = scram.handle_server_first(&server_first).unwrap();
     c.send_xml(&format!(
@@ -51,7 +54,9 @@ async fn scram(c: &mut Client, user: &str, password: &str, inline: &str) -> Elem
     let success = c.recv_element().await.unwrap();
     assert!(success.is("success", SASL2), "{}", success.to_xml());
     let data = success.get_child("additional-data", SASL2).unwrap().text();
-    scram.verify_server_final(&B64.decode(data).unwrap()).unwrap();
+    scram
+        .verify_server_final(&B64.decode(data).unwrap())
+        .unwrap();
     success
 }
 
@@ -72,7 +77,11 @@ async fn the_authentication_feature_offers_what_legacy_sasl_does_and_what_is_imp
     let server = TestServer::with_users(&["alice"], PW).await;
     let mut c = Client::connect(server.starttls_addr).await.unwrap();
     let (_, plain) = c.open_stream(&server.domain).await.unwrap();
-    assert!(plain.get_child("authentication", SASL2).is_none(), "{}", plain.to_xml());
+    assert!(
+        plain.get_child("authentication", SASL2).is_none(),
+        "{}",
+        plain.to_xml()
+    );
     let features = c.starttls(&server.domain).await.unwrap();
     let legacy: Vec<String> = child(&features, "mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl")
         .children()
@@ -132,17 +141,24 @@ async fn scram_server_first_carries_the_ssdp_hash() {
         let first = B64.encode(scram.client_first());
         let (send, ns) = if sasl2 {
             (
-                format!("<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'><initial-response>{first}</initial-response></authenticate>"),
+                format!(
+                    "<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'><initial-response>{first}</initial-response></authenticate>"
+                ),
                 SASL2,
             )
         } else {
             (
-                format!("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{first}</auth>"),
+                format!(
+                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{first}</auth>"
+                ),
                 "urn:ietf:params:xml:ns:xmpp-sasl",
             )
         };
         c.send_xml(&send).await.unwrap();
-        let ch = c.expect(&format!("<challenge xmlns='{ns}'>{{*}}</challenge>")).await.unwrap();
+        let ch = c
+            .expect(&format!("<challenge xmlns='{ns}'>{{*}}</challenge>"))
+            .await
+            .unwrap();
         let server_first = String::from_utf8(B64.decode(ch.text()).unwrap()).unwrap();
         let attrs: Vec<&str> = server_first.split(',').collect();
         assert_eq!(attrs.len(), 4, "{server_first}");
@@ -161,7 +177,10 @@ async fn scram_login_with_bind2() {
         &mut c,
         "alice",
         PW,
-        &format!("{}<bind xmlns='urn:xmpp:bind:0'><tag>Test</tag></bind>", user_agent(UA)),
+        &format!(
+            "{}<bind xmlns='urn:xmpp:bind:0'><tag>Test</tag></bind>",
+            user_agent(UA)
+        ),
     )
     .await;
     starling_testkit::matcher::assert_matches(
@@ -204,7 +223,13 @@ async fn plain_login_then_legacy_bind() {
         .await
         .unwrap();
     let features = c.recv_element().await.unwrap();
-    assert!(features.get_child("bind", "urn:ietf:params:xml:ns:xmpp-bind").is_some(), "{}", features.to_xml());
+    assert!(
+        features
+            .get_child("bind", "urn:ietf:params:xml:ns:xmpp-bind")
+            .is_some(),
+        "{}",
+        features.to_xml()
+    );
     let jid = c.bind(Some("laptop")).await.unwrap();
     assert_eq!(jid.to_string(), "alice@localhost/laptop");
 }
@@ -225,9 +250,20 @@ async fn wrong_password_fails_and_nothing_inline_happens() {
     c.expect("<failure xmlns='urn:xmpp:sasl:2'><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></failure>")
         .await
         .unwrap();
-    assert!(server.router().sessions().resources(&"alice@localhost".parse().unwrap()).await.is_empty());
+    assert!(
+        server
+            .router()
+            .sessions()
+            .resources(&"alice@localhost".parse().unwrap())
+            .await
+            .is_empty()
+    );
     // An unknown mechanism, a response out of sequence, an abort.
-    c.send_xml(&format!("<authenticate xmlns='{SASL2}' mechanism='X-NOPE'/>")).await.unwrap();
+    c.send_xml(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='X-NOPE'/>"
+    ))
+    .await
+    .unwrap();
     c.expect("<failure xmlns='urn:xmpp:sasl:2'><invalid-mechanism xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></failure>")
         .await
         .unwrap();
@@ -242,14 +278,26 @@ async fn wrong_password_fails_and_nothing_inline_happens() {
         .await
         .unwrap();
     // §3.5: <abort/> ends an exchange with <aborted/>.
-    c.send_xml(&format!("<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'/>")).await.unwrap();
-    c.expect(&format!("<challenge xmlns='{SASL2}'/>")).await.unwrap();
-    c.send_xml(&format!("<abort xmlns='{SASL2}'/>")).await.unwrap();
+    c.send_xml(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='SCRAM-SHA-256'/>"
+    ))
+    .await
+    .unwrap();
+    c.expect(&format!("<challenge xmlns='{SASL2}'/>"))
+        .await
+        .unwrap();
+    c.send_xml(&format!("<abort xmlns='{SASL2}'/>"))
+        .await
+        .unwrap();
     c.expect("<failure xmlns='urn:xmpp:sasl:2'><aborted xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></failure>")
         .await
         .unwrap();
     // The fifth failed attempt closes the stream, as with legacy SASL (RFC 6120 §6.4.5).
-    c.send_xml(&format!("<authenticate xmlns='{SASL2}' mechanism='X-NOPE'/>")).await.unwrap();
+    c.send_xml(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='X-NOPE'/>"
+    ))
+    .await
+    .unwrap();
     c.expect("<failure xmlns='urn:xmpp:sasl:2'><invalid-mechanism xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></failure>")
         .await
         .unwrap();
@@ -262,14 +310,22 @@ async fn wrong_password_fails_and_nothing_inline_happens() {
 #[tokio::test]
 async fn bind2_resources_are_stable_per_user_agent() {
     let server = TestServer::with_users(&["alice"], PW).await;
-    let bind = |ua: &str| format!("{}<bind xmlns='urn:xmpp:bind:0'><tag>App</tag></bind>", user_agent(ua));
+    let bind = |ua: &str| {
+        format!(
+            "{}<bind xmlns='urn:xmpp:bind:0'><tag>App</tag></bind>",
+            user_agent(ua)
+        )
+    };
     let (mut first, _) = tls(&server).await;
     let a = identity(&scram(&mut first, "alice", PW, &bind(UA)).await);
     first.recv_element().await.unwrap(); // features
     let (mut other, _) = tls(&server).await;
     let b = identity(&scram(&mut other, "alice", PW, &bind(UA2)).await);
     assert_ne!(a, b);
-    assert!(!a.contains(UA) && !a.contains(&UA[..8]), "the id is not exposed: {a}");
+    assert!(
+        !a.contains(UA) && !a.contains(&UA[..8]),
+        "the id is not exposed: {a}"
+    );
     let (mut again, _) = tls(&server).await;
     let c = identity(&scram(&mut again, "alice", PW, &bind(UA)).await);
     assert_eq!(a, c, "same user agent, same resource");
@@ -288,7 +344,10 @@ async fn inline_stream_management_enable_and_resume() {
         &mut c,
         "alice",
         PW,
-        &format!("{}<bind xmlns='urn:xmpp:bind:0'><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind>", user_agent(UA)),
+        &format!(
+            "{}<bind xmlns='urn:xmpp:bind:0'><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind>",
+            user_agent(UA)
+        ),
     )
     .await;
     starling_testkit::matcher::assert_matches(
@@ -298,18 +357,26 @@ async fn inline_stream_management_enable_and_resume() {
         &success,
     );
     let jid = identity(&success);
-    let previd = child(child(&success, "bound", "urn:xmpp:bind:0"), "enabled", "urn:xmpp:sm:3")
-        .attr("id")
-        .unwrap()
-        .to_owned();
+    let previd = child(
+        child(&success, "bound", "urn:xmpp:bind:0"),
+        "enabled",
+        "urn:xmpp:sm:3",
+    )
+    .attr("id")
+    .unwrap()
+    .to_owned();
     c.recv_element().await.unwrap(); // features
     let mut bob = server.online("bob", PW, "r").await;
-    bob.send_xml(&format!("<message to='{jid}' type='chat' id='m1'><body>hi</body></message>"))
-        .await
-        .unwrap();
-    c.expect(&format!("<message from='bob@localhost/r' to='{jid}' type='chat' id='m1'><body>hi</body></message>"))
-        .await
-        .unwrap();
+    bob.send_xml(&format!(
+        "<message to='{jid}' type='chat' id='m1'><body>hi</body></message>"
+    ))
+    .await
+    .unwrap();
+    c.expect(&format!(
+        "<message from='bob@localhost/r' to='{jid}' type='chat' id='m1'><body>hi</body></message>"
+    ))
+    .await
+    .unwrap();
     drop(c); // the phone loses its network; m1 was never acknowledged
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (mut c, _) = tls(&server).await;
@@ -332,16 +399,21 @@ async fn inline_stream_management_enable_and_resume() {
         &success,
     );
     // No features after a resumption: the unacknowledged message comes next.
-    c.expect(&format!("<message from='bob@localhost/r' to='{jid}' type='chat' id='m1'><body>hi</body></message>"))
-        .await
-        .unwrap();
+    c.expect(&format!(
+        "<message from='bob@localhost/r' to='{jid}' type='chat' id='m1'><body>hi</body></message>"
+    ))
+    .await
+    .unwrap();
     // An unknown id: <failed/> in <success/>, and Bind2 proceeds.
     let (mut d, _) = tls(&server).await;
     let success = scram(
         &mut d,
         "alice",
         PW,
-        &format!("{}<resume xmlns='urn:xmpp:sm:3' previd='nope' h='0'/><bind xmlns='urn:xmpp:bind:0'/>", user_agent(UA2)),
+        &format!(
+            "{}<resume xmlns='urn:xmpp:sm:3' previd='nope' h='0'/><bind xmlns='urn:xmpp:bind:0'/>",
+            user_agent(UA2)
+        ),
     )
     .await;
     starling_testkit::matcher::assert_matches(
@@ -363,7 +435,10 @@ async fn inline_carbons_enable() {
         &mut c,
         "alice",
         PW,
-        &format!("{}<bind xmlns='urn:xmpp:bind:0'><enable xmlns='urn:xmpp:carbons:2'/></bind>", user_agent(UA)),
+        &format!(
+            "{}<bind xmlns='urn:xmpp:bind:0'><enable xmlns='urn:xmpp:carbons:2'/></bind>",
+            user_agent(UA)
+        ),
     )
     .await;
     // §3.2: "no response is necessary".
@@ -376,9 +451,13 @@ async fn inline_carbons_enable() {
     c.recv_element().await.unwrap(); // features
     // Carbons go to available resources (XEP-0280 §6).
     c.send_xml("<presence/>").await.unwrap();
-    c.expect(&format!("<presence from='{jid}' to='{jid}'/>")).await.unwrap();
+    c.expect(&format!("<presence from='{jid}' to='{jid}'/>"))
+        .await
+        .unwrap();
     let _desk = server.online("alice", PW, "desk").await;
-    c.expect("<presence from='alice@localhost/desk' to='{*}'/>").await.unwrap();
+    c.expect("<presence from='alice@localhost/desk' to='{*}'/>")
+        .await
+        .unwrap();
     let mut bob = server.online("bob", PW, "r").await;
     bob.send_xml("<message to='alice@localhost/desk' type='chat' id='c1'><body>x</body></message>")
         .await
@@ -412,9 +491,15 @@ async fn fast_token_then_one_round_trip_reconnect() {
     drop(c);
     // One write: stream header, <authenticate/> with the token.
     let (mut c, _) = tls(&server).await;
-    c.send_xml(&fast_authenticate(&secret, "HT-SHA-256-NONE", &[], UA, "<bind xmlns='urn:xmpp:bind:0'><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind>"))
-        .await
-        .unwrap();
+    c.send_xml(&fast_authenticate(
+        &secret,
+        "HT-SHA-256-NONE",
+        &[],
+        UA,
+        "<bind xmlns='urn:xmpp:bind:0'><enable xmlns='urn:xmpp:sm:3' resume='true'/></bind>",
+    ))
+    .await
+    .unwrap();
     let success = c.recv_element().await.unwrap();
     starling_testkit::matcher::assert_matches(
         "<success xmlns='urn:xmpp:sasl:2'><additional-data>{*}</additional-data>\
@@ -422,25 +507,46 @@ async fn fast_token_then_one_round_trip_reconnect() {
          <bound xmlns='urn:xmpp:bind:0'><enabled xmlns='urn:xmpp:sm:3' resume='true' max='300' id='{*}'/></bound></success>",
         &success,
     );
-    let responder = B64.decode(child(&success, "additional-data", SASL2).text()).unwrap();
-    assert_eq!(responder, starling_sasl::ht::responder_hash(secret.as_bytes(), b""));
+    let responder = B64
+        .decode(child(&success, "additional-data", SASL2).text())
+        .unwrap();
+    assert_eq!(
+        responder,
+        starling_sasl::ht::responder_hash(secret.as_bytes(), b"")
+    );
     // With channel binding: a token for -EXPR works only bound to this TLS connection.
     let (mut c, _) = tls(&server).await;
     let success = scram(
         &mut c,
         "alice",
         PW,
-        &format!("{}<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-EXPR'/>", user_agent(UA2)),
+        &format!(
+            "{}<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-EXPR'/>",
+            user_agent(UA2)
+        ),
     )
     .await;
-    let expr = child(&success, "token", "urn:xmpp:fast:0").attr("token").unwrap().to_owned();
+    let expr = child(&success, "token", "urn:xmpp:fast:0")
+        .attr("token")
+        .unwrap()
+        .to_owned();
     drop(c);
     let (mut c, _) = tls(&server).await;
     let cb = c.channel_binding(ChannelBindingType::TlsExporter).unwrap();
     // The right token over another channel's binding fails; over this one it works.
-    c.send_xml(&fast_authenticate(&expr, "HT-SHA-256-EXPR", b"not this channel", UA2, "")).await.unwrap();
+    c.send_xml(&fast_authenticate(
+        &expr,
+        "HT-SHA-256-EXPR",
+        b"not this channel",
+        UA2,
+        "",
+    ))
+    .await
+    .unwrap();
     c.expect("<failure xmlns='urn:xmpp:sasl:2'><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></failure>").await.unwrap();
-    c.send_xml(&fast_authenticate(&expr, "HT-SHA-256-EXPR", &cb, UA2, "")).await.unwrap();
+    c.send_xml(&fast_authenticate(&expr, "HT-SHA-256-EXPR", &cb, UA2, ""))
+        .await
+        .unwrap();
     c.expect("<success xmlns='urn:xmpp:sasl:2'><additional-data>{*}</additional-data><authorization-identifier>alice@localhost</authorization-identifier></success>").await.unwrap();
 }
 
@@ -462,16 +568,24 @@ async fn token_for(server: &TestServer, ua: &str) -> String {
         &mut c,
         "alice",
         PW,
-        &format!("{}<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>", user_agent(ua)),
+        &format!(
+            "{}<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>",
+            user_agent(ua)
+        ),
     )
     .await;
-    child(&success, "token", "urn:xmpp:fast:0").attr("token").unwrap().to_owned()
+    child(&success, "token", "urn:xmpp:fast:0")
+        .attr("token")
+        .unwrap()
+        .to_owned()
 }
 
 /// Tries a FAST login; the first element the server answers.
 async fn try_fast(server: &TestServer, token: &str, ua: &str, extra: &str) -> Element {
     let (mut c, _) = tls(server).await;
-    c.send_xml(&fast_authenticate(token, "HT-SHA-256-NONE", &[], ua, extra)).await.unwrap();
+    c.send_xml(&fast_authenticate(token, "HT-SHA-256-NONE", &[], ua, extra))
+        .await
+        .unwrap();
     c.recv_element().await.unwrap()
 }
 
@@ -488,28 +602,55 @@ async fn invalidated_rotated_expired_and_replayed_tokens_are_refused() {
     let ok = try_fast(&server, &t, UA, "").await;
     assert!(ok.get_child("token", "urn:xmpp:fast:0").is_none());
     let (mut c, _) = tls(&server).await;
-    c.send_xml(&fast_authenticate(&t, "HT-SHA-256-NONE", &[], UA, "").replace("<fast xmlns='urn:xmpp:fast:0'/>", "<fast xmlns='urn:xmpp:fast:0' invalidate='true'/>"))
-        .await
-        .unwrap();
+    c.send_xml(
+        &fast_authenticate(&t, "HT-SHA-256-NONE", &[], UA, "").replace(
+            "<fast xmlns='urn:xmpp:fast:0'/>",
+            "<fast xmlns='urn:xmpp:fast:0' invalidate='true'/>",
+        ),
+    )
+    .await
+    .unwrap();
     let success = c.recv_element().await.unwrap();
-    assert!(success.is("success", SASL2) && success.get_child("token", "urn:xmpp:fast:0").is_none(), "{}", success.to_xml());
+    assert!(
+        success.is("success", SASL2) && success.get_child("token", "urn:xmpp:fast:0").is_none(),
+        "{}",
+        success.to_xml()
+    );
     starling_testkit::matcher::assert_matches(NOT_AUTHORIZED, &try_fast(&server, &t, UA, "").await);
     // Another client's user-agent id does not take the token.
     let t = token_for(&server, UA).await;
-    starling_testkit::matcher::assert_matches(NOT_AUTHORIZED, &try_fast(&server, &t, UA2, "").await);
+    starling_testkit::matcher::assert_matches(
+        NOT_AUTHORIZED,
+        &try_fast(&server, &t, UA2, "").await,
+    );
     // Rotation (§4.5): the old token stays valid until the new one is used.
-    let t2 = try_fast(&server, &t, UA, "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>").await;
-    let t2 = child(&t2, "token", "urn:xmpp:fast:0").attr("token").unwrap().to_owned();
-    assert!(try_fast(&server, &t, UA, "").await.is("success", SASL2), "still valid");
+    let t2 = try_fast(
+        &server,
+        &t,
+        UA,
+        "<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>",
+    )
+    .await;
+    let t2 = child(&t2, "token", "urn:xmpp:fast:0")
+        .attr("token")
+        .unwrap()
+        .to_owned();
+    assert!(
+        try_fast(&server, &t, UA, "").await.is("success", SASL2),
+        "still valid"
+    );
     assert!(try_fast(&server, &t2, UA, "").await.is("success", SASL2));
     starling_testkit::matcher::assert_matches(NOT_AUTHORIZED, &try_fast(&server, &t, UA, "").await);
     // Replay counts (§4.4).
     let counted = |n: u32| format!("<fast xmlns='urn:xmpp:fast:0' count='{n}'/>");
     for (n, ok) in [(5, true), (5, false), (4, false), (6, true)] {
         let (mut c, _) = tls(&server).await;
-        c.send_xml(&fast_authenticate(&t2, "HT-SHA-256-NONE", &[], UA, "").replace("<fast xmlns='urn:xmpp:fast:0'/>", &counted(n)))
-            .await
-            .unwrap();
+        c.send_xml(
+            &fast_authenticate(&t2, "HT-SHA-256-NONE", &[], UA, "")
+                .replace("<fast xmlns='urn:xmpp:fast:0'/>", &counted(n)),
+        )
+        .await
+        .unwrap();
         let got = c.recv_element().await.unwrap();
         if ok {
             assert!(got.is("success", SASL2), "count {n}: {}", got.to_xml());
@@ -521,15 +662,20 @@ async fn invalidated_rotated_expired_and_replayed_tokens_are_refused() {
         }
     }
     // Expiry (§5.2): a token whose lifetime is over, issued with the server's own secret.
-    let secret = starling_accounts::fast::ServerSecret::load_or_create(&server.data_dir().join("server-secret")).unwrap();
+    let secret = starling_accounts::fast::ServerSecret::load_or_create(
+        &server.data_dir().join("server-secret"),
+    )
+    .unwrap();
     let stores = &server.router().context().stores;
     let lifetime = Duration::from_secs(14 * 86_400);
     let old = starling_accounts::fast::issue(
         stores.fast.as_ref(),
         &secret,
-        "alice",
-        "localhost",
-        UA2,
+        starling_accounts::fast::TokenOwner {
+            localpart: "alice",
+            domain: "localhost",
+            user_agent: UA2,
+        },
         starling_sasl::ht::HtMechanism::from_name("HT-SHA-256-NONE").unwrap(),
         lifetime,
         starling_accounts::fast::unix_now() - 15 * 86_400,
@@ -544,9 +690,11 @@ async fn invalidated_rotated_expired_and_replayed_tokens_are_refused() {
     let near = starling_accounts::fast::issue(
         stores.fast.as_ref(),
         &secret,
-        "alice",
-        "localhost",
-        UA2,
+        starling_accounts::fast::TokenOwner {
+            localpart: "alice",
+            domain: "localhost",
+            user_agent: UA2,
+        },
         starling_sasl::ht::HtMechanism::from_name("HT-SHA-256-NONE").unwrap(),
         lifetime,
         starling_accounts::fast::unix_now() - 10 * 86_400,
@@ -554,7 +702,11 @@ async fn invalidated_rotated_expired_and_replayed_tokens_are_refused() {
     .await
     .unwrap();
     let rotated = try_fast(&server, &near.token, UA2, "").await;
-    assert!(rotated.get_child("token", "urn:xmpp:fast:0").is_some(), "{}", rotated.to_xml());
+    assert!(
+        rotated.get_child("token", "urn:xmpp:fast:0").is_some(),
+        "{}",
+        rotated.to_xml()
+    );
 }
 
 /// XEP-0484 / issue 14: a password change (through the one credential path the CLI, XEP-0077
@@ -570,10 +722,26 @@ async fn password_change_and_deletion_revoke_tokens() {
         .unwrap();
     starling_testkit::matcher::assert_matches(NOT_AUTHORIZED, &try_fast(&server, &t, UA, "").await);
     let (mut c, _) = tls(&server).await;
-    let success = scram(&mut c, "alice", "new", &format!("{}<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>", user_agent(UA))).await;
-    let t = child(&success, "token", "urn:xmpp:fast:0").attr("token").unwrap().to_owned();
+    let success = scram(
+        &mut c,
+        "alice",
+        "new",
+        &format!(
+            "{}<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-NONE'/>",
+            user_agent(UA)
+        ),
+    )
+    .await;
+    let t = child(&success, "token", "urn:xmpp:fast:0")
+        .attr("token")
+        .unwrap()
+        .to_owned();
     drop(c);
-    stores.accounts.delete_account("alice", "localhost").await.unwrap();
+    stores
+        .accounts
+        .delete_account("alice", "localhost")
+        .await
+        .unwrap();
     server.add_user("alice", PW).await;
     starling_testkit::matcher::assert_matches(NOT_AUTHORIZED, &try_fast(&server, &t, UA, "").await);
 }

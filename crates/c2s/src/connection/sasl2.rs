@@ -286,16 +286,22 @@ impl Connection {
         self.sasl_user = Some(localpart.clone());
         let cb = m.cb_data(&self.bindings).unwrap_or_default().to_vec();
         let shared = self.shared.clone();
+        let owner = fast::TokenOwner {
+            localpart: &localpart,
+            domain: &domain,
+            user_agent: &user_agent,
+        };
+        let attempt = fast::TokenProof {
+            mechanism: m,
+            cb_data: &cb,
+            proof: &proof,
+            count,
+        };
         let outcome = fast::login(
             shared.stores.fast.as_ref(),
             &shared.secret,
-            &localpart,
-            &domain,
-            &user_agent,
-            m,
-            &cb,
-            &proof,
-            count,
+            owner,
+            attempt,
             shared.settings.fast_token_lifetime,
             fast::unix_now(),
         )
@@ -402,9 +408,11 @@ impl Connection {
             .map_or_else(|| account.to_string(), |b| b.jid.to_string());
         let mut success = Element::new("success", ns::SASL2);
         if let Some(d) = additional_data {
-            success.append_child(Element::new("additional-data", ns::SASL2).with_text(B64.encode(d)));
+            success
+                .append_child(Element::new("additional-data", ns::SASL2).with_text(B64.encode(d)));
         }
-        success.append_child(Element::new("authorization-identifier", ns::SASL2).with_text(identity));
+        success
+            .append_child(Element::new("authorization-identifier", ns::SASL2).with_text(identity));
         for x in extras {
             success.append_child(x);
         }
@@ -470,15 +478,19 @@ impl Connection {
                     }
                 }
                 // Module features (XEP-0280 carbons), through module-api.
-                _ => match &entry {
-                    Some(entry) => match self.shared.router.bind_inline(entry, feature).await {
+                _ => {
+                    let Some(entry) = &entry else { continue };
+                    match self.shared.router.bind_inline(entry, feature).await {
                         Some(Some(answer)) => bound.append_child(answer),
                         Some(None) => {}
-                        None => tracing::debug!(id = self.id, ns = feature.ns(), name = feature.name(),
-                            "unknown Bind2 inline feature ignored"),
-                    },
-                    None => {}
-                },
+                        None => tracing::debug!(
+                            id = self.id,
+                            ns = feature.ns(),
+                            name = feature.name(),
+                            "unknown Bind2 inline feature ignored"
+                        ),
+                    }
+                }
             }
         }
         Some(bound)
@@ -505,7 +517,10 @@ impl Connection {
             .filter(|m| self.fast_mechanisms().contains(m));
         let Some(ua) = self.user_agent.clone() else {
             if asked.is_some() {
-                tracing::debug!(id = self.id, "FAST token asked for without a user-agent id: none issued");
+                tracing::debug!(
+                    id = self.id,
+                    "FAST token asked for without a user-agent id: none issued"
+                );
             }
             return Ok(None);
         };
@@ -528,12 +543,15 @@ impl Connection {
         let Some(m) = issue else {
             return Ok(None);
         };
+        let owner = fast::TokenOwner {
+            localpart: node.as_str(),
+            domain,
+            user_agent: &ua,
+        };
         let token = fast::issue(
             store,
             &shared.secret,
-            node.as_str(),
-            domain,
-            &ua,
+            owner,
             m,
             shared.settings.fast_token_lifetime,
             fast::unix_now(),
@@ -543,7 +561,10 @@ impl Connection {
         tracing::debug!(id = self.id, %account, mechanism = m.name(), "FAST token issued");
         Ok(Some(
             Element::new("token", ns::FAST)
-                .with_attr("expiry", starling_proto::clock::format_unix(token.expires_at))
+                .with_attr(
+                    "expiry",
+                    starling_proto::clock::format_unix(token.expires_at),
+                )
                 .with_attr("token", token.token),
         ))
     }
