@@ -84,13 +84,45 @@ async function caseReceipt() {
   await b.stop();
 }
 
+// XEP-0388 SASL2 + XEP-0386 Bind2 with a FAST token asked for (XEP-0484), then a reconnect of
+// the same client (same <user-agent id/>) that logs in with the token: @xmpp/client 0.14 does
+// both by itself when the server offers them (client-core/src/fast, sasl-ht-sha-256-none).
+async function caseSasl2Fast() {
+  const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: DOMAIN, resource: "fast", username: "js6", password: "pw" });
+  c.on("error", () => {});
+  const sent = [];
+  c.on("send", (el) => sent.push(el));
+  await c.start();
+  const first = sent.find((el) => el.is("authenticate", "urn:xmpp:sasl:2"));
+  if (!first) throw new Error("no SASL2 <authenticate/>");
+  if (first.attrs.mechanism !== "SCRAM-SHA-1") throw new Error(`first login with ${first.attrs.mechanism}`);
+  if (!first.getChild("bind", "urn:xmpp:bind:0")) throw new Error("no Bind2 request");
+  if (!first.getChild("request-token", "urn:xmpp:fast:0")) throw new Error("no token requested");
+  if (!String(c.jid).startsWith("js6@localhost/fast/")) throw new Error(`bound ${c.jid}`);
+  const token = await c.fast.fetchToken();
+  if (!token?.token) throw new Error("no FAST token received");
+  const firstJid = String(c.jid);
+  await c.stop();
+  sent.length = 0;
+  // Same client object: same user agent, token kept in memory.
+  await c.start();
+  const second = sent.find((el) => el.is("authenticate", "urn:xmpp:sasl:2"));
+  if (second?.attrs.mechanism !== "HT-SHA-256-NONE") throw new Error(`reconnect with ${second?.attrs.mechanism}`);
+  if (sent.some((el) => el.is("response", "urn:xmpp:sasl:2"))) throw new Error("FAST took more than one round trip");
+  if (String(c.jid) !== firstJid) throw new Error(`resource not stable: ${firstJid} then ${c.jid}`);
+  const roster = await c.iqCaller.get(xml("query", "jabber:iq:roster"));
+  if (roster.attrs.ver === undefined) throw new Error("no roster after FAST login");
+  await c.stop();
+}
+
 const CASES = [
   ["login_scram_sha1_starttls", caseLogin],
+  ["sasl2_bind2_then_fast_reconnect", caseSasl2Fast],
   ["friend_request_both", caseFriendRequestBoth],
   ["receipt", caseReceipt],
 ];
 
-export const USERS = ["js1", "js2", "js3", "js4", "js5"];
+export const USERS = ["js1", "js2", "js3", "js4", "js5", "js6"];
 
 if (process.argv[2] === "--users") {
   console.log(USERS.join(" "));

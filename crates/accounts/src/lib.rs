@@ -13,6 +13,7 @@
 //! new account ([`parse_new_account`], [`new_localpart`], and so [`create_account`]) must be valid
 //! under both and normalise to the same string under both; existing accounts are left alone.
 
+pub mod fast;
 pub mod invites;
 pub mod registration;
 
@@ -222,6 +223,28 @@ pub async fn scram_credential(
             }
         }
     }
+    Ok(None)
+}
+
+/// Why an account that proved who it is may still not log in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRefusal {
+    /// The SASL condition the client gets (RFC 6120 §6.5), e.g. `<account-disabled/>`.
+    pub condition: starling_sasl::SaslFailure,
+    /// The `<text/>` that goes with it.
+    pub text: String,
+}
+
+/// Whether `localpart@domain` may log in now: `Some` refusal if not. **Every** login path asks
+/// here, once it knows the account and before it checks the credentials (legacy SASL,
+/// SASL2 with a password, SASL2 with a FAST token), so that a rule about accounts (a disabled
+/// account, …) is written once and holds everywhere. Today every account may.
+pub async fn login_refusal(
+    store: &dyn AccountStore,
+    localpart: &str,
+    domain: &str,
+) -> Result<Option<LoginRefusal>, StorageError> {
+    let _ = (store, localpart, domain);
     Ok(None)
 }
 

@@ -87,6 +87,13 @@ enum Scenario {
         #[arg(long, default_value_t = 1)]
         rounds: u32,
     },
+    /// Reconnect storm: SCRAM login over SASL2 (Bind2, SM, a FAST token), then every round all
+    /// users drop and reconnect with XEP-0484 FAST + resumption: logins/s beside reconnects/s.
+    Fast {
+        /// Reconnect rounds after the first logins.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
     /// Server RSS per held idle connection (needs --server-pid).
     Idle {
         /// Seconds to wait after the logins before reading RSS.
@@ -243,6 +250,15 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
                 server_pid: c.server_pid,
             };
             scenario::login::run(&target, &opts).await
+        }
+        Scenario::Fast { rounds } => {
+            let opts = scenario::fast::FastOpts {
+                users,
+                concurrency: c.concurrency,
+                rounds,
+                server_pid: c.server_pid,
+            };
+            scenario::fast::run(&target, &opts).await
         }
         Scenario::Idle { settle } => {
             let Some(server_pid) = c.server_pid else {

@@ -687,6 +687,261 @@ async fn authenticate<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         .map_err(|e| ConnError::Sasl(e.to_string()))
 }
 
+/// What a XEP-0484 FAST client keeps between its connections.
+pub struct FastClient {
+    pub user: String,
+    /// Its XEP-0388 `<user-agent id/>` (a UUID).
+    pub user_agent: String,
+    /// The current FAST token (`HT-SHA-256-NONE`).
+    pub token: String,
+    /// The XEP-0198 session to resume.
+    pub sm_id: String,
+    /// Stanzas handled on that session (XEP-0198 `h`).
+    pub inbound: u32,
+}
+
+/// A UUID (version 4 layout) for a bench client's `<user-agent id/>`, from the user's name.
+pub fn user_agent_id(user: &str, salt: u64) -> String {
+    use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+    let h = |k: u64| BuildHasherDefault::<DefaultHasher>::default().hash_one((user, salt, k));
+    let (a, b) = (h(1), h(2));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn sasl2_user_agent(id: &str) -> String {
+    format!("<user-agent id='{id}'><software>starling-bench</software></user-agent>")
+}
+
+/// The first login of a FAST client (XEP-0388 SASL2 with SCRAM, XEP-0386 Bind2 with XEP-0198
+/// resumable stream management inline, and a XEP-0484 token asked for).
+pub async fn sasl2_first_login(
+    target: &Target,
+    user: &str,
+    user_agent: &str,
+) -> Result<(Session, FastClient), ConnError> {
+    tokio::time::timeout(target.timeout, async {
+        let Unauthenticated {
+            mut reader,
+            mut writer,
+            features,
+        } = connect_inner(target).await?;
+        let auth = features
+            .get_child("authentication", ns::SASL2)
+            .ok_or_else(|| ConnError::NotOffered("SASL2".to_owned()))?;
+        let fast_offered = auth
+            .get_child("inline", ns::SASL2)
+            .and_then(|i| i.get_child("fast", ns::FAST))
+            .is_some_and(|f| f.children().any(|m| m.text() == "HT-SHA-256-NONE"));
+        if !fast_offered {
+            return Err(ConnError::NotOffered("FAST with HT-SHA-256-NONE".to_owned()));
+        }
+        let hash = match target.mech {
+            Mech::ScramSha1 => ScramHash::Sha1,
+            Mech::ScramSha256 | Mech::Plain => ScramHash::Sha256,
+        };
+        let mech = if hash == ScramHash::Sha1 { "SCRAM-SHA-1" } else { "SCRAM-SHA-256" };
+        let mut client = ScramClient::new(hash, user, &target.password, None, None)
+            .map_err(|e| ConnError::Sasl(e.to_string()))?;
+        let inline = format!(
+            "{}<bind xmlns='{}'><tag>{}</tag><enable xmlns='{}' resume='true'/></bind>\
+             <request-token xmlns='{}' mechanism='HT-SHA-256-NONE'/>",
+            sasl2_user_agent(user_agent),
+            ns::BIND2,
+            target.resource,
+            ns::SM,
+            ns::FAST
+        );
+        writer
+            .write_all(
+                format!(
+                    "<authenticate xmlns='{}' mechanism='{mech}'><initial-response>{}</initial-response>{inline}</authenticate>",
+                    ns::SASL2,
+                    B64.encode(client.client_first())
+                )
+                .as_bytes(),
+            )
+            .await?;
+        let challenge = reader.element("authenticating (SASL2)").await?;
+        if !challenge.is("challenge", ns::SASL2) {
+            return Err(unexpected("authenticating (SASL2)", &challenge));
+        }
+        let server_first = B64
+            .decode(challenge.text().trim())
+            .map_err(|e| ConnError::Sasl(format!("bad base64 from the server: {e}")))?;
+        let cached = salt_and_iterations(&server_first).and_then(|(salt, i)| {
+            let cache = target.cache.lock().ok()?;
+            cache.get(hash, &salt, i).cloned()
+        });
+        let hit = cached.is_some();
+        if let Some(salted) = cached {
+            client = client.with_salted_password(salted);
+        }
+        let client_final = client
+            .handle_server_first(&server_first)
+            .map_err(|e| ConnError::Sasl(e.to_string()))?;
+        if !hit
+            && let Some(salted) = client.salted_password().cloned()
+            && let Ok(mut cache) = target.cache.lock()
+        {
+            cache.misses += 1;
+            cache.insert(salted);
+        }
+        writer
+            .write_all(
+                format!("<response xmlns='{}'>{}</response>", ns::SASL2, B64.encode(client_final))
+                    .as_bytes(),
+            )
+            .await?;
+        let success = reader.element("authenticating (SASL2)").await?;
+        if !success.is("success", ns::SASL2) {
+            return Err(unexpected("authenticating (SASL2)", &success));
+        }
+        let data = success
+            .get_child("additional-data", ns::SASL2)
+            .map(|d| B64.decode(d.text().trim()).unwrap_or_default())
+            .unwrap_or_default();
+        client
+            .verify_server_final(&data)
+            .map_err(|e| ConnError::Sasl(e.to_string()))?;
+        let token = success
+            .get_child("token", ns::FAST)
+            .and_then(|t| t.attr("token"))
+            .ok_or_else(|| unexpected("asking for a FAST token", &success))?
+            .to_owned();
+        let sm_id = success
+            .get_child("bound", ns::BIND2)
+            .and_then(|b| b.get_child("enabled", ns::SM))
+            .and_then(|e| e.attr("id"))
+            .ok_or_else(|| unexpected("enabling stream management inline", &success))?
+            .to_owned();
+        let jid = success
+            .get_child("authorization-identifier", ns::SASL2)
+            .map(Element::text)
+            .unwrap_or_default();
+        reader.sm_base = Some(reader.stanzas);
+        // The features of the bound stream.
+        reader.element("reading stream features").await?;
+        let fast = FastClient {
+            user: user.to_owned(),
+            user_agent: user_agent.to_owned(),
+            token,
+            sm_id,
+            inbound: 0,
+        };
+        Ok((
+            Session {
+                reader,
+                writer,
+                jid,
+                roster_items: 0,
+            },
+            fast,
+        ))
+    })
+    .await
+    .map_err(|_| ConnError::Timeout(target.timeout))?
+}
+
+/// A FAST reconnect (XEP-0484): after the TLS stream is open, one write (`<authenticate/>`
+/// with the token, XEP-0198 `<resume/>` and a Bind2 fallback) and one reply. Returns the session
+/// and whether it was resumed; a rotated token or a new stream management id is kept in
+/// `fast`.
+pub async fn fast_reconnect(
+    target: &Target,
+    fast: &mut FastClient,
+) -> Result<(Session, bool), ConnError> {
+    tokio::time::timeout(target.timeout, async {
+        let Unauthenticated {
+            mut reader,
+            mut writer,
+            ..
+        } = connect_inner(target).await?;
+        let mut msg = fast.user.as_bytes().to_vec();
+        msg.push(0);
+        msg.extend_from_slice(&starling_sasl::ht::initiator_hash(fast.token.as_bytes(), &[]));
+        writer
+            .write_all(
+                format!(
+                    "<authenticate xmlns='{}' mechanism='HT-SHA-256-NONE'><initial-response>{}</initial-response>\
+                     {}<fast xmlns='{}'/><resume xmlns='{}' previd='{}' h='{}'/>\
+                     <bind xmlns='{}'><tag>{}</tag><enable xmlns='{}' resume='true'/></bind></authenticate>",
+                    ns::SASL2,
+                    B64.encode(&msg),
+                    sasl2_user_agent(&fast.user_agent),
+                    ns::FAST,
+                    ns::SM,
+                    fast.sm_id,
+                    fast.inbound,
+                    ns::BIND2,
+                    target.resource,
+                    ns::SM,
+                )
+                .as_bytes(),
+            )
+            .await?;
+        let success = reader.element("authenticating with FAST").await?;
+        if !success.is("success", ns::SASL2) {
+            return Err(unexpected("authenticating with FAST", &success));
+        }
+        let responder = success
+            .get_child("additional-data", ns::SASL2)
+            .and_then(|d| B64.decode(d.text().trim()).ok())
+            .unwrap_or_default();
+        if responder != starling_sasl::ht::responder_hash(fast.token.as_bytes(), &[]) {
+            return Err(ConnError::Sasl("wrong HT responder hash".to_owned()));
+        }
+        if let Some(t) = success.get_child("token", ns::FAST).and_then(|t| t.attr("token")) {
+            fast.token = t.to_owned();
+        }
+        let resumed = success.has_child("resumed", ns::SM);
+        if resumed {
+            // XEP-0198 §5: the count goes on.
+            reader.sm_base = Some(reader.stanzas.wrapping_sub(fast.inbound));
+        } else {
+            let id = success
+                .get_child("bound", ns::BIND2)
+                .and_then(|b| b.get_child("enabled", ns::SM))
+                .and_then(|e| e.attr("id"))
+                .ok_or_else(|| unexpected("binding after a failed resumption", &success))?;
+            fast.sm_id = id.to_owned();
+            fast.inbound = 0;
+            reader.sm_base = Some(reader.stanzas);
+            reader.element("reading stream features").await?;
+        }
+        let jid = success
+            .get_child("authorization-identifier", ns::SASL2)
+            .map(Element::text)
+            .unwrap_or_default();
+        Ok((
+            Session {
+                reader,
+                writer,
+                jid,
+                roster_items: 0,
+            },
+            resumed,
+        ))
+    })
+    .await
+    .map_err(|_| ConnError::Timeout(target.timeout))?
+}
+
+impl Session {
+    /// XEP-0198 `h` of this session: stanzas received since stream management was enabled.
+    pub fn handled(&self) -> u32 {
+        self.reader
+            .sm_base
+            .map_or(0, |b| self.reader.stanzas.wrapping_sub(b))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

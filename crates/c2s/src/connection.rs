@@ -12,8 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use starling_module_api::{Event, SessionCommand, SessionHandle, random_id};
 use starling_proto::{
-    BareJid, Element, Jid, StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition,
-    error_reply, iq_result, ns,
+    BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StreamError,
+    StreamErrorCondition, error_reply, iq_result, ns,
 };
 use starling_sasl::{
     ChannelBindingType, ChannelBindings, Mechanism, SaslFailure, ServerSession, Step,
@@ -34,6 +34,9 @@ use crate::limiter::RateLimiter;
 use crate::negotiation::{Input, Phase, Verdict, admit};
 use crate::session::{Ack, Lookup, MAX_HELD, Resumable, Session, StreamMgmt};
 use crate::{C2sShared, ListenerKind};
+
+mod sasl2;
+use sasl2::Sasl2Pending;
 
 /// Bytes read from the socket at once, into the worker thread's buffer ([`read_pooled`]).
 const READ_CHUNK: usize = 16 * 1024;
@@ -214,6 +217,11 @@ pub struct Connection {
     sasl: Option<Box<ServerSession>>,
     /// The normalised localpart looked up during SASL.
     sasl_user: Option<String>,
+    /// The `<authenticate/>` of a XEP-0388 SASL2 exchange in progress (its inline requests
+    /// wait for the outcome); `None` for legacy SASL.
+    sasl2: Option<Box<Sasl2Pending>>,
+    /// The XEP-0388 `<user-agent id/>` the client authenticated with (a UUID, lower case).
+    user_agent: Option<Box<str>>,
     sasl_attempts: u32,
     /// The authenticated account.
     account: Option<BareJid>,
@@ -254,6 +262,8 @@ impl Connection {
             bindings: ChannelBindings::none(),
             sasl: None,
             sasl_user: None,
+            sasl2: None,
+            user_agent: None,
             sasl_attempts: 0,
             account: None,
             bound: None,
@@ -858,12 +868,15 @@ impl Connection {
         let s = &self.shared.settings;
         let mut f = Element::new("features", ns::STREAM);
         if self.account.is_some() {
-            f.append_child(Element::new("bind", ns::BIND));
-            // RFC 6121 legacy session establishment: Smack and Spark still send it.
-            f.append_child(
-                Element::new("session", ns::SESSION)
-                    .with_child(Element::new("optional", ns::SESSION)),
-            );
+            // After SASL2 with Bind2 (XEP-0386) the stream is bound already: no binding offered.
+            if self.bound.is_none() {
+                f.append_child(Element::new("bind", ns::BIND));
+                // RFC 6121 legacy session establishment: Smack and Spark still send it.
+                f.append_child(
+                    Element::new("session", ns::SESSION)
+                        .with_child(Element::new("optional", ns::SESSION)),
+                );
+            }
             f.append_child(limits_feature(s.max_stanza_size));
             // XEP-0198 §2 (advertised after authentication, where <resume/> may replace bind).
             f.append_child(Element::new("sm", ns::SM));
@@ -889,6 +902,9 @@ impl Connection {
             mechs.append_child(Element::new("mechanism", ns::SASL).with_text(m.name()));
         }
         f.append_child(mechs);
+        if let Some(auth) = self.sasl2_feature() {
+            f.append_child(auth);
+        }
         if self.plus_offered() {
             // XEP-0440: the channel-binding types this connection supports.
             let mut cb = Element::new("sasl-channel-binding", ns::SASL_CB);
@@ -953,18 +969,22 @@ impl Connection {
                 return Ok(Flow::Close);
             }
             Verdict::SaslEncryptionRequired => {
-                self.sasl_failure(SaslFailure::EncryptionRequired, None);
+                let sasl2 = input == Input::Sasl2Authenticate;
+                self.sasl_attempts += 1;
+                self.write_failure(sasl2, SaslFailure::EncryptionRequired, None);
                 return self.check_attempts();
             }
             Verdict::SaslOutOfSequence => {
-                let cond = if input == Input::SaslAbort {
+                let cond = if matches!(input, Input::SaslAbort | Input::Sasl2Abort) {
                     SaslFailure::Aborted
                 } else {
                     SaslFailure::MalformedRequest
                 };
+                let sasl2 = matches!(input, Input::Sasl2Response | Input::Sasl2Abort);
                 self.sasl = None;
                 self.phase = Phase::PreAuth;
-                self.sasl_failure(cond, None);
+                self.sasl_attempts += 1;
+                self.write_failure(sasl2, cond, None);
                 return self.check_attempts();
             }
             Verdict::NotAllowed => {
@@ -989,12 +1009,14 @@ impl Connection {
             // Login steps are boxed to keep `process` small (see `run`).
             Input::Auth => Box::pin(self.handle_auth(&e)).await,
             Input::SaslResponse => Box::pin(self.handle_sasl_response(&e)).await,
-            Input::SaslAbort => {
+            Input::SaslAbort | Input::Sasl2Abort => {
                 self.sasl = None;
                 self.phase = Phase::PreAuth;
                 self.sasl_failure(SaslFailure::Aborted, None);
                 self.check_attempts()
             }
+            Input::Sasl2Authenticate => Box::pin(self.handle_sasl2_authenticate(e)).await,
+            Input::Sasl2Response => Box::pin(self.handle_sasl2_response(&e)).await,
             Input::Bind => Box::pin(self.handle_bind(&e)).await,
             Input::Session => {
                 // RFC 3921 §3 session establishment is a no-op today: answer it.
@@ -1077,10 +1099,23 @@ impl Connection {
             initial.as_deref(),
         );
         session.set_unknown_user_iterations(self.shared.settings.scram_iterations);
+        // XEP-0474 §5.1: the legacy mechanism list is what the client saw here.
+        let offered = self.offered_mechanisms();
+        self.set_downgrade_protection(&mut session, &offered);
         self.sasl_user = None;
+        self.sasl2 = None;
         self.sasl = Some(Box::new(session));
         self.phase = Phase::Sasl;
         self.sasl_step(step).await
+    }
+
+    /// XEP-0474: hashes the mechanisms `offered` on the profile in use and the XEP-0440
+    /// channel-binding types (advertised exactly when -PLUS is) into SCRAM's server-first.
+    fn set_downgrade_protection(&self, session: &mut ServerSession, offered: &[Mechanism]) {
+        let names: Vec<&str> = offered.iter().map(Mechanism::name).collect();
+        let cb: Vec<&str> = self.bindings.available().iter().map(|t| t.name()).collect();
+        let cb = self.plus_offered().then_some(cb.as_slice());
+        session.set_downgrade_protection(&names, cb);
     }
 
     async fn handle_sasl_response(&mut self, e: &Element) -> Result<Flow, StreamError> {
@@ -1093,8 +1128,13 @@ impl Connection {
                 return self.check_attempts();
             }
         };
+        self.sasl_continue(&payload).await
+    }
+
+    /// Feeds the client's response (either profile) to the exchange.
+    async fn sasl_continue(&mut self, payload: &[u8]) -> Result<Flow, StreamError> {
         let step = match self.sasl.as_mut() {
-            Some(s) => s.step(&payload),
+            Some(s) => s.step(payload),
             None => Step::Failure(SaslFailure::MalformedRequest),
         };
         self.sasl_step(step).await
@@ -1105,22 +1145,14 @@ impl Connection {
             match step {
                 Step::NeedCredentials { username, hash } => {
                     let account = self.sasl_account(&username);
-                    let now = std::time::Instant::now();
                     if let Some(a) = &account
-                        && self
-                            .shared
-                            .throttle
-                            .account_locked(a.as_str(), now)
-                            .is_some()
+                        && let Some((cond, text)) = self.login_gate(a).await?
                     {
                         // Refused before the password is looked at: a lock holds for the right
                         // password too, and costs no PBKDF2 (see `throttle`).
                         self.sasl = None;
                         self.phase = Phase::PreAuth;
-                        self.sasl_failure(
-                            SaslFailure::TemporaryAuthFailure,
-                            Some(ACCOUNT_LOCKED_TEXT),
-                        );
+                        self.sasl_failure(cond, Some(&text));
                         return self.check_attempts();
                     }
                     let cred = self.lookup_credential(account, hash).await?;
@@ -1130,10 +1162,13 @@ impl Connection {
                     };
                 }
                 Step::Challenge(data) => {
-                    self.framing.write_element(
-                        &Element::new("challenge", ns::SASL).with_text(encode_sasl_payload(&data)),
-                        &mut self.out,
-                    );
+                    let challenge = if self.sasl2.is_some() {
+                        // XEP-0388 §2.2: plain base64; no data is an empty element.
+                        Element::new("challenge", ns::SASL2).with_text(B64.encode(&data))
+                    } else {
+                        Element::new("challenge", ns::SASL).with_text(encode_sasl_payload(&data))
+                    };
+                    self.framing.write_element(&challenge, &mut self.out);
                     return Ok(Flow::Continue);
                 }
                 Step::Success {
@@ -1152,6 +1187,9 @@ impl Connection {
                             return self.check_attempts();
                         }
                     };
+                    if self.sasl2.is_some() {
+                        return Box::pin(self.sasl2_success(account, additional_data, None)).await;
+                    }
                     let mut success = Element::new("success", ns::SASL);
                     if let Some(d) = additional_data {
                         success.append_text(encode_sasl_payload(&d));
@@ -1253,20 +1291,64 @@ impl Connection {
         }
     }
 
+    /// Whether `account` may log in now: the one gate every login path (legacy SASL, SASL2
+    /// with a password, SASL2 with a FAST token) passes once it knows the account and before it
+    /// checks credentials. A throttle lock (see `throttle`) and the account rules of
+    /// [`starling_accounts::login_refusal`] (a disabled account, …) answer here.
+    async fn login_gate(
+        &mut self,
+        account: &BareJid,
+    ) -> Result<Option<(SaslFailure, String)>, StreamError> {
+        let now = std::time::Instant::now();
+        if self
+            .shared
+            .throttle
+            .account_locked(account.as_str(), now)
+            .is_some()
+        {
+            return Ok(Some((
+                SaslFailure::TemporaryAuthFailure,
+                ACCOUNT_LOCKED_TEXT.to_owned(),
+            )));
+        }
+        let (Some(node), domain) = (account.node(), account.domain().as_str()) else {
+            return Ok(None);
+        };
+        let store = self.shared.stores.accounts.as_ref();
+        match starling_accounts::login_refusal(store, node.as_str(), domain).await {
+            Ok(None) => Ok(None),
+            Ok(Some(r)) => {
+                tracing::info!(id = self.id, %account, condition = r.condition.as_str(), "login refused");
+                Ok(Some((r.condition, r.text)))
+            }
+            Err(e) => {
+                tracing::error!(id = self.id, error = %e, "account lookup failed");
+                Err(StreamError::new(StreamErrorCondition::InternalServerError))
+            }
+        }
+    }
+
     /// Answers a failed attempt and counts it toward [`MAX_SASL_ATTEMPTS`].
     fn sasl_failure(&mut self, f: SaslFailure, text: Option<&str>) {
         self.sasl_attempts += 1;
         self.write_sasl_failure(f, text);
     }
 
-    /// Writes `<failure/>` with condition `f` and optional `<text/>` (RFC 6120 §6.5), without
-    /// counting it as an attempt.
+    /// Writes `<failure/>` with condition `f` and optional `<text/>` (RFC 6120 §6.5), in the
+    /// namespace of the exchange (SASL2's ends with it), without counting it as an attempt.
     fn write_sasl_failure(&mut self, f: SaslFailure, text: Option<&str>) {
-        tracing::info!(id = self.id, peer = %self.peer, condition = f.as_str(), text, "authentication failed");
-        let mut el =
-            Element::new("failure", ns::SASL).with_child(Element::new(f.as_str(), ns::SASL));
+        let sasl2 = self.sasl2.take().is_some();
+        self.write_failure(sasl2, f, text);
+    }
+
+    /// `<failure/>` of legacy SASL (RFC 6120 §6.5) or of SASL2 (XEP-0388 §2.6.2: the RFC 6120
+    /// condition in its own namespace, `<text/>` in SASL2's).
+    fn write_failure(&mut self, sasl2: bool, f: SaslFailure, text: Option<&str>) {
+        tracing::info!(id = self.id, peer = %self.peer, condition = f.as_str(), text, sasl2, "authentication failed");
+        let outer = if sasl2 { ns::SASL2 } else { ns::SASL };
+        let mut el = Element::new("failure", outer).with_child(Element::new(f.as_str(), ns::SASL));
         if let Some(t) = text {
-            el.append_child(Element::new("text", ns::SASL).with_text(t));
+            el.append_child(Element::new("text", outer).with_text(t));
         }
         self.framing.write_element(&el, &mut self.out);
     }
@@ -1316,19 +1398,38 @@ impl Connection {
                 Err(_) => return Err(StreamError::new(StreamErrorCondition::InternalServerError)),
             },
         };
-        let registry = self.shared.router.sessions().clone();
-        // RFC 6120 §7.6.2.1: a limit on simultaneous resources is <resource-constraint/>. A
-        // resource that replaces one of the same name does not add one.
-        let max = self.shared.settings.max_resources;
-        let bound = registry.resources(&account).await;
-        if max > 0 && bound.len() >= max && !bound.iter().any(|e| e.jid == jid) {
-            tracing::info!(id = self.id, %account, max, "resource limit reached");
+        if !self.bind_jid(&account, jid.clone()).await {
             self.reply_error(
                 iq,
                 StanzaErrorCondition::ResourceConstraint,
                 Some("too many resources bound for this account"),
             );
             return Ok(Flow::Continue);
+        }
+        let mut result = iq_result(iq);
+        result.remove_attr("from");
+        result.remove_attr("to");
+        result.append_child(
+            Element::new("bind", ns::BIND)
+                .with_child(Element::new("jid", ns::BIND).with_text(jid.to_string())),
+        );
+        self.framing.write_element(&result, &mut self.out);
+        self.shared.router.emit(Event::Bound(jid)).await;
+        Ok(Flow::Continue)
+    }
+
+    /// Binds `jid` to this connection (RFC 6120 §7; XEP-0386 Bind2 too): a new session in the
+    /// registry, the older session of the same resource closed with `<conflict/>`. `false` if
+    /// the account holds `max_resources` already (§7.6.2.1, `<resource-constraint/>`); a
+    /// resource that replaces one of the same name does not add one. The caller answers and
+    /// then emits [`Event::Bound`].
+    async fn bind_jid(&mut self, account: &BareJid, jid: FullJid) -> bool {
+        let registry = self.shared.router.sessions().clone();
+        let max = self.shared.settings.max_resources;
+        let bound = registry.resources(account).await;
+        if max > 0 && bound.len() >= max && !bound.iter().any(|e| e.jid == jid) {
+            tracing::info!(id = self.id, %account, max, "resource limit reached");
+            return false;
         }
         let s = &self.shared.settings;
         let (tx, inbox) = mpsc::channel(s.queue_len.max(1));
@@ -1344,19 +1445,12 @@ impl Connection {
             // modules hear of it now (its contacts get its unavailable presence).
             self.shared.router.emit(Event::Ended(old)).await;
         }
-        self.bound = Some(Box::new(Session::new(self.id, jid.clone(), handle, inbox)));
+        let mut session = Session::new(self.id, jid.clone(), handle, inbox);
+        session.user_agent = self.user_agent.clone();
+        self.bound = Some(Box::new(session));
         self.phase = Phase::Bound;
-        let mut result = iq_result(iq);
-        result.remove_attr("from");
-        result.remove_attr("to");
-        result.append_child(
-            Element::new("bind", ns::BIND)
-                .with_child(Element::new("jid", ns::BIND).with_text(jid.to_string())),
-        );
-        self.framing.write_element(&result, &mut self.out);
-        tracing::info!(id = self.id, %jid, "resource bound");
-        self.shared.router.emit(Event::Bound(jid)).await;
-        Ok(Flow::Continue)
+        tracing::info!(id = self.id, %jid, user_agent = self.user_agent.as_deref(), "resource bound");
+        true
     }
 
     // ----- Stanzas (RFC 6120 §8) -----
@@ -1421,9 +1515,16 @@ impl Connection {
         }
     }
 
-    fn write_sm_failed(&mut self, cond: StanzaErrorCondition, h: Option<u32>, text: &str) {
+    /// XEP-0198 §3: `<enable/>`, after binding, once.
+    fn handle_sm_enable(&mut self, e: &Element) {
+        if let Some(answer) = self.sm_enable(e) {
+            self.framing.write_element(&answer, &mut self.out);
+        }
+    }
+
+    /// `<failed/>` with a condition and text (XEP-0198 §3, §5).
+    fn sm_failed(cond: StanzaErrorCondition, h: Option<u32>, text: &str) -> Element {
         tracing::debug!(
-            id = self.id,
             condition = cond.as_str(),
             text,
             "stream management request refused"
@@ -1432,28 +1533,27 @@ impl Connection {
             .with_opt_attr("h", h.map(|h| h.to_string()))
             .with_child(Element::new(cond.as_str(), ns::STANZAS));
         failed.append_child(Element::new("text", ns::STANZAS).with_text(text));
-        self.framing.write_element(&failed, &mut self.out);
+        failed
     }
 
-    /// XEP-0198 §3: `<enable/>`, after binding, once.
-    fn handle_sm_enable(&mut self, e: &Element) {
+    /// Enables stream management as `e` (`<enable/>`) asks, on its own or inside Bind2
+    /// (XEP-0198 §9.1): the `<enabled/>` or `<failed/>` to answer with.
+    fn sm_enable(&mut self, e: &Element) -> Option<Element> {
         let settings = self.shared.settings.sm.clone();
-        let Some(account) = self.account.clone() else {
-            return;
-        };
+        let account = self.account.clone()?;
         let Some(b) = self.bound.as_deref_mut() else {
-            return self.write_sm_failed(
+            return Some(Self::sm_failed(
                 StanzaErrorCondition::UnexpectedRequest,
                 None,
                 "bind a resource before enabling stream management",
-            );
+            ));
         };
         if b.sm.is_some() {
-            return self.write_sm_failed(
+            return Some(Self::sm_failed(
                 StanzaErrorCondition::UnexpectedRequest,
                 None,
                 "stream management is already enabled",
-            );
+            ));
         }
         // Stanzas written before <enable/> are not counted by the client (§4): they are
         // forgotten like any write without stream management.
@@ -1483,7 +1583,7 @@ impl Connection {
             resume: resumable,
         }));
         tracing::debug!(id = self.id, resume, "stream management enabled");
-        self.framing.write_element(&enabled, &mut self.out);
+        Some(enabled)
     }
 
     /// XEP-0198 §4: the client's `<a h/>`.
@@ -1505,41 +1605,69 @@ impl Connection {
     /// connection (or the detached task) holding it, acknowledge what the client received,
     /// answer `<resumed/>` and send again what it did not.
     async fn handle_sm_resume(&mut self, e: &Element) -> Result<Flow, StreamError> {
+        match self.resume_session(e).await? {
+            Ok(resumed) => {
+                self.framing.write_element(&resumed, &mut self.out);
+                self.after_resumption().await;
+            }
+            Err(failed) => self.framing.write_element(&failed, &mut self.out),
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// What follows `<resumed/>` (on its own or inside SASL2's `<success/>`): exactly the bytes
+    /// the client had not acknowledged, and the news for modules.
+    async fn after_resumption(&mut self) {
+        let Some(b) = self.bound.as_deref() else {
+            return;
+        };
+        self.out.push_str(b.unacked.as_written());
+        let (jid, retransmit) = (b.jid.clone(), b.unacked.len());
+        tracing::info!(id = self.id, %jid, retransmit, "session resumed");
+        self.shared.router.emit(Event::Resumed(jid)).await;
+    }
+
+    /// Takes over the session `e` (`<resume previd h/>`) names (XEP-0198 §5, or inside SASL2,
+    /// §9.2): `Ok(<resumed/>)` with the session now this connection's, or `Ok(<failed/>)`.
+    async fn resume_session(
+        &mut self,
+        e: &Element,
+    ) -> Result<Result<Element, Element>, StreamError> {
         let Some(account) = self.account.clone() else {
             return Err(StreamError::new(StreamErrorCondition::NotAuthorized));
         };
         if self.bound.is_some() {
-            self.write_sm_failed(
+            return Ok(Err(Self::sm_failed(
                 StanzaErrorCondition::UnexpectedRequest,
                 None,
                 "a resource is already bound on this stream",
-            );
-            return Ok(Flow::Continue);
+            )));
         }
         let (Some(previd), Some(h)) = (
             e.attr("previd"),
             e.attr("h").and_then(|h| h.trim().parse::<u32>().ok()),
         ) else {
-            self.write_sm_failed(
+            return Ok(Err(Self::sm_failed(
                 StanzaErrorCondition::BadRequest,
                 None,
                 "<resume/> needs 'previd' and 'h'",
-            );
-            return Ok(Flow::Continue);
+            )));
         };
         let answer = match self.shared.resumptions.request(previd, &account) {
             Lookup::Pending(answer) => answer,
             Lookup::Gone(handled) => {
-                self.write_sm_failed(
+                return Ok(Err(Self::sm_failed(
                     StanzaErrorCondition::ItemNotFound,
                     Some(handled),
                     "the session has ended",
-                );
-                return Ok(Flow::Continue);
+                )));
             }
             Lookup::Unknown => {
-                self.write_sm_failed(StanzaErrorCondition::ItemNotFound, None, "unknown session");
-                return Ok(Flow::Continue);
+                return Ok(Err(Self::sm_failed(
+                    StanzaErrorCondition::ItemNotFound,
+                    None,
+                    "unknown session",
+                )));
             }
         };
         let session = tokio::time::timeout(TAKEOVER_TIMEOUT, answer)
@@ -1549,17 +1677,15 @@ impl Connection {
         let Some(mut session) = session else {
             // It ended meanwhile.
             let handled = self.shared.resumptions.ended_at(previd, &account);
-            self.write_sm_failed(
+            return Ok(Err(Self::sm_failed(
                 StanzaErrorCondition::ItemNotFound,
                 handled,
                 "the session has ended",
-            );
-            return Ok(Flow::Continue);
+            )));
         };
         session.handle.set_detached(false);
         let ack = session.ack(h);
         let inbound = session.sm.as_deref().map_or(0, |sm| sm.inbound);
-        let jid = session.jid.clone();
         let retransmit = session.unacked.len();
         if let Some(sm) = session.sm.as_deref_mut() {
             // What is sent again counts toward the next request, as if sent now.
@@ -1572,19 +1698,9 @@ impl Connection {
             // The session is ours now, and ends with this stream.
             return Err(too_high(h, sent));
         }
-        self.framing.write_element(
-            &Element::new("resumed", ns::SM)
-                .with_attr("previd", previd)
-                .with_attr("h", inbound.to_string()),
-            &mut self.out,
-        );
-        if let Some(b) = self.bound.as_deref() {
-            // Exactly the bytes written before.
-            self.out.push_str(b.unacked.as_written());
-        }
-        tracing::info!(id = self.id, %jid, retransmit, "session resumed");
-        self.shared.router.emit(Event::Resumed(jid)).await;
-        Ok(Flow::Continue)
+        Ok(Ok(Element::new("resumed", ns::SM)
+            .with_attr("previd", previd)
+            .with_attr("h", inbound.to_string())))
     }
 
     // ----- Output -----

@@ -28,6 +28,8 @@ pub trait Framing: Send + Sync {
     /// Starts a new stream (at connect, after TLS, after SASL success; RFC 6120 §4.3.3): what
     /// was parsed is forgotten, and `limits` apply from here.
     fn restart(&mut self, limits: Limits);
+    /// Changes the limits from the next frame on, without a restart (XEP-0388 SASL2 success).
+    fn set_limits(&mut self, limits: Limits);
     /// The next complete frame from `input` (consumed as far as it was read), or `None` when
     /// more bytes are needed.
     fn next_frame(&mut self, input: &mut &[u8]) -> Result<Option<Frame>, DecodeError>;
@@ -62,6 +64,10 @@ impl XmlStream {
 impl Framing for XmlStream {
     fn restart(&mut self, limits: Limits) {
         self.decoder = Decoder::new(limits);
+    }
+
+    fn set_limits(&mut self, limits: Limits) {
+        self.decoder.set_limits(limits);
     }
 
     fn next_frame(&mut self, input: &mut &[u8]) -> Result<Option<Frame>, DecodeError> {

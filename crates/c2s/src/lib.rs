@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use starling_accounts::fast::ServerSecret;
 use starling_net::TlsManager;
 use starling_router::Router;
 use starling_storage::Stores;
@@ -109,6 +110,8 @@ pub struct C2sSettings {
     /// Accounts one address may register within [`Self::registration_window`].
     pub registrations_per_ip: u32,
     pub registration_window: Duration,
+    /// How long a XEP-0484 FAST token is valid from its issue; zero turns FAST off.
+    pub fast_token_lifetime: Duration,
 }
 
 impl Default for C2sSettings {
@@ -147,6 +150,7 @@ impl Default for C2sSettings {
             },
             registrations_per_ip: 3,
             registration_window: Duration::from_secs(3600),
+            fast_token_lifetime: Duration::from_secs(14 * 86_400),
         }
     }
 }
@@ -163,6 +167,10 @@ pub struct C2sShared {
     pub resumptions: Resumptions,
     /// XEP-0352 counts.
     pub csi: CsiCounters,
+    /// The server's secret: XEP-0484 FAST tokens and XEP-0386 stable resources are derived
+    /// from it ([`starling_accounts::fast`]). Random per process unless the server sets the one
+    /// kept in its data directory ([`C2sShared::with_secret`]).
+    pub secret: ServerSecret,
     next_id: AtomicU64,
     pub connections: Arc<connections::Connections>,
     /// Bytes the sessions hold in buffers (see [`C2sShared::buffered_bytes`]).
@@ -184,6 +192,11 @@ impl C2sShared {
             throttle: AuthThrottle::new(settings.throttle.clone()),
             resumptions: Resumptions::new(),
             csi: CsiCounters::default(),
+            secret: {
+                let mut bytes = [0u8; starling_accounts::fast::SECRET_LEN];
+                rand::fill(&mut bytes[..]);
+                ServerSecret::from_bytes(bytes)
+            },
             settings,
             tls,
             router,
@@ -198,6 +211,13 @@ impl C2sShared {
                 settings_registrations.1,
             ),
         }
+    }
+
+    /// Uses `secret` (the one kept in the data directory, so that FAST tokens and stable
+    /// resources survive a restart).
+    pub fn with_secret(mut self, secret: ServerSecret) -> Self {
+        self.secret = secret;
+        self
     }
 
     /// Bytes all sessions hold in buffers right now: partial input held by their parsers and

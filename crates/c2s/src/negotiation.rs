@@ -13,6 +13,8 @@ pub enum Phase {
     PreAuth,
     /// A SASL exchange is in progress.
     Sasl,
+    /// A XEP-0388 SASL2 exchange is in progress.
+    Sasl2,
     /// Authenticated and the stream restarted; no resource bound yet.
     AwaitBind,
     /// A resource is bound: stanzas flow.
@@ -26,6 +28,12 @@ pub enum Input {
     Auth,
     SaslResponse,
     SaslAbort,
+    /// XEP-0388 `<authenticate xmlns='urn:xmpp:sasl:2'/>`
+    Sasl2Authenticate,
+    /// XEP-0388 `<response xmlns='urn:xmpp:sasl:2'/>`
+    Sasl2Response,
+    /// XEP-0388 `<abort xmlns='urn:xmpp:sasl:2'/>`
+    Sasl2Abort,
     /// `<iq type='set'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>`
     Bind,
     /// `<iq type='set'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>` (RFC 3921 legacy)
@@ -59,6 +67,9 @@ impl Input {
             (ns::SASL, "auth") => Input::Auth,
             (ns::SASL, "response") => Input::SaslResponse,
             (ns::SASL, "abort") => Input::SaslAbort,
+            (ns::SASL2, "authenticate") => Input::Sasl2Authenticate,
+            (ns::SASL2, "response") => Input::Sasl2Response,
+            (ns::SASL2, "abort") => Input::Sasl2Abort,
             (ns::CLIENT, "iq") => {
                 let mut children = e.children();
                 match (children.next(), children.next()) {
@@ -87,7 +98,8 @@ impl Input {
 pub enum Verdict {
     /// Handle it.
     Accept,
-    /// Answer `<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><encryption-required/></failure>`.
+    /// Answer `<failure><encryption-required/></failure>` (in the namespace of the SASL profile
+    /// the input belongs to).
     SaslEncryptionRequired,
     /// A SASL element outside an exchange: `<failure><malformed-request/></failure>`
     /// (or `<aborted/>` for `<abort/>`).
@@ -126,6 +138,10 @@ pub fn admit(
         // XEP-0077 §3.1 and its security considerations (§13: not "unless the channel ... has
         // been secured"): registration before authentication, only over TLS.
         (Phase::PreAuth, I::Register) if secure => V::Accept,
+        // XEP-0388 §4: SASL2 only after TLS, whatever `require_encryption` says.
+        (Phase::PreAuth, I::Sasl2Authenticate) if !secure => V::SaslEncryptionRequired,
+        (Phase::PreAuth, I::Sasl2Authenticate) => V::Accept,
+        (Phase::PreAuth, I::Sasl2Response | I::Sasl2Abort) => V::SaslOutOfSequence,
         // RFC 6120 §4.9.3.12 / §8.1.1: nothing else before authentication.
         (
             Phase::PreAuth,
@@ -145,6 +161,10 @@ pub fn admit(
         (Phase::Sasl, I::Auth) => V::SaslOutOfSequence,
         (Phase::Sasl, _) => V::StreamError(C::NotAuthorized),
 
+        (Phase::Sasl2, I::Sasl2Response | I::Sasl2Abort) => V::Accept,
+        // XEP-0388 §2.5 "During Authentication": anything else and the server MUST disconnect.
+        (Phase::Sasl2, _) => V::StreamError(C::PolicyViolation),
+
         (Phase::AwaitBind, I::Bind) => V::Accept,
         // XEP-0198 and XEP-0352 after authentication: the handlers answer what comes too early
         // or too late (`<failed><unexpected-request/></failed>` for <enable/> before binding,
@@ -157,9 +177,16 @@ pub fn admit(
         (Phase::AwaitBind, I::Session | I::Stanza | I::Register) => {
             V::StreamError(C::NotAuthorized)
         }
+        // XEP-0388 §3.8: after success, another <authenticate/> is a stream error.
         (
             Phase::AwaitBind | Phase::Bound,
-            I::StartTls | I::Auth | I::SaslResponse | I::SaslAbort,
+            I::StartTls
+            | I::Auth
+            | I::SaslResponse
+            | I::SaslAbort
+            | I::Sasl2Authenticate
+            | I::Sasl2Response
+            | I::Sasl2Abort,
         ) => V::StreamError(C::PolicyViolation),
 
         (Phase::Bound, I::Stanza | I::Session | I::Register) => V::Accept,
@@ -205,6 +232,27 @@ mod tests {
         );
         assert_eq!(Input::classify(&Element::new("auth", ns::SASL)), I::Auth);
         assert_eq!(
+            Input::classify(&Element::new("authenticate", ns::SASL2)),
+            I::Sasl2Authenticate
+        );
+        assert_eq!(
+            Input::classify(&Element::new("response", ns::SASL2)),
+            I::Sasl2Response
+        );
+        assert_eq!(
+            Input::classify(&Element::new("abort", ns::SASL2)),
+            I::Sasl2Abort
+        );
+        // SASL2's element names in the legacy namespace and the other way round.
+        assert_eq!(
+            Input::classify(&Element::new("authenticate", ns::SASL)),
+            I::Unknown
+        );
+        assert_eq!(
+            Input::classify(&Element::new("auth", ns::SASL2)),
+            I::Unknown
+        );
+        assert_eq!(
             Input::classify(&Element::new("foo", ns::CLIENT)),
             I::Unknown
         );
@@ -237,6 +285,9 @@ mod tests {
             I::Auth,
             I::SaslResponse,
             I::SaslAbort,
+            I::Sasl2Authenticate,
+            I::Sasl2Response,
+            I::Sasl2Abort,
             I::Bind,
             I::Session,
             I::Register,
@@ -430,6 +481,108 @@ mod tests {
                 I::Auth,
                 V::StreamError(C::PolicyViolation),
             ),
+            // XEP-0388: SASL2 needs TLS; its responses only during its exchange.
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::Sasl2Authenticate,
+                V::Accept,
+            ),
+            (
+                P::PreAuth,
+                false,
+                true,
+                false,
+                I::Sasl2Authenticate,
+                V::SaslEncryptionRequired,
+            ),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::Sasl2Response,
+                V::SaslOutOfSequence,
+            ),
+            (
+                P::PreAuth,
+                true,
+                true,
+                true,
+                I::Sasl2Abort,
+                V::SaslOutOfSequence,
+            ),
+            (P::Sasl2, true, true, true, I::Sasl2Response, V::Accept),
+            (P::Sasl2, true, true, true, I::Sasl2Abort, V::Accept),
+            // §2.5: nothing else during the exchange, legacy SASL and stanzas included.
+            (
+                P::Sasl2,
+                true,
+                true,
+                true,
+                I::Sasl2Authenticate,
+                V::StreamError(C::PolicyViolation),
+            ),
+            (
+                P::Sasl2,
+                true,
+                true,
+                true,
+                I::Auth,
+                V::StreamError(C::PolicyViolation),
+            ),
+            (
+                P::Sasl2,
+                true,
+                true,
+                true,
+                I::Stanza,
+                V::StreamError(C::PolicyViolation),
+            ),
+            (
+                P::Sasl2,
+                true,
+                true,
+                true,
+                I::SmResume,
+                V::StreamError(C::PolicyViolation),
+            ),
+            // A legacy exchange does not take SASL2 elements.
+            (
+                P::Sasl,
+                true,
+                true,
+                true,
+                I::Sasl2Response,
+                V::StreamError(C::NotAuthorized),
+            ),
+            // §3.8: a second authentication after success is a stream error.
+            (
+                P::AwaitBind,
+                true,
+                true,
+                true,
+                I::Sasl2Authenticate,
+                V::StreamError(C::PolicyViolation),
+            ),
+            (
+                P::Bound,
+                true,
+                true,
+                true,
+                I::Sasl2Authenticate,
+                V::StreamError(C::PolicyViolation),
+            ),
+            (
+                P::Bound,
+                true,
+                true,
+                true,
+                I::Sasl2Response,
+                V::StreamError(C::PolicyViolation),
+            ),
             (P::Bound, true, true, true, I::Stanza, V::Accept),
             (P::Bound, true, true, true, I::Session, V::Accept),
             (P::Bound, true, true, true, I::Bind, V::NotAllowed),
@@ -466,7 +619,14 @@ mod tests {
             );
         }
         // In every phase, a stanza in a foreign namespace and an unknown element end the stream.
-        for phase in [P::AwaitHeader, P::PreAuth, P::Sasl, P::AwaitBind, P::Bound] {
+        for phase in [
+            P::AwaitHeader,
+            P::PreAuth,
+            P::Sasl,
+            P::Sasl2,
+            P::AwaitBind,
+            P::Bound,
+        ] {
             assert_eq!(
                 admit(phase, true, true, true, I::WrongNamespace),
                 V::StreamError(C::InvalidNamespace)
@@ -484,7 +644,7 @@ mod tests {
             ));
         }
         // Only a bound stream accepts stanzas.
-        for phase in [P::AwaitHeader, P::PreAuth, P::Sasl, P::AwaitBind] {
+        for phase in [P::AwaitHeader, P::PreAuth, P::Sasl, P::Sasl2, P::AwaitBind] {
             for (secure, offered, required) in [
                 (false, true, true),
                 (true, true, true),

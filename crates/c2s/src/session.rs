@@ -48,6 +48,8 @@ pub(crate) struct Session {
     /// What waits while the client is inactive ([`can_wait`]), oldest first, at most one
     /// presence per sender.
     pub(crate) held: Vec<Element>,
+    /// The XEP-0388 `<user-agent id/>` of the client that bound it, if it gave one.
+    pub(crate) user_agent: Option<Box<str>>,
 }
 
 /// Stanzas written to a client and not yet known to have arrived, kept as the bytes written:
@@ -183,6 +185,7 @@ impl Session {
             sm: None,
             inactive: false,
             held: Vec::new(),
+            user_agent: None,
         }
     }
 

@@ -108,6 +108,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "ip_lock_after",
             "lock_window",
             "lock_duration",
+            "fast_token_lifetime",
         ],
     ),
     ("storage", &["backend", "path"]),
@@ -159,6 +160,8 @@ pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
 pub const MAX_AUTH_FAILURE_COUNT: u32 = 1_000_000;
 /// Largest accepted `auth.lock_window` and `auth.lock_duration`, in seconds (one week).
 pub const MAX_LOCK_SECONDS: u64 = 7 * 24 * 3600;
+/// Largest accepted `auth.fast_token_lifetime`, in seconds (one year).
+pub const MAX_FAST_TOKEN_LIFETIME: u64 = 365 * 24 * 3600;
 /// Largest accepted `offline.max_messages`. Each stored message can be as large as
 /// `c2s.max_stanza_size`, so the queue of one account is bounded by the product of the two.
 pub const MAX_OFFLINE_MESSAGES: usize = 100_000;
@@ -310,6 +313,10 @@ pub struct AuthConfig {
     pub lock_window: Duration,
     /// How long a lock lasts.
     pub lock_duration: Duration,
+    /// How long an XEP-0484 FAST token (a client's one-round-trip login) is valid after it is
+    /// issued; a client that logs in with a token with less than half of this left gets a new
+    /// one. Zero turns FAST off. At most [`MAX_FAST_TOKEN_LIFETIME`].
+    pub fast_token_lifetime: Duration,
 }
 
 /// `[storage]` section.
@@ -682,6 +689,7 @@ impl Default for AuthConfig {
             ip_lock_after: 20,
             lock_window: Duration::from_secs(600),
             lock_duration: Duration::from_secs(300),
+            fast_token_lifetime: Duration::from_secs(14 * 24 * 3600),
         }
     }
 }

@@ -11,12 +11,12 @@ use toml::de::{DeTable, DeValue};
 
 use crate::{
     Config, ConfigError, ConfigErrors, HostConfig, MAX_ARCHIVE_MESSAGES, MAX_ARCHIVE_PAGE,
-    MAX_AUTH_FAILURE_COUNT, MAX_INVITE_LIFETIME, MAX_LOCK_SECONDS, MAX_MIN_PASSWORD_LENGTH,
-    MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS,
-    MAX_REGISTRATIONS_PER_IP, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS,
-    MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE,
-    MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, PUSH_TIMEOUT_RANGE, RegistrationMode,
-    SCHEMA, Secret, StorageBackend,
+    MAX_AUTH_FAILURE_COUNT, MAX_FAST_TOKEN_LIFETIME, MAX_INVITE_LIFETIME, MAX_LOCK_SECONDS,
+    MAX_MIN_PASSWORD_LENGTH, MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_PUSH_INTERVAL,
+    MAX_PUSH_REGISTRATIONS, MAX_REGISTRATIONS_PER_IP, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT,
+    MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_COMPONENT_SECRET,
+    MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, PUSH_TIMEOUT_RANGE,
+    RegistrationMode, SCHEMA, Secret, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -563,6 +563,15 @@ impl Cx<'_> {
         }
         if let Some(n) = self.uint(auth, "auth", "lock_duration", 1, MAX_LOCK_SECONDS) {
             a.lock_duration = Duration::from_secs(n);
+        }
+        if let Some(n) = self.uint(
+            auth,
+            "auth",
+            "fast_token_lifetime",
+            0,
+            MAX_FAST_TOKEN_LIFETIME,
+        ) {
+            a.fast_token_lifetime = Duration::from_secs(n);
         }
     }
 

@@ -98,6 +98,8 @@ fn default_values() {
     assert_eq!(c.auth.ip_lock_after, 20);
     assert_eq!(c.auth.lock_window, Duration::from_secs(600));
     assert_eq!(c.auth.lock_duration, Duration::from_secs(300));
+    // XEP-0484 FAST tokens: 14 days.
+    assert_eq!(c.auth.fast_token_lifetime, Duration::from_secs(14 * 86_400));
     assert_eq!(c.storage.backend, StorageBackend::Sqlite);
     assert_eq!(c.storage.path, PathBuf::from("starling.db"));
     assert_eq!(
@@ -248,6 +250,7 @@ account_lock_after = 0
 ip_lock_after = 50
 lock_window = 3600
 lock_duration = 60
+fast_token_lifetime = 86400
 
 [storage]
 backend = "sqlite"
@@ -342,6 +345,7 @@ min_password_length = 12
             ip_lock_after: 50,
             lock_window: Duration::from_secs(3600),
             lock_duration: Duration::from_secs(60),
+            fast_token_lifetime: Duration::from_secs(86_400),
         },
         storage: StorageConfig {
             backend: StorageBackend::Sqlite,
@@ -886,6 +890,11 @@ fn throttle_bounds() {
             "lock_duration = 604801",
             "auth.lock_duration",
             "must be at most 604800",
+        ),
+        (
+            "fast_token_lifetime = 31536001",
+            "auth.fast_token_lifetime",
+            "must be at most 31536000",
         ),
         (
             "ip_lock_after = \"20\"",

@@ -20,8 +20,8 @@ mod session;
 pub use components::{ComponentDomain, ComponentError, ComponentHandler, Components};
 pub use events::{Event, EventListener};
 pub use registrar::{
-    CAPS_NODE, DeliveredHook, HookPoint, HookRegistration, HookResult, Identity, IqHandler,
-    IqOutcome, IqRegistration, IqRoute, IqTarget, IqType, Module, OutboundHook,
+    BindInline, CAPS_NODE, DeliveredHook, HookPoint, HookRegistration, HookResult, Identity,
+    IqHandler, IqOutcome, IqRegistration, IqRoute, IqTarget, IqType, Module, OutboundHook,
     OutboundRegistration, Registrar, ServerInfo, StanzaHook,
 };
 pub use session::{

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind, ns};
 
-use crate::{ComponentDomain, ComponentHandler, Context, EventListener};
+use crate::{ComponentDomain, ComponentHandler, Context, EventListener, SessionEntry};
 
 /// A feature module.
 pub trait Module: Send + Sync + 'static {
@@ -164,6 +164,25 @@ pub trait DeliveredHook: Send + Sync {
     async fn delivered(&self, ctx: &Context, message: &Element, to: &[FullJid]);
 }
 
+/// A session feature a client can switch on as it binds with XEP-0386 Bind2 (inside its SASL2
+/// `<authenticate/>`), instead of with a request of its own after binding: XEP-0280 carbons'
+/// `<enable xmlns='urn:xmpp:carbons:2'/>`, for instance. Registered per namespace with
+/// [`Registrar::bind_inline`]; c2s lists the namespaces in Bind2's `<inline/>` stream feature
+/// (`<feature var='…'/>`) and, for each child of the client's `<bind/>` in one of them, calls
+/// the handler after the resource is bound and before the SASL2 `<success/>` goes out.
+#[async_trait]
+pub trait BindInline: Send + Sync {
+    /// Switches the feature on for `session` (bound a moment ago, in the registry) as `request`
+    /// (the child of `<bind/>` in the registered namespace) asks. Returns what goes into
+    /// Bind2's `<bound/>` for it, if the feature defines an answer.
+    async fn bind_inline(
+        &self,
+        ctx: &Context,
+        session: &SessionEntry,
+        request: &Element,
+    ) -> Option<Element>;
+}
+
 /// One IQ handler registration: target, type, payload namespace and element name, handler.
 pub type IqRegistration = (
     IqTarget,
@@ -194,6 +213,7 @@ pub struct Registrar {
     pub(crate) account_features: BTreeSet<&'static str>,
     pub(crate) server_identities: BTreeSet<Identity>,
     pub(crate) stream_features: Vec<Element>,
+    pub(crate) bind_inline: Vec<(&'static str, Arc<dyn BindInline>)>,
 }
 
 impl Registrar {
@@ -293,6 +313,17 @@ impl Registrar {
         self.server_identities.insert(identity);
     }
 
+    /// Lets clients switch a session feature on inline as they bind with XEP-0386 Bind2: a
+    /// child of `<bind/>` in namespace `ns` goes to `handler` (see [`BindInline`]).
+    pub fn bind_inline(&mut self, ns: &'static str, handler: Arc<dyn BindInline>) {
+        self.bind_inline.push((ns, handler));
+    }
+
+    /// Takes the Bind2 inline feature handlers, in registration order.
+    pub fn take_bind_inline(&mut self) -> Vec<(&'static str, Arc<dyn BindInline>)> {
+        std::mem::take(&mut self.bind_inline)
+    }
+
     /// Offers a stream feature to clients after authentication.
     pub fn stream_feature(&mut self, feature: Element) {
         self.stream_features.push(feature);
@@ -316,6 +347,7 @@ impl Registrar {
             account_features: self.account_features.iter().copied().collect(),
             server_identities: self.server_identities.iter().cloned().collect(),
             stream_features: self.stream_features.clone(),
+            bind_inline_features: self.bind_inline.iter().map(|(ns, _)| *ns).collect(),
             caps_ver: String::new(),
         };
         info.caps_ver = info.compute_caps_ver();
@@ -343,6 +375,9 @@ pub struct ServerInfo {
     pub account_features: Vec<&'static str>,
     pub server_identities: Vec<Identity>,
     pub stream_features: Vec<Element>,
+    /// The namespaces of the session features modules enable inline with XEP-0386 Bind2
+    /// ([`BindInline`]), in registration order.
+    pub bind_inline_features: Vec<&'static str>,
     /// XEP-0115 verification string of the server's disco#info (SHA-1, base64).
     pub caps_ver: String,
 }

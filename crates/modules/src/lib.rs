@@ -3,7 +3,8 @@
 
 pub mod blocking;
 pub mod carbons;
-pub mod clock;
+/// XEP-0082 timestamps (moved to `starling_proto` so that c2s formats FAST token expiries too).
+pub use starling_proto::clock;
 pub mod disco;
 pub mod invites;
 pub mod mam;

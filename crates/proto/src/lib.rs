@@ -1,6 +1,7 @@
 //! Starling's XMPP vocabulary, free of I/O: the element tree stanzas are held in, namespace names,
 //! stream and stanza errors, and the stanza envelope helpers every layer shares.
 
+pub mod clock;
 pub mod element;
 pub mod error;
 pub mod ns;

@@ -10,6 +10,12 @@ pub const TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";
 pub const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 pub const BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 pub const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+/// XEP-0388 Extensible SASL Profile (SASL2).
+pub const SASL2: &str = "urn:xmpp:sasl:2";
+/// XEP-0386 Bind 2.
+pub const BIND2: &str = "urn:xmpp:bind:0";
+/// XEP-0484 Fast Authentication Streamlining Tokens.
+pub const FAST: &str = "urn:xmpp:fast:0";
 /// XEP-0440 SASL channel-binding type capability.
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
 /// XEP-0478 stream limits advertisement.
@@ -73,6 +79,9 @@ pub fn known(uri: &str) -> Option<&'static str> {
         BIND,
         SESSION,
         SASL_CB,
+        SASL2,
+        BIND2,
+        FAST,
         STREAM_LIMITS,
         XMPP_ERRORS,
         PING,

@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use starling_module_api::{
-    ComponentError, Components, Context, Delivered, DeliveredHook, Event, EventListener, HookPoint,
-    HookRegistration, HookResult, IqHandler, IqOutcome, IqRequestError, IqRoute, IqTarget, IqType,
-    Module, Offer, OutboundRegistration, Registrar, Resources, ServerInfo, SessionEntry,
-    SessionRegistry, StanzaRouter,
+    BindInline, ComponentError, Components, Context, Delivered, DeliveredHook, Event,
+    EventListener, HookPoint, HookRegistration, HookResult, IqHandler, IqOutcome, IqRequestError,
+    IqRoute, IqTarget, IqType, Module, Offer, OutboundRegistration, Registrar, Resources,
+    ServerInfo, SessionEntry, SessionRegistry, StanzaRouter,
 };
 use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
@@ -56,6 +56,8 @@ pub enum RouterError {
 pub struct Router {
     ctx: Context,
     iq_handlers: HashMap<IqKey, Arc<dyn IqHandler>>,
+    /// XEP-0386 Bind2 inline features by namespace.
+    bind_inline: HashMap<&'static str, Arc<dyn BindInline>>,
     /// Event listeners, in registration order.
     listeners: Vec<Arc<dyn EventListener>>,
     /// Stanza hooks by (kind, point), highest priority first.
@@ -180,6 +182,7 @@ impl Router {
             iq_handlers.insert((target, ty, ns.to_owned(), name.to_owned()), h);
         }
         let listeners = reg.take_event_listeners();
+        let bind_inline = reg.take_bind_inline().into_iter().collect();
         let mut hooks: HashMap<(StanzaKind, HookPoint), Vec<HookRegistration>> = HashMap::new();
         for h in reg.take_hooks() {
             hooks.entry((h.kind, h.point)).or_default().push(h);
@@ -212,6 +215,7 @@ impl Router {
                 components,
             },
             iq_handlers,
+            bind_inline,
             listeners,
             hooks,
             outbound,
@@ -234,6 +238,19 @@ impl Router {
 
     pub fn server_info(&self) -> &Arc<ServerInfo> {
         &self.ctx.server
+    }
+
+    /// Switches on the XEP-0386 Bind2 inline feature `request` asks for (a child of the
+    /// client's `<bind/>`) for `session`, through the module that registered its namespace.
+    /// `None` if no module did (c2s handles the features it owns itself); otherwise what goes
+    /// into `<bound/>`, if anything.
+    pub async fn bind_inline(
+        &self,
+        session: &SessionEntry,
+        request: &Element,
+    ) -> Option<Option<Element>> {
+        let handler = self.bind_inline.get(request.ns())?;
+        Some(handler.bind_inline(&self.ctx, session, request).await)
     }
 
     pub fn sessions(&self) -> &Arc<dyn SessionRegistry> {

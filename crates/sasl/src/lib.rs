@@ -71,6 +71,7 @@ use subtle::ConstantTimeEq as _;
 
 pub mod client;
 mod crypto;
+pub mod ht;
 mod server;
 mod syntax;
 

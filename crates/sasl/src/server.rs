@@ -54,6 +54,9 @@ pub struct ServerSession {
     plus_advertised: bool,
     fixed_server_nonce: Option<String>,
     unknown_user_iterations: u32,
+    /// XEP-0474 SSDP: the string S of the advertised mechanisms and channel-binding types, hashed
+    /// into the server-first message's `h` attribute.
+    downgrade_protection: Option<String>,
     state: State,
     /// The RFC 5802 §7 server-error-value of the failure, if the client should hear one.
     server_error: Option<ScramServerError>,
@@ -152,6 +155,21 @@ fn unknown_user_salt(hash: ScramHash, username: &str) -> Vec<u8> {
     salt
 }
 
+/// The string S of XEP-0474 §5.1 (see [`ServerSession::set_downgrade_protection`]).
+pub(crate) fn ssdp_string(mechanisms: &[&str], channel_bindings: Option<&[&str]>) -> String {
+    // "i;octet" collation (RFC 4790 §9.3): byte order, which `str`'s `Ord` is.
+    let mut mechs = mechanisms.to_vec();
+    mechs.sort_unstable();
+    let mut s = mechs.join("\u{1e}");
+    if let Some(cb) = channel_bindings {
+        let mut cb = cb.to_vec();
+        cb.sort_unstable();
+        s.push('\u{1f}');
+        s.push_str(&cb.join("\u{1e}"));
+    }
+    s
+}
+
 fn random_nonce() -> String {
     let mut bytes = [0u8; SERVER_NONCE_BYTES];
     rand::fill(&mut bytes[..]);
@@ -222,6 +240,7 @@ impl ServerSession {
             bindings,
             plus_advertised,
             fixed_server_nonce,
+            downgrade_protection: None,
             unknown_user_iterations: DEFAULT_ITERATIONS,
             state: if mechanism.hash().is_some() {
                 State::ScramAwaitingFirst
@@ -250,6 +269,22 @@ impl ServerSession {
         if iterations > 0 {
             self.unknown_user_iterations = iterations;
         }
+    }
+
+    /// XEP-0474 (SASL SCRAM Downgrade Protection, version 0.5.0) §5.1: the server-first message
+    /// carries `h=`, the base64 of the SCRAM hash of the mechanisms advertised on the SASL
+    /// profile in use (sorted by octets, joined by U+001E) and, if XEP-0440 advertised
+    /// channel-binding types (`Some`, even empty), U+001F and those types (sorted, joined by
+    /// U+001E). A client compares it with what it saw: a man in the middle who removed a
+    /// mechanism or a binding type is caught, since the hash is part of the AuthMessage the
+    /// client's proof signs. Ignored for PLAIN. Call before answering
+    /// [`Step::NeedCredentials`], which makes the server-first message.
+    pub fn set_downgrade_protection(
+        &mut self,
+        mechanisms: &[&str],
+        channel_bindings: Option<&[&str]>,
+    ) {
+        self.downgrade_protection = Some(ssdp_string(mechanisms, channel_bindings));
     }
 
     /// Ends the exchange because the client sent `<abort/>`.
@@ -444,7 +479,11 @@ impl ServerSession {
         };
         let server_nonce = self.fixed_server_nonce.clone().unwrap_or_else(random_nonce);
         let nonce = format!("{}{}", first.client_nonce, server_nonce);
-        let server_first = format!("r={nonce},s={},i={iterations}", b64_encode(&salt));
+        let mut server_first = format!("r={nonce},s={},i={iterations}", b64_encode(&salt));
+        if let Some(s) = &self.downgrade_protection {
+            server_first.push_str(",h=");
+            server_first.push_str(&b64_encode(&crypto::digest(hash, s.as_bytes())));
+        }
         let auth_message_prefix = format!("{},{server_first},", first.client_first_bare);
         self.state = State::ScramAwaitingFinal(ScramPending {
             hash,
@@ -580,5 +619,34 @@ impl ServerSession {
         } else {
             self.fail_credentials()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// XEP-0474 §6 (Full Example): S for SCRAM-SHA-1 and SCRAM-SHA-1-PLUS with tls-exporter and
+    /// tls-server-end-point, whose SHA-1 is `G6k/rBLDqgOhRRaCuuatSDFkJ08=`; the lists are
+    /// sorted whatever order they come in.
+    #[test]
+    fn ssdp_string_matches_the_xep_example() {
+        let s = ssdp_string(
+            &["SCRAM-SHA-1-PLUS", "SCRAM-SHA-1"],
+            Some(&["tls-server-end-point", "tls-exporter"]),
+        );
+        assert_eq!(
+            s,
+            "SCRAM-SHA-1\u{1e}SCRAM-SHA-1-PLUS\u{1f}tls-exporter\u{1e}tls-server-end-point"
+        );
+        assert_eq!(
+            b64_encode(&crypto::digest(ScramHash::Sha1, s.as_bytes())),
+            "G6k/rBLDqgOhRRaCuuatSDFkJ08="
+        );
+        // Without XEP-0440: no U+001F.
+        assert_eq!(
+            ssdp_string(&["PLAIN", "SCRAM-SHA-1"], None),
+            "PLAIN\u{1e}SCRAM-SHA-1"
+        );
     }
 }

@@ -40,6 +40,8 @@ pub enum ServerError {
     Internal(String),
     #[error(transparent)]
     Router(#[from] starling_router::RouterError),
+    #[error(transparent)]
+    Secret(#[from] starling_accounts::fast::SecretError),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -63,6 +65,9 @@ pub struct RunningServer {
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
+
+/// The file under the data directory holding the server's secret (32 bytes, mode 0600).
+pub const SERVER_SECRET_FILE: &str = "server-secret";
 
 /// The c2s settings a configuration gives.
 pub fn c2s_settings(config: &Config) -> C2sSettings {
@@ -92,6 +97,7 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
         ping_timeout: c.ping_timeout,
         scram_iterations: config.auth.scram_iterations,
         throttle: throttle_settings(&config.auth),
+        fast_token_lifetime: config.auth.fast_token_lifetime,
         sm: starling_c2s::SmSettings {
             resume_timeout: config.stream_management.resume_timeout,
             max_unacked: config.stream_management.max_unacked,
@@ -127,6 +133,29 @@ pub fn throttle_settings(auth: &starling_config::AuthConfig) -> ThrottleSettings
         lock_window: auth.lock_window,
         lock_duration: auth.lock_duration,
         ..ThrottleSettings::default()
+    }
+}
+
+/// Deletes expired XEP-0484 FAST tokens hourly (a login checks expiry itself; this only keeps
+/// the table small).
+async fn sweep_fast_tokens(
+    store: Arc<dyn starling_storage::FastTokenStore>,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        match store
+            .delete_expired(starling_accounts::fast::unix_now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(n, "expired FAST tokens deleted"),
+            Err(e) => tracing::warn!(error = %e, "deleting expired FAST tokens failed"),
+        }
     }
 }
 
@@ -213,14 +242,26 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
                 }),
         }),
     )?;
-    let shared = Arc::new(C2sShared::new(
-        c2s_settings(config),
-        tls.clone(),
-        router.clone(),
-        storage.stores(),
-    ));
+    // XEP-0484 FAST tokens and XEP-0386 stable resources are derived from it: kept in the
+    // data directory (mode 0600), never in the database (see `starling_accounts::fast`).
+    let secret_path = config.data_dir.join(SERVER_SECRET_FILE);
+    let secret = tokio::task::spawn_blocking(move || {
+        starling_accounts::fast::ServerSecret::load_or_create(&secret_path)
+    })
+    .await
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
+    let shared = Arc::new(
+        C2sShared::new(
+            c2s_settings(config),
+            tls.clone(),
+            router.clone(),
+            storage.stores(),
+        )
+        .with_secret(secret),
+    );
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    tracker.spawn(sweep_fast_tokens(storage.stores().fast, shutdown.clone()));
     let mut starttls_addrs = Vec::new();
     let mut direct_tls_addrs = Vec::new();
     let listeners = config

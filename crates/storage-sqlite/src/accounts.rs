@@ -189,12 +189,15 @@ impl AccountStore for SqliteAccountStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        // A new password revokes every FAST token (XEP-0484), whoever changes it.
+        crate::fast::delete_all(&mut tx, id).await?;
         insert_credentials(&mut tx, id, creds).await?;
         tx.commit().await.map_err(backend)
     }
 
     async fn delete_account(&self, localpart: &str, domain: &str) -> Result<(), StorageError> {
-        // Credentials (and later per-account tables) go by ON DELETE CASCADE.
+        // Credentials, FAST tokens and every per-account table go by ON DELETE CASCADE, in
+        // this one statement's implicit transaction.
         let done = sqlx::query("DELETE FROM accounts WHERE domain = ?1 AND localpart = ?2")
             .bind(domain)
             .bind(localpart)

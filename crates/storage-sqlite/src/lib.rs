@@ -58,6 +58,7 @@ mod accounts;
 mod archive;
 mod blocking;
 mod bulk;
+mod fast;
 mod invites;
 mod offline;
 mod private;
@@ -76,6 +77,7 @@ use starling_storage::{StorageError, Stores};
 use crate::accounts::SqliteAccountStore;
 use crate::archive::SqliteArchiveStore;
 use crate::blocking::SqliteBlockingStore;
+use crate::fast::SqliteFastTokenStore;
 use crate::invites::SqliteInviteStore;
 use crate::offline::SqliteOfflineStore;
 use crate::private::SqlitePrivateStore;
@@ -209,6 +211,7 @@ impl SqliteStorage {
             push: Arc::new(SqlitePushStore::new(self.pool.clone())),
             invites: Arc::new(SqliteInviteStore::new(self.pool.clone())),
             private: Arc::new(SqlitePrivateStore::new(self.pool.clone())),
+            fast: Arc::new(SqliteFastTokenStore::new(self.pool.clone())),
         }
     }
 

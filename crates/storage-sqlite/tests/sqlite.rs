@@ -112,6 +112,14 @@ async fn conformance_invites() {
 }
 
 #[tokio::test]
+async fn conformance_fast() {
+    let (_dir, storage) = fresh().await;
+    let stores = storage.stores();
+    starling_storage::conformance::fast(&*stores.accounts, &*stores.fast).await;
+    storage.close().await;
+}
+
+#[tokio::test]
 async fn open_creates_parent_directories_and_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("var/lib/starling/starling.db");

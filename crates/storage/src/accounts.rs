@@ -102,7 +102,9 @@ pub trait AccountStore: Send + Sync {
     async fn create_accounts(&self, accounts: &[NewAccount<'_>]) -> Result<(), StorageError>;
 
     /// Replaces **all** credentials of the account with `creds`: a mechanism
-    /// not in `creds` is gone afterwards.
+    /// not in `creds` is gone afterwards. Every FAST token of the account
+    /// ([`FastTokenStore`](crate::FastTokenStore)) is deleted in the same
+    /// transaction: a new password revokes them.
     ///
     /// Fails with [`StorageError::NotFound`] if the account does not exist.
     /// Atomic.
@@ -113,7 +115,8 @@ pub trait AccountStore: Send + Sync {
         creds: &[Credential],
     ) -> Result<(), StorageError>;
 
-    /// Deletes the account and everything it owns.
+    /// Deletes the account and everything it owns, its FAST tokens included
+    /// (in the same transaction).
     ///
     /// Fails with [`StorageError::NotFound`] if the account does not exist.
     async fn delete_account(&self, localpart: &str, domain: &str) -> Result<(), StorageError>;

@@ -7,8 +7,8 @@
 //! [`ArchiveStore`] (message archives, XEP-0313), [`BlockingStore`]
 //! (blocklists, XEP-0191, and the reports attached to blocks, XEP-0377) and
 //! [`PushStore`] (push notification registrations, XEP-0357), [`InviteStore`]
-//! (invitations, XEP-0401/XEP-0379/XEP-0445) and [`PrivateStore`] (private XML storage,
-//! XEP-0049); further
+//! (invitations, XEP-0401/XEP-0379/XEP-0445), [`PrivateStore`] (private XML storage,
+//! XEP-0049) and [`FastTokenStore`] (FAST login tokens, XEP-0484); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -39,7 +39,11 @@
 //! * Deleting an account deletes everything it owns (credentials, roster
 //!   items and the roster version, offline messages, the vCard, the message
 //!   archive and its preferences, the blocklist and the reports it filed, push
-//!   registrations, private XML, the invitations that make someone its contact).
+//!   registrations, private XML, the invitations that make someone its contact,
+//!   FAST tokens).
+//! * Replacing an account's credentials ([`AccountStore::set_credentials`])
+//!   deletes its FAST tokens in the same transaction: a password change
+//!   revokes every token, whichever path made it.
 //!
 //! The [`conformance`] module holds a test suite every backend must pass; run
 //! it from the backend's own tests against a fresh, empty store.
@@ -56,6 +60,7 @@ mod archive;
 mod blocking;
 pub mod conformance;
 mod error;
+mod fast;
 mod invites;
 mod offline;
 mod private;
@@ -73,6 +78,7 @@ pub use archive::{
 };
 pub use blocking::{AbuseReport, BlockedJid, BlockingStore, StoredReport};
 pub use error::{BoxError, StorageError};
+pub use fast::{FastSlot, FastToken, FastTokenStore, FastUse};
 pub use invites::{Invite, InviteStore};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
 pub use private::{PrivateElement, PrivateStore};
@@ -105,6 +111,8 @@ pub struct Stores {
     pub invites: Arc<dyn InviteStore>,
     /// Private XML storage (XEP-0049).
     pub private: Arc<dyn PrivateStore>,
+    /// FAST tokens (XEP-0484).
+    pub fast: Arc<dyn FastTokenStore>,
 }
 
 impl fmt::Debug for Stores {

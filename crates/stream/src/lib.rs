@@ -318,6 +318,20 @@ impl Decoder {
         self.limits
     }
 
+    /// Changes the limits for the frames that follow, without a stream restart: XEP-0388
+    /// (SASL2) authenticates with no new header, and the post-authentication limits apply from
+    /// the next stanza. Call between frames only (after one was returned, before feeding the
+    /// bytes that follow it). A parser parked with the old token limit stays in the pool; the
+    /// next stanza takes one made for the new limit. A parser that cannot be parked (its root
+    /// is not `<stream:stream>`) keeps its token limit.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.park_parser();
+        self.limits = limits;
+        if self.parser.is_none() {
+            self.max_token = limits.max_stanza_bytes.clamp(256, MAX_TOKEN);
+        }
+    }
+
     /// Whether the stream header has been received.
     pub fn header_seen(&self) -> bool {
         self.depth > 0 || self.closed

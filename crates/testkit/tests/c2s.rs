@@ -51,6 +51,19 @@ async fn starttls_scram_sha256_bind_exact_stanzas() {
              <mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>\
              <mechanism>PLAIN</mechanism>\
            </mechanisms>\
+           <authentication xmlns='urn:xmpp:sasl:2'>\
+             <mechanism>SCRAM-SHA-512-PLUS</mechanism><mechanism>SCRAM-SHA-256-PLUS</mechanism>\
+             <mechanism>SCRAM-SHA-1-PLUS</mechanism><mechanism>SCRAM-SHA-512</mechanism>\
+             <mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>\
+             <mechanism>PLAIN</mechanism>\
+             <inline>\
+               <bind xmlns='urn:xmpp:bind:0'><inline><feature var='urn:xmpp:sm:3'/><feature var='urn:xmpp:csi:0'/>\
+                 <feature var='urn:xmpp:carbons:2'/></inline></bind>\
+               <sm xmlns='urn:xmpp:sm:3'/>\
+               <fast xmlns='urn:xmpp:fast:0'><mechanism>HT-SHA-256-EXPR</mechanism><mechanism>HT-SHA-256-ENDP</mechanism>\
+                 <mechanism>HT-SHA-256-NONE</mechanism></fast>\
+             </inline>\
+           </authentication>\
            <sasl-channel-binding xmlns='urn:xmpp:sasl-cb:0'>\
              <channel-binding type='tls-exporter'/><channel-binding type='tls-server-end-point'/>\
            </sasl-channel-binding>\

@@ -2,6 +2,7 @@
 //! bench-wide clock, and readings of the server process.
 
 pub mod chat;
+pub mod fast;
 pub mod hostile;
 pub mod idle;
 pub mod login;

@@ -110,8 +110,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, DeliveredHook, Event, EventListener, HookPoint, HookResult, IqHandler, IqOutcome,
-    IqRoute, IqTarget, IqType, Module, Registrar, SessionEntry, SessionId, StanzaHook,
+    BindInline, Context, DeliveredHook, Event, EventListener, HookPoint, HookResult, IqHandler,
+    IqOutcome, IqRoute, IqTarget, IqType, Module, Registrar, SessionEntry, SessionId, StanzaHook,
 };
 use starling_proto::element::Ns;
 use starling_proto::{
@@ -503,7 +503,38 @@ impl Module for Carbons {
             self.clone(),
         );
         reg.delivered_hook(self.clone());
+        // XEP-0386 §3.2: `<enable xmlns='urn:xmpp:carbons:2'/>` inside Bind2's <bind/>.
+        reg.bind_inline(NS, self.clone());
         reg.events(self);
+    }
+}
+
+#[async_trait]
+impl BindInline for Carbons {
+    /// XEP-0386 §3.2: carbons enabled as the session binds, "MUST succeed", no answer in
+    /// `<bound/>`. Anything but `<enable/>` in the namespace is ignored.
+    async fn bind_inline(
+        &self,
+        ctx: &Context,
+        session: &SessionEntry,
+        request: &Element,
+    ) -> Option<Element> {
+        if request.name() != "enable" {
+            return None;
+        }
+        let (jid, id) = (&session.jid, session.handle.id());
+        self.set(jid, id, true);
+        // As for the IQ: a session that ended meanwhile must not leave its state behind.
+        if ctx
+            .sessions
+            .get(jid)
+            .await
+            .is_none_or(|e| e.handle.id() != id)
+        {
+            self.set(jid, id, false);
+        }
+        tracing::debug!(%jid, "carbons enabled inline (Bind2)");
+        None
     }
 }
 

@@ -18,6 +18,7 @@
 mod account_suite;
 mod archive_suite;
 mod blocking_suite;
+mod fast_suite;
 mod invite_suite;
 mod offline_suite;
 mod private_suite;
@@ -28,6 +29,7 @@ mod vcard_suite;
 pub use account_suite::accounts;
 pub use archive_suite::archive;
 pub use blocking_suite::blocking;
+pub use fast_suite::fast;
 pub use invite_suite::invites;
 pub use offline_suite::offline;
 pub use private_suite::private;
