@@ -203,20 +203,42 @@ pub async fn scram_credential(
     hash: ScramHash,
     any_hash: bool,
 ) -> Result<Option<ScramCredential>, StorageError> {
-    if let Some(c) = store
-        .credential(localpart, domain, mechanism_name(hash))
+    Ok(login_credential(store, localpart, domain, hash, any_hash)
         .await?
-    {
-        return Ok(to_scram(&c));
-    }
-    if any_hash {
-        for h in ScramHash::ALL {
-            if let Some(c) = store
-                .credential(localpart, domain, mechanism_name(h))
-                .await?
-            {
-                return Ok(to_scram(&c));
-            }
+        .map(|l| l.credential))
+}
+
+/// What the login path reads of an account: its SCRAM credential and whether it is disabled.
+#[derive(Clone, Debug)]
+pub struct LoginCredential {
+    pub credential: ScramCredential,
+    /// The account is disabled (XEP-0133 §4.3): even with the right password it may not log in.
+    pub disabled: bool,
+}
+
+/// [`scram_credential`] with the account's disabled flag, read in the same query
+/// ([`AccountStore::login_credential`]): what SASL looks up.
+pub async fn login_credential(
+    store: &dyn AccountStore,
+    localpart: &str,
+    domain: &str,
+    hash: ScramHash,
+    any_hash: bool,
+) -> Result<Option<LoginCredential>, StorageError> {
+    let wanted = std::iter::once(hash).chain(
+        ScramHash::ALL
+            .into_iter()
+            .filter(move |h| any_hash && *h != hash),
+    );
+    for h in wanted {
+        if let Some((c, disabled)) = store
+            .login_credential(localpart, domain, mechanism_name(h))
+            .await?
+        {
+            return Ok(to_scram(&c).map(|credential| LoginCredential {
+                credential,
+                disabled,
+            }));
         }
     }
     Ok(None)

@@ -212,6 +212,8 @@ pub struct Connection {
     sasl: Option<Box<ServerSession>>,
     /// The normalised localpart looked up during SASL.
     sasl_user: Option<String>,
+    /// Whether the account looked up during SASL is disabled (read with its credential).
+    sasl_disabled: bool,
     sasl_attempts: u32,
     /// The authenticated account.
     account: Option<BareJid>,
@@ -250,6 +252,7 @@ impl Connection {
             bindings: ChannelBindings::none(),
             sasl: None,
             sasl_user: None,
+            sasl_disabled: false,
             sasl_attempts: 0,
             account: None,
             bound: None,
@@ -1139,6 +1142,19 @@ impl Connection {
                             return self.check_attempts();
                         }
                     };
+                    // The credentials are right; whether the account may log in is decided
+                    // in one place for every login path (`login`).
+                    if let Err(refusal) = crate::login::may_log_in(
+                        &self.shared.stores,
+                        &account,
+                        Some(self.sasl_disabled),
+                    )
+                    .await
+                    {
+                        self.phase = Phase::PreAuth;
+                        self.sasl_failure(refusal.failure(), Some(refusal.text()));
+                        return self.check_attempts();
+                    }
                     let mut success = Element::new("success", ns::SASL);
                     if let Some(d) = additional_data {
                         success.append_text(encode_sasl_payload(&d));
@@ -1207,7 +1223,7 @@ impl Connection {
         let any_hash = self.sasl.as_ref().map(|s| s.mechanism()) == Some(Mechanism::Plain);
         let store = self.shared.stores.accounts.as_ref();
         let found =
-            match starling_accounts::scram_credential(store, &localpart, &domain, hash, any_hash)
+            match starling_accounts::login_credential(store, &localpart, &domain, hash, any_hash)
                 .await
             {
                 Ok(found) => found,
@@ -1217,7 +1233,8 @@ impl Connection {
                 }
             };
         self.sasl_user = Some(localpart);
-        Ok(found)
+        self.sasl_disabled = found.as_ref().is_some_and(|f| f.disabled);
+        Ok(found.map(|f| f.credential))
     }
 
     /// Records a password failure (a wrong proof or password, or an unknown user) with the
@@ -1320,6 +1337,7 @@ impl Connection {
         let s = &self.shared.settings;
         let (tx, inbox) = mpsc::channel(s.queue_len.max(1));
         let handle = SessionHandle::with_byte_limit(self.id, tx, s.queue_bytes);
+        handle.set_peer(self.peer);
         if let Some(old) = registry.bind(jid.clone(), handle.clone()).await {
             // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
             tracing::info!(id = self.id, %jid, old = old.handle.id(), "resource conflict: replacing the older session");
@@ -1544,6 +1562,7 @@ impl Connection {
             return Ok(Flow::Continue);
         };
         session.handle.set_detached(false);
+        session.handle.set_peer(self.peer);
         let ack = session.ack(h);
         let inbound = session.sm.as_deref().map_or(0, |sm| sm.inbound);
         let jid = session.jid.clone();

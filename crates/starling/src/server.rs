@@ -182,6 +182,16 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
                     timeout: config.push.timeout,
                     max_registrations: config.push.max_registrations,
                 }),
+            adhoc: starling_modules::adhoc::AdhocOptions {
+                // Validated by the configuration (bare JIDs at a host).
+                admins: config
+                    .admins
+                    .iter()
+                    .filter_map(|a| starling_proto::BareJid::new(a).ok())
+                    .collect(),
+                ..starling_modules::adhoc::AdhocOptions::default()
+            },
+            scram_iterations: config.auth.scram_iterations,
         }),
     )?;
     let shared = Arc::new(C2sShared::new(
