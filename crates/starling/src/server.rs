@@ -128,6 +128,15 @@ pub async fn open_storage(config: &Config) -> Result<SqliteStorage, ServerError>
 
 /// Starts the server described by `config` (already validated).
 pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
+    start_with_modules(config, Vec::new()).await
+}
+
+/// [`start`], with `extra` modules registered after the default ones (tests of a module, or of
+/// an API for modules such as ad-hoc commands).
+pub async fn start_with_modules(
+    config: &Config,
+    extra: Vec<Arc<dyn starling_module_api::Module>>,
+) -> Result<RunningServer, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -150,50 +159,47 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let tls = Arc::new(tls);
     let domains: Vec<String> = config.hosts.iter().map(|h| h.domain.clone()).collect();
     let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
-    let router = Router::new(
-        domains,
-        registry,
-        storage.stores(),
-        starling_modules::default_modules(&starling_modules::ModuleOptions {
-            offline_max_messages: config.offline.max_messages,
-            roster: starling_modules::roster::RosterLimits {
-                max_items: config.roster.max_items,
-                max_pending_requests: config.roster.max_pending_requests,
-            },
-            archive: config
-                .archive
-                .enabled
-                .then(|| starling_modules::mam::MamOptions {
-                    retention: (config.archive.retention_days > 0)
-                        .then(|| Duration::from_secs(config.archive.retention_days * 86_400)),
-                    max_messages: config.archive.max_messages,
-                    page: starling_modules::mam::query::PageLimits {
-                        default: 50.min(config.archive.max_page_size),
-                        max: config.archive.max_page_size,
-                    },
-                }),
-            push: config
-                .push
-                .enabled
-                .then_some(starling_modules::push::PushOptions {
-                    include_body: config.push.include_body,
-                    include_sender: config.push.include_sender,
-                    min_interval: config.push.min_interval,
-                    timeout: config.push.timeout,
-                    max_registrations: config.push.max_registrations,
-                }),
-            adhoc: starling_modules::adhoc::AdhocOptions {
-                // Validated by the configuration (bare JIDs at a host).
-                admins: config
-                    .admins
-                    .iter()
-                    .filter_map(|a| starling_proto::BareJid::new(a).ok())
-                    .collect(),
-                ..starling_modules::adhoc::AdhocOptions::default()
-            },
-            scram_iterations: config.auth.scram_iterations,
-        }),
-    )?;
+    let mut modules = starling_modules::default_modules(&starling_modules::ModuleOptions {
+        offline_max_messages: config.offline.max_messages,
+        roster: starling_modules::roster::RosterLimits {
+            max_items: config.roster.max_items,
+            max_pending_requests: config.roster.max_pending_requests,
+        },
+        archive: config
+            .archive
+            .enabled
+            .then(|| starling_modules::mam::MamOptions {
+                retention: (config.archive.retention_days > 0)
+                    .then(|| Duration::from_secs(config.archive.retention_days * 86_400)),
+                max_messages: config.archive.max_messages,
+                page: starling_modules::mam::query::PageLimits {
+                    default: 50.min(config.archive.max_page_size),
+                    max: config.archive.max_page_size,
+                },
+            }),
+        push: config
+            .push
+            .enabled
+            .then_some(starling_modules::push::PushOptions {
+                include_body: config.push.include_body,
+                include_sender: config.push.include_sender,
+                min_interval: config.push.min_interval,
+                timeout: config.push.timeout,
+                max_registrations: config.push.max_registrations,
+            }),
+        adhoc: starling_modules::adhoc::AdhocOptions {
+            // Validated by the configuration (bare JIDs at a host).
+            admins: config
+                .admins
+                .iter()
+                .filter_map(|a| starling_proto::BareJid::new(a).ok())
+                .collect(),
+            ..starling_modules::adhoc::AdhocOptions::default()
+        },
+        scram_iterations: config.auth.scram_iterations,
+    });
+    modules.extend(extra);
+    let router = Router::new(domains, registry, storage.stores(), modules)?;
     let shared = Arc::new(C2sShared::new(
         c2s_settings(config),
         tls.clone(),
