@@ -40,6 +40,9 @@ pub enum ServerError {
     Internal(String),
     #[error(transparent)]
     Router(#[from] starling_router::RouterError),
+    #[cfg(unix)]
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -60,6 +63,8 @@ pub struct RunningServer {
     pub router: Arc<Router>,
     c2s: Arc<C2sShared>,
     storage: SqliteStorage,
+    #[cfg(unix)]
+    control: crate::control::ControlSocket,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -286,6 +291,15 @@ pub async fn start_with_modules(
             },
         ));
     }
+    // The command line's way in (`starling user kick`, `starling sessions`, …).
+    #[cfg(unix)]
+    let control = crate::control::ControlSocket::open(
+        &config.data_dir,
+        router.clone(),
+        shutdown.clone(),
+        &tracker,
+    )
+    .await?;
     Ok(RunningServer {
         starttls_addrs,
         direct_tls_addrs,
@@ -294,6 +308,8 @@ pub async fn start_with_modules(
         router,
         c2s: shared,
         storage,
+        #[cfg(unix)]
+        control,
         shutdown,
         tracker,
     })
@@ -359,6 +375,8 @@ impl RunningServer {
     /// Closes every stream with `<system-shutdown/>`, waits up to `grace` for sessions to end,
     /// then closes the database.
     pub async fn shutdown(self, grace: Duration) {
+        #[cfg(unix)]
+        self.control.remove();
         self.shutdown.cancel();
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait())
