@@ -918,7 +918,7 @@ async fn announce() {
     .await;
     let headline = "<message from='localhost' to='{to}' type='headline'><body>Going down\nin 2 minutes</body></message>";
     // The admin's own session gets it too; in either order with the command's result.
-    let mut got = vec![
+    let mut got = [
         a.recv_element().await.unwrap(),
         a.recv_element().await.unwrap(),
     ];
