@@ -16,6 +16,7 @@ mod connection;
 pub mod connections;
 pub mod framing;
 mod limiter;
+pub mod login;
 pub mod negotiation;
 mod registrations;
 mod session;

@@ -1,6 +1,8 @@
 //! Starling's feature modules, one folder per RFC section or XEP. Each declares what it handles in
 //! `register`; none knows about sessions, sockets or another module's internals.
 
+pub mod adhoc;
+pub mod admin;
 pub mod blocking;
 pub mod carbons;
 /// XEP-0082 timestamps (moved to `starling_proto` so that c2s formats FAST token expiries too).
@@ -34,6 +36,10 @@ pub struct ModuleOptions {
     pub archive: Option<mam::MamOptions>,
     /// Push notifications (XEP-0357); `None` turns them off.
     pub push: Option<push::PushOptions>,
+    /// Ad-hoc commands (XEP-0050) and who administers the server (XEP-0133).
+    pub adhoc: adhoc::AdhocOptions,
+    /// PBKDF2 iterations for passwords the server sets (XEP-0133 add-user, change-user-password).
+    pub scram_iterations: u32,
 }
 
 impl Default for ModuleOptions {
@@ -43,6 +49,9 @@ impl Default for ModuleOptions {
             roster: roster::RosterLimits::default(),
             archive: Some(mam::MamOptions::default()),
             push: Some(push::PushOptions::default()),
+            adhoc: adhoc::AdhocOptions::default(),
+            // RFC 7677 §4: at least 4096 (the configuration's default).
+            scram_iterations: 4096,
         }
     }
 }
@@ -73,6 +82,8 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         Arc::new(private::Private),
         Arc::new(version::Version),
         Arc::new(time::Time),
+        Arc::new(adhoc::Adhoc::new(options.adhoc.clone())),
+        Arc::new(adhoc::admin::AdminCommands::new(options.scram_iterations)),
     ];
     if let Some(archive) = options.archive {
         modules.push(Arc::new(mam::Mam::new(archive, seen)));
