@@ -40,6 +40,8 @@ pub struct ModuleOptions {
     pub adhoc: adhoc::AdhocOptions,
     /// PBKDF2 iterations for passwords the server sets (XEP-0133 add-user, change-user-password).
     pub scram_iterations: u32,
+    /// What the XEP-0401 invitation commands may make.
+    pub invites: invites::InviteOptions,
 }
 
 impl Default for ModuleOptions {
@@ -52,6 +54,7 @@ impl Default for ModuleOptions {
             adhoc: adhoc::AdhocOptions::default(),
             // RFC 7677 §4: at least 4096 (the configuration's default).
             scram_iterations: 4096,
+            invites: invites::InviteOptions::default(),
         }
     }
 }
@@ -71,7 +74,7 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         Arc::new(ping::Ping),
         Arc::new(roster::Roster::new(rosters.clone())),
         Arc::new(presence::Presence::new(rosters.clone())),
-        Arc::new(invites::Invites::new(rosters)),
+        Arc::new(invites::Invites::new(rosters, options.invites)),
         Arc::new(offline::Offline::new(
             options.offline_max_messages,
             seen.clone(),

@@ -260,6 +260,11 @@ pub async fn start_with_modules(
             ..starling_modules::adhoc::AdhocOptions::default()
         },
         scram_iterations: config.auth.scram_iterations,
+        invites: starling_modules::invites::InviteOptions {
+            registration: config.registration.mode != starling_config::RegistrationMode::Off,
+            user_invites: config.registration.user_invites,
+            lifetime: config.registration.invite_lifetime,
+        },
     });
     modules.extend(extra);
     let router = Router::new(domains, registry, storage.stores(), modules)?;

@@ -271,8 +271,12 @@ async fn an_admin_lists_every_command_a_user_only_theirs() {
     ))
     .await
     .unwrap();
+    // XEP-0401 §3: the invitation commands (registered before the administration module).
+    let invite = "<item jid='localhost' node='urn:xmpp:invite#invite' name='Invite user'/>";
+    let create =
+        "<item jid='localhost' node='urn:xmpp:invite#create-account' name='Create account'/>";
     a.expect(&format!(
-        "<iq type='result' id='i2' from='localhost' to='{ME}'>{list}{items}\
+        "<iq type='result' id='i2' from='localhost' to='{ME}'>{list}{invite}{create}{items}\
          <item jid='localhost' node='urn:test:wizard' name='Wizard'/></query></iq>"
     ))
     .await
@@ -287,7 +291,7 @@ async fn an_admin_lists_every_command_a_user_only_theirs() {
         .unwrap();
     alice
         .expect(&format!(
-            "<iq type='result' id='i3' from='localhost' to='alice@localhost/r'>{list}\
+            "<iq type='result' id='i3' from='localhost' to='alice@localhost/r'>{list}{invite}\
              <item jid='localhost' node='urn:test:wizard' name='Wizard'/></query></iq>"
         ))
         .await

@@ -101,7 +101,7 @@ impl Connection {
             None => true,
             Some(to) => match starling_proto::Jid::new(to) {
                 Ok(j) => {
-                    j == starling_proto::Jid::from(b.jid.to_bare())
+                    j == b.jid.to_bare()
                         || (j.node().is_none()
                             && j.resource().is_none()
                             && *j.domain() == *b.jid.domain())
