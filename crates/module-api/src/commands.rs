@@ -47,14 +47,12 @@
 //! and in the module's `register`: `reg.command(Arc::new(Greet));`.
 
 use async_trait::async_trait;
-use starling_proto::{BareJid, Element, Jid, StanzaError, StanzaErrorCondition};
+use starling_proto::{BareJid, Jid, StanzaError};
 
 use crate::Context;
 use crate::forms::DataForm;
 
-/// `http://jabber.org/protocol/commands`: the protocol's namespace, its disco feature and the
-/// node under which commands are listed (XEP-0050 §2.2).
-pub const NS_COMMANDS: &str = "http://jabber.org/protocol/commands";
+pub use crate::command_errors::{NS_COMMANDS, bad_payload, command_error};
 
 /// Who asks to run a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,18 +206,4 @@ pub trait AdhocCommand: Send + Sync {
     /// empty form of type `submit`). On `prev` the module shows the previous stage's form again
     /// itself, without calling this.
     async fn execute(&self, ctx: &Context, requester: &Requester, submitted: &[DataForm]) -> Step;
-}
-
-/// XEP-0050 §4.4: `<bad-request/>` with `<bad-payload/>`: the form lacks a required field (or
-/// is otherwise not what the stage asked for).
-pub fn bad_payload(text: impl Into<String>) -> StanzaError {
-    command_error(StanzaErrorCondition::BadRequest, "bad-payload").with_text(text)
-}
-
-/// A stanza error with one of XEP-0050 §4.4's specific conditions (`malformed-action`,
-/// `bad-action`, `bad-locale`, `bad-payload`, `bad-sessionid`, `session-expired`).
-pub fn command_error(condition: StanzaErrorCondition, specific: &str) -> StanzaError {
-    let mut e = StanzaError::new(condition);
-    e.app = Some(Element::new(specific, NS_COMMANDS));
-    e
 }

@@ -384,7 +384,7 @@ impl DataForm {
     pub fn required(&self, var: &str) -> Result<&str, StanzaError> {
         match self.value(var) {
             Some(v) if !v.trim().is_empty() => Ok(v),
-            _ => Err(crate::commands::bad_payload(format!(
+            _ => Err(crate::command_errors::bad_payload(format!(
                 "the field '{var}' is required"
             ))),
         }
@@ -410,7 +410,7 @@ impl DataForm {
             }
         }
         if required && out.is_empty() {
-            return Err(crate::commands::bad_payload(format!(
+            return Err(crate::command_errors::bad_payload(format!(
                 "the field '{var}' is required"
             )));
         }

@@ -12,6 +12,7 @@
 //! can replace the local one), the stores, and the component domains. `docs/hooks.md` lists every
 //! registration call, hook point and event.
 
+mod command_errors;
 pub mod commands;
 pub mod components;
 pub mod events;

@@ -194,6 +194,9 @@ pub async fn delete_account(ctx: &Context, account: &BareJid) -> Result<usize, S
     let (local, domain) = parts(account).ok_or(StorageError::NotFound)?;
     ctx.stores.accounts.delete_account(local, domain).await?;
     tracing::info!(%account, "account deleted");
+    ctx.router
+        .emit(starling_module_api::Event::AccountDeleted(account.clone()))
+        .await;
     Ok(end_sessions(ctx, &Jid::from(account.clone()), EndReason::Deleted).await)
 }
 

@@ -277,9 +277,17 @@ async fn handle(router: &Router, request: Request) -> Response {
                 .collect(),
         },
         Request::EndSessions { jid, reason } => match account(router, &jid, true) {
-            Ok(j) => Response::Ended {
-                sessions: admin::end_sessions(ctx, &j, reason.into()).await,
-            },
+            Ok(j) => {
+                if reason == Reason::Deleted {
+                    // `starling user del` deleted it from the store: memory follows.
+                    router
+                        .emit(starling_module_api::Event::AccountDeleted(j.to_bare()))
+                        .await;
+                }
+                Response::Ended {
+                    sessions: admin::end_sessions(ctx, &j, reason.into()).await,
+                }
+            }
             Err(e) => e,
         },
         Request::Announce { text, host } => {

@@ -130,6 +130,20 @@ pub(crate) async fn find_account(
         .map_err(backend)
 }
 
+/// Deletes every token of the account `id` (inside the caller's transaction): a password change and disabling
+/// the account call it (its deletion cascades); [`crate::fast`] for `revoke_all`.
+pub(crate) async fn delete_fast_tokens(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+) -> Result<u64, StorageError> {
+    let done = sqlx::query("DELETE FROM fast_tokens WHERE account_id = ?1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(backend)?;
+    Ok(done.rows_affected())
+}
+
 #[async_trait]
 impl AccountStore for SqliteAccountStore {
     async fn create_account(
@@ -190,7 +204,7 @@ impl AccountStore for SqliteAccountStore {
             .await
             .map_err(backend)?;
         // A new password revokes every FAST token (XEP-0484), whoever changes it.
-        crate::fast::delete_all(&mut tx, id).await?;
+        delete_fast_tokens(&mut tx, id).await?;
         insert_credentials(&mut tx, id, creds).await?;
         tx.commit().await.map_err(backend)
     }
@@ -251,7 +265,7 @@ impl AccountStore for SqliteAccountStore {
         if disabled {
             // A disabled account's devices log in with the password again once it is
             // re-enabled: its FAST tokens (XEP-0484) go, like at a password change.
-            crate::fast::delete_all(&mut tx, id).await?;
+            delete_fast_tokens(&mut tx, id).await?;
         }
         tx.commit().await.map_err(backend)
     }

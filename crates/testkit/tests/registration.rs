@@ -776,3 +776,51 @@ async fn an_admin_invites_an_account_with_the_adhoc_command() {
         .unwrap();
     assert_eq!(item.subscription, Subscription::Both);
 }
+
+/// An account created again under a removed one's name starts afresh: the old account's
+/// blocklist (XEP-0191), deleted with it (XEP-0077 §3.2), is not applied to the new one.
+#[tokio::test]
+async fn a_removed_accounts_blocklist_does_not_outlive_it() {
+    let server = TestServer::with_users(&["juliet", "mallory"], PW).await;
+    let mut juliet = server.online("juliet", PW, "balcony").await;
+    juliet.drain(QUIET).await;
+    juliet
+        .send_xml(
+            "<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'>\
+             <item jid='mallory@localhost'/></block></iq>",
+        )
+        .await
+        .unwrap();
+    juliet
+        .expect("<iq type='result' id='b' to='juliet@localhost/balcony'/>")
+        .await
+        .unwrap();
+    juliet
+        .send_xml("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+        .await
+        .unwrap();
+    juliet
+        .expect("<iq type='result' id='rm' to='juliet@localhost/balcony'/>")
+        .await
+        .unwrap();
+    juliet.expect_stream_error("not-authorized").await.unwrap();
+
+    server.add_user("juliet", PW).await;
+    let mut again = server.online("juliet", PW, "new").await;
+    again.drain(QUIET).await;
+    let mut mallory = server.online("mallory", PW, "m").await;
+    mallory.drain(QUIET).await;
+    mallory
+        .send_xml(
+            "<message to='juliet@localhost/new' type='chat' id='m1'><body>hi</body></message>",
+        )
+        .await
+        .unwrap();
+    again
+        .expect(
+            "<message from='mallory@localhost/m' to='juliet@localhost/new' type='chat' id='m1'>\
+             <body>hi</body></message>",
+        )
+        .await
+        .unwrap();
+}
