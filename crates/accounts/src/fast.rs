@@ -20,7 +20,7 @@
 //! token has less than half of its lifetime left gets a new one unasked.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -148,12 +148,7 @@ impl ServerSecret {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub use crate::unix_now;
 
 /// A token handed to a client (`<token xmlns='urn:xmpp:fast:0' token expiry/>`).
 #[derive(Clone, PartialEq, Eq)]

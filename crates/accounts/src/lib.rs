@@ -248,6 +248,14 @@ pub async fn login_credential(
     Ok(None)
 }
 
+/// Seconds since the Unix epoch, the clock of stored expiry times (invitations, FAST tokens);
+/// 0 before 1970.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Replaces an account's credentials.
 pub async fn set_password(
     store: &dyn AccountStore,

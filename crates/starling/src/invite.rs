@@ -3,7 +3,7 @@
 //! The command line parses and checks; [`create`] stores the invitation through
 //! [`starling_accounts::invites`], the same path a user's or an admin's ad-hoc command takes.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use starling_accounts::invites::{self, CreatedInvite, InviteRequest};
 use starling_accounts::{AccountError, new_localpart, parse_account};
@@ -69,13 +69,6 @@ pub struct CreateArgs {
     pub domain: Option<String>,
 }
 
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 fn check_served(config: &Config, domain: &str) -> Result<(), InviteCliError> {
     if config.hosts.iter().any(|h| h.domain == domain) {
         return Ok(());
@@ -127,7 +120,7 @@ pub async fn create(
         uses: args.uses,
         lifetime: args.lifetime.unwrap_or(config.registration.invite_lifetime),
     };
-    Ok(invites::create_invite(store, &req, now()).await?)
+    Ok(invites::create_invite(store, &req, starling_accounts::unix_now()).await?)
 }
 
 /// The token of `text`: a bare token, or the `preauth` value of an invitation URI.
@@ -165,7 +158,7 @@ pub fn describe(invite: &Invite) -> String {
     if !invite.register {
         line.push_str("  (contact only)");
     }
-    if invite.expires_at <= now() {
+    if invite.expires_at <= starling_accounts::unix_now() {
         line.push_str("  EXPIRED");
     }
     line

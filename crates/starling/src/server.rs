@@ -178,10 +178,12 @@ pub async fn open_storage(config: &Config) -> Result<SqliteStorage, ServerError>
 /// Deletes the invitations that expired (they can no longer be used; `starling invite list`
 /// would only show them as expired). A failure is logged: it only leaves dead rows.
 async fn purge_expired_invites(storage: &SqliteStorage) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    match storage.stores().invites.purge_expired(now).await {
+    match storage
+        .stores()
+        .invites
+        .purge_expired(starling_accounts::unix_now())
+        .await
+    {
         Ok(0) => {}
         Ok(n) => tracing::info!(count = n, "deleted expired invitations"),
         Err(e) => tracing::warn!(error = %e, "cannot delete expired invitations"),

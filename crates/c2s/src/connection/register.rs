@@ -27,13 +27,6 @@ pub(super) struct Presented {
     invite: Invite,
 }
 
-/// Seconds since the Unix epoch.
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 fn stanza_error(err: &RegisterError) -> StanzaError {
     let c = match err.condition() {
         Condition::ServiceUnavailable => StanzaErrorCondition::ServiceUnavailable,
@@ -317,7 +310,7 @@ impl Connection {
                 .with_text("the preauth element needs a token"));
         }
         let hash = token_hash(token);
-        let now = unix_now();
+        let now = starling_accounts::unix_now();
         let found = self
             .shared
             .stores
@@ -348,7 +341,8 @@ impl Connection {
                 .with_text("authenticate to remove an account"));
         }
         let policy = self.shared.settings.registration;
-        // COMPAT(clients that send the token inside the query instead of a preauth IQ first).
+        // COMPAT(slixmpp): the token inside the query instead of a XEP-0445 preauth IQ first
+        // (slixmpp sends no other IQ before its session starts).
         if let Some(pa) = query.get_child("preauth", ns::PARS) {
             self.preauth(e, pa).await?;
         }
@@ -389,7 +383,7 @@ impl Connection {
             &local,
             &domain,
             &creds,
-            unix_now(),
+            starling_accounts::unix_now(),
         )
         .await
         .map_err(|err| {

@@ -38,12 +38,6 @@ impl Default for InviteOptions {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// The requester's account as `(localpart, domain)`; commands here are for local accounts.
 fn own_account(r: &Requester) -> Option<(String, String)> {
     let a = r.account.as_ref()?;
@@ -54,12 +48,16 @@ fn own_account(r: &Requester) -> Option<(String, String)> {
 }
 
 async fn store(ctx: &Context, req: &InviteRequest) -> Result<CreatedInvite, StanzaError> {
-    create_invite(ctx.stores.invites.as_ref(), req, unix_now())
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot create an invitation");
-            StanzaError::new(StanzaErrorCondition::InternalServerError)
-        })
+    create_invite(
+        ctx.stores.invites.as_ref(),
+        req,
+        starling_accounts::unix_now(),
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "cannot create an invitation");
+        StanzaError::new(StanzaErrorCondition::InternalServerError)
+    })
 }
 
 /// The completed command's result with `uri` (XEP-0401 §5.1).

@@ -105,13 +105,6 @@ impl EventListener for Invites {
     }
 }
 
-/// Seconds since the Unix epoch.
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// XEP-0379 §3.4: whether the subscription request `stanza` to `account` carries a token of a
 /// valid contact invitation made for `account`; if so, one use of it is spent. A token for
 /// another account, unknown or expired, is ignored (§4.1) and nothing is spent.
@@ -138,7 +131,10 @@ pub(crate) async fn preauthorized(ctx: &Context, account: &BareJid, stanza: &Ele
     if !mine {
         return false;
     }
-    match invites.use_invite(&hash, unix_now()).await {
+    match invites
+        .use_invite(&hash, starling_accounts::unix_now())
+        .await
+    {
         Ok(used) => used.is_some(),
         Err(e) => {
             tracing::warn!(%account, error = %e, "cannot spend an invitation");
