@@ -209,6 +209,12 @@ for server in $SERVERS; do
             if [ "$FULL" = 1 ]; then
                 full_scenario "$server" "$dir" "$mode" chat_sat_full "$run" --users "$CHAT_USERS" --sm --carbons chat --rate 0 --duration "$DURATION"
             fi
+            # Issue 14: SCRAM logins over SASL2 (Bind2, SM, a FAST token) beside reconnects with
+            # XEP-0484 FAST + resumption in one round trip. Starling only (Debian's Prosody 0.12
+            # and ejabberd 23.01 have neither SASL2 nor FAST), with TLS (SASL2 requires it).
+            if [ "$server" = starling ] && [ "$mode" = starttls ]; then
+                scenario "$server" "$dir" "$mode" fast "$run" --users "$LOGIN_USERS" --concurrency 100 fast --rounds 3
+            fi
             scenario "$server" "$dir" "$mode" presence "$run" --prefix ring --users "$RING_USERS" presence --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_small "$run" --users "$SCALE_SMALL" chat --rate 5000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_large "$run" --users "$SCALE_LARGE" chat --rate 5000 --duration "$DURATION"

@@ -70,18 +70,22 @@ pub async fn run(target: &Arc<Target>, opts: &FastOpts) -> Report {
     let cpu = before.until(&CpuMark::take(opts.server_pid));
     let ok = lat.len() as u64;
     let scram_rate = ok as f64 / elapsed;
+    let pct = Percentiles::of(lat);
+    let scram_us = cpu.server_us_per(ok);
     report.line(format!(
         "SCRAM (SASL2 + Bind2 + SM + token): {ok} logged in, {failed} failed, in {elapsed:.2} s: \
-         {scram_rate:.0} logins/s; {}; server {} µs CPU per login",
-        Percentiles::of(lat),
-        cpu.server_us_per(ok)
-            .map_or("?".to_owned(), |u| format!("{u:.0}"))
+         {scram_rate:.0} logins/s; {pct}; server {} µs CPU per login",
+        scram_us.map_or("?".to_owned(), |u| format!("{u:.0}"))
     ));
+    report.num("scram_p50_ms", Some(pct.p50.as_secs_f64() * 1e3), 2);
+    report.num("scram_p99_ms", Some(pct.p99.as_secs_f64() * 1e3), 2);
+    report.num("scram_server_us_per_login", scram_us, 0);
     if let Some(e) = first_error.take() {
         report.line(format!("first failure: {e}"));
     }
     report.num("scram_logins_per_s", Some(scram_rate), 1);
     let (mut last_rate, mut last_failed, mut last_resumed) = (None, 0, 0);
+    let mut last_detail = None;
     for round in 1..=opts.rounds.max(1) {
         let before = CpuMark::take(opts.server_pid);
         let started = Instant::now();
@@ -126,12 +130,14 @@ pub async fn run(target: &Arc<Target>, opts: &FastOpts) -> Report {
         let cpu = before.until(&CpuMark::take(opts.server_pid));
         let ok = lat.len() as u64;
         let rate = ok as f64 / elapsed;
+        let pct = Percentiles::of(lat);
+        let us = cpu.server_us_per(ok);
         report.line(format!(
             "round {round}: FAST {ok} reconnected ({resumed} resumed), {failed} failed, in {elapsed:.2} s: \
-             {rate:.0} reconnects/s; {}; server {} µs CPU per reconnect",
-            Percentiles::of(lat),
-            cpu.server_us_per(ok).map_or("?".to_owned(), |u| format!("{u:.0}"))
+             {rate:.0} reconnects/s; {pct}; server {} µs CPU per reconnect",
+            us.map_or("?".to_owned(), |u| format!("{u:.0}"))
         ));
+        last_detail = Some((pct, us));
         if let Some(e) = first_error.take() {
             report.line(format!("round {round}: first failure: {e}"));
         }
@@ -140,6 +146,11 @@ pub async fn run(target: &Arc<Target>, opts: &FastOpts) -> Report {
     report.field("fast_failed", last_failed);
     report.field("fast_resumed", last_resumed);
     report.num("fast_reconnects_per_s", last_rate, 1);
+    if let Some((pct, us)) = last_detail {
+        report.num("fast_p50_ms", Some(pct.p50.as_secs_f64() * 1e3), 2);
+        report.num("fast_p99_ms", Some(pct.p99.as_secs_f64() * 1e3), 2);
+        report.num("fast_server_us_per_reconnect", us, 0);
+    }
     let mut close = JoinSet::new();
     for (s, _) in clients.into_iter().flatten() {
         if let Some(s) = s {
