@@ -348,6 +348,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             domain,
             certificate: None,
             key: None,
+            ..Default::default()
         })];
     }
     if let Some(addr) = args.c2s_listen {
