@@ -1,6 +1,7 @@
 //! Starling's feature modules, one folder per RFC section or XEP. Each declares what it handles in
 //! `register`; none knows about sessions, sockets or another module's internals.
 
+pub mod anonymous;
 pub mod blocking;
 pub mod carbons;
 /// XEP-0082 timestamps (moved to `starling_proto` so that c2s formats FAST token expiries too).
@@ -34,6 +35,9 @@ pub struct ModuleOptions {
     pub archive: Option<mam::MamOptions>,
     /// Push notifications (XEP-0357); `None` turns them off.
     pub push: Option<push::PushOptions>,
+    /// The anonymous hosts (RFC 4505 logins): their users' outbound federation is refused
+    /// unless the host allows it.
+    pub anonymous_hosts: Vec<anonymous::AnonymousHost>,
 }
 
 impl Default for ModuleOptions {
@@ -43,6 +47,7 @@ impl Default for ModuleOptions {
             roster: roster::RosterLimits::default(),
             archive: Some(mam::MamOptions::default()),
             push: Some(push::PushOptions::default()),
+            anonymous_hosts: Vec::new(),
         }
     }
 }
@@ -79,6 +84,9 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
     }
     if let Some(push) = options.push {
         modules.push(Arc::new(push::Push::new(push)));
+    }
+    if let Some(anonymous) = anonymous::Anonymous::new(&options.anonymous_hosts) {
+        modules.push(Arc::new(anonymous));
     }
     modules
 }
