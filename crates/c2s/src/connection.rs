@@ -933,9 +933,10 @@ impl Connection {
         f
     }
 
-    /// Whether -PLUS mechanisms are offered: TLS with channel-binding data to bind to.
+    /// Whether -PLUS mechanisms are offered: TLS with channel-binding data to bind to (and
+    /// XEP-0440 advertises the types); not on an anonymous host, which offers no SCRAM.
     fn plus_offered(&self) -> bool {
-        self.secure && !self.bindings.is_empty()
+        self.secure && !self.bindings.is_empty() && !self.anonymous_host()
     }
 
     fn offered_mechanisms(&self) -> Vec<Mechanism> {
