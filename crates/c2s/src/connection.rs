@@ -1193,11 +1193,9 @@ impl Connection {
                     additional_data, ..
                 } => {
                     let session = self.sasl.take();
-                    let account = match session.filter(|s| s.mechanism() == Mechanism::Anonymous)
-                    {
+                    let account = match session.filter(|s| s.mechanism() == Mechanism::Anonymous) {
                         // RFC 4505: the server picks the account (see `anonymous`).
-                        Some(s) => match Box::pin(self.anonymous_login(s.anonymous_trace()))
-                            .await?
+                        Some(s) => match Box::pin(self.anonymous_login(s.anonymous_trace())).await?
                         {
                             Ok(account) => account,
                             Err((cond, text)) => {

@@ -961,7 +961,10 @@ fn anonymous_trace_is_limited() {
 
 #[test]
 fn anonymous_name_round_trips() {
-    assert_eq!(Mechanism::from_name("ANONYMOUS"), Some(Mechanism::Anonymous));
+    assert_eq!(
+        Mechanism::from_name("ANONYMOUS"),
+        Some(Mechanism::Anonymous)
+    );
     assert_eq!(Mechanism::Anonymous.hash(), None);
     assert!(!Mechanism::Anonymous.is_plus());
 }

@@ -742,6 +742,13 @@ async fn import_xep0227(
         eprintln!("warning: {w}");
     }
     // Accounts of an anonymous host are made at login only: its domain is not a target.
+    if let Some(a) = export
+        .accounts
+        .iter()
+        .find(|a| config.is_anonymous_host(&a.domain))
+    {
+        check_not_anonymous(&config, &a.domain)?;
+    }
     let served: Vec<String> = config
         .hosts
         .iter()

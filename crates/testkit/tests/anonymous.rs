@@ -151,9 +151,11 @@ async fn mechanisms_offered_on_each_kind_of_host() {
         c.send_xml(&format!("<auth xmlns='{SASL}' mechanism='{mech}'>=</auth>"))
             .await
             .unwrap();
-        c.expect(&format!("<failure xmlns='{SASL}'><invalid-mechanism/></failure>"))
-            .await
-            .unwrap();
+        c.expect(&format!(
+            "<failure xmlns='{SASL}'><invalid-mechanism/></failure>"
+        ))
+        .await
+        .unwrap();
     }
 
     // The normal host: ANONYMOUS appears in neither list, and is refused.
@@ -164,9 +166,11 @@ async fn mechanisms_offered_on_each_kind_of_host() {
     assert!(!legacy.is_empty());
     assert!(!legacy.iter().any(|m| m == "ANONYMOUS"), "{legacy:?}");
     c.send_xml(AUTH_ANONYMOUS).await.unwrap();
-    c.expect(&format!("<failure xmlns='{SASL}'><invalid-mechanism/></failure>"))
-        .await
-        .unwrap();
+    c.expect(&format!(
+        "<failure xmlns='{SASL}'><invalid-mechanism/></failure>"
+    ))
+    .await
+    .unwrap();
     c.send_xml(&format!(
         "<authenticate xmlns='{SASL2}' mechanism='ANONYMOUS'><initial-response/></authenticate>"
     ))
@@ -219,9 +223,12 @@ async fn anonymous_login_gives_a_random_jid_per_login() {
     c.expect(&format!("<challenge xmlns='{SASL}'>=</challenge>"))
         .await
         .unwrap();
-    c.send_xml(&format!("<response xmlns='{SASL}'>{}</response>", b64("trace")))
-        .await
-        .unwrap();
+    c.send_xml(&format!(
+        "<response xmlns='{SASL}'>{}</response>",
+        b64("trace")
+    ))
+    .await
+    .unwrap();
     c.expect(&format!("<success xmlns='{SASL}'/>"))
         .await
         .unwrap();
@@ -234,9 +241,11 @@ async fn anonymous_login_gives_a_random_jid_per_login() {
     ))
     .await
     .unwrap();
-    c.expect(&format!("<failure xmlns='{SASL}'><malformed-request/></failure>"))
-        .await
-        .unwrap();
+    c.expect(&format!(
+        "<failure xmlns='{SASL}'><malformed-request/></failure>"
+    ))
+    .await
+    .unwrap();
 }
 
 /// The account exists for the router while its session lives: a normal user's message reaches
@@ -294,7 +303,9 @@ async fn the_account_lives_with_its_session_and_leaves_nothing() {
     assert_eq!(stores.offline.count(&local, ANON).await.unwrap(), 1);
     // And the guest's reaches the normal user.
     guest
-        .send_xml("<message to='alice@localhost/a' id='m3' type='chat'><body>hi alice</body></message>")
+        .send_xml(
+            "<message to='alice@localhost/a' id='m3' type='chat'><body>hi alice</body></message>",
+        )
         .await
         .unwrap();
     alice
@@ -419,8 +430,8 @@ async fn sasl2_and_bind2_anonymous_login() {
 /// `<service-unavailable/>`); a logged-in guest cannot set a password (§3.3, `<not-allowed/>`).
 #[tokio::test]
 async fn registration_and_password_change_are_refused() {
-    let server = server_with(|c| c.registration.mode = starling_config::RegistrationMode::Open)
-        .await;
+    let server =
+        server_with(|c| c.registration.mode = starling_config::RegistrationMode::Open).await;
     let (_, normal) = tls(&server, "localhost", None).await;
     assert!(
         normal
@@ -548,7 +559,9 @@ async fn outbound_federation_is_refused_unless_allowed() {
     .await;
     let (mut guest, jid) = anonymous(&server).await;
     guest
-        .send_xml("<message to='juliet@remote.example' id='f1' type='chat'><body>hi</body></message>")
+        .send_xml(
+            "<message to='juliet@remote.example' id='f1' type='chat'><body>hi</body></message>",
+        )
         .await
         .unwrap();
     guest
@@ -577,7 +590,9 @@ async fn outbound_federation_is_refused_unless_allowed() {
     // A normal user: the usual answer.
     let mut alice = server.login("alice", PW, "a").await;
     alice
-        .send_xml("<message to='juliet@remote.example' id='f3' type='chat'><body>hi</body></message>")
+        .send_xml(
+            "<message to='juliet@remote.example' id='f3' type='chat'><body>hi</body></message>",
+        )
         .await
         .unwrap();
     alice

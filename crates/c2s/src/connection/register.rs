@@ -102,7 +102,7 @@ impl Connection {
             None => true,
             Some(to) => match starling_proto::Jid::new(to) {
                 Ok(j) => {
-                    j == starling_proto::Jid::from(b.jid.to_bare())
+                    j == b.jid.to_bare()
                         || (j.node().is_none()
                             && j.resource().is_none()
                             && *j.domain() == *b.jid.domain())
@@ -277,11 +277,8 @@ impl Connection {
         }
         if self.anonymous_host() {
             // XEP-0077 §3.1: registration is not supported here (the feature is not offered).
-            return Err(
-                StanzaError::new(StanzaErrorCondition::ServiceUnavailable).with_text(
-                    "accounts on this host are anonymous: log in with SASL ANONYMOUS",
-                ),
-            );
+            return Err(StanzaError::new(StanzaErrorCondition::ServiceUnavailable)
+                .with_text("accounts on this host are anonymous: log in with SASL ANONYMOUS"));
         }
         if !policy.offered() {
             return Err(stanza_error(&RegisterError::NotOffered));
