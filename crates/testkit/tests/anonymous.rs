@@ -426,6 +426,35 @@ async fn sasl2_and_bind2_anonymous_login() {
     wait_gone(&server, &jid).await;
 }
 
+/// XEP-0388 §2.6.1 without Bind2: the authorization identifier is the new bare JID. A guest that
+/// never binds a resource leaves nothing either: its account goes with its connection.
+#[tokio::test]
+async fn an_account_that_never_binds_goes_with_its_connection() {
+    let server = server().await;
+    let (mut c, _) = tls(&server, ANON, None).await;
+    c.send_xml(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='ANONYMOUS'><initial-response/></authenticate>"
+    ))
+    .await
+    .unwrap();
+    let success = c
+        .expect(&format!(
+            "<success xmlns='{SASL2}'><authorization-identifier>{{*}}</authorization-identifier></success>"
+        ))
+        .await
+        .unwrap();
+    let bare = success
+        .get_child("authorization-identifier", SASL2)
+        .unwrap()
+        .text();
+    // A full JID of that account, to name it for the helpers.
+    let jid = FullJid::new(&format!("{bare}/x")).unwrap();
+    assert_random(&jid);
+    assert!(exists(&server, &jid).await);
+    c.close().await.unwrap();
+    wait_gone(&server, &jid).await;
+}
+
 /// XEP-0077 on an anonymous host: registration is not offered (§9) and refused (§3.1,
 /// `<service-unavailable/>`); a logged-in guest cannot set a password (§3.3, `<not-allowed/>`).
 #[tokio::test]
