@@ -121,20 +121,32 @@ pub async fn create_invite(
     }
 }
 
-/// The URI of `invite` with `token`; see the module docs.
-pub fn invite_uri(invite: &Invite, token: &str) -> String {
+/// The URI of an account invitation (XEP-0445 §2), even when it also makes the invitee a
+/// contact: what XEP-0401 §5.4's "Create account" hands out.
+pub fn register_uri(invite: &Invite, token: &str) -> String {
     let token = iri_escape(token);
-    match (&invite.contact, &invite.username) {
-        (Some((l, d)), _) => {
-            let ibr = if invite.register { ";ibr=y" } else { "" };
-            format!("xmpp:{}@{d}?roster;preauth={token}{ibr}", iri_escape(l))
-        }
-        (None, Some(u)) => format!(
+    match &invite.username {
+        Some(u) => format!(
             "xmpp:{}@{}?register;preauth={token}",
             iri_escape(u),
             invite.domain
         ),
-        (None, None) => format!("xmpp:{}?register;preauth={token}", invite.domain),
+        None => format!("xmpp:{}?register;preauth={token}", invite.domain),
+    }
+}
+
+/// The URI of `invite` with `token`; see the module docs.
+pub fn invite_uri(invite: &Invite, token: &str) -> String {
+    match &invite.contact {
+        Some((l, d)) => {
+            let ibr = if invite.register { ";ibr=y" } else { "" };
+            format!(
+                "xmpp:{}@{d}?roster;preauth={}{ibr}",
+                iri_escape(l),
+                iri_escape(token)
+            )
+        }
+        None => register_uri(invite, token),
     }
 }
 

@@ -208,44 +208,44 @@ pub async fn scram_credential(
     hash: ScramHash,
     any_hash: bool,
 ) -> Result<Option<ScramCredential>, StorageError> {
-    if let Some(c) = store
-        .credential(localpart, domain, mechanism_name(hash))
+    Ok(login_credential(store, localpart, domain, hash, any_hash)
         .await?
-    {
-        return Ok(to_scram(&c));
-    }
-    if any_hash {
-        for h in ScramHash::ALL {
-            if let Some(c) = store
-                .credential(localpart, domain, mechanism_name(h))
-                .await?
-            {
-                return Ok(to_scram(&c));
-            }
-        }
-    }
-    Ok(None)
+        .map(|l| l.credential))
 }
 
-/// Why an account that proved who it is may still not log in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoginRefusal {
-    /// The SASL condition the client gets (RFC 6120 §6.5), e.g. `<account-disabled/>`.
-    pub condition: starling_sasl::SaslFailure,
-    /// The `<text/>` that goes with it.
-    pub text: String,
+/// What the login path reads of an account: its SCRAM credential and whether it is disabled.
+#[derive(Clone, Debug)]
+pub struct LoginCredential {
+    pub credential: ScramCredential,
+    /// The account is disabled (XEP-0133 §4.3): even with the right password it may not log in.
+    pub disabled: bool,
 }
 
-/// Whether `localpart@domain` may log in now: `Some` refusal if not. **Every** login path asks
-/// here, once it knows the account and before it checks the credentials (legacy SASL,
-/// SASL2 with a password, SASL2 with a FAST token), so that a rule about accounts (a disabled
-/// account, …) is written once and holds everywhere. Today every account may.
-pub async fn login_refusal(
+/// [`scram_credential`] with the account's disabled flag, read in the same query
+/// ([`AccountStore::login_credential`]): what SASL looks up.
+pub async fn login_credential(
     store: &dyn AccountStore,
     localpart: &str,
     domain: &str,
-) -> Result<Option<LoginRefusal>, StorageError> {
-    let _ = (store, localpart, domain);
+    hash: ScramHash,
+    any_hash: bool,
+) -> Result<Option<LoginCredential>, StorageError> {
+    let wanted = std::iter::once(hash).chain(
+        ScramHash::ALL
+            .into_iter()
+            .filter(move |h| any_hash && *h != hash),
+    );
+    for h in wanted {
+        if let Some((c, disabled)) = store
+            .login_credential(localpart, domain, mechanism_name(h))
+            .await?
+        {
+            return Ok(to_scram(&c).map(|credential| LoginCredential {
+                credential,
+                disabled,
+            }));
+        }
+    }
     Ok(None)
 }
 

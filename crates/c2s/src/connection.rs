@@ -223,6 +223,8 @@ pub struct Connection {
     sasl2: Option<Box<Sasl2Pending>>,
     /// The XEP-0388 `<user-agent id/>` the client authenticated with (a UUID, lower case).
     user_agent: Option<Box<str>>,
+    /// Whether the account looked up during SASL is disabled (read with its credential).
+    sasl_disabled: bool,
     sasl_attempts: u32,
     /// The authenticated account.
     account: Option<BareJid>,
@@ -267,6 +269,7 @@ impl Connection {
             sasl_user: None,
             sasl2: None,
             user_agent: None,
+            sasl_disabled: false,
             sasl_attempts: 0,
             account: None,
             bound: None,
@@ -1219,6 +1222,19 @@ impl Connection {
                             }
                         }
                     };
+                    // The credentials are right; whether the account may log in is decided
+                    // in one place for every login path (`login`).
+                    if let Err(refusal) = crate::login::may_log_in(
+                        &self.shared.stores,
+                        &account,
+                        Some(self.sasl_disabled),
+                    )
+                    .await
+                    {
+                        self.phase = Phase::PreAuth;
+                        self.sasl_failure(refusal.failure(), Some(refusal.text()));
+                        return self.check_attempts();
+                    }
                     if self.sasl2.is_some() {
                         return Box::pin(self.sasl2_success(account, additional_data, None)).await;
                     }
@@ -1290,7 +1306,7 @@ impl Connection {
         let any_hash = self.sasl.as_ref().map(|s| s.mechanism()) == Some(Mechanism::Plain);
         let store = self.shared.stores.accounts.as_ref();
         let found =
-            match starling_accounts::scram_credential(store, &localpart, &domain, hash, any_hash)
+            match starling_accounts::login_credential(store, &localpart, &domain, hash, any_hash)
                 .await
             {
                 Ok(found) => found,
@@ -1300,7 +1316,8 @@ impl Connection {
                 }
             };
         self.sasl_user = Some(localpart);
-        Ok(found)
+        self.sasl_disabled = found.as_ref().is_some_and(|f| f.disabled);
+        Ok(found.map(|f| f.credential))
     }
 
     /// Records a password failure (a wrong proof or password, or an unknown user) with the
@@ -1323,10 +1340,11 @@ impl Connection {
         }
     }
 
-    /// Whether `account` may log in now: the one gate every login path (legacy SASL, SASL2
-    /// with a password, SASL2 with a FAST token) passes once it knows the account and before it
-    /// checks credentials. A throttle lock (see `throttle`) and the account rules of
-    /// [`starling_accounts::login_refusal`] (a disabled account, …) answer here.
+    /// Whether `account` may try to log in now: the one gate every login path (legacy SASL,
+    /// SASL2 with a password, SASL2 with a FAST token) passes once it knows the account and
+    /// before it checks credentials: a throttle lock (see `throttle`) holds for the right
+    /// password too. The account's own rules (a disabled account) are asked after the
+    /// credentials, in [`crate::login::may_log_in`].
     async fn login_gate(
         &mut self,
         account: &BareJid,
@@ -1343,21 +1361,7 @@ impl Connection {
                 ACCOUNT_LOCKED_TEXT.to_owned(),
             )));
         }
-        let (Some(node), domain) = (account.node(), account.domain().as_str()) else {
-            return Ok(None);
-        };
-        let store = self.shared.stores.accounts.as_ref();
-        match starling_accounts::login_refusal(store, node.as_str(), domain).await {
-            Ok(None) => Ok(None),
-            Ok(Some(r)) => {
-                tracing::info!(id = self.id, %account, condition = r.condition.as_str(), "login refused");
-                Ok(Some((r.condition, r.text)))
-            }
-            Err(e) => {
-                tracing::error!(id = self.id, error = %e, "account lookup failed");
-                Err(StreamError::new(StreamErrorCondition::InternalServerError))
-            }
-        }
+        Ok(None)
     }
 
     /// Answers a failed attempt and counts it toward [`MAX_SASL_ATTEMPTS`].
@@ -1466,6 +1470,7 @@ impl Connection {
         let s = &self.shared.settings;
         let (tx, inbox) = mpsc::channel(s.queue_len.max(1));
         let handle = SessionHandle::with_byte_limit(self.id, tx, s.queue_bytes);
+        handle.set_peer(self.peer);
         if let Some(old) = registry.bind(jid.clone(), handle.clone()).await {
             // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
             tracing::info!(id = self.id, %jid, old = old.handle.id(), "resource conflict: replacing the older session");
@@ -1718,6 +1723,7 @@ impl Connection {
             )));
         };
         session.handle.set_detached(false);
+        session.handle.set_peer(self.peer);
         let ack = session.ack(h);
         let inbound = session.sm.as_deref().map_or(0, |sm| sm.inbound);
         let retransmit = session.unacked.len();

@@ -17,6 +17,7 @@ mod connection;
 pub mod connections;
 pub mod framing;
 mod limiter;
+pub mod login;
 pub mod negotiation;
 mod session;
 pub mod throttle;

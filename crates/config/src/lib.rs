@@ -55,6 +55,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         "",
         &[
             "data_dir",
+            "admins",
             "log",
             "host",
             "c2s",
@@ -204,8 +205,11 @@ pub const MAX_PENDING_REQUESTS: usize = 10_000;
 /// The whole server configuration. [`Config::default()`] is the zero-configuration setup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Data directory: SQLite database, generated certificates.
+    /// Data directory: SQLite database, generated certificates, the control socket.
     pub data_dir: PathBuf,
+    /// `admins`: the accounts allowed to run the XEP-0133 administration commands, as
+    /// normalised bare JIDs (`user@domain`), each at one of the hosts. Default: none.
+    pub admins: Vec<String>,
     /// `[log]`.
     pub log: LogConfig,
     /// `[[host]]`: the virtual hosts, never empty, domains unique.
@@ -647,6 +651,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./starling-data"),
+            admins: Vec::new(),
             log: LogConfig::default(),
             hosts: vec![HostConfig {
                 domain: "localhost".to_owned(),

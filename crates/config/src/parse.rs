@@ -237,6 +237,10 @@ impl Cx<'_> {
             config.data_dir = dir;
         }
 
+        if let Some(admins) = self.admins(root) {
+            config.admins = admins;
+        }
+
         if let Some(log) = self.section(root, "log")
             && let Some(level) = self.string(log, "log", "level")
         {
@@ -406,6 +410,47 @@ impl Cx<'_> {
         {
             r.min_password_length = n;
         }
+    }
+
+    /// `admins`: an array of bare JIDs (`user@domain`), normalised; duplicates are errors.
+    fn admins(&mut self, root: &DeTable<'_>) -> Option<Vec<String>> {
+        let (key, value) = self.value(root, "", "admins")?;
+        let DeValue::Array(items) = value.get_ref() else {
+            self.type_error(&key, value, "an array of JIDs (\"user@domain\")");
+            return None;
+        };
+        let mut admins: Vec<String> = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{i}]");
+            self.spans.insert(item_key.clone(), item.span());
+            let Some(s) = self.as_string(&item_key, item) else {
+                ok = false;
+                continue;
+            };
+            let jid = match jid::BareJid::new(&s) {
+                Ok(j) if j.node().is_some() => j,
+                _ => {
+                    ok = false;
+                    let message =
+                        format!("{s:?} is not an account's bare JID (like \"admin@example.org\")");
+                    self.error(&item_key, Some(item.span()), message);
+                    continue;
+                }
+            };
+            let normalised = jid.to_string();
+            if admins.contains(&normalised) {
+                ok = false;
+                self.error(
+                    &item_key,
+                    Some(item.span()),
+                    format!("{normalised} is listed twice"),
+                );
+                continue;
+            }
+            admins.push(normalised);
+        }
+        ok.then_some(admins)
     }
 
     fn read_components(&mut self, table: &DeTable<'_>, config: &mut Config) {
@@ -715,6 +760,15 @@ impl Cx<'_> {
     /// its fields was already reported: it would compare against the default, not what was
     /// written.
     fn cross_checks(&mut self, config: &Config) {
+        // An administrator must be an account of a host served, or it could never log in.
+        for (i, admin) in config.admins.iter().enumerate() {
+            let domain = admin.rsplit('@').next().unwrap_or_default();
+            if !config.hosts.iter().any(|h| h.domain == domain) {
+                let key = format!("admins[{i}]");
+                let message = format!("{admin} is not at one of the hosts ([[host]] domains)");
+                self.error_near(&key, &[&key], message);
+            }
+        }
         let c = &config.c2s;
         if !self.failed("c2s.listen") && !self.failed("c2s.direct_tls_listen") {
             self.listener_checks(c);

@@ -208,6 +208,7 @@ fn example_documents_every_key() {
 fn every_option_can_be_set() {
     let text = r#"
 data_dir = "/var/lib/starling"
+admins = ["root@example.org"]
 
 [log]
 level = "warn,starling_c2s=debug"
@@ -306,6 +307,7 @@ min_password_length = 12
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
+        admins: vec!["root@example.org".into()],
         log: LogConfig {
             level: "warn,starling_c2s=debug".into(),
         },
@@ -1418,4 +1420,59 @@ listen = ["127.0.0.1:5347"]
     let config =
         parse("[components.secrets]\n\"gw.localhost\" = \"a long shared secret\"\n").unwrap();
     assert!(!format!("{config:?}").contains("a long shared secret"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// admins
+
+#[test]
+fn admins_are_normalised_bare_jids_at_a_host() {
+    let c = parse("admins = [\"Admin@LOCALHOST\", \"root@localhost\"]\n").unwrap();
+    assert_eq!(c.admins, vec!["admin@localhost", "root@localhost"]);
+    assert_eq!(Config::default().admins, Vec::<String>::new());
+}
+
+#[test]
+fn bad_admins_are_reported_with_their_line() {
+    let text = "admins = [\n  \"localhost\",\n  \"a@localhost/res\",\n  \"b@elsewhere.org\",\n  \"c@localhost\",\n  \"C@localhost\",\n  3,\n]\n";
+    assert_eq!(
+        errors(text),
+        vec![
+            (
+                "admins[0]".to_owned(),
+                Some(2),
+                "\"localhost\" is not an account's bare JID (like \"admin@example.org\")"
+                    .to_owned()
+            ),
+            (
+                "admins[1]".to_owned(),
+                Some(3),
+                "\"a@localhost/res\" is not an account's bare JID (like \"admin@example.org\")"
+                    .to_owned()
+            ),
+            (
+                "admins[4]".to_owned(),
+                Some(6),
+                "c@localhost is listed twice".to_owned()
+            ),
+            (
+                "admins[5]".to_owned(),
+                Some(7),
+                "expected a string, found integer".to_owned()
+            ),
+        ]
+    );
+    // A valid list with an admin at no host: the cross-check names it.
+    assert_eq!(
+        errors("admins = [\"b@elsewhere.org\"]\n"),
+        vec![(
+            "admins[0]".to_owned(),
+            Some(1),
+            "b@elsewhere.org is not at one of the hosts ([[host]] domains)".to_owned()
+        )]
+    );
+    assert_eq!(
+        one_error("admins = \"a@localhost\"\n").2,
+        "expected an array of JIDs (\"user@domain\"), found string"
+    );
 }

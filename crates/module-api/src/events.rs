@@ -56,6 +56,11 @@ pub enum Event {
         account: BareJid,
         contact: Option<BareJid>,
     },
+    /// An account and everything it owns were deleted from the store (XEP-0077 §3.2 removal,
+    /// an administrator's command, `starling user del` through the control socket). Modules
+    /// forget what they keep in memory for it, so that an account created again under the
+    /// name starts afresh. Its sessions are being closed.
+    AccountDeleted(BareJid),
 }
 
 /// Hears every [`Event`]. Registered with

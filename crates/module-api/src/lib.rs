@@ -12,17 +12,21 @@
 //! can replace the local one), the stores, and the component domains. `docs/hooks.md` lists every
 //! registration call, hook point and event.
 
+mod command_errors;
+pub mod commands;
 pub mod components;
 pub mod events;
+pub mod forms;
 mod registrar;
 mod session;
 
 pub use components::{ComponentDomain, ComponentError, ComponentHandler, Components};
 pub use events::{Event, EventListener};
 pub use registrar::{
-    BindInline, CAPS_NODE, DeliveredHook, HookPoint, HookRegistration, HookResult, Identity,
-    IqHandler, IqOutcome, IqRegistration, IqRoute, IqTarget, IqType, Module, OutboundHook,
-    OutboundRegistration, Registrar, ServerInfo, StanzaHook,
+    BindInline, CAPS_NODE, Commands, DeliveredHook, DiscoNodeHandlers, DiscoNodes, HookPoint,
+    HookRegistration, HookResult, Identity, IqHandler, IqOutcome, IqRegistration, IqRoute,
+    IqTarget, IqType, Module, OutboundHook, OutboundRegistration, Registrar, ServerInfo,
+    StanzaHook,
 };
 pub use session::{
     DEFAULT_MAX_QUEUED_BYTES, Delivered, Offer, Queued, Resources, SessionCommand, SessionEntry,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaKind, ns};
 
+use crate::commands::AdhocCommand;
 use crate::{ComponentDomain, ComponentHandler, Context, EventListener, SessionEntry};
 
 /// A feature module.
@@ -183,6 +184,72 @@ pub trait BindInline: Send + Sync {
     ) -> Option<Element>;
 }
 
+/// Answers service discovery (XEP-0030) for nodes at the server's domain: the disco module asks
+/// each registered handler, in registration order, about a `node` it does not know itself; the
+/// first that answers wins, and a node nobody answers for is `<item-not-found/>` (XEP-0030 §3.2).
+/// The ad-hoc module answers for `http://jabber.org/protocol/commands` and the command nodes.
+#[async_trait]
+pub trait DiscoNodes: Send + Sync {
+    /// disco#info (`info`) or disco#items of `node` for the request `req` (addressed to a local
+    /// domain); `None` if `node` is not this handler's.
+    async fn disco_node(
+        &self,
+        ctx: &Context,
+        req: &IqRoute<'_>,
+        node: &str,
+        info: bool,
+    ) -> Option<IqOutcome>;
+}
+
+/// The ad-hoc commands every module registered, in registration order.
+#[derive(Clone, Default)]
+pub struct Commands(Vec<Arc<dyn AdhocCommand>>);
+
+impl Commands {
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn AdhocCommand>> {
+        self.0.iter()
+    }
+
+    /// The command of `node`.
+    pub fn get(&self, node: &str) -> Option<&Arc<dyn AdhocCommand>> {
+        self.0.iter().find(|c| c.node() == node)
+    }
+
+    /// A node registered twice, if any (the router refuses to start then).
+    pub fn duplicate(&self) -> Option<&str> {
+        self.0.iter().enumerate().find_map(|(i, c)| {
+            self.0[..i]
+                .iter()
+                .any(|p| p.node() == c.node())
+                .then(|| c.node())
+        })
+    }
+}
+
+impl std::fmt::Debug for Commands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|c| c.node()))
+            .finish()
+    }
+}
+
+/// The disco node handlers, in registration order.
+#[derive(Clone, Default)]
+pub struct DiscoNodeHandlers(Vec<Arc<dyn DiscoNodes>>);
+
+impl DiscoNodeHandlers {
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn DiscoNodes>> {
+        self.0.iter()
+    }
+}
+
+impl std::fmt::Debug for DiscoNodeHandlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} disco node handler(s)", self.0.len())
+    }
+}
+
 /// One IQ handler registration: target, type, payload namespace and element name, handler.
 pub type IqRegistration = (
     IqTarget,
@@ -214,6 +281,8 @@ pub struct Registrar {
     pub(crate) server_identities: BTreeSet<Identity>,
     pub(crate) stream_features: Vec<Element>,
     pub(crate) bind_inline: Vec<(&'static str, Arc<dyn BindInline>)>,
+    pub(crate) commands: Vec<Arc<dyn AdhocCommand>>,
+    pub(crate) disco_nodes: Vec<Arc<dyn DiscoNodes>>,
 }
 
 impl Registrar {
@@ -329,6 +398,18 @@ impl Registrar {
         self.stream_features.push(feature);
     }
 
+    /// Adds an ad-hoc command (XEP-0050) at the server's domain, run through the ad-hoc module
+    /// (see [`crate::commands`]). Nodes must be unique: the router refuses to start otherwise.
+    pub fn command(&mut self, command: Arc<dyn AdhocCommand>) {
+        self.commands.push(command);
+    }
+
+    /// Answers disco#info and disco#items for some nodes at the server's domain (see
+    /// [`DiscoNodes`]), after the handlers registered before it.
+    pub fn disco_nodes(&mut self, handler: Arc<dyn DiscoNodes>) {
+        self.disco_nodes.push(handler);
+    }
+
     /// Takes the registered IQ handlers.
     pub fn take_iq_handlers(&mut self) -> Vec<IqRegistration> {
         std::mem::take(&mut self.iq)
@@ -349,6 +430,8 @@ impl Registrar {
             stream_features: self.stream_features.clone(),
             bind_inline_features: self.bind_inline.iter().map(|(ns, _)| *ns).collect(),
             caps_ver: String::new(),
+            commands: Commands(self.commands.clone()),
+            disco_nodes: DiscoNodeHandlers(self.disco_nodes.clone()),
         };
         info.caps_ver = info.compute_caps_ver();
         // XEP-0115 §6.3: the server's own capabilities in its stream features.
@@ -380,6 +463,10 @@ pub struct ServerInfo {
     pub bind_inline_features: Vec<&'static str>,
     /// XEP-0115 verification string of the server's disco#info (SHA-1, base64).
     pub caps_ver: String,
+    /// The ad-hoc commands (XEP-0050) modules registered.
+    pub commands: Commands,
+    /// Who answers disco queries for nodes at the server's domain.
+    pub disco_nodes: DiscoNodeHandlers,
 }
 
 impl ServerInfo {

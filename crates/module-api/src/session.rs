@@ -49,6 +49,9 @@ struct Control {
     max_bytes: usize,
     /// What c2s says of the client behind the session ([`DETACHED`], [`INACTIVE`]).
     state: AtomicU8,
+    /// The client's address on its current connection (set by c2s at bind and resumption),
+    /// for administrators (XEP-0133 §4.10 user statistics).
+    peer: Mutex<Option<std::net::SocketAddr>>,
 }
 
 /// [`SessionHandle::is_detached`]'s bit of `Control::state`.
@@ -143,6 +146,7 @@ impl SessionHandle {
                 queued_bytes: AtomicUsize::new(0),
                 max_bytes,
                 state: AtomicU8::new(0),
+                peer: Mutex::new(None),
             }),
         }
     }
@@ -334,6 +338,20 @@ impl SessionHandle {
         self.set_state(INACTIVE, inactive);
     }
 
+    /// The address of the client's connection: the one that bound the session, or the last
+    /// that resumed it. `None` for a session without one (tests).
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.ctl.peer.lock().ok().and_then(|p| *p)
+    }
+
+    /// c2s: the session is now served over a connection from `addr` (at bind, and when a new
+    /// connection resumes it). Nothing else sets it.
+    pub fn set_peer(&self, addr: std::net::SocketAddr) {
+        if let Ok(mut p) = self.ctl.peer.lock() {
+            *p = Some(addr);
+        }
+    }
+
     fn set_state(&self, bit: u8, on: bool) {
         if on {
             self.ctl.state.fetch_or(bit, Ordering::Release);
@@ -394,6 +412,10 @@ pub trait SessionRegistry: Send + Sync {
     /// Every bound resource of `bare`: a snapshot, shared rather than copied (it is asked for
     /// every message to a bare JID).
     async fn resources(&self, bare: &BareJid) -> Resources;
+    /// Every account with a bound resource, each with its resources (detached sessions waiting
+    /// for a XEP-0198 resumption included): a snapshot for administrators (XEP-0133 online
+    /// users, announcements), shared rather than copied per account. In no particular order.
+    async fn all(&self) -> Vec<Resources>;
     /// Records a session's broadcast presence (`None`: unavailable) and the priority it carries.
     /// Returns the previous presence, or `None` if session `id` is not bound to `jid`.
     #[allow(clippy::option_option)]

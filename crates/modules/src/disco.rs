@@ -52,13 +52,22 @@ fn feature_element(var: &str) -> Element {
 impl IqHandler for Disco {
     async fn handle_iq(&self, ctx: &Context, req: IqRoute<'_>) -> IqOutcome {
         let info = &ctx.server;
-        // No nodes are published yet (XEP-0030 §3.2: an unknown node is <item-not-found/>).
         let is_info = req.payload.ns() == ns::DISCO_INFO;
         let node = req.payload.attr("node");
         if let Some(node) = node {
             // XEP-0115 §6.2: the server's caps node answers like the server itself.
             let caps_node = format!("{CAPS_NODE}#{}", info.caps_ver);
             if !(is_info && req.account.is_none() && node == caps_node) {
+                // Other nodes at the server are answered by the modules that registered for
+                // them (the ad-hoc commands); one nobody knows is <item-not-found/> (XEP-0030
+                // §3.2). Accounts publish no nodes yet.
+                if req.account.is_none() {
+                    for handler in info.disco_nodes.iter() {
+                        if let Some(outcome) = handler.disco_node(ctx, &req, node, is_info).await {
+                            return outcome;
+                        }
+                    }
+                }
                 return IqOutcome::Error(StanzaError::new(StanzaErrorCondition::ItemNotFound));
             }
         }

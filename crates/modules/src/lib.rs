@@ -1,6 +1,8 @@
 //! Starling's feature modules, one folder per RFC section or XEP. Each declares what it handles in
 //! `register`; none knows about sessions, sockets or another module's internals.
 
+pub mod adhoc;
+pub mod admin;
 pub mod anonymous;
 pub mod blocking;
 pub mod carbons;
@@ -35,6 +37,12 @@ pub struct ModuleOptions {
     pub archive: Option<mam::MamOptions>,
     /// Push notifications (XEP-0357); `None` turns them off.
     pub push: Option<push::PushOptions>,
+    /// Ad-hoc commands (XEP-0050) and who administers the server (XEP-0133).
+    pub adhoc: adhoc::AdhocOptions,
+    /// PBKDF2 iterations for passwords the server sets (XEP-0133 add-user, change-user-password).
+    pub scram_iterations: u32,
+    /// What the XEP-0401 invitation commands may make.
+    pub invites: invites::InviteOptions,
     /// The anonymous hosts (RFC 4505 logins): their users' outbound federation is refused
     /// unless the host allows it.
     pub anonymous_hosts: Vec<anonymous::AnonymousHost>,
@@ -47,6 +55,10 @@ impl Default for ModuleOptions {
             roster: roster::RosterLimits::default(),
             archive: Some(mam::MamOptions::default()),
             push: Some(push::PushOptions::default()),
+            adhoc: adhoc::AdhocOptions::default(),
+            // RFC 7677 §4: at least 4096 (the configuration's default).
+            scram_iterations: 4096,
+            invites: invites::InviteOptions::default(),
             anonymous_hosts: Vec::new(),
         }
     }
@@ -67,7 +79,7 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         Arc::new(ping::Ping),
         Arc::new(roster::Roster::new(rosters.clone())),
         Arc::new(presence::Presence::new(rosters.clone())),
-        Arc::new(invites::Invites::new(rosters)),
+        Arc::new(invites::Invites::new(rosters, options.invites)),
         Arc::new(offline::Offline::new(
             options.offline_max_messages,
             seen.clone(),
@@ -78,6 +90,16 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         Arc::new(private::Private),
         Arc::new(version::Version),
         Arc::new(time::Time),
+        Arc::new(adhoc::Adhoc::new(options.adhoc.clone())),
+        Arc::new(
+            adhoc::admin::AdminCommands::new(options.scram_iterations).with_anonymous_hosts(
+                options
+                    .anonymous_hosts
+                    .iter()
+                    .map(|h| h.domain.clone())
+                    .collect(),
+            ),
+        ),
     ];
     if let Some(archive) = options.archive {
         modules.push(Arc::new(mam::Mam::new(archive, seen)));

@@ -44,6 +44,7 @@ impl EventListener for Recorder {
                     .map_or("absent", |i| i.subscription.as_str()),
                 after.as_ref().map_or("absent", |i| i.subscription.as_str())
             ),
+            Event::AccountDeleted(account) => format!("deleted {account}"),
             Event::Registered { account, contact } => format!(
                 "registered {account} contact {}",
                 contact.as_ref().map_or("none".into(), |c| c.to_string())

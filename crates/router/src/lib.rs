@@ -50,6 +50,9 @@ pub enum RouterError {
     /// A module registered a component domain that is a virtual host, or one registered twice.
     #[error("component domain: {0}")]
     Component(#[from] ComponentError),
+    /// Two modules registered an ad-hoc command (XEP-0050) with the same node.
+    #[error("the ad-hoc command node {0:?} is registered twice")]
+    DuplicateCommand(String),
 }
 
 /// The stanza router and module host.
@@ -177,6 +180,9 @@ impl Router {
             m.register(&mut reg);
         }
         let server = Arc::new(reg.server_info(domains));
+        if let Some(node) = server.commands.duplicate() {
+            return Err(RouterError::DuplicateCommand(node.to_owned()));
+        }
         let mut iq_handlers = HashMap::new();
         for (target, ty, ns, name, h) in reg.take_iq_handlers() {
             iq_handlers.insert((target, ty, ns.to_owned(), name.to_owned()), h);

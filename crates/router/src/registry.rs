@@ -86,6 +86,10 @@ impl SessionRegistry for LocalRegistry {
         self.read().get(bare).cloned().unwrap_or_default()
     }
 
+    async fn all(&self) -> Vec<Resources> {
+        self.read().values().cloned().collect()
+    }
+
     async fn set_presence(
         &self,
         jid: &FullJid,

@@ -1,6 +1,8 @@
 //! Starling's wiring: from a validated configuration to a running server, and the operator's
 //! commands that share its storage. The binary (`main.rs`) is only the command line on top.
 
+#[cfg(unix)]
+pub mod control;
 pub mod import;
 pub mod invite;
 pub mod server;

@@ -29,6 +29,10 @@ enum Command {
     CheckConfig(ConfigArgs),
     /// List the reports users attached to blocks (XEP-0377), newest first.
     Reports(ReportsArgs),
+    /// List the running server's sessions (through its control socket).
+    Sessions(SessionsArgs),
+    /// Send a message to every session of the running server (XEP-0133 §4.23).
+    Announce(AnnounceArgs),
     /// Invite people to register (XEP-0401/XEP-0445 invitations; works while the server runs).
     #[command(subcommand)]
     Invite(InviteCommand),
@@ -126,6 +130,26 @@ enum ExportCommand {
 }
 
 #[derive(Args)]
+struct SessionsArgs {
+    /// Print JSON (one array of objects) instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: ConfigArgs,
+}
+
+#[derive(Args)]
+struct AnnounceArgs {
+    /// The text (a headline message from the server's domain).
+    text: String,
+    /// Only to the sessions of this host.
+    #[arg(long, value_name = "DOMAIN")]
+    host: Option<String>,
+    #[command(flatten)]
+    common: ConfigArgs,
+}
+
+#[derive(Args)]
 struct ReportsArgs {
     /// Only the reports about this JID.
     #[arg(long)]
@@ -192,6 +216,33 @@ enum UserCommand {
     /// List accounts, optionally of one domain.
     List {
         domain: Option<String>,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+    /// Disable an account: it keeps its data but cannot log in (logins get <account-disabled/>);
+    /// a running server ends its sessions.
+    Disable {
+        jid: String,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+    /// Re-enable a disabled account.
+    Enable {
+        jid: String,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+    /// End an account's sessions (a full JID: that session) on the running server; the account
+    /// may log in again.
+    Kick {
+        jid: String,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+    /// Show an account's statistics from the running server: roster size, online resources and
+    /// their addresses (XEP-0133 §4.10).
+    Stats {
+        jid: String,
         #[command(flatten)]
         common: ConfigArgs,
     },
@@ -274,6 +325,8 @@ fn main() -> ExitCode {
                 domain,
                 common,
             }) => export_xep0227(&dir, domain, &common).await,
+            Command::Sessions(args) => sessions(args).await,
+            Command::Announce(args) => announce(args).await,
             Command::CheckConfig(_) => Ok(()),
         }
     });
@@ -622,17 +675,25 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Add { common, .. }
         | UserCommand::Passwd { common, .. }
         | UserCommand::Del { common, .. }
-        | UserCommand::List { common, .. } => common.clone(),
+        | UserCommand::List { common, .. }
+        | UserCommand::Disable { common, .. }
+        | UserCommand::Enable { common, .. }
+        | UserCommand::Kick { common, .. }
+        | UserCommand::Stats { common, .. } => common.clone(),
         UserCommand::Import(args) => args.common.clone(),
     };
     let config = load_config(&common).map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let UserCommand::Import(args) = cmd {
-        return import(args, &config).await;
+    match cmd {
+        UserCommand::Import(args) => return import(args, &config).await,
+        UserCommand::Kick { jid, .. } => return kick(&config, &jid).await,
+        UserCommand::Stats { jid, .. } => return stats(&config, &jid).await,
+        _ => {}
     }
     let served = |domain: &str| check_served(&config, domain);
     let storage = starling::server::open_storage(&config).await?;
     let store = storage.stores().accounts;
     let iterations = config.auth.scram_iterations;
+    let disable = matches!(cmd, UserCommand::Disable { .. });
     let result = match cmd {
         UserCommand::Add { jid, password, .. } => {
             // A new name must mean the same under PRECIS as under stringprep (RFC 7622 §3.3).
@@ -664,14 +725,19 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                     other => other.into(),
                 })?;
             println!("password changed for {local}@{domain}");
-            Ok(())
+            end_sessions(
+                &config,
+                &format!("{local}@{domain}"),
+                Reason::PasswordChanged,
+            )
+            .await
         }
         UserCommand::Del { jid, .. } => {
             let (local, domain) = auth::parse_account(&jid)?;
             match store.delete_account(&local, &domain).await {
                 Ok(()) => {
                     println!("deleted {local}@{domain}");
-                    Ok(())
+                    end_sessions(&config, &format!("{local}@{domain}"), Reason::Deleted).await
                 }
                 Err(starling_storage::StorageError::NotFound) => {
                     Err(anyhow::anyhow!("{local}@{domain} does not exist"))
@@ -688,7 +754,25 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        UserCommand::Import(_) => Ok(()), // handled above
+        UserCommand::Disable { jid, .. } | UserCommand::Enable { jid, .. } => {
+            let (local, domain) = auth::parse_account(&jid)?;
+            match store.set_disabled(&local, &domain, disable).await {
+                Ok(()) if disable => {
+                    println!("disabled {local}@{domain}");
+                    end_sessions(&config, &format!("{local}@{domain}"), Reason::Disabled).await
+                }
+                Ok(()) => {
+                    println!("enabled {local}@{domain}");
+                    Ok(())
+                }
+                Err(starling_storage::StorageError::NotFound) => {
+                    Err(anyhow::anyhow!("{local}@{domain} does not exist"))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        // Handled above.
+        UserCommand::Import(_) | UserCommand::Kick { .. } | UserCommand::Stats { .. } => Ok(()),
     };
     storage.close().await;
     result
@@ -797,6 +881,123 @@ async fn import_xep0227(
     Ok(())
 }
 
+// ----- commands for the running server (its control socket) -----
+
+#[cfg(unix)]
+use starling::control::{ControlError, Reason, Request, Response};
+
+/// Asks the server running with `config`'s data directory.
+#[cfg(unix)]
+async fn ask(config: &Config, request: &Request) -> Result<Response, ControlError> {
+    starling::control::request(&config.data_dir, request).await
+}
+
+/// What only the running server can answer: its error, or that none runs.
+#[cfg(unix)]
+async fn ask_running(config: &Config, request: &Request) -> anyhow::Result<Response> {
+    match ask(config, request).await? {
+        Response::Error { message } => bail!("the server refused: {message}"),
+        other => Ok(other),
+    }
+}
+
+/// After a change in the database: tells a running server to end the account's sessions. No
+/// server running is fine (there are no sessions).
+#[cfg(unix)]
+async fn end_sessions(config: &Config, jid: &str, reason: Reason) -> anyhow::Result<()> {
+    let request = Request::EndSessions {
+        jid: jid.to_owned(),
+        reason,
+    };
+    match ask(config, &request).await {
+        Ok(Response::Ended { sessions }) => {
+            if sessions > 0 {
+                println!("ended {sessions} session(s) of {jid}");
+            }
+            Ok(())
+        }
+        Err(ControlError::NotRunning(_)) => Ok(()),
+        Ok(Response::Error { message }) => {
+            bail!(
+                "the database is changed, but the running server refused to end the sessions of {jid}: {message}"
+            )
+        }
+        Ok(other) => bail!("unexpected answer from the server: {other:?}"),
+        Err(e) => bail!(
+            "the database is changed, but the running server could not be told to end the sessions of {jid}: {e}"
+        ),
+    }
+}
+
+#[cfg(unix)]
+async fn kick(config: &Config, jid: &str) -> anyhow::Result<()> {
+    let request = Request::EndSessions {
+        jid: jid.to_owned(),
+        reason: Reason::Kicked,
+    };
+    match ask_running(config, &request).await? {
+        Response::Ended { sessions } => {
+            println!("ended {sessions} session(s) of {jid}");
+            Ok(())
+        }
+        other => bail!("unexpected answer from the server: {other:?}"),
+    }
+}
+
+#[cfg(unix)]
+async fn stats(config: &Config, jid: &str) -> anyhow::Result<()> {
+    let request = Request::UserStats {
+        jid: jid.to_owned(),
+    };
+    match ask_running(config, &request).await? {
+        Response::UserStats {
+            roster_size,
+            resources,
+            ips,
+        } => {
+            println!("roster size: {roster_size}");
+            println!("online resources: {}", resources.join(" "));
+            println!("addresses: {}", ips.join(" "));
+            Ok(())
+        }
+        other => bail!("unexpected answer from the server: {other:?}"),
+    }
+}
+
+#[cfg(unix)]
+async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Response::Sessions { sessions } = ask_running(&config, &Request::Sessions).await? else {
+        bail!("unexpected answer from the server");
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&sessions)?)?;
+        return Ok(());
+    }
+    for s in sessions {
+        let mut state = vec![if s.available {
+            "available"
+        } else {
+            "unavailable"
+        }];
+        if s.detached {
+            state.push("detached");
+        }
+        if s.inactive {
+            state.push("inactive");
+        }
+        writeln!(
+            out,
+            "{} {} {}",
+            s.jid,
+            s.ip.as_deref().unwrap_or("-"),
+            state.join(",")
+        )?;
+    }
+    Ok(())
+}
+
 /// `export xep0227`.
 async fn export_xep0227(
     dir: &std::path::Path,
@@ -829,4 +1030,51 @@ async fn export_xep0227(
         r.archived
     );
     Ok(())
+}
+#[cfg(unix)]
+async fn announce(args: AnnounceArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let request = Request::Announce {
+        text: args.text,
+        host: args.host.map(|h| h.to_ascii_lowercase()),
+    };
+    match ask_running(&config, &request).await? {
+        Response::Announced { sessions } => {
+            println!("sent to {sessions} session(s)");
+            Ok(())
+        }
+        other => bail!("unexpected answer from the server: {other:?}"),
+    }
+}
+
+#[cfg(not(unix))]
+enum Reason {
+    Deleted,
+    Disabled,
+    PasswordChanged,
+}
+
+#[cfg(not(unix))]
+async fn end_sessions(_: &Config, _: &str, _: Reason) -> anyhow::Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn kick(_: &Config, _: &str) -> anyhow::Result<()> {
+    bail!("the control socket needs a Unix system")
+}
+
+#[cfg(not(unix))]
+async fn stats(_: &Config, _: &str) -> anyhow::Result<()> {
+    bail!("the control socket needs a Unix system")
+}
+
+#[cfg(not(unix))]
+async fn sessions(_: SessionsArgs) -> anyhow::Result<()> {
+    bail!("the control socket needs a Unix system")
+}
+
+#[cfg(not(unix))]
+async fn announce(_: AnnounceArgs) -> anyhow::Result<()> {
+    bail!("the control socket needs a Unix system")
 }

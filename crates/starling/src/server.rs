@@ -42,6 +42,9 @@ pub enum ServerError {
     Router(#[from] starling_router::RouterError),
     #[error(transparent)]
     Secret(#[from] starling_accounts::fast::SecretError),
+    #[cfg(unix)]
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -62,6 +65,8 @@ pub struct RunningServer {
     pub router: Arc<Router>,
     c2s: Arc<C2sShared>,
     storage: SqliteStorage,
+    #[cfg(unix)]
+    control: crate::control::ControlSocket,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -217,6 +222,15 @@ async fn purge_anonymous_accounts(storage: &SqliteStorage, config: &Config) {
 
 /// Starts the server described by `config` (already validated).
 pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
+    start_with_modules(config, Vec::new()).await
+}
+
+/// [`start`], with `extra` modules registered after the default ones (tests of a module, or of
+/// an API for modules such as ad-hoc commands).
+pub async fn start_with_modules(
+    config: &Config,
+    extra: Vec<Arc<dyn starling_module_api::Module>>,
+) -> Result<RunningServer, ServerError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -241,49 +255,61 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let tls = Arc::new(tls);
     let domains: Vec<String> = config.hosts.iter().map(|h| h.domain.clone()).collect();
     let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
-    let router = Router::new(
-        domains,
-        registry,
-        storage.stores(),
-        starling_modules::default_modules(&starling_modules::ModuleOptions {
-            offline_max_messages: config.offline.max_messages,
-            roster: starling_modules::roster::RosterLimits {
-                max_items: config.roster.max_items,
-                max_pending_requests: config.roster.max_pending_requests,
-            },
-            archive: config
-                .archive
-                .enabled
-                .then(|| starling_modules::mam::MamOptions {
-                    retention: (config.archive.retention_days > 0)
-                        .then(|| Duration::from_secs(config.archive.retention_days * 86_400)),
-                    max_messages: config.archive.max_messages,
-                    page: starling_modules::mam::query::PageLimits {
-                        default: 50.min(config.archive.max_page_size),
-                        max: config.archive.max_page_size,
-                    },
-                }),
-            push: config
-                .push
-                .enabled
-                .then_some(starling_modules::push::PushOptions {
-                    include_body: config.push.include_body,
-                    include_sender: config.push.include_sender,
-                    min_interval: config.push.min_interval,
-                    timeout: config.push.timeout,
-                    max_registrations: config.push.max_registrations,
-                }),
-            anonymous_hosts: config
-                .hosts
+    let mut modules = starling_modules::default_modules(&starling_modules::ModuleOptions {
+        offline_max_messages: config.offline.max_messages,
+        roster: starling_modules::roster::RosterLimits {
+            max_items: config.roster.max_items,
+            max_pending_requests: config.roster.max_pending_requests,
+        },
+        archive: config
+            .archive
+            .enabled
+            .then(|| starling_modules::mam::MamOptions {
+                retention: (config.archive.retention_days > 0)
+                    .then(|| Duration::from_secs(config.archive.retention_days * 86_400)),
+                max_messages: config.archive.max_messages,
+                page: starling_modules::mam::query::PageLimits {
+                    default: 50.min(config.archive.max_page_size),
+                    max: config.archive.max_page_size,
+                },
+            }),
+        push: config
+            .push
+            .enabled
+            .then_some(starling_modules::push::PushOptions {
+                include_body: config.push.include_body,
+                include_sender: config.push.include_sender,
+                min_interval: config.push.min_interval,
+                timeout: config.push.timeout,
+                max_registrations: config.push.max_registrations,
+            }),
+        adhoc: starling_modules::adhoc::AdhocOptions {
+            // Validated by the configuration (bare JIDs at a host).
+            admins: config
+                .admins
                 .iter()
-                .filter(|h| h.anonymous)
-                .map(|h| starling_modules::anonymous::AnonymousHost {
-                    domain: h.domain.clone(),
-                    federation: h.anonymous_federation,
-                })
+                .filter_map(|a| starling_proto::BareJid::new(a).ok())
                 .collect(),
-        }),
-    )?;
+            ..starling_modules::adhoc::AdhocOptions::default()
+        },
+        scram_iterations: config.auth.scram_iterations,
+        invites: starling_modules::invites::InviteOptions {
+            registration: config.registration.mode != starling_config::RegistrationMode::Off,
+            user_invites: config.registration.user_invites,
+            lifetime: config.registration.invite_lifetime,
+        },
+        anonymous_hosts: config
+            .hosts
+            .iter()
+            .filter(|h| h.anonymous)
+            .map(|h| starling_modules::anonymous::AnonymousHost {
+                domain: h.domain.clone(),
+                federation: h.anonymous_federation,
+            })
+            .collect(),
+    });
+    modules.extend(extra);
+    let router = Router::new(domains, registry, storage.stores(), modules)?;
     // XEP-0484 FAST tokens and XEP-0386 stable resources are derived from it: kept in the
     // data directory (mode 0600), never in the database (see `starling_accounts::fast`).
     let secret_path = config.data_dir.join(SERVER_SECRET_FILE);
@@ -382,6 +408,15 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
             },
         ));
     }
+    // The command line's way in (`starling user kick`, `starling sessions`, …).
+    #[cfg(unix)]
+    let control = crate::control::ControlSocket::open(
+        &config.data_dir,
+        router.clone(),
+        shutdown.clone(),
+        &tracker,
+    )
+    .await?;
     Ok(RunningServer {
         starttls_addrs,
         direct_tls_addrs,
@@ -390,6 +425,8 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         router,
         c2s: shared,
         storage,
+        #[cfg(unix)]
+        control,
         shutdown,
         tracker,
     })
@@ -455,6 +492,8 @@ impl RunningServer {
     /// Closes every stream with `<system-shutdown/>`, waits up to `grace` for sessions to end,
     /// then closes the database.
     pub async fn shutdown(self, grace: Duration) {
+        #[cfg(unix)]
+        self.control.remove();
         self.shutdown.cancel();
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait())

@@ -130,6 +130,20 @@ pub(crate) async fn find_account(
         .map_err(backend)
 }
 
+/// Deletes every token of the account `id` (inside the caller's transaction): a password change and disabling
+/// the account call it (its deletion cascades); [`crate::fast`] for `revoke_all`.
+pub(crate) async fn delete_fast_tokens(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+) -> Result<u64, StorageError> {
+    let done = sqlx::query("DELETE FROM fast_tokens WHERE account_id = ?1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(backend)?;
+    Ok(done.rows_affected())
+}
+
 #[async_trait]
 impl AccountStore for SqliteAccountStore {
     async fn create_account(
@@ -190,7 +204,7 @@ impl AccountStore for SqliteAccountStore {
             .await
             .map_err(backend)?;
         // A new password revokes every FAST token (XEP-0484), whoever changes it.
-        crate::fast::delete_all(&mut tx, id).await?;
+        delete_fast_tokens(&mut tx, id).await?;
         insert_credentials(&mut tx, id, creds).await?;
         tx.commit().await.map_err(backend)
     }
@@ -227,8 +241,56 @@ impl AccountStore for SqliteAccountStore {
         domain: &str,
         mechanism: &str,
     ) -> Result<Option<Credential>, StorageError> {
-        let row: Option<(Vec<u8>, i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-            "SELECT c.salt, c.iterations, c.stored_key, c.server_key \
+        Ok(self
+            .login_credential(localpart, domain, mechanism)
+            .await?
+            .map(|(c, _)| c))
+    }
+
+    async fn set_disabled(
+        &self,
+        localpart: &str,
+        domain: &str,
+        disabled: bool,
+    ) -> Result<(), StorageError> {
+        // Dropping `tx` on any early return rolls it back.
+        let mut tx = begin_write(&self.pool).await?;
+        let id = account_id(&mut tx, localpart, domain).await?;
+        sqlx::query("UPDATE accounts SET disabled = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(i64::from(disabled))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if disabled {
+            // A disabled account's devices log in with the password again once it is
+            // re-enabled: its FAST tokens (XEP-0484) go, like at a password change.
+            delete_fast_tokens(&mut tx, id).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn is_disabled(&self, localpart: &str, domain: &str) -> Result<bool, StorageError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT disabled FROM accounts WHERE domain = ?1 AND localpart = ?2",
+        )
+        .bind(domain)
+        .bind(localpart)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        found.map(|d| d != 0).ok_or(StorageError::NotFound)
+    }
+
+    async fn login_credential(
+        &self,
+        localpart: &str,
+        domain: &str,
+        mechanism: &str,
+    ) -> Result<Option<(Credential, bool)>, StorageError> {
+        // One query: the login path reads the disabled flag with the credential.
+        let row: Option<(Vec<u8>, i64, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT c.salt, c.iterations, c.stored_key, c.server_key, a.disabled \
              FROM credentials c JOIN accounts a ON a.id = c.account_id \
              WHERE a.domain = ?1 AND a.localpart = ?2 AND c.mechanism = ?3",
         )
@@ -238,7 +300,7 @@ impl AccountStore for SqliteAccountStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
-        let Some((salt, iterations, stored_key, server_key)) = row else {
+        let Some((salt, iterations, stored_key, server_key, disabled)) = row else {
             return Ok(None);
         };
         // The schema's CHECK keeps this in range; a failure means a corrupt file.
@@ -247,13 +309,16 @@ impl AccountStore for SqliteAccountStore {
                 "corrupt credential row: iterations {iterations} out of range"
             ))
         })?;
-        Ok(Some(Credential {
-            mechanism: mechanism.to_owned(),
-            salt,
-            iterations,
-            stored_key,
-            server_key,
-        }))
+        Ok(Some((
+            Credential {
+                mechanism: mechanism.to_owned(),
+                salt,
+                iterations,
+                stored_key,
+                server_key,
+            },
+            disabled != 0,
+        )))
     }
 
     async fn list_accounts(

@@ -29,20 +29,6 @@ fn count_from_db(n: i64) -> u64 {
     u64::from_ne_bytes(n.to_ne_bytes())
 }
 
-/// Deletes every token of the account `id` (inside the caller's transaction): the password
-/// change and the deletion of an account call it.
-pub(crate) async fn delete_all(
-    conn: &mut sqlx::SqliteConnection,
-    id: i64,
-) -> Result<u64, StorageError> {
-    let done = sqlx::query("DELETE FROM fast_tokens WHERE account_id = ?1")
-        .bind(id)
-        .execute(conn)
-        .await
-        .map_err(backend)?;
-    Ok(done.rows_affected())
-}
-
 type Row = (String, String, i64, Vec<u8>, i64, Option<i64>);
 
 #[async_trait]
@@ -198,7 +184,7 @@ impl FastTokenStore for SqliteFastTokenStore {
         let Some(account) = find_account(&mut tx, localpart, domain).await? else {
             return Ok(0);
         };
-        let n = delete_all(&mut tx, account).await?;
+        let n = crate::accounts::delete_fast_tokens(&mut tx, account).await?;
         tx.commit().await.map_err(backend)?;
         Ok(n)
     }

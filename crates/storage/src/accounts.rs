@@ -133,6 +133,48 @@ pub trait AccountStore: Send + Sync {
         mechanism: &str,
     ) -> Result<Option<Credential>, StorageError>;
 
+    /// Disables (`disabled = true`) or re-enables the account. A disabled account keeps
+    /// everything it owns (XEP-0133 §4.3: disabling "MUST NOT result in the destruction of any
+    /// implementation-specific data") but may not log in. Setting the state the account already
+    /// has succeeds; a new account is enabled, and so is one created again after a deletion.
+    /// Disabling also deletes the account's FAST tokens (XEP-0484) in the same transaction, as
+    /// [`Self::set_credentials`] does.
+    ///
+    /// Fails with [`StorageError::NotFound`] if the account does not exist.
+    async fn set_disabled(
+        &self,
+        localpart: &str,
+        domain: &str,
+        disabled: bool,
+    ) -> Result<(), StorageError>;
+
+    /// Whether the account is disabled ([`Self::set_disabled`]).
+    ///
+    /// Fails with [`StorageError::NotFound`] if the account does not exist.
+    async fn is_disabled(&self, localpart: &str, domain: &str) -> Result<bool, StorageError>;
+
+    /// The login path's one lookup: the account's credential for `mechanism` and whether the
+    /// account is disabled, or `None` if the account or that credential does not exist.
+    ///
+    /// The default asks [`Self::credential`] then [`Self::is_disabled`]; a backend answers it
+    /// with one query (every login pays for it).
+    async fn login_credential(
+        &self,
+        localpart: &str,
+        domain: &str,
+        mechanism: &str,
+    ) -> Result<Option<(Credential, bool)>, StorageError> {
+        let Some(c) = self.credential(localpart, domain, mechanism).await? else {
+            return Ok(None);
+        };
+        match self.is_disabled(localpart, domain).await {
+            Ok(disabled) => Ok(Some((c, disabled))),
+            // Deleted between the two lookups.
+            Err(StorageError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// All accounts as `(localpart, domain)`, only those of `domain` if given.
     ///
     /// Sorted the way `Vec::sort` sorts the tuples: by localpart, then

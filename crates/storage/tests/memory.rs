@@ -24,6 +24,7 @@ enum Bug {
     DuplicateCreateOverwrites,
     BulkNotAtomic,
     BulkSharesFirstCredentials,
+    DisabledSurvivesDelete,
 }
 
 /// (domain, localpart) → mechanism → credential; `orphans` models rows a
@@ -32,6 +33,7 @@ struct Memory {
     bug: Bug,
     accounts: Mutex<BTreeMap<(String, String), BTreeMap<String, Credential>>>,
     orphans: Mutex<BTreeMap<(String, String), BTreeMap<String, Credential>>>,
+    disabled: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 impl Memory {
@@ -40,6 +42,7 @@ impl Memory {
             bug,
             accounts: Mutex::default(),
             orphans: Mutex::default(),
+            disabled: Mutex::default(),
         }
     }
 
@@ -149,10 +152,40 @@ impl AccountStore for Memory {
             .unwrap()
             .remove(&key)
             .ok_or(StorageError::NotFound)?;
+        if self.bug != Bug::DisabledSurvivesDelete {
+            self.disabled.lock().unwrap().remove(&key);
+        }
         if self.bug == Bug::DeleteKeepsCredentials {
             self.orphans.lock().unwrap().insert(key, creds);
         }
         Ok(())
+    }
+
+    async fn set_disabled(
+        &self,
+        localpart: &str,
+        domain: &str,
+        disabled: bool,
+    ) -> Result<(), StorageError> {
+        let key = self.key(localpart, domain);
+        if !self.accounts.lock().unwrap().contains_key(&key) {
+            return Err(StorageError::NotFound);
+        }
+        let mut set = self.disabled.lock().unwrap();
+        if disabled {
+            set.insert(key);
+        } else {
+            set.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn is_disabled(&self, localpart: &str, domain: &str) -> Result<bool, StorageError> {
+        let key = self.key(localpart, domain);
+        if !self.accounts.lock().unwrap().contains_key(&key) {
+            return Err(StorageError::NotFound);
+        }
+        Ok(self.disabled.lock().unwrap().contains(&key))
     }
 
     async fn account_exists(&self, localpart: &str, domain: &str) -> Result<bool, StorageError> {
@@ -251,6 +284,12 @@ async fn catches_bulk_create_not_atomic() {
 #[should_panic(expected = "bulk create: SCRAM-SHA-1 credential of alice@example.org")]
 async fn catches_bulk_create_mixing_up_credentials() {
     starling_storage::conformance::accounts(&Memory::new(Bug::BulkSharesFirstCredentials)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "disabled: an account created again after its deletion is enabled")]
+async fn catches_disabled_flag_surviving_deletion() {
+    starling_storage::conformance::accounts(&Memory::new(Bug::DisabledSurvivesDelete)).await;
 }
 
 #[tokio::test]

@@ -162,6 +162,23 @@ impl AccountStore for Memory {
         Ok(())
     }
 
+    async fn set_disabled(
+        &self,
+        localpart: &str,
+        domain: &str,
+        _disabled: bool,
+    ) -> Result<(), StorageError> {
+        self.is_disabled(localpart, domain).await.map(|_| ())
+    }
+
+    async fn is_disabled(&self, localpart: &str, domain: &str) -> Result<bool, StorageError> {
+        if self.account_exists(localpart, domain).await? {
+            Ok(false)
+        } else {
+            Err(StorageError::NotFound)
+        }
+    }
+
     async fn account_exists(&self, localpart: &str, domain: &str) -> Result<bool, StorageError> {
         Ok(self
             .state

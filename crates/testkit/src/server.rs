@@ -45,23 +45,38 @@ impl TestServer {
     /// [`stop_keep_data`](Self::stop_keep_data) returned): its database, accounts and certificates
     /// are used as they are. The returned server owns `dir` and deletes it when dropped.
     pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestServer {
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
-        let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.c2s.listen = vec![any];
-        config.c2s.direct_tls_listen = vec![any];
-        config.c2s.rate = 0;
-        config.archive.enabled = false;
+        let mut config = test_config(dir.path());
         adjust(&mut config);
         Self::launch(dir, config).await
     }
 
+    /// Like [`start_with`](Self::start_with), with `modules` registered after the default ones
+    /// (a module under test, or ad-hoc commands of a test).
+    pub async fn start_with_modules(
+        adjust: impl FnOnce(&mut Config),
+        modules: Vec<Arc<dyn starling_module_api::Module>>,
+    ) -> TestServer {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("cannot create a temporary directory: {e}"),
+        };
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        Self::launch_with(dir, config, modules).await
+    }
+
     /// Starts a server with exactly `config`, owning `dir`.
     async fn launch(dir: tempfile::TempDir, config: Config) -> TestServer {
+        Self::launch_with(dir, config, Vec::new()).await
+    }
+
+    async fn launch_with(
+        dir: tempfile::TempDir,
+        config: Config,
+        modules: Vec<Arc<dyn starling_module_api::Module>>,
+    ) -> TestServer {
         let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let running = match starling::start(&config).await {
+        let running = match starling::server::start_with_modules(&config, modules).await {
             Ok(r) => r,
             Err(e) => panic!("test server failed to start: {e}"),
         };
@@ -264,6 +279,20 @@ impl TestServer {
         }
         self.dir
     }
+}
+
+/// The settings [`TestServer::start`] describes, on `data_dir`.
+fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
+    let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.c2s.listen = vec![any];
+    config.c2s.direct_tls_listen = vec![any];
+    config.c2s.rate = 0;
+    config.archive.enabled = false;
+    config
 }
 
 /// XEP-0114 §3: the handshake's value, hex SHA-1 of the stream id and the shared secret.

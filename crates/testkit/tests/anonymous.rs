@@ -703,3 +703,54 @@ async fn leftovers_are_deleted_at_start() {
             .unwrap()
     );
 }
+
+/// XEP-0133 §4.1 (add-user) and §4.7 (change-user-password) on an anonymous host: refused
+/// with `<not-allowed/>`, since its accounts are made at login and have no password.
+#[tokio::test]
+async fn admin_commands_set_no_password_on_an_anonymous_host() {
+    const CMD: &str = "http://jabber.org/protocol/commands";
+    const ADMIN: &str = "http://jabber.org/protocol/admin";
+    let server = server_with(|c| c.admins = vec!["alice@localhost".to_owned()]).await;
+    let mut a = server.login("alice", PW, "pc").await;
+    for (i, command) in ["add-user", "change-user-password"].iter().enumerate() {
+        let node = format!("{ADMIN}#{command}");
+        a.send_xml(&format!(
+            "<iq type='set' to='localhost' id='s{i}'><command xmlns='{CMD}' node='{node}' action='execute'/></iq>"
+        ))
+        .await
+        .unwrap();
+        let started = a.recv_element().await.unwrap();
+        let sid = started
+            .get_child("command", CMD)
+            .and_then(|c| c.attr("sessionid"))
+            .unwrap_or_else(|| panic!("{}", started.to_xml()))
+            .to_owned();
+        a.send_xml(&format!(
+            "<iq type='set' to='localhost' id='c{i}'><command xmlns='{CMD}' node='{node}' sessionid='{sid}'>\
+             <x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>{ADMIN}</value></field>\
+             <field var='accountjid'><value>guest@{ANON}</value></field>\
+             <field var='password'><value>R0m30</value></field>\
+             <field var='password-verify'><value>R0m30</value></field></x></command></iq>"
+        ))
+        .await
+        .unwrap();
+        a.expect(&format!(
+            "<iq type='error' id='c{i}' from='localhost' to='alice@localhost/pc'><error type='cancel'>\
+             <not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>{ANON} is an anonymous host: its accounts are made at login and have no password</text>\
+             </error></iq>"
+        ))
+        .await
+        .unwrap();
+    }
+    let accounts = server
+        .server()
+        .storage()
+        .stores()
+        .accounts
+        .list_accounts(Some(ANON))
+        .await
+        .unwrap();
+    assert_eq!(accounts, vec![]);
+}

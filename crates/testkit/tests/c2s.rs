@@ -691,6 +691,7 @@ async fn disco_is_built_from_module_registrations() {
            <query xmlns='http://jabber.org/protocol/disco#info'>\
              <identity category='server' type='im' name='Starling'/>\
              <feature var='http://jabber.org/protocol/caps'/>\
+             <feature var='http://jabber.org/protocol/commands'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
              <feature var='jabber:iq:register'/>\
@@ -721,6 +722,7 @@ async fn disco_is_built_from_module_registrations() {
            <query xmlns='http://jabber.org/protocol/disco#info' node='https://starling.chat/caps#{ver}'>\
              <identity category='server' type='im' name='Starling'/>\
              <feature var='http://jabber.org/protocol/caps'/>\
+             <feature var='http://jabber.org/protocol/commands'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
              <feature var='jabber:iq:register'/>\

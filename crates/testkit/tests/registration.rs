@@ -606,3 +606,221 @@ async fn account_removal_closes_every_session() {
         .unwrap();
     assert_eq!(item.map(|i| i.subscription), Some(Subscription::None));
 }
+
+const CMD: &str = "http://jabber.org/protocol/commands";
+
+/// XEP-0401 §5.1: any user's "Invite user" completes at once with the invitation's URI
+/// (`roster;preauth=…;ibr=y`) and its expiry; the invitee registers with it and both end at
+/// `both`.
+#[tokio::test]
+async fn a_user_invites_with_the_adhoc_command() {
+    let server = TestServer::with_users(&["romeo"], PW).await;
+    let mut romeo = server.online("romeo", PW, "home").await;
+    romeo.drain(QUIET).await;
+    romeo
+        .send_xml(&format!(
+            "<iq type='set' to='localhost' id='i'><command xmlns='{CMD}' \
+             node='urn:xmpp:invite#invite' action='execute'/></iq>"
+        ))
+        .await
+        .unwrap();
+    let reply = romeo
+        .expect(&format!(
+            "<iq type='result' id='i' from='localhost' to='romeo@localhost/home'>\
+             <command xmlns='{CMD}' node='urn:xmpp:invite#invite' sessionid='{{*}}' \
+             status='completed' xml:lang='en'><x xmlns='jabber:x:data' type='result'>\
+             <field type='hidden' var='FORM_TYPE'><value>urn:xmpp:invite#invitation</value></field>\
+             <field type='text-single' var='uri'><value>{{*}}</value></field>\
+             <field type='text-single' var='expire'><value>{{*}}</value></field>\
+             </x></command></iq>"
+        ))
+        .await
+        .unwrap();
+    let x = reply
+        .get_child("command", CMD)
+        .and_then(|c| c.get_child("x", "jabber:x:data"))
+        .unwrap();
+    let value = |var: &str| {
+        x.children()
+            .find(|f| f.attr("var") == Some(var))
+            .and_then(|f| f.children().next())
+            .map(|v| v.text())
+            .unwrap()
+    };
+    let uri = value("uri");
+    let token = uri
+        .strip_prefix("xmpp:romeo@localhost?roster;preauth=")
+        .and_then(|t| t.strip_suffix(";ibr=y"))
+        .unwrap_or_else(|| panic!("{uri}"));
+    // XEP-0082 date-time, [registration] invite_lifetime (7 days) ahead.
+    assert!(value("expire").ends_with('Z'), "{}", value("expire"));
+    let mut c = fresh(&server).await;
+    preauth(&mut c, "p", token).await;
+    c.expect("<iq type='result' id='p' from='localhost'/>")
+        .await
+        .unwrap();
+    register(&mut c, "r", "juliet", PW).await;
+    c.expect("<iq type='result' id='r' from='localhost'/>")
+        .await
+        .unwrap();
+    let rosters = server.server().storage().stores().rosters;
+    let item = rosters
+        .item("juliet", "localhost", "romeo@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.subscription, Subscription::Both);
+}
+
+/// XEP-0401 §5.4: "Create account" is for administrators (`<forbidden/>` for others,
+/// XEP-0050 §4.4); its form asks a user name and a roster subscription; the result is an
+/// account invitation for that name (`register;preauth=…`), and with the subscription the
+/// newcomer and the administrator end at `both`.
+#[tokio::test]
+async fn an_admin_invites_an_account_with_the_adhoc_command() {
+    let server = TestServer::start_with(|c| c.admins = vec!["boss@localhost".to_owned()]).await;
+    server.add_user("boss", PW).await;
+    server.add_user("alice", PW).await;
+    let mut alice = server.online("alice", PW, "r").await;
+    alice.drain(QUIET).await;
+    alice
+        .send_xml(&format!(
+            "<iq type='set' to='localhost' id='f'><command xmlns='{CMD}' \
+             node='urn:xmpp:invite#create-account' action='execute'/></iq>"
+        ))
+        .await
+        .unwrap();
+    alice
+        .expect(
+            "<iq type='error' id='f' from='localhost' to='alice@localhost/r'>\
+             <error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        )
+        .await
+        .unwrap();
+
+    let mut boss = server.online("boss", PW, "pc").await;
+    boss.drain(QUIET).await;
+    boss.send_xml(&format!(
+        "<iq type='set' to='localhost' id='s1'><command xmlns='{CMD}' \
+         node='urn:xmpp:invite#create-account' action='execute'/></iq>"
+    ))
+    .await
+    .unwrap();
+    let first = boss
+        .expect(&format!(
+            "<iq type='result' id='s1' from='localhost' to='boss@localhost/pc'>\
+             <command xmlns='{CMD}' node='urn:xmpp:invite#create-account' sessionid='{{*}}' \
+             status='executing' xml:lang='en'><actions execute='complete'><complete/></actions>\
+             <x xmlns='jabber:x:data' type='form'><title>Create an account invitation</title>\
+             <field type='text-single' var='username' label='Username (empty: the invitee chooses)'/>\
+             <field type='boolean' var='roster-subscription' label='Roster subscription'/>\
+             </x></command></iq>"
+        ))
+        .await
+        .unwrap();
+    let sid = first
+        .get_child("command", CMD)
+        .and_then(|c| c.attr("sessionid"))
+        .unwrap()
+        .to_owned();
+    boss.send_xml(&format!(
+        "<iq type='set' to='localhost' id='s2'><command xmlns='{CMD}' \
+         node='urn:xmpp:invite#create-account' sessionid='{sid}'>\
+         <x xmlns='jabber:x:data' type='submit'>\
+         <field var='username'><value>Juliet</value></field>\
+         <field var='roster-subscription'><value>1</value></field></x></command></iq>"
+    ))
+    .await
+    .unwrap();
+    let done = boss
+        .expect(&format!(
+            "<iq type='result' id='s2' from='localhost' to='boss@localhost/pc'>\
+             <command xmlns='{CMD}' node='urn:xmpp:invite#create-account' sessionid='{sid}' \
+             status='completed' xml:lang='en'>\
+             <note type='info'>juliet@localhost is reserved for the invitee until the invitation expires</note>\
+             <x xmlns='jabber:x:data' type='result'>\
+             <field type='hidden' var='FORM_TYPE'><value>urn:xmpp:invite#invitation</value></field>\
+             <field type='text-single' var='uri'><value>{{*}}</value></field>\
+             <field type='text-single' var='expire'><value>{{*}}</value></field>\
+             </x></command></iq>"
+        ))
+        .await
+        .unwrap();
+    let uri = done
+        .get_child("command", CMD)
+        .and_then(|c| c.get_child("x", "jabber:x:data"))
+        .and_then(|x| x.children().find(|f| f.attr("var") == Some("uri")))
+        .and_then(|f| f.children().next())
+        .map(|v| v.text())
+        .unwrap();
+    let token = uri
+        .strip_prefix("xmpp:juliet@localhost?register;preauth=")
+        .unwrap_or_else(|| panic!("{uri}"));
+    let mut c = fresh(&server).await;
+    preauth(&mut c, "p", token).await;
+    c.expect("<iq type='result' id='p' from='localhost'/>")
+        .await
+        .unwrap();
+    register(&mut c, "r", "juliet", PW).await;
+    c.expect("<iq type='result' id='r' from='localhost'/>")
+        .await
+        .unwrap();
+    let item = server
+        .server()
+        .storage()
+        .stores()
+        .rosters
+        .item("boss", "localhost", "juliet@localhost")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.subscription, Subscription::Both);
+}
+
+/// An account created again under a removed one's name starts afresh: the old account's
+/// blocklist (XEP-0191), deleted with it (XEP-0077 §3.2), is not applied to the new one.
+#[tokio::test]
+async fn a_removed_accounts_blocklist_does_not_outlive_it() {
+    let server = TestServer::with_users(&["juliet", "mallory"], PW).await;
+    let mut juliet = server.online("juliet", PW, "balcony").await;
+    juliet.drain(QUIET).await;
+    juliet
+        .send_xml(
+            "<iq type='set' id='b'><block xmlns='urn:xmpp:blocking'>\
+             <item jid='mallory@localhost'/></block></iq>",
+        )
+        .await
+        .unwrap();
+    juliet
+        .expect("<iq type='result' id='b' to='juliet@localhost/balcony'/>")
+        .await
+        .unwrap();
+    juliet
+        .send_xml("<iq type='set' id='rm'><query xmlns='jabber:iq:register'><remove/></query></iq>")
+        .await
+        .unwrap();
+    juliet
+        .expect("<iq type='result' id='rm' to='juliet@localhost/balcony'/>")
+        .await
+        .unwrap();
+    juliet.expect_stream_error("not-authorized").await.unwrap();
+
+    server.add_user("juliet", PW).await;
+    let mut again = server.online("juliet", PW, "new").await;
+    again.drain(QUIET).await;
+    let mut mallory = server.online("mallory", PW, "m").await;
+    mallory.drain(QUIET).await;
+    mallory
+        .send_xml(
+            "<message to='juliet@localhost/new' type='chat' id='m1'><body>hi</body></message>",
+        )
+        .await
+        .unwrap();
+    again
+        .expect(
+            "<message from='mallory@localhost/m' to='juliet@localhost/new' type='chat' id='m1'>\
+             <body>hi</body></message>",
+        )
+        .await
+        .unwrap();
+}

@@ -11,12 +11,14 @@
 //!    level and never used.
 //! 3. On its success ([`Connection::anonymous_login`]): the address's count of anonymous logins
 //!    is checked and counted; a fresh account with a random name and no credentials is stored
-//!    (`starling_accounts::anonymous`); the login gate every login path asks is asked; the
-//!    client is authenticated as that account, binds a resource as usual (or with Bind2).
+//!    (`starling_accounts::anonymous`); the login gate and `login::may_log_in`, which every login
+//!    path asks, are asked; the client is authenticated as that account and binds a resource as
+//!    usual (or with Bind2).
 //! 4. When the connection ends ([`forget`], from `Connection::finish`, after its session
 //!    ended and its unavailable presence went out): the account's subscriptions are cancelled
 //!    with its contacts (`unsubscribe`/`unsubscribed` from its bare JID, RFC 6121 §3.2–§3.3,
-//!    as an account removal does), then the account is deleted with everything it owns.
+//!    as an account removal does), then the account is deleted with everything it owns and
+//!    modules hear `Event::AccountDeleted`.
 //!
 //! A new login is always a new account, so what needs the same account twice is not offered
 //! there: XEP-0198 resumption (a session whose connection dropped ends at once) and XEP-0484
@@ -30,6 +32,7 @@
 //! client its credentials were wrong (it has none), and `<account-disabled/>` names an account
 //! that does not exist yet. The throttle's locks answer the same way.
 
+use starling_module_api::Event;
 use starling_proto::{BareJid, Element, ns};
 use starling_sasl::SaslFailure;
 use starling_storage::{StorageError, Subscription};
@@ -92,6 +95,8 @@ impl Connection {
             )));
         };
         self.anonymous = Some(Box::new(account.clone()));
+        // A fresh account is not disabled (`login::may_log_in` is asked next, as on every path).
+        self.sasl_disabled = false;
         if let Some(refusal) = self.login_gate(&account).await? {
             if let Some(a) = self.anonymous.take() {
                 forget(&self.shared, &a).await;
@@ -138,9 +143,16 @@ pub(super) async fn forget(shared: &C2sShared, account: &BareJid) {
         Err(e) => tracing::warn!(%account, error = %e, "cannot read an anonymous roster"),
     }
     match stores.accounts.delete_account(node.as_str(), domain).await {
-        Ok(()) | Err(StorageError::NotFound) => {
+        Ok(()) => {
             tracing::info!(%account, "anonymous account deleted");
+            // Modules forget what they keep in memory for it.
+            shared
+                .router
+                .emit(Event::AccountDeleted(account.clone()))
+                .await;
         }
+        // Removed in-band already (which told the modules).
+        Err(StorageError::NotFound) => {}
         // Left for the next start's purge.
         Err(e) => tracing::warn!(%account, error = %e, "cannot delete an anonymous account"),
     }

@@ -249,6 +249,10 @@ impl Connection {
             return Ok(Flow::Continue);
         }
         tracing::info!(id = self.id, account = %bare, "account removed in-band");
+        self.shared
+            .router
+            .emit(Event::AccountDeleted(bare.clone()))
+            .await;
         let mut reply = iq_result(e);
         address_reply(&mut reply, e, jid);
         self.emit(reply);

@@ -317,6 +317,12 @@ impl Connection {
                 Err(StreamError::new(StreamErrorCondition::InternalServerError))
             }
             Ok(Ok(login)) => {
+                // The token is right; the account's rules as for every login path.
+                if let Err(refusal) = crate::login::may_log_in(&shared.stores, &account, None).await
+                {
+                    self.sasl_failure(refusal.failure(), Some(refusal.text()));
+                    return self.check_attempts();
+                }
                 let used = FastUsed {
                     mechanism: m,
                     nonce: login.nonce,

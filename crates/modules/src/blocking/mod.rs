@@ -769,11 +769,22 @@ fn carries_blocked(stanza: &Element) -> bool {
 #[async_trait]
 impl EventListener for Blocking {
     async fn on_event(&self, _ctx: &Context, event: &Event) {
-        if let Event::Ended(entry) = event {
-            let mut fetched = lock(&self.fetched);
-            if fetched.get(&entry.jid) == Some(&entry.handle.id()) {
-                fetched.remove(&entry.jid);
+        match event {
+            Event::Ended(entry) => {
+                let mut fetched = lock(&self.fetched);
+                if fetched.get(&entry.jid) == Some(&entry.handle.id()) {
+                    fetched.remove(&entry.jid);
+                }
             }
+            // The store deleted the list with the account: so does memory, or an account
+            // created again under the name would inherit it.
+            Event::AccountDeleted(account) => {
+                let mut lists = lock(&self.lists);
+                if lists.remove(account.as_str()).is_some() {
+                    self.blocking_accounts.store(lists.len(), Ordering::Release);
+                }
+            }
+            _ => {}
         }
     }
 }

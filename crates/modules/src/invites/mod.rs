@@ -19,7 +19,9 @@
 //!   which owns subscription handling.
 //!
 //! The module also advertises `jabber:iq:register` (XEP-0077 §10): in-band password change
-//! and account removal are always available to a logged-in user.
+//! and account removal are always available to a logged-in user; and it registers XEP-0401's
+//! ad-hoc commands ([`commands`]): every user may make a contact invitation, administrators
+//! account invitations.
 
 use std::sync::Arc;
 
@@ -31,14 +33,19 @@ use starling_storage::{RosterItem, Subscription};
 
 use crate::roster::RosterService;
 
+pub mod commands;
+
+pub use commands::InviteOptions;
+
 /// The invitations module.
 pub struct Invites {
     roster: Arc<RosterService>,
+    options: InviteOptions,
 }
 
 impl Invites {
-    pub fn new(roster: Arc<RosterService>) -> Self {
-        Invites { roster }
+    pub fn new(roster: Arc<RosterService>, options: InviteOptions) -> Self {
+        Invites { roster, options }
     }
 
     /// Makes `account` and `contact` mutual contacts (`both`) on `account`'s roster.
@@ -69,6 +76,13 @@ impl Module for Invites {
 
     fn register(self: Arc<Self>, reg: &mut Registrar) {
         reg.server_feature(ns::REGISTER);
+        // XEP-0401 §3: the commands that make invitations.
+        reg.command(Arc::new(commands::InviteUser {
+            options: self.options,
+        }));
+        reg.command(Arc::new(commands::CreateAccount {
+            options: self.options,
+        }));
         reg.events(self);
     }
 }

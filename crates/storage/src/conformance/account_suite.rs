@@ -28,6 +28,7 @@ pub async fn accounts(store: &dyn AccountStore) {
     bulk_create(store).await;
     bulk_create_is_atomic(store).await;
     bulk_create_large(store).await;
+    disabled(store).await;
     expect_empty(store, "postcondition").await;
 }
 
@@ -994,4 +995,120 @@ async fn bulk_create_large(store: &dyn AccountStore) {
         );
     }
     expect_empty(store, "bulk create large: empty after cleanup").await;
+}
+
+/// The disabled flag (XEP-0133 §4.3, §4.4): set and cleared, kept across credential changes,
+/// returned with the credential on the login path, per account, and gone with the account.
+async fn disabled(store: &dyn AccountStore) {
+    let s = "disabled";
+    let sha256 = cred("SCRAM-SHA-256", 90, 4096);
+    ok(
+        store
+            .create_account("alice", "example.org", std::slice::from_ref(&sha256))
+            .await,
+        s,
+    );
+    ok(store.create_account("bob", "example.org", &[]).await, s);
+    check(
+        ok(store.is_disabled("alice", "example.org").await, s),
+        false,
+        "disabled: a new account is enabled",
+    );
+    let login = |what: &'static str| async move {
+        ok(
+            store
+                .login_credential("alice", "example.org", "SCRAM-SHA-256")
+                .await,
+            what,
+        )
+        .map(|(c, d)| (c.stored_key, d))
+    };
+    check(
+        login("disabled: login lookup").await,
+        Some((sha256.stored_key.clone(), false)),
+        "disabled: the login lookup of an enabled account",
+    );
+    ok(store.set_disabled("alice", "example.org", true).await, s);
+    check(
+        ok(store.is_disabled("alice", "example.org").await, s),
+        true,
+        "disabled: set_disabled(true) disables",
+    );
+    check(
+        login("disabled: login lookup").await,
+        Some((sha256.stored_key.clone(), true)),
+        "disabled: the login lookup says the account is disabled",
+    );
+    check(
+        ok(
+            store
+                .login_credential("alice", "example.org", "SCRAM-SHA-1")
+                .await,
+            s,
+        )
+        .is_none(),
+        true,
+        "disabled: no login credential for a mechanism the account has none of",
+    );
+    check(
+        ok(store.is_disabled("bob", "example.org").await, s),
+        false,
+        "disabled: another account is not disabled with it",
+    );
+    ok(store.set_disabled("alice", "example.org", true).await, s);
+    check(
+        ok(store.is_disabled("alice", "example.org").await, s),
+        true,
+        "disabled: disabling twice is fine",
+    );
+    let sha1 = cred("SCRAM-SHA-1", 91, 4096);
+    ok(
+        store
+            .set_credentials("alice", "example.org", std::slice::from_ref(&sha1))
+            .await,
+        s,
+    );
+    check(
+        ok(store.is_disabled("alice", "example.org").await, s),
+        true,
+        "disabled: a password change keeps the account disabled",
+    );
+    ok(store.set_disabled("alice", "example.org", false).await, s);
+    check(
+        ok(store.is_disabled("alice", "example.org").await, s),
+        false,
+        "disabled: set_disabled(false) re-enables",
+    );
+    ok(store.set_disabled("alice", "example.org", true).await, s);
+    ok(store.delete_account("alice", "example.org").await, s);
+    ok(store.create_account("alice", "example.org", &[]).await, s);
+    check(
+        ok(store.is_disabled("alice", "example.org").await, s),
+        false,
+        "disabled: an account created again after its deletion is enabled",
+    );
+    check_err(
+        store.set_disabled("ghost", "example.org", true).await,
+        &StorageError::NotFound,
+        "disabled: set_disabled of an unknown account",
+    );
+    check(
+        matches!(
+            store.is_disabled("ghost", "example.org").await,
+            Err(StorageError::NotFound)
+        ),
+        true,
+        "disabled: is_disabled of an unknown account is NotFound",
+    );
+    check(
+        ok(store.account_exists("ghost", "example.org").await, s),
+        false,
+        "disabled: set_disabled must not create an account",
+    );
+    cleanup(
+        store,
+        &[("alice", "example.org"), ("bob", "example.org")],
+        s,
+    )
+    .await;
 }

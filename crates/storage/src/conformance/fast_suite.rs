@@ -326,6 +326,22 @@ impl Suite<'_> {
             1,
             "another account's tokens stay",
         );
+        // Disabling the account revokes them too; re-enabling brings none back.
+        self.issue(l, d, &t, "dave's before disabling").await;
+        ok(self.accounts.set_disabled(l, d, true).await, "disable");
+        check(
+            self.tokens(l, d, UA, "after disabling").await,
+            vec![],
+            "disabling the account revokes its tokens",
+        );
+        ok(self.accounts.set_disabled(l, d, false).await, "re-enable");
+        check(
+            self.tokens(other, d, UA, "other account after disabling")
+                .await
+                .len(),
+            1,
+            "another account's tokens stay when one is disabled",
+        );
         // A failed set_credentials (unknown account) changes nothing anywhere.
         let res = self.accounts.set_credentials("nobody", d, &[cred]).await;
         assert!(
