@@ -13,6 +13,7 @@
 //! new account ([`parse_new_account`], [`new_localpart`], and so [`create_account`]) must be valid
 //! under both and normalise to the same string under both; existing accounts are left alone.
 
+pub mod anonymous;
 pub mod fast;
 pub mod invites;
 pub mod registration;

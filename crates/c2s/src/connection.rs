@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+mod anonymous;
 mod register;
 
 use crate::framing::{Framing, Opening, XmlStream};
@@ -242,6 +243,8 @@ pub struct Connection {
     buffered: usize,
     /// The invitation this stream presented before registering (XEP-0445).
     presented: Option<Box<register::Presented>>,
+    /// The account an anonymous login made (RFC 4505): deleted when the connection ends.
+    anonymous: Option<Box<BareJid>>,
 }
 
 impl Connection {
@@ -278,6 +281,7 @@ impl Connection {
             ping_sent: None,
             buffered: 0,
             presented: None,
+            anonymous: None,
             shared,
             shutdown,
         }
@@ -372,23 +376,30 @@ impl Connection {
     /// Cleans up after the connection. A session it bound ends, unless the connection was lost
     /// and the client may resume it (XEP-0198 §5): then this task keeps only the session until
     /// the client comes back on another connection or the resumption timeout passes.
-    pub async fn finish(self, how: Flow) {
+    pub async fn finish(mut self, how: Flow) {
+        let anonymous = self.anonymous.take();
         // The connection's own state (parser, buffers, SASL) is dropped here, before waiting.
         let (shared, shutdown, bound) = self.into_session();
-        let Some(mut session) = bound else { return };
-        if matches!(how, Flow::Lost) && session.resumable() && !shutdown.is_cancelled() {
-            // Modules see it on the session's address (push notifications); the connection
-            // that takes the session over clears it.
-            session.handle.set_detached(true);
-            // Boxed, as is the end below: the connection task does not reserve room for them
-            // while the connection runs.
-            match Box::pin(session.detach(&shutdown, &shared.resumptions)).await {
-                Some(s) => session = s,
-                // Taken over by a new connection: it is that connection's now.
-                None => return,
+        if let Some(mut session) = bound {
+            if matches!(how, Flow::Lost) && session.resumable() && !shutdown.is_cancelled() {
+                // Modules see it on the session's address (push notifications); the connection
+                // that takes the session over clears it.
+                session.handle.set_detached(true);
+                // Boxed, as is the end below: the connection task does not reserve room for
+                // them while the connection runs.
+                match Box::pin(session.detach(&shutdown, &shared.resumptions)).await {
+                    Some(s) => session = s,
+                    // Taken over by a new connection: it is that connection's now.
+                    None => return,
+                }
             }
+            Box::pin(session.end(&shared.router, &shared.resumptions)).await;
         }
-        Box::pin(session.end(&shared.router, &shared.resumptions)).await;
+        // An anonymous account lives as long as its connection (never resumable): it goes
+        // once its session ended and its contacts heard so.
+        if let Some(account) = anonymous {
+            Box::pin(anonymous::forget(&shared, &account)).await;
+        }
     }
 
     /// Drops everything of the connection but what the session needs.
@@ -925,15 +936,22 @@ impl Connection {
         f
     }
 
-    /// Whether -PLUS mechanisms are offered: TLS with channel-binding data to bind to.
+    /// Whether -PLUS mechanisms are offered: TLS with channel-binding data to bind to (and
+    /// XEP-0440 advertises the types); not on an anonymous host, which offers no SCRAM.
     fn plus_offered(&self) -> bool {
-        self.secure && !self.bindings.is_empty()
+        self.secure && !self.bindings.is_empty() && !self.anonymous_host()
     }
 
     fn offered_mechanisms(&self) -> Vec<Mechanism> {
+        if self.anonymous_host() {
+            // RFC 4505, and only it: no account of an anonymous host has a password.
+            return vec![Mechanism::Anonymous];
+        }
         Mechanism::ALL
             .into_iter()
             .filter(|m| match m {
+                // Never beside the others (see `anonymous`).
+                Mechanism::Anonymous => false,
                 // PLAIN only ever over TLS.
                 Mechanism::Plain => self.secure && self.shared.settings.allow_plain,
                 m if m.is_plus() => self.plus_offered(),
@@ -1177,17 +1195,31 @@ impl Connection {
                 Step::Success {
                     additional_data, ..
                 } => {
-                    self.sasl = None;
-                    let Some(user) = self.sasl_user.take() else {
-                        self.sasl_failure(SaslFailure::TemporaryAuthFailure, None);
-                        return self.check_attempts();
-                    };
-                    let domain = self.domain.clone().unwrap_or_default();
-                    let account = match BareJid::new(&format!("{user}@{domain}")) {
-                        Ok(j) => j,
-                        Err(_) => {
-                            self.sasl_failure(SaslFailure::TemporaryAuthFailure, None);
-                            return self.check_attempts();
+                    let session = self.sasl.take();
+                    let account = match session.filter(|s| s.mechanism() == Mechanism::Anonymous) {
+                        // RFC 4505: the server picks the account (see `anonymous`).
+                        Some(s) => match Box::pin(self.anonymous_login(s.anonymous_trace())).await?
+                        {
+                            Ok(account) => account,
+                            Err((cond, text)) => {
+                                self.phase = Phase::PreAuth;
+                                self.sasl_failure(cond, Some(&text));
+                                return self.check_attempts();
+                            }
+                        },
+                        None => {
+                            let Some(user) = self.sasl_user.take() else {
+                                self.sasl_failure(SaslFailure::TemporaryAuthFailure, None);
+                                return self.check_attempts();
+                            };
+                            let domain = self.domain.clone().unwrap_or_default();
+                            match BareJid::new(&format!("{user}@{domain}")) {
+                                Ok(j) => j,
+                                Err(_) => {
+                                    self.sasl_failure(SaslFailure::TemporaryAuthFailure, None);
+                                    return self.check_attempts();
+                                }
+                            }
                         }
                     };
                     // The credentials are right; whether the account may log in is decided
@@ -1546,6 +1578,7 @@ impl Connection {
     fn sm_enable(&mut self, e: &Element) -> Option<Element> {
         let settings = self.shared.settings.sm.clone();
         let account = self.account.clone()?;
+        let can_resume = self.resumption_offered();
         let Some(b) = self.bound.as_deref_mut() else {
             return Some(Self::sm_failed(
                 StanzaErrorCondition::UnexpectedRequest,
@@ -1564,8 +1597,9 @@ impl Connection {
         // forgotten like any write without stream management.
         b.unacked.clear();
         let mut enabled = Element::new("enabled", ns::SM);
-        let resume =
-            matches!(e.attr("resume"), Some("true" | "1")) && !settings.resume_timeout.is_zero();
+        // §3: without resumption, <enabled/> has no 'resume' (and none on an anonymous host,
+        // where a new login is a new account: nobody could resume).
+        let resume = matches!(e.attr("resume"), Some("true" | "1")) && can_resume;
         let resumable = resume.then(|| {
             // §5: the client's preferred maximum is honoured up to the server's.
             let max = e

@@ -12,13 +12,13 @@
 //! arrive through a bounded queue (`SessionHandle`), so a client that does not read cannot grow the
 //! server's memory without bound.
 
+mod address_window;
 mod connection;
 pub mod connections;
 pub mod framing;
 mod limiter;
 pub mod login;
 pub mod negotiation;
-mod registrations;
 mod session;
 pub mod throttle;
 
@@ -113,7 +113,16 @@ pub struct C2sSettings {
     pub registration_window: Duration,
     /// How long a XEP-0484 FAST token is valid from its issue; zero turns FAST off.
     pub fast_token_lifetime: Duration,
+    /// The anonymous hosts: SASL ANONYMOUS (RFC 4505) is their only mechanism, each login
+    /// makes a random account that is deleted when its connection ends (see
+    /// `connection/anonymous.rs`).
+    pub anonymous_hosts: Vec<String>,
+    /// Anonymous logins one address may make within [`ANONYMOUS_WINDOW`]; 0 = unlimited.
+    pub anonymous_logins_per_ip: u32,
 }
+
+/// The window of [`C2sSettings::anonymous_logins_per_ip`].
+pub const ANONYMOUS_WINDOW: Duration = Duration::from_secs(3600);
 
 impl Default for C2sSettings {
     fn default() -> Self {
@@ -152,6 +161,8 @@ impl Default for C2sSettings {
             registrations_per_ip: 3,
             registration_window: Duration::from_secs(3600),
             fast_token_lifetime: Duration::from_secs(14 * 86_400),
+            anonymous_hosts: Vec::new(),
+            anonymous_logins_per_ip: 20,
         }
     }
 }
@@ -177,7 +188,9 @@ pub struct C2sShared {
     /// Bytes the sessions hold in buffers (see [`C2sShared::buffered_bytes`]).
     buffered: AtomicUsize,
     /// Recent in-band registrations per address.
-    pub registrations: registrations::RegistrationLimiter,
+    pub registrations: address_window::AddressWindow,
+    /// Recent anonymous logins per address.
+    pub anonymous_logins: address_window::AddressWindow,
 }
 
 impl C2sShared {
@@ -189,6 +202,10 @@ impl C2sShared {
     ) -> Self {
         let settings_limits = settings.connection_limits;
         let settings_registrations = (settings.registrations_per_ip, settings.registration_window);
+        let anonymous_logins = match settings.anonymous_logins_per_ip {
+            0 => address_window::AddressWindow::unlimited(),
+            n => address_window::AddressWindow::new(n, ANONYMOUS_WINDOW),
+        };
         C2sShared {
             throttle: AuthThrottle::new(settings.throttle.clone()),
             resumptions: Resumptions::new(),
@@ -207,10 +224,11 @@ impl C2sShared {
             next_id: AtomicU64::new(rand::random::<u64>() >> 1),
             connections: connections::Connections::new(settings_limits),
             buffered: AtomicUsize::new(0),
-            registrations: registrations::RegistrationLimiter::new(
+            registrations: address_window::AddressWindow::new(
                 settings_registrations.0,
                 settings_registrations.1,
             ),
+            anonymous_logins,
         }
     }
 

@@ -71,7 +71,16 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("log", &["level"]),
-    ("host", &["domain", "certificate", "key"]),
+    (
+        "host",
+        &[
+            "domain",
+            "certificate",
+            "key",
+            "anonymous",
+            "anonymous_federation",
+        ],
+    ),
     (
         "c2s",
         &[
@@ -110,6 +119,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "lock_window",
             "lock_duration",
             "fast_token_lifetime",
+            "anonymous_logins_per_ip",
         ],
     ),
     ("storage", &["backend", "path"]),
@@ -163,6 +173,8 @@ pub const MAX_AUTH_FAILURE_COUNT: u32 = 1_000_000;
 pub const MAX_LOCK_SECONDS: u64 = 7 * 24 * 3600;
 /// Largest accepted `auth.fast_token_lifetime`, in seconds (one year).
 pub const MAX_FAST_TOKEN_LIFETIME: u64 = 365 * 24 * 3600;
+/// Largest accepted `auth.anonymous_logins_per_ip`.
+pub const MAX_ANONYMOUS_LOGINS_PER_IP: u32 = 1_000_000;
 /// Largest accepted `offline.max_messages`. Each stored message can be as large as
 /// `c2s.max_stanza_size`, so the queue of one account is bounded by the product of the two.
 pub const MAX_OFFLINE_MESSAGES: usize = 100_000;
@@ -233,7 +245,7 @@ pub struct LogConfig {
 }
 
 /// One `[[host]]` table: a virtual host.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostConfig {
     /// The XMPP domain (normalised jid domainpart).
     pub domain: String,
@@ -241,6 +253,15 @@ pub struct HostConfig {
     pub certificate: Option<PathBuf>,
     /// PEM private key; set exactly when `certificate` is.
     pub key: Option<PathBuf>,
+    /// An anonymous host (default false): SASL ANONYMOUS (RFC 4505) is its only mechanism, and
+    /// every login gets a fresh random account that is deleted, with everything it owns, when
+    /// its session ends. No account there has a password: registration, password changes and
+    /// `starling user add` are refused.
+    pub anonymous: bool,
+    /// Whether this anonymous host's users may send stanzas to other servers (default false:
+    /// refused with `<not-allowed/>`). Only with `anonymous = true`. Takes effect with
+    /// federation; until then such stanzas get `<remote-server-not-found/>` either way.
+    pub anonymous_federation: bool,
 }
 
 /// `[c2s]` section.
@@ -321,6 +342,10 @@ pub struct AuthConfig {
     /// issued; a client that logs in with a token with less than half of this left gets a new
     /// one. Zero turns FAST off. At most [`MAX_FAST_TOKEN_LIFETIME`].
     pub fast_token_lifetime: Duration,
+    /// Anonymous logins (SASL ANONYMOUS on an `anonymous` host) one IPv4 address or IPv6 /64
+    /// may make per hour; one more is refused with `<temporary-auth-failure/>`. 0 = unlimited.
+    /// At most [`MAX_ANONYMOUS_LOGINS_PER_IP`].
+    pub anonymous_logins_per_ip: u32,
 }
 
 /// `[storage]` section.
@@ -630,8 +655,7 @@ impl Default for Config {
             log: LogConfig::default(),
             hosts: vec![HostConfig {
                 domain: "localhost".to_owned(),
-                certificate: None,
-                key: None,
+                ..HostConfig::default()
             }],
             c2s: C2sConfig::default(),
             auth: AuthConfig::default(),
@@ -695,6 +719,7 @@ impl Default for AuthConfig {
             lock_window: Duration::from_secs(600),
             lock_duration: Duration::from_secs(300),
             fast_token_lifetime: Duration::from_secs(14 * 24 * 3600),
+            anonymous_logins_per_ip: 20,
         }
     }
 }
@@ -768,6 +793,11 @@ impl Config {
             }
         }
         errors
+    }
+
+    /// Whether `domain` is one of the hosts marked `anonymous = true`.
+    pub fn is_anonymous_host(&self, domain: &str) -> bool {
+        self.hosts.iter().any(|h| h.anonymous && h.domain == domain)
     }
 
     /// `storage.path` resolved against `data_dir` (absolute paths are kept).

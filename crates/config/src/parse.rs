@@ -10,13 +10,13 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::{
-    Config, ConfigError, ConfigErrors, HostConfig, MAX_ARCHIVE_MESSAGES, MAX_ARCHIVE_PAGE,
-    MAX_AUTH_FAILURE_COUNT, MAX_FAST_TOKEN_LIFETIME, MAX_INVITE_LIFETIME, MAX_LOCK_SECONDS,
-    MAX_MIN_PASSWORD_LENGTH, MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_PUSH_INTERVAL,
-    MAX_PUSH_REGISTRATIONS, MAX_REGISTRATIONS_PER_IP, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT,
-    MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_COMPONENT_SECRET,
-    MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, PUSH_TIMEOUT_RANGE,
-    RegistrationMode, SCHEMA, Secret, StorageBackend,
+    Config, ConfigError, ConfigErrors, HostConfig, MAX_ANONYMOUS_LOGINS_PER_IP,
+    MAX_ARCHIVE_MESSAGES, MAX_ARCHIVE_PAGE, MAX_AUTH_FAILURE_COUNT, MAX_FAST_TOKEN_LIFETIME,
+    MAX_INVITE_LIFETIME, MAX_LOCK_SECONDS, MAX_MIN_PASSWORD_LENGTH, MAX_OFFLINE_MESSAGES,
+    MAX_PENDING_REQUESTS, MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS, MAX_REGISTRATIONS_PER_IP,
+    MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE,
+    MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS,
+    PUSH_TIMEOUT_RANGE, RegistrationMode, SCHEMA, Secret, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -564,11 +564,26 @@ impl Cx<'_> {
                 _ => {}
             }
 
+            let anonymous = self.bool(table, &prefix, "anonymous").unwrap_or(false);
+            let anonymous_federation = self
+                .bool(table, &prefix, "anonymous_federation")
+                .unwrap_or(false);
+            if anonymous_federation && !anonymous {
+                let key = join(&prefix, "anonymous_federation");
+                self.error_near(
+                    &key,
+                    &[&key],
+                    "only an anonymous host (anonymous = true) has it",
+                );
+            }
+
             match domain {
                 Some(domain) => hosts.push(HostConfig {
                     domain,
                     certificate,
                     key,
+                    anonymous,
+                    anonymous_federation,
                 }),
                 None => complete = false,
             }
@@ -617,6 +632,12 @@ impl Cx<'_> {
             MAX_FAST_TOKEN_LIFETIME,
         ) {
             a.fast_token_lifetime = Duration::from_secs(n);
+        }
+        let max = u64::from(MAX_ANONYMOUS_LOGINS_PER_IP);
+        if let Some(n) = self.uint(auth, "auth", "anonymous_logins_per_ip", 0, max)
+            && let Ok(n) = u32::try_from(n)
+        {
+            a.anonymous_logins_per_ip = n;
         }
     }
 

@@ -77,7 +77,8 @@ fn default_values() {
         vec![HostConfig {
             domain: "localhost".into(),
             certificate: None,
-            key: None
+            key: None,
+            ..Default::default()
         }]
     );
     assert_eq!(c.c2s.listen, vec![addr("127.0.0.1:5222")]);
@@ -129,6 +130,7 @@ fn example_with_certificate_lines_uncommented() {
             domain: "localhost".into(),
             certificate: Some("/etc/letsencrypt/live/example.org/fullchain.pem".into()),
             key: Some("/etc/letsencrypt/live/example.org/privkey.pem".into()),
+            ..Default::default()
         }],
         ..Config::default()
     };
@@ -219,6 +221,11 @@ key = "/etc/tls/example.key"
 [[host]]
 domain = "chat.example.net"
 
+[[host]]
+domain = "guest.example.net"
+anonymous = true
+anonymous_federation = true
+
 [c2s]
 listen = ["0.0.0.0:5222", "[::]:5222"]
 direct_tls_listen = []
@@ -252,6 +259,7 @@ ip_lock_after = 50
 lock_window = 3600
 lock_duration = 60
 fast_token_lifetime = 86400
+anonymous_logins_per_ip = 0
 
 [storage]
 backend = "sqlite"
@@ -308,11 +316,19 @@ min_password_length = 12
                 domain: "example.org".into(),
                 certificate: Some("/etc/tls/example.pem".into()),
                 key: Some("/etc/tls/example.key".into()),
+                ..Default::default()
             },
             HostConfig {
                 domain: "chat.example.net".into(),
                 certificate: None,
                 key: None,
+                ..Default::default()
+            },
+            HostConfig {
+                domain: "guest.example.net".into(),
+                anonymous: true,
+                anonymous_federation: true,
+                ..Default::default()
             },
         ],
         c2s: C2sConfig {
@@ -348,6 +364,7 @@ min_password_length = 12
             lock_window: Duration::from_secs(3600),
             lock_duration: Duration::from_secs(60),
             fast_token_lifetime: Duration::from_secs(86_400),
+            anonymous_logins_per_ip: 0,
         },
         storage: StorageConfig {
             backend: StorageBackend::Sqlite,
@@ -670,6 +687,45 @@ fn host_domain_is_required_and_valid() {
         let config = parse(&format!("[[host]]\ndomain = {good:?}\n")).unwrap();
         assert_eq!(config.hosts[0].domain, normal, "for {good:?}");
     }
+}
+
+/// `anonymous_federation` belongs to anonymous hosts only; both are booleans; the per-address
+/// limit of anonymous logins has a ceiling.
+#[test]
+fn anonymous_hosts() {
+    let c = parse(
+        "[[host]]\ndomain = \"a.example\"\n[[host]]\ndomain = \"guest.example\"\nanonymous = true\n",
+    )
+    .unwrap();
+    assert!(!c.hosts[0].anonymous && c.hosts[1].anonymous);
+    assert!(!c.hosts[1].anonymous_federation);
+    assert!(c.is_anonymous_host("guest.example"));
+    assert!(!c.is_anonymous_host("a.example"));
+    assert_eq!(c.auth.anonymous_logins_per_ip, 20);
+    assert_eq!(
+        one_error("[[host]]\ndomain = \"a.example\"\nanonymous_federation = true\n"),
+        (
+            "host[0].anonymous_federation".to_owned(),
+            Some(3),
+            "only an anonymous host (anonymous = true) has it".to_owned()
+        )
+    );
+    assert_eq!(
+        one_error("[[host]]\ndomain = \"a.example\"\nanonymous = \"yes\"\n"),
+        (
+            "host[0].anonymous".to_owned(),
+            Some(3),
+            "expected a boolean (true or false), found string".to_owned()
+        )
+    );
+    assert_eq!(
+        one_error("[auth]\nanonymous_logins_per_ip = 1000001\n"),
+        (
+            "auth.anonymous_logins_per_ip".to_owned(),
+            Some(2),
+            "must be at most 1000000".to_owned()
+        )
+    );
 }
 
 #[test]
@@ -1257,6 +1313,7 @@ fn check_files_finds_missing_and_non_pem_files() {
         domain: domain.into(),
         certificate: Some(c.to_path_buf()),
         key: Some(k.to_path_buf()),
+        ..Default::default()
     };
     let mut config = Config::default();
     config.hosts.push(host("a.example", &cert, &key));

@@ -3,6 +3,7 @@
 
 pub mod adhoc;
 pub mod admin;
+pub mod anonymous;
 pub mod blocking;
 pub mod carbons;
 /// XEP-0082 timestamps (moved to `starling_proto` so that c2s formats FAST token expiries too).
@@ -42,6 +43,9 @@ pub struct ModuleOptions {
     pub scram_iterations: u32,
     /// What the XEP-0401 invitation commands may make.
     pub invites: invites::InviteOptions,
+    /// The anonymous hosts (RFC 4505 logins): their users' outbound federation is refused
+    /// unless the host allows it.
+    pub anonymous_hosts: Vec<anonymous::AnonymousHost>,
 }
 
 impl Default for ModuleOptions {
@@ -55,6 +59,7 @@ impl Default for ModuleOptions {
             // RFC 7677 §4: at least 4096 (the configuration's default).
             scram_iterations: 4096,
             invites: invites::InviteOptions::default(),
+            anonymous_hosts: Vec::new(),
         }
     }
 }
@@ -86,13 +91,24 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         Arc::new(version::Version),
         Arc::new(time::Time),
         Arc::new(adhoc::Adhoc::new(options.adhoc.clone())),
-        Arc::new(adhoc::admin::AdminCommands::new(options.scram_iterations)),
+        Arc::new(
+            adhoc::admin::AdminCommands::new(options.scram_iterations).with_anonymous_hosts(
+                options
+                    .anonymous_hosts
+                    .iter()
+                    .map(|h| h.domain.clone())
+                    .collect(),
+            ),
+        ),
     ];
     if let Some(archive) = options.archive {
         modules.push(Arc::new(mam::Mam::new(archive, seen)));
     }
     if let Some(push) = options.push {
         modules.push(Arc::new(push::Push::new(push)));
+    }
+    if let Some(anonymous) = anonymous::Anonymous::new(&options.anonymous_hosts) {
+        modules.push(Arc::new(anonymous));
     }
     modules
 }

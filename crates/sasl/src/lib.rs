@@ -1,7 +1,7 @@
 //! Sans-IO SASL for Starling: the server side of SCRAM-SHA-1/-256/-512 and their `-PLUS`
 //! variants (RFC 5802, RFC 7677; channel bindings `tls-exporter` (RFC 9266) and
-//! `tls-server-end-point` (RFC 5929)) and PLAIN (RFC 4616), plus a small client side
-//! ([`client`]) for tests and load generation.
+//! `tls-server-end-point` (RFC 5929)), PLAIN (RFC 4616) and ANONYMOUS (RFC 4505), plus a small
+//! client side ([`client`]) for tests and load generation.
 //!
 //! # Procedure (server)
 //!
@@ -19,6 +19,11 @@
 //!    - [`Step::Challenge`]: send it, feed the client's next `<response/>` to
 //!      [`ServerSession::step`].
 //!    - [`Step::Success`] / [`Step::Failure`]: done.
+//!
+//! ANONYMOUS (RFC 4505) never asks for credentials: its one message (optional trace
+//! information) ends in [`Step::Success`] with an empty `username`. Which account the client
+//! gets is the caller's choice (a fresh random one); the trace, if any, is only for logs
+//! ([`ServerSession::anonymous_trace`]) and must never name anything.
 //!
 //! Credentials are stored as SCRAM `StoredKey`/`ServerKey` ([`ScramCredential`], RFC 5802 §3);
 //! the plaintext password is never kept. PLAIN is checked by re-deriving `StoredKey` from the
@@ -75,7 +80,7 @@ pub mod ht;
 mod server;
 mod syntax;
 
-pub use server::{ServerSession, Step};
+pub use server::{MAX_TRACE_CHARS, ServerSession, Step};
 
 /// The SCRAM attribute-syntax parsers (RFC 5802 §7), reachable from outside only for the fuzz
 /// targets in `fuzz/` (feature `fuzzing`); not part of the API.
@@ -452,12 +457,15 @@ pub enum Mechanism {
     ScramSha512Plus,
     /// `PLAIN` (RFC 4616).
     Plain,
+    /// `ANONYMOUS` (RFC 4505): no credentials at all. Only for hosts that give every client a
+    /// fresh account; never offered beside the others.
+    Anonymous,
 }
 
 impl Mechanism {
     /// All mechanisms in order of preference (strongest first): `-PLUS` before plain SCRAM,
-    /// larger hashes first, PLAIN last.
-    pub const ALL: [Mechanism; 7] = [
+    /// larger hashes first, then PLAIN, and ANONYMOUS, which authenticates nobody, last.
+    pub const ALL: [Mechanism; 8] = [
         Mechanism::ScramSha512Plus,
         Mechanism::ScramSha256Plus,
         Mechanism::ScramSha1Plus,
@@ -465,6 +473,7 @@ impl Mechanism {
         Mechanism::ScramSha256,
         Mechanism::ScramSha1,
         Mechanism::Plain,
+        Mechanism::Anonymous,
     ];
 
     /// The IANA mechanism name, e.g. `"SCRAM-SHA-256-PLUS"`.
@@ -477,6 +486,7 @@ impl Mechanism {
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
             Mechanism::ScramSha512Plus => "SCRAM-SHA-512-PLUS",
             Mechanism::Plain => "PLAIN",
+            Mechanism::Anonymous => "ANONYMOUS",
         }
     }
 
@@ -485,13 +495,13 @@ impl Mechanism {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    /// The SCRAM hash, `None` for PLAIN.
+    /// The SCRAM hash, `None` for PLAIN and ANONYMOUS.
     pub fn hash(&self) -> Option<ScramHash> {
         match self {
             Mechanism::ScramSha1 | Mechanism::ScramSha1Plus => Some(ScramHash::Sha1),
             Mechanism::ScramSha256 | Mechanism::ScramSha256Plus => Some(ScramHash::Sha256),
             Mechanism::ScramSha512 | Mechanism::ScramSha512Plus => Some(ScramHash::Sha512),
-            Mechanism::Plain => None,
+            Mechanism::Plain | Mechanism::Anonymous => None,
         }
     }
 

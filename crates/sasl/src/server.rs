@@ -62,6 +62,8 @@ pub struct ServerSession {
     server_error: Option<ScramServerError>,
     /// The failure was a wrong proof or password, or an unknown user.
     credentials_rejected: bool,
+    /// ANONYMOUS: the trace information the client sent (RFC 4505 §2), if any.
+    trace: Option<String>,
 }
 
 /// Why a client-first message was refused: the condition and, if any, the server error.
@@ -79,6 +81,7 @@ enum State {
     ScramAwaitingFinal(ScramPending),
     PlainAwaitingFirst,
     PlainAwaitingCredentials { username: String, password: String },
+    AnonymousAwaitingMessage,
     Done,
 }
 
@@ -90,6 +93,7 @@ impl State {
             State::ScramAwaitingFinal(_) => "ScramAwaitingFinal",
             State::PlainAwaitingFirst => "PlainAwaitingFirst",
             State::PlainAwaitingCredentials { .. } => "PlainAwaitingCredentials",
+            State::AnonymousAwaitingMessage => "AnonymousAwaitingMessage",
             State::Done => "Done",
         }
     }
@@ -242,16 +246,20 @@ impl ServerSession {
             fixed_server_nonce,
             downgrade_protection: None,
             unknown_user_iterations: DEFAULT_ITERATIONS,
-            state: if mechanism.hash().is_some() {
-                State::ScramAwaitingFirst
-            } else {
-                State::PlainAwaitingFirst
+            state: match mechanism {
+                Mechanism::Plain => State::PlainAwaitingFirst,
+                Mechanism::Anonymous => State::AnonymousAwaitingMessage,
+                _ => State::ScramAwaitingFirst,
             },
             server_error: None,
             credentials_rejected: false,
+            trace: None,
         };
         let step = match initial_response {
             Some(data) if !data.is_empty() => session.step(data),
+            // RFC 4505 §3: the message may be empty (no trace information); it is the whole
+            // exchange, so an empty initial response completes it.
+            Some(data) if mechanism == Mechanism::Anonymous => session.step(data),
             // RFC 6120 §6.4.2: no initial response → empty challenge, client sends it then.
             _ => Step::Challenge(Vec::new()),
         };
@@ -285,6 +293,13 @@ impl ServerSession {
         channel_bindings: Option<&[&str]>,
     ) {
         self.downgrade_protection = Some(ssdp_string(mechanisms, channel_bindings));
+    }
+
+    /// ANONYMOUS: the trace information the client sent (RFC 4505 §2: an e-mail address or an
+    /// opaque string, at most [`MAX_TRACE_CHARS`] characters), once the exchange succeeded.
+    /// It has no meaning and proves nothing: for logs only, never to name an account.
+    pub fn anonymous_trace(&self) -> Option<&str> {
+        self.trace.as_deref()
     }
 
     /// Ends the exchange because the client sent `<abort/>`.
@@ -335,6 +350,7 @@ impl ServerSession {
             State::ScramAwaitingFirst => self.scram_client_first(response),
             State::ScramAwaitingFinal(pending) => self.scram_client_final(pending, response),
             State::PlainAwaitingFirst => self.plain_message(response),
+            State::AnonymousAwaitingMessage => self.anonymous_message(response),
             // The caller must answer NeedCredentials before reading more from the client.
             State::ScramAwaitingCredentials(_) | State::PlainAwaitingCredentials { .. } => {
                 self.fail(SaslFailure::TemporaryAuthFailure)
@@ -618,6 +634,32 @@ impl ServerSession {
             }
         } else {
             self.fail_credentials()
+        }
+    }
+}
+
+/// Longest ANONYMOUS trace accepted, in characters (RFC 4505 §3: `token = 1*255TCHAR`, and an
+/// e-mail address is held to the same 255 characters).
+pub const MAX_TRACE_CHARS: usize = 255;
+
+impl ServerSession {
+    // ---- ANONYMOUS -----------------------------------------------------------------------
+
+    /// RFC 4505 §3: `message = [ email / token ]`, UTF-8, at most [`MAX_TRACE_CHARS`]
+    /// characters. Anything else (invalid UTF-8, too long, control characters, which neither
+    /// production nor the "trace" stringprep profile allows) is `malformed-request`.
+    fn anonymous_message(&mut self, response: &[u8]) -> Step {
+        let Ok(trace) = std::str::from_utf8(response) else {
+            return self.fail(SaslFailure::MalformedRequest);
+        };
+        if trace.chars().count() > MAX_TRACE_CHARS || trace.chars().any(char::is_control) {
+            return self.fail(SaslFailure::MalformedRequest);
+        }
+        self.trace = (!trace.is_empty()).then(|| trace.to_owned());
+        self.state = State::Done;
+        Step::Success {
+            username: String::new(),
+            additional_data: None,
         }
     }
 }

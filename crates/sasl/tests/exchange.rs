@@ -657,7 +657,11 @@ fn bad_stored_credentials_and_misuse() {
 
 #[test]
 fn empty_initial_response_means_challenge_first() {
-    for mech in Mechanism::ALL {
+    // ANONYMOUS is the exception: `anonymous_*` below.
+    for mech in Mechanism::ALL
+        .into_iter()
+        .filter(|m| *m != Mechanism::Anonymous)
+    {
         let (mut s, step) = ServerSession::start(mech, DOMAIN, bindings(), true, Some(b""));
         assert_eq!(step, Step::Challenge(vec![]), "{mech}");
         // An empty response to the empty challenge is malformed (no endless loop).
@@ -895,4 +899,72 @@ fn client_rejects_bad_server_messages() {
         ScramClient::new(ScramHash::Sha1, "", "pw", None, None).map(|_| ()),
         Err(SaslError::Saslprep)
     );
+}
+
+// ---- ANONYMOUS (RFC 4505) -----------------------------------------------------------------
+
+fn anonymous(initial: Option<&[u8]>) -> (ServerSession, Step) {
+    ServerSession::start(
+        Mechanism::Anonymous,
+        DOMAIN,
+        ChannelBindings::none(),
+        false,
+        initial,
+    )
+}
+
+const ANONYMOUS_SUCCESS: Step = Step::Success {
+    username: String::new(),
+    additional_data: None,
+};
+
+/// RFC 4505 §2–§3: one message from the client, optional trace information (an e-mail address
+/// or an opaque token), and the exchange is over; the trace names nobody.
+#[test]
+fn anonymous_is_one_message_with_optional_trace() {
+    // An empty initial response (`=` on the wire) is the whole exchange.
+    let (s, step) = anonymous(Some(b""));
+    assert_eq!(step, ANONYMOUS_SUCCESS);
+    assert_eq!(s.anonymous_trace(), None);
+    assert!(s.is_done());
+    // A token.
+    let (s, step) = anonymous(Some("sirhc-räber".as_bytes()));
+    assert_eq!(step, ANONYMOUS_SUCCESS);
+    assert_eq!(s.anonymous_trace(), Some("sirhc-räber"));
+    // An e-mail address.
+    let (s, step) = anonymous(Some(b"juliet@example.org"));
+    assert_eq!(step, ANONYMOUS_SUCCESS);
+    assert_eq!(s.anonymous_trace(), Some("juliet@example.org"));
+    // No initial response: an empty challenge (RFC 6120 §6.4.2), then the message.
+    let (mut s, step) = anonymous(None);
+    assert_eq!(step, Step::Challenge(vec![]));
+    assert_eq!(s.step(b""), ANONYMOUS_SUCCESS);
+    // Nothing after the end.
+    assert_eq!(s.step(b"more"), MALFORMED);
+}
+
+/// RFC 4505 §3: `token = 1*255TCHAR` (an e-mail address is held to 255 characters too), UTF-8,
+/// and no control characters (the "trace" stringprep profile prohibits them).
+#[test]
+fn anonymous_trace_is_limited() {
+    let longest = "é".repeat(starling_sasl::MAX_TRACE_CHARS);
+    let (s, step) = anonymous(Some(longest.as_bytes()));
+    assert_eq!(step, ANONYMOUS_SUCCESS);
+    assert_eq!(s.anonymous_trace(), Some(longest.as_str()));
+    let too_long = "a".repeat(starling_sasl::MAX_TRACE_CHARS + 1);
+    for bad in [too_long.as_bytes(), b"\xff\xfe", b"tab\there", b"nul\0"] {
+        let (s, step) = anonymous(Some(bad));
+        assert_eq!(step, MALFORMED, "{bad:?}");
+        assert_eq!(s.anonymous_trace(), None);
+    }
+}
+
+#[test]
+fn anonymous_name_round_trips() {
+    assert_eq!(
+        Mechanism::from_name("ANONYMOUS"),
+        Some(Mechanism::Anonymous)
+    );
+    assert_eq!(Mechanism::Anonymous.hash(), None);
+    assert!(!Mechanism::Anonymous.is_plus());
 }

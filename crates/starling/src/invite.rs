@@ -24,6 +24,8 @@ pub enum InviteCliError {
     NoUses,
     #[error("{domain} is not served by this configuration (hosts: {hosts})")]
     NotServed { domain: String, hosts: String },
+    #[error("{0} is an anonymous host: its accounts are made at login, not by invitation")]
+    AnonymousHost(String),
     #[error("--domain {domain} differs from the contact's domain {contact}")]
     DomainMismatch { domain: String, contact: String },
     #[error("no invitation in {0:?}: give the token or the whole xmpp: URI")]
@@ -70,6 +72,9 @@ pub struct CreateArgs {
 }
 
 fn check_served(config: &Config, domain: &str) -> Result<(), InviteCliError> {
+    if config.is_anonymous_host(domain) {
+        return Err(InviteCliError::AnonymousHost(domain.to_owned()));
+    }
     if config.hosts.iter().any(|h| h.domain == domain) {
         return Ok(());
     }

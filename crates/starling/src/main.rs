@@ -401,6 +401,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             domain,
             certificate: None,
             key: None,
+            ..Default::default()
         })];
     }
     if let Some(addr) = args.c2s_listen {
@@ -656,6 +657,18 @@ fn check_served(config: &Config, domain: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Accounts of an anonymous host are made at login, without a password (RFC 4505): none is
+/// made or given a password by hand.
+fn check_not_anonymous(config: &Config, domain: &str) -> anyhow::Result<()> {
+    if config.is_anonymous_host(domain) {
+        bail!(
+            "{domain} is an anonymous host: its accounts are made at login (SASL ANONYMOUS) \
+             and have no password"
+        )
+    }
+    Ok(())
+}
+
 async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     use starling_accounts as auth;
     let common = match &cmd {
@@ -686,6 +699,7 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
             // A new name must mean the same under PRECIS as under stringprep (RFC 7622 §3.3).
             let (local, domain) = auth::parse_new_account(&jid)?;
             served(&domain)?;
+            check_not_anonymous(&config, &domain)?;
             let password = read_password(password)?;
             auth::create_account(store.as_ref(), &local, &domain, &password, iterations)
                 .await
@@ -700,6 +714,7 @@ async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Passwd { jid, password, .. } => {
             let (local, domain) = auth::parse_account(&jid)?;
+            check_not_anonymous(&config, &domain)?;
             let password = read_password(password)?;
             auth::set_password(store.as_ref(), &local, &domain, &password, iterations)
                 .await
@@ -776,6 +791,7 @@ async fn import(args: ImportArgs, config: &Config) -> anyhow::Result<()> {
     };
     let plan = import::Plan::new(&args.prefix, &domain, args.start, args.count, args.ring)?;
     check_served(config, plan.domain())?;
+    check_not_anonymous(config, plan.domain())?;
     let password = read_password(args.password)?;
     let started = std::time::Instant::now();
     // One derivation for the whole batch: see `import::shared_credentials` for why that is safe.
@@ -809,7 +825,20 @@ async fn import_xep0227(
     for w in &export.warnings {
         eprintln!("warning: {w}");
     }
-    let served: Vec<String> = config.hosts.iter().map(|h| h.domain.clone()).collect();
+    // Accounts of an anonymous host are made at login only: its domain is not a target.
+    if let Some(a) = export
+        .accounts
+        .iter()
+        .find(|a| config.is_anonymous_host(&a.domain))
+    {
+        check_not_anonymous(&config, &a.domain)?;
+    }
+    let served: Vec<String> = config
+        .hosts
+        .iter()
+        .filter(|h| !h.anonymous)
+        .map(|h| h.domain.clone())
+        .collect();
     let options = xep0227::ImportOptions {
         iterations: config.auth.scram_iterations,
         replace_existing,

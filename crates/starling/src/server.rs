@@ -112,6 +112,13 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
         registration: registration_policy(&config.registration),
         registrations_per_ip: config.registration.max_per_ip,
         registration_window: config.registration.ip_window,
+        anonymous_hosts: config
+            .hosts
+            .iter()
+            .filter(|h| h.anonymous)
+            .map(|h| h.domain.clone())
+            .collect(),
+        anonymous_logins_per_ip: config.auth.anonymous_logins_per_ip,
         ..C2sSettings::default()
     }
 }
@@ -190,6 +197,31 @@ async fn purge_expired_invites(storage: &SqliteStorage) {
     }
 }
 
+/// Deletes what a crash left of anonymous accounts (RFC 4505 logins; normally deleted when
+/// their connection ends), before any client can log in. An account with a password on an
+/// anonymous host is no such leftover (the host was a normal one once): kept, and named in a
+/// warning, since nobody can log in to it there. A failure is logged: the accounts stay until
+/// the next start.
+async fn purge_anonymous_accounts(storage: &SqliteStorage, config: &Config) {
+    let store = storage.stores().accounts;
+    for host in config.hosts.iter().filter(|h| h.anonymous) {
+        match starling_accounts::anonymous::purge(store.as_ref(), &host.domain).await {
+            Ok(p) => {
+                if p.deleted > 0 {
+                    tracing::info!(domain = %host.domain, count = p.deleted, "deleted leftover anonymous accounts");
+                }
+                if !p.kept.is_empty() {
+                    tracing::warn!(domain = %host.domain, accounts = %p.kept.join(", "),
+                        "accounts with a password on an anonymous host: kept, but they cannot log in there");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(domain = %host.domain, error = %e, "cannot delete leftover anonymous accounts");
+            }
+        }
+    }
+}
+
 /// Starts the server described by `config` (already validated).
 pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     start_with_modules(config, Vec::new()).await
@@ -207,6 +239,7 @@ pub async fn start_with_modules(
     })?;
     let storage = open_storage(config).await?;
     purge_expired_invites(&storage).await;
+    purge_anonymous_accounts(&storage, config).await;
     let hosts: Vec<HostTls> = config
         .hosts
         .iter()
@@ -267,6 +300,15 @@ pub async fn start_with_modules(
             user_invites: config.registration.user_invites,
             lifetime: config.registration.invite_lifetime,
         },
+        anonymous_hosts: config
+            .hosts
+            .iter()
+            .filter(|h| h.anonymous)
+            .map(|h| starling_modules::anonymous::AnonymousHost {
+                domain: h.domain.clone(),
+                federation: h.anonymous_federation,
+            })
+            .collect(),
     });
     modules.extend(extra);
     let router = Router::new(domains, registry, storage.stores(), modules)?;

@@ -1015,3 +1015,58 @@ fn check_config_reports_every_problem() {
     );
     assert!(!dir.join("starling-data").exists());
 }
+
+/// An anonymous host's accounts are made at login (SASL ANONYMOUS, RFC 4505) and have no
+/// password: the command line makes none there, sets no password there, and invites nobody
+/// there; the normal host beside it is served as usual.
+#[test]
+fn cli_makes_no_accounts_on_anonymous_hosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        &dir.join("anon.toml"),
+        "data_dir = \"data\"\n[[host]]\ndomain = \"localhost\"\n\
+         [[host]]\ndomain = \"guest.localhost\"\nanonymous = true\n",
+    );
+    let cfg = ["--config", "anon.toml"];
+    let with = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(cfg);
+        run(dir, &all, None)
+    };
+    let refused = "error: guest.localhost is an anonymous host: its accounts are made at login \
+                   (SASL ANONYMOUS) and have no password\n";
+    assert_fails(
+        &with(&["user", "add", "x@guest.localhost", "--password", "pw"]),
+        refused,
+    );
+    assert_fails(
+        &with(&["user", "passwd", "x@guest.localhost", "--password", "pw"]),
+        refused,
+    );
+    assert_fails(
+        &with(&[
+            "user",
+            "import",
+            "--prefix",
+            "g",
+            "--count",
+            "2",
+            "--password",
+            "pw",
+            "--domain",
+            "guest.localhost",
+        ]),
+        refused,
+    );
+    assert_fails(
+        &with(&["invite", "create", "--domain", "guest.localhost"]),
+        "error: guest.localhost is an anonymous host: its accounts are made at login, not by \
+         invitation\n",
+    );
+    assert_succeeds(
+        &with(&["user", "add", "alice@localhost", "--password", "pw"]),
+        "created alice@localhost\n",
+    );
+    assert_succeeds(&with(&["user", "list"]), "alice@localhost\n");
+}

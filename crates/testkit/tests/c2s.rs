@@ -966,6 +966,7 @@ async fn several_virtual_hosts() {
         domain: d.to_owned(),
         certificate: None,
         key: None,
+        ..Default::default()
     };
     let server =
         TestServer::start_with(|c| c.hosts = vec![host("localhost"), host("example.test")]).await;

@@ -55,8 +55,9 @@ impl Connection {
     /// The pre-authentication stream features of registration (XEP-0445 §3, XEP-0077 §9).
     pub(super) fn registration_features(&self, f: &mut Element) {
         let policy = &self.shared.settings.registration;
-        // XEP-0077 §13: only over TLS (the negotiation table refuses it otherwise).
-        if !policy.offered() || !self.secure {
+        // XEP-0077 §13: only over TLS (the negotiation table refuses it otherwise). Never on an
+        // anonymous host: its accounts are made at login.
+        if !policy.offered() || !self.secure || self.anonymous_host() {
             return;
         }
         if policy.invites {
@@ -153,6 +154,11 @@ impl Connection {
         let (Some(node), Some(domain)) = (jid.node(), Some(jid.domain())) else {
             return Err(StanzaError::new(StanzaErrorCondition::NotAllowed));
         };
+        if self.anonymous_host() {
+            // §3.3: "the server or service does not allow password changes".
+            return Err(StanzaError::new(StanzaErrorCondition::NotAllowed)
+                .with_text("an anonymous account has no password"));
+        }
         let (Some(username), Some(password)) = (username, password) else {
             return Err(StanzaError::new(StanzaErrorCondition::BadRequest)
                 .with_text("the username and the new password are both required"));
@@ -265,6 +271,11 @@ impl Connection {
         {
             return Err(StanzaError::new(StanzaErrorCondition::ServiceUnavailable)
                 .with_text("authenticate first"));
+        }
+        if self.anonymous_host() {
+            // XEP-0077 §3.1: registration is not supported here (the feature is not offered).
+            return Err(StanzaError::new(StanzaErrorCondition::ServiceUnavailable)
+                .with_text("accounts on this host are anonymous: log in with SASL ANONYMOUS"));
         }
         if !policy.offered() {
             return Err(stanza_error(&RegisterError::NotOffered));

@@ -59,7 +59,11 @@ impl Connection {
     /// The FAST mechanisms this connection offers (XEP-0484 §4.1): those whose channel binding
     /// it has, over TLS, when FAST is on.
     pub(super) fn fast_mechanisms(&self) -> Vec<HtMechanism> {
-        if !self.secure || self.shared.settings.fast_token_lifetime.is_zero() {
+        // A token logs in to an account again: an anonymous host's accounts are one-off.
+        if !self.secure
+            || self.shared.settings.fast_token_lifetime.is_zero()
+            || self.anonymous_host()
+        {
             return Vec::new();
         }
         HtMechanism::ALL
@@ -68,9 +72,10 @@ impl Connection {
             .collect()
     }
 
-    /// Whether XEP-0198 resumption is on (so inline `<resume/>` is offered).
-    fn resumption_offered(&self) -> bool {
-        !self.shared.settings.sm.resume_timeout.is_zero()
+    /// Whether XEP-0198 resumption is on (so inline `<resume/>` is offered, and `<enable/>` may
+    /// ask for it): not on an anonymous host, whose next login is another account.
+    pub(super) fn resumption_offered(&self) -> bool {
+        !self.shared.settings.sm.resume_timeout.is_zero() && !self.anonymous_host()
     }
 
     /// XEP-0388 §2.1 `<authentication/>`: the mechanisms legacy SASL offers on this connection,

@@ -45,12 +45,37 @@ pub const NS_ADMIN: &str = "http://jabber.org/protocol/admin";
 pub struct AdminCommands {
     /// `[auth] scram_iterations`, for passwords set by add-user and change-user-password.
     scram_iterations: u32,
+    /// The anonymous hosts: their accounts are made at login and have no password, so
+    /// add-user and change-user-password refuse them.
+    anonymous_hosts: Arc<[String]>,
 }
 
 impl AdminCommands {
     pub fn new(scram_iterations: u32) -> Self {
-        AdminCommands { scram_iterations }
+        AdminCommands {
+            scram_iterations,
+            anonymous_hosts: Arc::from(Vec::new()),
+        }
     }
+
+    /// With the anonymous hosts (`[[host]] anonymous = true`), where no password is set.
+    pub fn with_anonymous_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.anonymous_hosts = Arc::from(hosts);
+        self
+    }
+}
+
+/// XEP-0133 §4.1, §4.7 on an anonymous host: `<not-allowed/>`, since an account there is made
+/// at login (SASL ANONYMOUS, RFC 4505) and has no password.
+fn refuse_anonymous(anonymous_hosts: &[String], domain: &str) -> Result<(), StanzaError> {
+    if anonymous_hosts.iter().any(|h| h == domain) {
+        return Err(
+            StanzaError::new(StanzaErrorCondition::NotAllowed).with_text(format!(
+                "{domain} is an anonymous host: its accounts are made at login and have no password"
+            )),
+        );
+    }
+    Ok(())
 }
 
 impl Module for AdminCommands {
@@ -60,13 +85,20 @@ impl Module for AdminCommands {
 
     fn register(self: Arc<Self>, reg: &mut Registrar) {
         let it = self.scram_iterations;
+        let anon = self.anonymous_hosts.clone();
         let commands: Vec<Arc<dyn AdhocCommand>> = vec![
-            Arc::new(AddUser { iterations: it }),
+            Arc::new(AddUser {
+                iterations: it,
+                anonymous_hosts: anon.clone(),
+            }),
             Arc::new(AccountsCommand::new(Kind::Delete)),
             Arc::new(AccountsCommand::new(Kind::Disable)),
             Arc::new(AccountsCommand::new(Kind::Reenable)),
             Arc::new(AccountsCommand::new(Kind::EndSession)),
-            Arc::new(ChangePassword { iterations: it }),
+            Arc::new(ChangePassword {
+                iterations: it,
+                anonymous_hosts: anon,
+            }),
             Arc::new(UserStats),
             Arc::new(OnlineUsersNum),
             Arc::new(OnlineUsersList),
@@ -134,6 +166,7 @@ fn internal(e: &StorageError) -> StanzaError {
 
 struct AddUser {
     iterations: u32,
+    anonymous_hosts: Arc<[String]>,
 }
 
 #[async_trait]
@@ -183,6 +216,7 @@ impl AddUser {
             return Err(not_acceptable("the passwords do not match".to_owned()));
         }
         let (_, domain) = ops::parts(&account).ok_or_else(|| not_acceptable(jid.to_string()))?;
+        refuse_anonymous(&self.anonymous_hosts, domain)?;
         // A new name must mean the same under PRECIS as under stringprep (RFC 7622 §3.3).
         let raw_local = jid
             .node()
@@ -361,6 +395,7 @@ impl AdhocCommand for AccountsCommand {
 
 struct ChangePassword {
     iterations: u32,
+    anonymous_hosts: Arc<[String]>,
 }
 
 #[async_trait]
@@ -415,6 +450,7 @@ impl ChangePassword {
         let password = form.required("password")?;
         let (local, domain) =
             ops::parts(&account).ok_or_else(|| not_acceptable(jid.to_string()))?;
+        refuse_anonymous(&self.anonymous_hosts, domain)?;
         let creds = credentials(password, self.iterations).await?;
         match ctx
             .stores
