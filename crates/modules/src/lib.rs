@@ -79,7 +79,15 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         Arc::new(ping::Ping),
         Arc::new(roster::Roster::new(rosters.clone())),
         Arc::new(presence::Presence::new(rosters.clone())),
-        Arc::new(invites::Invites::new(rosters, options.invites)),
+        Arc::new(invites::Invites::new(
+            rosters,
+            options.invites,
+            options
+                .anonymous_hosts
+                .iter()
+                .map(|h| h.domain.clone())
+                .collect(),
+        )),
         Arc::new(offline::Offline::new(
             options.offline_max_messages,
             seen.clone(),

@@ -520,6 +520,22 @@ async fn registration_and_password_change_are_refused() {
         ))
         .await
         .unwrap();
+    // XEP-0401's "Invite user" is not a guest's (XEP-0050 §4.4 <forbidden/>): the account
+    // lasts one session, and nobody registers on its host.
+    guest
+        .send_xml(&format!(
+            "<iq type='set' to='{ANON}' id='i1'><command xmlns='http://jabber.org/protocol/commands' \
+             node='urn:xmpp:invite#invite' action='execute'/></iq>"
+        ))
+        .await
+        .unwrap();
+    guest
+        .expect(&format!(
+            "<iq type='error' id='i1' from='{ANON}' to='{jid}'><error type='auth'>\
+             <forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        ))
+        .await
+        .unwrap();
 }
 
 /// `[auth] anonymous_logins_per_ip`: one address (127.0.0.2) gets that many anonymous logins

@@ -4,6 +4,7 @@
 //! as `starling invite create` does, and answer with the `urn:xmpp:invite#invitation` result
 //! form: the `uri` and, since every invitation expires, the `expire` date-time (XEP-0082).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -71,9 +72,12 @@ fn result(created: &CreatedInvite, uri: String) -> Step {
     )
 }
 
-/// `urn:xmpp:invite#invite`: any user invites a contact (XEP-0401 §5.1).
+/// `urn:xmpp:invite#invite`: any user invites a contact (XEP-0401 §5.1), except the guests of
+/// anonymous hosts (their accounts last one session).
 pub struct InviteUser {
     pub options: InviteOptions,
+    /// The anonymous hosts.
+    pub guest_hosts: Arc<[String]>,
 }
 
 #[async_trait]
@@ -87,7 +91,9 @@ impl AdhocCommand for InviteUser {
     }
 
     fn allowed(&self, r: &Requester) -> bool {
-        r.account.is_some()
+        r.account
+            .as_ref()
+            .is_some_and(|a| !self.guest_hosts.iter().any(|h| h == a.domain().as_str()))
     }
 
     async fn execute(&self, ctx: &Context, r: &Requester, _submitted: &[DataForm]) -> Step {
@@ -114,9 +120,11 @@ impl AdhocCommand for InviteUser {
 
 /// `urn:xmpp:invite#create-account`: an administrator invites a new account (XEP-0401 §5.4),
 /// with a user name of their choosing or the invitee's, optionally subscribed to the
-/// administrator.
+/// administrator. Not on an anonymous host (nobody registers there).
 pub struct CreateAccount {
     pub options: InviteOptions,
+    /// The anonymous hosts.
+    pub guest_hosts: Arc<[String]>,
 }
 
 #[async_trait]
@@ -141,10 +149,10 @@ impl AdhocCommand for CreateAccount {
                     .field(Field::boolean("roster-subscription").label("Roster subscription")),
             );
         };
-        if !self.options.registration {
+        if !self.options.registration || self.guest_hosts.iter().any(|h| *h == r.host) {
             return Step::Error(
                 StanzaError::new(StanzaErrorCondition::NotAllowed)
-                    .with_text("in-band registration is off on this server"),
+                    .with_text("in-band registration is off on this host"),
             );
         }
         let username = match form.value("username").map(str::trim) {

@@ -41,11 +41,21 @@ pub use commands::InviteOptions;
 pub struct Invites {
     roster: Arc<RosterService>,
     options: InviteOptions,
+    /// The anonymous hosts: their guests make no invitations.
+    guest_hosts: Arc<[String]>,
 }
 
 impl Invites {
-    pub fn new(roster: Arc<RosterService>, options: InviteOptions) -> Self {
-        Invites { roster, options }
+    pub fn new(
+        roster: Arc<RosterService>,
+        options: InviteOptions,
+        guest_hosts: Arc<[String]>,
+    ) -> Self {
+        Invites {
+            roster,
+            options,
+            guest_hosts,
+        }
     }
 
     /// Makes `account` and `contact` mutual contacts (`both`) on `account`'s roster.
@@ -79,9 +89,11 @@ impl Module for Invites {
         // XEP-0401 §3: the commands that make invitations.
         reg.command(Arc::new(commands::InviteUser {
             options: self.options,
+            guest_hosts: self.guest_hosts.clone(),
         }));
         reg.command(Arc::new(commands::CreateAccount {
             options: self.options,
+            guest_hosts: self.guest_hosts.clone(),
         }));
         reg.events(self);
     }
