@@ -149,7 +149,7 @@ impl AdhocCommand for CreateAccount {
                     .field(Field::boolean("roster-subscription").label("Roster subscription")),
             );
         };
-        if !self.options.registration || self.guest_hosts.iter().any(|h| *h == r.host) {
+        if !self.options.registration || self.guest_hosts.contains(&r.host) {
             return Step::Error(
                 StanzaError::new(StanzaErrorCondition::NotAllowed)
                     .with_text("in-band registration is off on this host"),
