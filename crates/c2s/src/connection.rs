@@ -954,6 +954,13 @@ impl Connection {
                 Mechanism::Anonymous => false,
                 // PLAIN only ever over TLS.
                 Mechanism::Plain => self.secure && self.shared.settings.allow_plain,
+                // `[auth] scram_hashes`: only the hashes the operator offers.
+                m if m
+                    .hash()
+                    .is_some_and(|h| !self.shared.settings.scram_hashes.contains(&h)) =>
+                {
+                    false
+                }
                 m if m.is_plus() => self.plus_offered(),
                 _ => true,
             })

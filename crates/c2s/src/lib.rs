@@ -113,6 +113,8 @@ pub struct C2sSettings {
     pub registration_window: Duration,
     /// How long a XEP-0484 FAST token is valid from its issue; zero turns FAST off.
     pub fast_token_lifetime: Duration,
+    /// The hashes whose SCRAM mechanisms (and -PLUS variants) are offered.
+    pub scram_hashes: Vec<starling_sasl::ScramHash>,
     /// The anonymous hosts: SASL ANONYMOUS (RFC 4505) is their only mechanism, each login
     /// makes a random account that is deleted when its connection ends (see
     /// `connection/anonymous.rs`).
@@ -161,6 +163,7 @@ impl Default for C2sSettings {
             registrations_per_ip: 3,
             registration_window: Duration::from_secs(3600),
             fast_token_lifetime: Duration::from_secs(14 * 86_400),
+            scram_hashes: starling_sasl::ScramHash::ALL.to_vec(),
             anonymous_hosts: Vec::new(),
             anonymous_logins_per_ip: 20,
         }

@@ -120,6 +120,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "lock_duration",
             "fast_token_lifetime",
             "anonymous_logins_per_ip",
+            "scram_hashes",
         ],
     ),
     ("storage", &["backend", "path"]),
@@ -346,7 +347,15 @@ pub struct AuthConfig {
     /// may make per hour; one more is refused with `<temporary-auth-failure/>`. 0 = unlimited.
     /// At most [`MAX_ANONYMOUS_LOGINS_PER_IP`].
     pub anonymous_logins_per_ip: u32,
+    /// The hashes whose SCRAM mechanisms (and their -PLUS variants) are offered, from
+    /// [`SCRAM_HASHES`], strongest first; at least one. Accounts get keys of every hash
+    /// whatever this says; an account whose keys were imported for SHA-1 only can log in with
+    /// SCRAM-SHA-1 only, so a server of such accounts offers `["SHA-1"]` (docs/migrating.md).
+    pub scram_hashes: Vec<String>,
 }
+
+/// The values of `auth.scram_hashes`, strongest first.
+pub const SCRAM_HASHES: &[&str] = &["SHA-512", "SHA-256", "SHA-1"];
 
 /// `[storage]` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -720,6 +729,7 @@ impl Default for AuthConfig {
             lock_duration: Duration::from_secs(300),
             fast_token_lifetime: Duration::from_secs(14 * 24 * 3600),
             anonymous_logins_per_ip: 20,
+            scram_hashes: SCRAM_HASHES.iter().map(|h| (*h).to_owned()).collect(),
         }
     }
 }

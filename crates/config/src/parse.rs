@@ -16,7 +16,7 @@ use crate::{
     MAX_PENDING_REQUESTS, MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS, MAX_REGISTRATIONS_PER_IP,
     MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE,
     MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS,
-    PUSH_TIMEOUT_RANGE, RegistrationMode, SCHEMA, Secret, StorageBackend,
+    PUSH_TIMEOUT_RANGE, RegistrationMode, SCHEMA, SCRAM_HASHES, Secret, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -639,6 +639,57 @@ impl Cx<'_> {
         {
             a.anonymous_logins_per_ip = n;
         }
+        if let Some(hashes) = self.scram_hashes(auth) {
+            a.scram_hashes = hashes;
+        }
+    }
+
+    /// `auth.scram_hashes`: a non-empty array of [`SCRAM_HASHES`] values, kept in their order
+    /// (strongest first) whatever the file's.
+    fn scram_hashes(&mut self, auth: &DeTable<'_>) -> Option<Vec<String>> {
+        let (key, value) = self.value(auth, "auth", "scram_hashes")?;
+        let DeValue::Array(items) = value.get_ref() else {
+            self.type_error(
+                &key,
+                value,
+                "an array of hash names (\"SHA-256\", \"SHA-1\", …)",
+            );
+            return None;
+        };
+        let mut named = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{i}]");
+            self.spans.insert(item_key.clone(), item.span());
+            let Some(name) = self.as_string(&item_key, item) else {
+                ok = false;
+                continue;
+            };
+            match SCRAM_HASHES.iter().find(|h| h.eq_ignore_ascii_case(&name)) {
+                Some(h) => named.push(*h),
+                None => {
+                    ok = false;
+                    let message =
+                        format!("unknown hash {name:?}; known: {}", SCRAM_HASHES.join(", "));
+                    self.error(&item_key, Some(item.span()), message);
+                }
+            }
+        }
+        if ok && named.is_empty() {
+            self.error(
+                &key,
+                Some(value.span()),
+                "at least one hash is needed".to_owned(),
+            );
+            return None;
+        }
+        ok.then(|| {
+            SCRAM_HASHES
+                .iter()
+                .filter(|h| named.contains(h))
+                .map(|h| (*h).to_owned())
+                .collect()
+        })
     }
 
     fn read_c2s(&mut self, c2s: &DeTable<'_>, config: &mut Config) {

@@ -260,6 +260,7 @@ lock_window = 3600
 lock_duration = 60
 fast_token_lifetime = 86400
 anonymous_logins_per_ip = 0
+scram_hashes = ["sha-1", "SHA-512"]
 
 [storage]
 backend = "sqlite"
@@ -365,6 +366,7 @@ min_password_length = 12
             lock_duration: Duration::from_secs(60),
             fast_token_lifetime: Duration::from_secs(86_400),
             anonymous_logins_per_ip: 0,
+            scram_hashes: vec!["SHA-512".to_owned(), "SHA-1".to_owned()],
         },
         storage: StorageConfig {
             backend: StorageBackend::Sqlite,
@@ -716,6 +718,22 @@ fn anonymous_hosts() {
             "host[0].anonymous".to_owned(),
             Some(3),
             "expected a boolean (true or false), found string".to_owned()
+        )
+    );
+    assert_eq!(
+        one_error("[auth]\nscram_hashes = [\"SHA-1\", \"MD5\"]\n"),
+        (
+            "auth.scram_hashes[1]".to_owned(),
+            Some(2),
+            "unknown hash \"MD5\"; known: SHA-512, SHA-256, SHA-1".to_owned()
+        )
+    );
+    assert_eq!(
+        one_error("[auth]\nscram_hashes = []\n"),
+        (
+            "auth.scram_hashes".to_owned(),
+            Some(2),
+            "at least one hash is needed".to_owned()
         )
     );
     assert_eq!(

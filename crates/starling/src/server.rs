@@ -110,6 +110,10 @@ pub fn c2s_settings(config: &Config) -> C2sSettings {
             ..starling_c2s::SmSettings::default()
         },
         registration: registration_policy(&config.registration),
+        scram_hashes: starling_sasl::ScramHash::ALL
+            .into_iter()
+            .filter(|h| config.auth.scram_hashes.iter().any(|n| n == h.name()))
+            .collect(),
         registrations_per_ip: config.registration.max_per_ip,
         registration_window: config.registration.ip_window,
         anonymous_hosts: config

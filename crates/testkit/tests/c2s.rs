@@ -1035,3 +1035,25 @@ async fn tls_hello_on_the_starttls_port_is_closed_quietly() {
     c.open_stream("localhost").await.unwrap();
     server.stop().await;
 }
+
+/// `[auth] scram_hashes`: only the SCRAM mechanisms of the hashes listed are offered (RFC 6120
+/// §6.4.1: the server lists what it offers), for a server of accounts imported with SHA-1 keys
+/// only; PLAIN stays.
+#[tokio::test]
+async fn only_the_configured_scram_hashes_are_offered() {
+    let server = TestServer::start_with(|c| c.auth.scram_hashes = vec!["SHA-1".to_owned()]).await;
+    server.add_user("alice", PW).await;
+    let mut c = Client::connect(server.starttls_addr).await.unwrap();
+    c.open_stream("localhost").await.unwrap();
+    let features = c.starttls("localhost").await.unwrap();
+    let mechanisms: Vec<String> = features
+        .get_child("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl")
+        .unwrap()
+        .children()
+        .map(|m| m.text())
+        .collect();
+    assert_eq!(mechanisms, ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "PLAIN"]);
+    c.authenticate("localhost", "SCRAM-SHA-1", "alice", PW, None)
+        .await
+        .unwrap();
+}
