@@ -5,6 +5,7 @@ pub mod adhoc;
 pub mod admin;
 pub mod anonymous;
 pub mod blocking;
+pub mod caps;
 pub mod carbons;
 /// XEP-0082 timestamps (moved to `starling_proto` so that c2s formats FAST token expiries too).
 pub use starling_proto::clock;
