@@ -16,6 +16,9 @@ const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 const DATA_FORMS: &str = "jabber:x:data";
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
+/// A form field's var and values.
+type Field = (String, Vec<String>);
+
 /// Why a disco#info result cannot be trusted for a caps hash (XEP-0115 §5.4, step 3).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CapsError {
@@ -48,7 +51,7 @@ pub fn verification_string(query: &Element) -> Result<String, CapsError> {
     }
     let mut identities: Vec<[String; 4]> = Vec::new();
     let mut features: Vec<String> = Vec::new();
-    let mut forms: Vec<(String, Vec<(String, Vec<String>)>)> = Vec::new();
+    let mut forms: Vec<(String, Vec<Field>)> = Vec::new();
     for child in query.children() {
         if child.is("identity", DISCO_INFO) {
             let attr = |n: &str| child.attr(n).unwrap_or_default().to_owned();
