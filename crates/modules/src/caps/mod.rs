@@ -8,6 +8,10 @@
 //! Only `hash='sha-1'` is defined for caps in practice (§5.1 and every client): other hash names
 //! are not verified and so never trusted.
 
+pub mod cache;
+
+pub use cache::{Caps, CapsCache};
+
 use base64::Engine as _;
 use sha1::Digest as _;
 use starling_proto::Element;
