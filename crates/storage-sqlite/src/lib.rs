@@ -62,6 +62,7 @@ mod fast;
 mod invites;
 mod offline;
 mod private;
+mod pubsub;
 mod push;
 mod rosters;
 mod vcards;
@@ -81,6 +82,7 @@ use crate::fast::SqliteFastTokenStore;
 use crate::invites::SqliteInviteStore;
 use crate::offline::SqliteOfflineStore;
 use crate::private::SqlitePrivateStore;
+use crate::pubsub::SqlitePubsubStore;
 use crate::push::SqlitePushStore;
 use crate::rosters::SqliteRosterStore;
 use crate::vcards::SqliteVcardStore;
@@ -212,6 +214,7 @@ impl SqliteStorage {
             invites: Arc::new(SqliteInviteStore::new(self.pool.clone())),
             private: Arc::new(SqlitePrivateStore::new(self.pool.clone())),
             fast: Arc::new(SqliteFastTokenStore::new(self.pool.clone())),
+            pubsub: Arc::new(SqlitePubsubStore::new(self.pool.clone())),
         }
     }
 

@@ -96,6 +96,14 @@ async fn conformance_private() {
 }
 
 #[tokio::test]
+async fn conformance_pubsub() {
+    let (_dir, storage) = fresh().await;
+    let stores = storage.stores();
+    starling_storage::conformance::pubsub(&*stores.accounts, &*stores.pubsub).await;
+    storage.close().await;
+}
+
+#[tokio::test]
 async fn conformance_push() {
     let (_dir, storage) = fresh().await;
     let stores = storage.stores();

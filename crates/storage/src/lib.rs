@@ -8,7 +8,8 @@
 //! (blocklists, XEP-0191, and the reports attached to blocks, XEP-0377) and
 //! [`PushStore`] (push notification registrations, XEP-0357), [`InviteStore`]
 //! (invitations, XEP-0401/XEP-0379/XEP-0445), [`PrivateStore`] (private XML storage,
-//! XEP-0049) and [`FastTokenStore`] (FAST login tokens, XEP-0484); further
+//! XEP-0049), [`FastTokenStore`] (FAST login tokens, XEP-0484) and [`PubsubStore`]
+//! (publish-subscribe nodes and items, XEP-0060, for PEP, XEP-0163, and pubsub services); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -28,7 +29,7 @@
 //!   [`AccountStore::create_accounts`], [`AccountStore::set_credentials`],
 //!   [`RosterStore::put_item`], [`RosterStore::insert_many`],
 //!   [`RosterStore::remove_item`], [`OfflineStore::store`],
-//!   [`PrivateStore::set`]) are atomic: on
+//!   [`PrivateStore::set`], every [`PubsubStore`] write) are atomic: on
 //!   error nothing changed.
 //! * The bulk writes ([`AccountStore::create_accounts`],
 //!   [`RosterStore::insert_many`]) exist for provisioning thousands of
@@ -40,7 +41,9 @@
 //!   items and the roster version, offline messages, the vCard, the message
 //!   archive and its preferences, the blocklist and the reports it filed, push
 //!   registrations, private XML, the invitations that make someone its contact,
-//!   FAST tokens).
+//!   FAST tokens, the pubsub nodes of its PEP service with their items, affiliations and
+//!   subscriptions). Pubsub rows naming it only by JID (its subscriptions to and
+//!   affiliations with other services' nodes) are the pubsub engine's to remove.
 //! * Replacing an account's credentials ([`AccountStore::set_credentials`])
 //!   deletes its FAST tokens in the same transaction: a password change
 //!   revokes every token, whichever path made it.
@@ -64,6 +67,7 @@ mod fast;
 mod invites;
 mod offline;
 mod private;
+mod pubsub;
 mod push;
 mod rosters;
 mod vcards;
@@ -82,6 +86,7 @@ pub use fast::{FastSlot, FastToken, FastTokenStore, FastUse};
 pub use invites::{Invite, InviteStore};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
 pub use private::{PrivateElement, PrivateStore};
+pub use pubsub::{NodeConfig, NodeKey, PubsubStore, StoredItem, StoredNode, StoredSubscription};
 pub use push::{PushEnabled, PushRegistration, PushStore};
 pub use rosters::{
     NewRoster, RosterCounts, RosterItem, RosterStore, Subscription, check_distinct_groups,
@@ -113,6 +118,8 @@ pub struct Stores {
     pub private: Arc<dyn PrivateStore>,
     /// FAST tokens (XEP-0484).
     pub fast: Arc<dyn FastTokenStore>,
+    /// Publish-subscribe nodes and items (XEP-0060), for PEP (XEP-0163) and pubsub services.
+    pub pubsub: Arc<dyn PubsubStore>,
 }
 
 impl fmt::Debug for Stores {
