@@ -184,14 +184,17 @@ pub trait BindInline: Send + Sync {
     ) -> Option<Element>;
 }
 
-/// Answers service discovery (XEP-0030) for nodes at the server's domain: the disco module asks
-/// each registered handler, in registration order, about a `node` it does not know itself; the
-/// first that answers wins, and a node nobody answers for is `<item-not-found/>` (XEP-0030 §3.2).
-/// The ad-hoc module answers for `http://jabber.org/protocol/commands` and the command nodes.
+/// Answers service discovery (XEP-0030) for nodes at the server's domain and at accounts: the
+/// disco module asks each registered handler, in registration order, about a `node` it does not
+/// know itself; the first that answers wins, and a node nobody answers for is
+/// `<item-not-found/>` (XEP-0030 §3.2). The ad-hoc module answers for
+/// `http://jabber.org/protocol/commands` and the command nodes at the server's domain; PEP for
+/// the nodes of an account (XEP-0060 §5.3) and an account's disco#items (§5.2).
 #[async_trait]
 pub trait DiscoNodes: Send + Sync {
     /// disco#info (`info`) or disco#items of `node` for the request `req` (addressed to a local
-    /// domain); `None` if `node` is not this handler's.
+    /// domain, or to an account when `req.account` is set); `None` if `node` is not this
+    /// handler's.
     async fn disco_node(
         &self,
         ctx: &Context,
@@ -199,6 +202,12 @@ pub trait DiscoNodes: Send + Sync {
         node: &str,
         info: bool,
     ) -> Option<IqOutcome>;
+
+    /// The `<item/>`s this handler adds to the disco#items of the account `req.account` (no
+    /// node asked), for the requester `req.from`. None by default.
+    async fn account_items(&self, _ctx: &Context, _req: &IqRoute<'_>) -> Vec<Element> {
+        Vec::new()
+    }
 }
 
 /// The ad-hoc commands every module registered, in registration order.
@@ -279,6 +288,7 @@ pub struct Registrar {
     pub(crate) server_features: BTreeSet<&'static str>,
     pub(crate) account_features: BTreeSet<&'static str>,
     pub(crate) server_identities: BTreeSet<Identity>,
+    pub(crate) account_identities: BTreeSet<Identity>,
     pub(crate) stream_features: Vec<Element>,
     pub(crate) bind_inline: Vec<(&'static str, Arc<dyn BindInline>)>,
     pub(crate) commands: Vec<Arc<dyn AdhocCommand>>,
@@ -382,6 +392,12 @@ impl Registrar {
         self.server_identities.insert(identity);
     }
 
+    /// Adds an identity to every account's disco#info, after `account/registered` (PEP's
+    /// `pubsub/pep`, XEP-0163 §6.1).
+    pub fn account_identity(&mut self, identity: Identity) {
+        self.account_identities.insert(identity);
+    }
+
     /// Lets clients switch a session feature on inline as they bind with XEP-0386 Bind2: a
     /// child of `<bind/>` in namespace `ns` goes to `handler` (see [`BindInline`]).
     pub fn bind_inline(&mut self, ns: &'static str, handler: Arc<dyn BindInline>) {
@@ -427,6 +443,7 @@ impl Registrar {
             server_features: self.server_features.iter().copied().collect(),
             account_features: self.account_features.iter().copied().collect(),
             server_identities: self.server_identities.iter().cloned().collect(),
+            account_identities: self.account_identities.iter().cloned().collect(),
             stream_features: self.stream_features.clone(),
             bind_inline_features: self.bind_inline.iter().map(|(ns, _)| *ns).collect(),
             caps_ver: String::new(),
@@ -457,6 +474,8 @@ pub struct ServerInfo {
     pub server_features: Vec<&'static str>,
     pub account_features: Vec<&'static str>,
     pub server_identities: Vec<Identity>,
+    /// Identities of every account beside `account/registered`, sorted.
+    pub account_identities: Vec<Identity>,
     pub stream_features: Vec<Element>,
     /// The namespaces of the session features modules enable inline with XEP-0386 Bind2
     /// ([`BindInline`]), in registration order.

@@ -58,14 +58,12 @@ impl IqHandler for Disco {
             // XEP-0115 §6.2: the server's caps node answers like the server itself.
             let caps_node = format!("{CAPS_NODE}#{}", info.caps_ver);
             if !(is_info && req.account.is_none() && node == caps_node) {
-                // Other nodes at the server are answered by the modules that registered for
-                // them (the ad-hoc commands); one nobody knows is <item-not-found/> (XEP-0030
-                // §3.2). Accounts publish no nodes yet.
-                if req.account.is_none() {
-                    for handler in info.disco_nodes.iter() {
-                        if let Some(outcome) = handler.disco_node(ctx, &req, node, is_info).await {
-                            return outcome;
-                        }
+                // Other nodes, at the server or at an account, are answered by the modules that
+                // registered for them (the ad-hoc commands, PEP); one nobody knows is
+                // <item-not-found/> (XEP-0030 §3.2).
+                for handler in info.disco_nodes.iter() {
+                    if let Some(outcome) = handler.disco_node(ctx, &req, node, is_info).await {
+                        return outcome;
                     }
                 }
                 return IqOutcome::Error(StanzaError::new(StanzaErrorCondition::ItemNotFound));
@@ -88,12 +86,16 @@ impl IqHandler for Disco {
                     kind: "registered",
                     name: None,
                 }));
+                for i in &info.account_identities {
+                    query.append_child(identity_element(i));
+                }
                 for f in &info.account_features {
                     query.append_child(feature_element(f));
                 }
             }
             // XEP-0030 §4: the server's items are its services, the component domains under the
-            // host asked (and those under no host). Accounts have none until PEP exists.
+            // host asked (and those under no host). An account's are what modules list (PEP's
+            // nodes, XEP-0060 §5.2).
             (None, false) => {
                 let host = req
                     .iq
@@ -108,7 +110,13 @@ impl IqHandler for Disco {
                     );
                 }
             }
-            (Some(_), false) => {}
+            (Some(_), false) => {
+                for handler in info.disco_nodes.iter() {
+                    for item in handler.account_items(ctx, &req).await {
+                        query.append_child(item);
+                    }
+                }
+            }
         }
         IqOutcome::Result(Some(query))
     }

@@ -594,6 +594,10 @@ impl DiscoNodes for Adhoc {
         node: &str,
         info: bool,
     ) -> Option<IqOutcome> {
+        // Commands live at the server's domain, not at accounts.
+        if req.account.is_some() {
+            return None;
+        }
         let requester = self.requester(ctx, req);
         let domain = req
             .iq
