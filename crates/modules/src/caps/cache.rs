@@ -10,7 +10,11 @@
 //! (a bad answer from one entity does not poison the hash for the others), each at most once
 //! per round and one query at a time per `ver`. Unavailable presence and the session's end forget the resource.
 //!
-//! PEP (XEP-0163 §4) asks [`CapsCache::features`] whom to notify (`NODE+notify` features).
+//! PEP (XEP-0163 §4) asks [`CapsCache::features`] whom to notify (`NODE+notify` features), and
+//! hears through a [`CapsWatcher`] when a resource's interests become known: once per resource
+//! and `ver` (its first available presence, or a new `ver`), when the `ver` is already known or
+//! as soon as it verifies, and only for a presence of non-negative priority (XEP-0163 §4.3.2), so
+//! that it sends the last items the resource is interested in.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,11 +45,26 @@ enum Resolution {
     Pending,
 }
 
+/// What one available resource advertises.
+struct Advertised {
+    hash: String,
+    node: String,
+    ver: String,
+    /// The watchers heard of this resource's interests for this `ver` (or never will: a
+    /// negative priority).
+    announced: bool,
+}
+
 #[derive(Default)]
 struct State {
-    /// What each available resource advertises: `(hash, node, ver)`.
-    by_jid: HashMap<FullJid, (String, String, String)>,
+    by_jid: HashMap<FullJid, Advertised>,
     by_ver: HashMap<String, Resolution>,
+}
+
+/// Told when a resource's verified features become known (see the module docs).
+#[async_trait]
+pub trait CapsWatcher: Send + Sync {
+    async fn interests_known(&self, ctx: &Context, jid: &FullJid, features: &[String]);
 }
 
 /// The shared cache; see the module docs.
@@ -53,6 +72,7 @@ struct State {
 pub struct CapsCache {
     state: Mutex<State>,
     queries: AtomicU64,
+    watchers: Mutex<Vec<Arc<dyn CapsWatcher>>>,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -64,10 +84,30 @@ impl CapsCache {
         Arc::new(CapsCache::default())
     }
 
+    /// Adds a watcher (at start, before any presence).
+    pub fn watch(&self, watcher: Arc<dyn CapsWatcher>) {
+        self.watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(watcher);
+    }
+
+    /// Tells the watchers that `jid`'s `features` are known.
+    async fn announce(&self, ctx: &Context, jid: &FullJid, features: &[String]) {
+        let watchers = self
+            .watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for w in watchers {
+            w.interests_known(ctx, jid, features).await;
+        }
+    }
+
     /// The verified disco#info features of what `jid` advertises, if known.
     pub fn features(&self, jid: &FullJid) -> Option<Arc<[String]>> {
         let state = lock(&self.state);
-        let (_, _, ver) = state.by_jid.get(jid)?;
+        let ver = &state.by_jid.get(jid)?.ver;
         match state.by_ver.get(ver) {
             Some(Resolution::Known(f)) => Some(f.clone()),
             _ => None,
@@ -80,27 +120,58 @@ impl CapsCache {
     }
 
     /// Records what `from` advertises in its available `presence`; starts resolving the `ver`
-    /// if nobody is. Returns the query to send, if one is due.
-    fn advertise(&self, from: &FullJid, presence: &Element) -> Option<(String, String)> {
-        let c = presence.get_child("c", NS_CAPS)?;
+    /// if nobody is. Returns the query to send, if one is due, or the features to announce, if
+    /// they are known and not announced for this resource and `ver` yet.
+    fn advertise(&self, from: &FullJid, presence: &Element) -> Advertise {
+        let Some(c) = presence.get_child("c", NS_CAPS) else {
+            return Advertise::Nothing;
+        };
         let (Some(hash), Some(node), Some(ver)) = (c.attr("hash"), c.attr("node"), c.attr("ver"))
         else {
             // Legacy caps (no 'hash', §8.4) carry no verifiable hash: not used.
-            return None;
+            return Advertise::Nothing;
         };
+        let negative = starling_module_api::presence_priority(presence) < 0;
         let mut state = lock(&self.state);
+        let announced = negative
+            || state
+                .by_jid
+                .get(from)
+                .is_some_and(|a| a.ver == ver && a.announced);
+        let known = match state.by_ver.get(ver) {
+            Some(Resolution::Known(f)) => Some(f.clone()),
+            Some(Resolution::Pending) => None,
+            None => {
+                if state.by_ver.len() >= MAX_VERS {
+                    state.by_ver.clear();
+                }
+                state.by_ver.insert(ver.to_owned(), Resolution::Pending);
+                state.by_jid.insert(
+                    from.clone(),
+                    Advertised {
+                        hash: hash.to_owned(),
+                        node: node.to_owned(),
+                        ver: ver.to_owned(),
+                        announced,
+                    },
+                );
+                return Advertise::Query(node.to_owned(), ver.to_owned());
+            }
+        };
+        let announce = known.filter(|_| !announced);
         state.by_jid.insert(
             from.clone(),
-            (hash.to_owned(), node.to_owned(), ver.to_owned()),
+            Advertised {
+                hash: hash.to_owned(),
+                node: node.to_owned(),
+                ver: ver.to_owned(),
+                announced: announced || announce.is_some(),
+            },
         );
-        if state.by_ver.contains_key(ver) {
-            return None;
+        match announce {
+            Some(features) => Advertise::Announce(features),
+            None => Advertise::Nothing,
         }
-        if state.by_ver.len() >= MAX_VERS {
-            state.by_ver.clear();
-        }
-        state.by_ver.insert(ver.to_owned(), Resolution::Pending);
-        Some((node.to_owned(), ver.to_owned()))
     }
 
     fn forget(&self, jid: &FullJid) {
@@ -130,7 +201,7 @@ impl CapsCache {
                 let hash = lock(&self.state)
                     .by_jid
                     .get(&from)
-                    .map(|(h, _, _)| h.clone())
+                    .map(|a| a.hash.clone())
                     .unwrap_or_else(|| "sha-1".to_owned());
                 match verify(&hash, &ver, q) {
                     Ok(()) => Some(features_of(q)),
@@ -145,13 +216,22 @@ impl CapsCache {
                 None
             }
         };
+        let mut waiting = Vec::new();
+        let mut waiting_features = None;
         let next = {
             let mut state = lock(&self.state);
             match verified {
                 Some(features) => {
                     state
                         .by_ver
-                        .insert(ver.clone(), Resolution::Known(features));
+                        .insert(ver.clone(), Resolution::Known(features.clone()));
+                    for (jid, a) in state.by_jid.iter_mut() {
+                        if a.ver == ver && !a.announced {
+                            a.announced = true;
+                            waiting.push(jid.clone());
+                        }
+                    }
+                    waiting_features = Some(features);
                     None
                 }
                 None => {
@@ -161,8 +241,8 @@ impl CapsCache {
                     let other = state
                         .by_jid
                         .iter()
-                        .find(|(j, (_, _, v))| *v == ver && !tried.contains(j))
-                        .map(|(j, (_, n, _))| (j.clone(), n.clone()));
+                        .find(|(j, a)| a.ver == ver && !tried.contains(j))
+                        .map(|(j, a)| (j.clone(), a.node.clone()));
                     if other.is_some() {
                         state.by_ver.insert(ver.clone(), Resolution::Pending);
                     }
@@ -170,10 +250,24 @@ impl CapsCache {
                 }
             }
         };
+        if let Some(features) = waiting_features {
+            for jid in waiting {
+                self.announce(ctx, &jid, &features).await;
+            }
+        }
         if let Some((jid, node)) = next {
             Box::pin(self.resolve(ctx, jid, node, ver, tried)).await;
         }
     }
+}
+
+/// What a presence's caps call for.
+enum Advertise {
+    Nothing,
+    /// Ask the advertiser for `node#ver`.
+    Query(String, String),
+    /// Tell the watchers.
+    Announce(Arc<[String]>),
 }
 
 fn features_of(query: &Element) -> Arc<[String]> {
@@ -231,8 +325,9 @@ impl StanzaHook for Caps {
             return HookResult::Pass;
         };
         match stanza.attr("type") {
-            None => {
-                if let Some((node, ver)) = self.cache.advertise(&from, stanza) {
+            None => match self.cache.advertise(&from, stanza) {
+                Advertise::Nothing => {}
+                Advertise::Query(node, ver) => {
                     let cache = self.cache.clone();
                     let ctx = ctx.clone();
                     // The query is awaited off the presence's path.
@@ -240,7 +335,13 @@ impl StanzaHook for Caps {
                         async move { cache.resolve(&ctx, from, node, ver, Vec::new()).await },
                     );
                 }
-            }
+                Advertise::Announce(features) => {
+                    let cache = self.cache.clone();
+                    let ctx = ctx.clone();
+                    // After the presence itself is handled (PEP sends last items).
+                    tokio::spawn(async move { cache.announce(&ctx, &from, &features).await });
+                }
+            },
             Some("unavailable") => self.cache.forget(&from),
             Some(_) => {}
         }

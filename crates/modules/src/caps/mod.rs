@@ -10,7 +10,7 @@
 
 pub mod cache;
 
-pub use cache::{Caps, CapsCache};
+pub use cache::{Caps, CapsCache, CapsWatcher};
 
 use base64::Engine as _;
 use sha1::Digest as _;
