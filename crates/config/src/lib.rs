@@ -68,6 +68,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "archive",
             "push",
             "registration",
+            "pep",
         ],
     ),
     ("log", &["level"]),
@@ -145,6 +146,10 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "timeout",
             "max_registrations",
         ],
+    ),
+    (
+        "pep",
+        &["enabled", "max_nodes", "max_items", "max_item_size"],
     ),
     (
         "registration",
@@ -235,7 +240,43 @@ pub struct Config {
     pub push: PushConfig,
     /// `[registration]`
     pub registration: RegistrationConfig,
+    /// `[pep]`: personal eventing (XEP-0163) and its limits.
+    pub pep: PepConfig,
 }
+
+/// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PepConfig {
+    /// Whether accounts have a PEP service (default true).
+    pub enabled: bool,
+    /// Most nodes per account (default 256; `policy-violation` beyond). 1 to [`MAX_PEP_NODES`].
+    pub max_nodes: u64,
+    /// Most items kept per node: what a node's `pubsub#max_items` `max` means and the most it
+    /// may be set to (default 1000). 1 to [`MAX_PEP_ITEMS`].
+    pub max_items: u64,
+    /// Largest item payload in bytes (default 262144: avatars fit; `not-acceptable` beyond).
+    /// 1024 to [`MAX_PEP_ITEM_SIZE`].
+    pub max_item_size: u64,
+}
+
+impl Default for PepConfig {
+    fn default() -> Self {
+        PepConfig {
+            enabled: true,
+            max_nodes: 256,
+            max_items: 1000,
+            max_item_size: 256 * 1024,
+        }
+    }
+}
+
+/// Largest accepted `pep.max_nodes`.
+pub const MAX_PEP_NODES: u64 = 100_000;
+/// Largest accepted `pep.max_items`.
+pub const MAX_PEP_ITEMS: u64 = 1_000_000;
+/// Largest accepted `pep.max_item_size` (a stanza carrying it must still fit
+/// `c2s.max_stanza_size`).
+pub const MAX_PEP_ITEM_SIZE: u64 = 16 * 1024 * 1024;
 
 /// `[log]` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -675,6 +716,7 @@ impl Default for Config {
             components: ComponentsConfig::default(),
             archive: ArchiveConfig::default(),
             push: PushConfig::default(),
+            pep: PepConfig::default(),
             registration: RegistrationConfig::default(),
         }
     }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use starling_config::{
     ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
-    HostConfig, LogConfig, OfflineConfig, PushConfig, RegistrationConfig, RegistrationMode,
-    RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig, StreamManagementConfig,
+    HostConfig, LogConfig, OfflineConfig, PepConfig, PushConfig, RegistrationConfig,
+    RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig,
+    StreamManagementConfig,
 };
 
 const EXAMPLE: &str = include_str!(concat!(
@@ -305,6 +306,12 @@ ip_window = 600
 invite_lifetime = 86400
 user_invites = false
 min_password_length = 12
+
+[pep]
+enabled = false
+max_nodes = 10
+max_items = 50
+max_item_size = 4096
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -410,6 +417,12 @@ min_password_length = 12
             invite_lifetime: Duration::from_secs(86400),
             user_invites: false,
             min_password_length: 12,
+        },
+        pep: PepConfig {
+            enabled: false,
+            max_nodes: 10,
+            max_items: 50,
+            max_item_size: 4096,
         },
     };
     let config = parse(text).unwrap();

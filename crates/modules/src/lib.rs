@@ -16,6 +16,7 @@ pub mod offline;
 pub mod ping;
 pub mod presence;
 pub mod private;
+pub mod pubsub;
 pub mod push;
 pub mod roster;
 pub mod subscription;
@@ -47,6 +48,8 @@ pub struct ModuleOptions {
     /// The anonymous hosts (RFC 4505 logins): their users' outbound federation is refused
     /// unless the host allows it.
     pub anonymous_hosts: Vec<anonymous::AnonymousHost>,
+    /// Personal eventing (XEP-0163) with these limits; `None` turns it off.
+    pub pep: Option<pubsub::Limits>,
 }
 
 impl Default for ModuleOptions {
@@ -61,6 +64,7 @@ impl Default for ModuleOptions {
             scram_iterations: 4096,
             invites: invites::InviteOptions::default(),
             anonymous_hosts: Vec::new(),
+            pep: Some(pubsub::Limits::default()),
         }
     }
 }
@@ -115,6 +119,13 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
     }
     if let Some(push) = options.push {
         modules.push(Arc::new(push::Push::new(push)));
+    }
+    if let Some(limits) = options.pep {
+        // PEP learns whom to notify from the caps every resource advertises (XEP-0115),
+        // resolved once per hash.
+        let caps = caps::CapsCache::new();
+        modules.push(Arc::new(caps::Caps::new(caps.clone())));
+        modules.push(pubsub::pep::Pep::new(limits, caps));
     }
     if let Some(anonymous) = anonymous::Anonymous::new(&options.anonymous_hosts) {
         modules.push(Arc::new(anonymous));

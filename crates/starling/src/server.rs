@@ -263,6 +263,14 @@ pub async fn start_with_modules(
     let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
     let mut modules = starling_modules::default_modules(&starling_modules::ModuleOptions {
         offline_max_messages: config.offline.max_messages,
+        pep: config
+            .pep
+            .enabled
+            .then(|| starling_modules::pubsub::Limits {
+                max_nodes: config.pep.max_nodes,
+                max_items: config.pep.max_items,
+                max_item_bytes: usize::try_from(config.pep.max_item_size).unwrap_or(usize::MAX),
+            }),
         roster: starling_modules::roster::RosterLimits {
             max_items: config.roster.max_items,
             max_pending_requests: config.roster.max_pending_requests,

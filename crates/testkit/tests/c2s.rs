@@ -772,16 +772,23 @@ async fn disco_is_built_from_module_registrations() {
     c.send_xml("<iq type='get' id='d3' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
         .await
         .unwrap();
-    c.expect(
+    // XEP-0163 §6.1: PEP's identity and the pubsub features, sorted with the others.
+    let pubsub: String = starling_modules::pubsub::FEATURES
+        .iter()
+        .map(|f| format!("<feature var='{f}'/>"))
+        .collect();
+    c.expect(&format!(
         "<iq type='result' id='d3' from='alice@localhost' to='alice@localhost/a'>\
            <query xmlns='http://jabber.org/protocol/disco#info'>\
              <identity category='account' type='registered'/>\
+             <identity category='pubsub' type='pep'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
+             {pubsub}\
              <feature var='urn:xmpp:push:0'/>\
              <feature var='vcard-temp'/>\
-           </query></iq>",
-    )
+           </query></iq>"
+    ))
     .await
     .unwrap();
     // Ping without 'to' is answered by the server.

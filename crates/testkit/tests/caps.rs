@@ -1,8 +1,8 @@
 //! XEP-0115 entity capabilities as the server uses them (for PEP's `+notify`, XEP-0163 §4):
 //! the first resource advertising a `ver` is asked for `node#ver`'s disco#info once, and the
 //! answer is shared by every resource advertising that `ver` (§6.3); an answer that does not
-//! hash to the `ver` is not trusted and the next advertiser is asked (§5.4). The caps module
-//! is not among the default modules yet: this test adds it.
+//! hash to the `ver` is not trusted and the next advertiser is asked (§5.4). The test adds a
+//! caps module of its own (to read its cache) in place of the one PEP brings.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -67,8 +67,11 @@ async fn session(server: &TestServer, resource: &str) -> Client {
 #[tokio::test]
 async fn one_query_per_hash_verified_before_it_is_trusted() {
     let cache = CapsCache::new();
-    let server =
-        TestServer::start_with_modules(|_| {}, vec![Arc::new(Caps::new(cache.clone()))]).await;
+    let server = TestServer::start_with_modules(
+        |c| c.pep.enabled = false,
+        vec![Arc::new(Caps::new(cache.clone()))],
+    )
+    .await;
     server.add_user("alice", PW).await;
 
     // §6.3: the first advertiser of a ver is asked.

@@ -50,11 +50,11 @@ fn check<T: PartialEq + Debug>(got: T, want: T, what: &str) {
 }
 
 fn expect_err<T: Debug>(res: Result<T, StorageError>, want: &str, what: &str) {
-    let matched = match (&res, want) {
-        (Err(StorageError::NotFound), "NotFound") => true,
-        (Err(StorageError::AlreadyExists), "AlreadyExists") => true,
-        _ => false,
-    };
+    let matched = matches!(
+        (&res, want),
+        (Err(StorageError::NotFound), "NotFound")
+            | (Err(StorageError::AlreadyExists), "AlreadyExists")
+    );
     assert!(matched, "{PREFIX}: {what}: got {res:?}, want Err({want})");
 }
 
@@ -133,7 +133,9 @@ impl Suite<'_> {
 
     async fn create(&self, key: &NodeKey, owner: Option<(&str, &str)>, what: &str) {
         ok(
-            self.pubsub.create_node(key, owner, &config("10"), 1234).await,
+            self.pubsub
+                .create_node(key, owner, &config("10"), 1234)
+                .await,
             &format!("{what}: create {key:?}"),
         );
     }
@@ -154,7 +156,11 @@ impl Suite<'_> {
 
     async fn expect_ids(&self, key: &NodeKey, want: &[&str], what: &str) {
         let items = ok(self.pubsub.items(key, None).await, what);
-        check(ids(&items), want.to_vec(), &format!("{what}: items of {key:?}"));
+        check(
+            ids(&items),
+            want.to_vec(),
+            &format!("{what}: items of {key:?}"),
+        );
         check(
             ok(self.pubsub.item_count(key).await, what),
             want.len() as u64,
@@ -230,10 +236,7 @@ impl Suite<'_> {
         );
         // Deleting a node deletes its items, affiliations and subscriptions.
         self.publish(&a, &item("1", 1), None, s).await;
-        ok(
-            self.pubsub.set_affiliation(&a, PEP, Some("owner")).await,
-            s,
-        );
+        ok(self.pubsub.set_affiliation(&a, PEP, Some("owner")).await, s);
         ok(
             self.pubsub
                 .subscribe(&a, &sub("carol@example.net", "s1", "subscribed"))
@@ -405,8 +408,12 @@ impl Suite<'_> {
             0,
             &format!("{s}: republish evicts nothing"),
         );
-        self.expect_ids(&k, &["b", "d", "c", "a"], &format!("{s}: republished is newest"))
-            .await;
+        self.expect_ids(
+            &k,
+            &["b", "d", "c", "a"],
+            &format!("{s}: republished is newest"),
+        )
+        .await;
         check(
             ok(self.pubsub.last_item(&k).await, s),
             Some(b2.clone()),
@@ -459,7 +466,8 @@ impl Suite<'_> {
         );
         // The node stays, and takes items again.
         self.publish(&k, &item("e", 9), None, s).await;
-        self.expect_ids(&k, &["e"], &format!("{s}: after purge")).await;
+        self.expect_ids(&k, &["e"], &format!("{s}: after purge"))
+            .await;
         self.delete(&k, s).await;
         self.expect_empty(s).await;
     }
@@ -544,7 +552,8 @@ impl Suite<'_> {
                 &format!("{s}: huge max"),
             );
         }
-        self.expect_ids(&k, &["y", "x"], &format!("{s}: huge max")).await;
+        self.expect_ids(&k, &["y", "x"], &format!("{s}: huge max"))
+            .await;
         self.delete(&k, s).await;
         self.expect_empty(s).await;
     }
@@ -614,16 +623,22 @@ impl Suite<'_> {
         self.create(&k, None, s).await;
         self.create(&other, None, s).await;
         ok(
-            self.pubsub.set_affiliation(&k, "zed@example.org", Some("publisher")).await,
+            self.pubsub
+                .set_affiliation(&k, "zed@example.org", Some("publisher"))
+                .await,
             s,
         );
         ok(self.pubsub.set_affiliation(&k, PEP, Some("owner")).await, s);
         ok(
-            self.pubsub.set_affiliation(&k, "bob@example.org", Some("outcast")).await,
+            self.pubsub
+                .set_affiliation(&k, "bob@example.org", Some("outcast"))
+                .await,
             s,
         );
         ok(
-            self.pubsub.set_affiliation(&other, PEP, Some("member")).await,
+            self.pubsub
+                .set_affiliation(&other, PEP, Some("member"))
+                .await,
             s,
         );
         let pair = |j: &str, a: &str| (j.to_owned(), a.to_owned());
@@ -638,7 +653,9 @@ impl Suite<'_> {
         );
         // Replace.
         ok(
-            self.pubsub.set_affiliation(&k, "bob@example.org", Some("member")).await,
+            self.pubsub
+                .set_affiliation(&k, "bob@example.org", Some("member"))
+                .await,
             s,
         );
         check(
@@ -652,8 +669,18 @@ impl Suite<'_> {
             &format!("{s}: byte-exact"),
         );
         // Remove; removing what is not there is fine.
-        ok(self.pubsub.set_affiliation(&k, "bob@example.org", None).await, s);
-        ok(self.pubsub.set_affiliation(&k, "bob@example.org", None).await, s);
+        ok(
+            self.pubsub
+                .set_affiliation(&k, "bob@example.org", None)
+                .await,
+            s,
+        );
+        ok(
+            self.pubsub
+                .set_affiliation(&k, "bob@example.org", None)
+                .await,
+            s,
+        );
         check(
             ok(self.pubsub.affiliation(&k, "bob@example.org").await, s),
             None,
@@ -690,12 +717,42 @@ impl Suite<'_> {
         }
         let carol = "carol@example.net";
         let carol_full = "carol@example.net/laptop";
-        ok(self.pubsub.subscribe(&k, &sub(carol, "s2", "pending")).await, s);
-        ok(self.pubsub.subscribe(&k, &sub(carol, "s1", "subscribed")).await, s);
-        ok(self.pubsub.subscribe(&k, &sub(carol_full, "s1", "subscribed")).await, s);
-        ok(self.pubsub.subscribe(&k, &sub(PEP, "s9", "subscribed")).await, s);
-        ok(self.pubsub.subscribe(&k2, &sub(carol, "t", "unconfigured")).await, s);
-        ok(self.pubsub.subscribe(&k3, &sub(carol, "u", "subscribed")).await, s);
+        ok(
+            self.pubsub
+                .subscribe(&k, &sub(carol, "s2", "pending"))
+                .await,
+            s,
+        );
+        ok(
+            self.pubsub
+                .subscribe(&k, &sub(carol, "s1", "subscribed"))
+                .await,
+            s,
+        );
+        ok(
+            self.pubsub
+                .subscribe(&k, &sub(carol_full, "s1", "subscribed"))
+                .await,
+            s,
+        );
+        ok(
+            self.pubsub
+                .subscribe(&k, &sub(PEP, "s9", "subscribed"))
+                .await,
+            s,
+        );
+        ok(
+            self.pubsub
+                .subscribe(&k2, &sub(carol, "t", "unconfigured"))
+                .await,
+            s,
+        );
+        ok(
+            self.pubsub
+                .subscribe(&k3, &sub(carol, "u", "subscribed"))
+                .await,
+            s,
+        );
         check(
             ok(self.pubsub.subscriptions(&k).await, s),
             vec![
@@ -707,7 +764,12 @@ impl Suite<'_> {
             &format!("{s}: sorted by JID, then subid"),
         );
         // Same JID and subid: the state is replaced.
-        ok(self.pubsub.subscribe(&k, &sub(carol, "s2", "subscribed")).await, s);
+        ok(
+            self.pubsub
+                .subscribe(&k, &sub(carol, "s2", "subscribed"))
+                .await,
+            s,
+        );
         check(
             ok(self.pubsub.subscriptions(&k).await, s).get(2).cloned(),
             Some(sub(carol, "s2", "subscribed")),
@@ -809,7 +871,8 @@ impl Suite<'_> {
         self.expect_ids(&a, &["4"], s).await;
         self.expect_ids(&b, &["2", "1"], &format!("{s}: same node name elsewhere"))
             .await;
-        self.expect_ids(&c, &["3"], &format!("{s}: sibling node")).await;
+        self.expect_ids(&c, &["3"], &format!("{s}: sibling node"))
+            .await;
         check(ok(self.pubsub.retract(&c, "1").await, s), false, s);
         check(ok(self.pubsub.purge(&c).await, s), 1, s);
         self.expect_ids(&b, &["2", "1"], &format!("{s}: after purging a sibling"))
@@ -822,8 +885,12 @@ impl Suite<'_> {
         check(ok(self.pubsub.node_count(SERVICE).await, s), 2, s);
         check(ok(self.pubsub.node_count(OTHER_SERVICE).await, s), 1, s);
         self.delete(&a, s).await;
-        self.expect_ids(&b, &["2", "1"], &format!("{s}: after deleting the same name elsewhere"))
-            .await;
+        self.expect_ids(
+            &b,
+            &["2", "1"],
+            &format!("{s}: after deleting the same name elsewhere"),
+        )
+        .await;
         self.delete(&b, s).await;
         self.delete(&c, s).await;
         self.expect_empty(s).await;
@@ -854,9 +921,7 @@ impl Suite<'_> {
             self.publish(k, &item("current", 1), Some(1), s).await;
             ok(self.pubsub.set_affiliation(k, PEP, Some("owner")).await, s);
             ok(
-                self.pubsub
-                    .subscribe(k, &sub(PEP, "s", "subscribed"))
-                    .await,
+                self.pubsub.subscribe(k, &sub(PEP, "s", "subscribed")).await,
                 s,
             );
             ok(
@@ -904,10 +969,15 @@ impl Suite<'_> {
             );
         }
         check(
-            ok(self.pubsub.subscriptions_of(None, "carol@example.net").await, s)
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect::<Vec<_>>(),
+            ok(
+                self.pubsub
+                    .subscriptions_of(None, "carol@example.net")
+                    .await,
+                s,
+            )
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>(),
             vec![bobs.clone(), public.clone()],
             &format!("{s}: carol's subscriptions to deleted nodes went"),
         );

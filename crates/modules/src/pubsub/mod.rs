@@ -1,0 +1,104 @@
+//! Publish-subscribe (XEP-0060): one engine ([`engine`]) for every service, and its front ends:
+//! PEP ([`pep`], XEP-0163), a virtual service at each account's bare JID, with notifications to
+//! the owner's and its contacts' resources filtered by their XEP-0115 `+notify` interests.
+//!
+//! Items are stored with their XML ([`starling_storage::PubsubStore`]); a node's configuration is
+//! typed in [`config`]. Limits ([`Limits`]) bound what one account can store.
+
+pub mod config;
+pub mod engine;
+pub mod pep;
+
+use starling_proto::{Element, ErrorType, StanzaError, StanzaErrorCondition};
+
+/// XEP-0060 namespaces.
+pub const NS: &str = "http://jabber.org/protocol/pubsub";
+pub const NS_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
+pub const NS_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
+pub const NS_ERRORS: &str = "http://jabber.org/protocol/pubsub#errors";
+
+/// What one account (PEP) or one service may store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Nodes per PEP account (`policy-violation` beyond).
+    pub max_nodes: u64,
+    /// Items kept per node: what `pubsub#max_items` `max` means, and the most it may be set to.
+    pub max_items: u64,
+    /// Bytes of one item's payload, serialised (`not-acceptable` with `payload-too-big`).
+    pub max_item_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // OMEMO's legacy bundles take one node per device; bookmarks, avatars, nick, device
+            // lists and a handful more take one each.
+            max_nodes: 256,
+            // Bookmarks 2 keeps one item per room, OMEMO 2 one bundle per device.
+            max_items: 1000,
+            // An avatar's data node (XEP-0084) holds the image in base64: 256 KiB fits the
+            // 192-pixel images clients publish several times over.
+            max_item_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// The PEP features a service supports (XEP-0060 §10), advertised in each account's disco#info
+/// (XEP-0163 §6.1).
+pub const FEATURES: &[&str] = &[
+    NS,
+    "http://jabber.org/protocol/pubsub#access-open",
+    "http://jabber.org/protocol/pubsub#access-presence",
+    "http://jabber.org/protocol/pubsub#access-roster",
+    "http://jabber.org/protocol/pubsub#access-whitelist",
+    "http://jabber.org/protocol/pubsub#auto-create",
+    "http://jabber.org/protocol/pubsub#auto-subscribe",
+    "http://jabber.org/protocol/pubsub#config-node",
+    "http://jabber.org/protocol/pubsub#config-node-max",
+    "http://jabber.org/protocol/pubsub#create-and-configure",
+    "http://jabber.org/protocol/pubsub#create-nodes",
+    "http://jabber.org/protocol/pubsub#delete-items",
+    "http://jabber.org/protocol/pubsub#delete-nodes",
+    "http://jabber.org/protocol/pubsub#filtered-notifications",
+    "http://jabber.org/protocol/pubsub#item-ids",
+    "http://jabber.org/protocol/pubsub#last-published",
+    "http://jabber.org/protocol/pubsub#manage-subscriptions",
+    "http://jabber.org/protocol/pubsub#modify-affiliations",
+    "http://jabber.org/protocol/pubsub#multi-items",
+    "http://jabber.org/protocol/pubsub#persistent-items",
+    "http://jabber.org/protocol/pubsub#publish",
+    "http://jabber.org/protocol/pubsub#publish-options",
+    "http://jabber.org/protocol/pubsub#purge-nodes",
+    "http://jabber.org/protocol/pubsub#retract-items",
+    "http://jabber.org/protocol/pubsub#retrieve-affiliations",
+    "http://jabber.org/protocol/pubsub#retrieve-default",
+    "http://jabber.org/protocol/pubsub#retrieve-items",
+    "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
+    "http://jabber.org/protocol/pubsub#subscribe",
+];
+
+/// A stanza error with a XEP-0060 §14 application condition (`pubsub#errors`).
+pub(crate) fn error(condition: StanzaErrorCondition, app: &str) -> StanzaError {
+    let mut e = StanzaError::new(condition);
+    e.app = Some(Element::new(app, NS_ERRORS));
+    e
+}
+
+/// `<feature-not-implemented/>` with `<unsupported feature='…'/>` (XEP-0060 §14).
+pub(crate) fn unsupported(feature: &str) -> StanzaError {
+    let mut e =
+        StanzaError::new(StanzaErrorCondition::FeatureNotImplemented).with_type(ErrorType::Cancel);
+    e.app = Some(Element::new("unsupported", NS_ERRORS).with_attr("feature", feature));
+    e
+}
+
+/// `<item-not-found/>`: no such node (or item).
+pub(crate) fn not_found() -> StanzaError {
+    StanzaError::new(StanzaErrorCondition::ItemNotFound)
+}
+
+/// The answer to a storage failure.
+pub(crate) fn internal(e: &starling_storage::StorageError) -> StanzaError {
+    tracing::warn!(error = %e, "pubsub storage failed");
+    StanzaError::new(StanzaErrorCondition::InternalServerError)
+}

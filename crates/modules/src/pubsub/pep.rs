@@ -1,0 +1,453 @@
+//! XEP-0163 Personal Eventing Protocol: every account is a pubsub service at its bare JID.
+//!
+//! - Requests (`pubsub` and `pubsub#owner` IQs to the account, or without `to` from its own
+//!   resources) go to the [`Engine`] with PEP's defaults: nodes auto-created by the owner's first
+//!   publish (§3), `presence` access by default, one item kept (§8).
+//! - Notifications (§4.3) go from the bare JID, as `headline` messages, to:
+//!   the owner's available resources, and the available resources of contacts subscribed to the
+//!   owner's presence (`from`/`both`) that the access model lets read the node, in both cases
+//!   only those with non-negative priority whose XEP-0115 caps include `NODE+notify` (§4.3.1
+//!   filtered notifications; caps resolved once per hash by [`CapsCache`]); and to explicit
+//!   subscribers (XEP-0060 §6.1) the access model still admits: a full JID once, a bare JID at
+//!   its interested resources, or at the bare JID when none is known (§4.3.2). Each goes through
+//!   the router, so blocking (XEP-0191) drops what a blocked JID would get (§4.3.3 item 3).
+//! - The last item of each node (`send_last_published_item` `on_sub_and_presence`) goes to a
+//!   resource as soon as its interests are known after its initial presence (a new caps `ver`
+//!   counts as new), for the account's own nodes and those of the contacts it is subscribed to
+//!   (`to`/`both`), with a XEP-0203 `<delay/>` (§4.3.4).
+//! - disco#info of the account shows `pubsub/pep` and the features (§6.1); disco#items lists
+//!   the nodes the requester may read (XEP-0060 §5.2), disco#info of a node its identity (§5.3).
+//!
+//! Contacts at other servers get nothing until federation exists.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use starling_module_api::{
+    Context, DiscoNodes, Identity, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module,
+    Registrar, SessionEntry, random_id,
+};
+use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, ns};
+use starling_storage::Subscription;
+
+use super::config::{AccessModel, NodeConfiguration, SendLast};
+use super::engine::{Engine, NodeEvent, Service, item_element, shares_presence};
+use super::{FEATURES, Limits, NS, NS_EVENT, NS_OWNER};
+use crate::caps::{CapsCache, CapsWatcher};
+
+/// The PEP module.
+pub struct Pep {
+    engine: Engine,
+    caps: Arc<CapsCache>,
+}
+
+impl Pep {
+    pub fn new(limits: Limits, caps: Arc<CapsCache>) -> Arc<Pep> {
+        let pep = Arc::new(Pep {
+            engine: Engine {
+                limits,
+                defaults: NodeConfiguration::pep_default(),
+                personal: true,
+            },
+            caps: caps.clone(),
+        });
+        caps.watch(pep.clone());
+        pep
+    }
+
+    /// Whether the resource `entry` wants notifications of `node` (§4.3.1): available with a
+    /// non-negative priority, advertising `node+notify`.
+    fn interested(&self, entry: &SessionEntry, notify: &str) -> bool {
+        entry.receives_bare_messages()
+            && self
+                .caps
+                .features(&entry.jid)
+                .is_some_and(|f| f.binary_search_by(|v| v.as_str().cmp(notify)).is_ok())
+    }
+
+    /// Sends `event` to everyone who should hear of it (see the module docs).
+    async fn notify(&self, ctx: &Context, event: &NodeEvent) {
+        let Some(owner) = &event.service.owner else {
+            return;
+        };
+        if let Some(to) = &event.only_to {
+            route_notification(ctx, owner, &to.to_string(), event, None).await;
+            return;
+        }
+        let notify = format!("{}+notify", event.node);
+        let mut sent: HashSet<FullJid> = HashSet::new();
+        // The owner's resources.
+        for entry in ctx.sessions.resources(owner).await.iter() {
+            if self.interested(entry, &notify) && sent.insert(entry.jid.clone()) {
+                route_notification(ctx, owner, &entry.jid.to_string(), event, None).await;
+            }
+        }
+        // Contacts sharing presence with the owner, as the access model allows.
+        if let Some((local, domain)) = crate::roster::account_parts(owner) {
+            let roster = match ctx.stores.rosters.items(local, domain).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(%owner, error = %e, "PEP notification: roster unreadable");
+                    Vec::new()
+                }
+            };
+            for item in roster {
+                if !shares_presence(item.subscription) {
+                    continue;
+                }
+                let Ok(contact) = BareJid::new(&item.jid) else {
+                    continue;
+                };
+                if !ctx.is_local_domain(contact.domain().as_str()) {
+                    continue;
+                }
+                let allowed = match event.config.access_model {
+                    AccessModel::Open | AccessModel::Presence => true,
+                    AccessModel::Roster => item
+                        .groups
+                        .iter()
+                        .any(|g| event.config.roster_groups_allowed.contains(g)),
+                    AccessModel::Whitelist => self.admitted(ctx, event, &contact).await,
+                };
+                if !allowed {
+                    continue;
+                }
+                for entry in ctx.sessions.resources(&contact).await.iter() {
+                    if self.interested(entry, &notify) && sent.insert(entry.jid.clone()) {
+                        route_notification(ctx, owner, &entry.jid.to_string(), event, None).await;
+                    }
+                }
+            }
+        }
+        // Explicit subscribers.
+        for s in &event.subscriptions {
+            if s.state != "subscribed" {
+                continue;
+            }
+            let Ok(jid) = Jid::new(&s.jid) else {
+                continue;
+            };
+            let bare = jid.to_bare();
+            if bare != *owner && !self.admitted(ctx, event, &bare).await {
+                continue;
+            }
+            let subid = Some(s.subid.as_str());
+            match jid.try_into_full() {
+                Ok(full) => {
+                    if sent.insert(full.clone()) {
+                        route_notification(ctx, owner, &full.to_string(), event, subid).await;
+                    }
+                }
+                Err(bare) => {
+                    let mut any = false;
+                    if ctx.is_local_domain(bare.domain().as_str()) {
+                        for entry in ctx.sessions.resources(&bare).await.iter() {
+                            if self.interested(entry, &notify) {
+                                any = true;
+                                if sent.insert(entry.jid.clone()) {
+                                    route_notification(
+                                        ctx,
+                                        owner,
+                                        &entry.jid.to_string(),
+                                        event,
+                                        subid,
+                                    )
+                                    .await;
+                                }
+                            }
+                        }
+                    }
+                    if !any {
+                        route_notification(ctx, owner, &bare.to_string(), event, subid).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the access model lets `bare` read the event's node now.
+    async fn admitted(&self, ctx: &Context, event: &NodeEvent, bare: &BareJid) -> bool {
+        let key = event.service.key(&event.node);
+        let node = match ctx.stores.pubsub.node(&key).await {
+            Ok(Some(node)) => node,
+            // A deleted node: judge by the configuration it had.
+            Ok(None) => starling_storage::StoredNode {
+                key,
+                owner: None,
+                config: event.config.to_stored(),
+                created_at: 0,
+            },
+            Err(_) => return false,
+        };
+        self.engine
+            .may_read(ctx, &event.service, &node, &event.config, bare)
+            .await
+            .is_ok()
+    }
+
+    /// Sends `to` the last item of each node of `service` it wants (`notify`: the node names
+    /// from its `+notify` features) and may read (XEP-0163 §4.3.4).
+    async fn send_last_items(
+        &self,
+        ctx: &Context,
+        service: &Service,
+        to: &FullJid,
+        notify: &HashSet<&str>,
+    ) {
+        let Some(owner) = &service.owner else {
+            return;
+        };
+        let nodes = match ctx.stores.pubsub.nodes(&service.jid).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(service = %service.jid, error = %e, "PEP nodes unreadable");
+                return;
+            }
+        };
+        let bare = to.to_bare();
+        for node in nodes {
+            if !notify.contains(node.key.node.as_str()) {
+                continue;
+            }
+            let config = self.engine.config_of(&node);
+            if config.send_last_published_item != SendLast::OnSubAndPresence
+                || !config.deliver_notifications
+            {
+                continue;
+            }
+            if self
+                .engine
+                .may_read(ctx, service, &node, &config, &bare)
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            let item = match ctx.stores.pubsub.last_item(&node.key).await {
+                Ok(Some(item)) => item,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "PEP last item unreadable");
+                    continue;
+                }
+            };
+            let Ok(event_item) = item_element(NS_EVENT, &item, config.deliver_payloads) else {
+                continue;
+            };
+            let event = NodeEvent {
+                service: service.clone(),
+                node: node.key.node.clone(),
+                config,
+                subscriptions: Vec::new(),
+                payload: Element::new("items", NS_EVENT)
+                    .with_attr("node", node.key.node.clone())
+                    .with_child(event_item),
+                only_to: None,
+            };
+            let mut message = notification(owner, &to.to_string(), &event, None);
+            // §4.3.4: when it was published.
+            message.append_child(
+                Element::new("delay", ns::DELAY)
+                    .with_attr("from", owner.to_string())
+                    .with_attr("stamp", crate::clock::format_unix(item.published_at)),
+            );
+            ctx.router.route(message).await;
+        }
+    }
+}
+
+/// The notification `event` as a message from `owner` to `to`.
+fn notification(owner: &BareJid, to: &str, event: &NodeEvent, subid: Option<&str>) -> Element {
+    let mut message = Element::new("message", ns::CLIENT)
+        .with_attr("from", owner.to_string())
+        .with_attr("to", to)
+        .with_attr("type", event.config.notification_type)
+        .with_attr("id", random_id())
+        .with_child(Element::new("event", NS_EVENT).with_child(event.payload.clone()));
+    if let Some(subid) = subid {
+        // XEP-0060 §12.3: which subscription a notification is for.
+        message.append_child(
+            Element::new("headers", "http://jabber.org/protocol/shim").with_child(
+                Element::new("header", "http://jabber.org/protocol/shim")
+                    .with_attr("name", "SubID")
+                    .with_text(subid),
+            ),
+        );
+    }
+    message
+}
+
+async fn route_notification(
+    ctx: &Context,
+    owner: &BareJid,
+    to: &str,
+    event: &NodeEvent,
+    subid: Option<&str>,
+) {
+    ctx.router
+        .route(notification(owner, to, event, subid))
+        .await;
+}
+
+impl Module for Pep {
+    fn name(&self) -> &'static str {
+        "pep"
+    }
+
+    fn register(self: Arc<Self>, reg: &mut Registrar) {
+        for ns in [NS, NS_OWNER] {
+            reg.iq(IqTarget::Account, IqType::Get, ns, "pubsub", self.clone());
+            reg.iq(IqTarget::Account, IqType::Set, ns, "pubsub", self.clone());
+        }
+        // XEP-0163 §6.1.
+        reg.account_identity(Identity {
+            category: "pubsub",
+            kind: "pep",
+            name: None,
+        });
+        for f in FEATURES {
+            reg.account_feature(f);
+        }
+        reg.disco_nodes(self);
+    }
+}
+
+#[async_trait]
+impl IqHandler for Pep {
+    async fn handle_iq(&self, ctx: &Context, req: IqRoute<'_>) -> IqOutcome {
+        let Some(account) = req.account else {
+            return IqOutcome::Error(StanzaError::new(StanzaErrorCondition::ServiceUnavailable));
+        };
+        let Some(iq_type) = req.iq.attr("type").and_then(IqType::from_attr) else {
+            return IqOutcome::Error(StanzaError::new(StanzaErrorCondition::BadRequest));
+        };
+        let service = Service::pep(account);
+        let outcome = self.engine.handle(ctx, &service, &req, iq_type).await;
+        for event in &outcome.events {
+            self.notify(ctx, event).await;
+        }
+        outcome.reply
+    }
+}
+
+#[async_trait]
+impl CapsWatcher for Pep {
+    async fn interests_known(&self, ctx: &Context, jid: &FullJid, features: &[String]) {
+        let notify: HashSet<&str> = features
+            .iter()
+            .filter_map(|f| f.strip_suffix("+notify"))
+            .collect();
+        if notify.is_empty() {
+            return;
+        }
+        let bare = jid.to_bare();
+        let Some((local, domain)) = crate::roster::account_parts(&bare) else {
+            return;
+        };
+        if !ctx.is_local_domain(domain) {
+            return;
+        }
+        // The account's own nodes, then those of the contacts it is subscribed to.
+        self.send_last_items(ctx, &Service::pep(&bare), jid, &notify)
+            .await;
+        let roster = ctx
+            .stores
+            .rosters
+            .items(local, domain)
+            .await
+            .unwrap_or_default();
+        for item in roster {
+            if !matches!(item.subscription, Subscription::To | Subscription::Both) {
+                continue;
+            }
+            let Ok(contact) = BareJid::new(&item.jid) else {
+                continue;
+            };
+            if ctx.is_local_domain(contact.domain().as_str()) {
+                self.send_last_items(ctx, &Service::pep(&contact), jid, &notify)
+                    .await;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DiscoNodes for Pep {
+    async fn disco_node(
+        &self,
+        ctx: &Context,
+        req: &IqRoute<'_>,
+        node: &str,
+        info: bool,
+    ) -> Option<IqOutcome> {
+        let account = req.account?;
+        let service = Service::pep(account);
+        let stored = ctx.stores.pubsub.node(&service.key(node)).await.ok()??;
+        let config = self.engine.config_of(&stored);
+        if let Err(e) = self
+            .engine
+            .may_read(ctx, &service, &stored, &config, &req.from.to_bare())
+            .await
+        {
+            return Some(IqOutcome::Error(e));
+        }
+        let mut query = Element::new("query", req.payload.ns()).with_attr("node", node);
+        if info {
+            // XEP-0060 §5.3: a leaf node.
+            query.append_child(
+                Element::new("identity", ns::DISCO_INFO)
+                    .with_attr("category", "pubsub")
+                    .with_attr("type", "leaf"),
+            );
+            query.append_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", NS));
+        } else {
+            // XEP-0060 §5.5: the items, by id.
+            for item in ctx
+                .stores
+                .pubsub
+                .items(&stored.key, None)
+                .await
+                .unwrap_or_default()
+            {
+                query.append_child(
+                    Element::new("item", ns::DISCO_ITEMS)
+                        .with_attr("jid", account.to_string())
+                        .with_attr("name", item.id),
+                );
+            }
+        }
+        Some(IqOutcome::Result(Some(query)))
+    }
+
+    async fn account_items(&self, ctx: &Context, req: &IqRoute<'_>) -> Vec<Element> {
+        let Some(account) = req.account else {
+            return Vec::new();
+        };
+        let service = Service::pep(account);
+        let requester = req.from.to_bare();
+        let mut items = Vec::new();
+        for node in ctx
+            .stores
+            .pubsub
+            .nodes(&service.jid)
+            .await
+            .unwrap_or_default()
+        {
+            let config = self.engine.config_of(&node);
+            if self
+                .engine
+                .may_read(ctx, &service, &node, &config, &requester)
+                .await
+                .is_ok()
+            {
+                items.push(
+                    Element::new("item", ns::DISCO_ITEMS)
+                        .with_attr("jid", account.to_string())
+                        .with_attr("node", node.key.node.clone()),
+                );
+            }
+        }
+        items
+    }
+}
