@@ -61,6 +61,16 @@ pub enum Event {
     /// forget what they keep in memory for it, so that an account created again under the
     /// name starts afresh. Its sessions are being closed.
     AccountDeleted(BareJid),
+    /// The account replaced its vCard (XEP-0054 §3.2), now stored. Emitted by the vcard module
+    /// before its result is sent: XEP-0398 publishes the vCard's photo as the PEP avatar.
+    VcardChanged(BareJid),
+    /// The account stored private XML (XEP-0049 §2.3) under these namespaces, now stored.
+    /// Emitted by the private module before its result is sent: XEP-0402 §5 keeps bookmarks
+    /// stored as `storage:bookmarks` and as Bookmarks 2 the same.
+    PrivateChanged {
+        account: BareJid,
+        namespaces: Vec<String>,
+    },
 }
 
 /// Hears every [`Event`]. Registered with

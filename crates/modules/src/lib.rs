@@ -4,7 +4,9 @@
 pub mod adhoc;
 pub mod admin;
 pub mod anonymous;
+pub mod avatars;
 pub mod blocking;
+pub mod bookmarks;
 pub mod caps;
 pub mod carbons;
 /// XEP-0082 timestamps (moved to `starling_proto` so that c2s formats FAST token expiries too).
@@ -125,7 +127,11 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         // resolved once per hash.
         let caps = caps::CapsCache::new();
         modules.push(Arc::new(caps::Caps::new(caps.clone())));
-        modules.push(pubsub::pep::Pep::new(limits, caps));
+        let pep = pubsub::pep::Pep::new(limits, caps);
+        modules.push(pep.clone());
+        // What rides on PEP: XEP-0398 avatar conversion, XEP-0402 bookmarks compatibility.
+        modules.push(avatars::Avatars::new(pep.clone()));
+        modules.push(bookmarks::BookmarksSync::new(pep));
     }
     if let Some(anonymous) = anonymous::Anonymous::new(&options.anonymous_hosts) {
         modules.push(Arc::new(anonymous));

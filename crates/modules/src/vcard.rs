@@ -78,7 +78,12 @@ impl IqHandler for Vcard {
                 );
             }
             return match ctx.stores.vcards.set_vcard(localpart, domain, &text).await {
-                Ok(()) => IqOutcome::Result(None),
+                Ok(()) => {
+                    ctx.router
+                        .emit(starling_module_api::Event::VcardChanged(account.clone()))
+                        .await;
+                    IqOutcome::Result(None)
+                }
                 Err(e) => {
                     tracing::error!(account = %account, error = %e, "storing a vCard failed");
                     error(StanzaErrorCondition::InternalServerError)

@@ -45,6 +45,11 @@ impl EventListener for Recorder {
                 after.as_ref().map_or("absent", |i| i.subscription.as_str())
             ),
             Event::AccountDeleted(account) => format!("deleted {account}"),
+            Event::VcardChanged(account) => format!("vcard {account}"),
+            Event::PrivateChanged {
+                account,
+                namespaces,
+            } => format!("private {account} {}", namespaces.join(" ")),
             Event::Registered { account, contact } => format!(
                 "registered {account} contact {}",
                 contact.as_ref().map_or("none".into(), |c| c.to_string())

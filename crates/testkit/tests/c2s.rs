@@ -785,6 +785,9 @@ async fn disco_is_built_from_module_registrations() {
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='http://jabber.org/protocol/disco#items'/>\
              {pubsub}\
+             <feature var='urn:xmpp:bookmarks:1#compat'/>\
+             <feature var='urn:xmpp:bookmarks:1#compat-pep'/>\
+             <feature var='urn:xmpp:pep-vcard-conversion:0'/>\
              <feature var='urn:xmpp:push:0'/>\
              <feature var='vcard-temp'/>\
            </query></iq>"

@@ -606,3 +606,490 @@ async fn blocked_contacts_get_nothing() {
     )
     .await;
 }
+
+const METADATA: &str = "urn:xmpp:avatar:metadata";
+const DATA: &str = "urn:xmpp:avatar:data";
+
+fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// XEP-0398 §3.1 and §4: an avatar published with XEP-0084 becomes the vCard's photo, and the
+/// account's presence carries its hash (XEP-0153) from then on; §3.2: a vCard photo set by a
+/// legacy client becomes the PEP avatar, notified to interested contacts.
+#[tokio::test]
+async fn avatars_are_one_in_pep_and_vcard() {
+    let server = server_with(&["alice", "bob", "carol", "dave"]).await;
+    server.befriend("alice", "bob").await;
+    server.befriend("carol", "dave").await;
+    let mut alice = online(&server, "alice", "a", &[]).await;
+    let mut bob = online(&server, "bob", "b", &[METADATA]).await;
+
+    let image = b"\x89PNG\r\n\x1a\n not really an image";
+    let (id, data) = (sha1_hex(image), b64(image));
+    ask(
+        &mut alice,
+        &publish(
+            "p1",
+            DATA,
+            &id,
+            &format!("<data xmlns='{DATA}'>{data}</data>"),
+        ),
+        &published("p1", "alice@localhost/a", DATA, &id),
+    )
+    .await;
+    let metadata = format!(
+        "<metadata xmlns='{METADATA}'><info bytes='{}' id='{id}' type='image/png'/></metadata>",
+        image.len()
+    );
+    ask(
+        &mut alice,
+        &publish("p2", METADATA, &id, &metadata),
+        &published("p2", "alice@localhost/a", METADATA, &id),
+    )
+    .await;
+    expect_next(
+        &mut bob,
+        &notification(
+            "alice@localhost",
+            "bob@localhost/b",
+            METADATA,
+            &id,
+            &metadata,
+        ),
+    )
+    .await;
+    // §3.1: the vCard has the photo.
+    ask(
+        &mut bob,
+        "<iq type='get' id='v1' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>",
+        &format!(
+            "<iq type='result' id='v1' from='alice@localhost' to='bob@localhost/b'>\
+             <vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>{data}</BINVAL></PHOTO></vCard></iq>"
+        ),
+    )
+    .await;
+    // §4: presence carries the hash; a client's own empty <photo/> is left alone.
+    alice
+        .send_xml("<presence><show>away</show></presence>")
+        .await
+        .unwrap();
+    bob.expect(&format!(
+        "<presence from='alice@localhost/a' to='bob@localhost'><show>away</show>\
+         <x xmlns='vcard-temp:x:update'><photo>{id}</photo></x></presence>"
+    ))
+    .await
+    .unwrap();
+    alice
+        .send_xml("<presence><x xmlns='vcard-temp:x:update'><photo/></x></presence>")
+        .await
+        .unwrap();
+    bob.expect(
+        "<presence from='alice@localhost/a' to='bob@localhost'>\
+         <x xmlns='vcard-temp:x:update'><photo/></x></presence>",
+    )
+    .await
+    .unwrap();
+
+    // §3.2: a legacy client sets a vCard photo; the contact hears of the new PEP avatar.
+    let mut carol = server.login("carol", PW, "c").await;
+    let mut dave = online(&server, "dave", "d", &[METADATA]).await;
+    let image2 = b"GIF89a also not an image";
+    let (id2, data2) = (sha1_hex(image2), b64(image2));
+    ask(
+        &mut carol,
+        &format!(
+            "<iq type='set' id='v2'><vCard xmlns='vcard-temp'><FN>Carol</FN>\
+             <PHOTO><TYPE>image/gif</TYPE><BINVAL>{data2}</BINVAL></PHOTO></vCard></iq>"
+        ),
+        "<iq type='result' id='v2' to='carol@localhost/c'/>",
+    )
+    .await;
+    let metadata2 = format!(
+        "<metadata xmlns='{METADATA}'><info bytes='{}' id='{id2}' type='image/gif'/></metadata>",
+        image2.len()
+    );
+    expect_next(
+        &mut dave,
+        &notification(
+            "carol@localhost",
+            "dave@localhost/d",
+            METADATA,
+            &id2,
+            &metadata2,
+        ),
+    )
+    .await;
+    ask(
+        &mut dave,
+        &format!(
+            "<iq type='get' id='g1' to='carol@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <items node='{DATA}'><item id='{id2}'/></items></pubsub></iq>"
+        ),
+        &format!(
+            "<iq type='result' id='g1' from='carol@localhost' to='dave@localhost/d'>\
+             <pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='{DATA}'>\
+             <item id='{id2}'><data xmlns='{DATA}'>{data2}</data></item></items></pubsub></iq>"
+        ),
+    )
+    .await;
+}
+
+const BOOKMARKS: &str = "urn:xmpp:bookmarks:1";
+
+fn bookmarks2_options() -> &'static str {
+    "<publish-options><x xmlns='jabber:x:data' type='submit'>\
+     <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
+     <field var='pubsub#persist_items'><value>true</value></field>\
+     <field var='pubsub#max_items'><value>max</value></field>\
+     <field var='pubsub#send_last_published_item'><value>never</value></field>\
+     <field var='pubsub#access_model'><value>whitelist</value></field>\
+     </x></publish-options>"
+}
+
+/// XEP-0402 §5.1 (`#compat`): what a Bookmarks 2 client publishes, a XEP-0048 client reads
+/// from private XML (XEP-0049), and what the legacy client stores there reaches the Bookmarks 2
+/// client as notifications (new rooms published, removed ones retracted, §3.4).
+#[tokio::test]
+async fn bookmarks_are_the_same_for_old_and_new_clients() {
+    let server = server_with(&["alice"]).await;
+    let mut modern = online(&server, "alice", "modern", &[BOOKMARKS]).await;
+    let mut legacy = server.login("alice", PW, "legacy").await;
+    let conf = format!(
+        "<conference xmlns='{BOOKMARKS}' name='The Orchard' autojoin='true'><nick>Juliet</nick></conference>"
+    );
+    modern
+        .send_xml(&format!(
+            "<iq type='set' id='b1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='{BOOKMARKS}'><item id='orchard@muc.localhost'>{conf}</item></publish>{}</pubsub></iq>",
+            bookmarks2_options()
+        ))
+        .await
+        .unwrap();
+    let mut got = [next(&mut modern).await, next(&mut modern).await];
+    got.sort_by_key(|e| e.name().to_owned());
+    assert_matches(
+        &published(
+            "b1",
+            "alice@localhost/modern",
+            BOOKMARKS,
+            "orchard@muc.localhost",
+        ),
+        &got[0],
+    );
+    assert_matches(
+        &notification(
+            "alice@localhost",
+            "alice@localhost/modern",
+            BOOKMARKS,
+            "orchard@muc.localhost",
+            &conf,
+        ),
+        &got[1],
+    );
+    ask(
+        &mut legacy,
+        "<iq type='get' id='l1'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>",
+        "<iq type='result' id='l1' to='alice@localhost/legacy'><query xmlns='jabber:iq:private'>\
+         <storage xmlns='storage:bookmarks'><conference name='The Orchard' autojoin='true' jid='orchard@muc.localhost'>\
+         <nick>Juliet</nick></conference></storage></query></iq>",
+    )
+    .await;
+
+    // The legacy client replaces its bookmarks: one room gone, another added.
+    ask(
+        &mut legacy,
+        "<iq type='set' id='l2'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>\
+         <conference jid='balcony@muc.localhost' autojoin='false' name='Balcony'/></storage></query></iq>",
+        "<iq type='result' id='l2' to='alice@localhost/legacy'/>",
+    )
+    .await;
+    let balcony = format!("<conference xmlns='{BOOKMARKS}' name='Balcony'/>");
+    expect_next(
+        &mut modern,
+        &notification(
+            "alice@localhost",
+            "alice@localhost/modern",
+            BOOKMARKS,
+            "balcony@muc.localhost",
+            &balcony,
+        ),
+    )
+    .await;
+    expect_next(
+        &mut modern,
+        &format!(
+            "<message from='alice@localhost' to='alice@localhost/modern' type='headline' id='{{*}}'>\
+             <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{BOOKMARKS}'>\
+             <retract id='orchard@muc.localhost'/></items></event></message>"
+        ),
+    )
+    .await;
+    ask(
+        &mut modern,
+        &format!(
+            "<iq type='get' id='b2'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='{BOOKMARKS}'/></pubsub></iq>"
+        ),
+        &format!(
+            "<iq type='result' id='b2' to='alice@localhost/modern'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <items node='{BOOKMARKS}'><item id='balcony@muc.localhost'>{balcony}</item></items></pubsub></iq>"
+        ),
+    )
+    .await;
+}
+
+/// XEP-0115 §6.3 as PEP relies on it: resources advertising the same caps are asked once in
+/// all; each still gets its notifications (XEP-0163 §4.3.1).
+#[tokio::test]
+async fn caps_are_resolved_once_per_hash() {
+    let server = server_with(&["alice", "bob", "carol", "dave"]).await;
+    for u in ["bob", "carol", "dave"] {
+        server.befriend("alice", u).await;
+    }
+    let mut alice = server.login("alice", PW, "a").await;
+    // The same client software everywhere: one ver.
+    let info = disco_info("SameClient", &[TUNE]);
+    let ver = ver_of(&info);
+    let mut clients = Vec::new();
+    let mut queries = 0;
+    for u in ["bob", "carol", "dave"] {
+        let mut c = server.login(u, PW, "r").await;
+        c.send_xml(&format!(
+            "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='{CAPS_NODE}' ver='{ver}'/></presence>"
+        ))
+        .await
+        .unwrap();
+        while let Ok(e) = tokio::time::timeout(Duration::from_millis(300), c.recv_element()).await {
+            let e = e.unwrap();
+            if e.name() == "iq" {
+                queries += 1;
+                let id = e.attr("id").unwrap();
+                c.send_xml(&format!(
+                    "<iq type='result' id='{id}' to='localhost'>\
+                     <query xmlns='http://jabber.org/protocol/disco#info' node='{CAPS_NODE}#{ver}'>{info}</query></iq>"
+                ))
+                .await
+                .unwrap();
+            }
+        }
+        clients.push((u, c));
+    }
+    assert_eq!(queries, 1, "one disco#info query for one hash");
+    ask(
+        &mut alice,
+        &publish("p1", TUNE, "t1", &tune("Same")),
+        &published("p1", "alice@localhost/a", TUNE, "t1"),
+    )
+    .await;
+    for (u, c) in &mut clients {
+        expect_next(
+            c,
+            &notification(
+                "alice@localhost",
+                &format!("{u}@localhost/r"),
+                TUNE,
+                "t1",
+                &tune("Same"),
+            ),
+        )
+        .await;
+    }
+}
+
+const OMEMO_DEVICES: &str = "urn:xmpp:omemo:2:devices";
+const OMEMO_BUNDLES: &str = "urn:xmpp:omemo:2:bundles";
+const AXOLOTL_DEVICES: &str = "eu.siacs.conversations.axolotl.devicelist";
+
+fn open_options(max: bool) -> String {
+    let max = if max {
+        "<field var='pubsub#max_items'><value>max</value></field>"
+    } else {
+        ""
+    };
+    format!(
+        "<publish-options><x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
+         {max}<field var='pubsub#access_model'><value>open</value></field></x></publish-options>"
+    )
+}
+
+/// The OMEMO flow between two accounts with two devices each (XEP-0384 §5.3, on XEP-0163):
+/// each device publishes the account's device list (`urn:xmpp:omemo:2:devices`, open) and its
+/// bundle (`urn:xmpp:omemo:2:bundles`, one item per device, open); every device of both
+/// accounts hears of each device list, the legacy `eu.siacs.conversations.axolotl` list too;
+/// a bundle is fetched by id, also by a stranger; then an encrypted message reaches the
+/// recipient's devices, a carbon copy the sender's other device (XEP-0280) and both archives
+/// (XEP-0313).
+#[tokio::test]
+async fn omemo_device_lists_bundles_and_an_encrypted_message() {
+    let server = TestServer::start_with(|c| c.archive.enabled = true).await;
+    for u in ["alice", "bob", "eve"] {
+        server.add_user(u, PW).await;
+    }
+    server.befriend("alice", "bob").await;
+    let interests = [OMEMO_DEVICES, AXOLOTL_DEVICES];
+    let mut a1 = online(&server, "alice", "a1", &interests).await;
+    let mut a2 = online(&server, "alice", "a2", &interests).await;
+    let mut b1 = online(&server, "bob", "b1", &interests).await;
+    let mut b2 = online(&server, "bob", "b2", &interests).await;
+    let mut eve = server.login("eve", PW, "e").await;
+
+    // Alice's first device announces itself, then her second device adds itself: the publisher
+    // gets its result and the notification, every other device the notification.
+    let lists = [
+        "<devices xmlns='urn:xmpp:omemo:2'><device id='1'/></devices>",
+        "<devices xmlns='urn:xmpp:omemo:2'><device id='1'/><device id='2'/></devices>",
+    ];
+    for (round, list) in lists.iter().enumerate() {
+        let req = format!("d{round}");
+        let (publisher, other) = if round == 0 {
+            (&mut a1, &mut a2)
+        } else {
+            (&mut a2, &mut a1)
+        };
+        publisher
+            .send_xml(&format!(
+                "<iq type='set' id='{req}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+                 <publish node='{OMEMO_DEVICES}'><item id='current'>{list}</item></publish>{}</pubsub></iq>",
+                open_options(false)
+            ))
+            .await
+            .unwrap();
+        let me = publisher.jid().unwrap().to_string();
+        let mut got = [next(publisher).await, next(publisher).await];
+        got.sort_by_key(|e| e.name().to_owned());
+        assert_matches(&published(&req, &me, OMEMO_DEVICES, "current"), &got[0]);
+        assert_matches(
+            &notification("alice@localhost", &me, OMEMO_DEVICES, "current", list),
+            &got[1],
+        );
+        let other_jid = other.jid().unwrap().to_string();
+        for (c, to) in [
+            (other, other_jid.as_str()),
+            (&mut b1, "bob@localhost/b1"),
+            (&mut b2, "bob@localhost/b2"),
+        ] {
+            expect_next(
+                c,
+                &notification("alice@localhost", to, OMEMO_DEVICES, "current", list),
+            )
+            .await;
+        }
+    }
+
+    // The legacy list (XEP-0384 0.3, as Conversations still publishes it) reaches bob too.
+    let legacy = "<list xmlns='eu.siacs.conversations.axolotl'><device id='1'/></list>";
+    a1.send_xml(&publish("l1", AXOLOTL_DEVICES, "current", legacy))
+        .await
+        .unwrap();
+    let mut got = [next(&mut a1).await, next(&mut a1).await];
+    got.sort_by_key(|e| e.name().to_owned());
+    assert_matches(
+        &published("l1", "alice@localhost/a1", AXOLOTL_DEVICES, "current"),
+        &got[0],
+    );
+    for (c, to) in [
+        (&mut a2, "alice@localhost/a2"),
+        (&mut b1, "bob@localhost/b1"),
+        (&mut b2, "bob@localhost/b2"),
+    ] {
+        expect_next(
+            c,
+            &notification("alice@localhost", to, AXOLOTL_DEVICES, "current", legacy),
+        )
+        .await;
+    }
+
+    // Bundles: one item per device, open, fetched by a contact and by a stranger.
+    let bundle = "<bundle xmlns='urn:xmpp:omemo:2'><spk id='1'>c3Br</spk><spks>c2ln</spks>\
+                  <ik>aWs=</ik><prekeys><pk id='1'>cGsx</pk></prekeys></bundle>";
+    ask(
+        &mut a1,
+        &format!(
+            "<iq type='set' id='k1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='{OMEMO_BUNDLES}'><item id='1'>{bundle}</item></publish>{}</pubsub></iq>",
+            open_options(true)
+        ),
+        &published("k1", "alice@localhost/a1", OMEMO_BUNDLES, "1"),
+    )
+    .await;
+    for (c, to, id) in [
+        (&mut b1, "bob@localhost/b1", "f1"),
+        (&mut eve, "eve@localhost/e", "f2"),
+    ] {
+        ask(
+            c,
+            &format!(
+                "<iq type='get' id='{id}' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+                 <items node='{OMEMO_BUNDLES}'><item id='1'/></items></pubsub></iq>"
+            ),
+            &format!(
+                "<iq type='result' id='{id}' from='alice@localhost' to='{to}'>\
+                 <pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='{OMEMO_BUNDLES}'>\
+                 <item id='1'>{bundle}</item></items></pubsub></iq>"
+            ),
+        )
+        .await;
+    }
+
+    // An encrypted message: both of bob's devices, a carbon to alice's other device, archived.
+    ask(
+        &mut a2,
+        "<iq type='set' id='c1'><enable xmlns='urn:xmpp:carbons:2'/></iq>",
+        "<iq type='result' id='c1' to='alice@localhost/a2'/>",
+    )
+    .await;
+    let encrypted = "<encrypted xmlns='urn:xmpp:omemo:2'><header sid='1'>\
+                     <keys jid='bob@localhost'><key rid='3'>a2V5</key></keys></header>\
+                     <payload>cGF5bG9hZA==</payload></encrypted>";
+    a1.send_xml(&format!(
+        "<message type='chat' id='m1' to='bob@localhost'>{encrypted}<store xmlns='urn:xmpp:hints'/></message>"
+    ))
+    .await
+    .unwrap();
+    for c in [&mut b1, &mut b2] {
+        expect_next(
+            c,
+            &format!(
+                "<message type='chat' id='m1' to='bob@localhost' from='alice@localhost/a1'>{encrypted}\
+                 <store xmlns='urn:xmpp:hints'/>\
+                 <stanza-id xmlns='urn:xmpp:sid:0' by='bob@localhost' id='{{*}}'/></message>"
+            ),
+        )
+        .await;
+    }
+    expect_next(
+        &mut a2,
+        &format!(
+            "<message from='alice@localhost' to='alice@localhost/a2' type='chat'>\
+             <sent xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>\
+             <message type='chat' id='m1' to='bob@localhost' from='alice@localhost/a1' xmlns='jabber:client'>{encrypted}\
+             <store xmlns='urn:xmpp:hints'/></message>\
+             </forwarded></sent></message>"
+        ),
+    )
+    .await;
+    // XEP-0313: in bob's archive.
+    b1.send_xml("<iq type='set' id='q1'><query xmlns='urn:xmpp:mam:2' queryid='q'/></iq>")
+        .await
+        .unwrap();
+    let archived = next(&mut b1).await;
+    assert!(
+        archived
+            .get_child("result", "urn:xmpp:mam:2")
+            .and_then(|r| r.get_child("forwarded", "urn:xmpp:forward:0"))
+            .and_then(|f| f.get_child("message", "jabber:client"))
+            .and_then(|m| m.get_child("encrypted", "urn:xmpp:omemo:2"))
+            .is_some(),
+        "{archived:?}"
+    );
+}

@@ -200,7 +200,15 @@ async fn set(
         );
     }
     match store.set(localpart, domain, &elements).await {
-        Ok(()) => IqOutcome::Result(None),
+        Ok(()) => {
+            ctx.router
+                .emit(starling_module_api::Event::PrivateChanged {
+                    account: account.clone(),
+                    namespaces: elements.into_iter().map(|e| e.namespace).collect(),
+                })
+                .await;
+            IqOutcome::Result(None)
+        }
         Err(e) => internal("storing private XML failed", &e),
     }
 }

@@ -99,6 +99,10 @@ pub struct NodeEvent {
     pub payload: Element,
     /// Only to this entity (the last item for a new subscriber, XEP-0060 §6.1.7).
     pub only_to: Option<Jid>,
+    /// Whether subscribers hear of it (`pubsub#deliver_notifications`, `notify_retract`,
+    /// `notify_delete`). Events that are not notified still tell the front end what changed
+    /// (XEP-0398 and XEP-0402 conversions follow every publication).
+    pub notify: bool,
 }
 
 /// The answer to a request and what to notify.
@@ -162,6 +166,42 @@ impl Engine {
             },
             Err(e) => Outcome::reply(Err(e)),
         }
+    }
+
+    /// Publishes (`<publish/>`, with `<publish-options/>`) as `publisher`: the server acting
+    /// for an account (XEP-0398 conversions, XEP-0402 §5 compatibility). The events to notify.
+    pub async fn publish_as(
+        &self,
+        ctx: &Context,
+        service: &Service,
+        publisher: &Jid,
+        publish: &Element,
+        options: Option<&Element>,
+    ) -> Result<Vec<NodeEvent>, StanzaError> {
+        let who = Requester {
+            jid: publisher,
+            bare: publisher.to_bare(),
+        };
+        self.publish(ctx, service, &who, publish, options)
+            .await
+            .map(|(_, events)| events)
+    }
+
+    /// Retracts (`<retract/>`) as `publisher`, like [`publish_as`](Self::publish_as).
+    pub async fn retract_as(
+        &self,
+        ctx: &Context,
+        service: &Service,
+        publisher: &Jid,
+        retract: &Element,
+    ) -> Result<Vec<NodeEvent>, StanzaError> {
+        let who = Requester {
+            jid: publisher,
+            bare: publisher.to_bare(),
+        };
+        self.retract(ctx, service, &who, retract)
+            .await
+            .map(|(_, events)| events)
     }
 
     async fn user_request(
@@ -266,18 +306,16 @@ impl Engine {
                     .delete_node(&key)
                     .await
                     .map_err(|e| internal(&e))?;
-                let events = if config.notify_delete {
-                    vec![NodeEvent {
-                        service: service.clone(),
-                        node: node_name.to_owned(),
-                        config,
-                        subscriptions,
-                        payload: Element::new("delete", NS_EVENT).with_attr("node", node_name),
-                        only_to: None,
-                    }]
-                } else {
-                    vec![]
-                };
+                let notify = config.notify_delete && config.deliver_notifications;
+                let events = vec![NodeEvent {
+                    service: service.clone(),
+                    node: node_name.to_owned(),
+                    config,
+                    subscriptions,
+                    payload: Element::new("delete", NS_EVENT).with_attr("node", node_name),
+                    only_to: None,
+                    notify,
+                }];
                 Ok((None, events))
             }
             (IqType::Set, "purge") => {
@@ -293,6 +331,7 @@ impl Engine {
                     vec![NodeEvent {
                         service: service.clone(),
                         node: node_name.to_owned(),
+                        notify: config.deliver_notifications,
                         config,
                         subscriptions,
                         payload: Element::new("purge", NS_EVENT).with_attr("node", node_name),
@@ -526,25 +565,23 @@ impl Engine {
                 .with_attr("node", node_name)
                 .with_child(Element::new("item", NS).with_attr("id", id.clone())),
         );
-        let mut events = Vec::new();
-        if config.deliver_notifications {
-            let mut event_item = Element::new("item", NS_EVENT).with_attr("id", id);
-            if config.deliver_payloads
-                && let Some(payload) = payload
-            {
-                event_item.append_child(payload.clone());
-            }
-            events.push(NodeEvent {
-                service: service.clone(),
-                node: node_name.to_owned(),
-                subscriptions: self.subscriptions_of(ctx, &key).await?,
-                config,
-                payload: Element::new("items", NS_EVENT)
-                    .with_attr("node", node_name)
-                    .with_child(event_item),
-                only_to: None,
-            });
+        // The payload goes whole into the event; the front end leaves it out of notifications
+        // when the node does not deliver payloads.
+        let mut event_item = Element::new("item", NS_EVENT).with_attr("id", id);
+        if let Some(payload) = payload {
+            event_item.append_child(payload.clone());
         }
+        let events = vec![NodeEvent {
+            service: service.clone(),
+            node: node_name.to_owned(),
+            subscriptions: self.subscriptions_of(ctx, &key).await?,
+            notify: config.deliver_notifications,
+            config,
+            payload: Element::new("items", NS_EVENT)
+                .with_attr("node", node_name)
+                .with_child(event_item),
+            only_to: None,
+        }];
         Ok((Some(reply), events))
     }
 
@@ -589,24 +626,21 @@ impl Engine {
             // §7.2.3.5.
             return Err(not_found());
         }
-        let notify = matches!(retract.attr("notify"), Some("1" | "true")) || config.notify_retract;
-        let mut events = Vec::new();
-        if notify {
-            let payload = retracted.iter().fold(
-                Element::new("items", NS_EVENT).with_attr("node", node_name),
-                |items, id| {
-                    items.with_child(Element::new("retract", NS_EVENT).with_attr("id", *id))
-                },
-            );
-            events.push(NodeEvent {
-                service: service.clone(),
-                node: node_name.to_owned(),
-                subscriptions: self.subscriptions_of(ctx, &key).await?,
-                config,
-                payload,
-                only_to: None,
-            });
-        }
+        let notify = config.deliver_notifications
+            && (matches!(retract.attr("notify"), Some("1" | "true")) || config.notify_retract);
+        let payload = retracted.iter().fold(
+            Element::new("items", NS_EVENT).with_attr("node", node_name),
+            |items, id| items.with_child(Element::new("retract", NS_EVENT).with_attr("id", *id)),
+        );
+        let events = vec![NodeEvent {
+            service: service.clone(),
+            node: node_name.to_owned(),
+            subscriptions: self.subscriptions_of(ctx, &key).await?,
+            config,
+            payload,
+            only_to: None,
+            notify,
+        }];
         Ok((None, events))
     }
 
@@ -704,6 +738,7 @@ impl Engine {
                     .with_attr("node", node_name)
                     .with_child(item),
                 only_to: Some(jid),
+                notify: true,
             });
         }
         Ok((Some(reply), events))

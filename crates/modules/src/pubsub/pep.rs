@@ -36,10 +36,20 @@ use super::engine::{Engine, NodeEvent, Service, item_element, shares_presence};
 use super::{FEATURES, Limits, NS, NS_EVENT, NS_OWNER};
 use crate::caps::{CapsCache, CapsWatcher};
 
+/// Hears of every change to a PEP node made by a request (publish, retract, purge, delete),
+/// notified or not: features that keep another representation of PEP data in step (XEP-0398
+/// avatars in the vCard, XEP-0402 §5 bookmarks in private XML). What they publish themselves
+/// through [`Pep::publish_for`] is not reported back.
+#[async_trait]
+pub trait PepObserver: Send + Sync {
+    async fn changed(&self, ctx: &Context, owner: &BareJid, event: &NodeEvent);
+}
+
 /// The PEP module.
 pub struct Pep {
     engine: Engine,
     caps: Arc<CapsCache>,
+    observers: std::sync::Mutex<Vec<Arc<dyn PepObserver>>>,
 }
 
 impl Pep {
@@ -51,9 +61,81 @@ impl Pep {
                 personal: true,
             },
             caps: caps.clone(),
+            observers: std::sync::Mutex::default(),
         });
         caps.watch(pep.clone());
         pep
+    }
+
+    /// Adds an observer (at start).
+    pub fn observe(&self, observer: Arc<dyn PepObserver>) {
+        self.observers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(observer);
+    }
+
+    fn observers(&self) -> Vec<Arc<dyn PepObserver>> {
+        self.observers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publishes `publish` (a `<publish/>` of the pubsub namespace, with `options` as
+    /// `<publish-options/>`) to `owner`'s PEP service on the account's behalf, and notifies.
+    pub async fn publish_for(
+        &self,
+        ctx: &Context,
+        owner: &BareJid,
+        publish: &Element,
+        options: Option<&Element>,
+    ) -> Result<(), StanzaError> {
+        let service = Service::pep(owner);
+        let events = self
+            .engine
+            .publish_as(ctx, &service, &Jid::from(owner.clone()), publish, options)
+            .await?;
+        for event in &events {
+            self.notify(ctx, event).await;
+        }
+        Ok(())
+    }
+
+    /// Retracts items (`<retract/>`) on `owner`'s behalf, like [`publish_for`](Self::publish_for).
+    pub async fn retract_for(
+        &self,
+        ctx: &Context,
+        owner: &BareJid,
+        retract: &Element,
+    ) -> Result<(), StanzaError> {
+        let service = Service::pep(owner);
+        let events = self
+            .engine
+            .retract_as(ctx, &service, &Jid::from(owner.clone()), retract)
+            .await?;
+        for event in &events {
+            self.notify(ctx, event).await;
+        }
+        Ok(())
+    }
+
+    /// The items of `owner`'s `node`, newest first; empty when there is no such node.
+    pub async fn items_of(&self, ctx: &Context, owner: &BareJid, node: &str) -> Vec<Element> {
+        let key = Service::pep(owner).key(node);
+        let Ok(items) = ctx.stores.pubsub.items(&key, None).await else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|i| item_element(NS, i, true).ok())
+            .collect()
+    }
+
+    /// Whether `owner` has the PEP node `node`.
+    pub async fn has_node(&self, ctx: &Context, owner: &BareJid, node: &str) -> bool {
+        let key = Service::pep(owner).key(node);
+        matches!(ctx.stores.pubsub.node(&key).await, Ok(Some(_)))
     }
 
     /// Whether the resource `entry` wants notifications of `node` (§4.3.1): available with a
@@ -71,6 +153,9 @@ impl Pep {
         let Some(owner) = &event.service.owner else {
             return;
         };
+        if !event.notify {
+            return;
+        }
         if let Some(to) = &event.only_to {
             route_notification(ctx, owner, &to.to_string(), event, None).await;
             return;
@@ -244,6 +329,7 @@ impl Pep {
                     .with_attr("node", node.key.node.clone())
                     .with_child(event_item),
                 only_to: None,
+                notify: true,
             };
             let mut message = notification(owner, &to.to_string(), &event, None);
             // §4.3.4: when it was published.
@@ -259,12 +345,24 @@ impl Pep {
 
 /// The notification `event` as a message from `owner` to `to`.
 fn notification(owner: &BareJid, to: &str, event: &NodeEvent, subid: Option<&str>) -> Element {
+    let mut payload = event.payload.clone();
+    if !event.config.deliver_payloads && payload.name() == "items" {
+        // XEP-0060 §7.1.2.2: the item ids only.
+        let ids: Vec<Element> = payload
+            .children()
+            .map(|i| Element::new(i.name(), NS_EVENT).with_opt_attr("id", i.attr("id")))
+            .collect();
+        payload.clear_children();
+        for i in ids {
+            payload.append_child(i);
+        }
+    }
     let mut message = Element::new("message", ns::CLIENT)
         .with_attr("from", owner.to_string())
         .with_attr("to", to)
         .with_attr("type", event.config.notification_type)
         .with_attr("id", random_id())
-        .with_child(Element::new("event", NS_EVENT).with_child(event.payload.clone()));
+        .with_child(Element::new("event", NS_EVENT).with_child(payload));
     if let Some(subid) = subid {
         // XEP-0060 §12.3: which subscription a notification is for.
         message.append_child(
@@ -324,8 +422,14 @@ impl IqHandler for Pep {
         };
         let service = Service::pep(account);
         let outcome = self.engine.handle(ctx, &service, &req, iq_type).await;
+        let observers = self.observers();
         for event in &outcome.events {
             self.notify(ctx, event).await;
+            if event.only_to.is_none() {
+                for o in &observers {
+                    o.changed(ctx, account, event).await;
+                }
+            }
         }
         outcome.reply
     }
