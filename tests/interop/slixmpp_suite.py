@@ -8,6 +8,7 @@ The component cases connect a XEP-0114 component (slixmpp's ComponentXMPP) to CO
 COMPONENT_DOMAIN, with COMPONENT_SECRET or a wrong one.
 """
 import asyncio
+import base64
 import os
 import ssl
 import sys
@@ -17,6 +18,7 @@ import xml.etree.ElementTree as ET
 
 import slixmpp
 from slixmpp import JID
+from slixmpp.exceptions import IqError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cutproxy import CutProxy  # noqa: E402
@@ -637,6 +639,410 @@ async def case_register_with_invite():
     await c.bye()
 
 
+
+# ----- PEP (XEP-0163) on the account's pubsub service (XEP-0060) -----
+
+NS_PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
+NS_DELAY = "urn:xmpp:delay"
+PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
+NODE_CONFIG = "http://jabber.org/protocol/pubsub#node_config"
+# A node of no protocol, published to before a resource comes online: when the resource gets
+# its last item (XEP-0163 §4.3.4), the server knows the resource's interests, so notifications
+# published from then on reach it live. Without this, a notification published while the
+# server is still resolving the resource's caps would be (rightly) not sent.
+PROBE = "urn:example:starling-interop:probe"
+
+
+class PubsubEvent:
+    """One pubsub notification: `kind` publish, retract, purge or delete; `owner` the bare JID
+    it came from (the PEP service); `payload` the item's first child (publish only); `delayed`
+    whether it carries a XEP-0203 delay (the last item sent at presence, XEP-0163 §4.3.4)."""
+
+    def __init__(self, kind, msg):
+        self.kind = kind
+        self.msg = msg
+        self.owner = msg["from"].bare
+        self.delayed = msg.xml.find(f"{{{NS_DELAY}}}delay") is not None
+        self.id = None
+        self.payload = None
+        if kind in ("publish", "retract"):
+            items = msg["pubsub_event"]["items"]
+            self.node = items["node"]
+            if kind == "publish":
+                self.id = items["item"]["id"]
+                self.payload = items["item"]["payload"]
+            else:
+                self.id = items["retract"]["id"]
+        else:
+            self.node = msg["pubsub_event"][kind]["node"]
+
+    def __repr__(self):
+        return f"<{self.kind} {self.owner} {self.node} {self.id}{' delayed' if self.delayed else ''}>"
+
+
+class PepClient(Client):
+    """A client with slixmpp's PEP stack (xep_0060, xep_0163) and `plugins` (e.g. xep_0118,
+    whose register_pep adds `NODE+notify` itself). `interests` are further nodes it wants
+    notifications of: xep_0163.add_interest puts `NODE+notify` in its disco#info, so in the
+    XEP-0115 caps of its presence, which is how Starling decides whom to notify (XEP-0163
+    §4.3.1). Every pubsub notification it gets is kept in `events`."""
+
+    def __init__(self, user, resource="slix", plugins=(), interests=()):
+        super().__init__(user, resource)
+        for p in ("xep_0004", "xep_0060", "xep_0163", *plugins):
+            self.register_plugin(p)
+        self.interests = list(interests)
+        self.events = []
+        # At session_bind, as the plugins' own register_pep does: before the initial presence,
+        # so that its caps already carry the interests.
+        self.add_event_handler("session_bind", self._add_interests)
+        for kind in ("publish", "retract", "purge", "delete"):
+            self.add_event_handler(f"pubsub_{kind}", lambda m, kind=kind: self.events.append(PubsubEvent(kind, m)))
+
+    def _add_interests(self, _jid):
+        if self.interests:
+            self.plugin["xep_0163"].add_interest(self.interests)
+
+    def got(self, owner, node, kind="publish"):
+        """The events of `kind` from user `owner`'s `node`, in order."""
+        return [e for e in self.events if e.owner == jid(owner) and e.node == node and e.kind == kind]
+
+    async def last_item(self, owner, node):
+        """Waits for the newest item of `owner`'s `node` to arrive (live or at presence)."""
+        assert await until(lambda: self.got(owner, node)), (owner, node, self.events)
+        return self.got(owner, node)[-1]
+
+
+def pubsub_form(c, form_type, fields):
+    """A submitted XEP-0004 form of `form_type` with `pubsub#NAME` fields from `fields`."""
+    form = c.plugin["xep_0004"].make_form(ftype="submit")
+    form.add_field(var="FORM_TYPE", ftype="hidden", value=form_type)
+    for name, value in fields.items():
+        form.add_field(var=f"pubsub#{name}", value=value)
+    return form
+
+
+def payload(xml):
+    return ET.fromstring(xml)
+
+
+async def iq_error(aw):
+    """The error reply an IQ got; fails if it succeeded."""
+    try:
+        reply = await aw
+    except IqError as e:
+        return e.iq
+    raise AssertionError(f"expected an error, got {reply}")
+
+
+def pubsub_error(iq):
+    """(stanza error condition, XEP-0060 application condition or None) of an error reply."""
+    app = [child.tag.split("}")[1] for child in iq.xml.find("{jabber:client}error")
+           if child.tag.startswith(f"{{{NS_PUBSUB_ERRORS}}}")]
+    return iq["error"]["condition"], (app[0] if app else None)
+
+
+def item_ids(iq):
+    return [item["id"] for item in iq["pubsub"]["items"]]
+
+
+async def probe(owner):
+    """The owner publishes to PROBE (see there); a resource interested in it then gets it at
+    its initial presence."""
+    await owner.plugin["xep_0060"].publish(None, PROBE, id="probe", payload=payload(f"<probe xmlns='{PROBE}'/>"),
+                                           timeout=5)
+
+
+async def pep_pair(a_user, b_user):
+    """Makes `a_user` and `b_user` contacts with subscription both (the seed-3 handshake, RFC 6121
+    §3), then logs both out: each case logs in its own PEP clients afterwards."""
+    a, b = await befriend(a_user, b_user)
+    await a.bye()
+    await b.bye()
+
+
+async def case_pep_tune_nick():
+    """XEP-0163 with slixmpp's xep_0118 (User Tune) and xep_0172 (User Nickname) plugins, whose
+    register_pep advertises `tune+notify` and `nick+notify` in caps (XEP-0115). A contact that
+    comes online after a publish gets the last item, with a delay (XEP-0163 §4.3.4); once it is
+    online, it gets new items live (§4.3.1); the publisher's own resources get them too (§4.3)."""
+    await pep_pair("pep1", "pep2")
+    plugins = ("xep_0118", "xep_0172")
+    a = await PepClient("pep1", "desk", plugins).online()
+    await a.plugin["xep_0172"].publish_nick("Puck", timeout=5)
+    tunes, nicks = [], []
+    b = PepClient("pep2", "first", plugins)
+    b.add_event_handler("user_tune_publish", tunes.append)
+    b.add_event_handler("user_nick_publish", nicks.append)
+    await b.online()
+    # What makes Starling notify b: the caps b's presence carried name a disco#info with the
+    # plugins' +notify features (slixmpp's xep_0163 register_pep, via xep_0115 update_caps).
+    caps = await b.plugin["xep_0115"].get_caps(jid=b.boundjid.full)
+    for ns in ("http://jabber.org/protocol/tune", "http://jabber.org/protocol/nick"):
+        assert f"{ns}+notify" in caps["features"], caps
+    # The nick was published before b came online: it arrives as the last item, delayed.
+    assert await until(lambda: nicks), b.events
+    assert nicks[0]["from"] == jid("pep1") and nicks[0]["type"] == "headline", str(nicks[0])
+    assert nicks[0]["pubsub_event"]["items"]["item"]["nick"]["nick"] == "Puck", str(nicks[0])
+    assert nicks[0]["delay"]["stamp"] is not None, str(nicks[0])
+
+    await a.plugin["xep_0118"].publish_tune(artist="Yes", title="Heart of the Sunrise", length=686, rating=9,
+                                            source="Yessongs", track="3", uri="https://yes.example/",
+                                            timeout=5)
+    assert await until(lambda: tunes), b.events
+    tune = tunes[0]["pubsub_event"]["items"]["item"]["tune"]
+    assert tunes[0]["from"] == jid("pep1"), str(tunes[0])
+    assert (tune["artist"], tune["title"], tune["length"], tune["rating"], tune["source"], tune["track"]) == \
+        ("Yes", "Heart of the Sunrise", "686", "9", "Yessongs", "3"), str(tunes[0])
+    assert tunes[0].xml.find(f"{{{NS_DELAY}}}delay") is None, str(tunes[0])
+    # The publisher's resource advertises the same interests.
+    assert await until(lambda: a.got("pep1", "http://jabber.org/protocol/tune")), a.events
+
+    # Another resource of the contact, online after both publishes: both last items.
+    later = await PepClient("pep2", "second", plugins).online()
+    assert (await later.last_item("pep1", "http://jabber.org/protocol/nick")).delayed, later.events
+    last_tune = await later.last_item("pep1", "http://jabber.org/protocol/tune")
+    assert last_tune.delayed, later.events
+    assert last_tune.msg["pubsub_event"]["items"]["item"]["tune"]["title"] == "Heart of the Sunrise", later.events
+    await settle(0.5)
+    assert len(tunes) == 1 and len(nicks) == 1, b.events  # nothing twice
+    for c in (a, b, later):
+        await c.bye()
+
+
+OMEMO = "urn:xmpp:omemo:2"
+OMEMO_DEVICES = "urn:xmpp:omemo:2:devices"
+OMEMO_BUNDLES = "urn:xmpp:omemo:2:bundles"
+AXOLOTL_DEVICELIST = "eu.siacs.conversations.axolotl.devicelist"
+
+
+def device_ids(el):
+    """The device ids of an OMEMO 2 <devices/> or legacy <list/>."""
+    return {int(d.get("id")) for d in el}
+
+
+class OmemoDevice:
+    """An OMEMO device without a crypto library: the PEP side of XEP-0384 §5.3 with made-up
+    keys. Device lists go to `urn:xmpp:omemo:2:devices` and, as Conversations' legacy OMEMO
+    0.3 does, `eu.siacs.conversations.axolotl.devicelist` (item `current`, access model open);
+    bundles to `urn:xmpp:omemo:2:bundles`, one item per device id, max_items=max, open."""
+
+    def __init__(self, user, resource, device_id):
+        self.user, self.device_id = user, device_id
+        self.c = PepClient(user, resource, interests=(OMEMO_DEVICES, AXOLOTL_DEVICELIST))
+
+    async def online(self):
+        await self.c.online()
+        return self
+
+    def key(self, name):
+        """Made-up key material: base64 of a text naming the key and the device."""
+        return base64.b64encode(f"{name} of device {self.device_id}".encode()).decode()
+
+    async def publish_bundle(self):
+        bundle = (f"<bundle xmlns='{OMEMO}'><spk id='1'>{self.key('spk')}</spk><spks>{self.key('spks')}</spks>"
+                  f"<ik>{self.key('ik')}</ik><prekeys><pk id='1'>{self.key('pk1')}</pk>"
+                  f"<pk id='2'>{self.key('pk2')}</pk></prekeys></bundle>")
+        opts = pubsub_form(self.c, PUBLISH_OPTIONS, {"max_items": "max", "access_model": "open"})
+        reply = await self.c.plugin["xep_0060"].publish(None, OMEMO_BUNDLES, id=str(self.device_id),
+                                                        payload=payload(bundle), options=opts, timeout=5)
+        assert reply["pubsub"]["publish"]["item"]["id"] == str(self.device_id), str(reply)
+
+    async def publish_devices(self, ids):
+        devices = "".join(f"<device id='{i}'/>" for i in sorted(ids))
+        for node, xml in ((OMEMO_DEVICES, f"<devices xmlns='{OMEMO}'>{devices}</devices>"),
+                          (AXOLOTL_DEVICELIST, f"<list xmlns='eu.siacs.conversations.axolotl'>{devices}</list>")):
+            opts = pubsub_form(self.c, PUBLISH_OPTIONS, {"access_model": "open"})
+            await self.c.plugin["xep_0060"].publish(None, node, id="current", payload=payload(xml),
+                                                    options=opts, timeout=5)
+
+    async def sees(self, owner, ids):
+        """Waits until the newest device lists of `owner` on both nodes it got list `ids`."""
+        def both():
+            return all(self.c.got(owner, node) and device_ids(self.c.got(owner, node)[-1].payload) == set(ids)
+                       for node in (OMEMO_DEVICES, AXOLOTL_DEVICELIST))
+        assert await until(both), (self.c.boundjid, owner, ids, self.c.events)
+
+
+async def case_pep_omemo_shaped():
+    """The PEP traffic of XEP-0384 (OMEMO 2) §5.3 and legacy OMEMO, between two accounts with
+    two devices each: each device joins its account's device list, which its other device and
+    the contact's devices are notified of (XEP-0163 §4.3); bundles are kept one per device
+    (max_items=max, XEP-0060 §7.1.5 publish-options); a third account with no subscription reads
+    a bundle by item id (XEP-0060 §6.5.8) and the device lists (access model open, §4.5)."""
+    await pep_pair("om1", "om2")
+    phone1 = await OmemoDevice("om1", "phone", 1001).online()
+    await phone1.publish_bundle()
+    await phone1.publish_devices({1001})
+    laptop1 = await OmemoDevice("om1", "laptop", 1002).online()
+    # The laptop learns the list from its own account's PEP (the last item), adds itself.
+    await laptop1.sees("om1", {1001})
+    await laptop1.publish_bundle()
+    await laptop1.publish_devices({1001, 1002})
+    await phone1.sees("om1", {1001, 1002})
+
+    phone2 = await OmemoDevice("om2", "phone", 2001).online()
+    laptop2 = await OmemoDevice("om2", "laptop", 2002).online()
+    for d in (phone2, laptop2):
+        await d.sees("om1", {1001, 1002})
+    await phone2.publish_bundle()
+    await phone2.publish_devices({2001})
+    await laptop2.sees("om2", {2001})
+    await laptop2.publish_bundle()
+    await laptop2.publish_devices({2001, 2002})
+    for d in (phone1, laptop1, phone2):
+        await d.sees("om2", {2001, 2002})
+    # Live notifications to the contact's devices, not only last items.
+    live = [e for e in phone1.c.got("om2", OMEMO_DEVICES) if not e.delayed]
+    assert live and device_ids(live[-1].payload) == {2001, 2002}, phone1.c.events
+
+    stranger = await PepClient("om3").online()
+    pubsub = stranger.plugin["xep_0060"]
+    reply = await pubsub.get_item(jid("om1"), OMEMO_BUNDLES, "1002", timeout=5)
+    assert item_ids(reply) == ["1002"], str(reply)
+    bundle = reply["pubsub"]["items"]["item"]["payload"]
+    assert bundle.tag == f"{{{OMEMO}}}bundle" and bundle.find(f"{{{OMEMO}}}ik").text == laptop1.key('ik'), str(reply)
+    # Both bundles kept (max_items=max), and both device lists readable.
+    assert sorted(item_ids(await pubsub.get_items(jid("om2"), OMEMO_BUNDLES, timeout=5))) == ["2001", "2002"]
+    for node in (OMEMO_DEVICES, AXOLOTL_DEVICELIST):
+        reply = await pubsub.get_items(jid("om1"), node, timeout=5)
+        assert item_ids(reply) == ["current"], str(reply)
+        assert device_ids(reply["pubsub"]["items"]["item"]["payload"]) == {1001, 1002}, str(reply)
+    assert stranger.events == [], stranger.events
+    for c in (phone1, laptop1, phone2, laptop2):
+        await c.c.bye()
+    await stranger.bye()
+
+
+async def case_pep_avatar():
+    """XEP-0084 with slixmpp's xep_0084 plugin: the publisher stores the data, then the
+    metadata (§4.1, §4.2); the contact is notified of the metadata only (its caps say
+    `urn:xmpp:avatar:metadata+notify`, not data) and fetches the data by the id it names (§4.3)."""
+    await pep_pair("av1", "av2")
+    b = PepClient("av2", plugins=("xep_0084",))
+    metadata = []
+    b.add_event_handler("avatar_metadata_publish", metadata.append)
+    await b.online()
+    a = await PepClient("av1", plugins=("xep_0084",)).online()
+    image = bytes(range(256)) * 3
+    avatar = a.plugin["xep_0084"]
+    avatar_id = avatar.generate_id(image)
+    await avatar.publish_avatar(image, timeout=5)
+    # Width and height as strings: slixmpp 1.17.0 types them int but writes the value as given
+    # into the attribute, and its serializer cannot write an int.
+    await avatar.publish_avatar_metadata({"id": avatar_id, "type": "image/png", "bytes": len(image),
+                                          "width": "32", "height": "24"}, timeout=5)
+    assert await until(lambda: metadata), b.events
+    infos = metadata[-1]["pubsub_event"]["items"]["item"]["avatar_metadata"]["items"]
+    assert [(i["id"], i["type"], i["bytes"], i["width"], i["height"]) for i in infos] == \
+        [(avatar_id, "image/png", len(image), 32, 24)], str(metadata[-1])
+    reply = await b.plugin["xep_0084"].retrieve_avatar(JID(jid("av1")), avatar_id, timeout=5)
+    assert reply["pubsub"]["items"]["item"]["id"] == avatar_id, str(reply)
+    assert reply["pubsub"]["items"]["item"]["avatar_data"]["value"] == image
+    await settle(0.5)
+    assert b.got("av1", "urn:xmpp:avatar:data") == [], b.events
+    await a.bye()
+    await b.bye()
+
+
+BOOKMARKS = "urn:xmpp:bookmarks:1"
+
+
+async def case_pep_bookmarks():
+    """XEP-0402 (slixmpp 1.17's xep_0402 has the <conference/> stanza only, so xep_0060
+    publishes it) with the publish-options of §3.3: persist_items, max_items=max,
+    send_last_published_item=never, access_model=whitelist. The account's other resource is
+    notified of both bookmarks (§4, its caps say `urn:xmpp:bookmarks:1+notify`) and reads them
+    back; a contact with the same interest gets nothing and is refused the items
+    (XEP-0060 §6.5.9.8: not-allowed, closed-node)."""
+    await pep_pair("bm1", "bm2")
+    a = await PepClient("bm1", "a", plugins=("xep_0402",)).online()
+    await probe(a)
+    b = await PepClient("bm1", "b", plugins=("xep_0402",), interests=(BOOKMARKS, PROBE)).online()
+    contact = await PepClient("bm2", interests=(BOOKMARKS, PROBE)).online()
+    await b.last_item("bm1", PROBE)
+    await contact.last_item("bm1", PROBE)
+
+    rooms = {"council@conference.localhost": ("Council of Oberon", True, "Puck"),
+             "orchard@conference.localhost": ("The Orchard", False, "Titania")}
+    Conference = a.plugin["xep_0402"].stanza.Conference
+    for room, (name, autojoin, nick) in rooms.items():
+        conf = Conference()
+        conf["name"], conf["autojoin"], conf["nick"] = name, autojoin, nick
+        opts = pubsub_form(a, PUBLISH_OPTIONS, {"persist_items": "true", "max_items": "max",
+                                                "send_last_published_item": "never",
+                                                "access_model": "whitelist"})
+        await a.plugin["xep_0060"].publish(None, BOOKMARKS, id=room, payload=conf, options=opts, timeout=5)
+
+    assert await until(lambda: len(b.got("bm1", BOOKMARKS)) == 2), b.events
+    assert [e.id for e in b.got("bm1", BOOKMARKS)] == list(rooms), b.events
+    reply = await b.plugin["xep_0060"].get_items(jid("bm1"), BOOKMARKS, timeout=5)
+    got = {item["id"]: (item["conference"]["name"], item["conference"]["autojoin"], item["conference"]["nick"])
+           for item in reply["pubsub"]["items"]}
+    assert got == rooms, str(reply)
+
+    err = await iq_error(contact.plugin["xep_0060"].get_items(jid("bm1"), BOOKMARKS, timeout=5))
+    assert pubsub_error(err) == ("not-allowed", "closed-node"), str(err)
+    err = await iq_error(contact.plugin["xep_0060"].get_item(jid("bm1"), BOOKMARKS, "orchard@conference.localhost",
+                                                             timeout=5))
+    assert pubsub_error(err) == ("not-allowed", "closed-node"), str(err)
+    await settle(0.5)
+    assert contact.got("bm1", BOOKMARKS) == [], contact.events
+    for c in (a, b, contact):
+        await c.bye()
+
+
+async def case_pep_generic_node():
+    """XEP-0060 owner and publisher use cases with slixmpp's xep_0060 plugin on the account's own
+    PEP service (its bare JID): create and configure (§8.1.3), configuration get and set (§8.2),
+    the node in disco#items (§5.2), max_items honoured, retract with notify (§7.2.2.1), purge
+    (§8.5) and delete (§8.4), each notified to the account's other resource interested in the
+    node (XEP-0163 §4.3)."""
+    node = "urn:example:starling-interop:notes"
+    own = jid("ps1")
+    a = await PepClient("ps1", "owner").online()
+    pubsub = a.plugin["xep_0060"]
+    config = pubsub_form(a, NODE_CONFIG, {"title": "Interop notes", "max_items": "10", "notify_retract": "0"})
+    await pubsub.create_node(own, node, config=config, timeout=5)
+    values = (await pubsub.get_node_config(own, node, timeout=5))["pubsub_owner"]["configure"]["form"].get_values()
+    assert values["pubsub#title"] == "Interop notes" and values["pubsub#max_items"] == "10", values
+    assert values["pubsub#notify_retract"] in (False, "0"), values
+    assert values["pubsub#access_model"] == "presence", values  # PEP's default (XEP-0163 §4.1)
+    renamed = pubsub_form(a, NODE_CONFIG, {"title": "Notes", "max_items": "2"})
+    await pubsub.set_node_config(own, node, renamed, timeout=5)
+    values = (await pubsub.get_node_config(own, node, timeout=5))["pubsub_owner"]["configure"]["form"].get_values()
+    assert values["pubsub#title"] == "Notes" and values["pubsub#max_items"] == "2", values
+    nodes = await pubsub.get_nodes(jid=own, timeout=5)
+    assert (own, node) in [(str(i[0]), i[1]) for i in nodes["disco_items"]["items"]], str(nodes)
+
+    def note(text):
+        return payload(f"<note xmlns='{node}'>{text}</note>")
+
+    for i in (1, 2):
+        await pubsub.publish(own, node, id=f"n{i}", payload=note(f"note {i}"), timeout=5)
+    other = await PepClient("ps1", "other", interests=(node,)).online()
+    last = await other.last_item("ps1", node)
+    assert last.id == "n2" and last.delayed and last.payload.text == "note 2", other.events
+    await pubsub.publish(own, node, id="n3", payload=note("note 3"), timeout=5)
+    assert await until(lambda: [e.id for e in other.got("ps1", node)] == ["n2", "n3"]), other.events
+    assert sorted(item_ids(await pubsub.get_items(own, node, timeout=5))) == ["n2", "n3"]  # max_items 2
+
+    await pubsub.retract(own, node, "n2", notify=True, timeout=5)
+    assert await until(lambda: [e.id for e in other.got("ps1", node, "retract")] == ["n2"]), other.events
+    assert item_ids(await pubsub.get_items(own, node, timeout=5)) == ["n3"]
+    await pubsub.purge(own, node, timeout=5)
+    assert await until(lambda: other.got("ps1", node, "purge")), other.events
+    assert item_ids(await pubsub.get_items(own, node, timeout=5)) == []
+    await pubsub.delete_node(own, node, timeout=5)
+    assert await until(lambda: other.got("ps1", node, "delete")), other.events
+    err = await iq_error(pubsub.get_items(own, node, timeout=5))
+    assert pubsub_error(err) == ("item-not-found", None), str(err)
+    await settle(0.5)
+    assert [e.kind for e in other.events] == ["publish", "publish", "retract", "purge", "delete"], other.events
+    await a.bye()
+    await other.bye()
+
+
 CASES = [
     ("login_scram_sha1_starttls", lambda: login("SCRAM-SHA-1", False)),
     ("login_scram_sha256_starttls", lambda: login("SCRAM-SHA-256", False)),
@@ -658,11 +1064,17 @@ CASES = [
     ("mam_history", case_mam_history),
     ("blocking", case_blocking),
     ("register_with_invite", case_register_with_invite),
+    ("pep_tune_nick", case_pep_tune_nick),
+    ("pep_omemo_shaped", case_pep_omemo_shaped),
+    ("pep_avatar", case_pep_avatar),
+    ("pep_bookmarks", case_pep_bookmarks),
+    ("pep_generic_node", case_pep_generic_node),
 ]
 
 USERS = ["login", "pinger", "s1a", "s1b", "s1c", "s1d", "s2a", "s2b", "s3a", "s3b", "r1", "r2", "o1", "o2",
          "sma", "smb", "smta", "smtb", "smoa", "smob", "comp",
-         "cb1", "cb2", "mh1", "mh2", "bl1", "bl2", "inv1"]
+         "cb1", "cb2", "mh1", "mh2", "bl1", "bl2", "inv1",
+         "pep1", "pep2", "om1", "om2", "om3", "av1", "av2", "bm1", "bm2", "ps1"]
 
 
 async def main():
