@@ -1093,3 +1093,45 @@ async fn omemo_device_lists_bundles_and_an_encrypted_message() {
         "{archived:?}"
     );
 }
+
+/// XEP-0490 §4: a client marks a conversation displayed in its `urn:xmpp:mds:displayed:0` node
+/// (whitelist: the account's own resources only); the account's other interested resources
+/// hear of it, a contact interested in the node does not.
+#[tokio::test]
+async fn displayed_markers_sync_between_own_devices_only() {
+    const MDS: &str = "urn:xmpp:mds:displayed:0";
+    let server = server_with(&["alice", "bob"]).await;
+    server.befriend("alice", "bob").await;
+    let mut phone = online(&server, "alice", "phone", &[MDS]).await;
+    let mut laptop = online(&server, "alice", "laptop", &[MDS]).await;
+    let mut bob = online(&server, "bob", "b", &[MDS]).await;
+    let displayed = format!(
+        "<displayed xmlns='{MDS}'><stanza-id xmlns='urn:xmpp:sid:0' by='alice@localhost' id='s-42'/></displayed>"
+    );
+    phone
+        .send_xml(&format!(
+            "<iq type='set' id='m1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='{MDS}'><item id='bob@localhost'>{displayed}</item></publish>{}</pubsub></iq>",
+            bookmarks2_options()
+        ))
+        .await
+        .unwrap();
+    let mut got = [next(&mut phone).await, next(&mut phone).await];
+    got.sort_by_key(|e| e.name().to_owned());
+    assert_matches(
+        &published("m1", "alice@localhost/phone", MDS, "bob@localhost"),
+        &got[0],
+    );
+    expect_next(
+        &mut laptop,
+        &notification(
+            "alice@localhost",
+            "alice@localhost/laptop",
+            MDS,
+            "bob@localhost",
+            &displayed,
+        ),
+    )
+    .await;
+    expect_none(&mut bob).await;
+}
