@@ -1135,3 +1135,44 @@ async fn displayed_markers_sync_between_own_devices_only() {
     .await;
     expect_none(&mut bob).await;
 }
+
+/// XEP-0163 §4.3.4 and XEP-0060 §6.1.7: a contact that becomes subscribed to the owner's
+/// presence gets, at its online resources, the last items it is interested in.
+#[tokio::test]
+async fn a_new_contact_gets_the_last_items() {
+    let server = server_with(&["alice", "bob"]).await;
+    let mut alice = online(&server, "alice", "a", &[]).await;
+    let nick = format!("<nick xmlns='{NICK}'>Alice</nick>");
+    ask(
+        &mut alice,
+        &publish("p1", NICK, "current", &nick),
+        &published("p1", "alice@localhost/a", NICK, "current"),
+    )
+    .await;
+    let mut bob = online(&server, "bob", "b", &[NICK]).await;
+    expect_none(&mut bob).await;
+    bob.send_xml("<presence type='subscribe' to='alice@localhost'/>")
+        .await
+        .unwrap();
+    // Alice approves (RFC 6121 §3.1.5); bob's roster push and her presence are skipped.
+    alice
+        .send_xml("<presence type='subscribed' to='bob@localhost'/>")
+        .await
+        .unwrap();
+    loop {
+        let e = next(&mut bob).await;
+        if e.name() == "message" {
+            assert_matches(
+                &format!(
+                    "<message from='alice@localhost' to='bob@localhost/b' type='headline' id='{{*}}'>\
+                     <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{NICK}'>\
+                     <item id='current'>{nick}</item></items></event>\
+                     <delay xmlns='urn:xmpp:delay' from='alice@localhost' stamp='{{*}}'/></message>"
+                ),
+                &e,
+            );
+            break;
+        }
+        assert_eq!(e.name(), "iq", "{e:?}");
+    }
+}

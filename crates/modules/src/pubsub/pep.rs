@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use starling_module_api::{
-    Context, DiscoNodes, Identity, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module,
-    Registrar, SessionEntry, random_id,
+    Context, DiscoNodes, Event, EventListener, Identity, IqHandler, IqOutcome, IqRoute, IqTarget,
+    IqType, Module, Registrar, SessionEntry, random_id,
 };
 use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, ns};
 use starling_storage::Subscription;
@@ -407,7 +407,8 @@ impl Module for Pep {
         for f in FEATURES {
             reg.account_feature(f);
         }
-        reg.disco_nodes(self);
+        reg.disco_nodes(self.clone());
+        reg.events(self);
     }
 }
 
@@ -432,6 +433,63 @@ impl IqHandler for Pep {
             }
         }
         outcome.reply
+    }
+}
+
+#[async_trait]
+impl EventListener for Pep {
+    async fn on_event(&self, ctx: &Context, event: &Event) {
+        match event {
+            // XEP-0060 §6.1.7 on_sub: a contact newly subscribed to the owner's presence gets
+            // the last items its online resources want (XEP-0163 §4.3.4's "new subscriber").
+            Event::RosterChanged {
+                account,
+                contact,
+                before,
+                after: Some(after),
+            } if shares_presence(after.subscription)
+                && !before
+                    .as_ref()
+                    .is_some_and(|b| shares_presence(b.subscription)) =>
+            {
+                if !ctx.is_local_domain(contact.domain().as_str()) {
+                    return;
+                }
+                let service = Service::pep(account);
+                for entry in ctx.sessions.resources(contact).await.iter() {
+                    let Some(features) = self.caps.features(&entry.jid) else {
+                        continue;
+                    };
+                    let notify: HashSet<&str> = features
+                        .iter()
+                        .filter_map(|f| f.strip_suffix("+notify"))
+                        .collect();
+                    if !notify.is_empty() {
+                        self.send_last_items(ctx, &service, &entry.jid, &notify)
+                            .await;
+                    }
+                }
+            }
+            // Its nodes went with it (the store's cascade); its subscriptions to other
+            // accounts' nodes go too.
+            Event::AccountDeleted(account) => {
+                let jid = account.to_string();
+                let Ok(subscriptions) = ctx.stores.pubsub.subscriptions_of(None, &jid).await else {
+                    return;
+                };
+                for (key, s) in subscriptions {
+                    if let Err(e) = ctx
+                        .stores
+                        .pubsub
+                        .unsubscribe(&key, &s.jid, Some(&s.subid))
+                        .await
+                    {
+                        tracing::warn!(%account, error = %e, "a deleted account's subscription stayed");
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
