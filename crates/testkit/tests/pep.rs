@@ -1176,3 +1176,127 @@ async fn a_new_contact_gets_the_last_items() {
         assert_eq!(e.name(), "iq", "{e:?}");
     }
 }
+
+/// XEP-0060 §6.1 and §6.2 on a PEP node: a stranger subscribes to an open node with a full JID
+/// (the last item follows, §6.1.7), gets notifications naming its subscription (§12.3 SubID
+/// header), unsubscribes, and a second unsubscribe is `<unexpected-request/>` with
+/// `not-subscribed` (§6.2.3.2); another account's JID is `invalid-jid` (§6.1.3.1).
+#[tokio::test]
+async fn explicit_subscription_to_an_open_node() {
+    const NEWS: &str = "urn:example:news";
+    let server = server_with(&["alice", "eve"]).await;
+    let mut alice = server.login("alice", PW, "a").await;
+    let mut eve = server.login("eve", PW, "e").await;
+    let open = open_options(true);
+    let item = |id: &str, title: &str| {
+        format!(
+            "<iq type='set' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='{NEWS}'><item id='{title}'>{}</item></publish>{open}</pubsub></iq>",
+            tune(title)
+        )
+    };
+    ask(
+        &mut alice,
+        &item("p1", "first"),
+        &published("p1", "alice@localhost/a", NEWS, "first"),
+    )
+    .await;
+    ask(
+        &mut eve,
+        &format!(
+            "<iq type='set' id='s0' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <subscribe node='{NEWS}' jid='alice@localhost'/></pubsub></iq>"
+        ),
+        &pubsub_error(
+            "s0",
+            "eve@localhost/e",
+            Some("alice@localhost"),
+            "modify",
+            "bad-request",
+            "invalid-jid",
+        ),
+    )
+    .await;
+    eve.send_xml(&format!(
+        "<iq type='set' id='s1' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+         <subscribe node='{NEWS}' jid='eve@localhost/e'/></pubsub></iq>"
+    ))
+    .await
+    .unwrap();
+    let mut got = [next(&mut eve).await, next(&mut eve).await];
+    got.sort_by_key(|e| e.name().to_owned());
+    assert_matches(
+        &format!(
+            "<iq type='result' id='s1' from='alice@localhost' to='eve@localhost/e'>\
+             <pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription node='{NEWS}' \
+             jid='eve@localhost/e' subid='{{*}}' subscription='subscribed'/></pubsub></iq>"
+        ),
+        &got[0],
+    );
+    assert_matches(
+        &notification(
+            "alice@localhost",
+            "eve@localhost/e",
+            NEWS,
+            "first",
+            &tune("first"),
+        ),
+        &got[1],
+    );
+    let subid = got[0]
+        .get_child("pubsub", "http://jabber.org/protocol/pubsub")
+        .and_then(|p| p.get_child("subscription", "http://jabber.org/protocol/pubsub"))
+        .and_then(|s| s.attr("subid"))
+        .unwrap()
+        .to_owned();
+    ask(
+        &mut alice,
+        &item("p2", "second"),
+        &published("p2", "alice@localhost/a", NEWS, "second"),
+    )
+    .await;
+    expect_next(
+        &mut eve,
+        &format!(
+            "<message from='alice@localhost' to='eve@localhost/e' type='headline' id='{{*}}'>\
+             <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{NEWS}'>\
+             <item id='second'>{}</item></items></event>\
+             <headers xmlns='http://jabber.org/protocol/shim'><header name='SubID'>{subid}</header></headers>\
+             </message>",
+            tune("second")
+        ),
+    )
+    .await;
+    let unsubscribe = |id: &str| {
+        format!(
+            "<iq type='set' id='{id}' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <unsubscribe node='{NEWS}' jid='eve@localhost/e'/></pubsub></iq>"
+        )
+    };
+    ask(
+        &mut eve,
+        &unsubscribe("u1"),
+        "<iq type='result' id='u1' from='alice@localhost' to='eve@localhost/e'/>",
+    )
+    .await;
+    ask(
+        &mut eve,
+        &unsubscribe("u2"),
+        &pubsub_error(
+            "u2",
+            "eve@localhost/e",
+            Some("alice@localhost"),
+            "cancel",
+            "unexpected-request",
+            "not-subscribed",
+        ),
+    )
+    .await;
+    ask(
+        &mut alice,
+        &item("p3", "third"),
+        &published("p3", "alice@localhost/a", NEWS, "third"),
+    )
+    .await;
+    expect_none(&mut eve).await;
+}

@@ -456,6 +456,7 @@ impl Engine {
             .attr("node")
             .filter(|n| !n.is_empty())
             .ok_or_else(|| error(StanzaErrorCondition::BadRequest, "nodeid-required"))?;
+        bounded("node name", node_name)?;
         let options = match options.and_then(|o| o.get_child("x", ns::DATA_FORMS)) {
             Some(x) => {
                 let form = DataForm::parse(x)
@@ -546,6 +547,7 @@ impl Engine {
             .and_then(|i| i.attr("id"))
             .filter(|id| !id.is_empty())
             .map_or_else(random_id, str::to_owned);
+        bounded("item id", &id)?;
         if config.persist_items {
             let stored = StoredItem {
                 id: id.clone(),
@@ -662,6 +664,7 @@ impl Engine {
             .filter(|n| !n.is_empty())
             // §8.1.2 instant nodes are not supported; XEP-0163 nodes are named.
             .ok_or_else(|| error(StanzaErrorCondition::NotAcceptable, "nodeid-required"))?;
+        bounded("node name", node_name)?;
         let config = match configure.and_then(|c| c.get_child("x", ns::DATA_FORMS)) {
             Some(x) => {
                 let form = DataForm::parse(x)
@@ -698,11 +701,21 @@ impl Engine {
         self.may_read(ctx, service, &node, &config, &who.bare)
             .await?;
         let jid_str = jid.to_string();
-        let existing = self
-            .subscriptions_of(ctx, &key)
-            .await?
-            .into_iter()
-            .find(|s| s.jid == jid_str);
+        let all = self.subscriptions_of(ctx, &key).await?;
+        let existing = all.iter().find(|s| s.jid == jid_str).cloned();
+        if existing.is_none()
+            && all
+                .iter()
+                .filter(|s| Jid::new(&s.jid).is_ok_and(|j| j.to_bare() == who.bare))
+                .count()
+                >= MAX_SUBSCRIPTIONS_PER_ENTITY
+        {
+            return Err(
+                StanzaError::new(StanzaErrorCondition::PolicyViolation).with_text(format!(
+                    "at most {MAX_SUBSCRIPTIONS_PER_ENTITY} subscriptions to a node per account"
+                )),
+            );
+        }
         let subscription = match existing {
             Some(s) => s,
             None => {
@@ -774,7 +787,8 @@ impl Engine {
             return Err(error(
                 StanzaErrorCondition::UnexpectedRequest,
                 "not-subscribed",
-            ));
+            )
+            .with_type(starling_proto::ErrorType::Cancel));
         }
         Ok((None, vec![]))
     }
@@ -1115,6 +1129,20 @@ async fn roster_item(
 }
 
 /// The `node` attribute, required (XEP-0060 §14, `nodeid-required`).
+/// The longest node name or item id accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 1024;
+/// Most subscriptions of one account (its bare JID and its full JIDs) to one node.
+pub const MAX_SUBSCRIPTIONS_PER_ENTITY: usize = 16;
+
+/// A node name or item id within [`MAX_ID_BYTES`] (`<not-acceptable/>` beyond).
+fn bounded(what: &str, id: &str) -> Result<(), StanzaError> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(StanzaError::new(StanzaErrorCondition::NotAcceptable)
+            .with_text(format!("a {what} is at most {MAX_ID_BYTES} bytes")));
+    }
+    Ok(())
+}
+
 fn node_attr(el: &Element) -> Result<&str, StanzaError> {
     el.attr("node")
         .filter(|n| !n.is_empty())
