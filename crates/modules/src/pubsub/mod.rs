@@ -9,7 +9,10 @@ pub mod config;
 pub mod engine;
 pub mod pep;
 
-use starling_proto::{Element, ErrorType, StanzaError, StanzaErrorCondition};
+use starling_module_api::random_id;
+use starling_proto::{Element, ErrorType, StanzaError, StanzaErrorCondition, ns};
+
+use engine::NodeEvent;
 
 /// XEP-0060 namespaces.
 pub const NS: &str = "http://jabber.org/protocol/pubsub";
@@ -76,6 +79,34 @@ pub const FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
     "http://jabber.org/protocol/pubsub#subscribe",
 ];
+
+/// The notification `event` (XEP-0060 §7.1.2.1, §7.2.2.1, §8.4.2, §8.5.2) as a message from the
+/// service `from` to `to`, with the SHIM header naming the subscription it is for, if given
+/// (§12.3).
+pub(crate) fn notification(
+    from: &str,
+    to: &str,
+    event: &NodeEvent,
+    subid: Option<&str>,
+) -> Element {
+    let mut message = Element::new("message", ns::CLIENT)
+        .with_attr("from", from)
+        .with_attr("to", to)
+        .with_attr("type", event.config.notification_type)
+        .with_attr("id", random_id())
+        .with_child(Element::new("event", NS_EVENT).with_child(event.payload.clone()));
+    if let Some(subid) = subid {
+        // XEP-0060 §12.3: which subscription a notification is for.
+        message.append_child(
+            Element::new("headers", "http://jabber.org/protocol/shim").with_child(
+                Element::new("header", "http://jabber.org/protocol/shim")
+                    .with_attr("name", "SubID")
+                    .with_text(subid),
+            ),
+        );
+    }
+    message
+}
 
 /// A stanza error with a XEP-0060 §14 application condition (`pubsub#errors`).
 pub(crate) fn error(condition: StanzaErrorCondition, app: &str) -> StanzaError {

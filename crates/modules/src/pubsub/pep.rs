@@ -26,14 +26,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_module_api::{
     Context, DiscoNodes, Identity, IqHandler, IqOutcome, IqRoute, IqTarget, IqType, Module,
-    Registrar, SessionEntry, random_id,
+    Registrar, SessionEntry,
 };
 use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, ns};
 use starling_storage::Subscription;
 
 use super::config::{AccessModel, NodeConfiguration, SendLast};
-use super::engine::{Engine, NodeEvent, Service, item_element, shares_presence};
-use super::{FEATURES, Limits, NS, NS_EVENT, NS_OWNER};
+use super::engine::{Creators, Engine, NodeEvent, Service, item_element, shares_presence};
+use super::{FEATURES, Limits, NS, NS_EVENT, NS_OWNER, notification};
 use crate::caps::{CapsCache, CapsWatcher};
 
 /// The PEP module.
@@ -49,6 +49,7 @@ impl Pep {
                 limits,
                 defaults: NodeConfiguration::pep_default(),
                 personal: true,
+                creators: Creators::ServiceOwner,
             },
             caps: caps.clone(),
         });
@@ -245,7 +246,7 @@ impl Pep {
                     .with_child(event_item),
                 only_to: None,
             };
-            let mut message = notification(owner, &to.to_string(), &event, None);
+            let mut message = notification(&owner.to_string(), &to.to_string(), &event, None);
             // §4.3.4: when it was published.
             message.append_child(
                 Element::new("delay", ns::DELAY)
@@ -257,27 +258,6 @@ impl Pep {
     }
 }
 
-/// The notification `event` as a message from `owner` to `to`.
-fn notification(owner: &BareJid, to: &str, event: &NodeEvent, subid: Option<&str>) -> Element {
-    let mut message = Element::new("message", ns::CLIENT)
-        .with_attr("from", owner.to_string())
-        .with_attr("to", to)
-        .with_attr("type", event.config.notification_type)
-        .with_attr("id", random_id())
-        .with_child(Element::new("event", NS_EVENT).with_child(event.payload.clone()));
-    if let Some(subid) = subid {
-        // XEP-0060 §12.3: which subscription a notification is for.
-        message.append_child(
-            Element::new("headers", "http://jabber.org/protocol/shim").with_child(
-                Element::new("header", "http://jabber.org/protocol/shim")
-                    .with_attr("name", "SubID")
-                    .with_text(subid),
-            ),
-        );
-    }
-    message
-}
-
 async fn route_notification(
     ctx: &Context,
     owner: &BareJid,
@@ -286,7 +266,7 @@ async fn route_notification(
     subid: Option<&str>,
 ) {
     ctx.router
-        .route(notification(owner, to, event, subid))
+        .route(notification(&owner.to_string(), to, event, subid))
         .await;
 }
 
