@@ -50,6 +50,8 @@ pub struct ModuleOptions {
     pub anonymous_hosts: Vec<anonymous::AnonymousHost>,
     /// Personal eventing (XEP-0163) with these limits; `None` turns it off.
     pub pep: Option<pubsub::Limits>,
+    /// The pubsub service at `pubsub.<host>` (XEP-0060) with these limits; `None` turns it off.
+    pub pubsub: Option<pubsub::Limits>,
 }
 
 impl Default for ModuleOptions {
@@ -65,6 +67,7 @@ impl Default for ModuleOptions {
             invites: invites::InviteOptions::default(),
             anonymous_hosts: Vec::new(),
             pep: Some(pubsub::Limits::default()),
+            pubsub: Some(pubsub::Limits::service_default()),
         }
     }
 }
@@ -126,6 +129,17 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         let caps = caps::CapsCache::new();
         modules.push(Arc::new(caps::Caps::new(caps.clone())));
         modules.push(pubsub::pep::Pep::new(limits, caps));
+    }
+    if let Some(limits) = options.pubsub {
+        // Guests of anonymous hosts may subscribe, not create nodes: their accounts vanish.
+        modules.push(pubsub::service::PubsubService::new(
+            limits,
+            options
+                .anonymous_hosts
+                .iter()
+                .map(|h| h.domain.clone())
+                .collect(),
+        ));
     }
     if let Some(anonymous) = anonymous::Anonymous::new(&options.anonymous_hosts) {
         modules.push(Arc::new(anonymous));
