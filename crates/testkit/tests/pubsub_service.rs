@@ -1225,6 +1225,61 @@ async fn deleted_accounts_leave_nothing_behind() {
     .await;
 }
 
+/// XEP-0060 §13.4: a notification that bounces with an error of type `cancel` (here the
+/// router's `<remote-server-not-found/>` for a JID at no domain of this server, RFC 6120
+/// §8.3.3.16) ends that JID's subscription; the local subscriber keeps its own.
+#[tokio::test]
+async fn bounced_notifications_end_subscriptions() {
+    let server = server_with(&["alice", "bob"]).await;
+    let mut alice = server.login("alice", PW, "a").await;
+    let mut bob = server.login("bob", PW, "b").await;
+    ask(
+        &mut alice,
+        &iq("set", "c1", "", "<create node='news'/>"),
+        &result("c1", ALICE),
+    )
+    .await;
+    ask(
+        &mut alice,
+        &iq(
+            "set",
+            "m1",
+            "owner",
+            "<subscriptions node='news'>\
+             <subscription jid='juliet@capulet.example' subscription='subscribed'/></subscriptions>",
+        ),
+        &result("m1", ALICE),
+    )
+    .await;
+    ask(
+        &mut bob,
+        &subscribe("s1", "news", BOB),
+        &subscribed("s1", BOB, "news", BOB),
+    )
+    .await;
+    ask(
+        &mut alice,
+        &publish("p1", "news", "n1", ENTRY),
+        &published("p1", ALICE, "news", "n1"),
+    )
+    .await;
+    expect_next(&mut bob, &item_event(BOB, "news", "n1", ENTRY)).await;
+    ask(
+        &mut alice,
+        &iq("get", "m2", "owner", "<subscriptions node='news'/>"),
+        &result_with(
+            "m2",
+            ALICE,
+            "owner",
+            &format!(
+                "<subscriptions node='news'>\
+                 <subscription jid='{BOB}' subid='{{*}}' subscription='subscribed'/></subscriptions>"
+            ),
+        ),
+    )
+    .await;
+}
+
 /// Limits: beyond `max_nodes` the service refuses a node with `<policy-violation/>`; an item
 /// above `max_item_size` is `<not-acceptable/>` with `payload-too-big` (XEP-0060 §7.1.3.4).
 #[tokio::test]

@@ -132,7 +132,7 @@ pub const SERVICE_FEATURES: &[&str] = &[
 
 /// The notification `event` (XEP-0060 §7.1.2.1, §7.2.2.1, §8.4.2, §8.5.2) as a message from the
 /// service `from` to `to`, with the SHIM header naming the subscription it is for, if given
-/// (§12.3).
+/// (§13.16, numbered as in version 1.26).
 pub(crate) fn notification(
     from: &str,
     to: &str,
@@ -146,7 +146,7 @@ pub(crate) fn notification(
         .with_attr("id", random_id())
         .with_child(Element::new("event", NS_EVENT).with_child(event.payload.clone()));
     if let Some(subid) = subid {
-        // XEP-0060 §12.3: which subscription a notification is for.
+        // XEP-0060 §13.16: which subscription a notification is for.
         message.append_child(
             Element::new("headers", "http://jabber.org/protocol/shim").with_child(
                 Element::new("header", "http://jabber.org/protocol/shim")

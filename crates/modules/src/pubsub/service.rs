@@ -15,7 +15,9 @@
 //!   outcast never, a JID without affiliation only while the node is `open`): to a full JID as
 //!   it is, to a bare JID as it is (a local account's bare JID: the router hands a `headline` to
 //!   every available resource, RFC 6121 §8.5.2.1.1). Deletion goes to every subscriber. A SHIM
-//!   `SubID` header is added only when the JID holds several subscriptions to the node (§12.3).
+//!   `SubID` header is added only when the JID holds several subscriptions to the node (§13.16).
+//!   A notification that bounces with an error of type `cancel` (the JID is gone, its server
+//!   unreachable) ends that JID's subscriptions at the service (§13.4).
 //! - disco#info of the service (§5.1: `pubsub/service` and [`SERVICE_FEATURES`]), of a node
 //!   (§5.3, with the §5.4 meta-data form); disco#items of the service (its nodes, §5.2) and of a
 //!   node (its items, §5.5), each only what the requester may read.
@@ -28,7 +30,7 @@
 //! - Anything else: an IQ get/set is `<service-unavailable/>` (RFC 6120 §8.4), also at a JID of
 //!   the domain other than the domain itself; a message (but an error or a headline) gets
 //!   `<service-unavailable/>` too; presence is ignored; IQ results and errors are dropped (the
-//!   service asks nothing, and a bounced notification needs no answer, RFC 6120 §8.3.1).
+//!   service asks nothing); no error is ever answered (RFC 6120 §8.3.1).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,12 +41,13 @@ use starling_module_api::{
     ComponentDomain, ComponentHandler, Context, Event, EventListener, IqOutcome, IqRoute, IqType,
     Module, Registrar,
 };
-use starling_proto::BareJid;
-use starling_proto::{Element, Jid, StanzaError, StanzaErrorCondition, error_reply, iq_result, ns};
+use starling_proto::{
+    BareJid, Element, ErrorType, Jid, StanzaError, StanzaErrorCondition, error_reply, iq_result, ns,
+};
 
 use super::config::{AccessModel, NodeConfiguration};
 use super::engine::{Affiliation, Creators, Engine, NodeEvent, Service};
-use super::{Limits, NS, NS_OWNER, SERVICE_FEATURES, internal, not_found, notification};
+use super::{Limits, NS, NS_EVENT, NS_OWNER, SERVICE_FEATURES, internal, not_found, notification};
 
 /// The label of the service's domain under each host.
 pub const SUBDOMAIN: &str = "pubsub";
@@ -203,6 +206,41 @@ impl PubsubService {
         }
     }
 
+    /// XEP-0060 §13.4 (notification-related errors): an error of type `cancel` (the
+    /// entity is gone, its server unreachable) ends every subscription of that exact JID at the
+    /// service, since which node's notification bounced is not tracked; other errors (`wait`,
+    /// `auth`, `modify`) change nothing.
+    async fn bounced(&self, ctx: &Context, error: &Element, from: &Jid, to: &Jid) {
+        if to.node().is_some() || to.resource().is_some() {
+            return;
+        }
+        let cancel = error
+            .get_child("error", ns::CLIENT)
+            .and_then(StanzaError::from_element)
+            .is_some_and(|e| e.error_type == ErrorType::Cancel);
+        if !cancel {
+            return;
+        }
+        let store = &ctx.stores.pubsub;
+        let jid = from.to_string();
+        let found = match store
+            .subscriptions_of(Some(to.domain().as_str()), &jid)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(%jid, error = %e, "pubsub: subscriptions unreadable after a bounce");
+                return;
+            }
+        };
+        for (key, s) in found {
+            tracing::debug!(%jid, node = %key.node, "pubsub: a notification bounced; subscription ended");
+            if let Err(e) = store.unsubscribe(&key, &s.jid, Some(&s.subid)).await {
+                tracing::warn!(%jid, error = %e, "pubsub: cannot end a bounced subscription");
+            }
+        }
+    }
+
     /// Removes what the deleted `account` had at the services (see the module docs).
     async fn forget(&self, ctx: &Context, account: &BareJid) {
         let jid = account.to_string();
@@ -243,7 +281,7 @@ impl PubsubService {
                 if config.notify_delete {
                     let event = NodeEvent {
                         service: service.clone(),
-                        payload: Element::new("delete", super::NS_EVENT)
+                        payload: Element::new("delete", NS_EVENT)
                             .with_attr("node", node.key.node.clone()),
                         node: node.key.node,
                         config,
@@ -448,9 +486,12 @@ impl ComponentHandler for PubsubService {
         };
         match stanza.name() {
             "iq" => self.iq(ctx, &stanza, &from, &to).await,
-            // Nothing is done with messages; an error is never answered (RFC 6120 §8.3.1), a
-            // headline needs no answer.
-            "message" if !matches!(stanza.attr("type"), Some("error" | "headline")) => {
+            // A notification bounced (it is never answered, RFC 6120 §8.3.1).
+            "message" if stanza.attr("type") == Some("error") => {
+                self.bounced(ctx, &stanza, &from, &to).await;
+            }
+            // Nothing is done with other messages; a headline needs no answer.
+            "message" if stanza.attr("type") != Some("headline") => {
                 let error = StanzaError::new(StanzaErrorCondition::ServiceUnavailable);
                 ctx.router.route(error_reply(&stanza, &error)).await;
             }
