@@ -69,6 +69,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "push",
             "registration",
             "pep",
+            "pubsub",
         ],
     ),
     ("log", &["level"]),
@@ -149,6 +150,10 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     ),
     (
         "pep",
+        &["enabled", "max_nodes", "max_items", "max_item_size"],
+    ),
+    (
+        "pubsub",
         &["enabled", "max_nodes", "max_items", "max_item_size"],
     ),
     (
@@ -242,6 +247,8 @@ pub struct Config {
     pub registration: RegistrationConfig,
     /// `[pep]`: personal eventing (XEP-0163) and its limits.
     pub pep: PepConfig,
+    /// `[pubsub]`: the publish-subscribe service at `pubsub.<host>` (XEP-0060) and its limits.
+    pub pubsub: PubsubConfig,
 }
 
 /// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
@@ -277,6 +284,39 @@ pub const MAX_PEP_ITEMS: u64 = 1_000_000;
 /// Largest accepted `pep.max_item_size` (a stanza carrying it must still fit
 /// `c2s.max_stanza_size`).
 pub const MAX_PEP_ITEM_SIZE: u64 = 16 * 1024 * 1024;
+
+/// `[pubsub]` section: a publish-subscribe service (XEP-0060) at `pubsub.<host>` for every
+/// virtual host, where the accounts of the hosts (not of anonymous hosts) create nodes they own
+/// and anyone may subscribe. Each `pubsub.<host>` is a component domain: a host, or an external
+/// component, at that name needs `enabled = false`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PubsubConfig {
+    /// Whether the service runs (default true).
+    pub enabled: bool,
+    /// Most nodes of one service, all creators together (default 10000; `policy-violation`
+    /// beyond). 1 to [`MAX_PUBSUB_NODES`].
+    pub max_nodes: u64,
+    /// Most items kept per node: what `pubsub#max_items` `max` means and the most it may be set
+    /// to (default 1000). 1 to [`MAX_PEP_ITEMS`].
+    pub max_items: u64,
+    /// Largest item payload in bytes (default 262144; `not-acceptable` beyond). 1024 to
+    /// [`MAX_PEP_ITEM_SIZE`].
+    pub max_item_size: u64,
+}
+
+impl Default for PubsubConfig {
+    fn default() -> Self {
+        PubsubConfig {
+            enabled: true,
+            max_nodes: 10_000,
+            max_items: 1000,
+            max_item_size: 256 * 1024,
+        }
+    }
+}
+
+/// Largest accepted `pubsub.max_nodes`.
+pub const MAX_PUBSUB_NODES: u64 = 1_000_000;
 
 /// `[log]` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -717,6 +757,7 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             push: PushConfig::default(),
             pep: PepConfig::default(),
+            pubsub: PubsubConfig::default(),
             registration: RegistrationConfig::default(),
         }
     }

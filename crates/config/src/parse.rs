@@ -13,11 +13,11 @@ use crate::{
     Config, ConfigError, ConfigErrors, HostConfig, MAX_ANONYMOUS_LOGINS_PER_IP,
     MAX_ARCHIVE_MESSAGES, MAX_ARCHIVE_PAGE, MAX_AUTH_FAILURE_COUNT, MAX_FAST_TOKEN_LIFETIME,
     MAX_INVITE_LIFETIME, MAX_LOCK_SECONDS, MAX_MIN_PASSWORD_LENGTH, MAX_OFFLINE_MESSAGES,
-    MAX_PENDING_REQUESTS, MAX_PEP_ITEM_SIZE, MAX_PEP_ITEMS, MAX_PEP_NODES, MAX_PUSH_INTERVAL,
-    MAX_PUSH_REGISTRATIONS, MAX_REGISTRATIONS_PER_IP, MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT,
-    MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE, MIN_COMPONENT_SECRET,
-    MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS, PUSH_TIMEOUT_RANGE,
-    RegistrationMode, SCHEMA, SCRAM_HASHES, Secret, StorageBackend,
+    MAX_PENDING_REQUESTS, MAX_PEP_ITEM_SIZE, MAX_PEP_ITEMS, MAX_PEP_NODES, MAX_PUBSUB_NODES,
+    MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS, MAX_REGISTRATIONS_PER_IP, MAX_REQUEST_AFTER,
+    MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE,
+    MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS,
+    PUSH_TIMEOUT_RANGE, RegistrationMode, SCHEMA, SCRAM_HASHES, Secret, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -365,6 +365,22 @@ impl Cx<'_> {
             }
             if let Some(n) = self.uint(pep, p, "max_item_size", 1024, MAX_PEP_ITEM_SIZE) {
                 config.pep.max_item_size = n;
+            }
+        }
+
+        if let Some(pubsub) = self.section(root, "pubsub") {
+            let p = "pubsub";
+            if let Some(b) = self.bool(pubsub, p, "enabled") {
+                config.pubsub.enabled = b;
+            }
+            if let Some(n) = self.uint(pubsub, p, "max_nodes", 1, MAX_PUBSUB_NODES) {
+                config.pubsub.max_nodes = n;
+            }
+            if let Some(n) = self.uint(pubsub, p, "max_items", 1, MAX_PEP_ITEMS) {
+                config.pubsub.max_items = n;
+            }
+            if let Some(n) = self.uint(pubsub, p, "max_item_size", 1024, MAX_PEP_ITEM_SIZE) {
+                config.pubsub.max_item_size = n;
             }
         }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use starling_config::{
     ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
-    HostConfig, LogConfig, OfflineConfig, PepConfig, PushConfig, RegistrationConfig,
+    HostConfig, LogConfig, OfflineConfig, PepConfig, PubsubConfig, PushConfig, RegistrationConfig,
     RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig,
     StreamManagementConfig,
 };
@@ -312,6 +312,12 @@ enabled = false
 max_nodes = 10
 max_items = 50
 max_item_size = 4096
+
+[pubsub]
+enabled = false
+max_nodes = 20
+max_items = 60
+max_item_size = 2048
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -423,6 +429,12 @@ max_item_size = 4096
             max_nodes: 10,
             max_items: 50,
             max_item_size: 4096,
+        },
+        pubsub: PubsubConfig {
+            enabled: false,
+            max_nodes: 20,
+            max_items: 60,
+            max_item_size: 2048,
         },
     };
     let config = parse(text).unwrap();
@@ -1152,6 +1164,59 @@ fn push_defaults_and_bounds() {
     ] {
         assert_eq!(
             one_error(&format!("[push]\n{text}\n")),
+            (key.into(), Some(2), message.into()),
+            "{text}"
+        );
+    }
+}
+
+/// `[pubsub]`: the service at `pubsub.<host>` runs by default; the bounds of every number.
+#[test]
+fn pubsub_defaults_and_bounds() {
+    let c = Config::default();
+    assert_eq!(
+        c.pubsub,
+        PubsubConfig {
+            enabled: true,
+            max_nodes: 10_000,
+            max_items: 1000,
+            max_item_size: 262_144,
+        }
+    );
+    let config = parse(
+        "[pubsub]\nenabled = false\nmax_nodes = 1000000\nmax_items = 1\nmax_item_size = 1024\n",
+    )
+    .unwrap();
+    assert!(!config.pubsub.enabled);
+    assert_eq!(config.pubsub.max_nodes, 1_000_000);
+    assert_eq!(config.pubsub.max_items, 1);
+    assert_eq!(config.pubsub.max_item_size, 1024);
+    for (text, key, message) in [
+        ("max_nodes = 0", "pubsub.max_nodes", "must be at least 1"),
+        (
+            "max_nodes = 1000001",
+            "pubsub.max_nodes",
+            "must be at most 1000000",
+        ),
+        ("max_items = 0", "pubsub.max_items", "must be at least 1"),
+        (
+            "max_item_size = 1023",
+            "pubsub.max_item_size",
+            "must be at least 1024",
+        ),
+        (
+            "max_item_size = 16777217",
+            "pubsub.max_item_size",
+            "must be at most 16777216",
+        ),
+        (
+            "enabled = 1",
+            "pubsub.enabled",
+            "expected a boolean (true or false), found integer",
+        ),
+    ] {
+        assert_eq!(
+            one_error(&format!("[pubsub]\n{text}\n")),
             (key.into(), Some(2), message.into()),
             "{text}"
         );

@@ -52,6 +52,8 @@ pub struct ModuleOptions {
     pub anonymous_hosts: Vec<anonymous::AnonymousHost>,
     /// Personal eventing (XEP-0163) with these limits; `None` turns it off.
     pub pep: Option<pubsub::Limits>,
+    /// The pubsub service at `pubsub.<host>` (XEP-0060) with these limits; `None` turns it off.
+    pub pubsub: Option<pubsub::Limits>,
 }
 
 impl Default for ModuleOptions {
@@ -67,6 +69,7 @@ impl Default for ModuleOptions {
             invites: invites::InviteOptions::default(),
             anonymous_hosts: Vec::new(),
             pep: Some(pubsub::Limits::default()),
+            pubsub: Some(pubsub::Limits::service_default()),
         }
     }
 }
@@ -132,6 +135,17 @@ pub fn default_modules(options: &ModuleOptions) -> Vec<Arc<dyn Module>> {
         // What rides on PEP: XEP-0398 avatar conversion, XEP-0402 bookmarks compatibility.
         modules.push(avatars::Avatars::new(pep.clone()));
         modules.push(bookmarks::BookmarksSync::new(pep));
+    }
+    if let Some(limits) = options.pubsub {
+        // Guests of anonymous hosts may subscribe, not create nodes: their accounts vanish.
+        modules.push(pubsub::service::PubsubService::new(
+            limits,
+            options
+                .anonymous_hosts
+                .iter()
+                .map(|h| h.domain.clone())
+                .collect(),
+        ));
     }
     if let Some(anonymous) = anonymous::Anonymous::new(&options.anonymous_hosts) {
         modules.push(Arc::new(anonymous));

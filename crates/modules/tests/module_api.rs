@@ -410,7 +410,8 @@ fn mask_stamp(xml: &str) -> String {
 }
 
 /// XEP-0030 §4: the server's disco#items lists its services, the component domains: those
-/// registered by modules at start and those attached at run time (XEP-0114), not those detached.
+/// registered by modules at start (the test's conference, the pubsub service) and those attached
+/// at run time (XEP-0114), not those detached.
 #[tokio::test]
 async fn disco_items_lists_the_component_domains() {
     let s = setup(Probe {
@@ -430,7 +431,7 @@ async fn disco_items_lists_the_component_domains() {
          <query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
     )
     .await;
-    // An account has no items (no PEP yet).
+    // An account without PEP nodes has no items.
     s.send(
         &alice,
         "<iq xmlns='jabber:client' type='get' id='d2' to='bob@localhost'>\
@@ -442,7 +443,8 @@ async fn disco_items_lists_the_component_domains() {
         [
             "<iq id='d1' to='alice@localhost/a' from='localhost' type='result'>\
              <query xmlns='http://jabber.org/protocol/disco#items'>\
-             <item jid='conference.localhost'/><item jid='gw.localhost'/></query></iq>",
+             <item jid='conference.localhost'/><item jid='gw.localhost'/>\
+             <item jid='pubsub.localhost'/></query></iq>",
             "<iq id='d2' to='alice@localhost/a' from='bob@localhost' type='result'>\
              <query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
         ]

@@ -271,6 +271,14 @@ pub async fn start_with_modules(
                 max_items: config.pep.max_items,
                 max_item_bytes: usize::try_from(config.pep.max_item_size).unwrap_or(usize::MAX),
             }),
+        pubsub: config
+            .pubsub
+            .enabled
+            .then(|| starling_modules::pubsub::Limits {
+                max_nodes: config.pubsub.max_nodes,
+                max_items: config.pubsub.max_items,
+                max_item_bytes: usize::try_from(config.pubsub.max_item_size).unwrap_or(usize::MAX),
+            }),
         roster: starling_modules::roster::RosterLimits {
             max_items: config.roster.max_items,
             max_pending_requests: config.roster.max_pending_requests,

@@ -766,7 +766,9 @@ async fn disco_is_built_from_module_registrations() {
     c.send_xml("<iq type='get' id='d2' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
         .await
         .unwrap();
-    c.expect("<iq type='result' id='d2' from='localhost' to='alice@localhost/a'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
+    // XEP-0030 §4: the services, here the pubsub service (XEP-0060).
+    c.expect("<iq type='result' id='d2' from='localhost' to='alice@localhost/a'><query xmlns='http://jabber.org/protocol/disco#items'>\
+              <item jid='pubsub.localhost'/></query></iq>")
         .await
         .unwrap();
     c.send_xml("<iq type='get' id='d3' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")

@@ -134,8 +134,11 @@ async fn a_component_exchanges_stanzas_with_users() {
         .await
         .unwrap();
     alice
-        .expect("<iq type='result' id='d1' from='localhost' to='alice@localhost/r'>\
-                 <query xmlns='http://jabber.org/protocol/disco#items'><item jid='echo.localhost'/></query></iq>")
+        .expect(
+            "<iq type='result' id='d1' from='localhost' to='alice@localhost/r'>\
+                 <query xmlns='http://jabber.org/protocol/disco#items'><item jid='echo.localhost'/>\
+                 <item jid='pubsub.localhost'/></query></iq>",
+        )
         .await
         .unwrap();
 

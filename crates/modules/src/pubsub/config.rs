@@ -280,18 +280,39 @@ impl NodeConfiguration {
         }
     }
 
-    /// The configuration form (XEP-0060 §8.2.1), with `type='form'` or the type asked.
+    /// The configuration form (XEP-0060 §8.2.1). Without `allow_personal` (a pubsub service),
+    /// neither the `presence` and `roster` access models nor `roster_groups_allowed` are shown.
     pub fn form(&self, allow_personal: bool) -> DataForm {
-        let mut form = DataForm::form(Some(NODE_CONFIG));
-        for mut field in self.fields() {
-            if field.var.as_deref() == Some("pubsub#access_model") && !allow_personal {
-                field
-                    .options
-                    .retain(|(_, v)| !matches!(v.as_str(), "presence" | "roster"));
+        self.offered(allow_personal)
+            .into_iter()
+            .fold(DataForm::form(Some(NODE_CONFIG)), DataForm::field)
+    }
+
+    /// The options as fields of the node meta-data form (XEP-0060 §5.4): the values as
+    /// configured, without the choices.
+    pub fn metadata_fields(&self, allow_personal: bool) -> Vec<Field> {
+        self.offered(allow_personal)
+            .into_iter()
+            .map(|mut f| {
+                f.options.clear();
+                f
+            })
+            .collect()
+    }
+
+    fn offered(&self, allow_personal: bool) -> Vec<Field> {
+        let mut fields = self.fields();
+        if !allow_personal {
+            fields.retain(|f| f.var.as_deref() != Some("pubsub#roster_groups_allowed"));
+            for field in &mut fields {
+                if field.var.as_deref() == Some("pubsub#access_model") {
+                    field
+                        .options
+                        .retain(|(_, v)| !matches!(v.as_str(), "presence" | "roster"));
+                }
             }
-            form = form.field(field);
         }
-        form
+        fields
     }
 
     /// Every option as a form field with its value and choices.

@@ -1,11 +1,15 @@
 //! The pubsub engine: XEP-0060's use cases on one service, whatever its front end.
 //!
-//! [`Engine::handle`] takes an IQ addressed to a service (PEP's bare JID, or later a pubsub
-//! domain) and returns the answer with the [`NodeEvent`]s to notify: the front end decides who
-//! receives them (PEP adds the owner's resources and its contacts, filtered by caps).
+//! [`Engine::handle`] takes an IQ addressed to a service (PEP's bare JID, or a pubsub domain such
+//! as `pubsub.example.org`) and returns the answer with the [`NodeEvent`]s to notify: the front
+//! end decides who receives them (PEP adds the owner's resources and its contacts, filtered by
+//! caps; the service notifies its subscribers).
 //!
 //! Who may do what:
-//! - the service's owner (PEP: the account; it is the `owner` of every node) does everything;
+//! - creating nodes: as [`Creators`] says (PEP: the account alone; a pubsub service: the
+//!   accounts of this server's hosts), `<forbidden/>` otherwise (§8.1.1);
+//! - a node's owners do everything: at PEP the account, implicitly the `owner` of every node;
+//!   at a service the entities with the stored `owner` affiliation, at first the creator;
 //! - publishing: owners and `publisher`s, subscribers when `pubsub#publish_model` is
 //!   `subscribers`, anyone when `open` (§7.1.3.1: otherwise `<forbidden/>`);
 //! - subscribing and retrieving items: owners, publishers and members always, `outcast`s never
@@ -21,7 +25,7 @@
 
 use starling_module_api::forms::DataForm;
 use starling_module_api::{Context, IqOutcome, IqRoute, IqType, parse_stored, random_id};
-use starling_proto::{BareJid, Element, Jid, StanzaError, StanzaErrorCondition, ns};
+use starling_proto::{BareJid, Element, ErrorType, Jid, StanzaError, StanzaErrorCondition, ns};
 use starling_storage::{NodeKey, StorageError, StoredItem, StoredNode, StoredSubscription};
 
 use super::config::{AccessModel, MaxItems, NodeConfiguration, PUBLISH_OPTIONS, PublishModel};
@@ -30,9 +34,10 @@ use super::{Limits, NS, NS_EVENT, NS_OWNER, error, internal, not_found, unsuppor
 /// A service: where nodes live.
 #[derive(Clone, Debug)]
 pub struct Service {
-    /// The service's JID as nodes are stored under it (a bare JID for PEP).
+    /// The service's JID as nodes are stored under it (a bare JID for PEP, a domain for a
+    /// pubsub service).
     pub jid: String,
-    /// The account whose PEP service this is.
+    /// The account whose PEP service this is; `None` for a pubsub service.
     pub owner: Option<BareJid>,
 }
 
@@ -41,6 +46,14 @@ impl Service {
         Service {
             jid: owner.to_string(),
             owner: Some(owner.clone()),
+        }
+    }
+
+    /// The pubsub service at `domain` (canonical, as stanzas address it).
+    pub fn domain(domain: &str) -> Service {
+        Service {
+            jid: domain.to_owned(),
+            owner: None,
         }
     }
 
@@ -125,12 +138,25 @@ impl Outcome {
 
 type Answer = Result<(Option<Element>, Vec<NodeEvent>), StanzaError>;
 
+/// Who may create nodes (XEP-0060 §8.1.1 lets a service decide by the requester's identity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Creators {
+    /// The account whose PEP service it is (XEP-0163), alone.
+    ServiceOwner,
+    /// Accounts of this server's hosts, except those of `except_hosts` (anonymous hosts, whose
+    /// accounts vanish with their session and would leave nodes nobody owns).
+    LocalUsers { except_hosts: Vec<String> },
+}
+
 /// The engine with a service kind's defaults and limits.
 pub struct Engine {
     pub limits: Limits,
     pub defaults: NodeConfiguration,
     /// PEP: the `presence` and `roster` access models exist, nodes are created by publishing.
+    /// Otherwise (a pubsub service): owners are stored affiliations, instant nodes exist.
     pub personal: bool,
+    /// Who may create nodes.
+    pub creators: Creators,
 }
 
 /// Who asks.
@@ -320,6 +346,10 @@ impl Engine {
             }
             (IqType::Set, "purge") => {
                 // XEP-0060 §8.5.
+                if !config.persist_items {
+                    // §8.5.3.3.
+                    return Err(unsupported("persistent-items"));
+                }
                 ctx.stores
                     .pubsub
                     .purge(&key)
@@ -369,7 +399,7 @@ impl Engine {
             }
             (IqType::Set, "affiliations") => {
                 // XEP-0060 §8.9.2: all or nothing.
-                let mut changes = Vec::new();
+                let mut changes: Vec<(String, Affiliation)> = Vec::new();
                 for a in first.children().filter(|c| c.is("affiliation", NS_OWNER)) {
                     let jid = a
                         .attr("jid")
@@ -384,8 +414,34 @@ impl Engine {
                         return Err(StanzaError::new(StanzaErrorCondition::NotAcceptable)
                             .with_text("the account owns its PEP nodes"));
                     }
-                    changes.push((jid.to_string(), affiliation));
+                    let jid = jid.to_string();
+                    if changes.iter().any(|(j, _)| *j == jid) {
+                        // §8.9.2.5: one element per entity.
+                        return Err(StanzaError::new(StanzaErrorCondition::BadRequest));
+                    }
+                    changes.push((jid, affiliation));
                 }
+                let stored = ctx
+                    .stores
+                    .pubsub
+                    .affiliations(&key)
+                    .await
+                    .map_err(|e| internal(&e))?;
+                if service.owner.is_none() {
+                    // §8.9.2.5: a node's last owner stays one (a PEP node has its account).
+                    let kept = stored.iter().any(|(jid, a)| {
+                        a == Affiliation::Owner.as_str() && !changes.iter().any(|(j, _)| j == jid)
+                    });
+                    if !kept && !changes.iter().any(|(_, a)| *a == Affiliation::Owner) {
+                        return Err(StanzaError::new(StanzaErrorCondition::NotAcceptable)
+                            .with_text("a node keeps at least one owner"));
+                    }
+                }
+                let subscriptions = if changes.iter().any(|(_, a)| *a == Affiliation::Outcast) {
+                    self.subscriptions_of(ctx, &key).await?
+                } else {
+                    Vec::new()
+                };
                 for (jid, affiliation) in changes {
                     let value = (affiliation != Affiliation::None).then(|| affiliation.as_str());
                     ctx.stores
@@ -393,6 +449,19 @@ impl Engine {
                         .set_affiliation(&key, &jid, value)
                         .await
                         .map_err(|e| internal(&e))?;
+                    if affiliation == Affiliation::Outcast {
+                        // §4.1: an outcast is subscribed no more, with any of its resources.
+                        for s in subscriptions
+                            .iter()
+                            .filter(|s| Jid::new(&s.jid).is_ok_and(|j| j.to_bare().as_str() == jid))
+                        {
+                            ctx.stores
+                                .pubsub
+                                .unsubscribe(&key, &s.jid, Some(&s.subid))
+                                .await
+                                .map_err(|e| internal(&e))?;
+                        }
+                    }
                 }
                 Ok((None, vec![]))
             }
@@ -655,16 +724,37 @@ impl Engine {
         create: &Element,
         configure: Option<&Element>,
     ) -> Answer {
-        if service.owner.as_ref() != Some(&who.bare) {
+        let allowed = match &self.creators {
             // XEP-0163: only the account creates nodes on its PEP service.
+            Creators::ServiceOwner => service.owner.as_ref() == Some(&who.bare),
+            Creators::LocalUsers { except_hosts } => {
+                let domain = who.bare.domain().as_str();
+                who.bare.node().is_some()
+                    && ctx.is_local_domain(domain)
+                    && !except_hosts.iter().any(|h| h == domain)
+            }
+        };
+        if !allowed {
+            // §8.1.3.
             return Err(StanzaError::new(StanzaErrorCondition::Forbidden));
         }
-        let node_name = create
-            .attr("node")
-            .filter(|n| !n.is_empty())
-            // §8.1.2 instant nodes are not supported; XEP-0163 nodes are named.
-            .ok_or_else(|| error(StanzaErrorCondition::NotAcceptable, "nodeid-required"))?;
-        bounded("node name", node_name)?;
+        if configure.is_some_and(|c| c.attr("node").is_some()) {
+            // §8.1.3: the NodeID is the <create/>'s.
+            return Err(StanzaError::new(StanzaErrorCondition::BadRequest));
+        }
+        let (node_name, instant) = match create.attr("node").filter(|n| !n.is_empty()) {
+            Some(n) => (n.to_owned(), false),
+            // §8.1.2: an instant node, with a NodeID of the service's choosing.
+            None if !self.personal => (random_id(), true),
+            // XEP-0163 nodes are named.
+            None => {
+                return Err(error(
+                    StanzaErrorCondition::NotAcceptable,
+                    "nodeid-required",
+                ));
+            }
+        };
+        bounded("node name", &node_name)?;
         let config = match configure.and_then(|c| c.get_child("x", ns::DATA_FORMS)) {
             Some(x) => {
                 let form = DataForm::parse(x)
@@ -673,9 +763,30 @@ impl Engine {
             }
             None => self.defaults.clone(),
         };
-        let key = service.key(node_name);
+        let key = service.key(&node_name);
         self.create_node(ctx, service, &key, &config).await?;
-        Ok((None, vec![]))
+        if service.owner.is_none() {
+            // The creator is the node's owner (§4.1), stored: owners may change.
+            let stored = ctx
+                .stores
+                .pubsub
+                .set_affiliation(
+                    &key,
+                    &who.bare.to_string(),
+                    Some(Affiliation::Owner.as_str()),
+                )
+                .await;
+            if let Err(e) = stored {
+                // A node nobody owns would be nobody's to delete.
+                let _ = ctx.stores.pubsub.delete_node(&key).await;
+                return Err(internal(&e));
+            }
+        }
+        let reply = instant.then(|| {
+            Element::new("pubsub", NS)
+                .with_child(Element::new("create", NS).with_attr("node", node_name))
+        });
+        Ok((reply, vec![]))
     }
 
     /// XEP-0060 §6.1.
@@ -783,12 +894,11 @@ impl Engine {
             .await
             .map_err(|e| internal(&e))?;
         if removed == 0 {
-            // §6.2.3.2.
-            return Err(error(
-                StanzaErrorCondition::UnexpectedRequest,
-                "not-subscribed",
-            )
-            .with_type(starling_proto::ErrorType::Cancel));
+            // §6.2.3.2, of type cancel (RFC 6120 would say wait).
+            return Err(
+                error(StanzaErrorCondition::UnexpectedRequest, "not-subscribed")
+                    .with_type(ErrorType::Cancel),
+            );
         }
         Ok((None, vec![]))
     }
@@ -935,9 +1045,14 @@ impl Engine {
             .await
             .map_err(|e| internal(&e))?;
         if count >= self.limits.max_nodes {
+            let whose = if service.owner.is_some() {
+                "an account"
+            } else {
+                "this service"
+            };
             return Err(
                 StanzaError::new(StanzaErrorCondition::PolicyViolation).with_text(format!(
-                    "an account may have at most {} nodes",
+                    "{whose} may have at most {} nodes",
                     self.limits.max_nodes
                 )),
             );

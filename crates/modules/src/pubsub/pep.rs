@@ -26,14 +26,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use starling_module_api::{
     Context, DiscoNodes, Event, EventListener, Identity, IqHandler, IqOutcome, IqRoute, IqTarget,
-    IqType, Module, Registrar, SessionEntry, random_id,
+    IqType, Module, Registrar, SessionEntry,
 };
 use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, ns};
 use starling_storage::Subscription;
 
 use super::config::{AccessModel, NodeConfiguration, SendLast};
-use super::engine::{Engine, NodeEvent, Service, item_element, shares_presence};
-use super::{FEATURES, Limits, NS, NS_EVENT, NS_OWNER};
+use super::engine::{Creators, Engine, NodeEvent, Service, item_element, shares_presence};
+use super::{FEATURES, Limits, NS, NS_EVENT, NS_OWNER, notification};
 use crate::caps::{CapsCache, CapsWatcher};
 
 /// Hears of every change to a PEP node made by a request (publish, retract, purge, delete),
@@ -59,6 +59,7 @@ impl Pep {
                 limits,
                 defaults: NodeConfiguration::pep_default(),
                 personal: true,
+                creators: Creators::ServiceOwner,
             },
             caps: caps.clone(),
             observers: std::sync::Mutex::default(),
@@ -331,7 +332,7 @@ impl Pep {
                 only_to: None,
                 notify: true,
             };
-            let mut message = notification(owner, &to.to_string(), &event, None);
+            let mut message = notification(&owner.to_string(), &to.to_string(), &event, None);
             // §4.3.4: when it was published.
             message.append_child(
                 Element::new("delay", ns::DELAY)
@@ -343,39 +344,6 @@ impl Pep {
     }
 }
 
-/// The notification `event` as a message from `owner` to `to`.
-fn notification(owner: &BareJid, to: &str, event: &NodeEvent, subid: Option<&str>) -> Element {
-    let mut payload = event.payload.clone();
-    if !event.config.deliver_payloads && payload.name() == "items" {
-        // XEP-0060 §7.1.2.2: the item ids only.
-        let ids: Vec<Element> = payload
-            .children()
-            .map(|i| Element::new(i.name(), NS_EVENT).with_opt_attr("id", i.attr("id")))
-            .collect();
-        payload.clear_children();
-        for i in ids {
-            payload.append_child(i);
-        }
-    }
-    let mut message = Element::new("message", ns::CLIENT)
-        .with_attr("from", owner.to_string())
-        .with_attr("to", to)
-        .with_attr("type", event.config.notification_type)
-        .with_attr("id", random_id())
-        .with_child(Element::new("event", NS_EVENT).with_child(payload));
-    if let Some(subid) = subid {
-        // XEP-0060 §12.3: which subscription a notification is for.
-        message.append_child(
-            Element::new("headers", "http://jabber.org/protocol/shim").with_child(
-                Element::new("header", "http://jabber.org/protocol/shim")
-                    .with_attr("name", "SubID")
-                    .with_text(subid),
-            ),
-        );
-    }
-    message
-}
-
 async fn route_notification(
     ctx: &Context,
     owner: &BareJid,
@@ -384,7 +352,7 @@ async fn route_notification(
     subid: Option<&str>,
 ) {
     ctx.router
-        .route(notification(owner, to, event, subid))
+        .route(notification(&owner.to_string(), to, event, subid))
         .await;
 }
 
