@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use rxml::error::EndOrError;
 use rxml::{Parse, RawEvent, RawParser, WithOptions};
 use starling_proto::element::{Attr, Name, Ns};
-use starling_proto::{Element, StreamError, StreamErrorCondition, ns};
+use starling_proto::{Element, Node, StreamError, StreamErrorCondition, ns};
 
 /// Per-stanza limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,6 +272,9 @@ pub struct Decoder {
     /// Whether any byte went to the parser (whitespace before the header is skipped).
     started: bool,
     closed: bool,
+    /// The last text ended with a CR made a LF by [`normalise_cr_after_bracket`]: a LF starting
+    /// the next text was its CRLF's.
+    cr_made_lf: bool,
     work: Option<Box<Work>>,
     /// The header's default namespace (`jabber:client` for a client).
     header_default: Ns,
@@ -300,6 +303,7 @@ impl Decoder {
             limits,
             depth: 0,
             started: false,
+            cr_made_lf: false,
             closed: false,
             work: None,
             header_default: Ns::NONE,
@@ -481,6 +485,9 @@ impl Decoder {
     }
 
     fn handle(&mut self, ev: RawEvent) -> Result<Option<Frame>, DecodeError> {
+        if !matches!(ev, RawEvent::Text(..)) {
+            self.cr_made_lf = false;
+        }
         // Count the bytes of the header or of the top-level element being received; whitespace
         // between stanzas is not part of any stanza.
         if self.work.is_none() && matches!(ev, RawEvent::ElementHeadOpen(..)) {
@@ -531,7 +538,26 @@ impl Decoder {
             }
             RawEvent::Text(_, text) => {
                 match self.work.as_deref_mut().and_then(|w| w.stack.last_mut()) {
-                    Some(top) => top.el.append_text(text),
+                    Some(top) => {
+                        let cr_made_lf = std::mem::take(&mut self.cr_made_lf);
+                        let text: &str = if cr_made_lf {
+                            text.strip_prefix('\n').unwrap_or(&text)
+                        } else {
+                            &text
+                        };
+                        if text.contains('\r') {
+                            let after_bracket = matches!(
+                                top.el.nodes().last(),
+                                Some(Node::Text(t)) if t.ends_with(']')
+                            );
+                            let (normal, ends_with_cr) =
+                                normalise_cr_after_bracket(text, after_bracket);
+                            self.cr_made_lf = ends_with_cr;
+                            top.el.append_text(normal);
+                        } else if !text.is_empty() {
+                            top.el.append_text(text);
+                        }
+                    }
                     None => {
                         // Between stanzas only whitespace (keepalives) is allowed.
                         if !text.chars().all(|c| c.is_ascii_whitespace()) {
@@ -905,3 +931,67 @@ fn parse_one(xml: &str, default_ns: Option<&str>) -> Result<Element, DecodeError
 
 #[cfg(test)]
 mod tests;
+
+/// COMPAT(rxml 0.14): inside a CDATA section, a raw CR right after a `]` (where rxml checks for
+/// `]]>`) reaches us as it was, while XML 1.0 §2.11 makes every raw CR a LF and every CRLF one
+/// LF, which rxml does everywhere else. Left alone, such a CR would be written back as `&#13;`:
+/// a stanza could grow on its way through (hardening: never amplify), and would not mean what
+/// its sender's XML means. A CR after `]` is normalised here (`after_bracket`: the text before
+/// this run ended with `]`). The only other CR text can hold is a character reference
+/// (`&#13;`), which a sender writing `]&#13;` would see become a LF: nothing a client sends.
+fn normalise_cr_after_bracket(text: &str, after_bracket: bool) -> (String, bool) {
+    let mut out = String::with_capacity(text.len());
+    let mut prev_bracket = after_bracket;
+    let mut chars = text.chars().peekable();
+    let mut last_made_lf = false;
+    while let Some(c) = chars.next() {
+        last_made_lf = false;
+        if c == '\r' && prev_bracket {
+            match chars.peek() {
+                Some('\n') => {}
+                Some(_) => out.push('\n'),
+                // The LF of a CRLF may come with the next text.
+                None => {
+                    out.push('\n');
+                    last_made_lf = true;
+                }
+            }
+            prev_bracket = false;
+            continue;
+        }
+        prev_bracket = c == ']';
+        out.push(c);
+    }
+    (out, last_made_lf)
+}
+
+#[cfg(test)]
+mod cdata_cr_tests {
+    use super::*;
+
+    /// XML 1.0 §2.11 in CDATA after `]`, the case rxml 0.14 leaves (found by the
+    /// stream_roundtrip fuzz target: the re-serialised stanza was longer than the wire's).
+    #[test]
+    fn cr_after_a_bracket_in_cdata_is_a_line_feed() {
+        let e =
+            parse_stored("<body xmlns='jabber:client'><![CDATA[a]\rb]]\r\nc]\r]]></body>").unwrap();
+        assert_eq!(e.text(), "a]\nb]]\nc]\n");
+    }
+
+    #[test]
+    fn the_fuzzed_stanza_does_not_grow() {
+        let wire = "<message xmlns='jabber:client'><body><![CDATA[<n(ot-niqdy<>mes/y&apos;\
+                    iqmdOstream:O_OOOOOOqW\npen:qW\npen:ietW\npen:ietf:par\n>]\rtge>& ]]></body>\
+                    </message>";
+        let e = parse_stored(wire).unwrap();
+        let mut out = String::new();
+        e.write_in_stream("jabber:client", &mut out);
+        assert!(out.len() <= wire.len(), "{out}");
+    }
+
+    #[test]
+    fn character_references_to_cr_stay() {
+        let e = parse_stored("<body xmlns='jabber:client'>a&#13;b</body>").unwrap();
+        assert_eq!(e.text(), "a\rb");
+    }
+}
