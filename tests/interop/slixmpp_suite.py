@@ -953,8 +953,9 @@ async def case_pep_bookmarks():
     publishes it) with the publish-options of §3.3: persist_items, max_items=max,
     send_last_published_item=never, access_model=whitelist. The account's other resource is
     notified of both bookmarks (§4, its caps say `urn:xmpp:bookmarks:1+notify`) and reads them
-    back; a contact with the same interest gets nothing and is refused the items
-    (XEP-0060 §6.5.9.8: not-allowed, closed-node)."""
+    back; a XEP-0048 client reads them from private XML and drops one, which the Bookmarks 2
+    client sees retracted (§5.1 #compat); a contact with the same interest gets nothing and is
+    refused the items (XEP-0060 §6.5.9.8: not-allowed, closed-node)."""
     await pep_pair("bm1", "bm2")
     a = await PepClient("bm1", "a", plugins=("xep_0402",)).online()
     await probe(a)
@@ -981,9 +982,25 @@ async def case_pep_bookmarks():
            for item in reply["pubsub"]["items"]}
     assert got == rooms, str(reply)
 
+    # XEP-0402 §5.1 (#compat): a XEP-0048 client (slixmpp's xep_0048, private XML storage)
+    # reads the same rooms, and the room it drops is retracted for the Bookmarks 2 clients.
+    legacy = await PepClient("bm1", "legacy", plugins=("xep_0048",)).online()
+    result = await legacy.plugin["xep_0048"].get_bookmarks(timeout=5)
+    confs = {str(c["jid"]): (c["name"], c["autojoin"], c["nick"])
+             for c in result["private"]["bookmarks"]["conferences"]}
+    assert confs == rooms, str(result)
+    kept = legacy.plugin["xep_0048"].stanza.Bookmarks()
+    kept.add_conference("council@conference.localhost", "Puck", name="Council of Oberon", autojoin=True)
+    await legacy.plugin["xep_0048"].set_bookmarks(kept, timeout=5)
+    assert await until(lambda: [e.id for e in b.got("bm1", BOOKMARKS, "retract")]
+                       == ["orchard@conference.localhost"]), b.events
+    reply = await b.plugin["xep_0060"].get_items(jid("bm1"), BOOKMARKS, timeout=5)
+    assert item_ids(reply) == ["council@conference.localhost"], str(reply)
+    await legacy.bye()
+
     err = await iq_error(contact.plugin["xep_0060"].get_items(jid("bm1"), BOOKMARKS, timeout=5))
     assert pubsub_error(err) == ("not-allowed", "closed-node"), str(err)
-    err = await iq_error(contact.plugin["xep_0060"].get_item(jid("bm1"), BOOKMARKS, "orchard@conference.localhost",
+    err = await iq_error(contact.plugin["xep_0060"].get_item(jid("bm1"), BOOKMARKS, "council@conference.localhost",
                                                              timeout=5))
     assert pubsub_error(err) == ("not-allowed", "closed-node"), str(err)
     await settle(0.5)
