@@ -11,23 +11,31 @@
 //!   servers resolve a hash by asking one or several advertisers, from the server's JID
 //!   (ejabberd, Starling) or from the contact's (Prosody). Any other IQ get/set is answered
 //!   `<service-unavailable/>` so that nothing waits on the client.
+//! - Once online, each user publishes one seed item, retried after an error (up to 10 times):
+//!   the first publish creates the node (XEP-0163 §3), and a server's node creations should not
+//!   weigh on the window (ejabberd's concurrent creations abort each other's Mnesia
+//!   transactions: `seed_retries`). Its notifications carry the stamp 0 and are not counted.
 //! - After a settle time (the presence burst, the caps queries, and last-item notifications
 //!   sent at presence time: counted apart as `early`), every user publishes:
 //!   `rate > 0`: that many publishes per second in total, open loop, spread evenly;
 //!   `rate = 0`: closed loop: a user publishes its next item when the IQ result of the
-//!   previous one arrives, `window` publishes in flight (after a second without one it sends
+//!   previous one arrives, `window` publishes in flight (after 10 s without one it sends
 //!   anyway).
 //! - Every item carries `<title>NONCE/T</title>`: this run's nonce and its send time on the
 //!   bench's clock. Notifications of this run only are counted (items left on the nodes by an
 //!   earlier run come back as last items with another nonce: `stale`); those of publishes
 //!   sent in the window and received before a grace period after it are `delivered`, against
-//!   `expected` = Σ over those publishes of the publisher's roster size, plus one per publish
-//!   when the server notifies the publisher's own resource (seen at least once).
+//!   `expected` = Σ over those publishes that the server accepted of the publisher's roster
+//!   size, plus one per publish when the server notifies the publisher's own resource (seen
+//!   at least once). Refused publishes in the window are `publish_errors`.
+//! - A notification received twice (same publisher, same item: ejabberd sends the publisher's
+//!   own notification to its bare and to its full JID) counts once, the copy as a `duplicate`.
 //! - Items are published with the id `current` (XEP-0060 §12.20, as clients publish PEP
 //!   singletons), so each node holds one item on every server whatever its `max_items`.
 //!
 //! Latencies go into fixed-size histograms: memory stays constant however long the run.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,7 +45,7 @@ use sha1::Digest as _;
 use starling_proto::{Element, ns};
 use starling_stream::Frame;
 use tokio::io::AsyncWriteExt as _;
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::{Users, close_all, cpu_over_window, login_all, now_ns};
@@ -71,8 +79,20 @@ pub struct PepOpts {
 
 /// Notifications published in the window still count if they arrive this long after it.
 const GRACE: Duration = Duration::from_secs(2);
-/// Latencies are kept for publishes sent in the window.
-const NO_REPLY_WAIT: Duration = Duration::from_secs(1);
+/// In the closed loop, a user publishes anyway after this long without a reply (which the
+/// server owes: RFC 6120 §8.2.3; a saturated server is not sent more than it answers).
+const NO_REPLY_WAIT: Duration = Duration::from_secs(10);
+/// The seed publish: its stamp (outside any window), attempts, and the wait for each reply.
+const SEED_STAMP: u64 = 0;
+const SEED_TRIES: u32 = 10;
+const SEED_WAIT: Duration = Duration::from_secs(5);
+
+/// How one user's seed publish went.
+#[derive(Default)]
+struct Seed {
+    created: bool,
+    retries: u64,
+}
 
 /// What a client says it is and supports (XEP-0030 disco#info), from which its caps `ver`
 /// is computed.
@@ -225,6 +245,47 @@ fn bare(jid: &str) -> &str {
     jid.split('/').next().unwrap_or(jid)
 }
 
+/// Notifications remembered per client to tell duplicates.
+const RECENT: usize = 256;
+
+/// The last few keys seen, to tell a duplicate from a new one in constant memory.
+struct Recent {
+    order: VecDeque<u64>,
+    seen: HashSet<u64>,
+    cap: usize,
+}
+
+impl Recent {
+    fn new(cap: usize) -> Recent {
+        Recent {
+            order: VecDeque::with_capacity(cap + 1),
+            seen: HashSet::with_capacity(cap + 1),
+            cap,
+        }
+    }
+
+    /// Whether `key` is new among the last `cap` keys (it is then remembered, and the oldest
+    /// forgotten).
+    fn insert(&mut self, key: u64) -> bool {
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+}
+
+/// A notification's identity: its publisher and its item's send time.
+fn dedup_key(from: &str, sent: u64) -> u64 {
+    use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one((from, sent))
+}
+
 /// What one client's reader counted.
 #[derive(Default)]
 struct Counts {
@@ -233,15 +294,22 @@ struct Counts {
     /// Notifications of publishes sent in the window, from contacts and from the own account.
     delivered_contacts: u64,
     delivered_own: u64,
-    /// Notifications before the first publish (last items sent at presence time).
+    /// Notifications before the publishing began (last items sent at presence time, seeds).
     early: u64,
     /// Notifications after it carrying another run's items.
     stale: u64,
+    /// Second copies of a notification already received (same publisher, same item).
+    duplicates: u64,
     /// Disco#info queries answered, other IQs refused.
     disco: u64,
     refused: u64,
+    /// Publishes sent in the window that the server refused.
     publish_errors: u64,
+    /// The notifications those would have sent to contacts.
+    refused_contacts: u64,
     first_error: Option<String>,
+    /// The client's roster size.
+    roster: u64,
 }
 
 /// A run's nonce: the wall clock's nanoseconds and the pid, in hex.
@@ -312,6 +380,7 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         let writer = Arc::new(Mutex::new(session.writer));
         let slots = Arc::new(Semaphore::new(opts.window.max(1)));
         let replies = Arc::clone(&slots);
+        let (seed_tx, mut seed_rx) = mpsc::channel(1);
         let mut stop = stop_rx.clone();
         let (caps, caps_node, nonce) = (
             Arc::clone(&caps),
@@ -322,7 +391,11 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         let out = Arc::clone(&writer);
         let presence = presence.clone();
         readers.spawn(async move {
-            let mut c = Counts::default();
+            let mut c = Counts {
+                roster,
+                ..Counts::default()
+            };
+            let mut recent = Recent::new(RECENT);
             if out
                 .lock()
                 .await
@@ -350,16 +423,21 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                 }
                 let now = now_ns();
                 if let Some(titles) = notification_titles(&el) {
-                    let from_own = el.attr("from").map(bare) == Some(own.as_str());
+                    let from = el.attr("from").map(bare).unwrap_or_default();
+                    let from_own = from == own;
                     for title in titles {
+                        if now < send_from {
+                            c.early += 1;
+                            continue;
+                        }
                         let Some(sent) = stamp_of(&title, &nonce) else {
-                            if now < send_from {
-                                c.early += 1;
-                            } else {
-                                c.stale += 1;
-                            }
+                            c.stale += 1;
                             continue;
                         };
+                        if !recent.insert(dedup_key(from, sent)) {
+                            c.duplicates += 1;
+                            continue;
+                        }
                         if (start..end).contains(&now) {
                             c.in_window += 1;
                         }
@@ -391,14 +469,21 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                 let Some(sent) = el.attr("id").and_then(iq_stamp) else {
                     continue;
                 };
-                if el.attr("type") == Some("result") {
-                    if (start..end).contains(&sent) {
+                let ok = el.attr("type") == Some("result");
+                if !ok && c.first_error.is_none() {
+                    // The condition, not the echoed payload.
+                    let error = el.get_child("error", ns::CLIENT).unwrap_or(&el);
+                    c.first_error = Some(error.to_xml());
+                }
+                if sent == SEED_STAMP {
+                    let _ = seed_tx.try_send(ok);
+                    continue;
+                }
+                if (start..end).contains(&sent) {
+                    if ok {
                         publish_rtt.record(now.saturating_sub(sent));
-                    }
-                } else {
-                    c.publish_errors += 1;
-                    if c.first_error.is_none() {
-                        c.first_error = Some(el.to_xml());
+                    } else {
+                        c.publish_errors += 1;
                     }
                 }
                 replies.add_permits(1);
@@ -409,6 +494,34 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         let expected_contacts = Arc::clone(&expected_contacts);
         let rate = opts.rate;
         writers.spawn(async move {
+            let mut buf = String::with_capacity(512);
+            let publish = |buf: &mut String, seq: u64, t: u64| {
+                buf.clear();
+                use std::fmt::Write as _;
+                let _ = write!(
+                    buf,
+                    "<iq type='set' id='p{seq}.{t}'><pubsub xmlns='{NS_PUBSUB}'><publish node='{NS_TUNE}'>\
+                     <item id='{ITEM_ID}'><tune xmlns='{NS_TUNE}'><title>{title_nonce}/{t}</title></tune></item>\
+                     </publish></pubsub></iq>"
+                );
+            };
+            // The seed: one publish, retried after an error, so that the node exists (XEP-0163
+            // §3: the first publish creates it) before the window.
+            let mut seed = Seed::default();
+            for attempt in 0..SEED_TRIES {
+                publish(&mut buf, 0, SEED_STAMP);
+                if writer.lock().await.write_all(buf.as_bytes()).await.is_err() {
+                    break;
+                }
+                if let Ok(Some(true)) = tokio::time::timeout(SEED_WAIT, seed_rx.recv()).await {
+                    seed.created = true;
+                    break;
+                }
+                seed.retries += 1;
+                // Apart from the others retrying too.
+                let backoff = 50 + (i as u64 * 37 + attempt as u64 * 101) % 200;
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
+            }
             tokio::time::sleep(Duration::from_nanos(send_from.saturating_sub(now_ns()))).await;
             let mut ticks = (rate > 0).then(|| {
                 let period = Duration::from_secs_f64(n as f64 / rate as f64);
@@ -418,7 +531,6 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                 t
             });
             let mut seq = 0u64;
-            let mut buf = String::with_capacity(512);
             while now_ns() < end {
                 match &mut ticks {
                     Some(t) => {
@@ -436,27 +548,23 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                     publishes.fetch_add(1, Ordering::Relaxed);
                     expected_contacts.fetch_add(roster, Ordering::Relaxed);
                 }
-                buf.clear();
-                use std::fmt::Write as _;
-                let _ = write!(
-                    buf,
-                    "<iq type='set' id='p{seq}.{t}'><pubsub xmlns='{NS_PUBSUB}'><publish node='{NS_TUNE}'>\
-                     <item id='{ITEM_ID}'><tune xmlns='{NS_TUNE}'><title>{title_nonce}/{t}</title></tune></item>\
-                     </publish></pubsub></iq>"
-                );
+                publish(&mut buf, seq, t);
                 if writer.lock().await.write_all(buf.as_bytes()).await.is_err() {
                     break;
                 }
             }
-            writer
+            (writer, seed)
         });
     }
 
     let cpu = cpu_over_window(start, end, opts.server_pid).await;
     let mut writer_halves = Vec::new();
+    let (mut seed_retries, mut unseeded) = (0, 0);
     while let Some(w) = writers.join_next().await {
-        if let Ok(w) = w {
+        if let Ok((w, seed)) = w {
             writer_halves.push(w);
+            seed_retries += seed.retries;
+            unseeded += u64::from(!seed.created);
         }
     }
     tokio::time::sleep(GRACE).await;
@@ -469,9 +577,11 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         total.delivered_own += c.delivered_own;
         total.early += c.early;
         total.stale += c.stale;
+        total.duplicates += c.duplicates;
         total.disco += c.disco;
         total.refused += c.refused;
         total.publish_errors += c.publish_errors;
+        total.refused_contacts += c.publish_errors * c.roster;
         if total.first_error.is_none() {
             total.first_error = c.first_error;
         }
@@ -483,25 +593,33 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     let secs = opts.duration.as_secs_f64();
     let publishes = publishes.load(Ordering::Relaxed);
     let own_notified = total.delivered_own > 0;
-    let expected =
-        expected_contacts.load(Ordering::Relaxed) + if own_notified { publishes } else { 0 };
+    // Refused publishes notify nobody.
+    let accepted = publishes.saturating_sub(total.publish_errors);
+    let expected_contacts = expected_contacts
+        .load(Ordering::Relaxed)
+        .saturating_sub(total.refused_contacts);
+    let expected_own = if own_notified { accepted } else { 0 };
+    let expected = expected_contacts + expected_own;
     let delivered = total.delivered_contacts + total.delivered_own;
-    let lost = expected.saturating_sub(delivered);
+    let lost = expected_contacts.saturating_sub(total.delivered_contacts)
+        + expected_own.saturating_sub(total.delivered_own);
     let per_s = total.in_window as f64 / secs;
     let rtt = publish_rtt.percentiles();
     let latency = notify_latency.percentiles();
     report.line(format!(
         "caps ver {}: {} disco#info queries answered, {} other IQs refused; {} notifications \
-         before publishing (last items), {} of earlier runs after",
+         before publishing (last items, seeds), {} of earlier runs after; seed publishes retried {} \
+         times, {unseeded} users without a node",
         caps.ver(),
         total.disco,
         total.refused,
         total.early,
-        total.stale
+        total.stale,
+        seed_retries
     ));
     report.line(format!(
         "{} in {secs:.1} s: {publishes} publishes ({:.0}/s, {} errors), {} notifications received: \
-         {per_s:.0}/s",
+         {per_s:.0}/s (and {} duplicates)",
         if opts.rate > 0 {
             format!("offered {} publishes/s", opts.rate)
         } else {
@@ -509,7 +627,8 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         },
         publishes as f64 / secs,
         total.publish_errors,
-        total.in_window
+        total.in_window,
+        total.duplicates
     ));
     report.line(format!(
         "expected {expected} notifications (roster sizes{}), delivered {delivered} within {GRACE:?} \
@@ -544,9 +663,13 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     report.field("expected", expected);
     report.field("delivered", delivered);
     report.field("lost", lost);
+    report.field("duplicates", total.duplicates);
     report.field("own_notified", u8::from(own_notified));
     report.field("disco_queries", total.disco);
     report.field("early", total.early);
+    report.field("stale", total.stale);
+    report.field("seed_retries", seed_retries);
+    report.field("unseeded", unseeded);
     report.num("pub_p50_ms", ms(rtt.p50), 3);
     report.num("pub_p99_ms", ms(rtt.p99), 3);
     report.num("notify_p50_ms", ms(latency.p50), 3);
@@ -632,6 +755,24 @@ mod tests {
         );
     }
 
+    /// A notification seen twice among the last few is a duplicate; one older than those is
+    /// forgotten.
+    #[test]
+    fn duplicates_among_recent_notifications() {
+        let mut recent = Recent::new(2);
+        let (a, b, c) = (
+            dedup_key("u1@localhost", 5),
+            dedup_key("u2@localhost", 5),
+            dedup_key("u1@localhost", 6),
+        );
+        assert!(recent.insert(a));
+        assert!(recent.insert(b));
+        assert!(!recent.insert(a), "a second copy");
+        assert!(recent.insert(c));
+        assert!(recent.insert(a), "forgotten after two newer ones");
+        assert_eq!((recent.order.len(), recent.seen.len()), (2, 2));
+    }
+
     /// What Starling's caps module (XEP-0115 §5.4) checks before it trusts a disco#info result
     /// for a ver: the bench's answer passes, so Starling resolves the bench's caps.
     #[test]
@@ -708,6 +849,7 @@ mod tests {
                 .is_none_or(|mut t| t.next().is_none())
         );
         assert_eq!(iq_stamp("p3.123456"), Some(123_456));
+        assert_eq!(iq_stamp("p0.0"), Some(SEED_STAMP));
         assert_eq!(iq_stamp("disco1"), None);
     }
 }
