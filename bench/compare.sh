@@ -107,7 +107,7 @@ bench() {
 start() { # SERVER DIR MODE [full|pep] -> pid
     # Issue 13's feature set when asked (ARCHIVE for Starling, FEATURES for the others), or PEP
     # for the pep scenario (FEATURES=pep: ejabberd's mod_pubsub and mod_caps, Prosody's mod_pep;
-    # Starling's is built in), else none of it, whatever the caller's environment holds.
+    # Starling's default configuration), else none of it, whatever the caller's environment holds.
     local archive=false features=base
     case ${4:-} in
         full) archive=true features=full ;;
