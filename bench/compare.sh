@@ -41,11 +41,11 @@ BENCH=$ROOT/target/release/starling-bench
 
 # Sizes. The targets ask for at least 1,000 users connected and 10,000-user login storms.
 if [ -n "$QUICK" ]; then
-    USERS=2000 CHAT_USERS=200 RING_USERS=200 RING=10 PEP_SETTLE=5 IDLE_USERS=1000 LOGIN_USERS=1000
+    USERS=2000 CHAT_USERS=200 RING_USERS=200 RING=10 IDLE_USERS=1000 LOGIN_USERS=1000
     SCALE_SMALL=50 SCALE_LARGE=500 DURATION=3 AGING_ROUNDS=2 BIG_IDLE_USERS=5000
     MAM_USERS=100 MAM_ROWS=50000
 else
-    USERS=10000 CHAT_USERS=1000 RING_USERS=1000 RING=50 PEP_SETTLE=10 IDLE_USERS=10000 LOGIN_USERS=10000
+    USERS=10000 CHAT_USERS=1000 RING_USERS=1000 RING=50 IDLE_USERS=10000 LOGIN_USERS=10000
     SCALE_SMALL=100 SCALE_LARGE=5000 DURATION=10 AGING_ROUNDS=10 BIG_IDLE_USERS=100000
     # Issue 13: the last 50 messages of a 1,000,000-message archive of 100 users.
     MAM_USERS=100 MAM_ROWS=1000000
@@ -224,7 +224,7 @@ for server in $SERVERS; do
             scenario "$server" "$dir" "$mode" presence "$run" --prefix ring --users "$RING_USERS" presence --duration "$DURATION"
             # PEP fan-out (XEP-0163) among the same ring users: caps with tune+notify (XEP-0115),
             # each publishes to its tune node, closed loop; PEP on in every server (WITH=pep).
-            WITH=pep scenario "$server" "$dir" "$mode" pep "$run" --prefix ring --users "$RING_USERS" pep --settle "$PEP_SETTLE" --duration "$DURATION"
+            WITH=pep scenario "$server" "$dir" "$mode" pep "$run" --prefix ring --users "$RING_USERS" pep --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_small "$run" --users "$SCALE_SMALL" chat --rate 5000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_large "$run" --users "$SCALE_LARGE" chat --rate 5000 --duration "$DURATION"
         done

@@ -189,9 +189,13 @@ enum Scenario {
         #[arg(long, default_value_t = 1)]
         window: usize,
         /// Seconds after the initial presences (caps queries answered, last items drained)
-        /// before the first publish.
-        #[arg(long, default_value_t = 5.0)]
+        /// before the first publish, at least; then until every user has seen its contacts
+        /// online and nothing has arrived for a second.
+        #[arg(long, default_value_t = 3.0)]
         settle: f64,
+        /// Seconds of settling at most.
+        #[arg(long, default_value_t = 120.0)]
+        settle_max: f64,
         #[arg(long, default_value_t = 2.0)]
         warmup: f64,
         #[arg(long, default_value_t = 10.0)]
@@ -370,6 +374,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
             rate,
             window,
             settle,
+            settle_max,
             warmup,
             duration,
         } => {
@@ -379,6 +384,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
                 rate,
                 window,
                 settle: seconds("settle", settle)?,
+                settle_max: seconds("settle-max", settle_max)?,
                 warmup: seconds("warmup", warmup)?,
                 duration: seconds("duration", duration)?,
                 server_pid: c.server_pid,

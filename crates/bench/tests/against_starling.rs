@@ -186,6 +186,7 @@ async fn pep_publishes_in_a_closed_loop_and_counts_what_it_expects() {
         rate: 0,
         window: 2,
         settle: Duration::from_millis(200),
+        settle_max: Duration::from_secs(5),
         warmup: Duration::from_millis(100),
         duration: Duration::from_millis(500),
         server_pid: None,

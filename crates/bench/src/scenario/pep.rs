@@ -11,12 +11,15 @@
 //!   servers resolve a hash by asking one or several advertisers, from the server's JID
 //!   (ejabberd, Starling) or from the contact's (Prosody). Any other IQ get/set is answered
 //!   `<service-unavailable/>` so that nothing waits on the client.
-//! - Once online, each user publishes one seed item, retried after an error (up to 10 times):
-//!   the first publish creates the node (XEP-0163 §3), and a server's node creations should not
-//!   weigh on the window (ejabberd's concurrent creations abort each other's Mnesia
-//!   transactions: `seed_retries`). Its notifications carry the stamp 0 and are not counted.
-//! - After a settle time (the presence burst, the caps queries, and last-item notifications
-//!   sent at presence time: counted apart as `early`), every user publishes:
+//! - Once logged in, before its presence, each user publishes one seed item, retried after an
+//!   error (up to 10 times), a few users at a time: the first publish creates the node
+//!   (XEP-0163 §3), and a server's node creations should not weigh on the window (ejabberd's
+//!   concurrent creations abort each other's Mnesia transactions: `seed_retries`). Items of
+//!   seeds carry the stamp 0 and their notifications are not counted.
+//! - After the initial presences, a settle time (at least `settle`, until every user has
+//!   received the presence of all its contacts and then nothing for a second, at most
+//!   `settle_max`: the presence burst, the caps queries and last-item notifications sent at
+//!   presence time, counted apart as `early`), every user publishes:
 //!   `rate > 0`: that many publishes per second in total, open loop, spread evenly;
 //!   `rate = 0`: closed loop: a user publishes its next item when the IQ result of the
 //!   previous one arrives, `window` publishes in flight (after 10 s without one it sends
@@ -37,21 +40,21 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use sha1::Digest as _;
 use starling_proto::{Element, ns};
 use starling_stream::Frame;
 use tokio::io::AsyncWriteExt as _;
-use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::{Users, close_all, cpu_over_window, login_all, now_ns};
 use crate::report::Report;
 use crate::stats::Histogram;
-use crate::xmpp::{LoginSteps, Target};
+use crate::xmpp::{LoginSteps, Session, Target};
 
 /// XEP-0060's namespaces.
 pub const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
@@ -70,22 +73,66 @@ pub struct PepOpts {
     pub rate: u64,
     /// Publishes in flight per user in the closed loop.
     pub window: usize,
-    /// Quiet time after the initial presences (caps resolved, last items drained).
+    /// Wait after the initial presences (caps resolved, last items drained): at least this…
     pub settle: Duration,
+    /// … and then until no client has received anything for a second, up to this.
+    pub settle_max: Duration,
     pub warmup: Duration,
     pub duration: Duration,
     pub server_pid: Option<u32>,
 }
 
-/// Notifications published in the window still count if they arrive this long after it.
+/// Notifications of the window's publishes still count if they arrive this long after the last
+/// publisher stopped (after the window, or in the closed loop when its last reply came).
 const GRACE: Duration = Duration::from_secs(2);
+/// Silence that tells the server has settled after the initial presences.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// The phases on [`now_ns`]'s clock, set when the server has settled: publishing from
+/// `send_from`, the measurement window `[start, end)`. Unset, all are `u64::MAX`.
+struct Timeline {
+    send_from: AtomicU64,
+    start: AtomicU64,
+    end: AtomicU64,
+}
+
+impl Default for Timeline {
+    fn default() -> Self {
+        Timeline {
+            send_from: AtomicU64::new(u64::MAX),
+            start: AtomicU64::new(u64::MAX),
+            end: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Timeline {
+    fn set(&self, send_from: u64, start: u64, end: u64) {
+        self.end.store(end, Ordering::Relaxed);
+        self.start.store(start, Ordering::Relaxed);
+        self.send_from.store(send_from, Ordering::Relaxed);
+    }
+
+    /// `(send_from, start, end)`.
+    fn get(&self) -> (u64, u64, u64) {
+        (
+            self.send_from.load(Ordering::Relaxed),
+            self.start.load(Ordering::Relaxed),
+            self.end.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// In the closed loop, a user publishes anyway after this long without a reply (which the
 /// server owes: RFC 6120 §8.2.3; a saturated server is not sent more than it answers).
 const NO_REPLY_WAIT: Duration = Duration::from_secs(10);
-/// The seed publish: its stamp (outside any window), attempts, and the wait for each reply.
+/// The seed publish: its stamp (outside any window), attempts, the wait for each reply, and
+/// how many users seed at once (ejabberd's node creations abort each other when many run at
+/// once: 1,000 at once left most users without a node after ten attempts).
 const SEED_STAMP: u64 = 0;
 const SEED_TRIES: u32 = 10;
 const SEED_WAIT: Duration = Duration::from_secs(5);
+const SEED_CONCURRENCY: usize = 4;
 
 /// How one user's seed publish went.
 #[derive(Default)]
@@ -312,6 +359,98 @@ struct Counts {
     roster: u64,
 }
 
+/// A publish of one tune item, `<title>NONCE/T</title>`, with the id `pSEQ.T`.
+fn publish_stanza(buf: &mut String, nonce: &str, seq: u64, t: u64) {
+    use std::fmt::Write as _;
+    buf.clear();
+    let _ = write!(
+        buf,
+        "<iq type='set' id='p{seq}.{t}'><pubsub xmlns='{NS_PUBSUB}'><publish node='{NS_TUNE}'>\
+         <item id='{ITEM_ID}'><tune xmlns='{NS_TUNE}'><title>{nonce}/{t}</title></tune></item>\
+         </publish></pubsub></iq>"
+    );
+}
+
+/// One user's seed: a publish (which creates the node, XEP-0163 §3), retried after an error
+/// or a silence, before the user's presence; what else arrives meanwhile is answered (IQs,
+/// stream management requests) or dropped.
+async fn seed(session: &mut Session, caps: &Caps, caps_node: &str, nonce: &str, i: usize) -> Seed {
+    let mut seed = Seed::default();
+    let mut buf = String::new();
+    let id = format!("p0.{SEED_STAMP}");
+    for attempt in 0..SEED_TRIES {
+        publish_stanza(&mut buf, nonce, 0, SEED_STAMP);
+        if session.writer.write_all(buf.as_bytes()).await.is_err() {
+            return seed;
+        }
+        let reply = tokio::time::timeout(SEED_WAIT, async {
+            loop {
+                let Ok(Frame::Element(el)) = session.reader.next().await else {
+                    return None;
+                };
+                let out = if el.is("r", ns::SM) {
+                    session.reader.ack()
+                } else if el.name() == "iq" && el.attr("id") == Some(id.as_str()) {
+                    return Some(el.attr("type") == Some("result"));
+                } else {
+                    answer(&el, caps, caps_node).map(|(reply, _)| reply)
+                };
+                if let Some(out) = out
+                    && session.writer.write_all(out.as_bytes()).await.is_err()
+                {
+                    return None;
+                }
+            }
+        })
+        .await;
+        match reply {
+            Ok(Some(true)) => {
+                seed.created = true;
+                return seed;
+            }
+            Ok(None) => return seed,
+            Ok(Some(false)) | Err(_) => {}
+        }
+        seed.retries += 1;
+        // Apart from the others retrying too.
+        let backoff = 20 + (i as u64 * 37 + u64::from(attempt) * 101) % 200;
+        tokio::time::sleep(Duration::from_millis(backoff)).await;
+    }
+    seed
+}
+
+/// Seeds every user's node, [`SEED_CONCURRENCY`] users at a time; the sessions come back in
+/// their order.
+async fn seed_all(
+    sessions: Vec<Option<Session>>,
+    caps: &Arc<Caps>,
+    caps_node: &Arc<str>,
+    nonce: &Arc<str>,
+) -> (Vec<Option<Session>>, Vec<Seed>) {
+    let permits = Arc::new(Semaphore::new(SEED_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    let n = sessions.len();
+    for (i, session) in sessions.into_iter().enumerate() {
+        let Some(mut session) = session else { continue };
+        let (caps, caps_node, nonce) = (Arc::clone(caps), Arc::clone(caps_node), Arc::clone(nonce));
+        let permits = Arc::clone(&permits);
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let s = seed(&mut session, &caps, &caps_node, &nonce, i).await;
+            (i, session, s)
+        });
+    }
+    let mut out: Vec<Option<Session>> = (0..n).map(|_| None).collect();
+    let mut seeds = Vec::with_capacity(n);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((i, session, s)) = done {
+            out[i] = Some(session);
+            seeds.push(s);
+        }
+    }
+    (out, seeds)
+}
+
 /// A run's nonce: the wall clock's nanoseconds and the pid, in hex.
 fn nonce() -> String {
     let t = SystemTime::now()
@@ -359,19 +498,32 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     let caps_node: Arc<str> = format!("{CAPS_NODE}#{}", caps.ver()).into();
     let presence = caps.presence();
     let nonce: Arc<str> = nonce().into();
-    let send_from = now_ns() + opts.settle.as_nanos() as u64;
-    let start = send_from + opts.warmup.as_nanos() as u64;
-    let end = start + opts.duration.as_nanos() as u64;
+    let seeding = Instant::now();
+    let (sessions, seeds) = seed_all(round.sessions, &caps, &caps_node, &nonce).await;
+    let seed_retries: u64 = seeds.iter().map(|s| s.retries).sum();
+    let unseeded = seeds.iter().filter(|s| !s.created).count();
+    report.line(format!(
+        "{} nodes seeded in {:.2} s, {SEED_CONCURRENCY} at a time ({seed_retries} retries), {unseeded} \
+         users without a node",
+        seeds.len() - unseeded,
+        seeding.elapsed().as_secs_f64()
+    ));
+    // Set once the server has settled; until then every notification is early.
+    let timeline = Arc::new(Timeline::default());
+    let last_rx = Arc::new(AtomicU64::new(now_ns()));
+    // Users who have received the presence of every contact.
+    let all_online = Arc::new(AtomicUsize::new(0));
+    let (go_tx, go_rx) = watch::channel(false);
     let publishes = Arc::new(AtomicU64::new(0));
     // Σ of the publishers' roster sizes over the publishes in the window.
     let expected_contacts = Arc::new(AtomicU64::new(0));
     let publish_rtt = Arc::new(Histogram::default());
     let notify_latency = Arc::new(Histogram::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let n = round.sessions.len();
+    let n = sessions.len();
     let mut readers = JoinSet::new();
     let mut writers = JoinSet::new();
-    for (i, session) in round.sessions.into_iter().enumerate() {
+    for (i, session) in sessions.into_iter().enumerate() {
         let Some(session) = session else { continue };
         let own = bare(&session.jid).to_owned();
         let roster = session.roster_items as u64;
@@ -380,7 +532,6 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         let writer = Arc::new(Mutex::new(session.writer));
         let slots = Arc::new(Semaphore::new(opts.window.max(1)));
         let replies = Arc::clone(&slots);
-        let (seed_tx, mut seed_rx) = mpsc::channel(1);
         let mut stop = stop_rx.clone();
         let (caps, caps_node, nonce) = (
             Arc::clone(&caps),
@@ -390,7 +541,15 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         let (publish_rtt, notify_latency) = (Arc::clone(&publish_rtt), Arc::clone(&notify_latency));
         let out = Arc::clone(&writer);
         let presence = presence.clone();
+        let (timeline_r, last_rx) = (Arc::clone(&timeline), Arc::clone(&last_rx));
+        let all_online = Arc::clone(&all_online);
         readers.spawn(async move {
+            // Contacts seen available, until all of them have been.
+            let mut online: Option<HashSet<String>> = Some(HashSet::new());
+            if roster == 0 {
+                online = None;
+                all_online.fetch_add(1, Ordering::Relaxed);
+            }
             let mut c = Counts {
                 roster,
                 ..Counts::default()
@@ -413,6 +572,8 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                     },
                     _ = stop.changed() => break,
                 };
+                let now = now_ns();
+                last_rx.store(now, Ordering::Relaxed);
                 if el.is("r", ns::SM) {
                     if let Some(a) = reader.ack()
                         && out.lock().await.write_all(a.as_bytes()).await.is_err()
@@ -421,7 +582,21 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                     }
                     continue;
                 }
-                let now = now_ns();
+                if el.name() == "presence" {
+                    if el.attr("type").is_none()
+                        && let Some(seen) = &mut online
+                        && let Some(from) = el.attr("from").map(bare)
+                        && from != own
+                    {
+                        seen.insert(from.to_owned());
+                        if seen.len() as u64 >= roster {
+                            online = None;
+                            all_online.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    continue;
+                }
+                let (send_from, start, end) = timeline_r.get();
                 if let Some(titles) = notification_titles(&el) {
                     let from = el.attr("from").map(bare).unwrap_or_default();
                     let from_own = from == own;
@@ -434,6 +609,10 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                             c.stale += 1;
                             continue;
                         };
+                        if sent == SEED_STAMP {
+                            c.early += 1;
+                            continue;
+                        }
                         if !recent.insert(dedup_key(from, sent)) {
                             c.duplicates += 1;
                             continue;
@@ -476,7 +655,7 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                     c.first_error = Some(error.to_xml());
                 }
                 if sent == SEED_STAMP {
-                    let _ = seed_tx.try_send(ok);
+                    // A seed's reply that came after its wait.
                     continue;
                 }
                 if (start..end).contains(&sent) {
@@ -493,36 +672,14 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         let publishes = Arc::clone(&publishes);
         let expected_contacts = Arc::clone(&expected_contacts);
         let rate = opts.rate;
+        let timeline = Arc::clone(&timeline);
+        let mut go = go_rx.clone();
         writers.spawn(async move {
             let mut buf = String::with_capacity(512);
-            let publish = |buf: &mut String, seq: u64, t: u64| {
-                buf.clear();
-                use std::fmt::Write as _;
-                let _ = write!(
-                    buf,
-                    "<iq type='set' id='p{seq}.{t}'><pubsub xmlns='{NS_PUBSUB}'><publish node='{NS_TUNE}'>\
-                     <item id='{ITEM_ID}'><tune xmlns='{NS_TUNE}'><title>{title_nonce}/{t}</title></tune></item>\
-                     </publish></pubsub></iq>"
-                );
-            };
-            // The seed: one publish, retried after an error, so that the node exists (XEP-0163
-            // §3: the first publish creates it) before the window.
-            let mut seed = Seed::default();
-            for attempt in 0..SEED_TRIES {
-                publish(&mut buf, 0, SEED_STAMP);
-                if writer.lock().await.write_all(buf.as_bytes()).await.is_err() {
-                    break;
-                }
-                if let Ok(Some(true)) = tokio::time::timeout(SEED_WAIT, seed_rx.recv()).await {
-                    seed.created = true;
-                    break;
-                }
-                seed.retries += 1;
-                // Apart from the others retrying too.
-                let backoff = 50 + (i as u64 * 37 + attempt as u64 * 101) % 200;
-                tokio::time::sleep(Duration::from_millis(backoff)).await;
+            if go.wait_for(|go| *go).await.is_err() {
+                return writer;
             }
-            tokio::time::sleep(Duration::from_nanos(send_from.saturating_sub(now_ns()))).await;
+            let (_, start, end) = timeline.get();
             let mut ticks = (rate > 0).then(|| {
                 let period = Duration::from_secs_f64(n as f64 / rate as f64);
                 let offset = period.mul_f64(i as f64 / n as f64);
@@ -537,7 +694,9 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                         t.tick().await;
                     }
                     None => {
-                        if let Ok(Ok(p)) = tokio::time::timeout(NO_REPLY_WAIT, slots.acquire()).await {
+                        if let Ok(Ok(p)) =
+                            tokio::time::timeout(NO_REPLY_WAIT, slots.acquire()).await
+                        {
                             p.forget();
                         }
                     }
@@ -548,23 +707,63 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                     publishes.fetch_add(1, Ordering::Relaxed);
                     expected_contacts.fetch_add(roster, Ordering::Relaxed);
                 }
-                publish(&mut buf, seq, t);
+                publish_stanza(&mut buf, &title_nonce, seq, t);
                 if writer.lock().await.write_all(buf.as_bytes()).await.is_err() {
                     break;
                 }
             }
-            (writer, seed)
+            writer
         });
     }
 
+    // Settled: at least the settle time, every user has seen all its contacts online (the
+    // presence burst is over), and then no client has received anything for a while (caps
+    // queries and last items are over); at most settle_max.
+    let settle_start = Instant::now();
+    let mut everyone_online = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let waited = settle_start.elapsed();
+        if everyone_online.is_none() && all_online.load(Ordering::Relaxed) >= n {
+            everyone_online = Some(waited);
+        }
+        let quiet = Duration::from_nanos(now_ns().saturating_sub(last_rx.load(Ordering::Relaxed)));
+        if waited >= opts.settle_max
+            || (waited >= opts.settle && everyone_online.is_some() && quiet >= QUIET)
+        {
+            break;
+        }
+    }
+    let settled = settle_start.elapsed();
+    let send_from = now_ns();
+    let start = send_from + opts.warmup.as_nanos() as u64;
+    let end = start + opts.duration.as_nanos() as u64;
+    timeline.set(send_from, start, end);
+    let _ = go_tx.send(true);
+    report.line(format!(
+        "settled in {:.1} s: {}{}",
+        settled.as_secs_f64(),
+        match everyone_online {
+            Some(t) => format!(
+                "every user saw all its contacts online after {:.1} s",
+                t.as_secs_f64()
+            ),
+            None => format!(
+                "{} of {n} users saw all their contacts online",
+                all_online.load(Ordering::Relaxed)
+            ),
+        },
+        if settled >= opts.settle_max {
+            " (settle_max reached)"
+        } else {
+            ""
+        }
+    ));
     let cpu = cpu_over_window(start, end, opts.server_pid).await;
     let mut writer_halves = Vec::new();
-    let (mut seed_retries, mut unseeded) = (0, 0);
     while let Some(w) = writers.join_next().await {
-        if let Ok((w, seed)) = w {
+        if let Ok(w) = w {
             writer_halves.push(w);
-            seed_retries += seed.retries;
-            unseeded += u64::from(!seed.created);
         }
     }
     tokio::time::sleep(GRACE).await;
@@ -608,14 +807,12 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     let latency = notify_latency.percentiles();
     report.line(format!(
         "caps ver {}: {} disco#info queries answered, {} other IQs refused; {} notifications \
-         before publishing (last items, seeds), {} of earlier runs after; seed publishes retried {} \
-         times, {unseeded} users without a node",
+         before publishing (last items, seeds), {} of earlier runs after",
         caps.ver(),
         total.disco,
         total.refused,
         total.early,
-        total.stale,
-        seed_retries
+        total.stale
     ));
     report.line(format!(
         "{} in {secs:.1} s: {publishes} publishes ({:.0}/s, {} errors), {} notifications received: \
@@ -631,8 +828,9 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         total.duplicates
     ));
     report.line(format!(
-        "expected {expected} notifications (roster sizes{}), delivered {delivered} within {GRACE:?} \
-         ({} to contacts, {} to the publisher), {lost} lost or late",
+        "expected {expected} notifications (roster sizes{}), delivered {delivered} by {GRACE:?} \
+         after the last publisher stopped ({} to contacts, {} to the publisher), {lost} lost or \
+         late",
         if own_notified {
             " + the publisher's own resource"
         } else {
@@ -668,6 +866,7 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     report.field("disco_queries", total.disco);
     report.field("early", total.early);
     report.field("stale", total.stale);
+    report.num("settle_s", Some(settled.as_secs_f64()), 1);
     report.field("seed_retries", seed_retries);
     report.field("unseeded", unseeded);
     report.num("pub_p50_ms", ms(rtt.p50), 3);
