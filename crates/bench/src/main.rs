@@ -190,7 +190,8 @@ enum Scenario {
         window: usize,
         /// Seconds after the initial presences (caps queries answered, last items drained)
         /// before the first publish, at least; then until every user has seen its contacts
-        /// online and nothing has arrived for a second.
+        /// online, nothing has arrived for a second, and the server (--server-pid) used under
+        /// 10% of a core in that second.
         #[arg(long, default_value_t = 3.0)]
         settle: f64,
         /// Seconds of settling at most.

@@ -17,17 +17,19 @@
 //!   concurrent creations abort each other's Mnesia transactions: `seed_retries`). Items of
 //!   seeds carry the stamp 0 and their notifications are not counted.
 //! - After the initial presences, a settle time (at least `settle`, until every user has
-//!   received the presence of all its contacts and then nothing for a second, at most
-//!   `settle_max`: the presence burst, the caps queries and last-item notifications sent at
-//!   presence time, counted apart as `early`), every user publishes:
+//!   received the presence of all its contacts and then nothing for a second, while the server
+//!   used under 10% of a core when its pid is known; at most `settle_max`: the presence burst,
+//!   the caps queries and last-item notifications sent at presence time, counted apart as
+//!   `early`), every user publishes:
 //!   `rate > 0`: that many publishes per second in total, open loop, spread evenly;
 //!   `rate = 0`: closed loop: a user publishes its next item when the IQ result of the
-//!   previous one arrives, `window` publishes in flight (after 10 s without one it sends
+//!   previous one arrives, `window` publishes in flight (after 30 s without one it sends
 //!   anyway).
 //! - Every item carries `<title>NONCE/T</title>`: this run's nonce and its send time on the
 //!   bench's clock. Notifications of this run only are counted (items left on the nodes by an
 //!   earlier run come back as last items with another nonce: `stale`); those of publishes
-//!   sent in the window and received before a grace period after it are `delivered`, against
+//!   sent in the window and received before the end (every publish answered, at most 60 s
+//!   after the window, then 2 s more) are `delivered`, against
 //!   `expected` = Σ over those publishes that the server accepted of the publisher's roster
 //!   size, plus one per publish when the server notifies the publisher's own resource (seen
 //!   at least once). Refused publishes in the window are `publish_errors`.
@@ -51,7 +53,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::{Users, close_all, cpu_over_window, login_all, now_ns};
+use super::{CpuMark, Users, close_all, cpu_over_window, login_all, now_ns};
 use crate::report::Report;
 use crate::stats::Histogram;
 use crate::xmpp::{LoginSteps, Session, Target};
@@ -82,11 +84,15 @@ pub struct PepOpts {
     pub server_pid: Option<u32>,
 }
 
-/// Notifications of the window's publishes still count if they arrive this long after the last
-/// publisher stopped (after the window, or in the closed loop when its last reply came).
+/// After the window, publishes still unanswered are waited for this long at most…
+const DRAIN_MAX: Duration = Duration::from_secs(60);
+/// … and the notifications of the window's publishes still count if they arrive this long
+/// after that.
 const GRACE: Duration = Duration::from_secs(2);
-/// Silence that tells the server has settled after the initial presences.
+/// Silence that tells the server has settled after the initial presences…
 const QUIET: Duration = Duration::from_secs(1);
+/// … with less CPU than this (percent of a core) over the last such while.
+const IDLE_PERCENT: f64 = 10.0;
 
 /// The phases on [`now_ns`]'s clock, set when the server has settled: publishing from
 /// `send_from`, the measurement window `[start, end)`. Unset, all are `u64::MAX`.
@@ -125,7 +131,7 @@ impl Timeline {
 
 /// In the closed loop, a user publishes anyway after this long without a reply (which the
 /// server owes: RFC 6120 §8.2.3; a saturated server is not sent more than it answers).
-const NO_REPLY_WAIT: Duration = Duration::from_secs(10);
+const NO_REPLY_WAIT: Duration = Duration::from_secs(30);
 /// The seed publish: its stamp (outside any window), attempts, the wait for each reply, and
 /// how many users seed at once (ejabberd's node creations abort each other when many run at
 /// once: 1,000 at once left most users without a node after ten attempts).
@@ -515,6 +521,8 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     let all_online = Arc::new(AtomicUsize::new(0));
     let (go_tx, go_rx) = watch::channel(false);
     let publishes = Arc::new(AtomicU64::new(0));
+    // Publishes after the seeds, sent and answered, whenever.
+    let (sent, replied) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     // Σ of the publishers' roster sizes over the publishes in the window.
     let expected_contacts = Arc::new(AtomicU64::new(0));
     let publish_rtt = Arc::new(Histogram::default());
@@ -543,6 +551,7 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         let presence = presence.clone();
         let (timeline_r, last_rx) = (Arc::clone(&timeline), Arc::clone(&last_rx));
         let all_online = Arc::clone(&all_online);
+        let replied = Arc::clone(&replied);
         readers.spawn(async move {
             // Contacts seen available, until all of them have been.
             let mut online: Option<HashSet<String>> = Some(HashSet::new());
@@ -665,12 +674,14 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                         c.publish_errors += 1;
                     }
                 }
+                replied.fetch_add(1, Ordering::Relaxed);
                 replies.add_permits(1);
             }
             c
         });
         let publishes = Arc::clone(&publishes);
         let expected_contacts = Arc::clone(&expected_contacts);
+        let sent = Arc::clone(&sent);
         let rate = opts.rate;
         let timeline = Arc::clone(&timeline);
         let mut go = go_rx.clone();
@@ -694,15 +705,20 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
                         t.tick().await;
                     }
                     None => {
+                        let left = Duration::from_nanos(end.saturating_sub(now_ns()));
                         if let Ok(Ok(p)) =
-                            tokio::time::timeout(NO_REPLY_WAIT, slots.acquire()).await
+                            tokio::time::timeout(left.min(NO_REPLY_WAIT), slots.acquire()).await
                         {
                             p.forget();
                         }
                     }
                 }
-                seq += 1;
                 let t = now_ns();
+                if t >= end {
+                    break;
+                }
+                seq += 1;
+                sent.fetch_add(1, Ordering::Relaxed);
                 if (start..end).contains(&t) {
                     publishes.fetch_add(1, Ordering::Relaxed);
                     expected_contacts.fetch_add(roster, Ordering::Relaxed);
@@ -717,19 +733,30 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     }
 
     // Settled: at least the settle time, every user has seen all its contacts online (the
-    // presence burst is over), and then no client has received anything for a while (caps
-    // queries and last items are over); at most settle_max.
+    // presence burst is over), and then no client has received anything for a while and the
+    // server (when its pid is known) has been idle for a second (caps queries and last items
+    // are over: a server can work for seconds without a word); at most settle_max.
     let settle_start = Instant::now();
     let mut everyone_online = None;
+    let mut mark = CpuMark::take(opts.server_pid);
+    let mut server_idle = opts.server_pid.is_none();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let waited = settle_start.elapsed();
         if everyone_online.is_none() && all_online.load(Ordering::Relaxed) >= n {
             everyone_online = Some(waited);
         }
+        if opts.server_pid.is_some() && mark.at.is_some_and(|at| at.elapsed() >= QUIET) {
+            let now = CpuMark::take(opts.server_pid);
+            server_idle = mark
+                .until(&now)
+                .server_percent()
+                .is_none_or(|p| p < IDLE_PERCENT);
+            mark = now;
+        }
         let quiet = Duration::from_nanos(now_ns().saturating_sub(last_rx.load(Ordering::Relaxed)));
         if waited >= opts.settle_max
-            || (waited >= opts.settle && everyone_online.is_some() && quiet >= QUIET)
+            || (waited >= opts.settle && everyone_online.is_some() && quiet >= QUIET && server_idle)
         {
             break;
         }
@@ -766,6 +793,18 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
             writer_halves.push(w);
         }
     }
+    // Every publish answered (a saturated server has a backlog), at most DRAIN_MAX; then the
+    // notifications of the last ones.
+    let draining = Instant::now();
+    while replied.load(Ordering::Relaxed) < sent.load(Ordering::Relaxed)
+        && draining.elapsed() < DRAIN_MAX
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drained = draining.elapsed();
+    let unanswered = sent
+        .load(Ordering::Relaxed)
+        .saturating_sub(replied.load(Ordering::Relaxed));
     tokio::time::sleep(GRACE).await;
     let _ = stop_tx.send(true);
     let mut total = Counts::default();
@@ -829,8 +868,7 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     ));
     report.line(format!(
         "expected {expected} notifications (roster sizes{}), delivered {delivered} by {GRACE:?} \
-         after the last publisher stopped ({} to contacts, {} to the publisher), {lost} lost or \
-         late",
+         after the last reply ({} to contacts, {} to the publisher), {lost} lost or late",
         if own_notified {
             " + the publisher's own resource"
         } else {
@@ -838,6 +876,11 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
         },
         total.delivered_contacts,
         total.delivered_own
+    ));
+    report.line(format!(
+        "after the window: replies to every publish within {:.1} s ({unanswered} unanswered after \
+         {DRAIN_MAX:?})",
+        drained.as_secs_f64()
     ));
     if let Some(e) = &total.first_error {
         report.line(format!(
@@ -862,6 +905,8 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     report.field("delivered", delivered);
     report.field("lost", lost);
     report.field("duplicates", total.duplicates);
+    report.num("drain_s", Some(drained.as_secs_f64()), 1);
+    report.field("unanswered", unanswered);
     report.field("own_notified", u8::from(own_notified));
     report.field("disco_queries", total.disco);
     report.field("early", total.early);
