@@ -17,11 +17,11 @@
 //!   concurrent creations abort each other's Mnesia transactions: `seed_retries`). Items of
 //!   seeds carry the stamp 0 and their notifications are not counted.
 //! - The initial presences go out at the pace of the logins (as in the presence scenario, where
-//!   each login ends with its presence). After them, a settle time (at least `settle`, until every user has
-//!   received the presence of all its contacts and then nothing for a second, while the server
-//!   used under 10% of a core when its pid is known; at most `settle_max`: the presence burst,
-//!   the caps queries and last-item notifications sent at presence time, counted apart as
-//!   `early`), every user publishes:
+//!   each login ends with its presence). Then the scenario settles: at least `settle`, until
+//!   every user has received the presence of all its contacts and then nothing for a second,
+//!   while the server used under 10% of a core when its pid is known; at most `settle_max`
+//!   (the presence burst, the caps queries, and last-item notifications sent at presence time,
+//!   counted apart as `early`). Then every user publishes:
 //!   `rate > 0`: that many publishes per second in total, open loop, spread evenly;
 //!   `rate = 0`: closed loop: a user publishes its next item when the IQ result of the
 //!   previous one arrives, `window` publishes in flight (after 30 s without one it sends
@@ -36,8 +36,9 @@
 //!   at least once). Refused publishes in the window are `publish_errors`.
 //! - A notification received twice (same publisher, same item: ejabberd sends the publisher's
 //!   own notification to its bare and to its full JID) counts once, the copy as a `duplicate`.
-//! - Items are published with the id `current` (XEP-0060 §12.20, as clients publish PEP
-//!   singletons), so each node holds one item on every server whatever its `max_items`.
+//! - Items are published with the id `current` (XEP-0060's recommended ItemID for singleton
+//!   nodes, as clients publish PEP data), so each node holds one item on every server whatever
+//!   its `max_items`.
 //!
 //! Latencies go into fixed-size histograms: memory stays constant however long the run.
 
@@ -511,8 +512,8 @@ pub async fn run(target: &Arc<Target>, opts: &PepOpts) -> Report {
     let seed_retries: u64 = seeds.iter().map(|s| s.retries).sum();
     let unseeded = seeds.iter().filter(|s| !s.created).count();
     report.line(format!(
-        "{} nodes seeded in {:.2} s, {SEED_CONCURRENCY} at a time ({seed_retries} retries), {unseeded} \
-         users without a node",
+        "{} nodes seeded in {:.2} s, {SEED_CONCURRENCY} at a time ({seed_retries} retries), \
+         {unseeded} users without a node",
         seeds.len() - unseeded,
         seeding.elapsed().as_secs_f64()
     ));
