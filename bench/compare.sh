@@ -15,6 +15,7 @@
 #                                         # session) and the archive queries (Starling)
 #   SCENARIOS="chat_sat chat_sat_full" MAM=1 bench/compare.sh   # only those chat scenarios
 #                                         # (and the archive queries); default: all
+#   SCENARIOS="pep" BIG_IDLE=0 HOSTILE=0 MAM=0 bench/compare.sh   # PEP fan-out only
 #   EARLIER="bench/results/full-X.txt" …  # the report takes figures this run lacks from there
 #
 # CI does not run this; the figures are only meaningful on a quiet machine (nothing compiling).
@@ -103,11 +104,15 @@ bench() {
     echo "   $server $mode $name run $run: ${result#RESULT }"
 }
 
-start() { # SERVER DIR MODE [full] -> pid
-    # Issue 13's feature set when asked (ARCHIVE for Starling, FEATURES for the others), else
-    # none of it, whatever the caller's environment holds.
+start() { # SERVER DIR MODE [full|pep] -> pid
+    # Issue 13's feature set when asked (ARCHIVE for Starling, FEATURES for the others), or PEP
+    # for the pep scenario (FEATURES=pep: ejabberd's mod_pubsub and mod_caps, Prosody's mod_pep;
+    # Starling's default configuration), else none of it, whatever the caller's environment holds.
     local archive=false features=base
-    [ "${4:-}" = full ] && archive=true features=full
+    case ${4:-} in
+        full) archive=true features=full ;;
+        pep) features=pep ;;
+    esac
     SERVER_CPU=$SERVER_CPU ARCHIVE=$archive FEATURES=$features \
         "bench/servers/$1.sh" start "$2" "$PORT" "$3" | awk '/^PID/ {print $2}'
 }
@@ -116,13 +121,14 @@ stop() { "bench/servers/$1.sh" stop "$2" > /dev/null 2>&1 || true; }
 # wanted NAME: whether SCENARIOS selects the scenario NAME.
 wanted() { [ -z "$SCENARIOS" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
 
-# scenario SERVER DIR MODE NAME RUN ARGS...: a fresh server process for one run of one scenario.
+# scenario SERVER DIR MODE NAME RUN ARGS...: a fresh server process for one run of one scenario,
+# with the server's optional features WITH (`WITH=pep scenario …`; default none).
 scenario() {
     local server=$1 dir=$2 mode=$3 name=$4 run=$5
     shift 5
     wanted "$name" || return 0
     local pid
-    pid=$(start "$server" "$dir" "$mode")
+    pid=$(start "$server" "$dir" "$mode" "${WITH:-}")
     [ -n "$pid" ] || { echo "$server did not start" >&2; return 1; }
     bench "$server" "$mode" "$name" "$run" "$pid" "$@"
     stop "$server" "$dir"
@@ -216,6 +222,9 @@ for server in $SERVERS; do
                 scenario "$server" "$dir" "$mode" fast "$run" --users "$LOGIN_USERS" --concurrency 100 fast --rounds 3
             fi
             scenario "$server" "$dir" "$mode" presence "$run" --prefix ring --users "$RING_USERS" presence --duration "$DURATION"
+            # PEP fan-out (XEP-0163) among the same ring users: caps with tune+notify (XEP-0115),
+            # each publishes to its tune node, closed loop; PEP on in every server (WITH=pep).
+            WITH=pep scenario "$server" "$dir" "$mode" pep "$run" --prefix ring --users "$RING_USERS" pep --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_small "$run" --users "$SCALE_SMALL" chat --rate 5000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_large "$run" --users "$SCALE_LARGE" chat --rate 5000 --duration "$DURATION"
         done

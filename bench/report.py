@@ -65,6 +65,7 @@ def metrics(mode):
         ("Saturation throughput (msg/s)", "chat_sat", "msgs_per_s", "ratio_min", 3.0, 0),
         ("p99 latency at 2,000 msg/s (ms)", "chat_2k", "p99_ms", "ratio_max", 0.5, 2),
         ("Presence broadcasts/s", "presence", "broadcasts_per_s", "ratio_min", 2.5, 0),
+        ("PEP notifications/s", "pep", "notifications_per_s", "ratio_min", 2.5, 0),
         ("Saturation throughput, stream management on (msg/s)", "chat_sat_sm", "msgs_per_s", "ratio_min", 3.0, 0),
         ("Server CPU per message at saturation, stream management on (µs)", "chat_sat_sm", "server_us_per_msg", "ratio_max", 1 / 3, 1),
         # Issue 13: carbons, an archive of every message and stream management on every session.
@@ -186,6 +187,7 @@ def detail(data, mode):
         ("mam_query", ["queries_per_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "cold_p50_ms", "cold_max_ms", "results_per_query", "short_pages", "errors", "server_us_per_query", "server_cpu_pct", "gen_cpu_pct"]),
         ("mam_query_8", ["queries_per_s", "p50_ms", "p99_ms", "results_per_query", "errors", "server_us_per_query", "server_cpu_pct", "gen_cpu_pct"]),
         ("presence", ["changes", "broadcasts_per_s", "server_us_per_broadcast", "server_cpu_pct", "gen_cpu_pct"]),
+        ("pep", ["publishes", "publish_errors", "notifications_per_s", "expected", "delivered", "lost", "duplicates", "server_us_per_notification", "pub_p50_ms", "pub_p99_ms", "notify_p50_ms", "notify_p99_ms", "server_cpu_pct", "gen_cpu_pct"]),
         ("scale_small", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
         ("scale_large", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
     ]
@@ -281,6 +283,20 @@ def main():
               "§4.4.2). A server that reflects before it has broadcast lets a backlog grow, and its "
               "figure counts the broadcasts delivered in the window: compare broadcasts ÷ changes "
               "(50 when every contact got every change) in the presence rows below.",
+              "- `pep` (XEP-0163): the presence scenario's ring users advertise "
+              "`http://jabber.org/protocol/tune+notify` in XEP-0115 caps (and answer the server's "
+              "disco#info query for them), each publishes one seed item (creating its node), and "
+              "once every user has seen all its contacts online and a second has passed without "
+              "traffic, all publish to their tune node in a closed loop on the publish IQ's result "
+              "(item id `current`). `notifications_per_s` counts distinct "
+              "notifications received in the window (to contacts and to the publisher's own "
+              "resource); `duplicates` are second copies (ejabberd 23.01 and Prosody 0.12 notify "
+              "the bare JID as well as the full JID: ejabberd the publisher's own, Prosody every "
+              "recipient's), not counted. `expected` is Σ roster size (+1 when the publisher is "
+              "notified) over the window's accepted publishes, `delivered` how many of those "
+              "arrived within 2 s after the window, `lost` the difference. Servers run with PEP "
+              "on (`FEATURES=pep`): ejabberd's mod_pubsub (pep plugin, Mnesia) with mod_caps, "
+              "Prosody's mod_pep (internal file storage).",
               "- `_sm` scenarios: every client enables XEP-0198 with resumption after binding and "
               "answers each `<r/>` at once; the idle clients acknowledge what they got at login. "
               "`idle_100k` holds 100,000 such connections from several 127.0.0.x source addresses "

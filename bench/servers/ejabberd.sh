@@ -44,8 +44,9 @@ pid        prints "PID <n>" of the running beam.smp.
 FEATURES=full (give it to start) adds what issue 13 compares with everything on: mod_mam
 (XEP-0313, `default: always`, stored in SQL: SQLite in DIR/ejabberd.db, made from Debian's
 lite.sql at first start, needs erlang-p1-sqlite3) and mod_carboncopy (XEP-0280); mod_stream_mgmt
-is there in both variants. The default, FEATURES=base, has neither (the feature set of the other
-scenarios). archive-count prints the rows of that archive; archive-reset (instance stopped)
+is there in both variants. FEATURES=pep adds mod_pubsub with the pep plugin (XEP-0163) and
+mod_caps (XEP-0115), for the pep scenario. The default, FEATURES=base, has none of these (the
+feature set of the other scenarios). archive-count prints the rows of that archive; archive-reset (instance stopped)
 deletes the SQLite file, so that the next start begins with an empty archive. archive-fill
 (instance stopped) inserts ROWS rows of synthetic history for PREFIX1..PREFIX{COUNT} into that
 archive with SQL (ejabberd_mam_fill.py: the same shape as starling-bench mam-fill writes for
@@ -220,7 +221,19 @@ sql_database: \"$dir/ejabberd.db\""
     default: always
   mod_carboncopy: {}"
             ;;
-        *) die "FEATURES must be base or full, not ${FEATURES}" ;;
+        pep)
+            # The pep scenario: XEP-0163 PEP (the pep node plugin; flat serves the pubsub.
+            # service, which nothing uses) and XEP-0115 caps tracking, from which PEP learns the
+            # contacts' +notify features. ejabberd's defaults otherwise: Mnesia storage, PEP nodes
+            # with max_items 1, access model presence, last item sent on presence.
+            full_modules="  # FEATURES=pep: XEP-0163 personal eventing and the XEP-0115 caps it relies on.
+  mod_caps: {}
+  mod_pubsub:
+    plugins:
+      - flat
+      - pep"
+            ;;
+        *) die "FEATURES must be base, full or pep, not ${FEATURES}" ;;
     esac
 
     cat > "$dir/ejabberd.yml" <<EOF
@@ -271,7 +284,7 @@ max_fsm_queue: 1000000
 # The feature set Starling has: roster, presence, messages, offline, disco, ping, vcard-temp,
 # version, time, stream management (XEP-0198, used only by clients that enable it) and client
 # state indication (XEP-0352). No registration, MUC, HTTP, PubSub/PEP, MAM, carbons, blocking,
-# caps tracking or shared roster.
+# caps tracking or shared roster (FEATURES=full and FEATURES=pep add some: see the usage).
 modules:
   mod_roster:
     versioning: true

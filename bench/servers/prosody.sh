@@ -40,7 +40,8 @@ FEATURES=full (give it to start) adds what issue 13 compares with everything on:
 and mod_carbons (XEP-0280), both shipped with Debian's prosody 0.12; smacks is there in both
 variants. The archive uses the same internal (file) storage as everything else: one
 DIR/data/localhost/archive/<user>.list per user (Prosody's SQL storage would need lua-dbi).
-The default, FEATURES=base, has neither.
+FEATURES=pep adds mod_pep (XEP-0163, with its own XEP-0115 caps tracking; internal storage), for
+the pep scenario. The default, FEATURES=base, has none of these.
 
 SCRAM_HASH=SHA-256 (give it to provision and start alike) stores SHA-256 keys instead: the server
 then offers SCRAM-SHA-256 and not SCRAM-SHA-1 (hashed storage serves one SCRAM family).
@@ -126,7 +127,13 @@ allow_unencrypted_plain_auth = true"
             full_settings='default_archive_policy = true
 archive_expires_after = "never"'
             ;;
-        *) die "FEATURES must be base or full, not ${FEATURES}" ;;
+        pep)
+            # mod_pep tracks its contacts' XEP-0115 caps itself (disco#info from the owner's
+            # bare JID, one answer cached per hash).
+            full_modules='-- FEATURES=pep: XEP-0163 personal eventing.
+    "pep";'
+            ;;
+        *) die "FEATURES must be base, full or pep, not ${FEATURES}" ;;
     esac
 
     cat > "$dir/prosody.cfg.lua" <<EOF

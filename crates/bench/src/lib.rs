@@ -1,7 +1,7 @@
 //! `starling-bench`: a raw-XMPP load generator on tokio for any XMPP server (Starling, Prosody,
-//! ejabberd), with five scenarios: login storm, idle hold (server RSS per connection), chat
-//! (throughput and end-to-end latency), presence fan-out, and hostile shapes (server CPU, RSS and
-//! bytes delivered against the bytes an attacker sends). See `starling-bench --help` and
+//! ejabberd), with scenarios among which: login storm, idle hold (server RSS per connection), chat
+//! (throughput and end-to-end latency), presence and PEP fan-out, and hostile shapes (server CPU,
+//! RSS and bytes delivered against the bytes an attacker sends). See `starling-bench --help` and
 //! BENCHMARKS.md.
 //!
 //! Hazards it guards against:

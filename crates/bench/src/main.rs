@@ -12,7 +12,7 @@ use starling_bench::report::Report;
 use starling_bench::scenario::{self, Users};
 use starling_bench::xmpp::{Mech, Target, TlsMode};
 
-/// A load generator for XMPP servers: login storm, idle hold, chat, presence fan-out.
+/// A load generator for XMPP servers: login storm, idle hold, chat, presence and PEP fan-out.
 ///
 /// Users are `{prefix}{start}` … `{prefix}{start+users-1}` with one password, created beforehand
 /// (for Starling: `starling user import`). The last line of output is `RESULT key=value …`.
@@ -173,6 +173,30 @@ enum Scenario {
         /// Seconds of quiet after logins (initial presence, probes).
         #[arg(long, default_value_t = 3.0)]
         settle: f64,
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
+    /// PEP fan-out (XEP-0163): users with R contacts advertise tune+notify in their caps
+    /// (XEP-0115) and publish to their tune node: notifications/s, publish round trip, server
+    /// CPU per notification, expected against delivered notifications.
+    Pep {
+        /// Publishes per second in total; 0: closed loop on each publish's IQ result.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Publishes in flight per user in the closed loop.
+        #[arg(long, default_value_t = 1)]
+        window: usize,
+        /// Seconds after the initial presences (caps queries answered, last items drained)
+        /// before the first publish, at least; then until every user has seen its contacts
+        /// online, nothing has arrived for a second, and the server (--server-pid) used under
+        /// 10% of a core in that second.
+        #[arg(long, default_value_t = 3.0)]
+        settle: f64,
+        /// Seconds of settling at most.
+        #[arg(long, default_value_t = 120.0)]
+        settle_max: f64,
         #[arg(long, default_value_t = 2.0)]
         warmup: f64,
         #[arg(long, default_value_t = 10.0)]
@@ -346,6 +370,27 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
                 server_pid: c.server_pid,
             };
             scenario::presence::run(&target, &opts).await
+        }
+        Scenario::Pep {
+            rate,
+            window,
+            settle,
+            settle_max,
+            warmup,
+            duration,
+        } => {
+            let opts = scenario::pep::PepOpts {
+                users,
+                concurrency: c.concurrency,
+                rate,
+                window,
+                settle: seconds("settle", settle)?,
+                settle_max: seconds("settle-max", settle_max)?,
+                warmup: seconds("warmup", warmup)?,
+                duration: seconds("duration", duration)?,
+                server_pid: c.server_pid,
+            };
+            scenario::pep::run(&target, &opts).await
         }
     };
     if let Ok(mut cache) = target.cache.lock()

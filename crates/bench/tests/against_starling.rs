@@ -168,6 +168,37 @@ async fn saturated_chat_keeps_messages_flowing_and_loses_none() {
 }
 
 #[tokio::test]
+async fn pep_publishes_in_a_closed_loop_and_counts_what_it_expects() {
+    // No rosters: only the publisher's own resource can be notified (XEP-0163 §4), and it is
+    // expected only once the server notifies it; a server without PEP answers with errors,
+    // which free the loop's slot all the same.
+    let server = TestServer::with_users(&USERS[..2], "pw").await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = target(
+        &server,
+        TlsMode::Starttls,
+        Mech::ScramSha1,
+        &dir.path().join("scram"),
+    );
+    let opts = scenario::pep::PepOpts {
+        users: users(2),
+        concurrency: 2,
+        rate: 0,
+        window: 2,
+        settle: Duration::from_millis(200),
+        settle_max: Duration::from_secs(5),
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(500),
+        server_pid: None,
+    };
+    let report = scenario::pep::run(&t, &opts).await;
+    let publishes: u64 = field(&report, "publishes").parse().unwrap();
+    assert!(publishes > 1, "{:?}", report.lines);
+    assert_eq!(field(&report, "lost"), "0", "{:?}", report.lines);
+    assert_eq!(field(&report, "contacts_avg"), "0.0");
+}
+
+#[tokio::test]
 async fn targets_off_loopback_are_refused_unless_allowed() {
     let err = resolve("192.0.2.7", 5222, false).await.unwrap_err();
     assert!(err.to_string().contains("not a loopback address"), "{err}");
