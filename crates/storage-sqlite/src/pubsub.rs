@@ -192,21 +192,18 @@ impl PubsubStore for SqlitePubsubStore {
         item: &StoredItem,
         max_items: Option<u64>,
     ) -> Result<u64, StorageError> {
-        // BEGIN IMMEDIATE: the replacement and the bound see no other writer in between.
+        // BEGIN IMMEDIATE: the replacement and the bound see no other writer in between. Two
+        // statements, each naming the node by its key (a publication is the hot path: every
+        // statement is a round trip to the database's thread).
         let mut tx = begin_write(&self.pool).await?;
-        let node = node_id(&mut tx, key).await?;
-        // Replaced rather than updated, so that it takes the newest seq.
-        sqlx::query("DELETE FROM pubsub_items WHERE node_id = ?1 AND item_id = ?2")
-            .bind(node)
-            .bind(&item.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        sqlx::query(
-            "INSERT INTO pubsub_items (node_id, item_id, publisher, payload, published_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+        // REPLACE deletes an item with the same id and inserts anew, so that it takes the
+        // newest seq.
+        let inserted = sqlx::query(
+            "INSERT OR REPLACE INTO pubsub_items (node_id, item_id, publisher, payload, published_at) \
+             SELECT id, ?3, ?4, ?5, ?6 FROM pubsub_nodes WHERE service = ?1 AND node = ?2",
         )
-        .bind(node)
+        .bind(&key.service)
+        .bind(&key.node)
         .bind(&item.id)
         .bind(item.publisher.as_deref())
         .bind(&item.payload)
@@ -214,17 +211,22 @@ impl PubsubStore for SqlitePubsubStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        if inserted.rows_affected() == 0 {
+            return Err(StorageError::NotFound);
+        }
         let evicted = match max_items {
             None => 0,
             Some(max) => {
                 // Everything from the (max+1)-th newest down; nothing if there are fewer (the
                 // subquery is NULL).
                 let done = sqlx::query(
-                    "DELETE FROM pubsub_items WHERE node_id = ?1 AND seq <= \
-                     (SELECT seq FROM pubsub_items WHERE node_id = ?1 \
-                      ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                    "DELETE FROM pubsub_items WHERE node_id = \
+                     (SELECT id FROM pubsub_nodes WHERE service = ?1 AND node = ?2) AND seq <= \
+                     (SELECT i.seq FROM pubsub_items i JOIN pubsub_nodes n ON n.id = i.node_id \
+                      WHERE n.service = ?1 AND n.node = ?2 ORDER BY i.seq DESC LIMIT 1 OFFSET ?3)",
                 )
-                .bind(node)
+                .bind(&key.service)
+                .bind(&key.node)
                 .bind(limit(Some(max)))
                 .execute(&mut *tx)
                 .await

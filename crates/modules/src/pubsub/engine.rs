@@ -23,6 +23,8 @@
 // A stanza error is the answer itself, built once per refused request.
 #![allow(clippy::result_large_err)]
 
+use std::sync::Arc;
+
 use starling_module_api::forms::DataForm;
 use starling_module_api::{Context, IqOutcome, IqRoute, IqType, parse_stored, random_id};
 use starling_proto::{BareJid, Element, ErrorType, Jid, StanzaError, StanzaErrorCondition, ns};
@@ -157,6 +159,75 @@ pub struct Engine {
     pub personal: bool,
     /// Who may create nodes.
     pub creators: Creators,
+    /// What publishing reads of a node, kept between publications.
+    pub cache: NodeCache,
+}
+
+/// A node as publishing needs it: the node, its configuration and its subscriptions.
+pub struct CachedNode {
+    pub node: StoredNode,
+    pub config: NodeConfiguration,
+    pub subscriptions: Vec<StoredSubscription>,
+}
+
+/// Nodes as publishing reads them, so that a publication costs one write and no reads (the
+/// PEP fan-out of a busy server publishes far more often than nodes change). Every request
+/// other than publish, retract and the gets forgets its node after it is handled; whoever
+/// writes to the store outside the engine (account deletion, bounce handling) calls
+/// [`NodeCache::clear`]. A read that raced with a change is not kept (a generation counter).
+/// At most [`NodeCache::MAX`] nodes; beyond, it starts afresh.
+#[derive(Default)]
+pub struct NodeCache {
+    nodes: std::sync::Mutex<std::collections::HashMap<NodeKey, Arc<CachedNode>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl NodeCache {
+    pub const MAX: usize = 50_000;
+
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<NodeKey, Arc<CachedNode>>> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn get(&self, key: &NodeKey) -> Option<Arc<CachedNode>> {
+        self.map().get(key).cloned()
+    }
+
+    /// Keeps `node` if nothing was forgotten since `generation` was read.
+    fn put(&self, key: NodeKey, generation: u64, node: Arc<CachedNode>) {
+        let mut map = self.map();
+        if self.generation() != generation {
+            return;
+        }
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key, node);
+    }
+
+    /// Forgets one node (it changed).
+    pub fn forget(&self, key: &NodeKey) {
+        let mut map = self.map();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        map.remove(key);
+    }
+
+    /// Forgets every node.
+    pub fn clear(&self) {
+        let mut map = self.map();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        map.clear();
+    }
 }
 
 /// Who asks.
@@ -185,6 +256,14 @@ impl Engine {
             self.user_request(ctx, service, &requester, req.payload, iq_type)
                 .await
         };
+        // What may have changed a node's configuration, existence or subscriptions.
+        let first = req.payload.children().next();
+        let read_only = iq_type == IqType::Get
+            || (req.payload.ns() == NS
+                && first.is_some_and(|f| matches!(f.name(), "publish" | "retract")));
+        if !read_only && let Some(node) = first.and_then(|f| f.attr("node")) {
+            self.cache.forget(&service.key(node));
+        }
         match result {
             Ok((payload, events)) => Outcome {
                 reply: IqOutcome::Result(payload),
@@ -547,15 +626,9 @@ impl Engine {
         let key = service.key(node_name);
         // The node, or the configuration it will be created with (auto-create, §7.1.4,
         // configured by the publish-options) once the item is known to be acceptable.
-        let (existing, config) = match ctx
-            .stores
-            .pubsub
-            .node(&key)
-            .await
-            .map_err(|e| internal(&e))?
-        {
-            Some(node) => {
-                let config = self.config_of(&node);
+        let (existing, config) = match self.cached(ctx, &key).await? {
+            Some(cached) => {
+                let config = cached.config.clone();
                 if let Some(options) = &options
                     && !config.meets(options, self.personal)
                 {
@@ -565,7 +638,7 @@ impl Engine {
                         "precondition-not-met",
                     ));
                 }
-                (Some(node), config)
+                (Some(cached), config)
             }
             None => {
                 if !self.personal || service.owner.as_ref() != Some(&who.bare) {
@@ -578,8 +651,10 @@ impl Engine {
                 (None, config)
             }
         };
-        if let Some(node) = &existing
-            && !self.may_publish(ctx, service, node, &config, who).await?
+        if let Some(cached) = &existing
+            && !self
+                .may_publish(ctx, service, &cached.node, &config, who)
+                .await?
         {
             return Err(StanzaError::new(StanzaErrorCondition::Forbidden));
         }
@@ -611,6 +686,7 @@ impl Engine {
         }
         if existing.is_none() {
             self.create_node(ctx, service, &key, &config).await?;
+            self.cache.forget(&key);
         }
         let id = item
             .and_then(|i| i.attr("id"))
@@ -645,7 +721,10 @@ impl Engine {
         let events = vec![NodeEvent {
             service: service.clone(),
             node: node_name.to_owned(),
-            subscriptions: self.subscriptions_of(ctx, &key).await?,
+            subscriptions: match &existing {
+                Some(cached) => cached.subscriptions.clone(),
+                None => Vec::new(),
+            },
             notify: config.deliver_notifications,
             config,
             payload: Element::new("items", NS_EVENT)
@@ -1005,6 +1084,34 @@ impl Engine {
             }
         }
         Ok((Some(Element::new("pubsub", NS).with_child(list)), vec![]))
+    }
+
+    /// The node as publishing reads it, from the cache or the store.
+    async fn cached(
+        &self,
+        ctx: &Context,
+        key: &NodeKey,
+    ) -> Result<Option<Arc<CachedNode>>, StanzaError> {
+        if let Some(cached) = self.cache.get(key) {
+            return Ok(Some(cached));
+        }
+        let generation = self.cache.generation();
+        let Some(node) = ctx
+            .stores
+            .pubsub
+            .node(key)
+            .await
+            .map_err(|e| internal(&e))?
+        else {
+            return Ok(None);
+        };
+        let cached = Arc::new(CachedNode {
+            config: self.config_of(&node),
+            subscriptions: self.subscriptions_of(ctx, key).await?,
+            node,
+        });
+        self.cache.put(key.clone(), generation, cached.clone());
+        Ok(Some(cached))
     }
 
     /// The node's configuration, with this engine's defaults for what is not stored.

@@ -20,8 +20,9 @@
 //!
 //! Contacts at other servers get nothing until federation exists.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use starling_module_api::{
@@ -32,7 +33,9 @@ use starling_proto::{BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCon
 use starling_storage::Subscription;
 
 use super::config::{AccessModel, NodeConfiguration, SendLast};
-use super::engine::{Creators, Engine, NodeEvent, Service, item_element, shares_presence};
+use super::engine::{
+    Creators, Engine, NodeCache, NodeEvent, Service, item_element, shares_presence,
+};
 use super::{FEATURES, Limits, NS, NS_EVENT, NS_OWNER, notification};
 use crate::caps::{CapsCache, CapsWatcher};
 
@@ -50,7 +53,18 @@ pub struct Pep {
     engine: Engine,
     caps: Arc<CapsCache>,
     observers: std::sync::Mutex<Vec<Arc<dyn PepObserver>>>,
+    /// Each owner's local contacts subscribed to its presence (`from`/`both`), with their roster
+    /// groups: whom a publication may notify, read once and kept until the owner's roster
+    /// changes (`Event::RosterChanged`). A read that raced with a change is not kept.
+    subscribers: std::sync::Mutex<HashMap<BareJid, Subscribers>>,
+    subscribers_generation: AtomicU64,
 }
+
+/// An owner's local presence subscribers and their roster groups.
+type Subscribers = Arc<[(BareJid, Vec<String>)]>;
+
+/// Owners whose presence subscribers are kept; beyond, the memory starts afresh.
+const MAX_SUBSCRIBER_LISTS: usize = 100_000;
 
 impl Pep {
     pub fn new(limits: Limits, caps: Arc<CapsCache>) -> Arc<Pep> {
@@ -60,9 +74,12 @@ impl Pep {
                 defaults: NodeConfiguration::pep_default(),
                 personal: true,
                 creators: Creators::ServiceOwner,
+                cache: NodeCache::default(),
             },
             caps: caps.clone(),
             observers: std::sync::Mutex::default(),
+            subscribers: std::sync::Mutex::default(),
+            subscribers_generation: AtomicU64::new(0),
         });
         caps.watch(pep.clone());
         pep
@@ -139,6 +156,54 @@ impl Pep {
         matches!(ctx.stores.pubsub.node(&key).await, Ok(Some(_)))
     }
 
+    fn subscriber_lists(&self) -> std::sync::MutexGuard<'_, HashMap<BareJid, Subscribers>> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `owner`'s local presence subscribers (see the field).
+    async fn presence_subscribers(&self, ctx: &Context, owner: &BareJid) -> Subscribers {
+        if let Some(known) = self.subscriber_lists().get(owner) {
+            return known.clone();
+        }
+        let generation = self.subscribers_generation.load(Ordering::Acquire);
+        let Some((local, domain)) = crate::roster::account_parts(owner) else {
+            return Arc::from([]);
+        };
+        let roster = match ctx.stores.rosters.items(local, domain).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%owner, error = %e, "PEP notification: roster unreadable");
+                return Arc::from([]);
+            }
+        };
+        let list: Subscribers = roster
+            .into_iter()
+            .filter(|item| shares_presence(item.subscription))
+            .filter_map(|item| {
+                let contact = BareJid::new(&item.jid).ok()?;
+                // Contacts at other servers get nothing until federation exists.
+                ctx.is_local_domain(contact.domain().as_str())
+                    .then_some((contact, item.groups))
+            })
+            .collect();
+        let mut lists = self.subscriber_lists();
+        if self.subscribers_generation.load(Ordering::Acquire) == generation {
+            if lists.len() >= MAX_SUBSCRIBER_LISTS {
+                lists.clear();
+            }
+            lists.insert(owner.clone(), list.clone());
+        }
+        list
+    }
+
+    fn forget_subscribers(&self, owner: &BareJid) {
+        let mut lists = self.subscriber_lists();
+        self.subscribers_generation.fetch_add(1, Ordering::AcqRel);
+        lists.remove(owner);
+    }
+
     /// Whether the resource `entry` wants notifications of `node` (§4.3.1): available with a
     /// non-negative priority, advertising `node+notify`.
     fn interested(&self, entry: &SessionEntry, notify: &str) -> bool {
@@ -162,47 +227,32 @@ impl Pep {
             return;
         }
         let notify = format!("{}+notify", event.node);
+        // Who got one, when explicit subscribers follow (each gets one notification at most).
+        let track = !event.subscriptions.is_empty();
         let mut sent: HashSet<FullJid> = HashSet::new();
-        // The owner's resources.
+        let message = notification(&owner.to_string(), "", event, None);
+        // The owner's resources, then those of the contacts sharing presence with the owner
+        // that the access model lets read the node; straight to their sessions, through the
+        // outbound path (where blocking drops what a blocked contact would get).
         for entry in ctx.sessions.resources(owner).await.iter() {
-            if self.interested(entry, &notify) && sent.insert(entry.jid.clone()) {
-                route_notification(ctx, owner, &entry.jid.to_string(), event, None).await;
+            if self.interested(entry, &notify) && (!track || sent.insert(entry.jid.clone())) {
+                send_copy(ctx, entry, &message).await;
             }
         }
-        // Contacts sharing presence with the owner, as the access model allows.
-        if let Some((local, domain)) = crate::roster::account_parts(owner) {
-            let roster = match ctx.stores.rosters.items(local, domain).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(%owner, error = %e, "PEP notification: roster unreadable");
-                    Vec::new()
-                }
+        for (contact, groups) in self.presence_subscribers(ctx, owner).await.iter() {
+            let allowed = match event.config.access_model {
+                AccessModel::Open | AccessModel::Presence => true,
+                AccessModel::Roster => groups
+                    .iter()
+                    .any(|g| event.config.roster_groups_allowed.contains(g)),
+                AccessModel::Whitelist => self.admitted(ctx, event, contact).await,
             };
-            for item in roster {
-                if !shares_presence(item.subscription) {
-                    continue;
-                }
-                let Ok(contact) = BareJid::new(&item.jid) else {
-                    continue;
-                };
-                if !ctx.is_local_domain(contact.domain().as_str()) {
-                    continue;
-                }
-                let allowed = match event.config.access_model {
-                    AccessModel::Open | AccessModel::Presence => true,
-                    AccessModel::Roster => item
-                        .groups
-                        .iter()
-                        .any(|g| event.config.roster_groups_allowed.contains(g)),
-                    AccessModel::Whitelist => self.admitted(ctx, event, &contact).await,
-                };
-                if !allowed {
-                    continue;
-                }
-                for entry in ctx.sessions.resources(&contact).await.iter() {
-                    if self.interested(entry, &notify) && sent.insert(entry.jid.clone()) {
-                        route_notification(ctx, owner, &entry.jid.to_string(), event, None).await;
-                    }
+            if !allowed {
+                continue;
+            }
+            for entry in ctx.sessions.resources(contact).await.iter() {
+                if self.interested(entry, &notify) && (!track || sent.insert(entry.jid.clone())) {
+                    send_copy(ctx, entry, &message).await;
                 }
             }
         }
@@ -344,6 +394,13 @@ impl Pep {
     }
 }
 
+/// `message` (a notification without `to`) addressed to `entry`'s full JID, queued to it.
+async fn send_copy(ctx: &Context, entry: &SessionEntry, message: &Element) {
+    let mut copy = message.clone();
+    copy.set_attr("to", entry.jid.to_string());
+    ctx.send_to(entry, copy).await;
+}
+
 async fn route_notification(
     ctx: &Context,
     owner: &BareJid,
@@ -407,6 +464,9 @@ impl IqHandler for Pep {
 #[async_trait]
 impl EventListener for Pep {
     async fn on_event(&self, ctx: &Context, event: &Event) {
+        if let Event::RosterChanged { account, .. } | Event::AccountDeleted(account) = event {
+            self.forget_subscribers(account);
+        }
         match event {
             // XEP-0060 §6.1.7 on_sub: a contact newly subscribed to the owner's presence gets
             // the last items its online resources want (XEP-0163 §4.3.4's "new subscriber").
@@ -441,6 +501,8 @@ impl EventListener for Pep {
             // Its nodes went with it (the store's cascade); its subscriptions to other
             // accounts' nodes go too.
             Event::AccountDeleted(account) => {
+                // Its nodes went with it, and its subscriptions are going.
+                self.engine.cache.clear();
                 let jid = account.to_string();
                 let Ok(subscriptions) = ctx.stores.pubsub.subscriptions_of(None, &jid).await else {
                     return;
@@ -455,6 +517,7 @@ impl EventListener for Pep {
                         tracing::warn!(%account, error = %e, "a deleted account's subscription stayed");
                     }
                 }
+                self.engine.cache.clear();
             }
             _ => {}
         }

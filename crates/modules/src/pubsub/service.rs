@@ -46,7 +46,7 @@ use starling_proto::{
 };
 
 use super::config::{AccessModel, NodeConfiguration};
-use super::engine::{Affiliation, Creators, Engine, NodeEvent, Service};
+use super::engine::{Affiliation, Creators, Engine, NodeCache, NodeEvent, Service};
 use super::{Limits, NS, NS_EVENT, NS_OWNER, SERVICE_FEATURES, internal, not_found, notification};
 
 /// The label of the service's domain under each host.
@@ -71,6 +71,7 @@ impl PubsubService {
                 creators: Creators::LocalUsers {
                     except_hosts: anonymous_hosts,
                 },
+                cache: NodeCache::default(),
             },
         })
     }
@@ -236,6 +237,7 @@ impl PubsubService {
                 return;
             }
         };
+        self.engine.cache.clear();
         for (key, s) in found {
             tracing::debug!(%jid, node = %key.node, "pubsub: a notification bounced; subscription ended");
             if let Err(e) = store.unsubscribe(&key, &s.jid, Some(&s.subid)).await {
@@ -246,6 +248,7 @@ impl PubsubService {
 
     /// Removes what the deleted `account` had at the services (see the module docs).
     async fn forget(&self, ctx: &Context, account: &BareJid) {
+        self.engine.cache.clear();
         let jid = account.to_string();
         let anonymous = matches!(&self.engine.creators, Creators::LocalUsers { except_hosts }
             if except_hosts.iter().any(|h| h == account.domain().as_str()));
@@ -255,6 +258,8 @@ impl PubsubService {
                 tracing::warn!(%account, service = %service.jid, error = %e, "pubsub: cannot forget a deleted account");
             }
         }
+        // Before and after: what was read meanwhile is not kept.
+        self.engine.cache.clear();
     }
 
     async fn forget_at(
