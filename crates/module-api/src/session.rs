@@ -118,6 +118,7 @@ pub fn stanza_weight(el: &Element) -> usize {
         .map(|n| match n {
             Node::Element(e) => stanza_weight(e),
             Node::Text(t) => t.len(),
+            Node::Raw(xml) => xml.len(),
         })
         .sum();
     2 * el.name().len() + 5 + attrs + children

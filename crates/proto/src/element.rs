@@ -205,6 +205,11 @@ impl Attr {
 pub enum Node {
     Element(Box<Element>),
     Text(String),
+    /// A subtree the server serialised once ([`Element::to_xml`]: its namespaces declared on
+    /// it) to send to many recipients: written out as it is, shared rather than copied, and
+    /// invisible to [`Element::children`] and [`Element::text`]. Never built from what a peer
+    /// sent; see [`Element::append_serialised`].
+    Raw(std::sync::Arc<str>),
 }
 
 /// An XML element with its namespace name (never a prefix).
@@ -367,11 +372,20 @@ impl Element {
         &self.children
     }
 
+    /// Adds `child`, serialised now, as a [`Node::Raw`] to be shared: what a notification to
+    /// many recipients carries (each recipient's copy of this element then costs a reference
+    /// count, and writing it a copy of bytes). Returns the shared text for further elements.
+    pub fn append_serialised(&mut self, child: &Element) -> std::sync::Arc<str> {
+        let xml: std::sync::Arc<str> = child.to_xml().into();
+        self.children.push(Node::Raw(xml.clone()));
+        xml
+    }
+
     /// Child elements, in order.
     pub fn children(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|n| match n {
             Node::Element(e) => Some(&**e),
-            Node::Text(_) => None,
+            Node::Text(_) | Node::Raw(_) => None,
         })
     }
 
@@ -681,6 +695,7 @@ impl<'a> Writer<'a, '_> {
                 match n {
                     Node::Element(e) => self.element(e, child_default),
                     Node::Text(t) => write_text(t, self.out),
+                    Node::Raw(xml) => self.out.push_str(xml),
                 }
             }
             self.out.push_str("</");
@@ -807,6 +822,25 @@ pub fn escape_attr(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A serialised subtree is written as it is, with the namespaces it declared, inside any
+    /// parent; it is shared by clones and invisible to `children()`.
+    #[test]
+    fn serialised_children_are_written_as_they_are() {
+        let event = Element::new("event", "urn:example:event")
+            .with_child(Element::new("item", "urn:example:event").with_attr("id", "a<b"));
+        let mut m = Element::new("message", ns::CLIENT).with_attr("to", "x@y");
+        let xml = m.append_serialised(&event);
+        let copy = m.clone();
+        assert!(matches!(&copy.nodes()[0], Node::Raw(r) if std::sync::Arc::ptr_eq(r, &xml)));
+        assert_eq!(copy.children().count(), 0);
+        let mut out = String::new();
+        copy.write_in_stream(ns::CLIENT, &mut out);
+        assert_eq!(
+            out,
+            "<message to='x@y'><event xmlns='urn:example:event'><item id='a&lt;b'/></event></message>"
+        );
+    }
 
     #[test]
     fn serialises_in_stream_without_repeating_default_namespace() {

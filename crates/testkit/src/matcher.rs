@@ -107,7 +107,7 @@ fn significant(el: &Element) -> Vec<&Node> {
         .iter()
         .filter(|n| match n {
             Node::Text(t) => !t.chars().all(char::is_whitespace),
-            Node::Element(_) => true,
+            Node::Element(_) | Node::Raw(_) => true,
         })
         .collect()
 }
@@ -116,6 +116,8 @@ fn describe(n: &Node) -> String {
     match n {
         Node::Text(t) => format!("text {t:?}"),
         Node::Element(e) => format!("<{}/> ({})", e.name(), e.ns()),
+        // Never parsed from the wire: only the server builds it.
+        Node::Raw(xml) => format!("serialised {xml:?}"),
     }
 }
 

@@ -255,6 +255,8 @@ fn strip_captures(
                 copy.append_child(c);
                 index += 1;
             }
+            // Expected stanzas are parsed from the script: never serialised subtrees.
+            Node::Raw(_) => return Err("a serialised subtree in an expected stanza".into()),
         }
     }
     Ok(copy)

@@ -139,24 +139,12 @@ pub(crate) fn notification(
     event: &NodeEvent,
     subid: Option<&str>,
 ) -> Element {
-    let mut payload = event.payload.clone();
-    if !event.config.deliver_payloads && payload.name() == "items" {
-        // XEP-0060 §7.1.2.2: the item ids only.
-        let ids: Vec<Element> = payload
-            .children()
-            .map(|i| Element::new(i.name(), NS_EVENT).with_opt_attr("id", i.attr("id")))
-            .collect();
-        payload.clear_children();
-        for i in ids {
-            payload.append_child(i);
-        }
-    }
     let mut message = Element::new("message", ns::CLIENT)
         .with_attr("from", from)
         .with_attr("to", to)
         .with_attr("type", event.config.notification_type)
         .with_attr("id", random_id())
-        .with_child(Element::new("event", NS_EVENT).with_child(payload));
+        .with_child(event_element(event));
     if let Some(subid) = subid {
         // XEP-0060 §13.16: which subscription a notification is for.
         message.append_child(
@@ -168,6 +156,36 @@ pub(crate) fn notification(
         );
     }
     message
+}
+
+/// [`notification`] for many recipients: its `<event/>` serialised once and shared by every
+/// copy (a [`starling_proto::Node::Raw`]), its `to` left empty for each copy to set. The
+/// notifications of one publication share its id.
+pub(crate) fn shared_notification(from: &str, event: &NodeEvent) -> Element {
+    let mut message = Element::new("message", ns::CLIENT)
+        .with_attr("from", from)
+        .with_attr("to", "")
+        .with_attr("type", event.config.notification_type)
+        .with_attr("id", random_id());
+    message.append_serialised(&event_element(event));
+    message
+}
+
+/// The `<event/>` of a notification: the payload, less the items' payloads when the node does
+/// not deliver them (XEP-0060 §7.1.2.2: the item ids only).
+fn event_element(event: &NodeEvent) -> Element {
+    let mut payload = event.payload.clone();
+    if !event.config.deliver_payloads && payload.name() == "items" {
+        let ids: Vec<Element> = payload
+            .children()
+            .map(|i| Element::new(i.name(), NS_EVENT).with_opt_attr("id", i.attr("id")))
+            .collect();
+        payload.clear_children();
+        for i in ids {
+            payload.append_child(i);
+        }
+    }
+    Element::new("event", NS_EVENT).with_child(payload)
 }
 
 /// A stanza error with a XEP-0060 §14 application condition (`pubsub#errors`).

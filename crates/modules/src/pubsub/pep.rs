@@ -36,7 +36,7 @@ use super::config::{AccessModel, NodeConfiguration, SendLast};
 use super::engine::{
     Creators, Engine, NodeCache, NodeEvent, Service, item_element, shares_presence,
 };
-use super::{FEATURES, Limits, NS, NS_EVENT, NS_OWNER, notification};
+use super::{FEATURES, Limits, NS, NS_EVENT, NS_OWNER, notification, shared_notification};
 use crate::caps::{CapsCache, CapsWatcher};
 
 /// Hears of every change to a PEP node made by a request (publish, retract, purge, delete),
@@ -230,7 +230,7 @@ impl Pep {
         // Who got one, when explicit subscribers follow (each gets one notification at most).
         let track = !event.subscriptions.is_empty();
         let mut sent: HashSet<FullJid> = HashSet::new();
-        let message = notification(&owner.to_string(), "", event, None);
+        let message = shared_notification(&owner.to_string(), event);
         // The owner's resources, then those of the contacts sharing presence with the owner
         // that the access model lets read the node; straight to their sessions, through the
         // outbound path (where blocking drops what a blocked contact would get).
