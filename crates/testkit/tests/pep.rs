@@ -1300,3 +1300,83 @@ async fn explicit_subscription_to_an_open_node() {
     .await;
     expect_none(&mut eve).await;
 }
+
+/// XEP-0402 §5.2 (`#compat-pep`): a client keeping XEP-0048 bookmarks in the `storage:bookmarks`
+/// PEP node (XEP-0223) and a Bookmarks 2 client see the same rooms, both ways.
+#[tokio::test]
+async fn bookmarks_in_the_legacy_pep_node_are_the_same_too() {
+    const LEGACY: &str = "storage:bookmarks";
+    let server = server_with(&["alice"]).await;
+    let mut modern = online(&server, "alice", "modern", &[BOOKMARKS]).await;
+    let mut legacy = online(&server, "alice", "legacy", &[LEGACY]).await;
+    let storage = "<storage xmlns='storage:bookmarks'><conference jid='orchard@muc.localhost' \
+                   autojoin='true' name='The Orchard'><nick>Juliet</nick></conference></storage>";
+    legacy
+        .send_xml(&format!(
+            "<iq type='set' id='l1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='{LEGACY}'><item id='current'>{storage}</item></publish>\
+             <publish-options><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
+             <field var='pubsub#persist_items'><value>true</value></field>\
+             <field var='pubsub#access_model'><value>whitelist</value></field>\
+             </x></publish-options></pubsub></iq>"
+        ))
+        .await
+        .unwrap();
+    let mut got = [next(&mut legacy).await, next(&mut legacy).await];
+    got.sort_by_key(|e| e.name().to_owned());
+    assert_matches(
+        &published("l1", "alice@localhost/legacy", LEGACY, "current"),
+        &got[0],
+    );
+    let conf = format!(
+        "<conference xmlns='{BOOKMARKS}' name='The Orchard' autojoin='true'><nick>Juliet</nick></conference>"
+    );
+    expect_next(
+        &mut modern,
+        &notification(
+            "alice@localhost",
+            "alice@localhost/modern",
+            BOOKMARKS,
+            "orchard@muc.localhost",
+            &conf,
+        ),
+    )
+    .await;
+
+    // The other way: a Bookmarks 2 publication rewrites the legacy node, which notifies.
+    let balcony = format!("<conference xmlns='{BOOKMARKS}' name='Balcony'/>");
+    modern
+        .send_xml(&format!(
+            "<iq type='set' id='b1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='{BOOKMARKS}'><item id='balcony@muc.localhost'>{balcony}</item></publish>{}</pubsub></iq>",
+            bookmarks2_options()
+        ))
+        .await
+        .unwrap();
+    let mut got = [next(&mut modern).await, next(&mut modern).await];
+    got.sort_by_key(|e| e.name().to_owned());
+    assert_matches(
+        &published(
+            "b1",
+            "alice@localhost/modern",
+            BOOKMARKS,
+            "balcony@muc.localhost",
+        ),
+        &got[0],
+    );
+    expect_next(
+        &mut legacy,
+        &notification(
+            "alice@localhost",
+            "alice@localhost/legacy",
+            LEGACY,
+            "current",
+            "<storage xmlns='storage:bookmarks'>\
+             <conference name='Balcony' jid='balcony@muc.localhost'/>\
+             <conference name='The Orchard' autojoin='true' jid='orchard@muc.localhost'><nick>Juliet</nick></conference>\
+             </storage>",
+        ),
+    )
+    .await;
+}
