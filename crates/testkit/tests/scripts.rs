@@ -45,6 +45,7 @@ scripts! {
     restart => "restart.scs",
     carbons => "carbons.scs",
     mam_catchup => "mam_catchup.scs",
+    omemo => "omemo.scs",
 }
 
 #[test]
