@@ -1380,3 +1380,88 @@ async fn bookmarks_in_the_legacy_pep_node_are_the_same_too() {
     )
     .await;
 }
+
+/// XEP-0060 §4.1 and §8.9: affiliations come before the access model in whom a publication
+/// notifies: a contact the owner made a `member` of a whitelist node hears of it, one made an
+/// `outcast` of a presence node does not.
+#[tokio::test]
+async fn affiliations_decide_before_the_access_model() {
+    let server = server_with(&["alice", "bob", "carol"]).await;
+    server.befriend("alice", "bob").await;
+    server.befriend("alice", "carol").await;
+    let mut alice = server.login("alice", PW, "a").await;
+    let mut bob = online(&server, "bob", "b", &[TUNE]).await;
+    let mut carol = online(&server, "carol", "c", &[TUNE]).await;
+    let whitelist = "<publish-options><x xmlns='jabber:x:data' type='submit'>\
+        <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
+        <field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options>";
+    ask(
+        &mut alice,
+        &format!(
+            "<iq type='set' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='{TUNE}'><item id='t1'>{}</item></publish>{whitelist}</pubsub></iq>",
+            tune("Private")
+        ),
+        &published("p1", "alice@localhost/a", TUNE, "t1"),
+    )
+    .await;
+    expect_none(&mut bob).await;
+    ask(
+        &mut alice,
+        &format!(
+            "<iq type='set' id='a1'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>\
+             <affiliations node='{TUNE}'><affiliation jid='bob@localhost' affiliation='member'/>\
+             <affiliation jid='carol@localhost' affiliation='outcast'/></affiliations></pubsub></iq>"
+        ),
+        "<iq type='result' id='a1' to='alice@localhost/a'/>",
+    )
+    .await;
+    ask(
+        &mut alice,
+        &publish("p2", TUNE, "t2", &tune("Members")),
+        &published("p2", "alice@localhost/a", TUNE, "t2"),
+    )
+    .await;
+    expect_next(
+        &mut bob,
+        &notification(
+            "alice@localhost",
+            "bob@localhost/b",
+            TUNE,
+            "t2",
+            &tune("Members"),
+        ),
+    )
+    .await;
+    // Back to the presence model: carol, an outcast, still hears nothing.
+    ask(
+        &mut alice,
+        &format!(
+            "<iq type='set' id='c1'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>\
+             <configure node='{TUNE}'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>\
+             <field var='pubsub#access_model'><value>presence</value></field>\
+             </x></configure></pubsub></iq>"
+        ),
+        "<iq type='result' id='c1' to='alice@localhost/a'/>",
+    )
+    .await;
+    ask(
+        &mut alice,
+        &publish("p3", TUNE, "t3", &tune("Everyone")),
+        &published("p3", "alice@localhost/a", TUNE, "t3"),
+    )
+    .await;
+    expect_next(
+        &mut bob,
+        &notification(
+            "alice@localhost",
+            "bob@localhost/b",
+            TUNE,
+            "t3",
+            &tune("Everyone"),
+        ),
+    )
+    .await;
+    expect_none(&mut carol).await;
+}

@@ -168,6 +168,8 @@ pub struct CachedNode {
     pub node: StoredNode,
     pub config: NodeConfiguration,
     pub subscriptions: Vec<StoredSubscription>,
+    /// The stored affiliations `(bare JID, affiliation)` (a PEP owner's is implicit).
+    pub affiliations: Vec<(String, String)>,
 }
 
 /// Nodes as publishing reads them, so that a publication costs one write and no reads (the
@@ -1087,7 +1089,7 @@ impl Engine {
     }
 
     /// The node as publishing reads it, from the cache or the store.
-    async fn cached(
+    pub(crate) async fn cached(
         &self,
         ctx: &Context,
         key: &NodeKey,
@@ -1108,6 +1110,12 @@ impl Engine {
         let cached = Arc::new(CachedNode {
             config: self.config_of(&node),
             subscriptions: self.subscriptions_of(ctx, key).await?,
+            affiliations: ctx
+                .stores
+                .pubsub
+                .affiliations(key)
+                .await
+                .map_err(|e| internal(&e))?,
             node,
         });
         self.cache.put(key.clone(), generation, cached.clone());

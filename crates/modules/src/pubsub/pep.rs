@@ -239,13 +239,34 @@ impl Pep {
                 send_copy(ctx, entry, &message).await;
             }
         }
+        // The node's affiliations decide before the access model (XEP-0060 §4.1): outcasts
+        // never, members, publishers and owners always. Read from the engine's cache, not per
+        // contact.
+        let cached = self
+            .engine
+            .cached(ctx, &event.service.key(&event.node))
+            .await
+            .ok()
+            .flatten();
+        let affiliations = cached.as_ref().map_or(&[][..], |c| &c.affiliations[..]);
         for (contact, groups) in self.presence_subscribers(ctx, owner).await.iter() {
-            let allowed = match event.config.access_model {
-                AccessModel::Open | AccessModel::Presence => true,
-                AccessModel::Roster => groups
+            let affiliation = if affiliations.is_empty() {
+                None
+            } else {
+                let jid = contact.to_string();
+                affiliations
+                    .iter()
+                    .find(|(j, _)| *j == jid)
+                    .map(|(_, a)| a.as_str())
+            };
+            let allowed = match (affiliation, event.config.access_model) {
+                (Some("outcast"), _) => false,
+                (Some("owner" | "publisher" | "member"), _) => true,
+                (_, AccessModel::Open | AccessModel::Presence) => true,
+                (_, AccessModel::Roster) => groups
                     .iter()
                     .any(|g| event.config.roster_groups_allowed.contains(g)),
-                AccessModel::Whitelist => self.admitted(ctx, event, contact).await,
+                (_, AccessModel::Whitelist) => false,
             };
             if !allowed {
                 continue;
