@@ -31,7 +31,8 @@ CREATE TABLE muc_affiliations (
     PRIMARY KEY (room_id, jid)
 ) STRICT, WITHOUT ROWID;
 
--- A room's owner, admin, member and ban lists (XEP-0045 §9–§10).
+-- A room's affiliations of one kind: whether an owner is left (forget_jid), the owner, admin,
+-- member and ban lists (XEP-0045 §9–§10).
 CREATE INDEX muc_affiliations_kind ON muc_affiliations (room_id, affiliation);
 -- A reserved nick belongs to one JID per room (XEP-0045 §7.10), and who holds it.
 CREATE UNIQUE INDEX muc_affiliations_nick ON muc_affiliations (room_id, nick)
