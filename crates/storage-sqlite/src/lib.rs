@@ -60,6 +60,7 @@ mod blocking;
 mod bulk;
 mod fast;
 mod invites;
+mod muc;
 mod offline;
 mod private;
 mod pubsub;
@@ -80,6 +81,7 @@ use crate::archive::SqliteArchiveStore;
 use crate::blocking::SqliteBlockingStore;
 use crate::fast::SqliteFastTokenStore;
 use crate::invites::SqliteInviteStore;
+use crate::muc::SqliteMucStore;
 use crate::offline::SqliteOfflineStore;
 use crate::private::SqlitePrivateStore;
 use crate::pubsub::SqlitePubsubStore;
@@ -215,6 +217,7 @@ impl SqliteStorage {
             private: Arc::new(SqlitePrivateStore::new(self.pool.clone())),
             fast: Arc::new(SqliteFastTokenStore::new(self.pool.clone())),
             pubsub: Arc::new(SqlitePubsubStore::new(self.pool.clone())),
+            muc: Arc::new(SqliteMucStore::new(self.pool.clone())),
         }
     }
 

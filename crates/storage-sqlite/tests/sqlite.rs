@@ -104,6 +104,14 @@ async fn conformance_pubsub() {
 }
 
 #[tokio::test]
+async fn conformance_muc() {
+    let (_dir, storage) = fresh().await;
+    let stores = storage.stores();
+    starling_storage::conformance::muc(&*stores.accounts, &*stores.muc).await;
+    storage.close().await;
+}
+
+#[tokio::test]
 async fn conformance_push() {
     let (_dir, storage) = fresh().await;
     let stores = storage.stores();

@@ -8,8 +8,9 @@
 //! (blocklists, XEP-0191, and the reports attached to blocks, XEP-0377) and
 //! [`PushStore`] (push notification registrations, XEP-0357), [`InviteStore`]
 //! (invitations, XEP-0401/XEP-0379/XEP-0445), [`PrivateStore`] (private XML storage,
-//! XEP-0049), [`FastTokenStore`] (FAST login tokens, XEP-0484) and [`PubsubStore`]
-//! (publish-subscribe nodes and items, XEP-0060, for PEP, XEP-0163, and pubsub services); further
+//! XEP-0049), [`FastTokenStore`] (FAST login tokens, XEP-0484), [`PubsubStore`]
+//! (publish-subscribe nodes and items, XEP-0060, for PEP, XEP-0163, and pubsub services) and
+//! [`MucStore`] (persistent multi-user chat rooms and their affiliations, XEP-0045); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -29,7 +30,7 @@
 //!   [`AccountStore::create_accounts`], [`AccountStore::set_credentials`],
 //!   [`RosterStore::put_item`], [`RosterStore::insert_many`],
 //!   [`RosterStore::remove_item`], [`OfflineStore::store`],
-//!   [`PrivateStore::set`], every [`PubsubStore`] write) are atomic: on
+//!   [`PrivateStore::set`], every [`PubsubStore`] and [`MucStore`] write) are atomic: on
 //!   error nothing changed.
 //! * The bulk writes ([`AccountStore::create_accounts`],
 //!   [`RosterStore::insert_many`]) exist for provisioning thousands of
@@ -44,6 +45,9 @@
 //!   FAST tokens, the pubsub nodes of its PEP service with their items, affiliations and
 //!   subscriptions). Pubsub rows naming it only by JID (its subscriptions to and
 //!   affiliations with other services' nodes) are the pubsub engine's to remove.
+//!   MUC rooms belong to no account, so nothing there goes with it: the affiliations
+//!   naming its JID (and its reserved nicks) stay until the MUC engine calls
+//!   [`MucStore::forget_jid`], which also says which rooms that left without an owner.
 //! * Replacing an account's credentials ([`AccountStore::set_credentials`])
 //!   deletes its FAST tokens in the same transaction: a password change
 //!   revokes every token, whichever path made it.
@@ -65,6 +69,7 @@ pub mod conformance;
 mod error;
 mod fast;
 mod invites;
+mod muc;
 mod offline;
 mod private;
 mod pubsub;
@@ -84,6 +89,9 @@ pub use blocking::{AbuseReport, BlockedJid, BlockingStore, StoredReport};
 pub use error::{BoxError, StorageError};
 pub use fast::{FastSlot, FastToken, FastTokenStore, FastUse};
 pub use invites::{Invite, InviteStore};
+pub use muc::{
+    ForgottenJid, MucStore, RoomAffiliation, RoomConfig, RoomKey, RoomSubject, StoredRoom,
+};
 pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
 pub use private::{PrivateElement, PrivateStore};
 pub use pubsub::{NodeConfig, NodeKey, PubsubStore, StoredItem, StoredNode, StoredSubscription};
@@ -120,6 +128,8 @@ pub struct Stores {
     pub fast: Arc<dyn FastTokenStore>,
     /// Publish-subscribe nodes and items (XEP-0060), for PEP (XEP-0163) and pubsub services.
     pub pubsub: Arc<dyn PubsubStore>,
+    /// Persistent multi-user chat rooms and their affiliations (XEP-0045).
+    pub muc: Arc<dyn MucStore>,
 }
 
 impl fmt::Debug for Stores {
