@@ -171,6 +171,10 @@ pub fn room_presence<'a>(el: &'a Element, room: &str, nick: &str) -> Option<Room
     };
     let mut own = resource == nick;
     let mut created = false;
+    if resource.is_empty() {
+        // The room's own presence (ejabberd sends one, e.g. for a room avatar): no occupant.
+        return None;
+    }
     for x in el.children().filter(|x| x.is("x", NS_MUC_USER)) {
         for status in x.children().filter(|s| s.is("status", NS_MUC_USER)) {
             match status.attr("code") {
@@ -1024,6 +1028,10 @@ mod tests {
         assert!(e.contains("item-not-found"), "{e}");
         let elsewhere = parse("<presence from='other@chat.shakespeare.lit/thirdwitch'/>");
         assert_eq!(room_presence(&elsewhere, room, "thirdwitch"), None);
+        let room_itself = parse(
+            "<presence from='coven@chat.shakespeare.lit'><x xmlns='vcard-temp:x:update'/></presence>",
+        );
+        assert_eq!(room_presence(&room_itself, room, "thirdwitch"), None);
         let contact = parse("<presence from='hag66@shakespeare.lit/pda'/>");
         assert_eq!(room_presence(&contact, room, "thirdwitch"), None);
     }
