@@ -511,7 +511,11 @@ pub async fn run(target: &Arc<Target>, opts: &MucOpts) -> Report {
         return report;
     }
     let mut sessions = round.sessions;
-    let flooder = if flood { sessions.pop().flatten() } else { None };
+    let flooder = if flood {
+        sessions.pop().flatten()
+    } else {
+        None
+    };
 
     let nonce = nonce();
     let room_jid = |r: u64| format!("{nonce}-r{r}@{}", opts.service);
@@ -1047,7 +1051,10 @@ mod tests {
         );
         assert_eq!(groupchat_stamp(&msg, room, "n1"), Some(("bench9", 987)));
         assert_eq!(groupchat_stamp(&msg, room, "n2"), None);
-        assert_eq!(groupchat_stamp(&msg, "n1-r4@conference.localhost", "n1"), None);
+        assert_eq!(
+            groupchat_stamp(&msg, "n1-r4@conference.localhost", "n1"),
+            None
+        );
         // The room subject (§7.2.15) and a chat message are not posts.
         let subject = parse(
             "<message from='n1-r3@conference.localhost' type='groupchat'><subject/></message>",
