@@ -16,6 +16,8 @@
 #   SCENARIOS="chat_sat chat_sat_full" MAM=1 bench/compare.sh   # only those chat scenarios
 #                                         # (and the archive queries); default: all
 #   SCENARIOS="pep" BIG_IDLE=0 HOSTILE=0 MAM=0 bench/compare.sh   # PEP fan-out only
+#   SCENARIOS="muc muc_flood" SERVERS="prosody ejabberd" BIG_IDLE=0 HOSTILE=0 MAM=0 bench/compare.sh
+#                                         # multi-user chat only (Starling has no MUC yet)
 #   EARLIER="bench/results/full-X.txt" …  # the report takes figures this run lacks from there
 #
 # CI does not run this; the figures are only meaningful on a quiet machine (nothing compiling).
@@ -44,11 +46,15 @@ if [ -n "$QUICK" ]; then
     USERS=2000 CHAT_USERS=200 RING_USERS=200 RING=10 IDLE_USERS=1000 LOGIN_USERS=1000
     SCALE_SMALL=50 SCALE_LARGE=500 DURATION=3 AGING_ROUNDS=2 BIG_IDLE_USERS=5000
     MAM_USERS=100 MAM_ROWS=50000
+    MUC_ROOMS=10 MUC_OCCUPANTS=20 MUC_FLOOD=200
 else
     USERS=10000 CHAT_USERS=1000 RING_USERS=1000 RING=50 IDLE_USERS=10000 LOGIN_USERS=10000
     SCALE_SMALL=100 SCALE_LARGE=5000 DURATION=10 AGING_ROUNDS=10 BIG_IDLE_USERS=100000
     # Issue 13: the last 50 messages of a 1,000,000-message archive of 100 users.
     MAM_USERS=100 MAM_ROWS=1000000
+    # Issue 16 item 6: 100 rooms of 50 occupants (each user in one room), and one user joining
+    # a room of 1,000 occupants.
+    MUC_ROOMS=100 MUC_OCCUPANTS=50 MUC_FLOOD=1000
 fi
 
 
@@ -104,14 +110,17 @@ bench() {
     echo "   $server $mode $name run $run: ${result#RESULT }"
 }
 
-start() { # SERVER DIR MODE [full|pep] -> pid
+start() { # SERVER DIR MODE [full|pep|muc] -> pid
     # Issue 13's feature set when asked (ARCHIVE for Starling, FEATURES for the others), or PEP
     # for the pep scenario (FEATURES=pep: ejabberd's mod_pubsub and mod_caps, Prosody's mod_pep;
-    # Starling's default configuration), else none of it, whatever the caller's environment holds.
+    # Starling's default configuration), or MUC for the muc scenarios (FEATURES=muc: ejabberd's
+    # mod_muc, Prosody's muc component, on conference.localhost), else none of it, whatever the
+    # caller's environment holds.
     local archive=false features=base
     case ${4:-} in
         full) archive=true features=full ;;
         pep) features=pep ;;
+        muc) features=muc ;;
     esac
     SERVER_CPU=$SERVER_CPU ARCHIVE=$archive FEATURES=$features \
         "bench/servers/$1.sh" start "$2" "$PORT" "$3" | awk '/^PID/ {print $2}'
@@ -225,6 +234,14 @@ for server in $SERVERS; do
             # PEP fan-out (XEP-0163) among the same ring users: caps with tune+notify (XEP-0115),
             # each publishes to its tune node, closed loop; PEP on in every server (WITH=pep).
             WITH=pep scenario "$server" "$dir" "$mode" pep "$run" --prefix ring --users "$RING_USERS" pep --duration "$DURATION"
+            # Multi-user chat (XEP-0045, issue 16 item 6): MUC_ROOMS rooms of MUC_OCCUPANTS (the
+            # bench users, one room each) join, creating instant rooms, and post in a closed loop
+            # on each post's reflection; then one user joins a room of MUC_FLOOD occupants ten
+            # times (the presence flood to a joiner). Not Starling: it has no MUC service yet.
+            if [ "$server" != starling ]; then
+                WITH=muc scenario "$server" "$dir" "$mode" muc "$run" --users "$((MUC_ROOMS * MUC_OCCUPANTS))" muc --rooms "$MUC_ROOMS" --occupants "$MUC_OCCUPANTS" --duration "$DURATION"
+                WITH=muc scenario "$server" "$dir" "$mode" muc_flood "$run" --users "$((MUC_FLOOD + 1))" muc --join-flood "$MUC_FLOOD" --flood-rounds 10
+            fi
             scenario "$server" "$dir" "$mode" scale_small "$run" --users "$SCALE_SMALL" chat --rate 5000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_large "$run" --users "$SCALE_LARGE" chat --rate 5000 --duration "$DURATION"
         done
@@ -258,7 +275,7 @@ echo "== versions and machine"
     command -v prosody > /dev/null && echo "prosody: $(dpkg-query -W -f '${Version}' prosody 2> /dev/null)"
     [ -x /usr/sbin/ejabberdctl ] && echo "ejabberd: $(dpkg-query -W -f '${Version}' ejabberd 2> /dev/null)"
     echo "open files per process: $FD_LIMIT (the big idle run held up to $BIG_IDLE_USERS)"
-    echo "sizes: users=$USERS chat_users=$CHAT_USERS ring=${RING_USERS}x$RING idle=$IDLE_USERS login=$LOGIN_USERS scale=$SCALE_SMALL/$SCALE_LARGE duration=${DURATION}s runs=$RUNS archive=${MAM_ROWS}x$MAM_USERS"
+    echo "sizes: users=$USERS chat_users=$CHAT_USERS ring=${RING_USERS}x$RING idle=$IDLE_USERS login=$LOGIN_USERS scale=$SCALE_SMALL/$SCALE_LARGE muc=${MUC_ROOMS}x$MUC_OCCUPANTS flood=$MUC_FLOOD duration=${DURATION}s runs=$RUNS archive=${MAM_ROWS}x$MAM_USERS"
     if [ -n "$SCENARIOS" ]; then echo "scenarios: $SCENARIOS (only)"; fi
 } > "$OUT/machine.txt"
 cat "$OUT/machine.txt"

@@ -188,6 +188,8 @@ def detail(data, mode):
         ("mam_query_8", ["queries_per_s", "p50_ms", "p99_ms", "results_per_query", "errors", "server_us_per_query", "server_cpu_pct", "gen_cpu_pct"]),
         ("presence", ["changes", "broadcasts_per_s", "server_us_per_broadcast", "server_cpu_pct", "gen_cpu_pct"]),
         ("pep", ["publishes", "publish_errors", "notifications_per_s", "expected", "delivered", "lost", "duplicates", "server_us_per_notification", "pub_p50_ms", "pub_p99_ms", "notify_p50_ms", "notify_p99_ms", "server_cpu_pct", "gen_cpu_pct"]),
+        ("muc", ["joined", "rooms_created", "join_s", "join_p99_ms", "posts", "message_errors", "deliveries_per_s", "expected", "delivered", "lost", "server_us_per_delivery", "p50_ms", "p99_ms", "server_cpu_pct", "gen_cpu_pct"]),
+        ("muc_flood", ["occupants", "flood_joins", "flood_failed", "presences_before_self", "flood_p50_ms", "flood_max_ms", "server_us_per_join"]),
         ("scale_small", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
         ("scale_large", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
     ]
@@ -297,6 +299,18 @@ def main():
               "arrived within 2 s after the window, `lost` the difference. Servers run with PEP "
               "on (`FEATURES=pep`): ejabberd's mod_pubsub (pep plugin, Mnesia) with mod_caps, "
               "Prosody's mod_pep (internal file storage).",
+              "- `muc` (XEP-0045, issue 16 item 6): rooms × occupants bench users, each in one "
+              "room (nick = user name), join with no history; the first joiner of each room "
+              "accepts the instant room (§10.1.2) before the others join. Once every occupant "
+              "has seen its whole room, all post groupchat messages in a closed loop on their "
+              "own reflection. `deliveries_per_s` counts this run's messages received in the "
+              "window (each post reaches every occupant, the sender too); `expected` is Σ room "
+              "size over the window's posts, `delivered` how many of those arrived, `lost` the "
+              "difference; `p50_ms`/`p99_ms` post → delivery. `muc_flood`: one user joins a room "
+              "of N occupants ten times (leaving in between): the time until its self-presence "
+              "(status 110), which follows the N occupant presences (§7.2.3); its CPU per join "
+              "includes the leave. Servers run with `FEATURES=muc`: ejabberd's mod_muc (Mnesia), "
+              "Prosody's muc component, on conference.localhost. Starling has no MUC service yet.",
               "- `_sm` scenarios: every client enables XEP-0198 with resumption after binding and "
               "answers each `<r/>` at once; the idle clients acknowledge what they got at login. "
               "`idle_100k` holds 100,000 such connections from several 127.0.0.x source addresses "

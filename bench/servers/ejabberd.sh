@@ -45,7 +45,9 @@ FEATURES=full (give it to start) adds what issue 13 compares with everything on:
 (XEP-0313, `default: always`, stored in SQL: SQLite in DIR/ejabberd.db, made from Debian's
 lite.sql at first start, needs erlang-p1-sqlite3) and mod_carboncopy (XEP-0280); mod_stream_mgmt
 is there in both variants. FEATURES=pep adds mod_pubsub with the pep plugin (XEP-0163) and
-mod_caps (XEP-0115), for the pep scenario. The default, FEATURES=base, has none of these (the
+mod_caps (XEP-0115), for the pep scenario. FEATURES=muc adds mod_muc (XEP-0045) on
+conference.localhost (anyone may create rooms; up to 100,000 occupants a room), for the muc
+scenario. The default, FEATURES=base, has none of these (the
 feature set of the other scenarios). archive-count prints the rows of that archive; archive-reset (instance stopped)
 deletes the SQLite file, so that the next start begins with an empty archive. archive-fill
 (instance stopped) inserts ROWS rows of synthetic history for PREFIX1..PREFIX{COUNT} into that
@@ -233,7 +235,21 @@ sql_database: \"$dir/ejabberd.db\""
       - flat
       - pep"
             ;;
-        *) die "FEATURES must be base, full or pep, not ${FEATURES}" ;;
+        muc)
+            # The muc scenario: XEP-0045 on conference.localhost (the default host
+            # conference.@HOST@, named), Mnesia, rooms temporary (gone with their last
+            # occupant); room creation open to all (access_create: all, the default). The cap
+            # on occupants (200 by default, service and room alike) raised for --join-flood.
+            full_modules="  # FEATURES=muc: XEP-0045 multi-user chat.
+  mod_muc:
+    host: conference.localhost
+    access_create: all
+    max_users: 100000
+    max_user_conferences: 1000
+    default_room_options:
+      max_users: 100000"
+            ;;
+        *) die "FEATURES must be base, full, pep or muc, not ${FEATURES}" ;;
     esac
 
     cat > "$dir/ejabberd.yml" <<EOF
@@ -284,7 +300,7 @@ max_fsm_queue: 1000000
 # The feature set Starling has: roster, presence, messages, offline, disco, ping, vcard-temp,
 # version, time, stream management (XEP-0198, used only by clients that enable it) and client
 # state indication (XEP-0352). No registration, MUC, HTTP, PubSub/PEP, MAM, carbons, blocking,
-# caps tracking or shared roster (FEATURES=full and FEATURES=pep add some: see the usage).
+# caps tracking or shared roster (FEATURES=full, pep and muc add some: see the usage).
 modules:
   mod_roster:
     versioning: true

@@ -41,7 +41,9 @@ and mod_carbons (XEP-0280), both shipped with Debian's prosody 0.12; smacks is t
 variants. The archive uses the same internal (file) storage as everything else: one
 DIR/data/localhost/archive/<user>.list per user (Prosody's SQL storage would need lua-dbi).
 FEATURES=pep adds mod_pep (XEP-0163, with its own XEP-0115 caps tracking; internal storage), for
-the pep scenario. The default, FEATURES=base, has none of these.
+the pep scenario. FEATURES=muc adds the muc component on conference.localhost (XEP-0045,
+room creation open to local users, no occupant cap), for the muc scenario. The default,
+FEATURES=base, has none of these.
 
 SCRAM_HASH=SHA-256 (give it to provision and start alike) stores SHA-256 keys instead: the server
 then offers SCRAM-SHA-256 and not SCRAM-SHA-1 (hashed storage serves one SCRAM family).
@@ -118,7 +120,7 @@ allow_unencrypted_plain_auth = true"
     [ "$(id -u)" = 0 ] && as_root=true
 
     # FEATURES=full: MAM for every message, kept forever, and carbons (see usage).
-    local full_modules="" full_settings=""
+    local full_modules="" full_settings="" components=""
     case ${FEATURES:-base} in
         base) ;;
         full)
@@ -133,7 +135,16 @@ archive_expires_after = "never"'
             full_modules='-- FEATURES=pep: XEP-0163 personal eventing.
     "pep";'
             ;;
-        *) die "FEATURES must be base, full or pep, not ${FEATURES}" ;;
+        muc)
+            # The muc scenario: Prosody's built-in MUC component (internal storage, rooms
+            # temporary unless configured; locked until the creator configures them, as
+            # XEP-0045 §10.1.1 says). No occupant cap and no history kept for the bench.
+            components='-- FEATURES=muc: XEP-0045 multi-user chat.
+Component "conference.localhost" "muc"
+    restrict_room_creation = false
+    max_history_messages = 0'
+            ;;
+        *) die "FEATURES must be base, full, pep or muc, not ${FEATURES}" ;;
     esac
 
     cat > "$dir/prosody.cfg.lua" <<EOF
@@ -177,6 +188,7 @@ storage = "internal"
 $tls_settings
 
 VirtualHost "localhost"
+$components
 EOF
 
     local cmd=(prosody -F --config "$dir/prosody.cfg.lua")

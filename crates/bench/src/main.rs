@@ -202,6 +202,42 @@ enum Scenario {
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
     },
+    /// Multi-user chat (XEP-0045): ROOMS rooms of OCCUPANTS occupants (each user in one room:
+    /// the first ROOMS×OCCUPANTS users) join, creating the rooms as instant rooms, then post
+    /// groupchat messages: deliveries/s (each post reaches every occupant, the sender too),
+    /// post→delivery latency, server CPU per delivery, expected against delivered. With
+    /// --join-flood N: one room of N occupants, and the time one more user's join takes.
+    Muc {
+        /// The MUC service.
+        #[arg(long, default_value = "conference.localhost")]
+        service: String,
+        #[arg(long, default_value_t = 100)]
+        rooms: u64,
+        #[arg(long, default_value_t = 50)]
+        occupants: u64,
+        /// Posts per second in total; 0: closed loop on each post's reflection to its sender.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Posts in flight per occupant in the closed loop.
+        #[arg(long, default_value_t = 1)]
+        window: usize,
+        /// Instead of posting: fill one room with N occupants (N+1 users needed), then another
+        /// user joins it --flood-rounds times: the time until its self-presence arrives.
+        #[arg(long, default_value_t = 0)]
+        join_flood: u64,
+        #[arg(long, default_value_t = 10)]
+        flood_rounds: u32,
+        /// Seconds after every occupant has seen its whole room, before posting.
+        #[arg(long, default_value_t = 1.0)]
+        settle: f64,
+        /// Seconds the joins may take in all.
+        #[arg(long, default_value_t = 120.0)]
+        join_max: f64,
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
 }
 
 fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
@@ -391,6 +427,46 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
                 server_pid: c.server_pid,
             };
             scenario::pep::run(&target, &opts).await
+        }
+        Scenario::Muc {
+            service,
+            rooms,
+            occupants,
+            rate,
+            window,
+            join_flood,
+            flood_rounds,
+            settle,
+            join_max,
+            warmup,
+            duration,
+        } => {
+            if join_flood == 0 && (rooms == 0 || occupants == 0) {
+                bail!("--rooms and --occupants must be at least 1");
+            }
+            let opts = scenario::muc::MucOpts {
+                users,
+                concurrency: c.concurrency,
+                service,
+                rooms,
+                occupants,
+                rate,
+                window,
+                join_flood,
+                flood_rounds,
+                settle: seconds("settle", settle)?,
+                join_max: seconds("join-max", join_max)?,
+                warmup: seconds("warmup", warmup)?,
+                duration: seconds("duration", duration)?,
+                server_pid: c.server_pid,
+            };
+            if opts.needed() > c.users {
+                bail!(
+                    "muc needs {} users (rooms × occupants, or join-flood + 1): give --users {0}",
+                    opts.needed()
+                );
+            }
+            scenario::muc::run(&target, &opts).await
         }
     };
     if let Ok(mut cache) = target.cache.lock()

@@ -7,6 +7,7 @@ pub mod hostile;
 pub mod idle;
 pub mod login;
 pub mod mam;
+pub mod muc;
 pub mod pep;
 pub mod presence;
 
