@@ -169,6 +169,24 @@ async fn offline_messages_are_stored_and_delivered_at_initial_presence() {
         .await
         .unwrap();
     bob.close().await.unwrap();
+    // The old session's end (and its unavailable broadcast) is done before the next login, so
+    // that the new resource does not see it.
+    let bare = starling_proto::BareJid::new("bob@localhost").unwrap();
+    for _ in 0..100 {
+        if server
+            .router()
+            .context()
+            .sessions
+            .resources(&bare)
+            .await
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Unbound first, then its end is broadcast.
+    tokio::time::sleep(QUIET).await;
 
     // A second login gets nothing more.
     let mut bob = online(&server, "bob", "b2").await;
