@@ -381,6 +381,31 @@ impl Element {
         xml
     }
 
+    /// Serialises every child node now, in the scope of this element (its namespace the
+    /// default, so children in it repeat no declaration), and keeps them as one shared
+    /// [`Node::Raw`]: a stanza sent to many recipients (a groupchat message reflected to every
+    /// occupant) is then copied for each with a reference count, and written with a copy of
+    /// bytes. Afterwards [`Element::children`] sees none of them: do it last.
+    pub fn share_children(&mut self) {
+        if self.children.is_empty() {
+            return;
+        }
+        let mut out = String::new();
+        let mut w = Writer {
+            bindings: Vec::new(),
+            stream_prefix: false,
+            out: &mut out,
+        };
+        for n in &self.children {
+            match n {
+                Node::Element(e) => w.element(e, &self.ns),
+                Node::Text(t) => write_text(t, w.out),
+                Node::Raw(xml) => w.out.push_str(xml),
+            }
+        }
+        self.children = vec![Node::Raw(out.into())];
+    }
+
     /// Child elements, in order.
     pub fn children(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|n| match n {
@@ -822,6 +847,28 @@ pub fn escape_attr(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Shared children are written as they were, with no namespace repeated for those in the
+    /// stanza's own, and are shared by every clone.
+    #[test]
+    fn shared_children_serialise_in_the_parents_scope() {
+        let mut m = Element::new("message", ns::CLIENT)
+            .with_attr("type", "groupchat")
+            .with_child(Element::new("body", ns::CLIENT).with_text("a < b"))
+            .with_child(Element::new("stanza-id", ns::SID).with_attr("id", "x"));
+        m.share_children();
+        let mut copy = m.clone();
+        assert!(
+            matches!((&m.nodes()[0], &copy.nodes()[0]), (Node::Raw(a), Node::Raw(b)) if std::sync::Arc::ptr_eq(a, b))
+        );
+        copy.set_attr("to", "r@c/n");
+        let mut out = String::new();
+        copy.write_in_stream(ns::CLIENT, &mut out);
+        assert_eq!(
+            out,
+            "<message type='groupchat' to='r@c/n'><body>a &lt; b</body><stanza-id xmlns='urn:xmpp:sid:0' id='x'/></message>"
+        );
+    }
 
     /// A serialised subtree is written as it is, with the namespaces it declared, inside any
     /// parent; it is shared by clones and invisible to `children()`.
