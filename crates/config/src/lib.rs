@@ -70,6 +70,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "registration",
             "pep",
             "pubsub",
+            "muc",
         ],
     ),
     ("log", &["level"]),
@@ -155,6 +156,18 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     (
         "pubsub",
         &["enabled", "max_nodes", "max_items", "max_item_size"],
+    ),
+    (
+        "muc",
+        &[
+            "enabled",
+            "domains",
+            "max_occupants",
+            "history_length",
+            "max_history",
+            "max_rooms_per_user",
+            "room_queue",
+        ],
     ),
     (
         "registration",
@@ -249,6 +262,8 @@ pub struct Config {
     pub pep: PepConfig,
     /// `[pubsub]`: the publish-subscribe service at `pubsub.<host>` (XEP-0060) and its limits.
     pub pubsub: PubsubConfig,
+    /// `[muc]`: the multi-user chat service (XEP-0045) at `conference.<host>` and its limits.
+    pub muc: MucConfig,
 }
 
 /// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
@@ -317,6 +332,63 @@ impl Default for PubsubConfig {
 
 /// Largest accepted `pubsub.max_nodes`.
 pub const MAX_PUBSUB_NODES: u64 = 1_000_000;
+
+/// `[muc]` section: multi-user chat (XEP-0045). Each service domain is a component domain: a
+/// host, or an external component, at that name needs another `domains` list or
+/// `enabled = false`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MucConfig {
+    /// Whether the service runs (default true).
+    pub enabled: bool,
+    /// The service's domains, normalised; empty (the default) means `conference.<host>` for
+    /// every virtual host that is not anonymous.
+    pub domains: Vec<String>,
+    /// Most occupants of a room: a new room's limit and the most its owners may set
+    /// (default 1000; admins and owners enter beyond it). 1 to [`MAX_MUC_OCCUPANTS`].
+    pub max_occupants: u64,
+    /// Messages of history a new room sends newcomers (default 20). 0 to `max_history`.
+    pub history_length: u64,
+    /// The most history a room's owners may set (default 100). 0 to [`MAX_MUC_HISTORY`].
+    pub max_history: u64,
+    /// Rooms of a service one user may own (default 100; 0: no limit).
+    pub max_rooms_per_user: u64,
+    /// Messages waiting for one busy room before more are refused with
+    /// `resource-constraint` (default 1024). 16 to 1048576.
+    pub room_queue: u64,
+}
+
+impl Default for MucConfig {
+    fn default() -> Self {
+        MucConfig {
+            enabled: true,
+            domains: Vec::new(),
+            max_occupants: 1000,
+            history_length: 20,
+            max_history: 100,
+            max_rooms_per_user: 100,
+            room_queue: 1024,
+        }
+    }
+}
+
+impl MucConfig {
+    /// The service domains for these virtual hosts.
+    pub fn service_domains(&self, hosts: &[HostConfig]) -> Vec<String> {
+        if !self.domains.is_empty() {
+            return self.domains.clone();
+        }
+        hosts
+            .iter()
+            .filter(|h| !h.anonymous)
+            .map(|h| format!("conference.{}", h.domain))
+            .collect()
+    }
+}
+
+/// Largest accepted `muc.max_occupants`.
+pub const MAX_MUC_OCCUPANTS: u64 = 100_000;
+/// Largest accepted `muc.max_history`.
+pub const MAX_MUC_HISTORY: u64 = 10_000;
 
 /// `[log]` section.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -758,6 +830,7 @@ impl Default for Config {
             push: PushConfig::default(),
             pep: PepConfig::default(),
             pubsub: PubsubConfig::default(),
+            muc: MucConfig::default(),
             registration: RegistrationConfig::default(),
         }
     }

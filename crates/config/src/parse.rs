@@ -384,6 +384,10 @@ impl Cx<'_> {
             }
         }
 
+        if let Some(muc) = self.section(root, "muc") {
+            self.read_muc(muc, config);
+        }
+
         if let Some(reg) = self.section(root, "registration") {
             self.read_registration(reg, config);
         }
@@ -442,6 +446,54 @@ impl Cx<'_> {
             && let Ok(n) = usize::try_from(n)
         {
             r.min_password_length = n;
+        }
+    }
+
+    fn read_muc(&mut self, muc: &DeTable<'_>, config: &mut Config) {
+        let p = "muc";
+        if let Some(b) = self.bool(muc, p, "enabled") {
+            config.muc.enabled = b;
+        }
+        if let Some((key, value)) = self.value(muc, p, "domains") {
+            if let DeValue::Array(items) = value.get_ref() {
+                let mut domains: Vec<String> = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let item_key = format!("{key}[{i}]");
+                    self.spans.insert(item_key.clone(), item.span());
+                    let Some(raw) = self.as_string(&item_key, item) else {
+                        continue;
+                    };
+                    match normalise_domain(&raw) {
+                        Ok(d) if domains.contains(&d) => {
+                            self.error(
+                                &item_key,
+                                Some(item.span()),
+                                format!("{d} is listed twice"),
+                            );
+                        }
+                        Ok(d) => domains.push(d),
+                        Err(m) => self.error(&item_key, Some(item.span()), m),
+                    }
+                }
+                config.muc.domains = domains;
+            } else {
+                self.type_error(&key, value, "an array of domains");
+            }
+        }
+        if let Some(n) = self.uint(muc, p, "max_occupants", 1, crate::MAX_MUC_OCCUPANTS) {
+            config.muc.max_occupants = n;
+        }
+        if let Some(n) = self.uint(muc, p, "max_history", 0, crate::MAX_MUC_HISTORY) {
+            config.muc.max_history = n;
+        }
+        if let Some(n) = self.uint(muc, p, "history_length", 0, crate::MAX_MUC_HISTORY) {
+            config.muc.history_length = n;
+        }
+        if let Some(n) = self.uint(muc, p, "max_rooms_per_user", 0, u64::from(u32::MAX)) {
+            config.muc.max_rooms_per_user = n;
+        }
+        if let Some(n) = self.uint(muc, p, "room_queue", 16, 1 << 20) {
+            config.muc.room_queue = n;
         }
     }
 
@@ -899,6 +951,39 @@ impl Cx<'_> {
                 let message = "is a virtual host ([[host]]), not a component domain";
                 self.error_near(&key, &[&key, "components.secrets"], message);
             }
+        }
+        // The conference service serves whole domains, as components do.
+        if config.muc.enabled {
+            for (i, domain) in config.muc.domains.iter().enumerate() {
+                let key = format!("muc.domains[{i}]");
+                if config.hosts.iter().any(|h| h.domain == *domain) {
+                    self.error_near(
+                        &key,
+                        &[&key],
+                        "is a virtual host ([[host]]), not a service domain",
+                    );
+                } else if config.components.secrets.iter().any(|(d, _)| d == domain) {
+                    self.error_near(
+                        &key,
+                        &[&key],
+                        "is an external component's domain ([components.secrets])",
+                    );
+                }
+            }
+        }
+        if config.muc.history_length > config.muc.max_history
+            && !self.failed("muc.history_length")
+            && !self.failed("muc.max_history")
+        {
+            let message = format!(
+                "must not exceed muc.max_history ({})",
+                config.muc.max_history
+            );
+            self.error_near(
+                "muc.history_length",
+                &["muc.history_length", "muc.max_history"],
+                message,
+            );
         }
         if !config.components.listen.is_empty() && config.components.secrets.is_empty() {
             self.error_near(

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use starling_config::{
     ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
-    HostConfig, LogConfig, OfflineConfig, PepConfig, PubsubConfig, PushConfig, RegistrationConfig,
-    RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig,
-    StreamManagementConfig,
+    HostConfig, LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig, PushConfig,
+    RegistrationConfig, RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend,
+    StorageConfig, StreamManagementConfig,
 };
 
 const EXAMPLE: &str = include_str!(concat!(
@@ -318,6 +318,15 @@ enabled = false
 max_nodes = 20
 max_items = 60
 max_item_size = 2048
+
+[muc]
+enabled = true
+domains = ["Chat.Example.org", "rooms.example.com"]
+max_occupants = 50
+history_length = 5
+max_history = 10
+max_rooms_per_user = 0
+room_queue = 16
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -435,6 +444,15 @@ max_item_size = 2048
             max_nodes: 20,
             max_items: 60,
             max_item_size: 2048,
+        },
+        muc: MucConfig {
+            enabled: true,
+            domains: vec!["chat.example.org".into(), "rooms.example.com".into()],
+            max_occupants: 50,
+            history_length: 5,
+            max_history: 10,
+            max_rooms_per_user: 0,
+            room_queue: 16,
         },
     };
     let config = parse(text).unwrap();
@@ -1220,6 +1238,60 @@ fn pubsub_defaults_and_bounds() {
             (key.into(), Some(2), message.into()),
             "{text}"
         );
+    }
+}
+
+/// `[muc]`: the service runs at `conference.<host>` of every host that is not anonymous by
+/// default; its domains are normalised and may be neither a host nor a component's; the bounds
+/// of every number.
+#[test]
+fn muc_defaults_domains_and_bounds() {
+    let c = parse(
+        "[[host]]\ndomain = \"example.org\"\n[[host]]\ndomain = \"guest.example.org\"\nanonymous = true\n",
+    )
+    .unwrap();
+    assert_eq!(c.muc, MucConfig::default());
+    assert!(c.muc.enabled && c.muc.domains.is_empty());
+    assert_eq!(c.muc.service_domains(&c.hosts), ["conference.example.org"]);
+    assert_eq!(
+        one_error("[[host]]\ndomain = \"example.org\"\n[muc]\ndomains = [\"example.org\"]\n"),
+        (
+            "muc.domains[0]".into(),
+            Some(4),
+            "is a virtual host ([[host]]), not a service domain".into()
+        )
+    );
+    for (text, key, message) in [
+        (
+            "max_occupants = 0",
+            "muc.max_occupants",
+            "must be at least 1",
+        ),
+        (
+            "max_occupants = 100001",
+            "muc.max_occupants",
+            "must be at most 100000",
+        ),
+        ("room_queue = 15", "muc.room_queue", "must be at least 16"),
+        (
+            "history_length = 101",
+            "muc.history_length",
+            "must not exceed muc.max_history (100)",
+        ),
+        (
+            "domains = [\"a..b\"]",
+            "muc.domains[0]",
+            "\"a..b\" is not a valid XMPP domain: ",
+        ),
+        (
+            "domains = \"conference.example.org\"",
+            "muc.domains",
+            "expected an array of domains, found string",
+        ),
+    ] {
+        let (k, line, m) = one_error(&format!("[muc]\n{text}\n"));
+        assert_eq!((k.as_str(), line), (key, Some(2)), "{text}");
+        assert!(m.starts_with(message), "{text}: {m}");
     }
 }
 
