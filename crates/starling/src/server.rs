@@ -330,6 +330,9 @@ pub async fn start_with_modules(
             })
             .collect(),
     });
+    if config.muc.enabled {
+        modules.push(starling_muc::Muc::new(muc_options(config)));
+    }
     modules.extend(extra);
     let router = Router::new(domains, registry, storage.stores(), modules)?;
     // XEP-0484 FAST tokens and XEP-0386 stable resources are derived from it: kept in the
@@ -525,5 +528,29 @@ impl RunningServer {
             tracing::warn!("some sessions did not end within {grace:?}");
         }
         self.storage.close().await;
+    }
+}
+
+/// The conference service's set-up from `[muc]`.
+fn muc_options(config: &Config) -> starling_muc::MucOptions {
+    let m = &config.muc;
+    let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+    starling_muc::MucOptions {
+        domains: m.service_domains(&config.hosts),
+        limits: starling_muc::Limits {
+            settings: starling_muc::settings::SettingsLimits {
+                max_users: clamp(m.max_occupants),
+                history_length: clamp(m.history_length),
+                max_history: clamp(m.max_history),
+            },
+            max_rooms_per_user: clamp(m.max_rooms_per_user),
+            room_queue: usize::try_from(m.room_queue).unwrap_or(usize::MAX),
+        },
+        no_create_hosts: config
+            .hosts
+            .iter()
+            .filter(|h| h.anonymous)
+            .map(|h| h.domain.clone())
+            .collect(),
     }
 }
