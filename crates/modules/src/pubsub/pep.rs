@@ -392,17 +392,7 @@ impl Pep {
             let Ok(event_item) = item_element(NS_EVENT, &item, config.deliver_payloads) else {
                 continue;
             };
-            let event = NodeEvent {
-                service: service.clone(),
-                node: node.key.node.clone(),
-                config,
-                subscriptions: Vec::new(),
-                payload: Element::new("items", NS_EVENT)
-                    .with_attr("node", node.key.node.clone())
-                    .with_child(event_item),
-                only_to: None,
-                notify: true,
-            };
+            let event = NodeEvent::last_item(service, &node.key.node, config, event_item, None);
             let mut message = notification(&owner.to_string(), &to.to_string(), &event, None);
             // §4.3.4: when it was published.
             message.append_child(

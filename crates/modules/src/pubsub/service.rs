@@ -47,7 +47,7 @@ use starling_proto::{
 
 use super::config::{AccessModel, NodeConfiguration};
 use super::engine::{Affiliation, Creators, Engine, NodeCache, NodeEvent, Service};
-use super::{Limits, NS, NS_EVENT, NS_OWNER, SERVICE_FEATURES, internal, not_found, notification};
+use super::{Limits, NS, NS_OWNER, SERVICE_FEATURES, internal, not_found, notification};
 
 /// The label of the service's domain under each host.
 pub const SUBDOMAIN: &str = "pubsub";
@@ -287,16 +287,9 @@ impl PubsubService {
                 store.delete_node(&node.key).await?;
                 let config = self.engine.config_of(&node);
                 if config.notify_delete {
-                    let event = NodeEvent {
-                        service: service.clone(),
-                        payload: Element::new("delete", NS_EVENT)
-                            .with_attr("node", node.key.node.clone()),
-                        node: node.key.node,
-                        config,
-                        subscriptions,
-                        only_to: None,
-                        notify: true,
-                    };
+                    let name = &node.key.node;
+                    let event =
+                        NodeEvent::new(service, name, config, subscriptions, "delete", [], true);
                     self.notify(ctx, &event).await;
                 }
             } else {
