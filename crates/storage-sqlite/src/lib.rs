@@ -66,6 +66,7 @@ mod private;
 mod pubsub;
 mod push;
 mod rosters;
+mod shared;
 mod vcards;
 
 use std::path::{Path, PathBuf};

@@ -5,15 +5,20 @@
 //! by a partial unique index, so that a clash fails the write instead of being checked first.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row as _, SqliteConnection, SqlitePool};
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
+use sqlx::{Row as _, Sqlite, SqlitePool};
 use starling_storage::{
     ForgottenJid, MucStore, RoomAffiliation, RoomConfig, RoomKey, RoomSubject, StorageError,
     StoredRoom,
 };
 
-use crate::accounts::{backend, begin_write, is_unique_violation};
+use crate::accounts::{backend, begin_write};
 use crate::offline::to_u64;
+use crate::shared::{
+    decode_config, encode_config, execute_found, execute_on, exists_or_backend, fetch_all_with,
+    fetch_optional_with,
+};
 
 pub(crate) struct SqliteMucStore {
     pool: SqlitePool,
@@ -49,10 +54,6 @@ macro_rules! select_affiliations {
     };
 }
 
-fn encode_config(config: &RoomConfig) -> Result<String, StorageError> {
-    serde_json::to_string(config).map_err(StorageError::backend)
-}
-
 fn room_from_row(row: &SqliteRow) -> Result<StoredRoom, StorageError> {
     let config: String = row.try_get(2).map_err(backend)?;
     let text: Option<String> = row.try_get(3).map_err(backend)?;
@@ -68,8 +69,7 @@ fn room_from_row(row: &SqliteRow) -> Result<StoredRoom, StorageError> {
             service: row.try_get(0).map_err(backend)?,
             room: row.try_get(1).map_err(backend)?,
         },
-        config: serde_json::from_str(&config)
-            .map_err(|e| StorageError::backend(format!("corrupt room configuration: {e}")))?,
+        config: decode_config(&config, "room")?,
         subject,
         created_at: row.try_get(6).map_err(backend)?,
     })
@@ -89,25 +89,16 @@ fn affiliation_from_row(row: &SqliteRow) -> Result<RoomAffiliation, StorageError
     affiliation_at(row, 0)
 }
 
-/// The id of the room, [`StorageError::NotFound`] if it does not exist (inside the caller's
-/// transaction).
-async fn room_id(conn: &mut SqliteConnection, key: &RoomKey) -> Result<i64, StorageError> {
-    sqlx::query_scalar("SELECT id FROM muc_rooms WHERE service = ?1 AND room = ?2")
-        .bind(&key.service)
-        .bind(&key.room)
-        .fetch_optional(conn)
-        .await
-        .map_err(backend)?
-        .ok_or(StorageError::NotFound)
-}
-
-/// A unique violation as [`StorageError::AlreadyExists`], anything else as a backend error.
-fn exists_or_backend(e: sqlx::Error) -> StorageError {
-    if is_unique_violation(&e) {
-        StorageError::AlreadyExists
-    } else {
-        backend(e)
-    }
+/// The statement `on(id)` on the room with that id, in one write transaction
+/// ([`StorageError::NotFound`] if there is none), its error mapped by `error`; what it did.
+async fn on_room<'q>(
+    pool: &SqlitePool,
+    key: &RoomKey,
+    on: impl FnOnce(i64) -> Query<'q, Sqlite, SqliteArguments>,
+    error: fn(sqlx::Error) -> StorageError,
+) -> Result<SqliteQueryResult, StorageError> {
+    let id = "SELECT id FROM muc_rooms WHERE service = ?1 AND room = ?2";
+    execute_on(pool, id, &key.service, &key.room, on, error).await
 }
 
 #[async_trait]
@@ -133,22 +124,15 @@ impl MucStore for SqliteMucStore {
     }
 
     async fn room(&self, key: &RoomKey) -> Result<Option<StoredRoom>, StorageError> {
-        let row = sqlx::query(select_room!("WHERE service = ?1 AND room = ?2"))
+        let query = sqlx::query(select_room!("WHERE service = ?1 AND room = ?2"))
             .bind(&key.service)
-            .bind(&key.room)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(room_from_row).transpose()
+            .bind(&key.room);
+        fetch_optional_with(query, &self.pool, room_from_row).await
     }
 
     async fn rooms(&self, service: &str) -> Result<Vec<StoredRoom>, StorageError> {
-        let rows = sqlx::query(select_room!("WHERE service = ?1 ORDER BY room"))
-            .bind(service)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(room_from_row).collect()
+        let query = sqlx::query(select_room!("WHERE service = ?1 ORDER BY room")).bind(service);
+        fetch_all_with(query, &self.pool, room_from_row).await
     }
 
     async fn room_count(&self, service: &str) -> Result<u64, StorageError> {
@@ -161,17 +145,12 @@ impl MucStore for SqliteMucStore {
     }
 
     async fn set_config(&self, key: &RoomKey, config: &RoomConfig) -> Result<(), StorageError> {
-        let done = sqlx::query("UPDATE muc_rooms SET config = ?3 WHERE service = ?1 AND room = ?2")
-            .bind(&key.service)
-            .bind(&key.room)
-            .bind(encode_config(config)?)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
-        Ok(())
+        let update =
+            sqlx::query("UPDATE muc_rooms SET config = ?3 WHERE service = ?1 AND room = ?2")
+                .bind(&key.service)
+                .bind(&key.room)
+                .bind(encode_config(config)?);
+        execute_found(update, &self.pool).await
     }
 
     async fn set_subject(
@@ -179,7 +158,7 @@ impl MucStore for SqliteMucStore {
         key: &RoomKey,
         subject: Option<&RoomSubject>,
     ) -> Result<(), StorageError> {
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE muc_rooms SET subject = ?3, subject_by = ?4, subject_at = ?5 \
              WHERE service = ?1 AND room = ?2",
         )
@@ -187,28 +166,16 @@ impl MucStore for SqliteMucStore {
         .bind(&key.room)
         .bind(subject.map(|s| s.text.as_str()))
         .bind(subject.map(|s| s.by.as_str()))
-        .bind(subject.map(|s| s.at))
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
-        Ok(())
+        .bind(subject.map(|s| s.at));
+        execute_found(update, &self.pool).await
     }
 
     async fn delete_room(&self, key: &RoomKey) -> Result<(), StorageError> {
         // One statement; the cascade deletes the affiliations in the same statement.
-        let done = sqlx::query("DELETE FROM muc_rooms WHERE service = ?1 AND room = ?2")
+        let delete = sqlx::query("DELETE FROM muc_rooms WHERE service = ?1 AND room = ?2")
             .bind(&key.service)
-            .bind(&key.room)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
-        Ok(())
+            .bind(&key.room);
+        execute_found(delete, &self.pool).await
     }
 
     async fn set_affiliation(
@@ -216,37 +183,32 @@ impl MucStore for SqliteMucStore {
         key: &RoomKey,
         affiliation: &RoomAffiliation,
     ) -> Result<(), StorageError> {
-        let mut tx = begin_write(&self.pool).await?;
-        let room = room_id(&mut tx, key).await?;
         // A nick another JID holds violates `muc_affiliations_nick`, which is not the upsert's
         // conflict target: the statement fails and the transaction is dropped.
-        sqlx::query(
-            "INSERT INTO muc_affiliations (room_id, jid, affiliation, nick, reason) \
-             VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (room_id, jid) DO UPDATE SET affiliation = excluded.affiliation, \
-             nick = excluded.nick, reason = excluded.reason",
-        )
-        .bind(room)
-        .bind(&affiliation.jid)
-        .bind(&affiliation.affiliation)
-        .bind(affiliation.nick.as_deref())
-        .bind(affiliation.reason.as_deref())
-        .execute(&mut *tx)
-        .await
-        .map_err(exists_or_backend)?;
-        tx.commit().await.map_err(backend)
+        let upsert = |room| {
+            sqlx::query(
+                "INSERT INTO muc_affiliations (room_id, jid, affiliation, nick, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (room_id, jid) DO UPDATE SET affiliation = excluded.affiliation, \
+                 nick = excluded.nick, reason = excluded.reason",
+            )
+            .bind(room)
+            .bind(&affiliation.jid)
+            .bind(&affiliation.affiliation)
+            .bind(affiliation.nick.as_deref())
+            .bind(affiliation.reason.as_deref())
+        };
+        on_room(&self.pool, key, upsert, exists_or_backend).await?;
+        Ok(())
     }
 
     async fn remove_affiliation(&self, key: &RoomKey, jid: &str) -> Result<bool, StorageError> {
-        let mut tx = begin_write(&self.pool).await?;
-        let room = room_id(&mut tx, key).await?;
-        let done = sqlx::query("DELETE FROM muc_affiliations WHERE room_id = ?1 AND jid = ?2")
-            .bind(room)
-            .bind(jid)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        let delete = |room| {
+            sqlx::query("DELETE FROM muc_affiliations WHERE room_id = ?1 AND jid = ?2")
+                .bind(room)
+                .bind(jid)
+        };
+        let done = on_room(&self.pool, key, delete, backend).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -255,14 +217,11 @@ impl MucStore for SqliteMucStore {
         key: &RoomKey,
         jid: &str,
     ) -> Result<Option<RoomAffiliation>, StorageError> {
-        let row = sqlx::query(select_affiliations!("AND f.jid = ?3"))
+        let query = sqlx::query(select_affiliations!("AND f.jid = ?3"))
             .bind(&key.service)
             .bind(&key.room)
-            .bind(jid)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(affiliation_from_row).transpose()
+            .bind(jid);
+        fetch_optional_with(query, &self.pool, affiliation_from_row).await
     }
 
     async fn affiliations(
@@ -271,16 +230,13 @@ impl MucStore for SqliteMucStore {
         kind: Option<&str>,
     ) -> Result<Vec<RoomAffiliation>, StorageError> {
         // `?3 IS NULL`: every kind.
-        let rows = sqlx::query(select_affiliations!(
+        let query = sqlx::query(select_affiliations!(
             "AND (?3 IS NULL OR f.affiliation = ?3) ORDER BY f.jid"
         ))
         .bind(&key.service)
         .bind(&key.room)
-        .bind(kind)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        rows.iter().map(affiliation_from_row).collect()
+        .bind(kind);
+        fetch_all_with(query, &self.pool, affiliation_from_row).await
     }
 
     async fn nick_holder(
@@ -288,14 +244,11 @@ impl MucStore for SqliteMucStore {
         key: &RoomKey,
         nick: &str,
     ) -> Result<Option<RoomAffiliation>, StorageError> {
-        let row = sqlx::query(select_affiliations!("AND f.nick = ?3"))
+        let query = sqlx::query(select_affiliations!("AND f.nick = ?3"))
             .bind(&key.service)
             .bind(&key.room)
-            .bind(nick)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(affiliation_from_row).transpose()
+            .bind(nick);
+        fetch_optional_with(query, &self.pool, affiliation_from_row).await
     }
 
     async fn rooms_of(
@@ -303,27 +256,23 @@ impl MucStore for SqliteMucStore {
         service: Option<&str>,
         jid: &str,
     ) -> Result<Vec<(RoomKey, RoomAffiliation)>, StorageError> {
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT r.service, r.room, f.jid, f.affiliation, f.nick, f.reason \
              FROM muc_affiliations f JOIN muc_rooms r ON r.id = f.room_id \
              WHERE f.jid = ?1 AND (?2 IS NULL OR r.service = ?2) ORDER BY r.service, r.room",
         )
         .bind(jid)
-        .bind(service)
-        .fetch_all(&self.pool)
+        .bind(service);
+        fetch_all_with(query, &self.pool, |row| {
+            Ok((
+                RoomKey {
+                    service: row.try_get(0).map_err(backend)?,
+                    room: row.try_get(1).map_err(backend)?,
+                },
+                affiliation_at(row, 2)?,
+            ))
+        })
         .await
-        .map_err(backend)?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    RoomKey {
-                        service: row.try_get(0).map_err(backend)?,
-                        room: row.try_get(1).map_err(backend)?,
-                    },
-                    affiliation_at(row, 2)?,
-                ))
-            })
-            .collect()
     }
 
     async fn forget_jid(&self, jid: &str) -> Result<ForgottenJid, StorageError> {

@@ -5,14 +5,19 @@
 //! looks inside it, and it is always read and written whole.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row as _, SqliteConnection, SqlitePool};
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
+use sqlx::{Row as _, Sqlite, SqlitePool};
 use starling_storage::{
     NodeConfig, NodeKey, PubsubStore, StorageError, StoredItem, StoredNode, StoredSubscription,
 };
 
-use crate::accounts::{account_id, backend, begin_write, is_unique_violation};
+use crate::accounts::{account_id, backend, begin_write};
 use crate::offline::to_u64;
+use crate::shared::{
+    decode_config, encode_config, execute_found, execute_on, exists_or_backend, fetch_all_with,
+    fetch_optional_with,
+};
 
 pub(crate) struct SqlitePubsubStore {
     pool: SqlitePool,
@@ -48,10 +53,6 @@ macro_rules! select_items {
     };
 }
 
-fn encode_config(config: &NodeConfig) -> Result<String, StorageError> {
-    serde_json::to_string(config).map_err(StorageError::backend)
-}
-
 fn node_from_row(row: &SqliteRow) -> Result<StoredNode, StorageError> {
     let owner_local: Option<String> = row.try_get(2).map_err(backend)?;
     let owner_domain: Option<String> = row.try_get(3).map_err(backend)?;
@@ -62,8 +63,7 @@ fn node_from_row(row: &SqliteRow) -> Result<StoredNode, StorageError> {
             node: row.try_get(1).map_err(backend)?,
         },
         owner: owner_local.zip(owner_domain),
-        config: serde_json::from_str(&config)
-            .map_err(|e| StorageError::backend(format!("corrupt node configuration: {e}")))?,
+        config: decode_config(&config, "node")?,
         created_at: row.try_get(5).map_err(backend)?,
     })
 }
@@ -82,19 +82,18 @@ fn limit(bound: Option<u64>) -> i64 {
     bound.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// The id of the node, [`StorageError::NotFound`] if it does not exist (inside the caller's
-/// transaction).
-async fn node_id(conn: &mut SqliteConnection, key: &NodeKey) -> Result<i64, StorageError> {
-    sqlx::query_scalar("SELECT id FROM pubsub_nodes WHERE service = ?1 AND node = ?2")
-        .bind(&key.service)
-        .bind(&key.node)
-        .fetch_optional(conn)
-        .await
-        .map_err(backend)?
-        .ok_or(StorageError::NotFound)
+/// The statement `on(id)` on the node with that id, in one write transaction
+/// ([`StorageError::NotFound`] if there is none); what it did.
+async fn on_node<'q>(
+    pool: &SqlitePool,
+    key: &NodeKey,
+    on: impl FnOnce(i64) -> Query<'q, Sqlite, SqliteArguments>,
+) -> Result<SqliteQueryResult, StorageError> {
+    let id = "SELECT id FROM pubsub_nodes WHERE service = ?1 AND node = ?2";
+    execute_on(pool, id, &key.service, &key.node, on, backend).await
 }
 
-fn count(done: &sqlx::sqlite::SqliteQueryResult, what: &str) -> Result<u64, StorageError> {
+fn count(done: &SqliteQueryResult, what: &str) -> Result<u64, StorageError> {
     to_u64(
         i64::try_from(done.rows_affected()).unwrap_or(i64::MAX),
         what,
@@ -127,63 +126,38 @@ impl PubsubStore for SqlitePubsubStore {
         .bind(created_at)
         .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StorageError::AlreadyExists
-            } else {
-                backend(e)
-            }
-        })?;
+        .map_err(exists_or_backend)?;
         tx.commit().await.map_err(backend)
     }
 
     async fn node(&self, key: &NodeKey) -> Result<Option<StoredNode>, StorageError> {
-        let row = sqlx::query(select_node!("WHERE n.service = ?1 AND n.node = ?2"))
+        let query = sqlx::query(select_node!("WHERE n.service = ?1 AND n.node = ?2"))
             .bind(&key.service)
-            .bind(&key.node)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(node_from_row).transpose()
+            .bind(&key.node);
+        fetch_optional_with(query, &self.pool, node_from_row).await
     }
 
     async fn nodes(&self, service: &str) -> Result<Vec<StoredNode>, StorageError> {
-        let rows = sqlx::query(select_node!("WHERE n.service = ?1 ORDER BY n.node"))
-            .bind(service)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(node_from_row).collect()
+        let query = sqlx::query(select_node!("WHERE n.service = ?1 ORDER BY n.node")).bind(service);
+        fetch_all_with(query, &self.pool, node_from_row).await
     }
 
     async fn set_config(&self, key: &NodeKey, config: &NodeConfig) -> Result<(), StorageError> {
         // One statement: atomic without a transaction.
-        let done =
+        let update =
             sqlx::query("UPDATE pubsub_nodes SET config = ?3 WHERE service = ?1 AND node = ?2")
                 .bind(&key.service)
                 .bind(&key.node)
-                .bind(encode_config(config)?)
-                .execute(&self.pool)
-                .await
-                .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
-        Ok(())
+                .bind(encode_config(config)?);
+        execute_found(update, &self.pool).await
     }
 
     async fn delete_node(&self, key: &NodeKey) -> Result<(), StorageError> {
         // One statement; the cascade deletes the node's rows in the same statement.
-        let done = sqlx::query("DELETE FROM pubsub_nodes WHERE service = ?1 AND node = ?2")
+        let delete = sqlx::query("DELETE FROM pubsub_nodes WHERE service = ?1 AND node = ?2")
             .bind(&key.service)
-            .bind(&key.node)
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StorageError::NotFound);
-        }
-        Ok(())
+            .bind(&key.node);
+        execute_found(delete, &self.pool).await
     }
 
     async fn publish(
@@ -239,15 +213,12 @@ impl PubsubStore for SqlitePubsubStore {
     }
 
     async fn retract(&self, key: &NodeKey, item_id: &str) -> Result<bool, StorageError> {
-        let mut tx = begin_write(&self.pool).await?;
-        let node = node_id(&mut tx, key).await?;
-        let done = sqlx::query("DELETE FROM pubsub_items WHERE node_id = ?1 AND item_id = ?2")
-            .bind(node)
-            .bind(item_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        let delete = |node| {
+            sqlx::query("DELETE FROM pubsub_items WHERE node_id = ?1 AND item_id = ?2")
+                .bind(node)
+                .bind(item_id)
+        };
+        let done = on_node(&self.pool, key, delete).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -256,14 +227,11 @@ impl PubsubStore for SqlitePubsubStore {
         key: &NodeKey,
         max: Option<u64>,
     ) -> Result<Vec<StoredItem>, StorageError> {
-        let rows = sqlx::query(select_items!("ORDER BY i.seq DESC LIMIT ?3"))
+        let query = sqlx::query(select_items!("ORDER BY i.seq DESC LIMIT ?3"))
             .bind(&key.service)
             .bind(&key.node)
-            .bind(limit(max))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(item_from_row).collect()
+            .bind(limit(max));
+        fetch_all_with(query, &self.pool, item_from_row).await
     }
 
     async fn items_by_id(
@@ -291,24 +259,15 @@ impl PubsubStore for SqlitePubsubStore {
     }
 
     async fn last_item(&self, key: &NodeKey) -> Result<Option<StoredItem>, StorageError> {
-        let row = sqlx::query(select_items!("ORDER BY i.seq DESC LIMIT 1"))
+        let query = sqlx::query(select_items!("ORDER BY i.seq DESC LIMIT 1"))
             .bind(&key.service)
-            .bind(&key.node)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(item_from_row).transpose()
+            .bind(&key.node);
+        fetch_optional_with(query, &self.pool, item_from_row).await
     }
 
     async fn purge(&self, key: &NodeKey) -> Result<u64, StorageError> {
-        let mut tx = begin_write(&self.pool).await?;
-        let node = node_id(&mut tx, key).await?;
-        let done = sqlx::query("DELETE FROM pubsub_items WHERE node_id = ?1")
-            .bind(node)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        let delete = |node| sqlx::query("DELETE FROM pubsub_items WHERE node_id = ?1").bind(node);
+        let done = on_node(&self.pool, key, delete).await?;
         count(&done, "purged items")
     }
 
@@ -318,9 +277,7 @@ impl PubsubStore for SqlitePubsubStore {
         jid: &str,
         affiliation: Option<&str>,
     ) -> Result<(), StorageError> {
-        let mut tx = begin_write(&self.pool).await?;
-        let node = node_id(&mut tx, key).await?;
-        let query = match affiliation {
+        let write = |node| match affiliation {
             Some(affiliation) => sqlx::query(
                 "INSERT INTO pubsub_affiliations (node_id, jid, affiliation) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (node_id, jid) DO UPDATE SET affiliation = excluded.affiliation",
@@ -332,8 +289,8 @@ impl PubsubStore for SqlitePubsubStore {
                 .bind(node)
                 .bind(jid),
         };
-        query.execute(&mut *tx).await.map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        on_node(&self.pool, key, write).await?;
+        Ok(())
     }
 
     async fn affiliations(&self, key: &NodeKey) -> Result<Vec<(String, String)>, StorageError> {
@@ -368,20 +325,19 @@ impl PubsubStore for SqlitePubsubStore {
         key: &NodeKey,
         subscription: &StoredSubscription,
     ) -> Result<(), StorageError> {
-        let mut tx = begin_write(&self.pool).await?;
-        let node = node_id(&mut tx, key).await?;
-        sqlx::query(
-            "INSERT INTO pubsub_subscriptions (node_id, jid, subid, state) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (node_id, jid, subid) DO UPDATE SET state = excluded.state",
-        )
-        .bind(node)
-        .bind(&subscription.jid)
-        .bind(&subscription.subid)
-        .bind(&subscription.state)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        let upsert = |node| {
+            sqlx::query(
+                "INSERT INTO pubsub_subscriptions (node_id, jid, subid, state) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (node_id, jid, subid) DO UPDATE SET state = excluded.state",
+            )
+            .bind(node)
+            .bind(&subscription.jid)
+            .bind(&subscription.subid)
+            .bind(&subscription.state)
+        };
+        on_node(&self.pool, key, upsert).await?;
+        Ok(())
     }
 
     async fn unsubscribe(
@@ -390,20 +346,17 @@ impl PubsubStore for SqlitePubsubStore {
         jid: &str,
         subid: Option<&str>,
     ) -> Result<u64, StorageError> {
-        let mut tx = begin_write(&self.pool).await?;
-        let node = node_id(&mut tx, key).await?;
         // `?3 IS NULL`: every subscription of the JID.
-        let done = sqlx::query(
-            "DELETE FROM pubsub_subscriptions \
-             WHERE node_id = ?1 AND jid = ?2 AND (?3 IS NULL OR subid = ?3)",
-        )
-        .bind(node)
-        .bind(jid)
-        .bind(subid)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        let delete = |node| {
+            sqlx::query(
+                "DELETE FROM pubsub_subscriptions \
+                 WHERE node_id = ?1 AND jid = ?2 AND (?3 IS NULL OR subid = ?3)",
+            )
+            .bind(node)
+            .bind(jid)
+            .bind(subid)
+        };
+        let done = on_node(&self.pool, key, delete).await?;
         count(&done, "removed subscriptions")
     }
 

@@ -3,15 +3,18 @@
 //! models, publish-options preconditions (XEP-0060 §7.1.5), XEP-0223 private storage, limits.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
+use common::pubsub::{
+    self, PW, ask, expect_next, expect_none, item_event, next, pubsub_error, server_with,
+};
 use starling_modules::caps::sha1_ver;
-use starling_proto::Element;
 use starling_testkit::client::Client;
 use starling_testkit::matcher::{assert_matches, parse_xml};
 use starling_testkit::server::TestServer;
 
-const PW: &str = "pw";
 const TUNE: &str = "http://jabber.org/protocol/tune";
 const NICK: &str = "http://jabber.org/protocol/nick";
 const CAPS_NODE: &str = "https://example.org/client";
@@ -82,82 +85,18 @@ async fn online(server: &TestServer, user: &str, resource: &str, notify: &[&str]
     c
 }
 
-/// The next stanza that is not presence.
-async fn next(c: &mut Client) -> Element {
-    loop {
-        let e = c.recv_element().await.unwrap();
-        if e.name() != "presence" {
-            return e;
-        }
-    }
-}
-
-async fn expect_next(c: &mut Client, expected: &str) {
-    let e = next(c).await;
-    assert_matches(expected, &e);
-}
-
-/// Nothing but presence for a while.
-async fn expect_none(c: &mut Client) {
-    while let Ok(e) = tokio::time::timeout(Duration::from_millis(300), c.recv_element()).await {
-        let e = e.unwrap();
-        assert_eq!(e.name(), "presence", "unexpected {e:?}");
-    }
-}
-
-async fn ask(c: &mut Client, request: &str, answer: &str) {
-    c.send_xml(request).await.unwrap();
-    expect_next(c, answer).await;
-}
-
 fn tune(title: &str) -> String {
     format!("<tune xmlns='{TUNE}'><title>{title}</title></tune>")
 }
 
+/// A publication to one's own PEP node.
 fn publish(id: &str, node: &str, item_id: &str, payload: &str) -> String {
-    format!(
-        "<iq type='set' id='{id}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
-         <publish node='{node}'><item id='{item_id}'>{payload}</item></publish></pubsub></iq>"
-    )
+    pubsub::publish(None, id, node, item_id, payload)
 }
 
+/// The result of a publication to one's own PEP node.
 fn published(id: &str, to: &str, node: &str, item_id: &str) -> String {
-    format!(
-        "<iq type='result' id='{id}' to='{to}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
-         <publish node='{node}'><item id='{item_id}'/></publish></pubsub></iq>"
-    )
-}
-
-fn notification(from: &str, to: &str, node: &str, item_id: &str, payload: &str) -> String {
-    format!(
-        "<message from='{from}' to='{to}' type='headline' id='{{*}}'>\
-         <event xmlns='http://jabber.org/protocol/pubsub#event'><items node='{node}'>\
-         <item id='{item_id}'>{payload}</item></items></event></message>"
-    )
-}
-
-fn pubsub_error(
-    id: &str,
-    to: &str,
-    from: Option<&str>,
-    kind: &str,
-    cond: &str,
-    app: &str,
-) -> String {
-    let from = from.map(|f| format!(" from='{f}'")).unwrap_or_default();
-    format!(
-        "<iq type='error' id='{id}' to='{to}'{from}><error type='{kind}'>\
-         <{cond} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
-         <{app} xmlns='http://jabber.org/protocol/pubsub#errors'/></error></iq>"
-    )
-}
-
-async fn server_with(users: &[&str]) -> TestServer {
-    let server = TestServer::start().await;
-    for u in users {
-        server.add_user(u, PW).await;
-    }
-    server
+    pubsub::published(None, id, to, node, item_id)
 }
 
 /// XEP-0163 §6.1: the account's disco#info shows `pubsub/pep` and the pubsub features.
@@ -222,7 +161,7 @@ async fn publish_notifies_interested_resources_only() {
     got.sort_by_key(|e| e.name().to_owned());
     assert_matches(&published("p1", "alice@localhost/a", TUNE, "t1"), &got[0]);
     assert_matches(
-        &notification(
+        &item_event(
             "alice@localhost",
             "alice@localhost/a",
             TUNE,
@@ -233,7 +172,7 @@ async fn publish_notifies_interested_resources_only() {
     );
     expect_next(
         &mut bob,
-        &notification(
+        &item_event(
             "alice@localhost",
             "bob@localhost/b",
             TUNE,
@@ -659,7 +598,7 @@ async fn avatars_are_one_in_pep_and_vcard() {
     .await;
     expect_next(
         &mut bob,
-        &notification(
+        &item_event(
             "alice@localhost",
             "bob@localhost/b",
             METADATA,
@@ -720,7 +659,7 @@ async fn avatars_are_one_in_pep_and_vcard() {
     );
     expect_next(
         &mut dave,
-        &notification(
+        &item_event(
             "carol@localhost",
             "dave@localhost/d",
             METADATA,
@@ -787,7 +726,7 @@ async fn bookmarks_are_the_same_for_old_and_new_clients() {
         &got[0],
     );
     assert_matches(
-        &notification(
+        &item_event(
             "alice@localhost",
             "alice@localhost/modern",
             BOOKMARKS,
@@ -816,7 +755,7 @@ async fn bookmarks_are_the_same_for_old_and_new_clients() {
     let balcony = format!("<conference xmlns='{BOOKMARKS}' name='Balcony'/>");
     expect_next(
         &mut modern,
-        &notification(
+        &item_event(
             "alice@localhost",
             "alice@localhost/modern",
             BOOKMARKS,
@@ -893,7 +832,7 @@ async fn caps_are_resolved_once_per_hash() {
     for (u, c) in &mut clients {
         expect_next(
             c,
-            &notification(
+            &item_event(
                 "alice@localhost",
                 &format!("{u}@localhost/r"),
                 TUNE,
@@ -969,7 +908,7 @@ async fn omemo_device_lists_bundles_and_an_encrypted_message() {
         got.sort_by_key(|e| e.name().to_owned());
         assert_matches(&published(&req, &me, OMEMO_DEVICES, "current"), &got[0]);
         assert_matches(
-            &notification("alice@localhost", &me, OMEMO_DEVICES, "current", list),
+            &item_event("alice@localhost", &me, OMEMO_DEVICES, "current", list),
             &got[1],
         );
         let other_jid = other.jid().unwrap().to_string();
@@ -980,7 +919,7 @@ async fn omemo_device_lists_bundles_and_an_encrypted_message() {
         ] {
             expect_next(
                 c,
-                &notification("alice@localhost", to, OMEMO_DEVICES, "current", list),
+                &item_event("alice@localhost", to, OMEMO_DEVICES, "current", list),
             )
             .await;
         }
@@ -1004,7 +943,7 @@ async fn omemo_device_lists_bundles_and_an_encrypted_message() {
     ] {
         expect_next(
             c,
-            &notification("alice@localhost", to, AXOLOTL_DEVICES, "current", legacy),
+            &item_event("alice@localhost", to, AXOLOTL_DEVICES, "current", legacy),
         )
         .await;
     }
@@ -1124,7 +1063,7 @@ async fn displayed_markers_sync_between_own_devices_only() {
     );
     expect_next(
         &mut laptop,
-        &notification(
+        &item_event(
             "alice@localhost",
             "alice@localhost/laptop",
             MDS,
@@ -1203,10 +1142,7 @@ async fn explicit_subscription_to_an_open_node() {
     .await;
     ask(
         &mut eve,
-        &format!(
-            "<iq type='set' id='s0' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
-             <subscribe node='{NEWS}' jid='alice@localhost'/></pubsub></iq>"
-        ),
+        &pubsub::subscribe(Some("alice@localhost"), "s0", NEWS, "alice@localhost"),
         &pubsub_error(
             "s0",
             "eve@localhost/e",
@@ -1217,24 +1153,28 @@ async fn explicit_subscription_to_an_open_node() {
         ),
     )
     .await;
-    eve.send_xml(&format!(
-        "<iq type='set' id='s1' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
-         <subscribe node='{NEWS}' jid='eve@localhost/e'/></pubsub></iq>"
+    eve.send_xml(&pubsub::subscribe(
+        Some("alice@localhost"),
+        "s1",
+        NEWS,
+        "eve@localhost/e",
     ))
     .await
     .unwrap();
     let mut got = [next(&mut eve).await, next(&mut eve).await];
     got.sort_by_key(|e| e.name().to_owned());
     assert_matches(
-        &format!(
-            "<iq type='result' id='s1' from='alice@localhost' to='eve@localhost/e'>\
-             <pubsub xmlns='http://jabber.org/protocol/pubsub'><subscription node='{NEWS}' \
-             jid='eve@localhost/e' subid='{{*}}' subscription='subscribed'/></pubsub></iq>"
+        &pubsub::subscribed(
+            Some("alice@localhost"),
+            "s1",
+            "eve@localhost/e",
+            NEWS,
+            "eve@localhost/e",
         ),
         &got[0],
     );
     assert_matches(
-        &notification(
+        &item_event(
             "alice@localhost",
             "eve@localhost/e",
             NEWS,
@@ -1334,7 +1274,7 @@ async fn bookmarks_in_the_legacy_pep_node_are_the_same_too() {
     );
     expect_next(
         &mut modern,
-        &notification(
+        &item_event(
             "alice@localhost",
             "alice@localhost/modern",
             BOOKMARKS,
@@ -1367,7 +1307,7 @@ async fn bookmarks_in_the_legacy_pep_node_are_the_same_too() {
     );
     expect_next(
         &mut legacy,
-        &notification(
+        &item_event(
             "alice@localhost",
             "alice@localhost/legacy",
             LEGACY,
@@ -1424,7 +1364,7 @@ async fn affiliations_decide_before_the_access_model() {
     .await;
     expect_next(
         &mut bob,
-        &notification(
+        &item_event(
             "alice@localhost",
             "bob@localhost/b",
             TUNE,
@@ -1454,7 +1394,7 @@ async fn affiliations_decide_before_the_access_model() {
     .await;
     expect_next(
         &mut bob,
-        &notification(
+        &item_event(
             "alice@localhost",
             "bob@localhost/b",
             TUNE,

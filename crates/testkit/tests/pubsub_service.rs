@@ -4,63 +4,20 @@
 //! whitelist access model, and what the service refuses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+mod common;
 
-use starling_proto::Element;
+use common::pubsub::{self, PW, ask, expect_next, expect_none, next, server_with};
 use starling_testkit::client::Client;
 use starling_testkit::matcher::assert_matches;
 use starling_testkit::server::TestServer;
-
-const PW: &str = "pw";
 const SERVICE: &str = "pubsub.localhost";
 const ALICE: &str = "alice@localhost/a";
 const BOB: &str = "bob@localhost/b";
 const ENTRY: &str = "<entry xmlns='http://www.w3.org/2005/Atom'><title>Soliloquy</title></entry>";
 
-async fn server_with(users: &[&str]) -> TestServer {
-    let server = TestServer::start().await;
-    for u in users {
-        server.add_user(u, PW).await;
-    }
-    server
-}
-
-/// The next stanza that is not presence.
-async fn next(c: &mut Client) -> Element {
-    loop {
-        let e = c.recv_element().await.unwrap();
-        if e.name() != "presence" {
-            return e;
-        }
-    }
-}
-
-async fn expect_next(c: &mut Client, expected: &str) {
-    let e = next(c).await;
-    assert_matches(expected, &e);
-}
-
-/// Nothing but presence for a while.
-async fn expect_none(c: &mut Client) {
-    while let Ok(e) = tokio::time::timeout(Duration::from_millis(300), c.recv_element()).await {
-        let e = e.unwrap();
-        assert_eq!(e.name(), "presence", "unexpected {e:?}");
-    }
-}
-
-async fn ask(c: &mut Client, request: &str, answer: &str) {
-    c.send_xml(request).await.unwrap();
-    expect_next(c, answer).await;
-}
-
 /// An IQ to the service with a `pubsub` payload of namespace `ns` (`""`: the main one).
 fn iq(kind: &str, id: &str, ns: &str, inner: &str) -> String {
-    let ns = if ns.is_empty() {
-        "http://jabber.org/protocol/pubsub".to_owned()
-    } else {
-        format!("http://jabber.org/protocol/pubsub#{ns}")
-    };
-    format!("<iq type='{kind}' id='{id}' to='{SERVICE}'><pubsub xmlns='{ns}'>{inner}</pubsub></iq>")
+    pubsub::pubsub_iq(kind, id, Some(SERVICE), ns, inner)
 }
 
 fn result(id: &str, to: &str) -> String {
@@ -68,81 +25,38 @@ fn result(id: &str, to: &str) -> String {
 }
 
 fn result_with(id: &str, to: &str, ns: &str, inner: &str) -> String {
-    let ns = if ns.is_empty() {
-        "http://jabber.org/protocol/pubsub".to_owned()
-    } else {
-        format!("http://jabber.org/protocol/pubsub#{ns}")
-    };
-    format!(
-        "<iq type='result' id='{id}' from='{SERVICE}' to='{to}'><pubsub xmlns='{ns}'>{inner}</pubsub></iq>"
-    )
+    pubsub::pubsub_result(id, Some(SERVICE), to, ns, inner)
 }
 
 /// An IQ error from the service, with a `pubsub#errors` condition when `app` is not empty.
 fn error(id: &str, to: &str, kind: &str, cond: &str, app: &str) -> String {
-    let app = if app.is_empty() {
-        String::new()
-    } else {
-        format!("<{app} xmlns='http://jabber.org/protocol/pubsub#errors'/>")
-    };
-    format!(
-        "<iq type='error' id='{id}' from='{SERVICE}' to='{to}'><error type='{kind}'>\
-         <{cond} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>{app}</error></iq>"
-    )
+    pubsub::pubsub_error(id, to, Some(SERVICE), kind, cond, app)
 }
 
 fn publish(id: &str, node: &str, item: &str, payload: &str) -> String {
-    iq(
-        "set",
-        id,
-        "",
-        &format!("<publish node='{node}'><item id='{item}'>{payload}</item></publish>"),
-    )
+    pubsub::publish(Some(SERVICE), id, node, item, payload)
 }
 
 fn published(id: &str, to: &str, node: &str, item: &str) -> String {
-    result_with(
-        id,
-        to,
-        "",
-        &format!("<publish node='{node}'><item id='{item}'/></publish>"),
-    )
+    pubsub::published(Some(SERVICE), id, to, node, item)
 }
 
 fn subscribe(id: &str, node: &str, jid: &str) -> String {
-    iq(
-        "set",
-        id,
-        "",
-        &format!("<subscribe node='{node}' jid='{jid}'/>"),
-    )
+    pubsub::subscribe(Some(SERVICE), id, node, jid)
 }
 
 /// The subscription as the service reports it (its subid unknown to the test).
 fn subscribed(id: &str, to: &str, node: &str, jid: &str) -> String {
-    result_with(
-        id,
-        to,
-        "",
-        &format!(
-            "<subscription node='{node}' jid='{jid}' subid='{{*}}' subscription='subscribed'/>"
-        ),
-    )
+    pubsub::subscribed(Some(SERVICE), id, to, node, jid)
 }
 
 /// A notification from the service (`event`: the child of `<event/>`).
 fn event(to: &str, event: &str) -> String {
-    format!(
-        "<message from='{SERVICE}' to='{to}' type='headline' id='{{*}}'>\
-         <event xmlns='http://jabber.org/protocol/pubsub#event'>{event}</event></message>"
-    )
+    pubsub::event(SERVICE, to, event)
 }
 
 fn item_event(to: &str, node: &str, item: &str, payload: &str) -> String {
-    event(
-        to,
-        &format!("<items node='{node}'><item id='{item}'>{payload}</item></items>"),
-    )
+    pubsub::item_event(SERVICE, to, node, item, payload)
 }
 
 fn submit(form_type: &str, fields: &[(&str, &str)]) -> String {

@@ -120,6 +120,50 @@ pub struct NodeEvent {
     pub notify: bool,
 }
 
+impl NodeEvent {
+    /// An event on `node` of `service`: `<{kind} node='…'/>` (`items`, `delete`, `purge`,
+    /// XEP-0060 §7.1.2, §7.2.2, §8.4, §8.5) with `children` (`<item/>`s or `<retract/>`s), for
+    /// the explicit `subscriptions` and whoever else subscribes implicitly, heard if `notify`.
+    pub fn new(
+        service: &Service,
+        node: &str,
+        config: NodeConfiguration,
+        subscriptions: Vec<StoredSubscription>,
+        kind: &str,
+        children: impl IntoIterator<Item = Element>,
+        notify: bool,
+    ) -> NodeEvent {
+        let payload = children.into_iter().fold(
+            Element::new(kind, NS_EVENT).with_attr("node", node),
+            Element::with_child,
+        );
+        NodeEvent {
+            service: service.clone(),
+            node: node.to_owned(),
+            config,
+            subscriptions,
+            payload,
+            only_to: None,
+            notify,
+        }
+    }
+
+    /// The node's last item (`item`, an event `<item/>`), always heard: to a new subscriber
+    /// (`only_to`, XEP-0060 §6.1.7), or to those the front end picks (`None`, XEP-0163 §4.3.4).
+    pub fn last_item(
+        service: &Service,
+        node: &str,
+        config: NodeConfiguration,
+        item: Element,
+        only_to: Option<Jid>,
+    ) -> NodeEvent {
+        NodeEvent {
+            only_to,
+            ..NodeEvent::new(service, node, config, Vec::new(), "items", [item], true)
+        }
+    }
+}
+
 /// The answer to a request and what to notify.
 pub struct Outcome {
     pub reply: IqOutcome,
@@ -407,23 +451,15 @@ impl Engine {
             }
             (IqType::Set, "delete") => {
                 // XEP-0060 §8.4: subscribers hear of it (with notify_delete).
-                let subscriptions = self.subscriptions_of(ctx, &key).await?;
+                let subs = self.subscriptions_of(ctx, &key).await?;
                 ctx.stores
                     .pubsub
                     .delete_node(&key)
                     .await
                     .map_err(|e| internal(&e))?;
                 let notify = config.notify_delete && config.deliver_notifications;
-                let events = vec![NodeEvent {
-                    service: service.clone(),
-                    node: node_name.to_owned(),
-                    config,
-                    subscriptions,
-                    payload: Element::new("delete", NS_EVENT).with_attr("node", node_name),
-                    only_to: None,
-                    notify,
-                }];
-                Ok((None, events))
+                let event = NodeEvent::new(service, node_name, config, subs, "delete", [], notify);
+                Ok((None, vec![event]))
             }
             (IqType::Set, "purge") => {
                 // XEP-0060 §8.5.
@@ -436,19 +472,10 @@ impl Engine {
                     .purge(&key)
                     .await
                     .map_err(|e| internal(&e))?;
-                let subscriptions = self.subscriptions_of(ctx, &key).await?;
-                Ok((
-                    None,
-                    vec![NodeEvent {
-                        service: service.clone(),
-                        node: node_name.to_owned(),
-                        notify: config.deliver_notifications,
-                        config,
-                        subscriptions,
-                        payload: Element::new("purge", NS_EVENT).with_attr("node", node_name),
-                        only_to: None,
-                    }],
-                ))
+                let subs = self.subscriptions_of(ctx, &key).await?;
+                let notify = config.deliver_notifications;
+                let event = NodeEvent::new(service, node_name, config, subs, "purge", [], notify);
+                Ok((None, vec![event]))
             }
             (IqType::Get, "affiliations") => {
                 // XEP-0060 §8.9.1.
@@ -720,21 +747,21 @@ impl Engine {
         if let Some(payload) = payload {
             event_item.append_child(payload.clone());
         }
-        let events = vec![NodeEvent {
-            service: service.clone(),
-            node: node_name.to_owned(),
-            subscriptions: match &existing {
-                Some(cached) => cached.subscriptions.clone(),
-                None => Vec::new(),
-            },
-            notify: config.deliver_notifications,
+        let subs = match &existing {
+            Some(cached) => cached.subscriptions.clone(),
+            None => Vec::new(),
+        };
+        let notify = config.deliver_notifications;
+        let event = NodeEvent::new(
+            service,
+            node_name,
             config,
-            payload: Element::new("items", NS_EVENT)
-                .with_attr("node", node_name)
-                .with_child(event_item),
-            only_to: None,
-        }];
-        Ok((Some(reply), events))
+            subs,
+            "items",
+            [event_item],
+            notify,
+        );
+        Ok((Some(reply), vec![event]))
     }
 
     /// XEP-0060 §7.2.
@@ -780,20 +807,12 @@ impl Engine {
         }
         let notify = config.deliver_notifications
             && (matches!(retract.attr("notify"), Some("1" | "true")) || config.notify_retract);
-        let payload = retracted.iter().fold(
-            Element::new("items", NS_EVENT).with_attr("node", node_name),
-            |items, id| items.with_child(Element::new("retract", NS_EVENT).with_attr("id", *id)),
-        );
-        let events = vec![NodeEvent {
-            service: service.clone(),
-            node: node_name.to_owned(),
-            subscriptions: self.subscriptions_of(ctx, &key).await?,
-            config,
-            payload,
-            only_to: None,
-            notify,
-        }];
-        Ok((None, events))
+        let retracts = retracted
+            .iter()
+            .map(|id| Element::new("retract", NS_EVENT).with_attr("id", *id));
+        let subs = self.subscriptions_of(ctx, &key).await?;
+        let event = NodeEvent::new(service, node_name, config, subs, "items", retracts, notify);
+        Ok((None, vec![event]))
     }
 
     /// XEP-0060 §8.1 (with §8.1.3 create-and-configure).
@@ -934,17 +953,13 @@ impl Engine {
         if config.send_last_published_item != super::config::SendLast::Never
             && let Some(item) = self.last_item(ctx, &key, &config).await?
         {
-            events.push(NodeEvent {
-                service: service.clone(),
-                node: node_name.to_owned(),
+            events.push(NodeEvent::last_item(
+                service,
+                node_name,
                 config,
-                subscriptions: Vec::new(),
-                payload: Element::new("items", NS_EVENT)
-                    .with_attr("node", node_name)
-                    .with_child(item),
-                only_to: Some(jid),
-                notify: true,
-            });
+                item,
+                Some(jid),
+            ));
         }
         Ok((Some(reply), events))
     }

@@ -326,19 +326,25 @@ impl Pep {
     /// Whether the access model lets `bare` read the event's node now.
     async fn admitted(&self, ctx: &Context, event: &NodeEvent, bare: &BareJid) -> bool {
         let key = event.service.key(&event.node);
-        let node = match ctx.stores.pubsub.node(&key).await {
-            Ok(Some(node)) => node,
+        let Ok(cached) = self.engine.cached(ctx, &key).await else {
+            return false;
+        };
+        let deleted;
+        let node = match &cached {
+            Some(cached) => &cached.node,
             // A deleted node: judge by the configuration it had.
-            Ok(None) => starling_storage::StoredNode {
-                key,
-                owner: None,
-                config: event.config.to_stored(),
-                created_at: 0,
-            },
-            Err(_) => return false,
+            None => {
+                deleted = starling_storage::StoredNode {
+                    key,
+                    owner: None,
+                    config: event.config.to_stored(),
+                    created_at: 0,
+                };
+                &deleted
+            }
         };
         self.engine
-            .may_read(ctx, &event.service, &node, &event.config, bare)
+            .may_read(ctx, &event.service, node, &event.config, bare)
             .await
             .is_ok()
     }
@@ -392,17 +398,7 @@ impl Pep {
             let Ok(event_item) = item_element(NS_EVENT, &item, config.deliver_payloads) else {
                 continue;
             };
-            let event = NodeEvent {
-                service: service.clone(),
-                node: node.key.node.clone(),
-                config,
-                subscriptions: Vec::new(),
-                payload: Element::new("items", NS_EVENT)
-                    .with_attr("node", node.key.node.clone())
-                    .with_child(event_item),
-                only_to: None,
-                notify: true,
-            };
+            let event = NodeEvent::last_item(service, &node.key.node, config, event_item, None);
             let mut message = notification(&owner.to_string(), &to.to_string(), &event, None);
             // §4.3.4: when it was published.
             message.append_child(

@@ -39,7 +39,7 @@ use async_trait::async_trait;
 use starling_module_api::forms::{DataForm, Field};
 use starling_module_api::{
     ComponentDomain, ComponentHandler, Context, Event, EventListener, IqOutcome, IqRoute, IqType,
-    Module, Registrar,
+    Module, Registrar, random_id,
 };
 use starling_proto::{
     BareJid, Element, ErrorType, Jid, StanzaError, StanzaErrorCondition, error_reply, iq_result, ns,
@@ -47,7 +47,9 @@ use starling_proto::{
 
 use super::config::{AccessModel, NodeConfiguration};
 use super::engine::{Affiliation, Creators, Engine, NodeCache, NodeEvent, Service};
-use super::{Limits, NS, NS_EVENT, NS_OWNER, SERVICE_FEATURES, internal, not_found, notification};
+use super::{
+    Limits, NS, NS_OWNER, SERVICE_FEATURES, internal, not_found, notification, shared_notification,
+};
 
 /// The label of the service's domain under each host.
 pub const SUBDOMAIN: &str = "pubsub";
@@ -182,6 +184,8 @@ impl PubsubService {
                 .filter(|s| s.state == "subscribed" && s.jid == jid)
                 .count()
         };
+        // Built at the first subscriber who gets it.
+        let mut shared: Option<Element> = None;
         for s in &event.subscriptions {
             if s.state != "subscribed" {
                 continue;
@@ -203,10 +207,19 @@ impl PubsubService {
                     continue;
                 }
             }
-            let subid = (subscribed(&s.jid) > 1).then_some(s.subid.as_str());
-            ctx.router
-                .route(notification(from, &s.jid, event, subid))
-                .await;
+            let message = if subscribed(&s.jid) > 1 {
+                // §13.16: which of the JID's subscriptions it is for, in a message of its own.
+                notification(from, &s.jid, event, Some(&s.subid))
+            } else {
+                // The `<event/>` serialised once, shared by every copy.
+                let mut copy = shared
+                    .get_or_insert_with(|| shared_notification(from, event))
+                    .clone();
+                copy.set_attr("to", s.jid.as_str());
+                copy.set_attr("id", random_id());
+                copy
+            };
+            ctx.router.route(message).await;
         }
     }
 
@@ -287,16 +300,9 @@ impl PubsubService {
                 store.delete_node(&node.key).await?;
                 let config = self.engine.config_of(&node);
                 if config.notify_delete {
-                    let event = NodeEvent {
-                        service: service.clone(),
-                        payload: Element::new("delete", NS_EVENT)
-                            .with_attr("node", node.key.node.clone()),
-                        node: node.key.node,
-                        config,
-                        subscriptions,
-                        only_to: None,
-                        notify: true,
-                    };
+                    let name = &node.key.node;
+                    let event =
+                        NodeEvent::new(service, name, config, subscriptions, "delete", [], true);
                     self.notify(ctx, &event).await;
                 }
             } else {

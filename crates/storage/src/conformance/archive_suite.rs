@@ -46,12 +46,7 @@ fn check<T: PartialEq + Debug>(got: T, want: T, what: &str) {
 }
 
 fn check_err<T: Debug>(res: Result<T, StorageError>, want: &str, what: &str) {
-    let matched = matches!(
-        (&res, want),
-        (Err(StorageError::NotFound), "NotFound")
-            | (Err(StorageError::AlreadyExists), "AlreadyExists")
-    );
-    assert!(matched, "{PREFIX}: {what}: got {res:?}, want Err({want})");
+    super::expect_err_in(PREFIX, res, want, what);
 }
 
 /// Message `n` of `owner`'s archive with `with` (a full or bare JID) at `ts`.

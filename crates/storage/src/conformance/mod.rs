@@ -58,6 +58,29 @@ fn check_in<T: PartialEq + Debug>(suite: &str, got: T, want: T, what: &str) {
     assert!(got == want, "{suite}: {what}: got {got:?}, want {want:?}");
 }
 
+/// Panics, naming the suite and the check, unless `res` is the error named `want`
+/// (`"NotFound"` or `"AlreadyExists"`).
+fn expect_err_in<T: Debug>(suite: &str, res: Result<T, StorageError>, want: &str, what: &str) {
+    let matched = matches!(
+        (&res, want),
+        (Err(StorageError::NotFound), "NotFound")
+            | (Err(StorageError::AlreadyExists), "AlreadyExists")
+    );
+    assert!(matched, "{suite}: {what}: got {res:?}, want Err({want})");
+}
+
+/// A data form's fields as the stores keep them ([`crate::RoomConfig`],
+/// [`crate::NodeConfig`]): each variable with its values, in the order given.
+fn form_fields(fields: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    fields
+        .iter()
+        .map(|(var, values)| {
+            let values = values.iter().map(|v| (*v).to_owned()).collect();
+            ((*var).to_owned(), values)
+        })
+        .collect()
+}
+
 /// Creates an account (without credentials) that a suite's records hang off.
 async fn create_account_in(suite: &str, accounts: &dyn AccountStore, l: &str, d: &str, what: &str) {
     ok_in(

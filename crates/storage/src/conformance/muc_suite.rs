@@ -53,12 +53,7 @@ fn check<T: PartialEq + Debug>(got: T, want: T, what: &str) {
 }
 
 fn expect_err<T: Debug>(res: Result<T, StorageError>, want: &str, what: &str) {
-    let matched = matches!(
-        (&res, want),
-        (Err(StorageError::NotFound), "NotFound")
-            | (Err(StorageError::AlreadyExists), "AlreadyExists")
-    );
-    assert!(matched, "{PREFIX}: {what}: got {res:?}, want Err({want})");
+    super::expect_err_in(PREFIX, res, want, what);
 }
 
 fn key(service: &str, room: &str) -> RoomKey {
@@ -66,22 +61,13 @@ fn key(service: &str, room: &str) -> RoomKey {
 }
 
 fn config(name: &str) -> RoomConfig {
-    vec![
-        (
-            "FORM_TYPE".to_owned(),
-            vec!["http://jabber.org/protocol/muc#roomconfig".to_owned()],
-        ),
-        ("muc#roomconfig_roomname".to_owned(), vec![name.to_owned()]),
-        (
-            "muc#roomconfig_persistentroom".to_owned(),
-            vec!["1".to_owned()],
-        ),
-        (
-            "muc#roomconfig_roomadmins".to_owned(),
-            vec![BOB.to_owned(), "ü „b“".to_owned(), String::new()],
-        ),
-        ("muc#roomconfig_roomdesc".to_owned(), vec![]),
-    ]
+    super::form_fields(&[
+        ("FORM_TYPE", &["http://jabber.org/protocol/muc#roomconfig"]),
+        ("muc#roomconfig_roomname", &[name]),
+        ("muc#roomconfig_persistentroom", &["1"]),
+        ("muc#roomconfig_roomadmins", &[BOB, "ü „b“", ""]),
+        ("muc#roomconfig_roomdesc", &[]),
+    ])
 }
 
 fn aff(jid: &str, affiliation: &str, nick: Option<&str>, reason: Option<&str>) -> RoomAffiliation {

@@ -50,12 +50,7 @@ fn check<T: PartialEq + Debug>(got: T, want: T, what: &str) {
 }
 
 fn expect_err<T: Debug>(res: Result<T, StorageError>, want: &str, what: &str) {
-    let matched = matches!(
-        (&res, want),
-        (Err(StorageError::NotFound), "NotFound")
-            | (Err(StorageError::AlreadyExists), "AlreadyExists")
-    );
-    assert!(matched, "{PREFIX}: {what}: got {res:?}, want Err({want})");
+    super::expect_err_in(PREFIX, res, want, what);
 }
 
 fn key(service: &str, node: &str) -> NodeKey {
@@ -63,18 +58,15 @@ fn key(service: &str, node: &str) -> NodeKey {
 }
 
 fn config(max_items: &str) -> NodeConfig {
-    vec![
+    super::form_fields(&[
         (
-            "FORM_TYPE".to_owned(),
-            vec!["http://jabber.org/protocol/pubsub#node_config".to_owned()],
+            "FORM_TYPE",
+            &["http://jabber.org/protocol/pubsub#node_config"],
         ),
-        ("pubsub#max_items".to_owned(), vec![max_items.to_owned()]),
-        (
-            "pubsub#children".to_owned(),
-            vec!["a".to_owned(), "ü „b“".to_owned(), String::new()],
-        ),
-        ("pubsub#title".to_owned(), vec![]),
-    ]
+        ("pubsub#max_items", &[max_items]),
+        ("pubsub#children", &["a", "ü „b“", ""]),
+        ("pubsub#title", &[]),
+    ])
 }
 
 fn item(id: &str, n: i64) -> StoredItem {
