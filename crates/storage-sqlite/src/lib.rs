@@ -56,6 +56,7 @@
 
 mod accounts;
 mod archive;
+mod archive_tables;
 mod blocking;
 mod bulk;
 mod fast;
