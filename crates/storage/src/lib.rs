@@ -139,6 +139,8 @@ pub struct Stores {
     pub pubsub: Arc<dyn PubsubStore>,
     /// Persistent multi-user chat rooms and their affiliations (XEP-0045).
     pub muc: Arc<dyn MucStore>,
+    /// Multi-user chat room archives (XEP-0313 on a room's JID, XEP-0425 moderation).
+    pub room_archive: Arc<dyn RoomArchiveStore>,
 }
 
 impl fmt::Debug for Stores {
