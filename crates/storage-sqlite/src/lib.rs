@@ -56,6 +56,7 @@
 
 mod accounts;
 mod archive;
+mod archive_tables;
 mod blocking;
 mod bulk;
 mod fast;
@@ -65,6 +66,7 @@ mod offline;
 mod private;
 mod pubsub;
 mod push;
+mod room_archive;
 mod rosters;
 mod shared;
 mod vcards;
@@ -87,6 +89,7 @@ use crate::offline::SqliteOfflineStore;
 use crate::private::SqlitePrivateStore;
 use crate::pubsub::SqlitePubsubStore;
 use crate::push::SqlitePushStore;
+use crate::room_archive::SqliteRoomArchiveStore;
 use crate::rosters::SqliteRosterStore;
 use crate::vcards::SqliteVcardStore;
 
@@ -132,7 +135,8 @@ enum OpenError {
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
     pool: SqlitePool,
-    /// The one connection archive appends use (see [`SqliteStorage::open`]).
+    /// The one connection the archives' appends (users' and rooms') use (see
+    /// [`SqliteStorage::open`]).
     archive_writer: SqlitePool,
 }
 
@@ -188,10 +192,10 @@ impl SqliteStorage {
                 source,
             }));
         }
-        // The archive's appends keep a connection of their own: in WAL mode a connection drops
-        // its whole page cache whenever another connection committed since its last
-        // transaction, so appends that took any pooled connection re-read the archive's index
-        // pages for nearly every batch. Made lazily, like the pool's.
+        // The archives' appends (users' and rooms') keep a connection of their own: in WAL mode a
+        // connection drops its whole page cache whenever another connection committed since its
+        // last transaction, so appends that took any pooled connection re-read the archive's
+        // index pages for nearly every batch. Made lazily, like the pool's.
         let archive_writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(options);
@@ -219,6 +223,10 @@ impl SqliteStorage {
             fast: Arc::new(SqliteFastTokenStore::new(self.pool.clone())),
             pubsub: Arc::new(SqlitePubsubStore::new(self.pool.clone())),
             muc: Arc::new(SqliteMucStore::new(self.pool.clone())),
+            room_archive: Arc::new(SqliteRoomArchiveStore::new(
+                self.pool.clone(),
+                self.archive_writer.clone(),
+            )),
         }
     }
 

@@ -9,8 +9,10 @@
 //! [`PushStore`] (push notification registrations, XEP-0357), [`InviteStore`]
 //! (invitations, XEP-0401/XEP-0379/XEP-0445), [`PrivateStore`] (private XML storage,
 //! XEP-0049), [`FastTokenStore`] (FAST login tokens, XEP-0484), [`PubsubStore`]
-//! (publish-subscribe nodes and items, XEP-0060, for PEP, XEP-0163, and pubsub services) and
-//! [`MucStore`] (persistent multi-user chat rooms and their affiliations, XEP-0045); further
+//! (publish-subscribe nodes and items, XEP-0060, for PEP, XEP-0163, and pubsub services),
+//! [`MucStore`] (persistent multi-user chat rooms and their affiliations, XEP-0045) and
+//! [`RoomArchiveStore`] (the message archives of multi-user chat rooms, persistent or not:
+//! XEP-0313 on a room's JID, moderated with XEP-0425); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -30,8 +32,9 @@
 //!   [`AccountStore::create_accounts`], [`AccountStore::set_credentials`],
 //!   [`RosterStore::put_item`], [`RosterStore::insert_many`],
 //!   [`RosterStore::remove_item`], [`OfflineStore::store`],
-//!   [`PrivateStore::set`], every [`PubsubStore`] and [`MucStore`] write) are atomic: on
-//!   error nothing changed.
+//!   [`PrivateStore::set`], every [`PubsubStore`] and [`MucStore`] write,
+//!   [`ArchiveStore::append`], [`RoomArchiveStore::append`] and [`RoomArchiveStore::retract`])
+//!   are atomic: on error nothing changed.
 //! * The bulk writes ([`AccountStore::create_accounts`],
 //!   [`RosterStore::insert_many`]) exist for provisioning thousands of
 //!   accounts in seconds; they have no defaults built from the single-item
@@ -48,6 +51,10 @@
 //!   MUC rooms belong to no account, so nothing there goes with it: the affiliations
 //!   naming its JID (and its reserved nicks) stay until the MUC engine calls
 //!   [`MucStore::forget_jid`], which also says which rooms that left without an owner.
+//!   Room archives belong to their rooms, not to the senders: nothing in a
+//!   [`RoomArchiveStore`] goes with an account (the messages it sent stay in the rooms'
+//!   history, with its nick and real JID); an archive goes with its room
+//!   ([`RoomArchiveStore::delete_room`]), on the MUC engine's call.
 //! * Replacing an account's credentials ([`AccountStore::set_credentials`])
 //!   deletes its FAST tokens in the same transaction: a password change
 //!   revokes every token, whichever path made it.
@@ -74,6 +81,7 @@ mod offline;
 mod private;
 mod pubsub;
 mod push;
+mod room_archive;
 mod rosters;
 mod vcards;
 
@@ -96,6 +104,7 @@ pub use offline::{OfflineMessage, OfflineOutcome, OfflineStore};
 pub use private::{PrivateElement, PrivateStore};
 pub use pubsub::{NodeConfig, NodeKey, PubsubStore, StoredItem, StoredNode, StoredSubscription};
 pub use push::{PushEnabled, PushRegistration, PushStore};
+pub use room_archive::{NewRoomArchived, RoomArchiveStore, RoomArchivedMessage};
 pub use rosters::{
     NewRoster, RosterCounts, RosterItem, RosterStore, Subscription, check_distinct_groups,
 };
@@ -130,6 +139,8 @@ pub struct Stores {
     pub pubsub: Arc<dyn PubsubStore>,
     /// Persistent multi-user chat rooms and their affiliations (XEP-0045).
     pub muc: Arc<dyn MucStore>,
+    /// Multi-user chat room archives (XEP-0313 on a room's JID, XEP-0425 moderation).
+    pub room_archive: Arc<dyn RoomArchiveStore>,
 }
 
 impl fmt::Debug for Stores {

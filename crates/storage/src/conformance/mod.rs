@@ -25,6 +25,7 @@ mod offline_suite;
 mod private_suite;
 mod pubsub_suite;
 mod push_suite;
+mod room_archive_suite;
 mod roster_suite;
 mod vcard_suite;
 
@@ -38,6 +39,7 @@ pub use offline_suite::offline;
 pub use private_suite::private;
 pub use pubsub_suite::pubsub;
 pub use push_suite::push;
+pub use room_archive_suite::room_archive;
 pub use roster_suite::rosters;
 pub use vcard_suite::vcards;
 
