@@ -19,7 +19,7 @@ const ANON: &str = "guest.localhost";
 const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const SASL2: &str = "urn:xmpp:sasl:2";
 const UA: &str = "d4565fa7-4d72-4749-b3d3-740edbf87770";
-const COMPONENT: &str = "conference.localhost";
+const COMPONENT: &str = "gateway.localhost";
 const SECRET: &str = "a long shared secret";
 
 /// `localhost` (a normal host, with alice) and [`ANON`], an anonymous host.

@@ -136,7 +136,7 @@ async fn a_component_exchanges_stanzas_with_users() {
     alice
         .expect(
             "<iq type='result' id='d1' from='localhost' to='alice@localhost/r'>\
-                 <query xmlns='http://jabber.org/protocol/disco#items'><item jid='echo.localhost'/>\
+                 <query xmlns='http://jabber.org/protocol/disco#items'><item jid='conference.localhost'/><item jid='echo.localhost'/>\
                  <item jid='pubsub.localhost'/></query></iq>",
         )
         .await

@@ -130,7 +130,8 @@ async fn discovery() {
         "<iq type='get' id='s1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
         &format!(
             "<iq type='result' id='s1' from='localhost' to='{BOB}'>\
-             <query xmlns='http://jabber.org/protocol/disco#items'><item jid='{SERVICE}'/></query></iq>"
+             <query xmlns='http://jabber.org/protocol/disco#items'><item jid='conference.localhost'/>\
+             <item jid='{SERVICE}'/></query></iq>"
         ),
     )
     .await;
@@ -1342,10 +1343,14 @@ async fn what_the_service_refuses() {
 
 /// `[pubsub] enabled = false`: no service, so `pubsub.localhost` is no domain of this server
 /// (RFC 6120 §8.3.3.16 `<remote-server-not-found/>` until federation), and the server lists no
-/// services (XEP-0030 §4).
+/// services (XEP-0030 §4; the conference service is off too, for the list to be empty).
 #[tokio::test]
 async fn the_service_can_be_turned_off() {
-    let server = TestServer::start_with(|c| c.pubsub.enabled = false).await;
+    let server = TestServer::start_with(|c| {
+        c.pubsub.enabled = false;
+        c.muc.enabled = false;
+    })
+    .await;
     server.add_user("bob", PW).await;
     let mut bob = server.login("bob", PW, "b").await;
     ask(
