@@ -17,6 +17,7 @@ pub mod commands;
 pub mod components;
 pub mod events;
 pub mod forms;
+pub mod mam;
 mod registrar;
 mod session;
 

@@ -564,7 +564,7 @@ async fn reports(args: ReportsArgs) -> anyhow::Result<()> {
             out,
             "#{} {} {}@{} reported {}: {}",
             stored.id,
-            starling_modules::mam::query::format_datetime(r.received_us),
+            starling_module_api::mam::query::format_datetime(r.received_us),
             r.localpart,
             r.domain,
             r.jid,

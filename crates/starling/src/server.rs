@@ -290,7 +290,7 @@ pub async fn start_with_modules(
                 retention: (config.archive.retention_days > 0)
                     .then(|| Duration::from_secs(config.archive.retention_days * 86_400)),
                 max_messages: config.archive.max_messages,
-                page: starling_modules::mam::query::PageLimits {
+                page: starling_module_api::mam::query::PageLimits {
                     default: 50.min(config.archive.max_page_size),
                     max: config.archive.max_page_size,
                 },

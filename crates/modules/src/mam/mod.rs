@@ -41,10 +41,8 @@
 //! - Preferences are cached per account (they are read for every message); the cache is
 //!   bounded and dropped whole when full.
 
-pub mod query;
 pub mod rules;
 pub mod seen;
-pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -58,9 +56,9 @@ use starling_module_api::{
 use starling_proto::{BareJid, Element, Jid, StanzaError, StanzaErrorCondition, StanzaKind};
 use starling_storage::{ArchiveDefault, ArchivePrefs, ArchiveStore, NewArchived, StorageError};
 
-use self::query::{NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, PageLimits};
 use self::seen::Seen;
-use self::writer::ArchiveWriter;
+use starling_module_api::mam::query::{self, NS_FULLTEXT, NS_MAM, NS_MAM_EXTENDED, PageLimits};
+use starling_module_api::mam::writer::ArchiveWriter;
 
 /// How often retention and the per-account cap are applied.
 pub const RETENTION_PERIOD: Duration = Duration::from_secs(3600);

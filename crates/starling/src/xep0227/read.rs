@@ -795,7 +795,7 @@ fn archive(el: &Element, account: &Account) -> (Vec<ArchiveEntry>, Vec<String>) 
             let stamp = forwarded
                 .get_child("delay", NS_DELAY)
                 .and_then(|d| d.attr("stamp"))
-                .and_then(starling_modules::mam::query::parse_datetime)
+                .and_then(starling_module_api::mam::query::parse_datetime)
                 .ok_or_else(|| format!("archived message {id}: no valid delay stamp"))?;
             let message = forwarded
                 .children()

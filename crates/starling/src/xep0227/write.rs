@@ -240,7 +240,7 @@ async fn user(
                         Element::new("forwarded", "urn:xmpp:forward:0")
                             .with_child(Element::new("delay", "urn:xmpp:delay").with_attr(
                                 "stamp",
-                                starling_modules::mam::query::format_datetime(m.timestamp_us),
+                                starling_module_api::mam::query::format_datetime(m.timestamp_us),
                             ))
                             .with_child(parse(&m.stanza, &jid, "archived message")?),
                     ),

@@ -10,8 +10,44 @@
 
 use std::sync::Arc;
 
-use starling_storage::{ArchiveStore, NewArchived, StorageError};
+use async_trait::async_trait;
+use starling_storage::{
+    ArchiveStore, NewArchived, NewRoomArchived, RoomArchiveStore, StorageError,
+};
 use tokio::sync::{mpsc, oneshot};
+
+/// A store that appends messages in batches, atomically: an account's archive
+/// ([`ArchiveStore::append`]) or a room's ([`RoomArchiveStore::append`]).
+#[async_trait]
+pub trait BatchStore: Send + Sync + 'static {
+    type Message: Send + Sync + 'static;
+    /// Appends every message of `batch` as one atomic step.
+    async fn append(&self, batch: &[Self::Message]) -> Result<u64, StorageError>;
+    /// The message's archive id, for logs.
+    fn id(message: &Self::Message) -> &str;
+}
+
+#[async_trait]
+impl BatchStore for Arc<dyn ArchiveStore> {
+    type Message = NewArchived;
+    async fn append(&self, batch: &[NewArchived]) -> Result<u64, StorageError> {
+        ArchiveStore::append(&**self, batch).await
+    }
+    fn id(message: &NewArchived) -> &str {
+        &message.id
+    }
+}
+
+#[async_trait]
+impl BatchStore for Arc<dyn RoomArchiveStore> {
+    type Message = NewRoomArchived;
+    async fn append(&self, batch: &[NewRoomArchived]) -> Result<u64, StorageError> {
+        RoomArchiveStore::append(&**self, batch).await
+    }
+    fn id(message: &NewRoomArchived) -> &str {
+        &message.id
+    }
+}
 
 /// Most messages in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -32,22 +68,30 @@ pub enum WriteError {
     Stopped,
 }
 
-/// The sending side; cheap to clone.
-#[derive(Clone)]
-pub struct ArchiveWriter {
-    tx: mpsc::Sender<(NewArchived, Reply)>,
+/// The sending side of a writer of `M`s (an account's archive messages by default); cheap to
+/// clone.
+pub struct ArchiveWriter<M = NewArchived> {
+    tx: mpsc::Sender<(M, Reply)>,
 }
 
-impl ArchiveWriter {
-    /// Starts the writer task on the current Tokio runtime.
-    pub fn spawn(store: Arc<dyn ArchiveStore>) -> Self {
+impl<M> Clone for ArchiveWriter<M> {
+    fn clone(&self) -> Self {
+        ArchiveWriter {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<M: Send + Sync + 'static> ArchiveWriter<M> {
+    /// Starts the writer task for `store` on the current Tokio runtime.
+    pub fn spawn<S: BatchStore<Message = M>>(store: S) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(store, rx));
         ArchiveWriter { tx }
     }
 
     /// Archives `message`, returning once it is durably stored.
-    pub async fn write(&self, message: NewArchived) -> Result<(), WriteError> {
+    pub async fn write(&self, message: M) -> Result<(), WriteError> {
         let (reply, done) = oneshot::channel();
         self.tx
             .send((message, reply))
@@ -61,7 +105,7 @@ impl ArchiveWriter {
     }
 }
 
-async fn run(store: Arc<dyn ArchiveStore>, mut rx: mpsc::Receiver<(NewArchived, Reply)>) {
+async fn run<S: BatchStore>(store: S, mut rx: mpsc::Receiver<(S::Message, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut replies = Vec::with_capacity(MAX_BATCH);
     while let Some((first, reply)) = rx.recv().await {
@@ -81,7 +125,7 @@ async fn run(store: Arc<dyn ArchiveStore>, mut rx: mpsc::Receiver<(NewArchived, 
             Err(StorageError::AlreadyExists) if batch.len() > 1 => {
                 // One message's id clashed (ids are random: practically never). The others must
                 // not fail with it: write them one by one.
-                write_singly(&*store, &batch).await
+                write_singly(&store, &batch).await
             }
             Err(e) => {
                 tracing::error!(error = %e, messages = batch.len(), "archiving failed");
@@ -96,13 +140,13 @@ async fn run(store: Arc<dyn ArchiveStore>, mut rx: mpsc::Receiver<(NewArchived, 
     }
 }
 
-async fn write_singly(store: &dyn ArchiveStore, batch: &[NewArchived]) -> Vec<Outcome> {
+async fn write_singly<S: BatchStore>(store: &S, batch: &[S::Message]) -> Vec<Outcome> {
     let mut results = Vec::with_capacity(batch.len());
     for m in batch {
         results.push(match store.append(std::slice::from_ref(m)).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                tracing::error!(error = %e, id = %m.id, "archiving a message failed");
+                tracing::error!(error = %e, id = %S::id(m), "archiving a message failed");
                 Err(Arc::new(e))
             }
         });

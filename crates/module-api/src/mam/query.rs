@@ -53,7 +53,7 @@ pub fn format_datetime(us: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| crate::clock::format_unix(us.div_euclid(1_000_000)))
+        .unwrap_or_else(|| starling_proto::clock::format_unix(us.div_euclid(1_000_000)))
 }
 
 /// The values of a data form field.
@@ -227,7 +227,7 @@ pub fn result_message(
     Element::new("message", ns::CLIENT)
         .with_attr("to", to)
         .with_attr("from", archive)
-        .with_attr("id", starling_module_api::random_id())
+        .with_attr("id", crate::random_id())
         .with_child(
             result.with_child(
                 Element::new("forwarded", NS_FORWARD)
