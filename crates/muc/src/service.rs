@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use async_trait::async_trait;
+use starling_module_api::mam::writer::ArchiveWriter;
 use starling_module_api::{
     ComponentDomain, ComponentHandler, Context, Event, EventListener, Module, Registrar, random_id,
 };
@@ -12,7 +13,7 @@ use starling_proto::{
     BareJid, Element, FullJid, Jid, StanzaError, StanzaErrorCondition, StanzaKind, error_reply,
     iq_result, ns,
 };
-use starling_storage::RoomKey;
+use starling_storage::{NewRoomArchived, RoomKey};
 use tokio::sync::mpsc;
 
 use crate::settings::{Settings, SettingsLimits};
@@ -72,6 +73,8 @@ pub struct Shared {
     /// The public temporary rooms, with their names, for the service's disco#items (persistent
     /// ones are read from the store).
     directory: Mutex<BTreeMap<RoomKey, String>>,
+    /// Archives the messages of every room, many in one write; started with the first.
+    writer: OnceLock<ArchiveWriter<NewRoomArchived>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,6 +83,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The archive writer of every room.
+    pub(crate) fn writer(&self, ctx: &Context) -> &ArchiveWriter<NewRoomArchived> {
+        self.writer
+            .get_or_init(|| ArchiveWriter::spawn(ctx.stores.room_archive.clone()))
+    }
+
     /// `session` is an occupant of `key` from now on.
     pub(crate) fn joined(&self, session: &FullJid, key: &RoomKey) {
         let mut map = lock(&self.occupancy);
@@ -188,6 +197,7 @@ impl Muc {
                     rooms: Mutex::default(),
                     occupancy: Mutex::default(),
                     directory: Mutex::default(),
+                    writer: OnceLock::new(),
                 }),
             }),
         })
@@ -226,16 +236,31 @@ impl ComponentHandler for Service {
             return;
         };
         let key = RoomKey::new(to.domain().as_str(), node.as_str());
-        if let Err(room::Command::Stanza(stanza)) =
-            self.shared
-                .dispatch(ctx, key, room::Command::Stanza(stanza))
-        {
+        // A message to all holds its sender until the room archived and reflected it: the
+        // sender's stream acknowledges it only then (XEP-0198), and a busy room slows its own
+        // senders rather than growing its queue.
+        let to_all = stanza.name() == "message"
+            && stanza.attr("type") == Some("groupchat")
+            && to.resource().is_none();
+        let (done, handled) = if to_all {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let dispatched = self
+            .shared
+            .dispatch(ctx, key, room::Command::Stanza(stanza, done));
+        if let Err(room::Command::Stanza(stanza, _)) = dispatched {
             // The room's queue is full: it is too busy for more messages now.
             if stanza.attr("type") != Some("error") {
                 let e = StanzaError::new(StanzaErrorCondition::ResourceConstraint)
                     .with_text("the room is too busy; try again later");
                 ctx.router.route(error_reply(&stanza, &e)).await;
             }
+        } else if let Some(handled) = handled {
+            // Dropped unanswered only if the room's task ended: nothing to wait for then.
+            let _ = handled.await;
         }
     }
 }

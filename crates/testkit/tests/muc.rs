@@ -1160,6 +1160,10 @@ async fn discovery() {
              <feature var='muc_temporary'/>\
              <feature var='muc_unmoderated'/>\
              <feature var='muc_unsecured'/>\
+             <feature var='urn:xmpp:fulltext:0'/>\
+             <feature var='urn:xmpp:mam:2'/>\
+             <feature var='urn:xmpp:mam:2#extended'/>\
+             <feature var='urn:xmpp:message-moderate:1'/>\
              <feature var='urn:xmpp:occupant-id:0'/>\
              <feature var='urn:xmpp:ping'/>\
              <feature var='urn:xmpp:sid:0'/>\
@@ -1269,4 +1273,254 @@ async fn persistent_rooms_survive_restart() {
         ))
         .await
         .unwrap();
+}
+
+const MAM: &str = "urn:xmpp:mam:2";
+
+/// Sends a message to all from `c` and reads its reflection by every client in `all`; the
+/// room's stanza id of it.
+async fn say(c: &mut Client, id: &str, body: &str) {
+    c.send_xml(&format!(
+        "<message to='{ROOM}' type='groupchat' id='{id}'><body>{body}</body></message>"
+    ))
+    .await
+    .unwrap();
+}
+
+fn stanza_id(m: &Element) -> String {
+    m.get_child("stanza-id", "urn:xmpp:sid:0")
+        .and_then(|s| s.attr("id"))
+        .unwrap()
+        .to_owned()
+}
+
+/// XEP-0313 §4 on the room's JID (XEP-0045 rooms archive their messages to all): an occupant
+/// queries the room's archive and gets each message as it was reflected, forwarded from the
+/// room with its stanza id and time, then `<fin/>`; `with` an occupant JID filters by nick
+/// (§4.1.1). In a members-only room, someone who is neither an occupant nor a member gets
+/// `<forbidden/>`.
+#[tokio::test]
+async fn the_room_archive() {
+    let server = server().await;
+    let mut alice = alice_creates(&server).await;
+    let mut bob = enters(&server, &mut alice, "bob", "b").await;
+    say(&mut alice, "a1", "Double, double toil and trouble").await;
+    let first = stanza_id(&alice.recv_element().await.unwrap());
+    bob.recv_element().await.unwrap();
+    say(&mut bob, "b1", "Fire burn and cauldron bubble").await;
+    let second = stanza_id(&bob.recv_element().await.unwrap());
+    alice.recv_element().await.unwrap();
+    iq(
+        &mut bob,
+        ROOM,
+        "set",
+        "q1",
+        &format!("<query xmlns='{MAM}' queryid='f27'/>"),
+    )
+    .await;
+    for (id, nick, mid, body) in [
+        (&first, "alice", "a1", "Double, double toil and trouble"),
+        (&second, "bob", "b1", "Fire burn and cauldron bubble"),
+    ] {
+        bob.expect(&format!(
+            "<message from='{ROOM}' to='{BOB}' id='{{*}}'><result xmlns='{MAM}' queryid='f27' id='{id}'>\
+             <forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='{{*}}'/>\
+             <message xmlns='jabber:client' from='{ROOM}/{nick}' type='groupchat' id='{mid}'><body>{body}</body>\
+             <stanza-id xmlns='urn:xmpp:sid:0' id='{id}' by='{ROOM}'/>\
+             <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/></message></forwarded></result></message>"
+        ))
+        .await
+        .unwrap();
+    }
+    bob.expect(&format!(
+        "<iq type='result' id='q1' from='{ROOM}' to='{BOB}'><fin xmlns='{MAM}' complete='true'>\
+         <set xmlns='http://jabber.org/protocol/rsm'><first index='0'>{first}</first><last>{second}</last>\
+         <count>2</count></set></fin></iq>"
+    ))
+    .await
+    .unwrap();
+    // Only bob's messages.
+    iq(
+        &mut alice,
+        ROOM,
+        "set",
+        "q2",
+        &format!(
+            "<query xmlns='{MAM}'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE' type='hidden'><value>{MAM}</value></field>\
+             <field var='with'><value>{ROOM}/bob</value></field></x></query>"
+        ),
+    )
+    .await;
+    let r = alice.recv_element().await.unwrap();
+    let forwarded = r
+        .get_child("result", MAM)
+        .and_then(|x| x.get_child("forwarded", "urn:xmpp:forward:0"))
+        .and_then(|f| f.get_child("message", "jabber:client"))
+        .unwrap();
+    assert_eq!(forwarded.attr("id"), Some("b1"));
+    alice
+        .expect(&format!(
+            "<iq type='result' id='q2' from='{ROOM}' to='{ALICE}'><fin xmlns='{MAM}' complete='true'>\
+             <set xmlns='http://jabber.org/protocol/rsm'><first index='0'>{second}</first><last>{second}</last>\
+             <count>1</count></set></fin></iq>"
+        ))
+        .await
+        .unwrap();
+    configure(&mut alice, ALICE, &[("muc#roomconfig_membersonly", "1")]).await;
+    let mut carol = online(&server, "carol", "c").await;
+    iq(
+        &mut carol,
+        ROOM,
+        "set",
+        "q3",
+        &format!("<query xmlns='{MAM}'/>"),
+    )
+    .await;
+    carol
+        .expect(&iq_error("q3", ROOM, CAROL, "auth", "forbidden"))
+        .await
+        .unwrap();
+}
+
+/// XEP-0425 §4: a moderator retracts a message by the room's stanza id; every occupant gets the
+/// retraction from the room, naming the moderator; the archive keeps a tombstone instead
+/// (§5) and the history no longer shows it. A participant may not (`<forbidden/>`).
+#[tokio::test]
+async fn moderation_retracts_messages() {
+    let server = server().await;
+    let mut alice = alice_creates(&server).await;
+    let mut bob = enters(&server, &mut alice, "bob", "b").await;
+    say(&mut bob, "spam", "Buy cauldrons").await;
+    let id = stanza_id(&bob.recv_element().await.unwrap());
+    alice.recv_element().await.unwrap();
+    let moderate = format!(
+        "<moderate xmlns='urn:xmpp:message-moderate:1' id='{id}'>\
+         <retract xmlns='urn:xmpp:message-retract:1'/><reason>Spam</reason></moderate>"
+    );
+    iq(&mut bob, ROOM, "set", "r0", &moderate).await;
+    bob.expect(&iq_error("r0", ROOM, BOB, "auth", "forbidden"))
+        .await
+        .unwrap();
+    iq(&mut alice, ROOM, "set", "r1", &moderate).await;
+    for (c, me) in [(&mut alice, ALICE), (&mut bob, BOB)] {
+        c.expect(&format!(
+            "<message from='{ROOM}' to='{me}' type='groupchat' id='{{*}}'>\
+             <retract xmlns='urn:xmpp:message-retract:1' id='{id}'>\
+             <moderated xmlns='urn:xmpp:message-moderate:1' by='{ROOM}/alice'>\
+             <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/></moderated>\
+             <reason xmlns='urn:xmpp:message-moderate:1'>Spam</reason></retract>\
+             <stanza-id xmlns='urn:xmpp:sid:0' id='{{*}}' by='{ROOM}'/></message>"
+        ))
+        .await
+        .unwrap();
+    }
+    alice
+        .expect(&format!(
+            "<iq type='result' id='r1' from='{ROOM}' to='{ALICE}'/>"
+        ))
+        .await
+        .unwrap();
+    iq(
+        &mut bob,
+        ROOM,
+        "set",
+        "q1",
+        &format!("<query xmlns='{MAM}'><set xmlns='http://jabber.org/protocol/rsm'><max>1</max></set></query>"),
+    )
+    .await;
+    bob.expect(&format!(
+        "<message from='{ROOM}' to='{BOB}' id='{{*}}'><result xmlns='{MAM}' id='{id}'>\
+         <forwarded xmlns='urn:xmpp:forward:0'><delay xmlns='urn:xmpp:delay' stamp='{{*}}'/>\
+         <message xmlns='jabber:client' type='groupchat' from='{ROOM}/bob' id='spam'>\
+         <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/>\
+         <retracted xmlns='urn:xmpp:message-retract:1' stamp='{{*}}'>\
+         <moderated xmlns='urn:xmpp:message-moderate:1' by='{ROOM}/alice'>\
+         <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/></moderated>\
+         <reason xmlns='urn:xmpp:message-moderate:1'>Spam</reason></retracted></message>\
+         </forwarded></result></message>"
+    ))
+    .await
+    .unwrap();
+    bob.recv_element().await.unwrap(); // fin
+    // A newcomer's history holds neither the message nor the notice.
+    let mut carol = online(&server, "carol", "c").await;
+    send_join(&mut carol, "carol", "").await;
+    for _ in 0..3 {
+        carol.recv_element().await.unwrap(); // alice, bob, herself
+    }
+    carol.expect(&no_subject(CAROL)).await.unwrap();
+}
+
+/// A persistent room's history outlives the server: loaded from the archive, it is what a
+/// newcomer gets (§7.2.15) after a restart. A temporary room vanishes with its last occupant
+/// (§10.1), its archive with it: entering it again creates a new room (201).
+#[tokio::test]
+async fn history_survives_restart_and_temporary_rooms_vanish() {
+    let server = server().await;
+    let mut alice = alice_creates(&server).await;
+    configure(&mut alice, ALICE, &[("muc#roomconfig_persistentroom", "1")]).await;
+    alice.expect(&config_notice(ALICE, &[104])).await.unwrap();
+    say(&mut alice, "k1", "Kept").await;
+    alice.recv_element().await.unwrap();
+    alice.close().await.unwrap();
+    let server = server.restart().await;
+    let mut bob = online(&server, "bob", "b").await;
+    send_join(&mut bob, "bob", "").await;
+    bob.recv_element().await.unwrap(); // himself
+    bob.expect(&format!(
+        "<message from='{ROOM}/alice' to='{BOB}' type='groupchat' id='k1'><body>Kept</body>\
+         <stanza-id xmlns='urn:xmpp:sid:0' id='{{*}}' by='{ROOM}'/>\
+         <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/>\
+         <delay xmlns='urn:xmpp:delay' from='{ROOM}' stamp='{{*}}'/></message>"
+    ))
+    .await
+    .unwrap();
+    bob.expect(&no_subject(BOB)).await.unwrap();
+    // A temporary room.
+    let temp = format!("temp@{SERVICE}");
+    bob.send_xml(&format!(
+        "<presence to='{temp}/bob'><x xmlns='{MUC}'/></presence>"
+    ))
+    .await
+    .unwrap();
+    bob.recv_element().await.unwrap(); // himself, 201
+    bob.recv_element().await.unwrap(); // subject
+    iq(
+        &mut bob,
+        &temp,
+        "set",
+        "c1",
+        &format!("<query xmlns='{OWNER}'><x xmlns='jabber:x:data' type='submit'/></query>"),
+    )
+    .await;
+    bob.recv_element().await.unwrap();
+    bob.send_xml(&format!(
+        "<message to='{temp}' type='groupchat' id='t1'><body>gone soon</body></message>"
+    ))
+    .await
+    .unwrap();
+    bob.recv_element().await.unwrap();
+    bob.send_xml(&format!("<presence to='{temp}/bob' type='unavailable'/>"))
+        .await
+        .unwrap();
+    bob.recv_element().await.unwrap();
+    bob.send_xml(&format!(
+        "<presence to='{temp}/bob'><x xmlns='{MUC}'/></presence>"
+    ))
+    .await
+    .unwrap();
+    bob.expect(&format!(
+        "<presence from='{temp}/bob' to='{BOB}'><x xmlns='{USER}'>\
+         <item affiliation='owner' role='moderator' jid='{BOB}'/>\
+         <status code='110'/><status code='170'/><status code='201'/></x>\
+         <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/></presence>"
+    ))
+    .await
+    .unwrap();
+    bob.expect(&format!(
+        "<message from='{temp}' to='{BOB}' type='groupchat' id='{{*}}'><subject/></message>"
+    ))
+    .await
+    .unwrap();
 }

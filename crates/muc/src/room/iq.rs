@@ -4,7 +4,10 @@
 use starling_module_api::forms::{DataForm, Field, FormKind};
 use starling_proto::{Element, Jid, StanzaError, StanzaErrorCondition, iq_result, ns};
 
+use starling_module_api::mam::query;
+
 use super::Room;
+use super::archive::NS_MODERATE;
 use super::occupants::Change;
 use crate::affiliation::{Affiliation, Role, may_set_affiliation, may_set_role};
 use crate::settings::{ROOMINFO, Settings};
@@ -53,6 +56,8 @@ impl Room {
                 Ok(Some(Element::new("query", ns::DISCO_ITEMS)))
             }
             (true, "ping", ns::PING) => Ok(None),
+            (_, "query" | "metadata", query::NS_MAM) => self.mam(from, &s, &payload, get).await,
+            (false, "moderate", NS_MODERATE) => self.moderate(from, &payload).await.map(|()| None),
             (true, "query", NS_ADMIN) => self.admin_get(from, &payload).map(Some),
             (false, "query", NS_ADMIN) => self.admin_set(from, &payload).await.map(|()| None),
             (true, "query", NS_OWNER) => self.owner_get(from).map(Some),
@@ -168,6 +173,14 @@ impl Room {
             ns::PING,
         ];
         features.extend(self.settings.features());
+        if self.settings.archiving {
+            features.extend([
+                query::NS_MAM,
+                query::NS_MAM_EXTENDED,
+                query::NS_FULLTEXT,
+                NS_MODERATE,
+            ]);
+        }
         features.sort_unstable();
         for f in features {
             q.append_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));

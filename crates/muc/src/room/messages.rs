@@ -21,6 +21,8 @@ pub(crate) struct HistoryEntry {
     at: SystemTime,
     /// Its length in characters as sent (for `maxchars`).
     chars: usize,
+    /// The room's stanza id of it.
+    id: Option<String>,
 }
 
 /// Payloads that make a groupchat message worth keeping (history, archive): a body, an
@@ -86,7 +88,12 @@ impl Room {
             .await;
             return;
         };
-        let (nick, role, occupant_id) = (o.nick.clone(), o.role, o.occupant_id.clone());
+        let (nick, role, occupant_id, bare) = (
+            o.nick.clone(),
+            o.role,
+            o.occupant_id.clone(),
+            o.bare.to_string(),
+        );
         if role < Role::Participant {
             // §7.4, §8.3: visitors of a moderated room have no voice.
             self.refuse(
@@ -136,17 +143,29 @@ impl Room {
                 m.append_child(c.clone());
             }
         }
-        let keep = storable(&m);
-        if keep {
+        let stanza_id = storable(&m).then(random_id);
+        if let Some(id) = &stanza_id {
             m.append_child(
                 Element::new("stanza-id", ns::SID)
-                    .with_attr("id", random_id())
+                    .with_attr("id", id.as_str())
                     .with_attr("by", self.jid.as_str()),
             );
         }
         m.append_child(Element::new("occupant-id", NS_OCCUPANT_ID).with_attr("id", occupant_id));
-        if keep && self.settings.history_length > 0 {
-            self.remember(&m);
+        if let Some(id) = &stanza_id {
+            // What occupants see is in the archive first; a message the archive cannot take is
+            // refused, not shown.
+            if self.settings.archiving && self.archive(&m, id, &nick, &bare).await.is_err() {
+                self.refuse(
+                    &s,
+                    StanzaError::new(StanzaErrorCondition::InternalServerError),
+                )
+                .await;
+                return;
+            }
+            if self.settings.history_length > 0 {
+                self.remember_at(&m, SystemTime::now());
+            }
         }
         m.share_children();
         for o in self.occupants.values() {
@@ -156,27 +175,37 @@ impl Room {
         }
     }
 
-    /// Keeps a reflected message in the history, as newcomers will get it (§7.2.15: with the
-    /// room's `<delay/>`, XEP-0203).
-    fn remember(&mut self, m: &Element) {
-        let now = SystemTime::now();
+    /// Keeps a reflected message (received at `at`) in the history, as newcomers will get it
+    /// (§7.2.15: with the room's `<delay/>`, XEP-0203).
+    pub(super) fn remember_at(&mut self, m: &Element, at: SystemTime) {
+        let id = m
+            .get_child("stanza-id", ns::SID)
+            .filter(|s| s.attr("by") == Some(self.jid.as_str()))
+            .and_then(|s| s.attr("id"))
+            .map(str::to_owned);
         let mut h = m.clone();
         h.append_child(
             Element::new("delay", ns::DELAY)
                 .with_attr("from", self.jid.as_str())
-                .with_attr("stamp", starling_proto::clock::format_utc(now)),
+                .with_attr("stamp", starling_proto::clock::format_utc(at)),
         );
         let chars = h.to_xml().chars().count();
         h.share_children();
         self.history.push_back(HistoryEntry {
             message: h,
-            at: now,
+            at,
             chars,
+            id,
         });
         let max = usize::try_from(self.settings.history_length).unwrap_or(usize::MAX);
         while self.history.len() > max {
             self.history.pop_front();
         }
+    }
+
+    /// A retracted message is no longer history (XEP-0425).
+    pub(super) fn forget_history(&mut self, id: &str) {
+        self.history.retain(|e| e.id.as_deref() != Some(id));
     }
 
     /// §8.1: the subject changes, everyone hears it from the occupant who changed it.

@@ -4,6 +4,7 @@
 //! is handled here, one at a time, in the order it arrived: [`Room::stanza`] dispatches
 //! presence to [`occupants`], messages to [`messages`], IQs to [`iq`].
 
+mod archive;
 mod iq;
 mod messages;
 mod occupants;
@@ -20,7 +21,7 @@ use starling_proto::{
     BareJid, Element, ErrorType, FullJid, Jid, StanzaError, StanzaErrorCondition, error_reply, ns,
 };
 use starling_storage::{RoomAffiliation, RoomKey, RoomSubject, StorageError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::affiliation::{Affiliation, Role};
 use crate::settings::Settings;
@@ -30,8 +31,9 @@ use messages::HistoryEntry;
 
 /// What a room's task is handed.
 pub(crate) enum Command {
-    /// A stanza to the room or one of its occupants, `from` stamped.
-    Stanza(Element),
+    /// A stanza to the room or one of its occupants, `from` stamped; `done` is told when it is
+    /// handled (a message to all: archived and reflected).
+    Stanza(Element, Option<oneshot::Sender<()>>),
     /// The session `jid` (registry id `id`) ended: it leaves.
     Ended { jid: FullJid, id: SessionId },
     /// The account was deleted: its affiliation goes (already gone from the store).
@@ -40,7 +42,7 @@ pub(crate) enum Command {
 
 impl Command {
     pub(crate) fn is_message(&self) -> bool {
-        matches!(self, Command::Stanza(s) if s.name() == "message")
+        matches!(self, Command::Stanza(s, _) if s.name() == "message")
     }
 }
 
@@ -123,13 +125,12 @@ pub(crate) async fn run(
             None if load_failed => absent_failed(&ctx, cmd).await,
             None => room = Room::absent(&ctx, &shared, &key, cmd).await,
         }
-        if room.as_ref().is_some_and(|r| r.destroyed) {
+        if let Some(r) = &room
+            && (r.destroyed || r.vanishes().await)
+        {
             room = None;
         }
         if room.as_ref().is_none_or(Room::idle) && shared.close_room(&key, &rx) {
-            if let Some(r) = &room {
-                r.closing();
-            }
             return;
         }
     }
@@ -138,7 +139,7 @@ pub(crate) async fn run(
 /// The room could not be read: everything that asks for an answer gets
 /// `<internal-server-error/>`.
 async fn absent_failed(ctx: &Context, cmd: Command) {
-    if let Command::Stanza(s) = cmd
+    if let Command::Stanza(s, _) = cmd
         && !matches!(s.attr("type"), Some("error" | "result" | "unavailable"))
     {
         let e = StanzaError::new(StanzaErrorCondition::InternalServerError);
@@ -202,6 +203,7 @@ impl Room {
             .into_iter()
             .map(|a| (a.jid.clone(), a))
             .collect();
+        room.load_history().await?;
         room.list();
         Ok(Some(room))
     }
@@ -227,7 +229,7 @@ impl Room {
     /// A stanza to a room that does not exist: an entering presence creates it (XEP-0045
     /// §10.1.1), everything else that asks for an answer gets `<item-not-found/>` (§6.4, §7.2.1).
     async fn absent(ctx: &Context, shared: &Shared, key: &RoomKey, cmd: Command) -> Option<Room> {
-        let Command::Stanza(s) = cmd else {
+        let Command::Stanza(s, _) = cmd else {
             return None;
         };
         let refuse = |c: StanzaErrorCondition| {
@@ -290,14 +292,23 @@ impl Room {
     }
 
     /// Whether the task may end: nobody is in the room, and a persistent room has no history
-    /// to keep in memory.
+    /// that only memory holds (an archived one reloads it).
     fn idle(&self) -> bool {
-        self.occupants.is_empty() && (!self.settings.persistent || self.history.is_empty())
+        self.occupants.is_empty()
+            && (!self.settings.persistent || self.settings.archiving || self.history.is_empty())
     }
 
-    /// The task ends with the room idle.
-    fn closing(&self) {
+    /// A temporary room whose last occupant left is gone (XEP-0045 §10.1), its archive with
+    /// it; the next presence to its name creates a new one.
+    async fn vanishes(&self) -> bool {
+        if self.settings.persistent || !self.occupants.is_empty() {
+            return false;
+        }
+        if let Err(e) = self.ctx.stores.room_archive.delete_room(&self.key).await {
+            tracing::error!(error = %e, room = %self.jid, "deleting a temporary room's archive failed");
+        }
         self.shared.list(&self.key, None);
+        true
     }
 
     /// Keeps the service's directory of temporary public rooms true.
@@ -309,7 +320,12 @@ impl Room {
 
     async fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Stanza(s) => self.stanza(s).await,
+            Command::Stanza(s, done) => {
+                self.stanza(s).await;
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
             Command::Ended { jid, id } => {
                 let ours = self
                     .occupant_session(&jid)

@@ -577,6 +577,9 @@ impl Room {
         {
             tracing::error!(error = %e, room = %self.jid, "deleting a destroyed room failed");
         }
+        if let Err(e) = self.ctx.stores.room_archive.delete_room(&self.key).await {
+            tracing::error!(error = %e, room = %self.jid, "deleting a destroyed room's archive failed");
+        }
         self.stored = false;
         self.destroyed = true;
         self.shared.list(&self.key, None);
