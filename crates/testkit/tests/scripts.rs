@@ -46,6 +46,7 @@ scripts! {
     carbons => "carbons.scs",
     mam_catchup => "mam_catchup.scs",
     omemo => "omemo.scs",
+    muc => "muc.scs",
 }
 
 #[test]
