@@ -167,6 +167,10 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "max_history",
             "max_rooms_per_user",
             "room_queue",
+            "occupant_rate",
+            "occupant_burst",
+            "room_rate",
+            "room_burst",
         ],
     ),
     (
@@ -355,6 +359,15 @@ pub struct MucConfig {
     /// Messages waiting for one busy room before more are refused with
     /// `resource-constraint` (default 1024). 16 to 1048576.
     pub room_queue: u64,
+    /// Messages (to all, or private through the room) one occupant may send per second on
+    /// average (default 10; 0: no limit), and at once (`occupant_burst`, default 30); beyond,
+    /// `resource-constraint`.
+    pub occupant_rate: u64,
+    pub occupant_burst: u64,
+    /// Messages to all one room takes per second on average (default 200; 0: no limit), and
+    /// at once (`room_burst`, default 400).
+    pub room_rate: u64,
+    pub room_burst: u64,
 }
 
 impl Default for MucConfig {
@@ -367,6 +380,10 @@ impl Default for MucConfig {
             max_history: 100,
             max_rooms_per_user: 100,
             room_queue: 1024,
+            occupant_rate: 10,
+            occupant_burst: 30,
+            room_rate: 200,
+            room_burst: 400,
         }
     }
 }

@@ -495,6 +495,19 @@ impl Cx<'_> {
         if let Some(n) = self.uint(muc, p, "room_queue", 16, 1 << 20) {
             config.muc.room_queue = n;
         }
+        let max = u64::from(u32::MAX);
+        if let Some(n) = self.uint(muc, p, "occupant_rate", 0, max) {
+            config.muc.occupant_rate = n;
+        }
+        if let Some(n) = self.uint(muc, p, "occupant_burst", 1, max) {
+            config.muc.occupant_burst = n;
+        }
+        if let Some(n) = self.uint(muc, p, "room_rate", 0, max) {
+            config.muc.room_rate = n;
+        }
+        if let Some(n) = self.uint(muc, p, "room_burst", 1, max) {
+            config.muc.room_burst = n;
+        }
     }
 
     /// `admins`: an array of bare JIDs (`user@domain`), normalised; duplicates are errors.

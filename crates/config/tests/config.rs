@@ -327,6 +327,10 @@ history_length = 5
 max_history = 10
 max_rooms_per_user = 0
 room_queue = 16
+occupant_rate = 0
+occupant_burst = 5
+room_rate = 50
+room_burst = 60
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -453,6 +457,10 @@ room_queue = 16
             max_history: 10,
             max_rooms_per_user: 0,
             room_queue: 16,
+            occupant_rate: 0,
+            occupant_burst: 5,
+            room_rate: 50,
+            room_burst: 60,
         },
     };
     let config = parse(text).unwrap();
@@ -1273,6 +1281,11 @@ fn muc_defaults_domains_and_bounds() {
             "must be at most 100000",
         ),
         ("room_queue = 15", "muc.room_queue", "must be at least 16"),
+        (
+            "occupant_burst = 0",
+            "muc.occupant_burst",
+            "must be at least 1",
+        ),
         (
             "history_length = 101",
             "muc.history_length",

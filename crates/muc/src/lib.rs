@@ -32,7 +32,7 @@ pub mod settings;
 
 use std::sync::Arc;
 
-pub use service::{Limits, Muc, MucOptions, Service};
+pub use service::{Limits, Muc, MucOptions, Rate, Service};
 
 /// `http://jabber.org/protocol/muc`: the join extension (XEP-0045 §19.1).
 pub const NS_MUC: &str = "http://jabber.org/protocol/muc";

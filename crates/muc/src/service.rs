@@ -30,6 +30,19 @@ pub struct Limits {
     /// Messages waiting for one room before new ones are refused with
     /// `<resource-constraint/>` (presence is never refused).
     pub room_queue: usize,
+    /// Messages to all or private messages one occupant may send per second on average, and
+    /// in a burst (0: no limit); beyond, `<resource-constraint/>`.
+    pub occupant_rate: Rate,
+    /// Messages to all a room takes per second on average, and in a burst (0: no limit);
+    /// beyond, `<resource-constraint/>`.
+    pub room_rate: Rate,
+}
+
+/// A rate limit: `per_second` on average, `burst` at once; `per_second = 0` is none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 impl Default for Limits {
@@ -42,6 +55,14 @@ impl Default for Limits {
             },
             max_rooms_per_user: 100,
             room_queue: 1024,
+            occupant_rate: Rate {
+                per_second: 10,
+                burst: 30,
+            },
+            room_rate: Rate {
+                per_second: 200,
+                burst: 400,
+            },
         }
     }
 }

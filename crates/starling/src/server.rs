@@ -545,6 +545,14 @@ fn muc_options(config: &Config) -> starling_muc::MucOptions {
             },
             max_rooms_per_user: clamp(m.max_rooms_per_user),
             room_queue: usize::try_from(m.room_queue).unwrap_or(usize::MAX),
+            occupant_rate: starling_muc::Rate {
+                per_second: clamp(m.occupant_rate),
+                burst: clamp(m.occupant_burst),
+            },
+            room_rate: starling_muc::Rate {
+                per_second: clamp(m.room_rate),
+                burst: clamp(m.room_burst),
+            },
         },
         no_create_hosts: config
             .hosts

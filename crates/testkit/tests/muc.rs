@@ -1524,3 +1524,32 @@ async fn history_survives_restart_and_temporary_rooms_vanish() {
     .await
     .unwrap();
 }
+
+/// `[muc] occupant_rate`/`occupant_burst`: an occupant that sends faster than its limit gets
+/// `<resource-constraint/>` of type `wait` (RFC 6120 §8.3.3.18) for the message that is over it;
+/// the others are reflected.
+#[tokio::test]
+async fn occupants_have_a_rate_limit() {
+    let server = TestServer::start_with(|c| {
+        c.muc.occupant_rate = 1;
+        c.muc.occupant_burst = 2;
+    })
+    .await;
+    for u in ["alice", "bob", "carol"] {
+        server.add_user(u, PW).await;
+    }
+    let mut alice = alice_creates(&server).await;
+    for n in 1..=2 {
+        say(&mut alice, &format!("r{n}"), "quick").await;
+        alice.recv_element().await.unwrap();
+    }
+    say(&mut alice, "r3", "too quick").await;
+    alice
+        .expect(&format!(
+            "<message type='error' id='r3' from='{ROOM}' to='{ALICE}'><error type='wait' by='{ROOM}'>\
+             <resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>{{*}}</text></error></message>"
+        ))
+        .await
+        .unwrap();
+}

@@ -45,6 +45,13 @@ fn error(c: StanzaErrorCondition, text: &str) -> StanzaError {
     StanzaError::new(c).with_text(text.to_owned())
 }
 
+/// Over a rate limit: try again later.
+fn too_fast() -> StanzaError {
+    StanzaError::new(StanzaErrorCondition::ResourceConstraint)
+        .with_type(starling_proto::ErrorType::Wait)
+        .with_text("too many messages; try again later")
+}
+
 impl Room {
     /// A message to the room's JID.
     pub(super) async fn room_message(&mut self, from: &Jid, s: Element) {
@@ -104,6 +111,10 @@ impl Room {
                 ),
             )
             .await;
+            return;
+        }
+        if !self.within_rate(&nick, true) {
+            self.refuse(&s, too_fast()).await;
             return;
         }
         let subject = s.get_child("subject", ns::CLIENT);
@@ -201,6 +212,17 @@ impl Room {
         while self.history.len() > max {
             self.history.pop_front();
         }
+    }
+
+    /// Whether the occupant `nick` may send one more message now (and, for a message to all,
+    /// the room take one more): the rate limits of `[muc]`.
+    fn within_rate(&mut self, nick: &str, to_all: bool) -> bool {
+        let limits = self.shared.options.limits;
+        let occupant_ok = self
+            .occupants
+            .get_mut(nick)
+            .is_some_and(|o| o.bucket.take(limits.occupant_rate));
+        occupant_ok && (!to_all || self.bucket.take(limits.room_rate))
     }
 
     /// A retracted message is no longer history (XEP-0425).
@@ -355,6 +377,14 @@ impl Room {
             .await;
             return;
         }
+        let sender_nick = sender.nick.clone();
+        if !self.within_rate(&sender_nick, false) {
+            self.refuse(&s, too_fast()).await;
+            return;
+        }
+        let Some(sender) = self.occupants.get(&sender_nick) else {
+            return;
+        };
         let mut m =
             Element::new(s.name(), ns::CLIENT).with_attr("from", self.occupant_jid(&sender.nick));
         for a in s.attrs() {

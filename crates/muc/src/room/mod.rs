@@ -67,6 +67,41 @@ pub(crate) struct Occupant {
     payload: Vec<Element>,
     /// XEP-0421 occupant id.
     occupant_id: String,
+    /// What the occupant may still send (messages to all, private messages).
+    bucket: Bucket,
+}
+
+/// A token bucket: `tokens` messages may go now; it refills at the rate's pace up to its burst.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    pub(crate) fn full(rate: crate::Rate) -> Bucket {
+        Bucket {
+            tokens: f64::from(rate.burst.max(1)),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes one message's worth if there is one (always, without a limit).
+    pub(crate) fn take(&mut self, rate: crate::Rate) -> bool {
+        if rate.per_second == 0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * f64::from(rate.per_second);
+        self.tokens = (self.tokens + refill).min(f64::from(rate.burst.max(1)));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Occupant {
@@ -98,6 +133,8 @@ pub(crate) struct Room {
     stored: bool,
     /// Destroyed (§10.9): the task forgets it.
     destroyed: bool,
+    /// What the room may still take (messages to all).
+    bucket: Bucket,
 }
 
 /// The room's task: loads the room, handles what it is handed, ends when the room has nothing
@@ -223,6 +260,7 @@ impl Room {
             locked: false,
             stored: false,
             destroyed: false,
+            bucket: Bucket::full(shared.options.limits.room_rate),
         }
     }
 

@@ -138,6 +138,7 @@ impl Room {
                 role: affiliation.default_role(self.settings.moderated),
                 affiliation,
                 payload: payload_of(&s),
+                bucket: super::Bucket::full(self.shared.options.limits.occupant_rate),
             };
             self.occupants.insert(nick.clone(), occupant);
         }
