@@ -406,7 +406,15 @@ fn service_info() -> Element {
             .with_attr("type", "text")
             .with_attr("name", "Chatrooms"),
     );
-    for f in [ns::DISCO_INFO, ns::DISCO_ITEMS, NS_MUC, NS_UNIQUE, ns::PING] {
+    // XEP-0486 §3: rooms have avatars (vcard-temp).
+    for f in [
+        ns::DISCO_INFO,
+        ns::DISCO_ITEMS,
+        NS_MUC,
+        NS_UNIQUE,
+        ns::PING,
+        ns::VCARD,
+    ] {
         q.append_child(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));
     }
     q

@@ -12,6 +12,8 @@ pub const ROOMINFO: &str = "http://jabber.org/protocol/muc#roominfo";
 /// The configuration field naming the room's occupant-id key: never shown, kept with the rest so
 /// that a persistent room's occupant ids (XEP-0421) survive restarts.
 const SECRET_FIELD: &str = "x-starling#occupant-id-key";
+/// The configuration field holding the room's vCard (XEP-0486 room avatars), as XML.
+const VCARD_FIELD: &str = "x-starling#vcard";
 
 /// Who may send private messages through the room (`muc#roomconfig_allowpm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +76,8 @@ pub struct Settings {
     pub archiving: bool,
     /// The key occupant ids are derived from (XEP-0421 §5).
     pub occupant_id_key: String,
+    /// The room's vCard (XEP-0054, XEP-0486), as owners set it; XML text.
+    pub vcard: Option<String>,
 }
 
 /// The service's defaults and bounds for room settings.
@@ -107,6 +111,7 @@ impl Settings {
             change_subject: false,
             archiving: true,
             occupant_id_key: starling_module_api::random_id(),
+            vcard: None,
         }
     }
 
@@ -166,6 +171,9 @@ impl Settings {
             c.push(("muc#roomconfig_passwordprotectedroom".to_owned(), b(true)));
             c.push(("muc#roomconfig_roomsecret".to_owned(), s(p)));
         }
+        if let Some(v) = &self.vcard {
+            c.push((VCARD_FIELD.to_owned(), s(v)));
+        }
         c
     }
 
@@ -184,6 +192,10 @@ impl Settings {
             }
             if var == "muc#roomconfig_passwordprotectedroom" {
                 protected = parse_bool(v).unwrap_or(false);
+                continue;
+            }
+            if var == VCARD_FIELD {
+                s.vcard = (!v.is_empty()).then(|| v.to_owned());
                 continue;
             }
             // A stored value the service no longer allows is clamped, not refused: the room
@@ -211,7 +223,7 @@ impl Settings {
                 protected = Some(parse_bool(v).ok_or_else(|| unacceptable(var))?);
                 continue;
             }
-            if var == SECRET_FIELD {
+            if var == SECRET_FIELD || var == VCARD_FIELD {
                 continue;
             }
             next.set(var, &field.values, limits, false)?;

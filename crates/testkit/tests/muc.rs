@@ -1119,7 +1119,8 @@ async fn discovery() {
              <feature var='http://jabber.org/protocol/disco#items'/>\
              <feature var='{MUC}'/>\
              <feature var='http://jabber.org/protocol/muc#unique'/>\
-             <feature var='urn:xmpp:ping'/></query></iq>"
+             <feature var='urn:xmpp:ping'/>\
+             <feature var='vcard-temp'/></query></iq>"
         ))
         .await
         .unwrap();
@@ -1167,6 +1168,7 @@ async fn discovery() {
              <feature var='urn:xmpp:occupant-id:0'/>\
              <feature var='urn:xmpp:ping'/>\
              <feature var='urn:xmpp:sid:0'/>\
+             <feature var='vcard-temp'/>\
              <x xmlns='jabber:x:data' type='result'>\
              <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#roominfo</value></field>\
              <field var='muc#roominfo_description'><value>Chatter</value></field>\
@@ -1176,6 +1178,7 @@ async fn discovery() {
              <field var='muc#maxhistoryfetch'><value>20</value></field>\
              <field var='muc#roomconfig_roomname'><value>The Lobby</value></field>\
              <field var='muc#roomconfig_allowinvites'><value>0</value></field>\
+             <field var='muc#roominfo_avatarhash'/>\
              </x></query></iq>"
         ))
         .await
@@ -1552,4 +1555,60 @@ async fn occupants_have_a_rate_limit() {
         ))
         .await
         .unwrap();
+}
+
+/// XEP-0486 §4: an owner sets the room's vCard with a photo (a participant may not:
+/// `<forbidden/>`); occupants hear that the configuration changed (104); anyone reads the vCard
+/// from the room's JID, and the room's disco#info carries the photo's SHA-1 (XEP-0153 §4.1) in
+/// `muc#roominfo_avatarhash`.
+#[tokio::test]
+async fn room_avatars() {
+    let server = server().await;
+    let mut alice = alice_creates(&server).await;
+    let mut bob = enters(&server, &mut alice, "bob", "b").await;
+    // A tiny GIF, whose SHA-1 is below.
+    let vcard = "<vCard xmlns='vcard-temp'><PHOTO><TYPE>image/gif</TYPE>\
+                 <BINVAL>R0lGODlhAQABAAAAACw=</BINVAL></PHOTO></vCard>";
+    iq(&mut bob, ROOM, "set", "v0", vcard).await;
+    bob.expect(&iq_error("v0", ROOM, BOB, "auth", "forbidden"))
+        .await
+        .unwrap();
+    iq(&mut alice, ROOM, "set", "v1", vcard).await;
+    alice
+        .expect(&format!(
+            "<iq type='result' id='v1' from='{ROOM}' to='{ALICE}'/>"
+        ))
+        .await
+        .unwrap();
+    for (c, me) in [(&mut alice, ALICE), (&mut bob, BOB)] {
+        c.expect(&config_notice(me, &[104])).await.unwrap();
+    }
+    let mut carol = online(&server, "carol", "c").await;
+    iq(&mut carol, ROOM, "get", "v2", "<vCard xmlns='vcard-temp'/>").await;
+    carol
+        .expect(&format!(
+            "<iq type='result' id='v2' from='{ROOM}' to='{CAROL}'>{vcard}</iq>"
+        ))
+        .await
+        .unwrap();
+    iq(
+        &mut carol,
+        ROOM,
+        "get",
+        "v3",
+        "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+    )
+    .await;
+    let info = carol.recv_element().await.unwrap();
+    let hash = info
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .and_then(|q| q.get_child("x", "jabber:x:data"))
+        .and_then(|x| {
+            x.children()
+                .find(|f| f.attr("var") == Some("muc#roominfo_avatarhash"))
+        })
+        .and_then(|f| f.get_child("value", "jabber:x:data"))
+        .map(Element::text)
+        .unwrap();
+    assert_eq!(hash, "470f22af41a0856eff4fa6dd8b394a81149cfbd6");
 }

@@ -56,6 +56,16 @@ impl Room {
                 Ok(Some(Element::new("query", ns::DISCO_ITEMS)))
             }
             (true, "ping", ns::PING) => Ok(None),
+            (true, "vCard", ns::VCARD) => Ok(Some(self.vcard())),
+            (false, "vCard", ns::VCARD) => match self.set_vcard(from, &payload).await {
+                // XEP-0486 §4.1: success first, then everyone hears the room changed.
+                Ok(()) => {
+                    self.ctx.router.route(iq_result(&s)).await;
+                    self.config_changed(&[104]).await;
+                    return;
+                }
+                Err(e) => Err(e),
+            },
             (_, "query" | "metadata", query::NS_MAM) => self.mam(from, &s, &payload, get).await,
             (false, "moderate", NS_MODERATE) => self.moderate(from, &payload).await.map(|()| None),
             (true, "query", NS_ADMIN) => self.admin_get(from, &payload).map(Some),
@@ -173,6 +183,7 @@ impl Room {
             ns::PING,
         ];
         features.extend(self.settings.features());
+        features.push(ns::VCARD);
         if self.settings.archiving {
             features.extend([
                 query::NS_MAM,
@@ -213,9 +224,63 @@ impl Room {
                 } else {
                     "0"
                 },
-            ));
+            ))
+            // XEP-0486 §4.2: the avatar's hash, for those not in the room.
+            .field(Field::plain("muc#roominfo_avatarhash").values(self.avatar_hash()));
         q.append_child(form.to_element());
         q
+    }
+
+    /// The room's vCard (XEP-0054 §3.1 on the room's JID, XEP-0486 §4.3); empty without one.
+    fn vcard(&self) -> Element {
+        self.settings
+            .vcard
+            .as_deref()
+            .and_then(|v| starling_module_api::parse_stored(v).ok())
+            .unwrap_or_else(|| Element::new("vCard", ns::VCARD))
+    }
+
+    /// XEP-0486 §4.1: owners set the room's vCard (an empty one removes the avatar).
+    async fn set_vcard(&mut self, from: &Jid, vcard: &Element) -> Result<(), StanzaError> {
+        if self.actor(from).0 != Affiliation::Owner {
+            return Err(error(
+                StanzaErrorCondition::Forbidden,
+                "only owners may set the room's avatar",
+            ));
+        }
+        let before = self.settings.vcard.take();
+        self.settings.vcard = (vcard.children().next().is_some()).then(|| vcard.to_xml());
+        if let Err(e) = self.persist().await {
+            tracing::error!(error = %e, room = %self.jid, "storing the room's vCard failed");
+            self.settings.vcard = before;
+            return Err(StanzaError::new(StanzaErrorCondition::InternalServerError));
+        }
+        Ok(())
+    }
+
+    /// XEP-0153 §4.1: the SHA-1 (lowercase hex) of the vCard's photo, if it has one.
+    fn avatar_hash(&self) -> Vec<String> {
+        use base64::Engine as _;
+        use sha1::Digest as _;
+        let vcard = self.vcard();
+        let data = vcard
+            .get_child("PHOTO", ns::VCARD)
+            .and_then(|p| p.get_child("BINVAL", ns::VCARD))
+            .map(|b| {
+                b.text()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect::<String>()
+            })
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+        data.map(|d| {
+            sha1::Sha1::digest(&d)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
+        .into_iter()
+        .collect()
     }
 
     /// The requester's affiliation and, when in the room, role.
