@@ -44,6 +44,8 @@ pub const NS_ADMIN: &str = "http://jabber.org/protocol/muc#admin";
 pub const NS_OWNER: &str = "http://jabber.org/protocol/muc#owner";
 /// `http://jabber.org/protocol/muc#unique` (§10.1.4).
 pub const NS_UNIQUE: &str = "http://jabber.org/protocol/muc#unique";
+/// XEP-0317 hats.
+pub const NS_HATS: &str = "urn:xmpp:hats:0";
 /// XEP-0421 occupant ids.
 pub const NS_OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
 /// XEP-0410 self-ping answered by the room.

@@ -3,7 +3,7 @@
 //! features that service discovery shows of it (§6.4, §15.5.4).
 
 use starling_module_api::forms::{DataForm, Field};
-use starling_proto::{StanzaError, StanzaErrorCondition};
+use starling_proto::{Element, StanzaError, StanzaErrorCondition};
 use starling_storage::RoomConfig;
 
 pub const FORM_TYPE: &str = "http://jabber.org/protocol/muc#roomconfig";
@@ -14,6 +14,19 @@ pub const ROOMINFO: &str = "http://jabber.org/protocol/muc#roominfo";
 const SECRET_FIELD: &str = "x-starling#occupant-id-key";
 /// The configuration field holding the room's vCard (XEP-0486 room avatars), as XML.
 const VCARD_FIELD: &str = "x-starling#vcard";
+/// The configuration fields holding the room's hats (XEP-0317), one `<hat uri title hue/>` per
+/// value, and who wears them, one `<hat jid uri/>` per value.
+const HATS_FIELD: &str = "x-starling#hats";
+const WORN_FIELD: &str = "x-starling#hats-worn";
+
+/// A hat (XEP-0317 §3): a role of the room's own, named by its URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hat {
+    pub uri: String,
+    pub title: String,
+    /// A hue angle for display, as given.
+    pub hue: Option<String>,
+}
 
 /// Who may send private messages through the room (`muc#roomconfig_allowpm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +91,10 @@ pub struct Settings {
     pub occupant_id_key: String,
     /// The room's vCard (XEP-0054, XEP-0486), as owners set it; XML text.
     pub vcard: Option<String>,
+    /// The room's hats (XEP-0317), in creation order.
+    pub hats: Vec<Hat>,
+    /// Which bare JIDs wear which hats (by URI).
+    pub worn: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// The service's defaults and bounds for room settings.
@@ -112,6 +129,8 @@ impl Settings {
             archiving: true,
             occupant_id_key: starling_module_api::random_id(),
             vcard: None,
+            hats: Vec::new(),
+            worn: std::collections::BTreeMap::new(),
         }
     }
 
@@ -174,6 +193,25 @@ impl Settings {
         if let Some(v) = &self.vcard {
             c.push((VCARD_FIELD.to_owned(), s(v)));
         }
+        if !self.hats.is_empty() {
+            let hats = self.hats.iter().map(|h| {
+                Element::new("hat", crate::NS_HATS)
+                    .with_attr("uri", h.uri.as_str())
+                    .with_attr("title", h.title.as_str())
+                    .with_opt_attr("hue", h.hue.as_deref())
+                    .to_xml()
+            });
+            c.push((HATS_FIELD.to_owned(), hats.collect()));
+            let worn = self.worn.iter().flat_map(|(jid, uris)| {
+                uris.iter().map(move |uri| {
+                    Element::new("hat", crate::NS_HATS)
+                        .with_attr("jid", jid.as_str())
+                        .with_attr("uri", uri.as_str())
+                        .to_xml()
+                })
+            });
+            c.push((WORN_FIELD.to_owned(), worn.collect()));
+        }
         c
     }
 
@@ -196,6 +234,33 @@ impl Settings {
             }
             if var == VCARD_FIELD {
                 s.vcard = (!v.is_empty()).then(|| v.to_owned());
+                continue;
+            }
+            if var == HATS_FIELD || var == WORN_FIELD {
+                for hat in values
+                    .iter()
+                    .filter_map(|x| starling_module_api::parse_stored(x).ok())
+                {
+                    let (Some(uri), title, jid) =
+                        (hat.attr("uri"), hat.attr("title"), hat.attr("jid"))
+                    else {
+                        continue;
+                    };
+                    match (var == HATS_FIELD, title, jid) {
+                        (true, Some(title), _) => s.hats.push(Hat {
+                            uri: uri.to_owned(),
+                            title: title.to_owned(),
+                            hue: hat.attr("hue").map(str::to_owned),
+                        }),
+                        (false, _, Some(jid)) => {
+                            s.worn
+                                .entry(jid.to_owned())
+                                .or_default()
+                                .insert(uri.to_owned());
+                        }
+                        _ => {}
+                    }
+                }
                 continue;
             }
             // A stored value the service no longer allows is clamped, not refused: the room
@@ -223,7 +288,7 @@ impl Settings {
                 protected = Some(parse_bool(v).ok_or_else(|| unacceptable(var))?);
                 continue;
             }
-            if var == SECRET_FIELD || var == VCARD_FIELD {
+            if var.starts_with("x-starling#") {
                 continue;
             }
             next.set(var, &field.values, limits, false)?;
@@ -493,6 +558,16 @@ mod tests {
             &LIMITS,
         )
         .unwrap();
+        s.vcard = Some("<vCard xmlns='vcard-temp'><FN>Lobby</FN></vCard>".into());
+        s.hats.push(Hat {
+            uri: "urn:example:hats#host".into(),
+            title: "Host <& co>".into(),
+            hue: Some("120".into()),
+        });
+        s.worn
+            .entry("juliet@capulet.lit".into())
+            .or_default()
+            .insert("urn:example:hats#host".into());
         let back = Settings::from_stored(&s.to_stored(), &LIMITS);
         assert_eq!(back, s);
         assert_eq!(back.password.as_deref(), Some("cauldron"));

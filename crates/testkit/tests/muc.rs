@@ -1151,6 +1151,7 @@ async fn discovery() {
         .expect(&format!(
             "<iq type='result' id='s4' from='{ROOM}' to='{ALICE}'><query xmlns='http://jabber.org/protocol/disco#info'>\
              <identity category='conference' type='text' name='The Lobby'/>\
+             <feature var='http://jabber.org/protocol/commands'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='{MUC}'/>\
              <feature var='http://jabber.org/protocol/muc#self-ping-optimization'/>\
@@ -1162,6 +1163,7 @@ async fn discovery() {
              <feature var='muc_unmoderated'/>\
              <feature var='muc_unsecured'/>\
              <feature var='urn:xmpp:fulltext:0'/>\
+             <feature var='urn:xmpp:hats:0'/>\
              <feature var='urn:xmpp:mam:2'/>\
              <feature var='urn:xmpp:mam:2#extended'/>\
              <feature var='urn:xmpp:message-moderate:1'/>\
@@ -1179,6 +1181,7 @@ async fn discovery() {
              <field var='muc#roomconfig_roomname'><value>The Lobby</value></field>\
              <field var='muc#roomconfig_allowinvites'><value>0</value></field>\
              <field var='muc#roominfo_avatarhash'/>\
+             <field var='hats#hash'/>\
              </x></query></iq>"
         ))
         .await
@@ -1611,4 +1614,166 @@ async fn room_avatars() {
         .map(Element::text)
         .unwrap();
     assert_eq!(hash, "470f22af41a0856eff4fa6dd8b394a81149cfbd6");
+}
+
+const COMMANDS: &str = "http://jabber.org/protocol/commands";
+
+/// A hats command (XEP-0050 `execute`) with a submitted form of these fields.
+fn hat_command(node: &str, fields: &[(&str, &str)]) -> String {
+    let fields: String = fields
+        .iter()
+        .map(|(v, val)| format!("<field var='{v}'><value>{val}</value></field>"))
+        .collect();
+    format!(
+        "<command xmlns='{COMMANDS}' action='execute' node='urn:xmpp:hats:commands:{node}'>\
+         <x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:hats:commands</value></field>\
+         {fields}</x></command>"
+    )
+}
+
+fn completed(id: &str, node: &str) -> String {
+    format!(
+        "<iq type='result' id='{id}' from='{ROOM}' to='{ALICE}'><command xmlns='{COMMANDS}' \
+         node='urn:xmpp:hats:commands:{node}' sessionid='{{*}}' status='completed'/></iq>"
+    )
+}
+
+/// XEP-0317: the room lists its hats commands (XEP-0050 §2.2); an owner creates a hat (the
+/// command without a form gets the form, §4.1), gives it to a participant, whose presence
+/// then shows it to everyone (§3); a participant may not create hats (`<forbidden/>`); the hat
+/// destroyed, the presence shows it no more and everyone hears the configuration changed.
+#[tokio::test]
+async fn hats() {
+    let server = server().await;
+    let mut alice = alice_creates(&server).await;
+    let mut bob = enters(&server, &mut alice, "bob", "b").await;
+    iq(
+        &mut alice,
+        ROOM,
+        "get",
+        "h0",
+        &format!("<query xmlns='http://jabber.org/protocol/disco#items' node='{COMMANDS}'/>"),
+    )
+    .await;
+    let items = alice.recv_element().await.unwrap();
+    let nodes: Vec<&str> = items
+        .get_child("query", "http://jabber.org/protocol/disco#items")
+        .unwrap()
+        .children()
+        .filter_map(|i| i.attr("node"))
+        .collect();
+    assert!(
+        nodes.contains(&"urn:xmpp:hats:commands:create"),
+        "{nodes:?}"
+    );
+    iq(
+        &mut alice,
+        ROOM,
+        "set",
+        "h1",
+        &format!(
+            "<command xmlns='{COMMANDS}' action='execute' node='urn:xmpp:hats:commands:create'/>"
+        ),
+    )
+    .await;
+    alice
+        .expect(&format!(
+            "<iq type='result' id='h1' from='{ROOM}' to='{ALICE}'><command xmlns='{COMMANDS}' \
+             node='urn:xmpp:hats:commands:create' sessionid='{{*}}' status='executing'>\
+             <x xmlns='jabber:x:data' type='form'><title>Creating a Hat</title>\
+             <field var='FORM_TYPE' type='hidden'><value>urn:xmpp:hats:commands</value></field>\
+             <field var='hats#title' type='text-single' label='Hat Title'><required/></field>\
+             <field var='hats#uri' type='text-single' label='Hat URI'><required/></field>\
+             <field var='hats#hue' type='text-single' label='Hat Hue'/></x></command></iq>"
+        ))
+        .await
+        .unwrap();
+    let uri = "http://example.org/hats#scribe";
+    let create = hat_command(
+        "create",
+        &[
+            ("hats#title", "Scribe"),
+            ("hats#uri", uri),
+            ("hats#hue", "120"),
+        ],
+    );
+    iq(&mut bob, ROOM, "set", "h2", &create).await;
+    bob.expect(&iq_error("h2", ROOM, BOB, "auth", "forbidden"))
+        .await
+        .unwrap();
+    iq(&mut alice, ROOM, "set", "h3", &create).await;
+    for (c, me) in [(&mut alice, ALICE), (&mut bob, BOB)] {
+        c.expect(&config_notice(me, &[104])).await.unwrap();
+    }
+    alice.expect(&completed("h3", "create")).await.unwrap();
+    iq(
+        &mut alice,
+        ROOM,
+        "set",
+        "h4",
+        &hat_command(
+            "assign",
+            &[("hats#jid", "bob@localhost"), ("hats#uri", uri)],
+        ),
+    )
+    .await;
+    let hats =
+        format!("<hats xmlns='urn:xmpp:hats:0'><hat title='Scribe' uri='{uri}' hue='120'/></hats>");
+    alice
+        .expect(&format!(
+            "<presence from='{ROOM}/bob' to='{ALICE}'><x xmlns='{USER}'>\
+             <item affiliation='none' role='participant' jid='{BOB}'/></x>{hats}\
+             <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/></presence>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(&format!(
+        "<presence from='{ROOM}/bob' to='{BOB}'><x xmlns='{USER}'>\
+         <item affiliation='none' role='participant' jid='{BOB}'/><status code='110'/></x>{hats}\
+         <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/></presence>"
+    ))
+    .await
+    .unwrap();
+    alice.expect(&completed("h4", "assign")).await.unwrap();
+    iq(
+        &mut alice,
+        ROOM,
+        "set",
+        "h5",
+        &format!("<command xmlns='{COMMANDS}' action='execute' node='urn:xmpp:hats:commands:list-assigned'/>"),
+    )
+    .await;
+    alice
+        .expect(&format!(
+            "<iq type='result' id='h5' from='{ROOM}' to='{ALICE}'><command xmlns='{COMMANDS}' \
+             node='urn:xmpp:hats:commands:list-assigned' sessionid='{{*}}' status='completed'>\
+             <x xmlns='jabber:x:data' type='result'><title>Assigned Hats List</title>\
+             <reported><field var='hats#jid'/><field var='hats#uri'/><field var='hats#title'/><field var='hats#hue'/></reported>\
+             <item><field var='hats#jid'><value>bob@localhost</value></field>\
+             <field var='hats#uri'><value>{uri}</value></field>\
+             <field var='hats#title'><value>Scribe</value></field>\
+             <field var='hats#hue'><value>120</value></field></item></x></command></iq>"
+        ))
+        .await
+        .unwrap();
+    iq(
+        &mut alice,
+        ROOM,
+        "set",
+        "h6",
+        &hat_command("destroy", &[("hats#uri", uri)]),
+    )
+    .await;
+    alice.expect(&config_notice(ALICE, &[104])).await.unwrap();
+    alice
+        .expect(&occupant(
+            "bob",
+            ALICE,
+            &format!("<item affiliation='none' role='participant' jid='{BOB}'/>"),
+            &[],
+        ))
+        .await
+        .unwrap();
+    alice.expect(&completed("h6", "destroy")).await.unwrap();
 }

@@ -8,6 +8,7 @@ use starling_module_api::mam::query;
 
 use super::Room;
 use super::archive::NS_MODERATE;
+use super::hats::NS_COMMANDS;
 use super::occupants::Change;
 use crate::affiliation::{Affiliation, Role, may_set_affiliation, may_set_role};
 use crate::settings::{ROOMINFO, Settings};
@@ -55,6 +56,10 @@ impl Room {
                 // §6.5: the occupants are not listed (real JIDs stay private).
                 Ok(Some(Element::new("query", ns::DISCO_ITEMS)))
             }
+            (true, "query", ns::DISCO_ITEMS) if payload.attr("node") == Some(NS_COMMANDS) => {
+                Ok(Some(self.command_items()))
+            }
+            (false, "command", NS_COMMANDS) => self.command(from, &payload).await.map(Some),
             (true, "ping", ns::PING) => Ok(None),
             (true, "vCard", ns::VCARD) => Ok(Some(self.vcard())),
             (false, "vCard", ns::VCARD) => match self.set_vcard(from, &payload).await {
@@ -183,7 +188,7 @@ impl Room {
             ns::PING,
         ];
         features.extend(self.settings.features());
-        features.push(ns::VCARD);
+        features.extend([ns::VCARD, crate::NS_HATS, NS_COMMANDS]);
         if self.settings.archiving {
             features.extend([
                 query::NS_MAM,
@@ -226,7 +231,9 @@ impl Room {
                 },
             ))
             // XEP-0486 §4.2: the avatar's hash, for those not in the room.
-            .field(Field::plain("muc#roominfo_avatarhash").values(self.avatar_hash()));
+            .field(Field::plain("muc#roominfo_avatarhash").values(self.avatar_hash()))
+            // XEP-0317 §2: a hash of the hats, to know when the list changed.
+            .field(Field::plain("hats#hash").values(self.hats_hash()));
         q.append_child(form.to_element());
         q
     }

@@ -5,6 +5,7 @@
 //! presence to [`occupants`], messages to [`messages`], IQs to [`iq`].
 
 mod archive;
+mod hats;
 mod iq;
 mod messages;
 mod occupants;

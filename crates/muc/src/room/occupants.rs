@@ -451,6 +451,10 @@ impl Room {
             x.append_child(Element::new("status", NS_USER).with_attr("code", code.to_string()));
         }
         p.append_child(x);
+        // XEP-0317 §3: the hats the occupant wears.
+        if !unavailable && let Some(hats) = self.hats_of(o.bare.as_str()) {
+            p.append_child(hats);
+        }
         p.append_child(
             Element::new("occupant-id", NS_OCCUPANT_ID).with_attr("id", o.occupant_id.as_str()),
         );
