@@ -13,7 +13,7 @@
 //! after the presence module sent the `unsubscribe`/`unsubscribed` that its removal causes).
 
 use async_trait::async_trait;
-use starling_proto::{BareJid, FullJid};
+use starling_proto::{BareJid, Element, FullJid};
 use starling_storage::RosterItem;
 
 use crate::{Context, SessionEntry};
@@ -71,6 +71,12 @@ pub enum Event {
         account: BareJid,
         namespaces: Vec<String>,
     },
+    /// A group chat message to all (XEP-0045 §7.4) naming an occupant was queued to the
+    /// occupant's session `to` while that session is away (detached, waiting for a XEP-0198
+    /// resumption, or inactive, XEP-0352). `message` is the message as the session got it.
+    /// Emitted by the conference service after the delivery; the push module wakes the device
+    /// (XEP-0357).
+    Mentioned { to: FullJid, message: Element },
 }
 
 /// Hears every [`Event`]. Registered with

@@ -587,3 +587,47 @@ async fn notifications_are_rate_limited_and_coalesced() {
         .await
         .unwrap();
 }
+
+/// XEP-0357 §7 for group chats (XEP-0045): the room's traffic wakes no one, but a message to all
+/// that names an occupant whose pushed session is inactive (XEP-0352) is published, from the
+/// sender's occupant JID.
+#[tokio::test]
+async fn a_group_chat_mention_is_pushed() {
+    let room = "lobby@conference.localhost";
+    let server = server(|_| {}).await;
+    let mut app = app_server(&server).await;
+    let mut bob = server.online("bob", PW, "r").await;
+    bob.send_xml(&format!("<presence to='{room}/bob'/>"))
+        .await
+        .unwrap();
+    bob.drain(Duration::from_millis(200)).await;
+    let mut alice = alice_enables(&server, "phone", "n1").await;
+    alice
+        .send_xml(&format!("<presence to='{room}/Alice'/>"))
+        .await
+        .unwrap();
+    alice.drain(Duration::from_millis(200)).await;
+    bob.drain(Duration::from_millis(100)).await;
+    alice
+        .send_xml("<inactive xmlns='urn:xmpp:csi:0'/>")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (id, body) in [("g1", "good morning"), ("g2", "alice, are you there?")] {
+        bob.send_xml(&format!(
+            "<message to='{room}' type='groupchat' id='{id}'><body>{body}</body></message>"
+        ))
+        .await
+        .unwrap();
+    }
+    for id in ["g1", "g2"] {
+        let m = alice.recv_element().await.unwrap();
+        assert_eq!(m.attr("id"), Some(id));
+    }
+    expect_and_ack(
+        &mut app,
+        &publish("n1", 1, Some(&format!("{room}/bob")), None, Some(FORM)),
+    )
+    .await;
+    app.expect_silence(SILENCE).await.unwrap();
+}

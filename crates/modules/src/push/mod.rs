@@ -43,7 +43,9 @@
 //!   resumption) or inactive (XEP-0352): the delivered hook hears which full JIDs took a
 //!   message, and c2s marks both states on the session's address
 //!   (`SessionHandle::is_detached`, `is_inactive`). It publishes to the registrations of those
-//!   pushed sessions only: the device whose client is away is the one to wake.
+//!   pushed sessions only: the device whose client is away is the one to wake;
+//! - or a group chat message naming the user reached such a session ([`Event::Mentioned`],
+//!   from the conference service): the same, for that session.
 //!
 //! The delivered hook is used rather than an outbound hook because it reports only what a
 //! session actually took (not what an outbound hook dropped), for messages routed to a full or
@@ -916,12 +918,19 @@ impl DeliveredHook for Push {
     }
 
     async fn delivered(&self, ctx: &Context, message: &Element, to: &[FullJid]) {
+        if warrants_push(message) {
+            self.away_sessions_took(ctx, message, to);
+        }
+    }
+}
+
+impl Push {
+    /// `message` reached the sessions `to` (of one account): those of them that are pushed and
+    /// away wake their devices.
+    fn away_sessions_took(&self, ctx: &Context, message: &Element, to: &[FullJid]) {
         let Some(first) = to.first() else {
             return;
         };
-        if !warrants_push(message) {
-            return;
-        }
         let key = self.inner.message_key(message);
         let registrations: Vec<PushRegistration> = {
             let mut state = self.inner.lock();
@@ -946,11 +955,17 @@ impl DeliveredHook for Push {
 
 #[async_trait]
 impl EventListener for Push {
-    async fn on_event(&self, _ctx: &Context, event: &Event) {
-        // Resumed keeps the session, and so its registrations; its registrations stay stored
-        // when it ends, for the Offline point.
-        if let Event::Ended(entry) = event {
-            self.inner.detach_session(&entry.jid, entry.handle.id());
+    async fn on_event(&self, ctx: &Context, event: &Event) {
+        match event {
+            // Resumed keeps the session, and so its registrations; its registrations stay
+            // stored when it ends, for the Offline point.
+            Event::Ended(entry) => self.inner.detach_session(&entry.jid, entry.handle.id()),
+            // A group chat message naming the user: worth waking the device for, unlike the
+            // room's other traffic.
+            Event::Mentioned { to, message } => {
+                self.away_sessions_took(ctx, message, std::slice::from_ref(to));
+            }
+            _ => {}
         }
     }
 }

@@ -178,12 +178,46 @@ impl Room {
                 self.remember_at(&m, SystemTime::now());
             }
         }
+        // Those who are away and named in it are told of it (push notifications, XEP-0357).
+        let mentioned = self.mentioned(&m, &nick);
+        let plain = (!mentioned.is_empty()).then(|| m.clone());
         m.share_children();
         for o in self.occupants.values() {
             for session in &o.sessions {
                 self.send(session, m.clone()).await;
             }
         }
+        if let Some(plain) = plain {
+            for to in mentioned {
+                let mut message = plain.clone();
+                message.set_attr("to", to.to_string());
+                self.ctx
+                    .router
+                    .emit(starling_module_api::Event::Mentioned { to, message })
+                    .await;
+            }
+        }
+    }
+
+    /// The away sessions (detached or inactive) of the occupants other than `sender` whose nick
+    /// the message's body names.
+    fn mentioned(&self, m: &Element, sender: &str) -> Vec<starling_proto::FullJid> {
+        let Some(body) = m.get_child("body", ns::CLIENT).map(Element::text) else {
+            return Vec::new();
+        };
+        let mut away = Vec::new();
+        for o in self.occupants.values().filter(|o| o.nick != sender) {
+            for s in &o.sessions {
+                let is_away = s
+                    .local
+                    .as_ref()
+                    .is_some_and(|e| e.handle.is_detached() || e.handle.is_inactive());
+                if is_away && names(&body, &o.nick) {
+                    away.push(s.jid.clone());
+                }
+            }
+        }
+        away
     }
 
     /// Keeps a reflected message (received at `at`) in the history, as newcomers will get it
@@ -531,6 +565,33 @@ impl Room {
             )
             .await;
         }
+    }
+}
+
+/// Whether `body` names `nick`: the nick, ignoring case, not inside a longer word.
+fn names(body: &str, nick: &str) -> bool {
+    let (body, nick) = (body.to_lowercase(), nick.to_lowercase());
+    if nick.is_empty() {
+        return false;
+    }
+    body.match_indices(&nick).any(|(i, _)| {
+        let before = body[..i].chars().next_back();
+        let after = body[i + nick.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    #[test]
+    fn mentions_are_whole_words() {
+        assert!(names("Juliet: look", "juliet"));
+        assert!(names("hey @Jules!", "jules"));
+        assert!(names("bonjour Éloïse", "éloïse"));
+        assert!(!names("Julietta is here", "juliet"));
+        assert!(!names("nothing", ""));
     }
 }
 
