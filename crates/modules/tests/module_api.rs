@@ -54,6 +54,7 @@ impl EventListener for Recorder {
                 "registered {account} contact {}",
                 contact.as_ref().map_or("none".into(), |c| c.to_string())
             ),
+            Event::Mentioned { to, message } => format!("mentioned {to} {}", message.to_xml()),
         };
         self.0.lock().unwrap().push(line);
     }

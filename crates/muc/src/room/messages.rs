@@ -581,6 +581,13 @@ fn names(body: &str, nick: &str) -> bool {
     })
 }
 
+/// An XEP-0082 date-time.
+fn parse_time(s: &str) -> Option<SystemTime> {
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    Some(SystemTime::from(t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::names;
@@ -593,11 +600,4 @@ mod tests {
         assert!(!names("Julietta is here", "juliet"));
         assert!(!names("nothing", ""));
     }
-}
-
-/// An XEP-0082 date-time.
-fn parse_time(s: &str) -> Option<SystemTime> {
-    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
-        .ok()?;
-    Some(SystemTime::from(t))
 }
