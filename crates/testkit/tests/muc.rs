@@ -1154,8 +1154,10 @@ async fn discovery() {
              <feature var='http://jabber.org/protocol/commands'/>\
              <feature var='http://jabber.org/protocol/disco#info'/>\
              <feature var='{MUC}'/>\
+             <feature var='http://jabber.org/protocol/muc#request'/>\
              <feature var='http://jabber.org/protocol/muc#self-ping-optimization'/>\
              <feature var='http://jabber.org/protocol/muc#stable_id'/>\
+             <feature var='jabber:iq:register'/>\
              <feature var='muc_open'/>\
              <feature var='muc_public'/>\
              <feature var='muc_semianonymous'/>\
@@ -1776,4 +1778,155 @@ async fn hats() {
         .await
         .unwrap();
     alice.expect(&completed("h6", "destroy")).await.unwrap();
+}
+
+/// §7.10: a user registers with the room (the form, then its submission): the nick is reserved
+/// and the user becomes a member, which the room tells everyone while the user is in it; asking
+/// again says `<registered/>`; §7.12: the reserved nick is found at `x-roomuser-item`; another
+/// user cannot take it (`<conflict/>`, §7.2.9).
+#[tokio::test]
+async fn registration_reserves_a_nick() {
+    let server = server().await;
+    let mut alice = alice_creates(&server).await;
+    let mut bob = enters(&server, &mut alice, "bob", "b").await;
+    iq(
+        &mut bob,
+        ROOM,
+        "get",
+        "r1",
+        "<query xmlns='jabber:iq:register'/>",
+    )
+    .await;
+    bob.expect(&format!(
+        "<iq type='result' id='r1' from='{ROOM}' to='{BOB}'><query xmlns='jabber:iq:register'>\
+         <x xmlns='jabber:x:data' type='form'><title>Registration with {ROOM}</title>\
+         <instructions>{{*}}</instructions>\
+         <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#register</value></field>\
+         <field var='muc#register_roomnick' type='text-single' label='Desired nickname'><required/></field>\
+         </x></query></iq>"
+    ))
+    .await
+    .unwrap();
+    iq(
+        &mut bob,
+        ROOM,
+        "set",
+        "r2",
+        "<query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>\
+         <field var='muc#register_roomnick'><value>bob</value></field></x></query>",
+    )
+    .await;
+    alice
+        .expect(&occupant(
+            "bob",
+            ALICE,
+            &format!("<item affiliation='member' role='participant' jid='{BOB}'/>"),
+            &[],
+        ))
+        .await
+        .unwrap();
+    bob.recv_element().await.unwrap(); // his own presence
+    bob.expect(&format!(
+        "<iq type='result' id='r2' from='{ROOM}' to='{BOB}'/>"
+    ))
+    .await
+    .unwrap();
+    iq(
+        &mut bob,
+        ROOM,
+        "get",
+        "r3",
+        "<query xmlns='jabber:iq:register'/>",
+    )
+    .await;
+    bob.expect(&format!(
+        "<iq type='result' id='r3' from='{ROOM}' to='{BOB}'><query xmlns='jabber:iq:register'>\
+         <registered/><username>bob</username></query></iq>"
+    ))
+    .await
+    .unwrap();
+    bob.send_xml(&format!("<presence to='{ROOM}/bob' type='unavailable'/>"))
+        .await
+        .unwrap();
+    bob.recv_element().await.unwrap();
+    alice.recv_element().await.unwrap();
+    iq(
+        &mut bob,
+        ROOM,
+        "get",
+        "r4",
+        "<query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/>",
+    )
+    .await;
+    bob.expect(&format!(
+        "<iq type='result' id='r4' from='{ROOM}' to='{BOB}'>\
+         <query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'>\
+         <identity category='conference' name='bob' type='text'/></query></iq>"
+    ))
+    .await
+    .unwrap();
+    let mut carol = online(&server, "carol", "c").await;
+    send_join(&mut carol, "bob", "").await;
+    carol
+        .expect(&presence_error("bob", CAROL, "cancel", "conflict"))
+        .await
+        .unwrap();
+}
+
+/// §7.13 and §8.6: a visitor of a moderated room asks for voice; the moderators get the
+/// approval form, and the one who approves it gives the visitor voice (everyone hears it).
+#[tokio::test]
+async fn voice_requests() {
+    let server = server().await;
+    let mut alice = alice_creates(&server).await;
+    configure(&mut alice, ALICE, &[("muc#roomconfig_moderatedroom", "1")]).await;
+    alice.expect(&config_notice(ALICE, &[104])).await.unwrap();
+    let mut bob = online(&server, "bob", "b").await;
+    send_join(&mut bob, "bob", "").await;
+    for _ in 0..3 {
+        bob.recv_element().await.unwrap();
+    }
+    alice.recv_element().await.unwrap(); // bob, a visitor
+    bob.send_xml(&format!(
+        "<message to='{ROOM}' id='vr1'><x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>\
+         <field var='muc#role' type='list-single'><value>participant</value></field></x></message>"
+    ))
+    .await
+    .unwrap();
+    alice
+        .expect(&format!(
+            "<message from='{ROOM}' to='{ALICE}' id='{{*}}'><x xmlns='jabber:x:data' type='form'>\
+             <title>Voice request</title><instructions>{{*}}</instructions>\
+             <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/muc#request</value></field>\
+             <field var='muc#role' type='list-single' label='Requested role'><value>participant</value></field>\
+             <field var='muc#jid' type='jid-single' label='User ID'><value>{BOB}</value></field>\
+             <field var='muc#roomnick' type='text-single' label='Room Nickname'><value>bob</value></field>\
+             <field var='muc#request_allow' type='boolean' label='Grant voice to this person?'><value>false</value></field>\
+             </x></message>"
+        ))
+        .await
+        .unwrap();
+    alice
+        .send_xml(&format!(
+            "<message to='{ROOM}' id='vr2'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>\
+             <field var='muc#role'><value>participant</value></field>\
+             <field var='muc#jid'><value>{BOB}</value></field>\
+             <field var='muc#roomnick'><value>bob</value></field>\
+             <field var='muc#request_allow'><value>true</value></field></x></message>"
+        ))
+        .await
+        .unwrap();
+    bob.expect(&occupant(
+        "bob",
+        BOB,
+        &format!(
+            "<item affiliation='none' role='participant' jid='{BOB}'><actor nick='alice'/></item>"
+        ),
+        &[110],
+    ))
+    .await
+    .unwrap();
 }

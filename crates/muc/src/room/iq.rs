@@ -10,6 +10,7 @@ use super::Room;
 use super::archive::NS_MODERATE;
 use super::hats::NS_COMMANDS;
 use super::occupants::Change;
+use super::register::{NS_REGISTER, REQUEST_FORM, ROOMUSER_NODE};
 use crate::affiliation::{Affiliation, Role, may_set_affiliation, may_set_role};
 use crate::settings::{ROOMINFO, Settings};
 use crate::{NS_ADMIN, NS_MUC, NS_OCCUPANT_ID, NS_OWNER, NS_SELF_PING, NS_STABLE_ID};
@@ -52,6 +53,11 @@ impl Room {
             (true, "query", ns::DISCO_INFO) if payload.attr("node").is_none() => {
                 Ok(Some(self.disco_info()))
             }
+            (true, "query", ns::DISCO_INFO) if payload.attr("node") == Some(ROOMUSER_NODE) => {
+                Ok(Some(self.roomuser_item(from)))
+            }
+            (true, "query", NS_REGISTER) => self.register_get(from).map(Some),
+            (false, "query", NS_REGISTER) => self.register_set(from, &payload).await.map(|()| None),
             (true, "query", ns::DISCO_ITEMS) if payload.attr("node").is_none() => {
                 // §6.5: the occupants are not listed (real JIDs stay private).
                 Ok(Some(Element::new("query", ns::DISCO_ITEMS)))
@@ -188,7 +194,13 @@ impl Room {
             ns::PING,
         ];
         features.extend(self.settings.features());
-        features.extend([ns::VCARD, crate::NS_HATS, NS_COMMANDS]);
+        features.extend([
+            ns::VCARD,
+            crate::NS_HATS,
+            NS_COMMANDS,
+            NS_REGISTER,
+            REQUEST_FORM,
+        ]);
         if self.settings.archiving {
             features.extend([
                 query::NS_MAM,

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use starling_module_api::forms::DataForm;
 use starling_module_api::random_id;
 use starling_proto::{Element, Jid, StanzaError, StanzaErrorCondition, ns};
 use starling_storage::RoomSubject;
@@ -66,6 +67,12 @@ impl Room {
                 } else if let Some(decline) = x.and_then(|x| x.get_child("decline", NS_USER)) {
                     let decline = decline.clone();
                     self.decline(from, &decline).await;
+                } else if let Some(form) = s
+                    .get_child("x", ns::DATA_FORMS)
+                    .and_then(|x| DataForm::parse(x).ok())
+                    .filter(|f| f.form_type() == Some(super::register::REQUEST_FORM))
+                {
+                    self.voice_form(from, &s, &form).await;
                 } else {
                     self.refuse(
                         &s,

@@ -9,6 +9,7 @@ mod hats;
 mod iq;
 mod messages;
 mod occupants;
+mod register;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
