@@ -16,8 +16,10 @@
 #   SCENARIOS="chat_sat chat_sat_full" MAM=1 bench/compare.sh   # only those chat scenarios
 #                                         # (and the archive queries); default: all
 #   SCENARIOS="pep" BIG_IDLE=0 HOSTILE=0 MAM=0 bench/compare.sh   # PEP fan-out only
-#   SCENARIOS="muc muc_flood" SERVERS="prosody ejabberd" BIG_IDLE=0 HOSTILE=0 MAM=0 bench/compare.sh
-#                                         # multi-user chat only (Starling has no MUC yet)
+#   SCENARIOS="muc muc_flood" BIG_IDLE=0 HOSTILE=0 MAM=0 bench/compare.sh
+#                                         # multi-user chat only (rooms without archives, as
+#                                         # ejabberd's and Prosody's run; MUC_ARCHIVE=true
+#                                         # archives Starling's)
 #   EARLIER="bench/results/full-X.txt" …  # the report takes figures this run lacks from there
 #
 # CI does not run this; the figures are only meaningful on a quiet machine (nothing compiling).

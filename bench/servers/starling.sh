@@ -74,6 +74,17 @@ scram_iterations = 4096
 [archive]
 enabled = ${ARCHIVE:-false}
 TOML
+    if [ "${FEATURES:-base}" = muc ]; then
+        # FEATURES=muc, as ejabberd's mod_muc and Prosody's muc run: no rate limits, and rooms
+        # without an archive unless MUC_ARCHIVE=true (neither of them archives rooms there).
+        cat >> "$1/starling.toml" <<TOML
+
+[muc]
+occupant_rate = 0
+room_rate = 0
+archive = ${MUC_ARCHIVE:-false}
+TOML
+    fi
 }
 
 # sqlite3 from Python's standard library: no sqlite3 CLI needed.

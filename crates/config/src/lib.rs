@@ -171,6 +171,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "occupant_burst",
             "room_rate",
             "room_burst",
+            "archive",
         ],
     ),
     (
@@ -368,6 +369,9 @@ pub struct MucConfig {
     /// at once (`room_burst`, default 400).
     pub room_rate: u64,
     pub room_burst: u64,
+    /// Whether new rooms archive their messages (XEP-0313 on the room; default true). Owners
+    /// change it per room (`muc#roomconfig_enablearchiving`).
+    pub archive: bool,
 }
 
 impl Default for MucConfig {
@@ -384,6 +388,7 @@ impl Default for MucConfig {
             occupant_burst: 30,
             room_rate: 200,
             room_burst: 400,
+            archive: true,
         }
     }
 }

@@ -508,6 +508,9 @@ impl Cx<'_> {
         if let Some(n) = self.uint(muc, p, "room_burst", 1, max) {
             config.muc.room_burst = n;
         }
+        if let Some(b) = self.bool(muc, p, "archive") {
+            config.muc.archive = b;
+        }
     }
 
     /// `admins`: an array of bare JIDs (`user@domain`), normalised; duplicates are errors.

@@ -331,6 +331,7 @@ occupant_rate = 0
 occupant_burst = 5
 room_rate = 50
 room_burst = 60
+archive = false
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -461,6 +462,7 @@ room_burst = 60
             occupant_burst: 5,
             room_rate: 50,
             room_burst: 60,
+            archive: false,
         },
     };
     let config = parse(text).unwrap();

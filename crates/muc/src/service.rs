@@ -52,6 +52,7 @@ impl Default for Limits {
                 max_users: 1000,
                 history_length: 20,
                 max_history: 100,
+                archiving: true,
             },
             max_rooms_per_user: 100,
             room_queue: 1024,

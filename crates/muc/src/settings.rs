@@ -106,11 +106,13 @@ pub struct SettingsLimits {
     pub history_length: u32,
     /// The most `history_length` may be set to.
     pub max_history: u32,
+    /// Whether a new room archives its messages.
+    pub archiving: bool,
 }
 
 impl Settings {
     /// A new room's configuration: temporary, public, open, semi-anonymous, unmoderated,
-    /// archived.
+    /// archived unless the service says otherwise.
     pub fn new(limits: &SettingsLimits, name: &str) -> Settings {
         Settings {
             name: name.to_owned(),
@@ -126,7 +128,7 @@ impl Settings {
             allow_pm: AllowPm::Anyone,
             allow_invites: false,
             change_subject: false,
-            archiving: true,
+            archiving: limits.archiving,
             occupant_id_key: starling_module_api::random_id(),
             vcard: None,
             hats: Vec::new(),
@@ -533,6 +535,7 @@ mod tests {
         max_users: 200,
         history_length: 20,
         max_history: 50,
+        archiving: true,
     };
 
     fn submit(fields: &[(&str, &str)]) -> DataForm {

@@ -542,6 +542,7 @@ fn muc_options(config: &Config) -> starling_muc::MucOptions {
                 max_users: clamp(m.max_occupants),
                 history_length: clamp(m.history_length),
                 max_history: clamp(m.max_history),
+                archiving: m.archive,
             },
             max_rooms_per_user: clamp(m.max_rooms_per_user),
             room_queue: usize::try_from(m.room_queue).unwrap_or(usize::MAX),
