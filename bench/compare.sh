@@ -239,11 +239,9 @@ for server in $SERVERS; do
             # Multi-user chat (XEP-0045, issue 16 item 6): MUC_ROOMS rooms of MUC_OCCUPANTS (the
             # bench users, one room each) join, creating instant rooms, and post in a closed loop
             # on each post's reflection; then one user joins a room of MUC_FLOOD occupants ten
-            # times (the presence flood to a joiner). Not Starling: it has no MUC service yet.
-            if [ "$server" != starling ]; then
-                WITH=muc scenario "$server" "$dir" "$mode" muc "$run" --users "$((MUC_ROOMS * MUC_OCCUPANTS))" muc --rooms "$MUC_ROOMS" --occupants "$MUC_OCCUPANTS" --duration "$DURATION"
-                WITH=muc scenario "$server" "$dir" "$mode" muc_flood "$run" --users "$((MUC_FLOOD + 1))" muc --join-flood "$MUC_FLOOD" --flood-rounds 10
-            fi
+            # times (the presence flood to a joiner).
+            WITH=muc scenario "$server" "$dir" "$mode" muc "$run" --users "$((MUC_ROOMS * MUC_OCCUPANTS))" muc --rooms "$MUC_ROOMS" --occupants "$MUC_OCCUPANTS" --duration "$DURATION"
+            WITH=muc scenario "$server" "$dir" "$mode" muc_flood "$run" --users "$((MUC_FLOOD + 1))" muc --join-flood "$MUC_FLOOD" --flood-rounds 10
             scenario "$server" "$dir" "$mode" scale_small "$run" --users "$SCALE_SMALL" chat --rate 5000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_large "$run" --users "$SCALE_LARGE" chat --rate 5000 --duration "$DURATION"
         done
