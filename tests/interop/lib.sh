@@ -5,7 +5,7 @@
 interop_build() {
     echo "== build"
     cargo build -q -p starling
-    BIN=$ROOT/target/debug/starling
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug/starling
 }
 
 # A virtual environment with slixmpp, under the build directory.

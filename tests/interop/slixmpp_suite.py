@@ -18,7 +18,9 @@ import xml.etree.ElementTree as ET
 
 import slixmpp
 from slixmpp import JID
-from slixmpp.exceptions import IqError
+from slixmpp.exceptions import IqError, PresenceError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cutproxy import CutProxy  # noqa: E402
@@ -1060,6 +1062,353 @@ async def case_pep_generic_node():
     await other.bye()
 
 
+# ----- Multi-user chat (XEP-0045) at conference.localhost -----
+
+MUC_SERVICE = f"conference.{DOMAIN}"
+
+
+def room_jid(name):
+    return f"{name}@{MUC_SERVICE}"
+
+
+class MucClient(Client):
+    """A client with slixmpp's own MUC plugins. It records, in order, every message stanza it gets
+    (`stanzas`: slixmpp's `message` event, which Client records, is for those with a body only),
+    every MUC presence (`presences`, xep_0045's `groupchat_presence`) and every XEP-0425
+    moderation notice (`moderations`, xep_0425's `moderated_message`)."""
+
+    PLUGINS = ("xep_0004", "xep_0045", "xep_0249", "xep_0313", "xep_0359", "xep_0421", "xep_0425")
+
+    def __init__(self, user, resource="slix"):
+        super().__init__(user, resource)
+        for p in self.PLUGINS:
+            self.register_plugin(p)
+        self.muc = self.plugin["xep_0045"]
+        self.stanzas = []
+        self.presences = []
+        self.moderations = []
+        self.register_handler(Callback("every message", MatchXPath(f"{{{self.default_ns}}}message"),
+                                       self.stanzas.append))
+        self.add_event_handler("groupchat_presence", self.presences.append)
+        self.add_event_handler("moderated_message", self.moderations.append)
+
+    def groupchat(self, room):
+        """The messages to all with a body from `room`'s occupants, in order."""
+        return [m for m in self.stanzas
+                if m["type"] == "groupchat" and m["from"].bare == room and m["body"]]
+
+    def presences_of(self, room, nick, *codes):
+        """The presences from `room/nick` that carry all the status `codes`."""
+        return [p for p in self.presences
+                if p["from"] == f"{room}/{nick}" and set(codes) <= p["muc"]["status_codes"]]
+
+    async def join(self, room, nick, **history):
+        """xep_0045's join_muc_wait: (own presence, subject, occupants' presences, history)."""
+        return await self.muc.join_muc_wait(JID(room), nick, timeout=TIMEOUT, **history)
+
+    async def create(self, room, nick):
+        """Creates `room` by entering it (XEP-0045 §10.1.1: status 201, owner and moderator) and
+        accepts the default configuration (an instant room, §10.1.2: an empty submitted form)."""
+        pres, _, _, _ = await self.join(room, nick, maxstanzas=0)
+        assert {110, 201} <= pres["muc"]["status_codes"], str(pres)
+        assert (pres["muc"]["affiliation"], pres["muc"]["role"]) == ("owner", "moderator"), str(pres)
+        await self.muc.set_room_config(room, self.plugin["xep_0004"].make_form(ftype="submit"), timeout=5)
+        return pres
+
+
+def occupant_id(stanza):
+    return stanza["occupant-id"]["id"]
+
+
+async def case_muc_create_configure():
+    """XEP-0045 §10.1.1 and §10.1.3 with slixmpp's xep_0045: entering a new room creates it,
+    locked (status 201; another user gets <item-not-found/>, §7.2.5 of the locked room); the owner
+    fetches the configuration form (muc#roomconfig), submits it with a name and persistence, and
+    the room opens. §6.1 and §6.3: the server lists the service and the service the room, with its
+    name; §6.4: the room's disco#info shows muc_persistent and the name."""
+    room = room_jid("interop-hall")
+    owner = await MucClient("mcc1").online()
+    other = await MucClient("mcc2").online()
+    assert MUC_SERVICE in await server_items(owner), await server_items(owner)
+    pres, _, occupants, _ = await owner.join(room, "Oberon", maxstanzas=0)
+    codes = pres["muc"]["status_codes"]
+    assert {110, 201} <= codes, str(pres)
+    assert (pres["muc"]["affiliation"], pres["muc"]["role"]) == ("owner", "moderator"), str(pres)
+    assert [str(p["from"]) for p in occupants] == [f"{room}/Oberon"], [str(p) for p in occupants]  # alone
+    try:
+        await other.join(room, "Puck", maxstanzas=0)
+        raise AssertionError("entered a locked room")
+    except PresenceError as e:
+        assert e.condition == "item-not-found", str(e.presence)
+
+    form = await owner.muc.get_room_config(room, timeout=5)
+    fields = form.get_fields()
+    # slixmpp gives a hidden field's value as a list.
+    assert fields["FORM_TYPE"]["value"] == ["http://jabber.org/protocol/muc#roomconfig"], str(form)
+    assert fields["muc#roomconfig_persistentroom"]["type"] == "boolean", str(form)
+    assert fields["muc#roomconfig_persistentroom"]["value"] is False, str(form)  # temporary by default
+    form.set_values({"muc#roomconfig_roomname": "The Hall of Oberon",
+                     "muc#roomconfig_persistentroom": True})
+    await owner.muc.set_room_config(room, form, timeout=5)
+    values = (await owner.muc.get_room_config(room, timeout=5)).get_values()
+    assert values["muc#roomconfig_roomname"] == "The Hall of Oberon", values
+    assert values["muc#roomconfig_persistentroom"] is True, values
+
+    items = await owner.plugin["xep_0030"].get_items(jid=MUC_SERVICE, timeout=5)
+    listed = [(str(i[0]), i[2]) for i in items["disco_items"]["items"]]
+    assert (room, "The Hall of Oberon") in listed, listed
+    info = await other.plugin["xep_0030"].get_info(jid=room, timeout=5)
+    features = info["disco_info"]["features"]
+    assert "http://jabber.org/protocol/muc" in features, features
+    assert "muc_persistent" in features and "muc_temporary" not in features, features
+    identities = [(i[0], i[1], i[3]) for i in info["disco_info"]["identities"]]
+    assert identities == [("conference", "text", "The Hall of Oberon")], identities
+    # Unlocked: the other user enters now.
+    pres, _, occupants, _ = await other.join(room, "Puck", maxstanzas=0)
+    assert 201 not in pres["muc"]["status_codes"], str(pres)
+    assert [str(p["from"]) for p in occupants] == [f"{room}/Oberon", f"{room}/Puck"], [str(p) for p in occupants]
+    await owner.bye()
+    await other.bye()
+
+
+async def case_muc_chat_history():
+    """XEP-0045 §7.4: messages to all are reflected to every occupant, the sender too, with the
+    sender's id (muc#stable_id), the room's XEP-0359 <stanza-id by=room/> (§3: one id for every
+    copy) and the XEP-0421 <occupant-id/> of the sender's presence. §7.2.15-§7.2.16: a newcomer
+    that asks for maxstanzas=2 gets the last two messages, each with the room's XEP-0203 delay
+    and the same ids, then the subject (xep_0045's join_muc_wait returns the history it caught)."""
+    room = room_jid("interop-chat")
+    alice = await MucClient("mch1").online()
+    bob = await MucClient("mch2").online()
+    carol = await MucClient("mch3").online()
+    alice_pres = await alice.create(room, "alice")
+    subject = "Lovers and madmen have such seething brains"
+    alice.muc.set_subject(room, subject)
+    assert await until(lambda: any(m["subject"] == subject for m in alice.stanzas)), alice.stanzas
+    bob_pres, got_subject, occupants, history = await bob.join(room, "bob", maxstanzas=0)
+    assert got_subject["subject"] == subject and history == [], (str(got_subject), history)
+    assert [str(p["from"]) for p in occupants] == [f"{room}/alice", f"{room}/bob"], [str(p) for p in occupants]
+    ids = {"alice": occupant_id(alice_pres), "bob": occupant_id(bob_pres)}
+    assert all(ids.values()) and ids["alice"] != ids["bob"], ids
+    # Bob sees the same occupant id for alice as she does for herself.
+    assert occupant_id(occupants[0]) == ids["alice"], str(occupants[0])
+
+    lines = [("alice", "The lunatic, the lover and the poet"), ("bob", "Are of imagination all compact"),
+             ("alice", "One sees more devils than vast hell can hold")]
+    sent = []
+    for nick, body in lines:
+        c = alice if nick == "alice" else bob
+        m = c.make_message(mto=room, mbody=body, mtype="groupchat")
+        m.send()
+        sent.append((nick, m["id"], body))
+        for each in (alice, bob):
+            assert await until(lambda each=each: len(each.groupchat(room)) == len(sent)), each.groupchat(room)
+    stanza_ids = []
+    for each in (alice, bob):
+        got = each.groupchat(room)
+        assert [(m["from"].resource, m["id"], m["body"]) for m in got] == sent, [str(m) for m in got]
+        for m, (nick, _, _) in zip(got, sent):
+            assert m["stanza_id"]["by"] == room and m["stanza_id"]["id"], str(m)
+            assert occupant_id(m) == ids[nick], (str(m), ids)
+            assert m.xml.find("{urn:xmpp:delay}delay") is None, str(m)  # live, not history
+        stanza_ids.append([m["stanza_id"]["id"] for m in got])
+    assert stanza_ids[0] == stanza_ids[1] and len(set(stanza_ids[0])) == 3, stanza_ids
+
+    _, got_subject, _, history = await carol.join(room, "carol", maxstanzas=2)
+    assert [(m["from"].resource, m["id"], m["body"]) for m in history] == sent[1:], [str(m) for m in history]
+    for m, sid, (nick, _, _) in zip(history, stanza_ids[0][1:], sent[1:]):
+        assert m["delay"]["from"] == room and m["delay"]["stamp"] is not None, str(m)
+        assert m["stanza_id"]["id"] == sid and occupant_id(m) == ids[nick], str(m)
+    assert str(got_subject["from"]) == f"{room}/alice" and got_subject["subject"] == subject, str(got_subject)
+    # In that order: the history, then the subject.
+    order = [m["body"] or f"subject: {m['subject']}" for m in carol.stanzas if m["type"] == "groupchat"]
+    assert order == [body for _, _, body in sent[1:]] + [f"subject: {subject}"], order
+    for c in (alice, bob, carol):
+        await c.bye()
+
+
+async def case_muc_invite():
+    """XEP-0045 §7.8.2 with xep_0045's invite(): the room passes the mediated invitation on to the
+    invitee from the room's JID with the inviter's JID and reason; the invitee's decline
+    (xep_0045's decline(), §7.8.2) reaches the inviter from the room. XEP-0249 with xep_0249's
+    send_invitation: the direct invitation reaches the invitee from the inviter (§2), who then
+    enters the room."""
+    room = room_jid("interop-invite")
+    alice = await MucClient("mci1").online()
+    bob = await MucClient("mci2").online()
+    carol = await MucClient("mci3").online()
+    mediated, direct = [], []
+    bob.add_event_handler("groupchat_invite", mediated.append)
+    carol.add_event_handler("groupchat_direct_invite", direct.append)
+    await alice.create(room, "alice")
+
+    alice.muc.invite(room, jid("mci2"), reason="A play of Pyramus and Thisbe")
+    assert await until(lambda: mediated), bob.stanzas
+    inv = mediated[0]
+    assert inv["from"] == room and inv["muc"]["invite"]["from"].bare == jid("mci1"), str(inv)
+    assert inv["muc"]["invite"]["reason"] == "A play of Pyramus and Thisbe", str(inv)
+    bob.muc.decline(room, inv["muc"]["invite"]["from"], reason="I have a part to learn")
+
+    def declines():
+        # slixmpp 1.17.0 raises no groupchat_decline event for clients (it looks the room up in
+        # a table keyed by its own JIDs), so the message itself.
+        return [m for m in alice.stanzas if m["from"] == room and m.xml.find(
+            "{http://jabber.org/protocol/muc#user}x/{http://jabber.org/protocol/muc#user}decline") is not None]
+    assert await until(declines), alice.stanzas
+    dec = declines()[0]["muc"]["decline"]
+    assert JID(dec["from"]).bare == jid("mci2") and dec["reason"] == "I have a part to learn", str(declines()[0])
+
+    alice.plugin["xep_0249"].send_invitation(JID(jid("mci3")), JID(room), reason="Bring the lion")
+    assert await until(lambda: direct), carol.stanzas
+    d = direct[0]
+    assert d["from"] == alice.boundjid.full, str(d)
+    assert d["groupchat_invite"]["jid"] == room and d["groupchat_invite"]["reason"] == "Bring the lion", str(d)
+    await carol.join(d["groupchat_invite"]["jid"], "carol", maxstanzas=0)
+    assert await until(lambda: alice.presences_of(room, "carol")), alice.presences
+    assert len(mediated) == 1 and len(direct) == 1, (mediated, direct)
+    for c in (alice, bob, carol):
+        await c.bye()
+
+
+async def case_muc_kick_ban():
+    """XEP-0045 §8.2 with xep_0045's set_role(role='none'): the kicked occupant gets its own
+    unavailable presence with 110 and 307, the actor and the reason, the others 307; it may come
+    back. §9.1 with set_affiliation('outcast'): the banned one gets 110 and 301, the others 301;
+    the outcast list (§9.2, get_affiliation_list) names it, and entering again is refused with
+    <forbidden/> (§7.2.8)."""
+    room = room_jid("interop-court")
+    alice = await MucClient("mck1").online()
+    bob = await MucClient("mck2").online()
+    carol = await MucClient("mck3").online()
+    await alice.create(room, "alice")
+    await bob.join(room, "bob", maxstanzas=0)
+    await carol.join(room, "carol", maxstanzas=0)
+    assert await until(lambda: alice.presences_of(room, "carol") and bob.presences_of(room, "carol"))
+
+    await alice.muc.set_role(room, "bob", "none", reason="Out, sword, and wound", timeout=5)
+    assert await until(lambda: bob.presences_of(room, "bob", 110, 307)), bob.presences
+    own = bob.presences_of(room, "bob", 110, 307)[0]
+    assert own["type"] == "unavailable" and own["muc"]["role"] == "none", str(own)
+    assert own["muc"]["item"]["actor"]["nick"] == "alice", str(own)
+    assert own["muc"]["item"]["reason"] == "Out, sword, and wound", str(own)
+    assert await until(lambda: carol.presences_of(room, "bob", 307)), carol.presences
+    seen = carol.presences_of(room, "bob", 307)[0]
+    assert seen["type"] == "unavailable" and 110 not in seen["muc"]["status_codes"], str(seen)
+
+    # A kick is no ban.
+    await bob.join(room, "bob", maxstanzas=0)
+    await alice.muc.set_affiliation(room, "outcast", jid=JID(jid("mck2")), reason="Hence, away!", timeout=5)
+    assert await until(lambda: bob.presences_of(room, "bob", 110, 301)), bob.presences
+    own = bob.presences_of(room, "bob", 110, 301)[0]
+    assert own["type"] == "unavailable" and own["muc"]["affiliation"] == "outcast", str(own)
+    assert own["muc"]["item"]["reason"] == "Hence, away!", str(own)
+    assert await until(lambda: carol.presences_of(room, "bob", 301)), carol.presences
+    outcasts = await alice.muc.get_affiliation_list(room, "outcast", timeout=5)
+    assert outcasts == [JID(jid("mck2"))], outcasts
+    try:
+        await bob.join(room, "bob", maxstanzas=0)
+        raise AssertionError("a banned user entered")
+    except PresenceError as e:
+        assert e.condition == "forbidden", str(e.presence)
+    for c in (alice, bob, carol):
+        await c.bye()
+
+
+async def case_muc_moderate():
+    """XEP-0425 (urn:xmpp:message-moderate:1) with slixmpp's xep_0425: the room advertises the
+    feature (§2); a participant may not moderate (<forbidden/>, §4.2); a moderator retracts a
+    message by the room's stanza id and both occupants get the room's retraction (§4.1: a XEP-0424
+    <retract id/> holding <moderated by/> with the moderator's occupant id, and the reason); a
+    newcomer's history no longer holds the message (§6) and the room's archive has a tombstone
+    in its place (§5, xep_0313). The reasons are checked last, so that a misplaced one does not
+    hide the rest."""
+    room = room_jid("interop-moderated")
+    alice = await MucClient("mcm1").online()
+    bob = await MucClient("mcm2").online()
+    carol = await MucClient("mcm3").online()
+    alice_pres = await alice.create(room, "alice")
+    info = await bob.plugin["xep_0030"].get_info(jid=room, timeout=5)
+    assert "urn:xmpp:message-moderate:1" in info["disco_info"]["features"], str(info)
+    await bob.join(room, "bob", maxstanzas=0)
+    bob.send_message(mto=room, mbody="Buy Bottom's ass-head, cheap!", mtype="groupchat")
+    for c in (alice, bob):
+        assert await until(lambda c=c: c.groupchat(room)), c.stanzas
+    sid = alice.groupchat(room)[0]["stanza_id"]["id"]
+    assert sid and bob.groupchat(room)[0]["stanza_id"]["id"] == sid
+
+    err = await iq_error(bob.plugin["xep_0425"].moderate(JID(room), sid, "Mine own", timeout=5))
+    assert err["error"]["condition"] == "forbidden", str(err)
+    await alice.plugin["xep_0425"].moderate(JID(room), sid, "Spam", timeout=5)
+    for c in (alice, bob):
+        assert await until(lambda c=c: c.moderations), c.stanzas
+    for c in (alice, bob):
+        m = c.moderations[0]
+        assert m["from"] == room and m["type"] == "groupchat", str(m)
+        assert m["retract"]["id"] == sid, str(m)
+        assert m["retract"]["moderated"]["by"] == f"{room}/alice", str(m)
+        assert m["retract"]["moderated"]["occupant-id"]["id"] == occupant_id(alice_pres), str(m)
+    _, _, _, history = await carol.join(room, "carol", maxstanzas=20)
+    assert history == [], [str(m) for m in history]
+    # §5: the archive keeps a tombstone under the same id, the body gone, <retracted/> holding
+    # <moderated by/>.
+    reply = await bob.plugin["xep_0313"].retrieve(jid=JID(room), timeout=5)
+    tombstones = [m["mam_result"]["forwarded"]["stanza"] for m in reply["mam"]["results"]
+                  if m["mam_result"]["id"] == sid]
+    assert len(tombstones) == 1, str(reply)
+    tomb = tombstones[0]
+    assert not tomb["body"] and tomb.xml.find("{urn:xmpp:message-retract:1}retracted") is not None, str(tomb)
+    assert tomb["retracted"]["moderated"]["by"] == f"{room}/alice", str(tomb)
+    await settle(0.3)
+    for c in (alice, bob):
+        assert len(c.moderations) == 1, [str(m) for m in c.moderations]
+    # XEP-0425 §4.1 (and §5 for the tombstone): the reason is a child of <retract/> (and of
+    # <retracted/>) in urn:xmpp:message-retract:1, where slixmpp's Retract and Retracted read it.
+    for c in (alice, bob):
+        m = c.moderations[0]
+        assert m["retract"]["reason"] == "Spam", f"no <reason/> in <retract/>'s namespace: {m}"
+    assert tomb["retracted"]["reason"] == "Spam", f"no <reason/> in <retracted/>'s namespace: {tomb}"
+    for c in (alice, bob, carol):
+        await c.bye()
+
+
+async def case_muc_mam():
+    """XEP-0313 on the room's JID with slixmpp's xep_0313 (XEP-0045 rooms archive their messages,
+    status 170): an occupant pages through the archive (RSM max=2) and gets every message as it
+    was reflected, forwarded from the room's occupant JIDs with a delay, in order, whose archive
+    ids are the stanza ids delivered live (XEP-0359 §3); `with` an occupant JID gets that
+    occupant's messages only; someone who never entered the (open) room may query too."""
+    room = room_jid("interop-archive")
+    alice = await MucClient("mcam1").online()
+    bob = await MucClient("mcam2").online()
+    pres = await alice.create(room, "alice")
+    assert 170 in pres["muc"]["status_codes"], str(pres)
+    await bob.join(room, "bob", maxstanzas=0)
+    sent = []
+    for i in range(2):
+        for nick, c in (("alice", alice), ("bob", bob)):
+            body = f"{nick}'s line {i}"
+            c.send_message(mto=room, mbody=body, mtype="groupchat")
+            sent.append((nick, body))
+            assert await until(lambda: len(bob.groupchat(room)) == len(sent)), bob.groupchat(room)
+    live_ids = [m["stanza_id"]["id"] for m in bob.groupchat(room)]
+
+    got = [m async for m in bob.plugin["xep_0313"].iterate(jid=JID(room), rsm={"max": 2})]
+    fwd = [m["mam_result"]["forwarded"] for m in got]
+    assert [(f["stanza"]["from"].resource, f["stanza"]["body"]) for f in fwd] == sent, [str(m) for m in got]
+    assert [m["mam_result"]["id"] for m in got] == live_ids, ([m["mam_result"]["id"] for m in got], live_ids)
+    for m, f in zip(got, fwd):
+        assert m["from"] == room and f["stanza"]["type"] == "groupchat", str(m)
+        assert f["delay"]["stamp"] is not None, str(m)
+
+    stranger = await MucClient("mcam3").online()
+    reply = await stranger.plugin["xep_0313"].retrieve(jid=JID(room), with_jid=JID(f"{room}/bob"), timeout=5)
+    bodies = [m["mam_result"]["forwarded"]["stanza"]["body"] for m in reply["mam"]["results"]]
+    assert bodies == [body for nick, body in sent if nick == "bob"], bodies
+    assert reply["mam_fin"]["complete"] in (True, "true"), str(reply)
+    for c in (alice, bob, stranger):
+        await c.bye()
+
+
 CASES = [
     ("login_scram_sha1_starttls", lambda: login("SCRAM-SHA-1", False)),
     ("login_scram_sha256_starttls", lambda: login("SCRAM-SHA-256", False)),
@@ -1086,12 +1435,20 @@ CASES = [
     ("pep_avatar", case_pep_avatar),
     ("pep_bookmarks", case_pep_bookmarks),
     ("pep_generic_node", case_pep_generic_node),
+    ("muc_create_configure", case_muc_create_configure),
+    ("muc_chat_history", case_muc_chat_history),
+    ("muc_invite", case_muc_invite),
+    ("muc_kick_ban", case_muc_kick_ban),
+    ("muc_moderate", case_muc_moderate),
+    ("muc_mam", case_muc_mam),
 ]
 
 USERS = ["login", "pinger", "s1a", "s1b", "s1c", "s1d", "s2a", "s2b", "s3a", "s3b", "r1", "r2", "o1", "o2",
          "sma", "smb", "smta", "smtb", "smoa", "smob", "comp",
          "cb1", "cb2", "mh1", "mh2", "bl1", "bl2", "inv1",
-         "pep1", "pep2", "om1", "om2", "om3", "av1", "av2", "bm1", "bm2", "ps1"]
+         "pep1", "pep2", "om1", "om2", "om3", "av1", "av2", "bm1", "bm2", "ps1",
+         "mcc1", "mcc2", "mch1", "mch2", "mch3", "mci1", "mci2", "mci3", "mck1", "mck2", "mck3",
+         "mcm1", "mcm2", "mcm3", "mcam1", "mcam2", "mcam3"]
 
 
 async def main():

@@ -115,14 +115,86 @@ async function caseSasl2Fast() {
   await c.stop();
 }
 
+// XEP-0045 with raw XML: a room is created by entering it (§10.1.1: 110 and 201, owner and
+// moderator) and opened as an instant room (§10.1.2: an empty submitted form); a second
+// client enters (§7.2.3); each one's message to all is reflected to both (§7.4) from the
+// sender's occupant JID with its id, the room's <stanza-id by=room/> (XEP-0359 §3) and the
+// sender's <occupant-id/> (XEP-0421 §4, the one of its presence); the second leaves (§7.14).
+const MUC = "http://jabber.org/protocol/muc";
+const MUC_USER = "http://jabber.org/protocol/muc#user";
+const ROOM = "jsroom@conference.localhost";
+
+function mucPresence(c, nick, pred = () => true) {
+  return find(c, (s) => s.is("presence") && s.attrs.from === `${ROOM}/${nick}` &&
+    s.getChild("x", MUC_USER) && pred(s));
+}
+
+function codes(p) {
+  return p.getChild("x", MUC_USER).getChildren("status").map((st) => st.attrs.code).sort();
+}
+
+function reflection(c, id) {
+  return find(c, (s) => s.is("message") && s.attrs.type === "groupchat" && s.attrs.id === id);
+}
+
+function checkReflection(m, nick, body, occupantId) {
+  if (m.attrs.from !== `${ROOM}/${nick}`) throw new Error(`from ${m.attrs.from}`);
+  if (m.getChildText("body") !== body) throw new Error(`body ${m}`);
+  const sid = m.getChild("stanza-id", "urn:xmpp:sid:0");
+  if (!sid?.attrs.id || sid.attrs.by !== ROOM) throw new Error(`stanza-id ${m}`);
+  if (m.getChild("occupant-id", "urn:xmpp:occupant-id:0")?.attrs.id !== occupantId) throw new Error(`occupant-id ${m}`);
+  return sid.attrs.id;
+}
+
+async function caseMucGroupchat() {
+  const a = await online("js7");
+  const b = await online("js8");
+  await a.send(xml("presence", { to: `${ROOM}/puck` }, xml("x", { xmlns: MUC })));
+  const own = await until(() => mucPresence(a, "puck", (p) => codes(p).includes("110")));
+  if (String(codes(own)) !== "110,170,201") throw new Error(`creator's status codes ${codes(own)}`);
+  const item = own.getChild("x", MUC_USER).getChild("item");
+  if (item.attrs.affiliation !== "owner" || item.attrs.role !== "moderator") throw new Error(`creator ${own}`);
+  await until(() => find(a, (s) => s.is("message") && s.attrs.from === ROOM && s.getChild("subject")));
+  await a.iqCaller.set(xml("query", `${MUC}#owner`, xml("x", { xmlns: "jabber:x:data", type: "submit" })), ROOM);
+  const puckId = own.getChild("occupant-id", "urn:xmpp:occupant-id:0")?.attrs.id;
+  if (!puckId) throw new Error(`no occupant-id in ${own}`);
+
+  await b.send(xml("presence", { to: `${ROOM}/bottom` }, xml("x", { xmlns: MUC }, xml("history", { maxstanzas: "0" }))));
+  const bOwn = await until(() => mucPresence(b, "bottom", (p) => codes(p).includes("110")));
+  if (String(codes(bOwn)) !== "110,170") throw new Error(`status codes ${codes(bOwn)}`);
+  const bottomId = bOwn.getChild("occupant-id", "urn:xmpp:occupant-id:0")?.attrs.id;
+  if (!mucPresence(b, "puck")) throw new Error("the occupant's presence did not come before the own one");
+  await until(() => mucPresence(a, "bottom"));
+
+  await a.send(xml("message", { to: ROOM, type: "groupchat", id: "js-m1" }, xml("body", {}, "Ill met by moonlight")));
+  const ids = [];
+  for (const c of [a, b]) ids.push(checkReflection(await until(() => reflection(c, "js-m1")), "puck", "Ill met by moonlight", puckId));
+  if (ids[0] !== ids[1]) throw new Error(`two stanza ids for one message: ${ids}`);
+  await b.send(xml("message", { to: ROOM, type: "groupchat", id: "js-m2" }, xml("body", {}, "What, jealous Oberon?")));
+  for (const c of [a, b]) checkReflection(await until(() => reflection(c, "js-m2")), "bottom", "What, jealous Oberon?", bottomId);
+  if (bottomId === puckId) throw new Error("one occupant id for two users");
+
+  await b.send(xml("presence", { to: `${ROOM}/bottom`, type: "unavailable" }));
+  await until(() => mucPresence(b, "bottom", (p) => p.attrs.type === "unavailable" && codes(p).includes("110")));
+  await until(() => mucPresence(a, "bottom", (p) => p.attrs.type === "unavailable"));
+  // Each reflection arrived once.
+  for (const c of [a, b]) {
+    const n = c.inbox.filter((s) => s.is("message") && s.attrs.type === "groupchat" && s.getChild("body")).length;
+    if (n !== 2) throw new Error(`${n} messages to all`);
+  }
+  await a.stop();
+  await b.stop();
+}
+
 const CASES = [
   ["login_scram_sha1_starttls", caseLogin],
   ["sasl2_bind2_then_fast_reconnect", caseSasl2Fast],
   ["friend_request_both", caseFriendRequestBoth],
   ["receipt", caseReceipt],
+  ["muc_groupchat", caseMucGroupchat],
 ];
 
-export const USERS = ["js1", "js2", "js3", "js4", "js5", "js6"];
+export const USERS = ["js1", "js2", "js3", "js4", "js5", "js6", "js7", "js8"];
 
 if (process.argv[2] === "--users") {
   console.log(USERS.join(" "));
