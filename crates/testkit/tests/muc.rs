@@ -1417,7 +1417,7 @@ async fn moderation_retracts_messages() {
              <retract xmlns='urn:xmpp:message-retract:1' id='{id}'>\
              <moderated xmlns='urn:xmpp:message-moderate:1' by='{ROOM}/alice'>\
              <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/></moderated>\
-             <reason xmlns='urn:xmpp:message-moderate:1'>Spam</reason></retract>\
+             <reason>Spam</reason></retract>\
              <stanza-id xmlns='urn:xmpp:sid:0' id='{{*}}' by='{ROOM}'/></message>"
         ))
         .await
@@ -1445,7 +1445,7 @@ async fn moderation_retracts_messages() {
          <retracted xmlns='urn:xmpp:message-retract:1' stamp='{{*}}'>\
          <moderated xmlns='urn:xmpp:message-moderate:1' by='{ROOM}/alice'>\
          <occupant-id xmlns='urn:xmpp:occupant-id:0' id='{{*}}'/></moderated>\
-         <reason xmlns='urn:xmpp:message-moderate:1'>Spam</reason></retracted></message>\
+         <reason>Spam</reason></retracted></message>\
          </forwarded></result></message>"
     ))
     .await
@@ -1929,4 +1929,53 @@ async fn voice_requests() {
     ))
     .await
     .unwrap();
+}
+
+/// XEP-0198 §5 with XEP-0045 §7.14: an occupant whose resumable session loses its TCP
+/// connection stays in the room while it may resume (a mere TCP drop is no leaving); when the
+/// resumption time is over, the session ends and the others get its unavailable presence.
+#[tokio::test]
+async fn a_dropped_resumable_session_leaves_when_it_can_no_longer_resume() {
+    let server = TestServer::start_with(|c| {
+        c.stream_management.resume_timeout = Duration::from_secs(1);
+    })
+    .await;
+    for u in ["alice", "bob"] {
+        server.add_user(u, PW).await;
+    }
+    let mut alice = alice_creates(&server).await;
+    let mut bob = server.login("bob", PW, "b").await;
+    bob.send_xml("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        .await
+        .unwrap();
+    bob.expect("<enabled xmlns='urn:xmpp:sm:3' resume='true' max='1' id='{*}'/>")
+        .await
+        .unwrap();
+    send_join(&mut bob, "bob", "<history maxstanzas='0'/>").await;
+    alice
+        .expect(&occupant(
+            "bob",
+            ALICE,
+            &format!("<item affiliation='none' role='participant' jid='{BOB}'/>"),
+            &[],
+        ))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        bob.recv_element().await.unwrap(); // alice, himself, the subject
+    }
+    drop(bob);
+    alice
+        .expect_silence(Duration::from_millis(600))
+        .await
+        .unwrap();
+    alice
+        .expect(&unavailable(
+            "bob",
+            ALICE,
+            &format!("<item affiliation='none' role='none' jid='{BOB}'/>"),
+            &[],
+        ))
+        .await
+        .unwrap();
 }

@@ -199,7 +199,9 @@ impl Room {
         Ok(Some(query::fin(&page)))
     }
 
-    /// XEP-0425: a moderator retracts the message with the room's stanza id `<moderate id/>`:
+    /// XEP-0425: a moderator retracts the message with the room's stanza id `<moderate id/>`
+    /// (the request's `<reason/>` is in the moderation namespace, the notice's and the
+    /// tombstone's in the retraction one, §4.1 and §5):
     /// everyone hears it (a XEP-0424 retraction from the room naming the moderator), the
     /// archive keeps a tombstone in its place, the history forgets it.
     pub(super) async fn moderate(
@@ -279,7 +281,7 @@ impl Room {
             .with_attr("stamp", query::format_datetime(now_us()))
             .with_child(moderated.clone());
         if let Some(r) = &reason {
-            retracted.append_child(Element::new("reason", NS_MODERATE).with_text(r.as_str()));
+            retracted.append_child(Element::new("reason", NS_RETRACT).with_text(r.as_str()));
         }
         tombstone.append_child(retracted);
         self.ctx
@@ -299,7 +301,7 @@ impl Room {
             .with_attr("id", id)
             .with_child(moderated);
         if let Some(r) = &reason {
-            retract.append_child(Element::new("reason", NS_MODERATE).with_text(r.as_str()));
+            retract.append_child(Element::new("reason", NS_RETRACT).with_text(r.as_str()));
         }
         let mut notice = Element::new("message", ns::CLIENT)
             .with_attr("from", self.jid.as_str())

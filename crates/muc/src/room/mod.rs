@@ -438,6 +438,27 @@ impl Room {
         }
     }
 
+    /// Sends one stanza of many for the session `to` (a newcomer's occupant list): waits while
+    /// its queue is half full, until `deadline`. Whether it was taken (false: the session is
+    /// gone or did not read in time).
+    async fn send_paced(
+        &self,
+        to: &Session,
+        mut stanza: Element,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        stanza.set_attr("to", to.jid_str.as_str());
+        let Some(entry) = &to.local else {
+            self.ctx.router.route(stanza).await;
+            return true;
+        };
+        matches!(
+            tokio::time::timeout_at(deadline, self.ctx.router.offer_waiting_to(entry, stanza))
+                .await,
+            Ok(starling_module_api::Offer::Queued | starling_module_api::Offer::Dropped)
+        )
+    }
+
     /// Sends `stanza` to every session of the occupant `nick`.
     async fn send_occupant(&self, nick: &str, stanza: &Element) {
         if let Some(o) = self.occupants.get(nick) {

@@ -9,6 +9,9 @@ use super::{Occupant, Room, Session, occupant_id};
 use crate::affiliation::{Affiliation, Role};
 use crate::{NS_MUC, NS_OCCUPANT_ID, NS_USER};
 
+/// The longest a newcomer may take to read the occupant list (see [`Room::join`]).
+const JOIN_LIST_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What is said about an occupant leaving or changing: status codes (§15.6.2), and the item's
 /// extras.
 #[derive(Default)]
@@ -148,9 +151,26 @@ impl Room {
                 .occupants
                 .get(&nick)
                 .is_some_and(|o| o.role == Role::Moderator);
+        // A big room's list is more than a session's queue holds at once: it goes at the pace
+        // the newcomer reads it, for at most JOIN_LIST_TIME; one that reads slower does not
+        // enter (and holds up the room no longer).
+        let deadline = tokio::time::Instant::now() + JOIN_LIST_TIME;
+        let mut listed = true;
         for o in self.occupants.values().filter(|o| o.nick != nick) {
             let p = self.presence_of(o, sees_jids, &Change::default(), false);
-            self.send(&session, p).await;
+            if !self.send_paced(&session, p, deadline).await {
+                listed = false;
+                break;
+            }
+        }
+        if !listed {
+            tracing::info!(room = %self.jid, session = %full, "too slow to take the occupant list; not entered");
+            self.sessions.remove(&full);
+            self.shared.left(&full, &self.key);
+            if new_occupant {
+                self.occupants.remove(&nick);
+            }
+            return;
         }
         // Then the newcomer's to the others (a further session of an occupant is news to no
         // one), then its own, with what it needs to know of the room (§7.2.12, §10.1.1).
