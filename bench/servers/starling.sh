@@ -83,6 +83,8 @@ TOML
 occupant_rate = 0
 room_rate = 0
 archive = ${MUC_ARCHIVE:-false}
+# As ejabberd's max_users for the join flood: no occupant cap in the way.
+max_occupants = 100000
 TOML
     fi
 }

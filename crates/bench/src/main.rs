@@ -221,6 +221,11 @@ enum Scenario {
         /// Posts in flight per occupant in the closed loop.
         #[arg(long, default_value_t = 1)]
         window: usize,
+        /// With R > 0, room 0 is noisy: its occupants post R posts/s in total, open loop,
+        /// whatever the others do; the run's figures then count the other rooms only, and the
+        /// noisy room's posts and refusals are reported apart (does one room slow the others?).
+        #[arg(long, default_value_t = 0)]
+        noisy_rate: u64,
         /// Instead of posting: fill one room with N occupants (N+1 users needed), then another
         /// user joins it --flood-rounds times: the time until its self-presence arrives.
         #[arg(long, default_value_t = 0)]
@@ -434,6 +439,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
             occupants,
             rate,
             window,
+            noisy_rate,
             join_flood,
             flood_rounds,
             settle,
@@ -452,6 +458,7 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
                 occupants,
                 rate,
                 window,
+                noisy_rate,
                 join_flood,
                 flood_rounds,
                 settle: seconds("settle", settle)?,

@@ -97,6 +97,9 @@ pub struct Shared {
     directory: Mutex<BTreeMap<RoomKey, String>>,
     /// Archives the messages of every room, many in one write; started with the first.
     writer: OnceLock<ArchiveWriter<NewRoomArchived>>,
+    /// How many live temporary rooms each user created (persistent ones are counted in the
+    /// store), for `max_rooms_per_user`.
+    temporary: Mutex<HashMap<String, usize>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,6 +132,25 @@ impl Shared {
                 map.remove(session);
             }
         }
+    }
+
+    /// One more (`true`) or one less temporary room created by `bare`.
+    pub(crate) fn count_temporary(&self, bare: &str, more: bool) {
+        let mut map = lock(&self.temporary);
+        let n = map.entry(bare.to_owned()).or_default();
+        if more {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(bare);
+            }
+        }
+    }
+
+    /// How many live temporary rooms `bare` created.
+    pub(crate) fn temporary_rooms_of(&self, bare: &str) -> usize {
+        lock(&self.temporary).get(bare).copied().unwrap_or(0)
     }
 
     /// Lists the temporary room in the directory (`Some(name)`), or not.
@@ -220,6 +242,7 @@ impl Muc {
                     occupancy: Mutex::default(),
                     directory: Mutex::default(),
                     writer: OnceLock::new(),
+                    temporary: Mutex::default(),
                 }),
             }),
         })

@@ -1979,3 +1979,38 @@ async fn a_dropped_resumable_session_leaves_when_it_can_no_longer_resume() {
         .await
         .unwrap();
 }
+
+/// §7.2.10: a full room refuses a newcomer with `<service-unavailable/>` of type `wait`;
+/// §10.1.1: a user who has `[muc] max_rooms_per_user` rooms (temporary ones included) may
+/// create no more (`<not-allowed/>`).
+#[tokio::test]
+async fn full_rooms_and_too_many_rooms() {
+    let server = TestServer::start_with(|c| c.muc.max_rooms_per_user = 1).await;
+    for u in ["alice", "bob"] {
+        server.add_user(u, PW).await;
+    }
+    let mut alice = alice_creates(&server).await;
+    configure(&mut alice, ALICE, &[("muc#roomconfig_maxusers", "1")]).await;
+    alice.expect(&config_notice(ALICE, &[104])).await.unwrap();
+    let mut bob = online(&server, "bob", "b").await;
+    send_join(&mut bob, "bob", "").await;
+    bob.expect(&presence_error("bob", BOB, "wait", "service-unavailable"))
+        .await
+        .unwrap();
+    let other = format!("other@{SERVICE}");
+    alice
+        .send_xml(&format!(
+            "<presence to='{other}/alice'><x xmlns='{MUC}'/></presence>"
+        ))
+        .await
+        .unwrap();
+    alice
+        .expect(&format!(
+            "<presence type='error' from='{other}/alice' to='{ALICE}'><error type='cancel'>\
+             <not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>{{*}}</text></error>\
+             <x xmlns='{MUC}'/></presence>"
+        ))
+        .await
+        .unwrap();
+}

@@ -29,6 +29,11 @@
 //!   reflection back, at most 60 s after the window, then 2 s more), `lost` the difference;
 //!   post→delivery latency into a fixed-size histogram (memory constant however long the run).
 //!   Message errors (`type='error'`) are counted apart.
+//! - `noisy_rate = R`: room 0 is noisy: its occupants post R posts per second in total, open
+//!   loop, whatever `rate` says for the others; `posts`, `expected`, `delivered`, `lost`,
+//!   deliveries/s and latency then count the other rooms only (the quiet rooms), and the noisy
+//!   room's posts, deliveries and refusals (`message_errors` of its occupants) are reported
+//!   apart: whether one room's flood slows the others.
 //! - `join_flood = N` (a separate mode, no posting): one room of N occupants is filled as
 //!   above; then one more user joins it `flood_rounds` times (leaving in between): the time
 //!   until its self-presence arrives, which §7.2.3 puts after the presence of all N occupants
@@ -69,6 +74,9 @@ pub struct MucOpts {
     pub rate: u64,
     /// Posts in flight per occupant in the closed loop.
     pub window: usize,
+    /// With R > 0: room 0 is noisy (its occupants post R/s in total, open loop) and the
+    /// figures count the other rooms only.
+    pub noisy_rate: u64,
     /// With N > 0: the join-flood mode (one room of N occupants, one more joining).
     pub join_flood: u64,
     pub flood_rounds: u32,
@@ -289,6 +297,12 @@ struct Shared {
     /// Own reflections received, whenever (against `posted`).
     reflected: AtomicU64,
     posted: AtomicU64,
+    /// Room 0 is noisy (`noisy_rate`): its occupants' counts go to `noisy`.
+    noisy: bool,
+    /// The noisy room's deliveries in the window, posts in the window, and refusals.
+    noisy_deliveries: AtomicU64,
+    noisy_posts: AtomicU64,
+    noisy_errors: AtomicU64,
 }
 
 /// What one occupant's reader counted.
@@ -435,7 +449,12 @@ async fn occupant(
         if el.name() != "message" {
             continue;
         }
+        let noisy = shared.noisy && room_index == 0;
         if el.attr("type") == Some("error") {
+            if noisy {
+                shared.noisy_errors.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             c.message_errors += 1;
             if c.first_message_error.is_none() {
                 let error = el.get_child("error", ns::CLIENT).unwrap_or(&el);
@@ -452,6 +471,12 @@ async fn occupant(
         if from == nick {
             shared.reflected.fetch_add(1, Ordering::Relaxed);
             slots.add_permits(1);
+        }
+        if noisy {
+            if (start..end).contains(&now) {
+                shared.noisy_deliveries.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
         }
         if now < start {
             c.before += 1;
@@ -532,6 +557,10 @@ pub async fn run(target: &Arc<Target>, opts: &MucOpts) -> Report {
         room_size: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
         reflected: AtomicU64::new(0),
         posted: AtomicU64::new(0),
+        noisy: opts.noisy_rate > 0 && rooms > 1,
+        noisy_deliveries: AtomicU64::new(0),
+        noisy_posts: AtomicU64::new(0),
+        noisy_errors: AtomicU64::new(0),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let window = opts.window.max(1);
@@ -619,13 +648,21 @@ pub async fn run(target: &Arc<Target>, opts: &MucOpts) -> Report {
     shared.timeline.start.store(start, Ordering::Relaxed);
     let posts_in_window = Arc::new(AtomicU64::new(0));
     let expected = Arc::new(AtomicU64::new(0));
-    let n = posters.len();
+    // With a noisy room, `rate` is spread over the quiet rooms' occupants, `noisy_rate` over
+    // the noisy one's.
+    let noisy_count = if shared.noisy { occupants as usize } else { 0 };
+    let n = posters.len() - noisy_count;
     let mut writers = JoinSet::new();
     for (i, (r, room, writer, slots)) in posters.into_iter().enumerate() {
         let shared = Arc::clone(&shared);
         let (posts_in_window, expected) = (Arc::clone(&posts_in_window), Arc::clone(&expected));
         let nonce = nonce.clone();
-        let rate = opts.rate;
+        let noisy = shared.noisy && r == 0;
+        let (rate, n) = if noisy {
+            (opts.noisy_rate, noisy_count)
+        } else {
+            (opts.rate, n)
+        };
         writers.spawn(async move {
             let mut buf = String::with_capacity(256);
             let mut ticks = (rate > 0).then(|| {
@@ -656,7 +693,11 @@ pub async fn run(target: &Arc<Target>, opts: &MucOpts) -> Report {
                 if t >= end {
                     break;
                 }
-                if (start..end).contains(&t) {
+                if noisy {
+                    if (start..end).contains(&t) {
+                        shared.noisy_posts.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else if (start..end).contains(&t) {
                     posts_in_window.fetch_add(1, Ordering::Relaxed);
                     expected.fetch_add(
                         shared.room_size[r].load(Ordering::Relaxed),
@@ -748,6 +789,22 @@ pub async fn run(target: &Arc<Target>, opts: &MucOpts) -> Report {
     );
     report.num("server_cpu_pct", cpu.server_percent(), 1);
     report.num("gen_cpu_pct", Some(cpu.generator_percent()), 1);
+    if shared.noisy {
+        let (posts, deliveries, errors) = (
+            shared.noisy_posts.load(Ordering::Relaxed),
+            shared.noisy_deliveries.load(Ordering::Relaxed),
+            shared.noisy_errors.load(Ordering::Relaxed),
+        );
+        report.line(format!(
+            "the noisy room (room 0, offered {} posts/s): {posts} posts in the window, {}              deliveries/s, {errors} refused; the figures above are the other rooms'",
+            opts.noisy_rate,
+            deliveries as f64 / secs
+        ));
+        report.field("noisy_rate", opts.noisy_rate);
+        report.field("noisy_posts", posts);
+        report.num("noisy_deliveries_per_s", Some(deliveries as f64 / secs), 1);
+        report.field("noisy_refused", errors);
+    }
     if joined < total {
         report.field("error", "join");
     }
@@ -1099,6 +1156,7 @@ mod tests {
             occupants: 20,
             rate: 0,
             window: 1,
+            noisy_rate: 0,
             join_flood: 0,
             flood_rounds: 1,
             settle: Duration::ZERO,

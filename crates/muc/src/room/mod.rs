@@ -137,6 +137,16 @@ pub(crate) struct Room {
     destroyed: bool,
     /// What the room may still take (messages to all).
     bucket: Bucket,
+    /// Who created it, while it is a temporary room counted for them (`max_rooms_per_user`).
+    counted: Option<String>,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        if let Some(creator) = self.counted.take() {
+            self.shared.count_temporary(&creator, false);
+        }
+    }
 }
 
 /// The room's task: loads the room, handles what it is handed, ends when the room has nothing
@@ -263,6 +273,7 @@ impl Room {
             stored: false,
             destroyed: false,
             bucket: Bucket::full(shared.options.limits.room_rate),
+            counted: None,
         }
     }
 
@@ -314,6 +325,8 @@ impl Room {
         let settings = Settings::new(&shared.options.limits.settings, "");
         let mut room = Room::new(ctx, shared, key, settings);
         let bare = creator.to_bare().to_string();
+        shared.count_temporary(&bare, true);
+        room.counted = Some(bare.clone());
         room.affiliations.insert(
             bare.clone(),
             RoomAffiliation {
@@ -517,6 +530,10 @@ impl Room {
                 for a in self.affiliations.values() {
                     store.set_affiliation(&self.key, a).await?;
                 }
+                // Counted in the store from now on.
+                if let Some(creator) = self.counted.take() {
+                    self.shared.count_temporary(&creator, false);
+                }
                 Ok(())
             }
             (false, true) => {
@@ -570,10 +587,11 @@ async fn may_create(
             })?
             .iter()
             .filter(|(_, a)| a.affiliation == Affiliation::Owner.as_str())
-            .count();
+            .count()
+            + shared.temporary_rooms_of(&creator.to_bare().to_string());
         if owned >= usize::try_from(max).unwrap_or(usize::MAX) {
             return Err(not_allowed(&format!(
-                "you own {owned} rooms here, the most allowed"
+                "you have {owned} rooms here, the most allowed"
             )));
         }
     }

@@ -120,7 +120,9 @@ impl Room {
                 >= usize::try_from(self.settings.max_users).unwrap_or(usize::MAX)
             && affiliation < Affiliation::Admin
         {
+            // §7.2.10: of type wait (someone may leave).
             refuse(StanzaErrorCondition::ServiceUnavailable, "the room is full")
+                .map_err(|e| e.with_type(starling_proto::ErrorType::Wait))
         } else {
             Ok(())
         };
