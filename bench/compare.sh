@@ -48,7 +48,7 @@ if [ -n "$QUICK" ]; then
     USERS=2000 CHAT_USERS=200 RING_USERS=200 RING=10 IDLE_USERS=1000 LOGIN_USERS=1000
     SCALE_SMALL=50 SCALE_LARGE=500 DURATION=3 AGING_ROUNDS=2 BIG_IDLE_USERS=5000
     MAM_USERS=100 MAM_ROWS=50000
-    MUC_ROOMS=10 MUC_OCCUPANTS=20 MUC_FLOOD=200
+    MUC_ROOMS=10 MUC_OCCUPANTS=20 MUC_FLOOD=200 MUC_QUIET_RATE=200 MUC_NOISY_RATE=1000
 else
     USERS=10000 CHAT_USERS=1000 RING_USERS=1000 RING=50 IDLE_USERS=10000 LOGIN_USERS=10000
     SCALE_SMALL=100 SCALE_LARGE=5000 DURATION=10 AGING_ROUNDS=10 BIG_IDLE_USERS=100000
@@ -57,6 +57,9 @@ else
     # Issue 16 item 6: 100 rooms of 50 occupants (each user in one room), and one user joining
     # a room of 1,000 occupants.
     MUC_ROOMS=100 MUC_OCCUPANTS=50 MUC_FLOOD=1000
+    # … and 1,000 posts/s over those rooms (50,000 deliveries/s) while room 0 is offered
+    # 5,000 posts/s (250,000 deliveries/s: more than any of the servers delivers).
+    MUC_QUIET_RATE=1000 MUC_NOISY_RATE=5000
 fi
 
 
@@ -242,6 +245,14 @@ for server in $SERVERS; do
             # times (the presence flood to a joiner).
             WITH=muc scenario "$server" "$dir" "$mode" muc "$run" --users "$((MUC_ROOMS * MUC_OCCUPANTS))" muc --rooms "$MUC_ROOMS" --occupants "$MUC_OCCUPANTS" --duration "$DURATION"
             WITH=muc scenario "$server" "$dir" "$mode" muc_flood "$run" --users "$((MUC_FLOOD + 1))" muc --join-flood "$MUC_FLOOD" --flood-rounds 10
+            # Does one noisy room slow the others? The same rooms posting at MUC_QUIET_RATE in
+            # all, alone (muc_quiet) and beside room 0 offered MUC_NOISY_RATE posts/s
+            # (muc_noisy), each server with its default limits (Starling: 200 messages/s per
+            # room). Not Prosody: the quiet rate alone is beyond what it delivers.
+            if [ "$server" != prosody ]; then
+                WITH=muc MUC_LIMITS=default scenario "$server" "$dir" "$mode" muc_quiet "$run" --users "$((MUC_ROOMS * MUC_OCCUPANTS))" muc --rooms "$MUC_ROOMS" --occupants "$MUC_OCCUPANTS" --rate "$MUC_QUIET_RATE" --duration "$DURATION"
+                WITH=muc MUC_LIMITS=default scenario "$server" "$dir" "$mode" muc_noisy "$run" --users "$((MUC_ROOMS * MUC_OCCUPANTS))" muc --rooms "$MUC_ROOMS" --occupants "$MUC_OCCUPANTS" --rate "$MUC_QUIET_RATE" --noisy-rate "$MUC_NOISY_RATE" --duration "$DURATION"
+            fi
             scenario "$server" "$dir" "$mode" scale_small "$run" --users "$SCALE_SMALL" chat --rate 5000 --duration "$DURATION"
             scenario "$server" "$dir" "$mode" scale_large "$run" --users "$SCALE_LARGE" chat --rate 5000 --duration "$DURATION"
         done

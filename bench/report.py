@@ -71,6 +71,8 @@ def metrics(mode):
         ("Server CPU per MUC delivery (µs)", "muc", "server_us_per_delivery", "ratio_max", 1 / 3, 2),
         ("Joining a room of 1,000 occupants: self-presence after, p50 (ms)", "muc_flood", "flood_p50_ms", "report", 0, 1),
         ("Joining (and leaving) a room of 1,000 occupants: server CPU (µs)", "muc_flood", "server_us_per_join", "report", 0, 0),
+        ("MUC p99 latency at 1,000 posts/s over 100 rooms (ms)", "muc_quiet", "p99_ms", "report", 0, 1),
+        ("… the same while one room is offered 5,000 posts/s (ms)", "muc_noisy", "p99_ms", "report", 0, 1),
         ("Saturation throughput, stream management on (msg/s)", "chat_sat_sm", "msgs_per_s", "ratio_min", 3.0, 0),
         ("Server CPU per message at saturation, stream management on (µs)", "chat_sat_sm", "server_us_per_msg", "ratio_max", 1 / 3, 1),
         # Issue 13: carbons, an archive of every message and stream management on every session.
@@ -199,6 +201,8 @@ def detail(data, mode):
         ("pep", ["publishes", "publish_errors", "notifications_per_s", "expected", "delivered", "lost", "duplicates", "server_us_per_notification", "pub_p50_ms", "pub_p99_ms", "notify_p50_ms", "notify_p99_ms", "server_cpu_pct", "gen_cpu_pct"]),
         ("muc", ["joined", "rooms_created", "join_s", "join_p99_ms", "posts", "message_errors", "deliveries_per_s", "expected", "delivered", "lost", "server_us_per_delivery", "p50_ms", "p99_ms", "server_cpu_pct", "gen_cpu_pct"]),
         ("muc_flood", ["occupants", "flood_joins", "flood_failed", "presences_before_self", "flood_p50_ms", "flood_max_ms", "server_us_per_join"]),
+        ("muc_quiet", ["rate", "posts", "message_errors", "deliveries_per_s", "lost", "p50_ms", "p99_ms", "server_cpu_pct"]),
+        ("muc_noisy", ["rate", "noisy_rate", "posts", "message_errors", "deliveries_per_s", "lost", "p50_ms", "p99_ms", "noisy_posts", "noisy_deliveries_per_s", "noisy_refused", "server_cpu_pct"]),
         ("scale_small", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
         ("scale_large", ["msgs_per_s", "server_us_per_msg", "server_cpu_pct"]),
     ]
@@ -322,7 +326,12 @@ def main():
               "history of 20 kept in memory, no room archive), Prosody's muc component (no "
               "history kept), Starling's conference service (history of 20 in memory, no rate "
               "limits, `[muc] archive = false`: rooms unarchived as in the others), on "
-              "conference.localhost.",
+              "conference.localhost. `muc_quiet`/`muc_noisy`: the same rooms post 1,000 posts/s "
+              "in all (open loop), alone and while room 0's occupants are offered 5,000 posts/s "
+              "more; the figures are the other rooms' (`noisy_*` the flooding room's: posts, "
+              "deliveries/s, refusals). Each server runs with its default limits there "
+              "(Starling: 200 messages/s per room, 10 per occupant; ejabberd: none), Prosody "
+              "not (the quiet rate alone is beyond it).",
               "- `_sm` scenarios: every client enables XEP-0198 with resumption after binding and "
               "answers each `<r/>` at once; the idle clients acknowledge what they got at login. "
               "`idle_100k` holds 100,000 such connections from several 127.0.0.x source addresses "

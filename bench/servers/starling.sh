@@ -75,13 +75,16 @@ scram_iterations = 4096
 enabled = ${ARCHIVE:-false}
 TOML
     if [ "${FEATURES:-base}" = muc ]; then
-        # FEATURES=muc, as ejabberd's mod_muc and Prosody's muc run: no rate limits, and rooms
-        # without an archive unless MUC_ARCHIVE=true (neither of them archives rooms there).
+        # FEATURES=muc, as ejabberd's mod_muc and Prosody's muc run: no rate limits (unless
+        # MUC_LIMITS=default: the default limits), and rooms without an archive unless
+        # MUC_ARCHIVE=true (neither of them archives rooms there).
+        local rates="occupant_rate = 0
+room_rate = 0"
+        [ "${MUC_LIMITS:-off}" = default ] && rates="# default rate limits"
         cat >> "$1/starling.toml" <<TOML
 
 [muc]
-occupant_rate = 0
-room_rate = 0
+$rates
 archive = ${MUC_ARCHIVE:-false}
 # As ejabberd's max_users for the join flood: no occupant cap in the way.
 max_occupants = 100000
