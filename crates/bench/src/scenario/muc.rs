@@ -796,7 +796,7 @@ pub async fn run(target: &Arc<Target>, opts: &MucOpts) -> Report {
             shared.noisy_errors.load(Ordering::Relaxed),
         );
         report.line(format!(
-            "the noisy room (room 0, offered {} posts/s): {posts} posts in the window, {}              deliveries/s, {errors} refused; the figures above are the other rooms'",
+            "the noisy room (room 0, offered {} posts/s): {posts} posts in the window, {} deliveries/s, {errors} refused; the figures above are the other rooms'",
             opts.noisy_rate,
             deliveries as f64 / secs
         ));
