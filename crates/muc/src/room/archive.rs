@@ -8,7 +8,7 @@ use starling_module_api::{parse_stored, random_id};
 use starling_proto::{Element, Jid, StanzaError, StanzaErrorCondition, ns};
 use starling_storage::{ArchiveQuery, NewRoomArchived, PagePosition, StorageError};
 
-use super::Room;
+use super::{Room, error};
 use crate::NS_OCCUPANT_ID;
 use crate::affiliation::{Affiliation, Role};
 
@@ -22,10 +22,6 @@ const PAGE: PageLimits = PageLimits {
     default: 50,
     max: 250,
 };
-
-fn error(c: StanzaErrorCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_owned())
-}
 
 fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -317,11 +313,7 @@ impl Room {
             let _ = self.archive(&notice, &notice_id, "", &mod_bare).await;
         }
         notice.share_children();
-        for o in self.occupants.values() {
-            for session in &o.sessions {
-                self.send(session, notice.clone()).await;
-            }
-        }
+        self.send_all(&notice).await;
         Ok(())
     }
 }

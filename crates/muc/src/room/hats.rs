@@ -11,8 +11,8 @@ use starling_module_api::forms::{DataForm, Field, FormKind};
 use starling_module_api::random_id;
 use starling_proto::{Element, Jid, StanzaError, StanzaErrorCondition, ns};
 
-use super::Room;
 use super::occupants::Change;
+use super::{Room, error};
 use crate::NS_HATS;
 use crate::affiliation::Affiliation;
 use crate::settings::{Hat, Settings};
@@ -34,10 +34,6 @@ pub const COMMANDS: [(&str, &str); 6] = [
         "List who wears which hat",
     ),
 ];
-
-fn error(c: StanzaErrorCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_owned())
-}
 
 fn field<'a>(form: &'a DataForm, var: &str) -> Result<&'a str, StanzaError> {
     form.value(var)

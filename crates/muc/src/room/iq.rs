@@ -6,18 +6,14 @@ use starling_proto::{Element, Jid, StanzaError, StanzaErrorCondition, iq_result,
 
 use starling_module_api::mam::query;
 
-use super::Room;
 use super::archive::NS_MODERATE;
 use super::hats::NS_COMMANDS;
 use super::occupants::Change;
 use super::register::{NS_REGISTER, REQUEST_FORM, ROOMUSER_NODE};
+use super::{Room, error};
 use crate::affiliation::{Affiliation, Role, may_set_affiliation, may_set_role};
 use crate::settings::{ROOMINFO, Settings};
 use crate::{NS_ADMIN, NS_MUC, NS_OCCUPANT_ID, NS_OWNER, NS_SELF_PING, NS_STABLE_ID};
-
-fn error(c: StanzaErrorCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_owned())
-}
 
 /// One change of a muc#admin set (§8, §9).
 enum AdminChange {

@@ -10,7 +10,7 @@ use starling_proto::{Element, Jid, StanzaError, StanzaErrorCondition, ns};
 use starling_storage::RoomSubject;
 
 use super::occupants::Change;
-use super::{Room, Session, unix_now};
+use super::{Room, Session, error, unix_now};
 use crate::affiliation::{Affiliation, Role};
 use crate::settings::AllowPm;
 use crate::{NS_MUC, NS_OCCUPANT_ID, NS_USER};
@@ -40,10 +40,6 @@ fn storable(m: &Element) -> bool {
             || c.is("retract", "urn:xmpp:message-retract:1")
             || c.is("apply-to", "urn:xmpp:fasten:0")
     })
-}
-
-fn error(c: StanzaErrorCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_owned())
 }
 
 /// Over a rate limit: try again later.
@@ -189,11 +185,7 @@ impl Room {
         let mentioned = self.mentioned(&m, &nick);
         let plain = (!mentioned.is_empty()).then(|| m.clone());
         m.share_children();
-        for o in self.occupants.values() {
-            for session in &o.sessions {
-                self.send(session, m.clone()).await;
-            }
-        }
+        self.send_all(&m).await;
         if let Some(plain) = plain {
             for to in mentioned {
                 let mut message = plain.clone();
@@ -298,11 +290,7 @@ impl Room {
         let mut m = self.subject_message();
         m.set_attr("id", s.attr("id").map_or_else(random_id, str::to_owned));
         m.share_children();
-        for o in self.occupants.values() {
-            for session in &o.sessions {
-                self.send(session, m.clone()).await;
-            }
-        }
+        self.send_all(&m).await;
     }
 
     /// The subject as a newcomer gets it last (§7.2.16): from the occupant JID of who set it,
@@ -546,11 +534,7 @@ impl Room {
             .with_attr("id", random_id())
             .with_child(x);
         m.share_children();
-        for o in self.occupants.values() {
-            for session in &o.sessions {
-                self.send(session, m.clone()).await;
-            }
-        }
+        self.send_all(&m).await;
     }
 
     /// Removes every occupant whose affiliation a members-only room does not admit (§9.4, with

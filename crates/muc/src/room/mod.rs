@@ -196,6 +196,11 @@ async fn absent_failed(ctx: &Context, cmd: Command) {
     }
 }
 
+/// A refusal with a text saying why.
+pub(crate) fn error(c: StanzaErrorCondition, text: &str) -> StanzaError {
+    StanzaError::new(c).with_text(text.to_owned())
+}
+
 /// Unix time in seconds.
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
@@ -470,6 +475,16 @@ impl Room {
                 .await,
             Ok(starling_module_api::Offer::Queued | starling_module_api::Offer::Dropped)
         )
+    }
+
+    /// Sends `stanza` (children shared, see [`Element::share_children`]) to every session of
+    /// every occupant.
+    async fn send_all(&self, stanza: &Element) {
+        for o in self.occupants.values() {
+            for session in &o.sessions {
+                self.send(session, stanza.clone()).await;
+            }
+        }
     }
 
     /// Sends `stanza` to every session of the occupant `nick`.

@@ -5,8 +5,8 @@ use starling_module_api::forms::{DataForm, Field, FormKind};
 use starling_module_api::random_id;
 use starling_proto::{Element, Jid, StanzaError, StanzaErrorCondition, ns};
 
-use super::Room;
 use super::occupants::Change;
+use super::{Room, error};
 use crate::affiliation::{Affiliation, Role};
 
 /// XEP-0077, the registration namespace.
@@ -17,10 +17,6 @@ const REGISTER_FORM: &str = "http://jabber.org/protocol/muc#register";
 pub const REQUEST_FORM: &str = "http://jabber.org/protocol/muc#request";
 /// §7.12: the disco node of one's reserved nick.
 pub const ROOMUSER_NODE: &str = "x-roomuser-item";
-
-fn error(c: StanzaErrorCondition, text: &str) -> StanzaError {
-    StanzaError::new(c).with_text(text.to_owned())
-}
 
 impl Room {
     /// The nick `bare` reserved in the room, if any.
