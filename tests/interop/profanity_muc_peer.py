@@ -5,7 +5,11 @@ xep_0045 plugin. Besides what that peer notes in OUT_FILE, it notes
 - "presence NICK TYPE CODES ACTOR REASON" for each MUC presence, TYPE "available" or
   "unavailable", CODES the sorted status codes joined by commas ("-" for none), ACTOR the
   actor's nick and REASON the item's reason (each "-" if there is none);
-- "joined ROOM" once xep_0045's join_muc_wait has returned (own presence, then the subject).
+- "joined ROOM" once xep_0045's join_muc_wait has returned (own presence, then the subject);
+- "invite mediated FROM INVITER REASON" for a XEP-0045 §7.8.2 invitation sent on by a room:
+  FROM the message's sender (the room), INVITER the bare JID in the <invite/>'s from;
+- "invite direct FROM ROOM REASON" for a XEP-0249 direct invitation: FROM the sender's bare
+  JID, ROOM the jid of its <x xmlns='jabber:x:conference'/>.
 
 It reads lines appended to CMD_FILE: "join ROOM NICK" enters ROOM as NICK; "say ROOM BODY" sends
 BODY to all in ROOM; "JID BODY" is a chat message, as in profanity_peer.py.
@@ -17,6 +21,8 @@ import os
 import sys
 
 from slixmpp import JID
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import StanzaPath
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from profanity_peer import Peer  # noqa: E402
@@ -26,8 +32,15 @@ class MucPeer(Peer):
     def __init__(self, jid, out):
         super().__init__(jid, out)
         self.register_plugin("xep_0045")
+        self.register_plugin("xep_0249")
         self.add_event_handler("groupchat_message", self.groupchat)
         self.add_event_handler("groupchat_presence", self.presence)
+        # Not xep_0045's groupchat_invite event: slixmpp 1.17.0 drops an invitation from a room it
+        # believes it is still in, and it does not forget a room it was removed from (322).
+        self.register_handler(
+            Callback("mediated invite", StanzaPath("message/muc/invite"), self.mediated_invite)
+        )
+        self.add_event_handler("groupchat_direct_invite", self.direct_invite)
 
     def groupchat(self, msg):
         if msg["body"]:
@@ -39,6 +52,15 @@ class MucPeer(Peer):
         actor = pres["muc"]["item"]["actor"]["nick"] or "-"
         reason = pres["muc"]["item"]["reason"] or "-"
         self.note(f"presence {pres['from'].resource} {kind} {codes} {actor} {reason}")
+
+    def mediated_invite(self, msg):
+        invite = msg["muc"]["invite"]
+        inviter = invite["from"].bare or "-"
+        self.note(f"invite mediated {msg['from']} {inviter} {invite['reason'] or '-'}")
+
+    def direct_invite(self, msg):
+        invite = msg["groupchat_invite"]
+        self.note(f"invite direct {msg['from'].bare} {invite['jid']} {invite['reason'] or '-'}")
 
     async def join(self, room, nick):
         await self.plugin["xep_0045"].join_muc_wait(JID(room), nick, maxstanzas=0, timeout=15)
