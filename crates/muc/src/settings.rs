@@ -380,12 +380,16 @@ impl Settings {
         let mut max_users = Field::list_single("muc#roomconfig_maxusers")
             .label("Maximum number of occupants")
             .value(self.max_users.to_string());
+        // COMPAT(Profanity): labels are optional (XEP-0004 §3.3), but Profanity 0.13 shows
+        // "(null)" for options without one.
         for n in [10, 20, 30, 50, 100, 200, 500, 1000, 2000, 5000] {
             if n < limits.max_users {
-                max_users = max_users.option(None, &n.to_string());
+                let n = n.to_string();
+                max_users = max_users.option(Some(&n), &n);
             }
         }
-        max_users = max_users.option(None, &limits.max_users.to_string());
+        let most = limits.max_users.to_string();
+        max_users = max_users.option(Some(&most), &most);
         DataForm::form(Some(FORM_TYPE))
             .title(&format!("Configuration of {room}"))
             .instructions("Complete this form to change the room's configuration.")
