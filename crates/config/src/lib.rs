@@ -71,6 +71,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "pep",
             "pubsub",
             "muc",
+            "http",
         ],
     ),
     ("log", &["level"]),
@@ -134,6 +135,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         &["resume_timeout", "max_unacked", "request_after"],
     ),
     ("components", &["listen", "secrets"]),
+    ("http", &["listen"]),
     (
         "archive",
         &["enabled", "retention_days", "max_messages", "max_page_size"],
@@ -269,6 +271,8 @@ pub struct Config {
     pub pubsub: PubsubConfig,
     /// `[muc]`: the multi-user chat service (XEP-0045) at `conference.<host>` and its limits.
     pub muc: MucConfig,
+    /// `[http]`: the HTTP listener (health and readiness today).
+    pub http: HttpConfig,
 }
 
 /// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
@@ -731,6 +735,23 @@ pub struct ComponentsConfig {
     pub secrets: Vec<(String, Secret)>,
 }
 
+/// `[http]` section: the one HTTP listener (today `/health` and `/ready`; later WebSocket, BOSH,
+/// upload and metrics).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Listening addresses; default one loopback address (`127.0.0.1:5280`), empty: no HTTP
+    /// listener. Plain HTTP: keep it on loopback or behind a reverse proxy.
+    pub listen: Vec<SocketAddr>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5280))],
+        }
+    }
+}
+
 /// A shared secret: never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -854,6 +875,7 @@ impl Default for Config {
             pubsub: PubsubConfig::default(),
             muc: MucConfig::default(),
             registration: RegistrationConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }

@@ -309,6 +309,12 @@ impl Cx<'_> {
             self.read_components(components, config);
         }
 
+        if let Some(http) = self.section(root, "http")
+            && let Some(list) = self.addresses(http, "http", "listen")
+        {
+            config.http.listen = list;
+        }
+
         if let Some(archive) = self.section(root, "archive") {
             let p = "archive";
             if let Some(b) = self.bool(archive, p, "enabled") {
@@ -923,7 +929,12 @@ impl Cx<'_> {
         }
         let c = &config.c2s;
         if !self.failed("c2s.listen") && !self.failed("c2s.direct_tls_listen") {
-            self.listener_checks(c);
+            let http = if self.failed("http.listen") {
+                &[][..]
+            } else {
+                &config.http.listen[..]
+            };
+            self.listener_checks(c, http);
         }
 
         if c.preauth_max_stanza_size > c.max_stanza_size
@@ -1021,9 +1032,10 @@ impl Cx<'_> {
         }
     }
 
-    /// Listener conflicts, in file order (later entries name the earlier one), and that there
-    /// is at least one listener.
-    fn listener_checks(&mut self, c: &crate::C2sConfig) {
+    /// Listener conflicts (c2s, then HTTP), in file order (later entries name the earlier one),
+    /// and that there is at least one client listener.
+    fn listener_checks(&mut self, c: &crate::C2sConfig, http: &[SocketAddr]) {
+        let clients = c.listen.len() + c.direct_tls_listen.len();
         let all: Vec<(String, SocketAddr)> = c
             .listen
             .iter()
@@ -1034,6 +1046,11 @@ impl Cx<'_> {
                     .iter()
                     .enumerate()
                     .map(|(i, a)| (format!("c2s.direct_tls_listen[{i}]"), *a)),
+            )
+            .chain(
+                http.iter()
+                    .enumerate()
+                    .map(|(i, a)| (format!("http.listen[{i}]"), *a)),
             )
             .collect();
         for (j, (key, addr)) in all.iter().enumerate() {
@@ -1047,7 +1064,7 @@ impl Cx<'_> {
                 self.error_near(key, &[key], message);
             }
         }
-        if all.is_empty() {
+        if clients == 0 {
             self.error_near(
                 "c2s.listen",
                 &["c2s.listen", "c2s.direct_tls_listen", "c2s"],

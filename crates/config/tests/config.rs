@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use starling_config::{
     ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
-    HostConfig, LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig, PushConfig,
-    RegistrationConfig, RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend,
+    HostConfig, HttpConfig, LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig,
+    PushConfig, RegistrationConfig, RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend,
     StorageConfig, StreamManagementConfig,
 };
 
@@ -111,6 +111,7 @@ fn default_values() {
     assert_eq!(c.offline.max_messages, 1000);
     assert_eq!(c.roster.max_items, 1000);
     assert_eq!(c.roster.max_pending_requests, 100);
+    assert_eq!(c.http.listen, vec![addr("127.0.0.1:5280")]);
 }
 
 #[test]
@@ -284,6 +285,9 @@ listen = ["127.0.0.1:5347"]
 
 [components.secrets]
 "Gateway.Example.ORG" = "sixteen chars at least"
+
+[http]
+listen = ["0.0.0.0:8080", "[::1]:5280"]
 
 [archive]
 enabled = false
@@ -463,6 +467,9 @@ archive = false
             room_rate: 50,
             room_burst: 60,
             archive: false,
+        },
+        http: HttpConfig {
+            listen: vec![addr("0.0.0.0:8080"), addr("[::1]:5280")],
         },
     };
     let config = parse(text).unwrap();
@@ -1658,4 +1665,63 @@ fn bad_admins_are_reported_with_their_line() {
         one_error("admins = \"a@localhost\"\n").2,
         "expected an array of JIDs (\"user@domain\"), found string"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// [http]
+
+#[test]
+fn http_listen_is_a_list_of_addresses() {
+    let config = parse("[http]\nlisten = [\"127.0.0.1:0\", \"[::1]:8080\"]\n").unwrap();
+    assert_eq!(
+        config.http.listen,
+        vec![addr("127.0.0.1:0"), addr("[::1]:8080")]
+    );
+    // Empty disables the listener, and that is no error (c2s still listens).
+    let config = parse("[http]\nlisten = []\n").unwrap();
+    assert!(config.http.listen.is_empty());
+}
+
+#[test]
+fn http_errors_name_key_and_line() {
+    assert_eq!(
+        one_error("[http]\nlisten = [\"127.0.0.1:5280\",\n  \"localhost\"]\n"),
+        (
+            "http.listen[1]".into(),
+            Some(3),
+            "\"localhost\" is not a socket address (like \"127.0.0.1:5222\" or \"[::1]:5222\")"
+                .into()
+        )
+    );
+    assert_eq!(
+        one_error("[http]\nlisten = \"127.0.0.1:5280\"\n"),
+        (
+            "http.listen".into(),
+            Some(2),
+            "expected an array of socket addresses, found string".into()
+        )
+    );
+    assert_eq!(
+        one_error("# web\n[http]\nlisten = []\nport = 80\n"),
+        (
+            "http.port".into(),
+            Some(4),
+            "unknown key; expected one of: listen".into()
+        )
+    );
+}
+
+#[test]
+fn http_address_conflicts_with_c2s() {
+    assert_eq!(
+        one_error("[c2s]\nlisten = [\"127.0.0.1:5222\"]\n[http]\nlisten = [\"0.0.0.0:5222\"]\n"),
+        (
+            "http.listen[0]".into(),
+            Some(4),
+            "address 0.0.0.0:5222 conflicts with 127.0.0.1:5222 (c2s.listen[0])".into()
+        )
+    );
+    let (k, _, m) = one_error("[http]\nlisten = [\"127.0.0.1:5280\", \"127.0.0.1:5280\"]\n");
+    assert_eq!(k, "http.listen[1]");
+    assert_eq!(m, "address 127.0.0.1:5280 is also used by http.listen[0]");
 }
