@@ -1,0 +1,181 @@
+//! The HTTP listener over real sockets: raw HTTP/1.1 requests (RFC 9112) on a TcpStream.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use starling_http::{HttpListener, HttpSettings, Readiness, router};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+/// Ready while the flag is set.
+struct Flag(AtomicBool);
+
+#[async_trait::async_trait]
+impl Readiness for Flag {
+    async fn check(&self) -> Result<(), String> {
+        if self.0.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("storage: database is locked\nsecond line".to_owned())
+        }
+    }
+}
+
+/// Never answers.
+struct Stuck;
+
+#[async_trait::async_trait]
+impl Readiness for Stuck {
+    async fn check(&self) -> Result<(), String> {
+        std::future::pending().await
+    }
+}
+
+async fn start(
+    readiness: Arc<dyn Readiness>,
+    settings: HttpSettings,
+) -> (SocketAddr, CancellationToken) {
+    let listener = HttpListener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let stop = CancellationToken::new();
+    tokio::spawn(listener.serve(router(readiness, &settings), stop.clone()));
+    (addr, stop)
+}
+
+/// Sends `request` as is and reads the whole response (the request asks the server to close).
+async fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut raw))
+        .await
+        .expect("response within 10 s")
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    exchange(addr, request.as_bytes()).await
+}
+
+#[tokio::test]
+async fn health_ready_and_unknown_paths() {
+    let flag = Arc::new(Flag(AtomicBool::new(true)));
+    let (addr, stop) = start(flag.clone(), HttpSettings::default()).await;
+    assert_eq!(get(addr, "/health").await, (200, "ok".to_owned()));
+    assert_eq!(get(addr, "/ready").await, (200, "ready".to_owned()));
+    assert_eq!(get(addr, "/").await, (404, "not found".to_owned()));
+    assert_eq!(get(addr, "/healthz").await.0, 404);
+    // Not ready: 503 and the reason on one line; liveness is unaffected.
+    flag.0.store(false, Ordering::SeqCst);
+    assert_eq!(
+        get(addr, "/ready").await,
+        (
+            503,
+            "not ready: storage: database is locked second line".to_owned()
+        )
+    );
+    assert_eq!(get(addr, "/health").await, (200, "ok".to_owned()));
+    // RFC 9110 §15.5.6: another method on a known path.
+    let (status, _) = exchange(
+        addr,
+        b"DELETE /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 405);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_stuck_check_is_not_ready() {
+    let settings = HttpSettings {
+        ready_timeout: Duration::from_millis(200),
+        ..HttpSettings::default()
+    };
+    let (addr, stop) = start(Arc::new(Stuck), settings).await;
+    assert_eq!(
+        get(addr, "/ready").await,
+        (503, "not ready: no answer within 0.2 s".to_owned())
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn traversal_attempts_are_unknown_paths() {
+    let (addr, stop) = start(
+        Arc::new(Flag(AtomicBool::new(true))),
+        HttpSettings::default(),
+    )
+    .await;
+    for path in [
+        "/../etc/passwd",
+        "/%2e%2e/",
+        "/%2e%2e/etc/passwd",
+        "/health/../ready",
+        "/%u002e%u002e/",
+        "/..;/health",
+        "//health",
+    ] {
+        let (status, _) = get(addr, path).await;
+        assert!(status == 404 || status == 400, "{path}: {status}");
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let settings = HttpSettings {
+        max_body_bytes: 1024,
+        ..HttpSettings::default()
+    };
+    let (addr, stop) = start(Arc::new(Flag(AtomicBool::new(true))), settings).await;
+    // RFC 9110 §15.5.14: refused on the declared length, before the body is read.
+    let request = "POST /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                   Content-Length: 1000000\r\n\r\n";
+    assert_eq!(exchange(addr, request.as_bytes()).await.0, 413);
+    // A body within the limit reaches routing (405: /health takes no POST).
+    let mut request = b"POST /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                        Content-Length: 10\r\n\r\n"
+        .to_vec();
+    request.extend_from_slice(b"0123456789");
+    assert_eq!(exchange(addr, &request).await.0, 405);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting() {
+    let (addr, stop) = start(
+        Arc::new(Flag(AtomicBool::new(true))),
+        HttpSettings::default(),
+    )
+    .await;
+    assert_eq!(get(addr, "/health").await.0, 200);
+    stop.cancel();
+    let mut refused = false;
+    for _ in 0..50 {
+        if TcpStream::connect(addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "still accepting after shutdown");
+}
