@@ -185,6 +185,9 @@ struct ServeArgs {
     /// `[c2s] direct_tls_listen`.
     #[arg(long, value_name = "ADDR")]
     c2s_tls_listen: Option<SocketAddr>,
+    /// Address of the HTTP listener (/health, /ready); overrides the file's `[http] listen`.
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -409,6 +412,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.c2s_tls_listen {
         config.c2s.direct_tls_listen = vec![addr];
+    }
+    if let Some(addr) = args.http_listen {
+        config.http.listen = vec![addr];
     }
     let problems = config.check_files();
     if !problems.is_empty() {

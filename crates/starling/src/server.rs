@@ -3,9 +3,14 @@
 //! [`start`] binds every listener before returning, so callers (the binary, tests on port 0) know
 //! the real addresses; [`RunningServer::shutdown`] closes every stream with `<system-shutdown/>`
 //! and waits for the sessions to finish.
+//!
+//! The HTTP listener (`[http] listen`, crate `starling-http`) is bound with the others; its
+//! `/ready` is [`ServerReadiness`]: ready once `start` has bound every listener, and while the
+//! storage answers a cheap query.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use starling_c2s::{C2sSettings, C2sShared, ListenerKind, ThrottleSettings, handle_connection};
@@ -36,6 +41,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Http(#[from] starling_http::HttpError),
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -61,6 +68,8 @@ pub struct RunningServer {
     pub direct_tls_addrs: Vec<SocketAddr>,
     /// Bound XEP-0114 component listener addresses.
     pub component_addrs: Vec<SocketAddr>,
+    /// Bound HTTP listener addresses (`[http] listen`), in configuration order.
+    pub http_addrs: Vec<SocketAddr>,
     pub tls: Arc<TlsManager>,
     pub router: Arc<Router>,
     c2s: Arc<C2sShared>,
@@ -433,6 +442,26 @@ pub async fn start_with_modules(
             },
         ));
     }
+    // The HTTP listener: health and readiness for now.
+    let listening = Arc::new(AtomicBool::new(false));
+    let readiness = Arc::new(ServerReadiness {
+        accounts: storage.stores().accounts,
+        domain: config
+            .hosts
+            .first()
+            .map(|h| h.domain.clone())
+            .unwrap_or_default(),
+        listening: listening.clone(),
+    });
+    let app = starling_http::router(readiness, &starling_http::HttpSettings::default());
+    let mut http_addrs = Vec::new();
+    for &addr in &config.http.listen {
+        let listener = starling_http::HttpListener::bind(addr).await?;
+        let local = listener.local_addr();
+        http_addrs.push(local);
+        tracing::info!("listening for HTTP on {local} (/health, /ready)");
+        tracker.spawn(listener.serve(app.clone(), shutdown.clone()));
+    }
     // The command line's way in (`starling user kick`, `starling sessions`, …).
     #[cfg(unix)]
     let control = crate::control::ControlSocket::open(
@@ -442,10 +471,13 @@ pub async fn start_with_modules(
         &tracker,
     )
     .await?;
+    // Every listener is bound and accepting.
+    listening.store(true, Ordering::Release);
     Ok(RunningServer {
         starttls_addrs,
         direct_tls_addrs,
         component_addrs,
+        http_addrs,
         tls,
         router,
         c2s: shared,
@@ -455,6 +487,30 @@ pub async fn start_with_modules(
         shutdown,
         tracker,
     })
+}
+
+/// `GET /ready`: every listener bound, and the storage answering.
+pub struct ServerReadiness {
+    accounts: Arc<dyn starling_storage::AccountStore>,
+    /// A served domain, for the storage query.
+    domain: String,
+    /// Set once `start` has bound every listener.
+    listening: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl starling_http::Readiness for ServerReadiness {
+    async fn check(&self) -> Result<(), String> {
+        if !self.listening.load(Ordering::Acquire) {
+            return Err("listeners not started".to_owned());
+        }
+        // One indexed lookup of a name no account can have (localparts are never empty).
+        self.accounts
+            .account_exists("", &self.domain)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("storage: {e}"))
+    }
 }
 
 /// Accepts connections until shutdown, serving each with `serve` in its own tracked task.

@@ -173,11 +173,18 @@ struct Server {
 
 impl Server {
     /// Runs `starling serve ARGS` in `cwd` and waits until it is ready (has logged how to add a
-    /// user, which comes after every listener is bound).
+    /// user, which comes after every listener is bound). The HTTP listener goes to an ephemeral
+    /// port unless ARGS say otherwise (servers side by side would share 5280).
     fn start(cwd: &Path, args: &[&str]) -> Server {
+        let http: &[&str] = if args.contains(&"--http-listen") {
+            &[]
+        } else {
+            &["--http-listen", "127.0.0.1:0"]
+        };
         let child = Command::new(BIN)
             .arg("serve")
             .args(args)
+            .args(http)
             .current_dir(cwd)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
@@ -1069,4 +1076,53 @@ fn cli_makes_no_accounts_on_anonymous_hosts() {
         "created alice@localhost\n",
     );
     assert_succeeds(&with(&["user", "list"]), "alice@localhost\n");
+}
+
+/// `--http-listen` replaces `[http] listen`; the listener answers `/health` and `/ready` as soon
+/// as the server says it is ready (issue 17's groundwork).
+#[test]
+fn http_listen_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(
+        tmp.path(),
+        &[
+            "--data-dir",
+            path_str(&data),
+            "--c2s-listen",
+            "127.0.0.1:0",
+            "--c2s-tls-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            &free.to_string(),
+        ],
+    );
+    let log = server.stdout.all();
+    assert!(
+        log.contains(&format!("listening for HTTP on {free} (/health, /ready)")),
+        "{log}"
+    );
+    let get = |path: &str| -> String {
+        let mut tcp = std::net::TcpStream::connect(free).unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).unwrap();
+        response
+    };
+    let health = get("/health");
+    assert!(health.starts_with("HTTP/1.1 200 "), "{health}");
+    assert!(health.ends_with("\r\n\r\nok"), "{health}");
+    let ready = get("/ready");
+    assert!(ready.starts_with("HTTP/1.1 200 "), "{ready}");
+    assert!(ready.ends_with("\r\n\r\nready"), "{ready}");
+    assert_eq!(server.stderr.all(), "");
 }

@@ -17,6 +17,8 @@ use starling_router::Router;
 pub struct TestServer {
     pub starttls_addr: SocketAddr,
     pub direct_tls_addr: SocketAddr,
+    /// The first HTTP listener (`[http] listen`), if any.
+    pub http_addr: Option<SocketAddr>,
     pub domain: String,
     pub config: Config,
     running: Option<RunningServer>,
@@ -83,6 +85,7 @@ impl TestServer {
         TestServer {
             starttls_addr: running.starttls_addrs.first().copied().unwrap_or(any),
             direct_tls_addr: running.direct_tls_addrs.first().copied().unwrap_or(any),
+            http_addr: running.http_addrs.first().copied(),
             domain: config
                 .hosts
                 .first()
@@ -290,6 +293,7 @@ fn test_config(data_dir: &Path) -> Config {
     let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
     config.c2s.listen = vec![any];
     config.c2s.direct_tls_listen = vec![any];
+    config.http.listen = vec![any];
     config.c2s.rate = 0;
     config.archive.enabled = false;
     config
