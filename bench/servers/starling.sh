@@ -57,6 +57,10 @@ data_dir = "$1"
 [log]
 level = "warn"
 
+# No HTTP listener: ejabberd and Prosody use 5280 too, and the benchmark needs none.
+[http]
+listen = []
+
 [c2s]
 listen = ["127.0.0.1:$2"]
 direct_tls_listen = ["127.0.0.1:$(($2 + 1))"]

@@ -45,6 +45,8 @@ direct_tls_listen = ["127.0.0.1:$P2"]
 rate = 0
 [stream_management]
 resume_timeout = ${INTEROP_RESUME_TIMEOUT:-3}
+[http]
+listen = []
 [components]
 listen = ["127.0.0.1:$P3"]
 [components.secrets]

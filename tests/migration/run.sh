@@ -97,6 +97,8 @@ level = "warn"
 listen = ["127.0.0.1:$p1"]
 direct_tls_listen = ["127.0.0.1:$p2"]
 rate = 0
+[http]
+listen = []
 TOML
     echo "   starling import xep0227 $export"
     "$BIN" import xep0227 "$export" --config "$dir/starling.toml" | sed 's/^/      /' ||

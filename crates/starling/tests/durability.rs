@@ -63,6 +63,7 @@ fn serve(data: &Path, port: u16, tls_port: u16) -> Killed {
         .arg(data)
         .args(["--c2s-listen", &format!("127.0.0.1:{port}")])
         .args(["--c2s-tls-listen", &format!("127.0.0.1:{tls_port}")])
+        .args(["--http-listen", "127.0.0.1:0"])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
