@@ -79,14 +79,12 @@ impl Room {
 
     /// A hash of the room's hats, for `muc#roominfo` (XEP-0317 §2): SHA-1 of their URIs.
     pub(super) fn hats_hash(&self) -> Option<String> {
-        use sha1::Digest as _;
         if self.settings.hats.is_empty() {
             return None;
         }
         let mut uris: Vec<&str> = self.settings.hats.iter().map(|h| h.uri.as_str()).collect();
         uris.sort_unstable();
-        let digest = sha1::Sha1::digest(uris.join("\n").as_bytes());
-        Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+        Some(super::sha1_hex(uris.join("\n").as_bytes()))
     }
 
     /// An ad-hoc command to the room: `Ok` with the `<command/>` to answer.

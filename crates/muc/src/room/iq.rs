@@ -276,7 +276,6 @@ impl Room {
     /// XEP-0153 §4.1: the SHA-1 (lowercase hex) of the vCard's photo, if it has one.
     fn avatar_hash(&self) -> Vec<String> {
         use base64::Engine as _;
-        use sha1::Digest as _;
         let vcard = self.vcard();
         let data = vcard
             .get_child("PHOTO", ns::VCARD)
@@ -288,14 +287,7 @@ impl Room {
                     .collect::<String>()
             })
             .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
-        data.map(|d| {
-            sha1::Sha1::digest(&d)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        })
-        .into_iter()
-        .collect()
+        data.map(|d| super::sha1_hex(&d)).into_iter().collect()
     }
 
     /// The requester's affiliation and, when in the room, role.

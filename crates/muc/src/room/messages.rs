@@ -20,8 +20,6 @@ use crate::{NS_MUC, NS_OCCUPANT_ID, NS_USER};
 pub(crate) struct HistoryEntry {
     message: Element,
     at: SystemTime,
-    /// Its length in characters as sent (for `maxchars`).
-    chars: usize,
     /// The room's stanza id of it.
     id: Option<String>,
 }
@@ -201,22 +199,29 @@ impl Room {
     /// The away sessions (detached or inactive) of the occupants other than `sender` whose nick
     /// the message's body names.
     fn mentioned(&self, m: &Element, sender: &str) -> Vec<starling_proto::FullJid> {
+        // Sessions first (two atomic loads each), the body only if one is away.
+        let away: Vec<(&str, &starling_proto::FullJid)> = self
+            .occupants
+            .values()
+            .filter(|o| o.nick != sender)
+            .flat_map(|o| o.sessions.iter().map(move |s| (o.nick.as_str(), s)))
+            .filter(|(_, s)| {
+                s.local
+                    .as_ref()
+                    .is_some_and(|e| e.handle.is_detached() || e.handle.is_inactive())
+            })
+            .map(|(nick, s)| (nick, &s.jid))
+            .collect();
+        if away.is_empty() {
+            return Vec::new();
+        }
         let Some(body) = m.get_child("body", ns::CLIENT).map(Element::text) else {
             return Vec::new();
         };
-        let mut away = Vec::new();
-        for o in self.occupants.values().filter(|o| o.nick != sender) {
-            for s in &o.sessions {
-                let is_away = s
-                    .local
-                    .as_ref()
-                    .is_some_and(|e| e.handle.is_detached() || e.handle.is_inactive());
-                if is_away && names(&body, &o.nick) {
-                    away.push(s.jid.clone());
-                }
-            }
-        }
-        away
+        away.into_iter()
+            .filter(|(nick, _)| names(&body, nick))
+            .map(|(_, jid)| jid.clone())
+            .collect()
     }
 
     /// Keeps a reflected message (received at `at`) in the history, as newcomers will get it
@@ -233,14 +238,8 @@ impl Room {
                 .with_attr("from", self.jid.as_str())
                 .with_attr("stamp", starling_proto::clock::format_utc(at)),
         );
-        let chars = h.to_xml().chars().count();
         h.share_children();
-        self.history.push_back(HistoryEntry {
-            message: h,
-            at,
-            chars,
-            id,
-        });
+        self.history.push_back(HistoryEntry { message: h, at, id });
         let max = usize::try_from(self.settings.history_length).unwrap_or(usize::MAX);
         while self.history.len() > max {
             self.history.pop_front();
@@ -337,7 +336,11 @@ impl Room {
             if count >= max_stanzas || not_before.is_some_and(|t| e.at < t) {
                 break;
             }
-            chars = chars.saturating_add(e.chars);
+            // Counted only when asked: serialising every message as it is kept would cost the
+            // room's hot path for a rarely used limit.
+            if max_chars != usize::MAX {
+                chars = chars.saturating_add(e.message.to_xml().chars().count());
+            }
             if chars > max_chars {
                 break;
             }

@@ -201,6 +201,15 @@ pub(crate) fn error(c: StanzaErrorCondition, text: &str) -> StanzaError {
     StanzaError::new(c).with_text(text.to_owned())
 }
 
+/// SHA-1 in lowercase hex (XEP-0153 §4.1 photo hashes, the hats list's hash).
+pub(crate) fn sha1_hex(bytes: &[u8]) -> String {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Unix time in seconds.
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
