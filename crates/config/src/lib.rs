@@ -135,7 +135,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         &["resume_timeout", "max_unacked", "request_after"],
     ),
     ("components", &["listen", "secrets"]),
-    ("http", &["listen"]),
+    ("http", &["listen", "public_url"]),
     (
         "archive",
         &["enabled", "retention_days", "max_messages", "max_page_size"],
@@ -742,12 +742,30 @@ pub struct HttpConfig {
     /// Listening addresses; default one loopback address (`127.0.0.1:5280`), empty: no HTTP
     /// listener. Plain HTTP: keep it on loopback or behind a reverse proxy.
     pub listen: Vec<SocketAddr>,
+    /// The base URL browsers and clients reach this listener at (`http` or `https`, a host, an
+    /// optional port and path prefix; no query), without a trailing `/`: what a reverse proxy
+    /// in front publishes, e.g. `https://chat.example.org`. The WebSocket and BOSH URLs
+    /// advertised in host-meta, upload URLs and the web client page are built on it. `None`
+    /// (the default): `http://` and the first listen address.
+    pub public_url: Option<String>,
+}
+
+impl HttpConfig {
+    /// [`HttpConfig::public_url`], or the first listen address over plain HTTP; `None` without
+    /// a listener.
+    pub fn base_url(&self) -> Option<String> {
+        match &self.public_url {
+            Some(url) => Some(url.clone()),
+            None => self.listen.first().map(|a| format!("http://{a}")),
+        }
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5280))],
+            public_url: None,
         }
     }
 }

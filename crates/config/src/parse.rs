@@ -309,10 +309,18 @@ impl Cx<'_> {
             self.read_components(components, config);
         }
 
-        if let Some(http) = self.section(root, "http")
-            && let Some(list) = self.addresses(http, "http", "listen")
-        {
-            config.http.listen = list;
+        if let Some(http) = self.section(root, "http") {
+            if let Some(list) = self.addresses(http, "http", "listen") {
+                config.http.listen = list;
+            }
+            if let Some((key, value)) = self.value(http, "http", "public_url")
+                && let Some(url) = self.as_string(&key, value)
+            {
+                match check_public_url(&url) {
+                    Ok(url) => config.http.public_url = Some(url),
+                    Err(why) => self.error(&key, Some(value.span()), why),
+                }
+            }
         }
 
         if let Some(archive) = self.section(root, "archive") {
@@ -1124,4 +1132,21 @@ pub(crate) fn check_log_filter(filter: &str) -> Result<(), String> {
         return Err(format!("must name a level ({})", LEVELS.join(", ")));
     }
     Ok(())
+}
+
+/// `[http] public_url`: `http://` or `https://`, a host, an optional port and path; no query,
+/// fragment, user or whitespace. Returned without a trailing `/`.
+fn check_public_url(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.contains(['?', '#', '@']) || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must be a plain base URL (no query, fragment, user or spaces)".to_owned());
+    }
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err("must name a host".to_owned());
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }

@@ -288,6 +288,7 @@ listen = ["127.0.0.1:5347"]
 
 [http]
 listen = ["0.0.0.0:8080", "[::1]:5280"]
+public_url = "https://chat.example.org/xmpp/"
 
 [archive]
 enabled = false
@@ -470,6 +471,7 @@ archive = false
         },
         http: HttpConfig {
             listen: vec![addr("0.0.0.0:8080"), addr("[::1]:5280")],
+            public_url: Some("https://chat.example.org/xmpp".into()),
         },
     };
     let config = parse(text).unwrap();
@@ -1706,8 +1708,34 @@ fn http_errors_name_key_and_line() {
         (
             "http.port".into(),
             Some(4),
-            "unknown key; expected one of: listen".into()
+            "unknown key; expected one of: listen, public_url".into()
         )
+    );
+}
+
+#[test]
+fn http_public_url_is_a_base_url() {
+    let config = parse("[http]\npublic_url = \"http://[::1]:8080\"\n").unwrap();
+    assert_eq!(config.http.base_url().as_deref(), Some("http://[::1]:8080"));
+    assert_eq!(
+        parse("").unwrap().http.base_url().as_deref(),
+        Some("http://127.0.0.1:5280")
+    );
+    assert_eq!(
+        one_error("[http]\npublic_url = \"chat.example.org\"\n"),
+        (
+            "http.public_url".into(),
+            Some(2),
+            "must start with http:// or https://".into()
+        )
+    );
+    assert_eq!(
+        one_error("[http]\npublic_url = \"https://chat.example.org/?a=b\"\n").2,
+        "must be a plain base URL (no query, fragment, user or spaces)"
+    );
+    assert_eq!(
+        one_error("[http]\npublic_url = \"https:///x\"\n").2,
+        "must name a host"
     );
 }
 
