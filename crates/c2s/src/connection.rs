@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 mod anonymous;
 mod register;
 
-use crate::framing::{Framing, Opening, XmlStream};
+use crate::framing::{Framing, Opening, WebSocketFraming, XmlStream};
 use crate::limiter::RateLimiter;
 use crate::negotiation::{Input, Phase, Verdict, admit};
 use crate::session::{Ack, Lookup, MAX_HELD, Resumable, Session, StreamMgmt};
@@ -285,6 +285,23 @@ impl Connection {
             shared,
             shutdown,
         }
+    }
+
+    /// Runs a connection that arrived as a WebSocket (RFC 7395): `io` carries the framing's
+    /// records ([`WebSocketFraming`]), `secure` says whether it came over TLS (or from a place
+    /// trusted as well: see `handle_websocket`). No STARTTLS, no channel binding.
+    pub async fn run_websocket<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        secure: bool,
+        refusal: Option<StreamError>,
+    ) -> Flow {
+        self.framing = Box::new(WebSocketFraming::new(preauth_limits(&self.shared)));
+        self.secure = secure;
+        if let Some(err) = refusal {
+            return self.fail(io, err).await;
+        }
+        Box::pin(self.run(io)).await
     }
 
     /// Runs the connection: TLS first for direct TLS, the loop, and the STARTTLS upgrade.
@@ -545,7 +562,11 @@ impl Connection {
                             return Flow::Lost;
                         }
                     };
-                    if !self.secure && !self.framing.opening_seen() && data[0] == 0x16 {
+                    if !self.secure
+                        && self.framing.is_byte_stream()
+                        && !self.framing.opening_seen()
+                        && data[0] == 0x16
+                    {
                         // A TLS ClientHello on the STARTTLS port: XML would be noise to it.
                         tracing::info!(id = self.id, peer = %self.peer,
                             "TLS handshake received on a STARTTLS port (use the direct TLS port); closing");

@@ -312,6 +312,58 @@ pub async fn handle_connection(
     .await
 }
 
+/// Serves one client that connected over WebSocket (RFC 7395) until it ends. `io` carries the
+/// records of [`framing::WebSocketFraming`] (the HTTP listener turns them into WebSocket
+/// messages). `secure`: the WebSocket came over TLS, or from where the operator trusts plain
+/// HTTP (a reverse proxy on this host): PLAIN may be offered and SASL is not refused for lack
+/// of encryption. The connection limits are those of TCP clients; a connection over them gets
+/// its stream error in the framing's messages.
+pub async fn handle_websocket<S>(
+    mut io: S,
+    peer: SocketAddr,
+    secure: bool,
+    shared: Arc<C2sShared>,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    use tracing::Instrument as _;
+    let id = shared.next_session_id();
+    let span = tracing::debug_span!("c2s", id, %peer, transport = "websocket");
+    async move {
+        let (admitted, refusal) = match shared.connections.admit(peer.ip()) {
+            Ok(a) => (Some(a), None),
+            Err(refusal) => (None, Some(refusal_error(peer, refusal))),
+        };
+        let _admitted = admitted;
+        let mut connection = Connection::new(id, peer, shared.clone(), shutdown);
+        tracing::debug!(secure, "WebSocket connection accepted");
+        let how = connection.run_websocket(&mut io, secure, refusal).await;
+        connection.finish(how).await;
+        tracing::debug!("connection closed");
+    }
+    .instrument(span)
+    .await
+}
+
+/// The stream error for a connection over a limit: `<policy-violation/>` for the address's
+/// limit, `<resource-constraint/>` (RFC 6120 §4.9.3.17) for the server's.
+fn refusal_error(peer: SocketAddr, refusal: connections::Refusal) -> starling_proto::StreamError {
+    use starling_proto::{StreamError, StreamErrorCondition};
+    match refusal {
+        connections::Refusal::Address(n) => {
+            tracing::debug!(%peer, limit = n, "connection refused: too many from this address");
+            StreamError::new(StreamErrorCondition::PolicyViolation)
+                .with_text(format!("more than {n} connections from your address"))
+        }
+        connections::Refusal::Total(n) => {
+            tracing::warn!(%peer, limit = n, "connection refused: the server holds its maximum");
+            StreamError::new(StreamErrorCondition::ResourceConstraint)
+                .with_text("the server is at its connection limit")
+        }
+    }
+}
+
 /// Turns away a connection over a limit. On the STARTTLS port the stream is opened and closed
 /// with a stream error at once (RFC 6120 §4.9.1.1): `<policy-violation/>` for the address's
 /// limit, `<resource-constraint/>` (§4.9.3.17) for the server's. On the direct TLS port the TCP
@@ -323,20 +375,9 @@ async fn refuse(
     shared: &C2sShared,
     refusal: connections::Refusal,
 ) {
-    use starling_proto::{StreamError, StreamErrorCondition, ns};
+    use starling_proto::ns;
     use tokio::io::AsyncWriteExt as _;
-    let err = match refusal {
-        connections::Refusal::Address(n) => {
-            tracing::debug!(%peer, limit = n, "connection refused: too many from this address");
-            StreamError::new(StreamErrorCondition::PolicyViolation)
-                .with_text(format!("more than {n} connections from your address"))
-        }
-        connections::Refusal::Total(n) => {
-            tracing::warn!(%peer, limit = n, "connection refused: the server holds its maximum");
-            StreamError::new(StreamErrorCondition::ResourceConstraint)
-                .with_text("the server is at its connection limit")
-        }
-    };
+    let err = refusal_error(peer, refusal);
     if kind == ListenerKind::StartTls {
         let domain = shared
             .router

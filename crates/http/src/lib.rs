@@ -9,8 +9,10 @@
 //!   reason. A check that takes longer than [`HttpSettings::ready_timeout`] is not ready.
 //! * anything else: `404` (a method other than GET or HEAD on those two paths: `405`).
 //!
-//! WebSocket (RFC 7395), BOSH (XEP-0206), upload (XEP-0363) and metrics will be routes of this
-//! same router (issue 17).
+//! * `/xmpp-websocket`: XMPP over WebSocket (RFC 7395, [`websocket`]), when the server adds
+//!   [`websocket::routes`].
+//!
+//! BOSH (XEP-0206), upload (XEP-0363) and metrics will be routes of this same listener.
 //!
 //! # Limits
 //!
@@ -39,6 +41,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
+
+pub mod websocket;
 
 /// Why the HTTP listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +165,7 @@ impl HttpListener {
     /// (idle keep-alive connections are closed).
     pub async fn serve(self, app: Router, shutdown: CancellationToken) {
         let local = self.local;
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await;

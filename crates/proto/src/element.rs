@@ -518,13 +518,20 @@ impl Element {
     /// Serialises as a standalone document fragment (the default namespace is declared).
     pub fn to_xml(&self) -> String {
         let mut s = String::new();
+        self.write_standalone(&mut s);
+        s
+    }
+
+    /// Appends the element as a standalone document fragment, as [`Element::to_xml`] does: its
+    /// namespace and every prefix it uses are declared on it (RFC 7395 §3.3.3: each WebSocket
+    /// message is a complete element).
+    pub fn write_standalone(&self, out: &mut String) {
         let mut w = Writer {
             bindings: Vec::new(),
             stream_prefix: false,
-            out: &mut s,
+            out,
         };
         w.element(self, &Ns::NONE);
-        s
     }
 }
 

@@ -2,6 +2,8 @@
 
 pub const XML: &str = "http://www.w3.org/XML/1998/namespace";
 pub const STREAM: &str = "http://etherx.jabber.org/streams";
+/// RFC 7395 §3.3.2: `<open/>` and `<close/>` of XMPP over WebSocket.
+pub const FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
 pub const CLIENT: &str = "jabber:client";
 pub const SERVER: &str = "jabber:server";
 pub const STREAMS: &str = "urn:ietf:params:xml:ns:xmpp-streams";

@@ -453,13 +453,19 @@ pub async fn start_with_modules(
             .unwrap_or_default(),
         listening: listening.clone(),
     });
-    let app = starling_http::router(readiness, &starling_http::HttpSettings::default());
+    let app = starling_http::router(readiness, &starling_http::HttpSettings::default()).merge(
+        starling_http::websocket::routes(starling_http::websocket::WebSocketService {
+            c2s: shared.clone(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        }),
+    );
     let mut http_addrs = Vec::new();
     for &addr in &config.http.listen {
         let listener = starling_http::HttpListener::bind(addr).await?;
         let local = listener.local_addr();
         http_addrs.push(local);
-        tracing::info!("listening for HTTP on {local} (/health, /ready)");
+        tracing::info!("listening for HTTP on {local} (/xmpp-websocket, /health, /ready)");
         tracker.spawn(listener.serve(app.clone(), shutdown.clone()));
     }
     // The command line's way in (`starling user kick`, `starling sessions`, …).
