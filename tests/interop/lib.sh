@@ -20,7 +20,8 @@ interop_venv() {
 # interop_start_server USER... : fresh data directory, users with password "pw", then
 # `starling serve` in the background. Sets DATA, P1 (STARTTLS port), P2 (direct TLS port), P3
 # (XEP-0114 component port, with one component COMPONENT_DOMAIN whose shared secret is
-# COMPONENT_SECRET) and SERVER_PID; interop_stop_server undoes it all.
+# COMPONENT_SECRET), P4 (HTTP: /xmpp-websocket) and SERVER_PID; interop_stop_server undoes it
+# all.
 # INTEROP_RESUME_TIMEOUT (default 3): [stream_management] resume_timeout, short so that
 # slixmpp/sm_no_resume_offline need not wait long for a lost session to end.
 # INTEROP_LOG_LEVEL (default info): [log] level, e.g. "info,starling_c2s=debug".
@@ -28,9 +29,9 @@ interop_start_server() {
     DATA=$(mktemp -d)
     COMPONENT_DOMAIN=echo.localhost
     COMPONENT_SECRET="interop component secret"
-    read -r P1 P2 P3 < <("$PY" - <<'PY'
+    read -r P1 P2 P3 P4 < <("$PY" - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
 PY
@@ -46,7 +47,7 @@ rate = 0
 [stream_management]
 resume_timeout = ${INTEROP_RESUME_TIMEOUT:-3}
 [http]
-listen = []
+listen = ["127.0.0.1:$P4"]
 [components]
 listen = ["127.0.0.1:$P3"]
 [components.secrets]
@@ -60,10 +61,11 @@ TOML
     SERVER_PID=$!
     for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$P1") 2>/dev/null \
-            && (exec 3<>"/dev/tcp/127.0.0.1/$P3") 2>/dev/null; then return 0; fi
+            && (exec 3<>"/dev/tcp/127.0.0.1/$P3") 2>/dev/null \
+            && (exec 3<>"/dev/tcp/127.0.0.1/$P4") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
-    echo "starling did not start listening on $P1 and $P3 (see $BUILD/server.log)" >&2
+    echo "starling did not start listening on $P1, $P3 and $P4 (see $BUILD/server.log)" >&2
     return 1
 }
 

@@ -38,7 +38,7 @@ timeout 300 "$PY" tests/interop/slixmpp_suite.py 127.0.0.1 "$P1" "$P2" "$RESULTS
     "$P3" "$COMPONENT_DOMAIN" "$COMPONENT_SECRET" \
     > "$BUILD/slixmpp.log" 2>&1 || echo "slixmpp suite ended abnormally (see $BUILD/slixmpp.log)"
 
-timeout 120 node "$BUILD/node/xmppjs_suite.mjs" "$P1" "$RESULTS" \
+timeout 180 node --experimental-websocket "$BUILD/node/xmppjs_suite.mjs" "$P1" "$RESULTS" "$P4" \
     > "$BUILD/xmppjs.log" 2>&1 || echo "@xmpp/client suite ended abnormally (see $BUILD/xmppjs.log)"
 
 echo "== results"

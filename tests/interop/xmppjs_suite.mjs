@@ -1,18 +1,20 @@
 // Interop cases driven by @xmpp/client (xmpp.js) against a running Starling.
-// Usage: node xmppjs_suite.mjs PORT RESULTS_FILE   (users created by run.sh, password "pw")
+// Usage: node --experimental-websocket xmppjs_suite.mjs PORT RESULTS_FILE HTTP_PORT
+// (users created by run.sh, password "pw"; Node 20 needs the flag for its WebSocket)
 // Writes "xmppjs/<case> pass|fail" lines to RESULTS_FILE.
 import { client, xml } from "@xmpp/client";
 import { appendFileSync } from "node:fs";
 
-const [port, results] = process.argv.slice(2);
+const [port, results, httpPort] = process.argv.slice(2);
+const WS = `ws://127.0.0.1:${httpPort}/xmpp-websocket`;
 const DOMAIN = "localhost";
 // The server's certificate is self-signed (made at first start).
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function online(user, resource = "js") {
-  const c = client({ service: `xmpp://127.0.0.1:${port}`, domain: DOMAIN, resource, username: user, password: "pw" });
+async function online(user, resource = "js", service = `xmpp://127.0.0.1:${port}`) {
+  const c = client({ service, domain: DOMAIN, resource, username: user, password: "pw" });
   c.inbox = [];
   c.on("error", () => {});
   c.on("stanza", (s) => c.inbox.push(s));
@@ -186,15 +188,54 @@ async function caseMucGroupchat() {
   await b.stop();
 }
 
+// RFC 7395: a client over WebSocket (xmpp.js's own framing parser, SASL2 and Bind2 over it) and
+// one over TCP chat both ways.
+async function caseWsChat() {
+  const a = await online("js9", "browser", WS);
+  const b = await online("js10", "desktop");
+  if (!String(a.jid).startsWith("js9@localhost/browser")) throw new Error(`bound ${a.jid}`);
+  await a.send(xml("message", { to: String(b.jid), id: "ws-m1", type: "chat" }, xml("body", {}, "from the web")));
+  const m1 = await until(() => find(b, (s) => s.is("message") && s.attrs.id === "ws-m1"));
+  if (m1.attrs.from !== String(a.jid) || m1.getChildText("body") !== "from the web") throw new Error(`got ${m1}`);
+  await b.send(xml("message", { to: String(a.jid), id: "ws-m2", type: "chat" }, xml("body", {}, "from a desktop")));
+  const m2 = await until(() => find(a, (s) => s.is("message") && s.attrs.id === "ws-m2"));
+  if (m2.attrs.from !== String(b.jid) || m2.getChildText("body") !== "from a desktop") throw new Error(`got ${m2}`);
+  await a.stop();
+  await b.stop();
+}
+
+// XEP-0198 over WebSocket: the socket closes without </close> (a tab put to sleep, a network
+// change); xmpp.js reconnects and resumes inside SASL2 (XEP-0388 with XEP-0198 inline); what
+// was sent to it meanwhile arrives, on the same full JID.
+async function caseWsResume() {
+  const a = await online("js11", "browser", WS);
+  const b = await online("js12", "desktop");
+  await until(() => a.streamManagement.enabled && a.streamManagement.id);
+  const jid = String(a.jid);
+  let resumed = false;
+  a.streamManagement.on("resumed", () => { resumed = true; });
+  a.socket.socket.close();
+  await until(() => a.status === "disconnect" || a.status === "connecting" || a.status === "connect");
+  await b.send(xml("message", { to: jid, id: "ws-m3", type: "chat" }, xml("body", {}, "while you were away")));
+  await until(() => resumed);
+  const m = await until(() => find(a, (s) => s.is("message") && s.attrs.id === "ws-m3"));
+  if (m.getChildText("body") !== "while you were away") throw new Error(`got ${m}`);
+  if (String(a.jid) !== jid) throw new Error(`resumed as ${a.jid}, was ${jid}`);
+  await a.stop();
+  await b.stop();
+}
+
 const CASES = [
   ["login_scram_sha1_starttls", caseLogin],
   ["sasl2_bind2_then_fast_reconnect", caseSasl2Fast],
   ["friend_request_both", caseFriendRequestBoth],
   ["receipt", caseReceipt],
   ["muc_groupchat", caseMucGroupchat],
+  ["websocket_chat_with_tcp", caseWsChat],
+  ["websocket_sm_resume", caseWsResume],
 ];
 
-export const USERS = ["js1", "js2", "js3", "js4", "js5", "js6", "js7", "js8"];
+export const USERS = ["js1", "js2", "js3", "js4", "js5", "js6", "js7", "js8", "js9", "js10", "js11", "js12"];
 
 if (process.argv[2] === "--users") {
   console.log(USERS.join(" "));

@@ -290,18 +290,25 @@ impl Connection {
     /// Runs a connection that arrived as a WebSocket (RFC 7395): `io` carries the framing's
     /// records ([`WebSocketFraming`]), `secure` says whether it came over TLS (or from a place
     /// trusted as well: see `handle_websocket`). No STARTTLS, no channel binding.
+    /// The socket is closed when this returns (a close frame answers the client's, or ends a
+    /// stream the server closed), so a lost connection's session waits for resumption without
+    /// it.
     pub async fn run_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        io: &mut S,
+        mut io: S,
         secure: bool,
         refusal: Option<StreamError>,
     ) -> Flow {
         self.framing = Box::new(WebSocketFraming::new(preauth_limits(&self.shared)));
         self.secure = secure;
-        if let Some(err) = refusal {
-            return self.fail(io, err).await;
-        }
-        Box::pin(self.run(io)).await
+        let flow = match refusal {
+            Some(err) => self.fail(&mut io, err).await,
+            None => Box::pin(self.run(&mut io)).await,
+        };
+        // After a lost connection too: the client's close frame (a tab closed, a page left)
+        // is answered, which is what ends the WebSocket cleanly on its side.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, io.shutdown()).await;
+        flow
     }
 
     /// Runs the connection: TLS first for direct TLS, the loop, and the STARTTLS upgrade.
@@ -913,8 +920,13 @@ impl Connection {
                 );
             }
             f.append_child(limits_feature(s.max_stanza_size));
-            // XEP-0198 §2 (advertised after authentication, where <resume/> may replace bind).
-            f.append_child(Element::new("sm", ns::SM));
+            // XEP-0198 §2 (advertised after authentication, where <resume/> may replace bind);
+            // not once enabled inline (XEP-0386 Bind2 with <enable/>): it cannot be enabled
+            // twice. COMPAT(xmpp.js): @xmpp/client 0.14 answers an <sm/> feature after an
+            // inline <enabled/> with <resume/>, fails, and turns stream management off.
+            if self.bound.as_deref().is_none_or(|b| b.sm.is_none()) {
+                f.append_child(Element::new("sm", ns::SM));
+            }
             // XEP-0352 §3.
             f.append_child(Element::new("csi", ns::CSI));
             for extra in &self.shared.router.server_info().stream_features {

@@ -319,7 +319,7 @@ pub async fn handle_connection(
 /// of encryption. The connection limits are those of TCP clients; a connection over them gets
 /// its stream error in the framing's messages.
 pub async fn handle_websocket<S>(
-    mut io: S,
+    io: S,
     peer: SocketAddr,
     secure: bool,
     shared: Arc<C2sShared>,
@@ -338,7 +338,7 @@ pub async fn handle_websocket<S>(
         let _admitted = admitted;
         let mut connection = Connection::new(id, peer, shared.clone(), shutdown);
         tracing::debug!(secure, "WebSocket connection accepted");
-        let how = connection.run_websocket(&mut io, secure, refusal).await;
+        let how = connection.run_websocket(io, secure, refusal).await;
         connection.finish(how).await;
         tracing::debug!("connection closed");
     }

@@ -365,7 +365,15 @@ async fn inline_stream_management_enable_and_resume() {
     .attr("id")
     .unwrap()
     .to_owned();
-    c.recv_element().await.unwrap(); // features
+    // Enabled already: the features that follow do not offer it again (XEP-0198 §2 is for a
+    // stream without it; @xmpp/client would answer the offer with <resume/>).
+    let features = c.recv_element().await.unwrap();
+    assert!(features.is("features", "http://etherx.jabber.org/streams"));
+    assert!(
+        !features.has_child("sm", "urn:xmpp:sm:3"),
+        "{}",
+        features.to_xml()
+    );
     let mut bob = server.online("bob", PW, "r").await;
     bob.send_xml(&format!(
         "<message to='{jid}' type='chat' id='m1'><body>hi</body></message>"

@@ -361,7 +361,10 @@ async fn stream_management_resumes_on_a_new_websocket() {
         .await
         .unwrap();
     assert_eq!(ws.expect_text().await, message);
-    // The browser tab goes away without acknowledging anything.
+    // The browser tab goes away without acknowledging anything nor sending <close/>: the
+    // WebSocket's own close is answered at once (RFC 6455 §5.5.1), the session waits.
+    ws.ws.close(None).await.unwrap();
+    assert_eq!(ws.recv().await, Got::Close);
     drop(ws);
 
     let mut ws = Ws::connect(addr).await;
