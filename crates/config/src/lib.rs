@@ -135,7 +135,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         &["resume_timeout", "max_unacked", "request_after"],
     ),
     ("components", &["listen", "secrets"]),
-    ("http", &["listen", "public_url"]),
+    ("http", &["listen", "tls_listen", "public_url"]),
     (
         "archive",
         &["enabled", "retention_days", "max_messages", "max_page_size"],
@@ -742,6 +742,9 @@ pub struct HttpConfig {
     /// Listening addresses; default one loopback address (`127.0.0.1:5280`), empty: no HTTP
     /// listener. Plain HTTP: keep it on loopback or behind a reverse proxy.
     pub listen: Vec<SocketAddr>,
+    /// HTTPS listening addresses, with the hosts' certificates (chosen by SNI, reloaded with
+    /// them); default none.
+    pub tls_listen: Vec<SocketAddr>,
     /// The base URL browsers and clients reach this listener at (`http` or `https`, a host, an
     /// optional port and path prefix; no query), without a trailing `/`: what a reverse proxy
     /// in front publishes, e.g. `https://chat.example.org`. The WebSocket and BOSH URLs
@@ -765,6 +768,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5280))],
+            tls_listen: Vec::new(),
             public_url: None,
         }
     }

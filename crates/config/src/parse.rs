@@ -313,6 +313,9 @@ impl Cx<'_> {
             if let Some(list) = self.addresses(http, "http", "listen") {
                 config.http.listen = list;
             }
+            if let Some(list) = self.addresses(http, "http", "tls_listen") {
+                config.http.tls_listen = list;
+            }
             if let Some((key, value)) = self.value(http, "http", "public_url")
                 && let Some(url) = self.as_string(&key, value)
             {
@@ -942,7 +945,12 @@ impl Cx<'_> {
             } else {
                 &config.http.listen[..]
             };
-            self.listener_checks(c, http);
+            let https = if self.failed("http.tls_listen") {
+                &[][..]
+            } else {
+                &config.http.tls_listen[..]
+            };
+            self.listener_checks(c, http, https);
         }
 
         if c.preauth_max_stanza_size > c.max_stanza_size
@@ -1042,7 +1050,7 @@ impl Cx<'_> {
 
     /// Listener conflicts (c2s, then HTTP), in file order (later entries name the earlier one),
     /// and that there is at least one client listener.
-    fn listener_checks(&mut self, c: &crate::C2sConfig, http: &[SocketAddr]) {
+    fn listener_checks(&mut self, c: &crate::C2sConfig, http: &[SocketAddr], https: &[SocketAddr]) {
         let clients = c.listen.len() + c.direct_tls_listen.len();
         let all: Vec<(String, SocketAddr)> = c
             .listen
@@ -1059,6 +1067,12 @@ impl Cx<'_> {
                 http.iter()
                     .enumerate()
                     .map(|(i, a)| (format!("http.listen[{i}]"), *a)),
+            )
+            .chain(
+                https
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (format!("http.tls_listen[{i}]"), *a)),
             )
             .collect();
         for (j, (key, addr)) in all.iter().enumerate() {

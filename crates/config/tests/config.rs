@@ -288,6 +288,7 @@ listen = ["127.0.0.1:5347"]
 
 [http]
 listen = ["0.0.0.0:8080", "[::1]:5280"]
+tls_listen = ["0.0.0.0:8443"]
 public_url = "https://chat.example.org/xmpp/"
 
 [archive]
@@ -471,6 +472,7 @@ archive = false
         },
         http: HttpConfig {
             listen: vec![addr("0.0.0.0:8080"), addr("[::1]:5280")],
+            tls_listen: vec![addr("0.0.0.0:8443")],
             public_url: Some("https://chat.example.org/xmpp".into()),
         },
     };
@@ -1708,7 +1710,7 @@ fn http_errors_name_key_and_line() {
         (
             "http.port".into(),
             Some(4),
-            "unknown key; expected one of: listen, public_url".into()
+            "unknown key; expected one of: listen, tls_listen, public_url".into()
         )
     );
 }
@@ -1747,6 +1749,14 @@ fn http_address_conflicts_with_c2s() {
             "http.listen[0]".into(),
             Some(4),
             "address 0.0.0.0:5222 conflicts with 127.0.0.1:5222 (c2s.listen[0])".into()
+        )
+    );
+    assert_eq!(
+        one_error("[http]\nlisten = [\"127.0.0.1:5280\"]\ntls_listen = [\"0.0.0.0:5280\"]\n"),
+        (
+            "http.tls_listen[0]".into(),
+            Some(3),
+            "address 0.0.0.0:5280 conflicts with 127.0.0.1:5280 (http.listen[0])".into()
         )
     );
     let (k, _, m) = one_error("[http]\nlisten = [\"127.0.0.1:5280\", \"127.0.0.1:5280\"]\n");

@@ -22,12 +22,14 @@
 //! * Paths are matched as sent, never mapped to files: `/../etc/passwd` and `/%2e%2e/` are
 //!   unknown paths (`404`).
 //!
+//! * A client has [`ListenerLimits::header_timeout`] to send a request's headers (and to
+//!   complete the TLS handshake); at most [`ListenerLimits::max_connections`] connections are
+//!   served at once, the others closed at accept.
+//!
 //! # Hazards
 //!
-//! * Plain HTTP only: keep the listener on loopback or behind a reverse proxy (the default is
-//!   `127.0.0.1:5280`). TLS with the c2s certificates comes with the web transports.
-//! * No timeout yet on reading a request's headers (hyper needs a timer for that, which
-//!   `axum::serve` does not set): a client may hold a connection open by sending nothing.
+//! * Plain HTTP on `[http] listen` (default `127.0.0.1:5280`): keep it on loopback or behind a
+//!   reverse proxy; `[http] tls_listen` serves HTTPS with the hosts' certificates.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -138,14 +140,48 @@ async fn not_found() -> (StatusCode, &'static str) {
     (StatusCode::NOT_FOUND, "not found")
 }
 
+/// How a request's connection came: read by the routes (the WebSocket endpoint trusts a TLS
+/// connection as encrypted).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionInfo {
+    /// The connection speaks TLS (an `[http] tls_listen` address).
+    pub tls: bool,
+}
+
+/// Limits of each connection to the listener.
+#[derive(Clone, Copy, Debug)]
+pub struct ListenerLimits {
+    /// Connections served at once (HTTP requests in progress and idle keep-alive ones; a
+    /// connection upgraded to WebSocket leaves this count for the c2s limits). Beyond: closed at
+    /// accept.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (and a TLS handshake to complete).
+    pub header_timeout: Duration,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How long requests in progress may take to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// A bound HTTP listener, not yet serving.
 pub struct HttpListener {
     listener: TcpListener,
     local: SocketAddr,
+    /// TLS with the hosts' certificates (`[http] tls_listen`), or plain HTTP.
+    tls: Option<Arc<starling_net::TlsManager>>,
 }
 
 impl HttpListener {
-    /// Binds `addr` (port 0: an ephemeral port; see [`HttpListener::local_addr`]).
+    /// Binds `addr` for plain HTTP (port 0: an ephemeral port; see
+    /// [`HttpListener::local_addr`]).
     pub async fn bind(addr: SocketAddr) -> Result<HttpListener, HttpError> {
         let listener = TcpListener::bind(addr)
             .await
@@ -153,7 +189,22 @@ impl HttpListener {
         let local = listener
             .local_addr()
             .map_err(|source| HttpError::Bind { addr, source })?;
-        Ok(HttpListener { listener, local })
+        Ok(HttpListener {
+            listener,
+            local,
+            tls: None,
+        })
+    }
+
+    /// Binds `addr` for HTTPS: each connection's certificate is chosen by SNI among the hosts'
+    /// (the first host's without SNI), and a reload of `tls` applies to the next handshake.
+    pub async fn bind_tls(
+        addr: SocketAddr,
+        tls: Arc<starling_net::TlsManager>,
+    ) -> Result<HttpListener, HttpError> {
+        let mut listener = Self::bind(addr).await?;
+        listener.tls = Some(tls);
+        Ok(listener)
     }
 
     /// The address actually bound.
@@ -161,16 +212,106 @@ impl HttpListener {
         self.local
     }
 
-    /// Serves `app` until `shutdown` is cancelled, then lets requests in progress finish
-    /// (idle keep-alive connections are closed).
-    pub async fn serve(self, app: Router, shutdown: CancellationToken) {
+    /// Serves `app` until `shutdown` is cancelled; then requests in progress have
+    /// [`SHUTDOWN_GRACE`] to finish (idle keep-alive connections are closed at once).
+    ///
+    /// Each connection is HTTP/1.1 on hyper with upgrades (WebSocket), a header read timeout,
+    /// and the [`ConnectionInfo`] and peer address (`axum::extract::ConnectInfo`) in every
+    /// request's extensions.
+    pub async fn serve(self, app: Router, shutdown: CancellationToken, limits: ListenerLimits) {
         let local = self.local;
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(%local, error = %e, "HTTP listener stopped");
+        let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+        let connections = tokio_util::task::TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or the like: wait a little rather than spin.
+                    tracing::warn!(%local, error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                tracing::debug!(%peer, limit = limits.max_connections, "HTTP connection refused: at the limit");
+                drop(tcp);
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let app = app.clone();
+            let tls = self.tls.clone();
+            let shutdown = shutdown.clone();
+            connections.spawn(async move {
+                let _permit = permit;
+                match tls {
+                    None => {
+                        let info = ConnectionInfo { tls: false };
+                        serve_connection(tcp, peer, info, app, shutdown, limits).await;
+                    }
+                    Some(tls) => {
+                        let handshake = tls.accept_direct_tls(tcp);
+                        match tokio::time::timeout(limits.header_timeout, handshake).await {
+                            Ok(Ok(stream)) => {
+                                let info = ConnectionInfo { tls: true };
+                                serve_connection(stream, peer, info, app, shutdown, limits).await;
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "HTTPS handshake failed");
+                            }
+                            Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+                        }
+                    }
+                }
+            });
         }
+        connections.close();
+        connections.wait().await;
+    }
+}
+
+/// Serves one connection's requests until it closes, or `shutdown` (then what is in progress
+/// finishes within [`SHUTDOWN_GRACE`]).
+async fn serve_connection<S>(
+    io: S,
+    peer: SocketAddr,
+    info: ConnectionInfo,
+    app: Router,
+    shutdown: CancellationToken,
+    limits: ListenerLimits,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
+    let service = hyper::service::service_fn(
+        move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            request.extensions_mut().insert(info);
+            app.clone().oneshot(request)
+        },
+    );
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
     }
 }

@@ -9,10 +9,10 @@
 //!
 //! # Security and addresses
 //!
-//! The listener speaks plain HTTP today. A WebSocket from a loopback address is treated as
-//! secure (the browser is on this host, or a reverse proxy here terminated TLS); from anywhere
-//! else it is not, and SASL is refused until TLS (`encryption-required`) as on a TCP port that
-//! requires encryption. From a loopback peer, the rightmost address of `X-Forwarded-For` (what
+//! A WebSocket over TLS (`[http] tls_listen`) is secure. One over plain HTTP from a loopback
+//! address is treated as secure too (the browser is on this host, or a reverse proxy here
+//! terminated TLS); from anywhere else it is not, and SASL is refused until TLS
+//! (`encryption-required`) as on a TCP port that requires encryption. From a loopback peer, the rightmost address of `X-Forwarded-For` (what
 //! the proxy saw) is the client's address for the per-address limits and logs.
 
 use std::io;
@@ -21,6 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -69,6 +70,7 @@ pub fn routes(service: WebSocketService) -> Router {
 async fn upgrade(
     State(service): State<WebSocketService>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    connection: Option<Extension<crate::ConnectionInfo>>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -90,7 +92,8 @@ async fn upgrade(
         )
             .into_response();
     }
-    let secure = peer.ip().is_loopback();
+    let tls = connection.is_some_and(|Extension(c)| c.tls);
+    let secure = tls || peer.ip().is_loopback();
     let client = client_address(peer, &headers);
     let max_message = service.c2s.settings.max_stanza_size + MESSAGE_SLACK;
     ws.max_message_size(max_message)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use starling_http::{HttpListener, HttpSettings, Readiness, router};
+use starling_http::{HttpListener, HttpSettings, ListenerLimits, Readiness, router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -40,13 +40,30 @@ async fn start(
     readiness: Arc<dyn Readiness>,
     settings: HttpSettings,
 ) -> (SocketAddr, CancellationToken) {
+    start_with(readiness, settings, ListenerLimits::default()).await
+}
+
+async fn start_with(
+    readiness: Arc<dyn Readiness>,
+    settings: HttpSettings,
+    limits: ListenerLimits,
+) -> (SocketAddr, CancellationToken) {
     let listener = HttpListener::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = listener.local_addr();
     let stop = CancellationToken::new();
-    tokio::spawn(listener.serve(router(readiness, &settings), stop.clone()));
+    tokio::spawn(listener.serve(router(readiness, &settings), stop.clone(), limits));
     (addr, stop)
+}
+
+/// Reads until the server closes the connection; `None` if it stays open for `wait`.
+async fn closed_within(tcp: &mut TcpStream, wait: Duration) -> Option<Vec<u8>> {
+    let mut raw = Vec::new();
+    tokio::time::timeout(wait, tcp.read_to_end(&mut raw))
+        .await
+        .ok()
+        .map(|_| raw)
 }
 
 /// Sends `request` as is and reads the whole response (the request asks the server to close).
@@ -178,4 +195,86 @@ async fn shutdown_stops_accepting() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused, "still accepting after shutdown");
+}
+
+/// A client that sends no request headers in time is disconnected (hyper's header read
+/// timeout); one that sends them gets its answer.
+#[tokio::test]
+async fn silent_connections_are_closed() {
+    let limits = ListenerLimits {
+        header_timeout: Duration::from_millis(300),
+        ..ListenerLimits::default()
+    };
+    let (addr, stop) = start_with(
+        Arc::new(Flag(AtomicBool::new(true))),
+        HttpSettings::default(),
+        limits,
+    )
+    .await;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    // Half a request line, then nothing.
+    silent.write_all(b"GET /hea").await.unwrap();
+    let raw = closed_within(&mut silent, Duration::from_secs(5)).await;
+    let raw = raw.expect("closed within 5 s");
+    // hyper answers 408 or just closes; either way no 200.
+    assert!(!String::from_utf8_lossy(&raw).contains(" 200 "), "{raw:?}");
+    assert_eq!(get(addr, "/health").await, (200, "ok".to_owned()));
+    stop.cancel();
+}
+
+/// Beyond `max_connections` a new connection is closed at once; once one ends, another is
+/// served.
+#[tokio::test]
+async fn connections_beyond_the_limit_are_closed() {
+    let limits = ListenerLimits {
+        max_connections: 1,
+        ..ListenerLimits::default()
+    };
+    let (addr, stop) = start_with(
+        Arc::new(Flag(AtomicBool::new(true))),
+        HttpSettings::default(),
+        limits,
+    )
+    .await;
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    // A keep-alive request: the connection stays open after the answer.
+    first
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = first.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 "));
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let raw = closed_within(&mut second, Duration::from_secs(5)).await;
+    assert_eq!(
+        raw.as_deref(),
+        Some(&b""[..]),
+        "the second connection is closed unanswered"
+    );
+    drop(first);
+    let mut answered = false;
+    for _ in 0..50 {
+        if get_once(addr).await == Some(200) {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(answered, "no connection served after the first closed");
+    stop.cancel();
+}
+
+/// One `GET /health` on a new connection; `None` if the connection is closed unanswered.
+async fn get_once(addr: SocketAddr) -> Option<u16> {
+    let mut tcp = TcpStream::connect(addr).await.ok()?;
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut raw))
+        .await
+        .ok()?
+        .ok()?;
+    String::from_utf8_lossy(raw.get(9..12)?).parse().ok()
 }

@@ -68,7 +68,8 @@ pub struct RunningServer {
     pub direct_tls_addrs: Vec<SocketAddr>,
     /// Bound XEP-0114 component listener addresses.
     pub component_addrs: Vec<SocketAddr>,
-    /// Bound HTTP listener addresses (`[http] listen`), in configuration order.
+    /// Bound HTTP listener addresses: `[http] listen` then `[http] tls_listen`, in configuration
+    /// order.
     pub http_addrs: Vec<SocketAddr>,
     pub tls: Arc<TlsManager>,
     pub router: Arc<Router>,
@@ -461,12 +462,23 @@ pub async fn start_with_modules(
         }),
     );
     let mut http_addrs = Vec::new();
-    for &addr in &config.http.listen {
-        let listener = starling_http::HttpListener::bind(addr).await?;
+    let plain = config.http.listen.iter().map(|a| (*a, false));
+    let https = config.http.tls_listen.iter().map(|a| (*a, true));
+    for (addr, with_tls) in plain.chain(https) {
+        let listener = if with_tls {
+            starling_http::HttpListener::bind_tls(addr, tls.clone()).await?
+        } else {
+            starling_http::HttpListener::bind(addr).await?
+        };
         let local = listener.local_addr();
         http_addrs.push(local);
-        tracing::info!("listening for HTTP on {local} (/xmpp-websocket, /health, /ready)");
-        tracker.spawn(listener.serve(app.clone(), shutdown.clone()));
+        let scheme = if with_tls { "HTTPS" } else { "HTTP" };
+        tracing::info!("listening for {scheme} on {local} (/xmpp-websocket, /health, /ready)");
+        tracker.spawn(listener.serve(
+            app.clone(),
+            shutdown.clone(),
+            starling_http::ListenerLimits::default(),
+        ));
     }
     // The command line's way in (`starling user kick`, `starling sessions`, …).
     #[cfg(unix)]

@@ -34,20 +34,54 @@ enum Got {
     End,
 }
 
+/// A TCP connection, or TLS over one.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 struct Ws {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Box<dyn Stream>>,
+}
+
+/// A TLS client that accepts any certificate (the test server's is self-signed) but checks
+/// the handshake's signatures.
+async fn tls_connect(addr: SocketAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(starling_net::tls::AcceptAnyCert(
+            provider,
+        )))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.unwrap()
 }
 
 impl Ws {
     async fn connect(addr: SocketAddr) -> Ws {
-        let mut request = format!("ws://{addr}/xmpp-websocket")
-            .into_client_request()
-            .unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Self::handshake(format!("ws://{addr}/xmpp-websocket"), Box::new(tcp)).await
+    }
+
+    /// Over HTTPS (`[http] tls_listen`).
+    async fn connect_tls(addr: SocketAddr) -> Ws {
+        let tls = tls_connect(addr).await;
+        Self::handshake(
+            format!("wss://localhost:{}/xmpp-websocket", addr.port()),
+            Box::new(tls),
+        )
+        .await
+    }
+
+    async fn handshake(url: String, io: Box<dyn Stream>) -> Ws {
+        let mut request = url.into_client_request().unwrap();
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", "xmpp".parse().unwrap());
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        let (ws, response) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+        let (ws, response) = tokio_tungstenite::client_async(request, io).await.unwrap();
         // RFC 7395 §3.1: the server's handshake names the subprotocol.
         assert_eq!(
             response.headers().get("sec-websocket-protocol").unwrap(),
@@ -411,5 +445,36 @@ async fn the_connection_limit_holds_for_websockets() {
         )
         .await;
     second.expect_closed().await;
+    server.stop().await;
+}
+
+/// `[http] tls_listen`: the same routes over TLS with the host's certificate; a WebSocket over
+/// it is a client like any other.
+#[tokio::test]
+async fn https_serves_health_and_websocket() {
+    let server = TestServer::start_with(|c| {
+        c.http.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
+    })
+    .await;
+    server.add_user("juliet", "balcony-secret").await;
+    let addrs = server.server().http_addrs.clone();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    let https = addrs[1];
+    let mut tls = tls_connect(https).await;
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert!(text.ends_with("\r\n\r\nok"), "{text}");
+    let mut ws = Ws::connect_tls(https).await;
+    ws.login("juliet", "balcony-secret", "secure").await;
+    ws.send(CLOSE).await;
+    ws.expect_closed().await;
     server.stop().await;
 }
