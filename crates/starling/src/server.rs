@@ -473,7 +473,7 @@ pub async fn start_with_modules(
         let local = listener.local_addr();
         http_addrs.push(local);
         let scheme = if with_tls { "HTTPS" } else { "HTTP" };
-        tracing::info!("listening for {scheme} on {local} (/xmpp-websocket, /health, /ready)");
+        tracing::info!("listening for {scheme} on {local}");
         tracker.spawn(listener.serve(
             app.clone(),
             shutdown.clone(),

@@ -1103,7 +1103,7 @@ fn http_listen_flag() {
     );
     let log = server.stdout.all();
     assert!(
-        log.contains(&format!("listening for HTTP on {free} (/health, /ready)")),
+        log.contains(&format!("listening for HTTP on {free}\n")),
         "{log}"
     );
     let get = |path: &str| -> String {
