@@ -453,13 +453,20 @@ pub async fn start_with_modules(
             .unwrap_or_default(),
         listening: listening.clone(),
     });
-    let app = starling_http::router(readiness, &starling_http::HttpSettings::default());
+    let mut http_listeners = Vec::new();
     let mut http_addrs = Vec::new();
     for &addr in &config.http.listen {
         let listener = starling_http::HttpListener::bind(addr).await?;
+        http_addrs.push(listener.local_addr());
+        http_listeners.push(listener);
+    }
+    // Host-meta and the web page build their URLs on the bound address when no public_url.
+    let routes = crate::http_routes::routes(config, http_addrs.first().copied())?;
+    let app =
+        starling_http::router_with(readiness, &starling_http::HttpSettings::default(), routes);
+    for listener in http_listeners {
         let local = listener.local_addr();
-        http_addrs.push(local);
-        tracing::info!("listening for HTTP on {local} (/health, /ready)");
+        tracing::info!("listening for HTTP on {local} (/health, /ready, /.well-known/host-meta)");
         tracker.spawn(listener.serve(app.clone(), shutdown.clone()));
     }
     // The command line's way in (`starling user kick`, `starling sessions`, …).
