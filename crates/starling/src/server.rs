@@ -342,6 +342,11 @@ pub async fn start_with_modules(
     if config.muc.enabled {
         modules.push(starling_muc::Muc::new(muc_options(config)));
     }
+    if let Some(options) = external_services_options(config) {
+        modules.push(Arc::new(
+            starling_modules::external_services::ExternalServices::new(options),
+        ));
+    }
     modules.extend(extra);
     let router = Router::new(domains, registry, storage.stores(), modules)?;
     // XEP-0484 FAST tokens and XEP-0386 stable resources are derived from it: kept in the
@@ -625,4 +630,30 @@ fn muc_options(config: &Config) -> starling_muc::MucOptions {
             .map(|h| h.domain.clone())
             .collect(),
     }
+}
+
+/// XEP-0215 from `[external_services]`; `None` (module not run) without services.
+fn external_services_options(
+    config: &Config,
+) -> Option<starling_modules::external_services::ExternalServicesOptions> {
+    use starling_modules::external_services::{ExternalServicesOptions, Service};
+    let c = &config.external_services;
+    if c.services.is_empty() {
+        return None;
+    }
+    Some(ExternalServicesOptions {
+        services: c
+            .services
+            .iter()
+            .map(|s| Service {
+                kind: s.kind.as_str(),
+                host: s.host.clone(),
+                port: s.port,
+                transport: s.transport.as_str(),
+                restricted: s.restricted,
+            })
+            .collect(),
+        turn_secret: c.turn_secret.as_ref().map(|s| s.0.clone()),
+        credential_ttl: c.credential_ttl,
+    })
 }
