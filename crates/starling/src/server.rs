@@ -471,7 +471,7 @@ pub async fn start_with_modules(
         starling_http::router_with(readiness, &starling_http::HttpSettings::default(), routes);
     for listener in http_listeners {
         let local = listener.local_addr();
-        tracing::info!("listening for HTTP on {local} (/health, /ready, /.well-known/host-meta)");
+        tracing::info!("listening for HTTP on {local} (/health, /ready)");
         tracker.spawn(listener.serve(app.clone(), shutdown.clone()));
     }
     // The command line's way in (`starling user kick`, `starling sessions`, …).
