@@ -799,7 +799,8 @@ pub struct WebConfig {
     pub converse_url: String,
     /// A local directory to serve Converse.js from instead, under `/web/dist/`: where the operator
     /// ran `npm install converse.js` (its `node_modules/converse.js/dist` is served), or a `dist`
-    /// folder itself. When set it wins over `converse_url`. Default: none.
+    /// folder itself. When set it wins over `converse_url`. Used as written (a relative path is
+    /// relative to the server's working directory); the server checks it at start. Default: none.
     pub converse_dir: Option<PathBuf>,
 }
 
