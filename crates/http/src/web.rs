@@ -123,7 +123,7 @@ impl WebClient {
              connect-src 'self' {source}{ws_source} https: wss:; \
              worker-src {source} blob:; \
              manifest-src {source}; \
-             base-uri 'none'; form-action 'none'; object-src 'none'; frame-ancestors 'self'"
+             base-uri 'none'; form-action 'self'; object-src 'none'; frame-ancestors 'self'"
         );
         let assets_attr = html_escape(&assets);
         let page = format!(
