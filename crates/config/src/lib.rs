@@ -72,6 +72,8 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "pubsub",
             "muc",
             "http",
+            "web",
+            "external_services",
         ],
     ),
     ("log", &["level"]),
@@ -136,6 +138,11 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     ),
     ("components", &["listen", "secrets"]),
     ("http", &["listen", "tls_listen", "public_url"]),
+    ("web", &["enabled", "converse_url", "converse_dir"]),
+    (
+        "external_services",
+        &["services", "turn_secret", "credential_ttl"],
+    ),
     (
         "archive",
         &["enabled", "retention_days", "max_messages", "max_page_size"],
@@ -188,6 +195,9 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The keys of one entry of `external_services.services` (a table each, checked like a section).
+pub const EXTERNAL_SERVICE_KEYS: &[&str] = &["type", "host", "port", "transport", "restricted"];
 
 /// Smallest accepted `c2s.max_stanza_size`.
 // RFC 6120 §13.12: a maximum stanza size must not be smaller than 10000 bytes.
@@ -273,6 +283,10 @@ pub struct Config {
     pub muc: MucConfig,
     /// `[http]`: the HTTP listener (health and readiness today).
     pub http: HttpConfig,
+    /// `[web]`: the web client page at `/web` (Converse.js).
+    pub web: WebConfig,
+    /// `[external_services]`: STUN/TURN servers announced with XEP-0215.
+    pub external_services: ExternalServicesConfig,
 }
 
 /// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
@@ -774,6 +788,120 @@ impl Default for HttpConfig {
     }
 }
 
+/// The Converse.js release the `/web` page loads from its CDN by default.
+pub const CONVERSE_VERSION: &str = "14.0.0";
+
+/// `[web]` section: the web client page at `/web` of the HTTP listener, an HTML page that loads
+/// Converse.js preconfigured with this server's WebSocket URL and first domain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebConfig {
+    /// Whether `/web` is served (default false: 404).
+    pub enabled: bool,
+    /// Where the page loads `converse.min.js` and `converse.min.css` from (the `dist/` folder of a
+    /// release), without a trailing `/`. Default: the project's CDN, pinned to
+    /// [`CONVERSE_VERSION`].
+    pub converse_url: String,
+    /// A local directory to serve Converse.js from instead, under `/web/dist/`: where the operator
+    /// ran `npm install converse.js` (its `node_modules/converse.js/dist` is served), or a `dist`
+    /// folder itself. When set it wins over `converse_url`. Used as written (a relative path is
+    /// relative to the server's working directory); the server checks it at start. Default: none.
+    pub converse_dir: Option<PathBuf>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: false,
+            converse_url: format!("https://cdn.conversejs.org/{CONVERSE_VERSION}/dist"),
+            converse_dir: None,
+        }
+    }
+}
+
+/// `[external_services]` section: XEP-0215 external service discovery (STUN and TURN servers
+/// for audio and video calls).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalServicesConfig {
+    /// The services announced, in order; empty (the default): XEP-0215 is not offered.
+    pub services: Vec<ExternalService>,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`), from which the
+    /// credentials of restricted services are derived. Default: none.
+    pub turn_secret: Option<Secret>,
+    /// How long derived credentials stay valid (default one day), from
+    /// [`MIN_CREDENTIAL_TTL`] to [`MAX_CREDENTIAL_TTL`] seconds.
+    pub credential_ttl: Duration,
+}
+
+impl Default for ExternalServicesConfig {
+    fn default() -> Self {
+        ExternalServicesConfig {
+            services: Vec::new(),
+            turn_secret: None,
+            credential_ttl: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// Shortest accepted `external_services.turn_secret`: anyone who guesses it can make
+/// credentials for the TURN server.
+pub const MIN_TURN_SECRET: usize = 16;
+/// Shortest accepted `external_services.credential_ttl`, in seconds.
+pub const MIN_CREDENTIAL_TTL: u64 = 60;
+/// Longest accepted `external_services.credential_ttl`, in seconds (30 days).
+pub const MAX_CREDENTIAL_TTL: u64 = 30 * 86_400;
+
+/// Kinds of external service (XEP-0215 §8.3 registry, and `turns` of RFC 7065).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExternalServiceType {
+    Stun,
+    Turn,
+    Turns,
+}
+
+impl ExternalServiceType {
+    /// The `type` attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternalServiceType::Stun => "stun",
+            ExternalServiceType::Turn => "turn",
+            ExternalServiceType::Turns => "turns",
+        }
+    }
+}
+
+/// Transport protocols of an external service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExternalTransport {
+    Udp,
+    Tcp,
+}
+
+impl ExternalTransport {
+    /// The `transport` attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternalTransport::Udp => "udp",
+            ExternalTransport::Tcp => "tcp",
+        }
+    }
+}
+
+/// One entry of `external_services.services`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalService {
+    /// `type`: `stun`, `turn` or `turns` (required).
+    pub kind: ExternalServiceType,
+    /// `host`: a domain name or IP address (required).
+    pub host: String,
+    /// `port`; default 3478 (`stun`, `turn`) or 5349 (`turns`), RFC 8489 §9 / RFC 8656 §5.
+    pub port: u16,
+    /// `transport`; default `udp` (`turns`: `tcp`, the only one accepted for it).
+    pub transport: ExternalTransport,
+    /// `restricted`: clients get credentials derived from `turn_secret` (default false; true
+    /// needs `turn_secret`).
+    pub restricted: bool,
+}
+
 /// A shared secret: never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -898,6 +1026,8 @@ impl Default for Config {
             muc: MucConfig::default(),
             registration: RegistrationConfig::default(),
             http: HttpConfig::default(),
+            web: WebConfig::default(),
+            external_services: ExternalServicesConfig::default(),
         }
     }
 }

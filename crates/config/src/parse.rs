@@ -10,14 +10,16 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::{
-    Config, ConfigError, ConfigErrors, HostConfig, MAX_ANONYMOUS_LOGINS_PER_IP,
-    MAX_ARCHIVE_MESSAGES, MAX_ARCHIVE_PAGE, MAX_AUTH_FAILURE_COUNT, MAX_FAST_TOKEN_LIFETIME,
+    Config, ConfigError, ConfigErrors, EXTERNAL_SERVICE_KEYS, ExternalService, ExternalServiceType,
+    ExternalTransport, HostConfig, MAX_ANONYMOUS_LOGINS_PER_IP, MAX_ARCHIVE_MESSAGES,
+    MAX_ARCHIVE_PAGE, MAX_AUTH_FAILURE_COUNT, MAX_CREDENTIAL_TTL, MAX_FAST_TOKEN_LIFETIME,
     MAX_INVITE_LIFETIME, MAX_LOCK_SECONDS, MAX_MIN_PASSWORD_LENGTH, MAX_OFFLINE_MESSAGES,
     MAX_PENDING_REQUESTS, MAX_PEP_ITEM_SIZE, MAX_PEP_ITEMS, MAX_PEP_NODES, MAX_PUBSUB_NODES,
     MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS, MAX_REGISTRATIONS_PER_IP, MAX_REQUEST_AFTER,
     MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE,
-    MIN_COMPONENT_SECRET, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE, MIN_SCRAM_ITERATIONS,
-    PUSH_TIMEOUT_RANGE, RegistrationMode, SCHEMA, SCRAM_HASHES, Secret, StorageBackend,
+    MIN_COMPONENT_SECRET, MIN_CREDENTIAL_TTL, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE,
+    MIN_SCRAM_ITERATIONS, MIN_TURN_SECRET, PUSH_TIMEOUT_RANGE, RegistrationMode, SCHEMA,
+    SCRAM_HASHES, Secret, StorageBackend,
 };
 
 type Span = Range<usize>;
@@ -326,6 +328,14 @@ impl Cx<'_> {
             }
         }
 
+        if let Some(web) = self.section(root, "web") {
+            self.read_web(web, config);
+        }
+
+        if let Some(services) = self.section(root, "external_services") {
+            self.read_external_services(services, config);
+        }
+
         if let Some(archive) = self.section(root, "archive") {
             let p = "archive";
             if let Some(b) = self.bool(archive, p, "enabled") {
@@ -528,6 +538,179 @@ impl Cx<'_> {
         if let Some(b) = self.bool(muc, p, "archive") {
             config.muc.archive = b;
         }
+    }
+
+    fn read_web(&mut self, web: &DeTable<'_>, config: &mut Config) {
+        if let Some(b) = self.bool(web, "web", "enabled") {
+            config.web.enabled = b;
+        }
+        if let Some((key, value)) = self.value(web, "web", "converse_url")
+            && let Some(url) = self.as_string(&key, value)
+        {
+            match check_converse_url(&url) {
+                Ok(url) => config.web.converse_url = url,
+                Err(why) => self.error(&key, Some(value.span()), why),
+            }
+        }
+        if let Some(dir) = self.path(web, "web", "converse_dir") {
+            config.web.converse_dir = Some(dir);
+        }
+    }
+
+    fn read_external_services(&mut self, table: &DeTable<'_>, config: &mut Config) {
+        let p = "external_services";
+        if let Some((key, value)) = self.value(table, p, "turn_secret")
+            && let Some(secret) = self.as_string(&key, value)
+        {
+            if secret.chars().count() < MIN_TURN_SECRET {
+                let message = format!("must be at least {MIN_TURN_SECRET} characters");
+                self.error(&key, Some(value.span()), message);
+            } else {
+                config.external_services.turn_secret = Some(Secret(secret));
+            }
+        }
+        if let Some(n) = self.uint(
+            table,
+            p,
+            "credential_ttl",
+            MIN_CREDENTIAL_TTL,
+            MAX_CREDENTIAL_TTL,
+        ) {
+            config.external_services.credential_ttl = Duration::from_secs(n);
+        }
+        let Some((key, value)) = self.value(table, p, "services") else {
+            return;
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            self.type_error(
+                &key,
+                value,
+                "an array of tables ({ type = \"stun\", host = … })",
+            );
+            return;
+        };
+        // Whether a secret was configured, even a refused one (no second error then).
+        let has_secret = table.contains_key("turn_secret");
+        let mut services = Vec::with_capacity(items.len());
+        let mut complete = true;
+        for (i, item) in items.iter().enumerate() {
+            let prefix = format!("{key}[{i}]");
+            match self.external_service(item, &prefix, has_secret) {
+                Some(service) => services.push(service),
+                None => complete = false,
+            }
+        }
+        if complete {
+            config.external_services.services = services;
+        }
+    }
+
+    /// One entry of `external_services.services`, or `None` after recording why not.
+    fn external_service(
+        &mut self,
+        item: &Value<'_>,
+        prefix: &str,
+        has_secret: bool,
+    ) -> Option<ExternalService> {
+        let DeValue::Table(table) = item.get_ref() else {
+            self.type_error(prefix, item, "a table");
+            return None;
+        };
+        for (name, _) in table.iter() {
+            let name_str: &str = name.get_ref();
+            if !EXTERNAL_SERVICE_KEYS.contains(&name_str) {
+                let message = format!(
+                    "unknown key; expected one of: {}",
+                    EXTERNAL_SERVICE_KEYS.join(", ")
+                );
+                self.error(&join(prefix, name_str), Some(name.span()), message);
+            }
+        }
+        let errors_before = self.errors.len();
+        let kind = match self.string(table, prefix, "type") {
+            None if !table.contains_key("type") => {
+                self.error(
+                    &join(prefix, "type"),
+                    Some(item.span()),
+                    "missing (required)",
+                );
+                None
+            }
+            None => None,
+            Some(name) => match name.as_str() {
+                "stun" => Some(ExternalServiceType::Stun),
+                "turn" => Some(ExternalServiceType::Turn),
+                "turns" => Some(ExternalServiceType::Turns),
+                _ => {
+                    let key = join(prefix, "type");
+                    self.error_near(&key, &[&key], "must be \"stun\", \"turn\" or \"turns\"");
+                    None
+                }
+            },
+        };
+        let host = match self.string(table, prefix, "host") {
+            None if !table.contains_key("host") => {
+                self.error(
+                    &join(prefix, "host"),
+                    Some(item.span()),
+                    "missing (required)",
+                );
+                None
+            }
+            None => None,
+            Some(host) if is_service_host(&host) => Some(host),
+            Some(_) => {
+                let key = join(prefix, "host");
+                let message = "must be a domain name or an IP address (without brackets)";
+                self.error_near(&key, &[&key], message);
+                None
+            }
+        };
+        let port = self
+            .uint(table, prefix, "port", 1, u64::from(u16::MAX))
+            .and_then(|n| u16::try_from(n).ok());
+        let transport = match self.string(table, prefix, "transport").as_deref() {
+            None => None,
+            Some("udp") => Some(ExternalTransport::Udp),
+            Some("tcp") => Some(ExternalTransport::Tcp),
+            Some(_) => {
+                let key = join(prefix, "transport");
+                self.error_near(&key, &[&key], "must be \"udp\" or \"tcp\"");
+                None
+            }
+        };
+        let restricted = self.bool(table, prefix, "restricted").unwrap_or(false);
+        if restricted && !has_secret {
+            let key = join(prefix, "restricted");
+            self.error_near(
+                &key,
+                &[&key],
+                "a restricted service needs external_services.turn_secret for its credentials",
+            );
+        }
+        let kind = kind?;
+        let transport = transport.unwrap_or(match kind {
+            ExternalServiceType::Turns => ExternalTransport::Tcp,
+            _ => ExternalTransport::Udp,
+        });
+        if kind == ExternalServiceType::Turns && transport == ExternalTransport::Udp {
+            // RFC 7065 §3: turns is TURN over TLS, which runs over TCP.
+            let key = join(prefix, "transport");
+            self.error_near(&key, &[&key], "a turns service runs over tcp");
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(ExternalService {
+            kind,
+            host: host?,
+            port: port.unwrap_or(match kind {
+                ExternalServiceType::Turns => 5349,
+                _ => 3478,
+            }),
+            transport,
+            restricted,
+        })
     }
 
     /// `admins`: an array of bare JIDs (`user@domain`), normalised; duplicates are errors.
@@ -1146,6 +1329,25 @@ pub(crate) fn check_log_filter(filter: &str) -> Result<(), String> {
         return Err(format!("must name a level ({})", LEVELS.join(", ")));
     }
     Ok(())
+}
+
+/// `external_services.services[].host`: a domain name, an IPv4 or an IPv6 address (no brackets).
+fn is_service_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+}
+
+/// `[web] converse_url`: a base URL as for `public_url`, and nothing that could leave the
+/// quoted HTML attribute or the Content-Security-Policy source it is written into.
+fn check_converse_url(url: &str) -> Result<String, String> {
+    let url = check_public_url(url)?;
+    if url.contains(['\'', '"', ';', ',', '<', '>', '\\', '`']) {
+        return Err("must not contain quotes, ';', ',', '<', '>', '\\' or '`'".to_owned());
+    }
+    Ok(url)
 }
 
 /// `[http] public_url`: `http://` or `https://`, a host, an optional port and path; no query,

@@ -13,6 +13,9 @@ use starling_config::{
     PushConfig, RegistrationConfig, RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend,
     StorageConfig, StreamManagementConfig,
 };
+use starling_config::{
+    ExternalService, ExternalServiceType, ExternalServicesConfig, ExternalTransport, WebConfig,
+};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -291,6 +294,20 @@ listen = ["0.0.0.0:8080", "[::1]:5280"]
 tls_listen = ["0.0.0.0:8443"]
 public_url = "https://chat.example.org/xmpp/"
 
+[web]
+enabled = true
+converse_url = "https://static.example.org/converse/dist/"
+converse_dir = "/srv/converse"
+
+[external_services]
+turn_secret = "sixteen chars at least"
+credential_ttl = 3600
+services = [
+  { type = "stun", host = "turn.example.org" },
+  { type = "turn", host = "2001:db8::1", port = 3479, transport = "tcp", restricted = true },
+  { type = "turns", host = "turn.example.org", restricted = true },
+]
+
 [archive]
 enabled = false
 retention_days = 30
@@ -474,6 +491,38 @@ archive = false
             listen: vec![addr("0.0.0.0:8080"), addr("[::1]:5280")],
             tls_listen: vec![addr("0.0.0.0:8443")],
             public_url: Some("https://chat.example.org/xmpp".into()),
+        },
+        web: WebConfig {
+            enabled: true,
+            converse_url: "https://static.example.org/converse/dist".into(),
+            converse_dir: Some("/srv/converse".into()),
+        },
+        external_services: ExternalServicesConfig {
+            services: vec![
+                ExternalService {
+                    kind: ExternalServiceType::Stun,
+                    host: "turn.example.org".into(),
+                    port: 3478,
+                    transport: ExternalTransport::Udp,
+                    restricted: false,
+                },
+                ExternalService {
+                    kind: ExternalServiceType::Turn,
+                    host: "2001:db8::1".into(),
+                    port: 3479,
+                    transport: ExternalTransport::Tcp,
+                    restricted: true,
+                },
+                ExternalService {
+                    kind: ExternalServiceType::Turns,
+                    host: "turn.example.org".into(),
+                    port: 5349,
+                    transport: ExternalTransport::Tcp,
+                    restricted: true,
+                },
+            ],
+            turn_secret: Some(Secret("sixteen chars at least".into())),
+            credential_ttl: Duration::from_secs(3600),
         },
     };
     let config = parse(text).unwrap();
@@ -1762,4 +1811,167 @@ fn http_address_conflicts_with_c2s() {
     let (k, _, m) = one_error("[http]\nlisten = [\"127.0.0.1:5280\", \"127.0.0.1:5280\"]\n");
     assert_eq!(k, "http.listen[1]");
     assert_eq!(m, "address 127.0.0.1:5280 is also used by http.listen[0]");
+}
+
+// ---------------------------------------------------------------------------------------------
+// [web]
+
+#[test]
+fn web_defaults_to_off_and_the_pinned_cdn() {
+    let web = parse("").unwrap().web;
+    assert!(!web.enabled);
+    assert_eq!(
+        web.converse_url,
+        format!(
+            "https://cdn.conversejs.org/{}/dist",
+            starling_config::CONVERSE_VERSION
+        )
+    );
+    assert_eq!(web.converse_dir, None);
+}
+
+#[test]
+fn web_errors_name_key_and_line() {
+    assert_eq!(
+        one_error("[web]\nenabled = \"yes\"\n"),
+        (
+            "web.enabled".into(),
+            Some(2),
+            "expected a boolean (true or false), found string".into()
+        )
+    );
+    assert_eq!(
+        one_error("[web]\n\nconverse_url = \"cdn.conversejs.org\"\n"),
+        (
+            "web.converse_url".into(),
+            Some(3),
+            "must start with http:// or https://".into()
+        )
+    );
+    // Nothing that could leave the HTML attribute or the CSP source it is written into.
+    for bad in [
+        "https://cdn.example.org/x';script-src *",
+        "https://cdn.example.org/\\\"><script>",
+        "https://cdn.example.org/a,b",
+    ] {
+        let text = format!("[web]\nconverse_url = '{}'\n", bad.replace('\'', ""));
+        let (key, line, _) = one_error(&text);
+        assert_eq!((key.as_str(), line), ("web.converse_url", Some(2)), "{bad}");
+    }
+    assert_eq!(
+        one_error("[web]\nconverse_dir = \"\"\n"),
+        (
+            "web.converse_dir".into(),
+            Some(2),
+            "must not be empty".into()
+        )
+    );
+    assert_eq!(one_error("[web]\nconverse = 1\n").0, "web.converse");
+}
+
+// ---------------------------------------------------------------------------------------------
+// [external_services]
+
+#[test]
+fn external_services_default_to_none() {
+    let config = parse("").unwrap().external_services;
+    assert!(config.services.is_empty());
+    assert_eq!(config.turn_secret, None);
+    assert_eq!(config.credential_ttl, Duration::from_secs(86_400));
+}
+
+#[test]
+fn external_services_errors_name_key_and_line() {
+    let text = "[external_services]\nservices = [\n  { type = \"turn\", host = \"t.example\", restricted = true },\n]\n";
+    assert_eq!(
+        one_error(text),
+        (
+            "external_services.services[0].restricted".into(),
+            Some(3),
+            "a restricted service needs external_services.turn_secret for its credentials".into()
+        )
+    );
+    let text = "[external_services]\nservices = [\n  { host = \"t.example\" },\n]\n";
+    assert_eq!(
+        one_error(text),
+        (
+            "external_services.services[0].type".into(),
+            Some(3),
+            "missing (required)".into()
+        )
+    );
+    let text = "[external_services]\nservices = [\n  { type = \"stun\" },\n  { type = \"ftp\", host = \"x\" },\n]\n";
+    assert_eq!(
+        errors(text),
+        vec![
+            (
+                "external_services.services[0].host".into(),
+                Some(3),
+                "missing (required)".into()
+            ),
+            (
+                "external_services.services[1].type".into(),
+                Some(4),
+                "must be \"stun\", \"turn\" or \"turns\"".into()
+            ),
+        ]
+    );
+    let text = "[external_services]\nservices = [{ type = \"turns\", host = \"t\", transport = \"udp\" }]\n";
+    assert_eq!(
+        one_error(text),
+        (
+            "external_services.services[0].transport".into(),
+            Some(2),
+            "a turns service runs over tcp".into()
+        )
+    );
+    let text = "[external_services]\nservices = [{ type = \"stun\", host = \"t\", transport = \"sctp\" }]\n";
+    assert_eq!(one_error(text).2, "must be \"udp\" or \"tcp\"");
+    let text = "[external_services]\nservices = [{ type = \"stun\", host = \"[::1]\" }]\n";
+    assert_eq!(one_error(text).0, "external_services.services[0].host");
+    let text = "[external_services]\nservices = [{ type = \"stun\", host = \"t\", port = 0 }]\n";
+    assert_eq!(
+        one_error(text),
+        (
+            "external_services.services[0].port".into(),
+            Some(2),
+            "must be at least 1".into()
+        )
+    );
+    let text =
+        "[external_services]\nservices = [{ type = \"stun\", host = \"t\", secret = \"x\" }]\n";
+    assert_eq!(
+        one_error(text),
+        (
+            "external_services.services[0].secret".into(),
+            Some(2),
+            "unknown key; expected one of: type, host, port, transport, restricted".into()
+        )
+    );
+    assert_eq!(
+        one_error("[external_services]\nturn_secret = \"short\"\n"),
+        (
+            "external_services.turn_secret".into(),
+            Some(2),
+            "must be at least 16 characters".into()
+        )
+    );
+    assert_eq!(
+        one_error("[external_services]\ncredential_ttl = 10\n"),
+        (
+            "external_services.credential_ttl".into(),
+            Some(2),
+            "must be at least 60".into()
+        )
+    );
+    assert_eq!(
+        one_error("[external_services]\nservices = {}\n").0,
+        "external_services.services"
+    );
+}
+
+#[test]
+fn the_turn_secret_is_never_printed() {
+    let config = parse("[external_services]\nturn_secret = \"sixteen chars at least\"\n").unwrap();
+    assert!(!format!("{config:?}").contains("sixteen"));
 }

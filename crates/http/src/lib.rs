@@ -7,7 +7,10 @@
 //! * `GET /ready`: `200 ready` when the server's [`Readiness`] check passes (the server asks its
 //!   storage a cheap query and knows its listeners are up), otherwise `503` with a one-line
 //!   reason. A check that takes longer than [`HttpSettings::ready_timeout`] is not ready.
-//! * anything else: `404` (a method other than GET or HEAD on those two paths: `405`).
+//! * `GET /.well-known/host-meta` and `/.well-known/host-meta.json`: XEP-0156 ([`hostmeta`]),
+//!   when the server passes them to [`router_with`].
+//! * `GET /web` and `/web/dist/…`: the Converse.js web client page ([`web`]), when enabled.
+//! * anything else: `404` (a method other than GET or HEAD on those paths: `405`).
 //!
 //! * `/xmpp-websocket`: XMPP over WebSocket (RFC 7395, [`websocket`]), when the server adds
 //!   [`websocket::routes`].
@@ -31,11 +34,15 @@
 //! * Plain HTTP on `[http] listen` (default `127.0.0.1:5280`): keep it on loopback or behind a
 //!   reverse proxy; `[http] tls_listen` serves HTTPS with the hosts' certificates.
 
+pub mod hostmeta;
+pub mod web;
+
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+pub use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -55,6 +62,8 @@ pub enum HttpError {
         #[source]
         source: std::io::Error,
     },
+    #[error("web.converse_dir {}: {reason}", dir.display())]
+    WebClient { dir: PathBuf, reason: String },
 }
 
 /// Whether the server can serve clients now, asked by `GET /ready`.
@@ -94,6 +103,16 @@ struct AppState {
 
 /// The router every HTTP listener serves.
 pub fn router(readiness: Arc<dyn Readiness>, settings: &HttpSettings) -> Router {
+    router_with(readiness, settings, Router::new())
+}
+
+/// [`router`] with more `routes` (host-meta, the web page: see [`hostmeta::routes`] and
+/// [`web::routes`]), under the same limits. `routes` must have no fallback of its own.
+pub fn router_with(
+    readiness: Arc<dyn Readiness>,
+    settings: &HttpSettings,
+    routes: Router,
+) -> Router {
     let state = AppState {
         readiness,
         ready_timeout: settings.ready_timeout,
@@ -101,8 +120,9 @@ pub fn router(readiness: Arc<dyn Readiness>, settings: &HttpSettings) -> Router 
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .fallback(not_found)
         .with_state(state)
+        .merge(routes)
+        .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

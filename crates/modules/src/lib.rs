@@ -12,6 +12,7 @@ pub mod carbons;
 /// XEP-0082 timestamps (moved to `starling_proto` so that c2s formats FAST token expiries too).
 pub use starling_proto::clock;
 pub mod disco;
+pub mod external_services;
 pub mod invites;
 pub mod mam;
 pub mod offline;

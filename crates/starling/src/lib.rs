@@ -3,6 +3,7 @@
 
 #[cfg(unix)]
 pub mod control;
+mod http_routes;
 pub mod import;
 pub mod invite;
 pub mod server;

@@ -343,6 +343,11 @@ pub async fn start_with_modules(
     if config.muc.enabled {
         modules.push(starling_muc::Muc::new(muc_options(config)));
     }
+    if let Some(options) = external_services_options(config) {
+        modules.push(Arc::new(
+            starling_modules::external_services::ExternalServices::new(options),
+        ));
+    }
     modules.extend(extra);
     let router = Router::new(domains, registry, storage.stores(), modules)?;
     // XEP-0484 FAST tokens and XEP-0386 stable resources are derived from it: kept in the
@@ -454,13 +459,7 @@ pub async fn start_with_modules(
             .unwrap_or_default(),
         listening: listening.clone(),
     });
-    let app = starling_http::router(readiness, &starling_http::HttpSettings::default()).merge(
-        starling_http::websocket::routes(starling_http::websocket::WebSocketService {
-            c2s: shared.clone(),
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-        }),
-    );
+    let mut http_listeners = Vec::new();
     let mut http_addrs = Vec::new();
     let plain = config.http.listen.iter().map(|a| (*a, false));
     let https = config.http.tls_listen.iter().map(|a| (*a, true));
@@ -470,8 +469,26 @@ pub async fn start_with_modules(
         } else {
             starling_http::HttpListener::bind(addr).await?
         };
+        http_addrs.push(listener.local_addr());
+        http_listeners.push((listener, with_tls));
+    }
+    // Host-meta and the web page build their URLs on the first bound address when there is
+    // no public_url.
+    let first_bound = http_listeners.first().map(|(l, with_tls)| {
+        let scheme = if *with_tls { "https" } else { "http" };
+        format!("{scheme}://{}", l.local_addr())
+    });
+    let routes = crate::http_routes::routes(config, first_bound)?.merge(
+        starling_http::websocket::routes(starling_http::websocket::WebSocketService {
+            c2s: shared.clone(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        }),
+    );
+    let app =
+        starling_http::router_with(readiness, &starling_http::HttpSettings::default(), routes);
+    for (listener, with_tls) in http_listeners {
         let local = listener.local_addr();
-        http_addrs.push(local);
         let scheme = if with_tls { "HTTPS" } else { "HTTP" };
         tracing::info!("listening for {scheme} on {local}");
         tracker.spawn(listener.serve(
@@ -636,4 +653,30 @@ fn muc_options(config: &Config) -> starling_muc::MucOptions {
             .map(|h| h.domain.clone())
             .collect(),
     }
+}
+
+/// XEP-0215 from `[external_services]`; `None` (module not run) without services.
+fn external_services_options(
+    config: &Config,
+) -> Option<starling_modules::external_services::ExternalServicesOptions> {
+    use starling_modules::external_services::{ExternalServicesOptions, Service};
+    let c = &config.external_services;
+    if c.services.is_empty() {
+        return None;
+    }
+    Some(ExternalServicesOptions {
+        services: c
+            .services
+            .iter()
+            .map(|s| Service {
+                kind: s.kind.as_str(),
+                host: s.host.clone(),
+                port: s.port,
+                transport: s.transport.as_str(),
+                restricted: s.restricted,
+            })
+            .collect(),
+        turn_secret: c.turn_secret.as_ref().map(|s| s.0.clone()),
+        credential_ttl: c.credential_ttl,
+    })
 }
