@@ -31,7 +31,7 @@ async fn start(routes: Router) -> (SocketAddr, CancellationToken) {
     let addr = listener.local_addr();
     let stop = CancellationToken::new();
     let app = router_with(Arc::new(Ready), &HttpSettings::default(), routes);
-    tokio::spawn(listener.serve(app, stop.clone()));
+    tokio::spawn(listener.serve(app, stop.clone(), starling_http::ListenerLimits::default()));
     (addr, stop)
 }
 
