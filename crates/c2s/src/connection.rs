@@ -130,7 +130,7 @@ fn send_stanza(
 ) {
     let start = out.len();
     framing.write_element(stanza, out);
-    b.written(out.get(start..).unwrap_or_default());
+    b.written(framing.stanza_in(out.get(start..).unwrap_or_default()));
     if let Some(sm) = b.sm.as_deref_mut()
         && sm.requested.is_none()
         && sm.since_request >= request_after
@@ -1694,13 +1694,16 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
-    /// What follows `<resumed/>` (on its own or inside SASL2's `<success/>`): exactly the bytes
-    /// the client had not acknowledged, and the news for modules.
+    /// What follows `<resumed/>` (on its own or inside SASL2's `<success/>`): the stanzas the
+    /// client had not acknowledged (written as they were on an XML stream, framed anew on a
+    /// WebSocket), and the news for modules.
     async fn after_resumption(&mut self) {
         let Some(b) = self.bound.as_deref() else {
             return;
         };
-        self.out.push_str(b.unacked.as_written());
+        for stanza in b.unacked.stanzas() {
+            self.framing.write_kept(stanza, &mut self.out);
+        }
         let (jid, retransmit) = (b.jid.clone(), b.unacked.len());
         tracing::info!(id = self.id, %jid, retransmit, "session resumed");
         self.shared.router.emit(Event::Resumed(jid)).await;

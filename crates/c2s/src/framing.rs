@@ -53,6 +53,17 @@ pub trait Framing: Send + Sync {
     /// Writes one top-level element (a stanza, a feature list, a SASL or stream management
     /// element, a stream error).
     fn write_element(&self, element: &Element, out: &mut String);
+    /// The stanza itself in what [`Framing::write_element`] just wrote: what stream management
+    /// keeps until the client acknowledges it, in a form any framing can write again.
+    fn stanza_in<'a>(&self, written: &'a str) -> &'a str {
+        written
+    }
+    /// Writes a stanza stream management kept ([`Framing::stanza_in`] of this framing or of
+    /// another: a session resumed on a WebSocket after TCP, or the other way round). What
+    /// either framing keeps is a `jabber:client` stanza an XML stream takes as it is.
+    fn write_kept(&self, stanza: &str, out: &mut String) {
+        out.push_str(stanza);
+    }
 }
 
 /// RFC 6120 XML stream framing, over TCP (with or without TLS).
@@ -289,6 +300,20 @@ impl Framing for WebSocketFraming {
         out.push_str("00000000:");
     }
 
+    fn stanza_in<'a>(&self, written: &'a str) -> &'a str {
+        written.get(RECORD_HEADER..).unwrap_or_default()
+    }
+
+    fn write_kept(&self, stanza: &str, out: &mut String) {
+        // Kept by an XML stream, a stanza may rely on the stream's default namespace; a
+        // message declares its own: parsed and written again (only at a resumption).
+        match starling_stream::parse_written(stanza, ns::CLIENT) {
+            Ok(element) => self.write_element(&element, out),
+            // Written by this server: not expected.
+            Err(e) => tracing::error!(error = %e, "a kept stanza does not parse back"),
+        }
+    }
+
     fn write_element(&self, element: &Element, out: &mut String) {
         let start = Self::start_record(out);
         if element.ns() == ns::STREAM {
@@ -478,6 +503,38 @@ mod tests {
                 "<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>",
             ]
         );
+    }
+
+    /// XEP-0198 §5 across framings: what one framing keeps, the other writes as its own.
+    #[test]
+    fn kept_stanzas_cross_framings() {
+        let ws = WebSocketFraming::new(Limits::DEFAULT);
+        let tcp = XmlStream::new(Limits::DEFAULT);
+        let message = Element::new("message", ns::CLIENT)
+            .with_attr("to", "juliet@example.org")
+            .with_child(Element::new("body", ns::CLIENT).with_text("hi"));
+        let mut out = String::new();
+        ws.write_element(&message, &mut out);
+        let kept_ws = ws.stanza_in(&out).to_owned();
+        assert_eq!(
+            kept_ws,
+            "<message xmlns='jabber:client' to='juliet@example.org'><body>hi</body></message>"
+        );
+        out.clear();
+        tcp.write_element(&message, &mut out);
+        let kept_tcp = tcp.stanza_in(&out).to_owned();
+        assert_eq!(
+            kept_tcp,
+            "<message to='juliet@example.org'><body>hi</body></message>"
+        );
+        // TCP after WebSocket: the explicit default namespace is fine in the stream.
+        out.clear();
+        tcp.write_kept(&kept_ws, &mut out);
+        assert_eq!(out, kept_ws);
+        // WebSocket after TCP: one message, with its namespace.
+        out.clear();
+        ws.write_kept(&kept_tcp, &mut out);
+        assert_eq!(ws_messages(&out), vec![kept_ws.as_str()]);
     }
 
     #[test]

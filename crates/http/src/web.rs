@@ -134,11 +134,11 @@ impl WebClient {
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
              <title>Chat at {domain}</title>\n\
              <link rel=\"stylesheet\" href=\"{assets_attr}converse.min.css\">\n\
-             <script src=\"{assets_attr}converse.min.js\"></script>\n\
+             <script type=\"module\" src=\"{assets_attr}converse.min.js\"></script>\n\
              </head>\n\
              <body class=\"converse-fullscreen\">\n\
              <noscript>This chat needs JavaScript.</noscript>\n\
-             <script>{script}</script>\n\
+             <script type=\"module\">{script}</script>\n\
              </body>\n\
              </html>\n",
             domain = html_escape(&settings.domain),
@@ -390,10 +390,11 @@ mod tests {
                  <title>Chat at example.org</title>\n\
                  <link rel=\"stylesheet\" \
                  href=\"https://cdn.conversejs.org/14.0.0/dist/converse.min.css\">\n\
-                 <script src=\"https://cdn.conversejs.org/14.0.0/dist/converse.min.js\">\
+                 <script type=\"module\" \
+                 src=\"https://cdn.conversejs.org/14.0.0/dist/converse.min.js\">\
                  </script>\n</head>\n<body class=\"converse-fullscreen\">\n\
                  <noscript>This chat needs JavaScript.</noscript>\n\
-                 <script>{script}</script>\n</body>\n</html>\n"
+                 <script type=\"module\">{script}</script>\n</body>\n</html>\n"
             )
         );
         let hash = base64::engine::general_purpose::STANDARD

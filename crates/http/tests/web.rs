@@ -167,7 +167,7 @@ async fn the_page_from_a_local_directory() {
     );
     assert!(
         page.body
-            .contains("<script src=\"/web/dist/converse.min.js\"></script>"),
+            .contains("<script type=\"module\" src=\"/web/dist/converse.min.js\"></script>"),
         "{}",
         page.body
     );
@@ -234,7 +234,7 @@ async fn the_page_from_the_cdn() {
     assert_eq!(page.status, 200);
     assert!(
         page.body.contains(
-            "<script src=\"https://cdn.conversejs.org/14.0.0/dist/converse.min.js\"></script>"
+            "<script type=\"module\" src=\"https://cdn.conversejs.org/14.0.0/dist/converse.min.js\"></script>"
         ),
         "{}",
         page.body

@@ -130,8 +130,9 @@ async fn the_web_page_from_the_cdn() {
         "{csp}"
     );
     assert!(
-        page.body
-            .contains(&format!("<script src=\"{cdn}converse.min.js\"></script>")),
+        page.body.contains(&format!(
+            "<script type=\"module\" src=\"{cdn}converse.min.js\"></script>"
+        )),
         "{}",
         page.body
     );
@@ -185,7 +186,7 @@ async fn the_web_page_from_a_local_directory() {
     );
     assert!(
         page.body
-            .contains("<script src=\"/web/dist/converse.min.js\"></script>"),
+            .contains("<script type=\"module\" src=\"/web/dist/converse.min.js\"></script>"),
         "{}",
         page.body
     );

@@ -478,3 +478,145 @@ async fn https_serves_health_and_websocket() {
     ws.expect_closed().await;
     server.stop().await;
 }
+
+/// Enables resumable stream management on a logged-in WebSocket; returns the session id.
+async fn enable_sm(ws: &mut Ws) -> String {
+    ws.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+        .await;
+    let enabled = ws
+        .expect("<enabled xmlns='urn:xmpp:sm:3' id='{*}' resume='true' max='{*}'/>")
+        .await;
+    enabled.attr("id").unwrap().to_owned()
+}
+
+/// XEP-0198 §5 and RFC 6121 §8.5.3.2.2: an IQ request a WebSocket client never acknowledged,
+/// in a session that ends (no resumption in time), is answered to its sender with
+/// `<service-unavailable/>`: what stream management kept parses back whatever the framing.
+#[tokio::test]
+async fn an_unacknowledged_stanza_of_a_websocket_session_is_not_lost() {
+    let server = TestServer::start_with(|c| {
+        c.stream_management.resume_timeout = Duration::from_secs(1);
+    })
+    .await;
+    server.add_user("juliet", "balcony-secret").await;
+    server.add_user("romeo", "montague-secret").await;
+    let mut ws = Ws::connect(server.http_addr.unwrap()).await;
+    ws.login("juliet", "balcony-secret", "browser").await;
+    enable_sm(&mut ws).await;
+    let mut romeo = server.online("romeo", "montague-secret", "phone").await;
+    romeo
+        .send_xml("<iq type='get' id='v1' to='juliet@localhost/browser'><query xmlns='jabber:iq:version'/></iq>")
+        .await
+        .unwrap();
+    ws.expect(
+        "<iq type='get' id='v1' from='romeo@localhost/phone' to='juliet@localhost/browser'>\
+         <query xmlns='jabber:iq:version'/></iq>",
+    )
+    .await;
+    drop(ws);
+    romeo
+        .expect(
+            "<iq type='error' id='v1' from='juliet@localhost/browser' to='romeo@localhost/phone'>\
+             <error type='cancel'><service-unavailable \
+             xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+        )
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
+/// XEP-0198 §5 across transports: a session begun on a WebSocket is resumed over TCP, and one
+/// begun over TCP on a WebSocket; the stanza not acknowledged comes again in the new
+/// connection's framing.
+#[tokio::test]
+async fn sessions_resume_across_tcp_and_websocket() {
+    let server = server().await;
+    server.add_user("juliet", "balcony-secret").await;
+    server.add_user("romeo", "montague-secret").await;
+    let mut romeo = server.online("romeo", "montague-secret", "phone").await;
+
+    // WebSocket first, then TCP.
+    let mut ws = Ws::connect(server.http_addr.unwrap()).await;
+    ws.login("juliet", "balcony-secret", "browser").await;
+    let previd = enable_sm(&mut ws).await;
+    romeo
+        .send_xml(
+            "<message to='juliet@localhost/browser' type='chat' id='w1'><body>one</body></message>",
+        )
+        .await
+        .unwrap();
+    ws.expect(
+        "<message to='juliet@localhost/browser' type='chat' id='w1' \
+         from='romeo@localhost/phone'><body>one</body></message>",
+    )
+    .await;
+    drop(ws);
+    let mut tcp = starling_testkit::Client::connect(server.starttls_addr)
+        .await
+        .unwrap();
+    tcp.open_stream(&server.domain).await.unwrap();
+    tcp.starttls(&server.domain).await.unwrap();
+    tcp.authenticate(
+        &server.domain,
+        "SCRAM-SHA-256",
+        "juliet",
+        "balcony-secret",
+        None,
+    )
+    .await
+    .unwrap();
+    tcp.send_xml(&format!(
+        "<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='0'/>"
+    ))
+    .await
+    .unwrap();
+    tcp.expect(&format!(
+        "<resumed xmlns='urn:xmpp:sm:3' previd='{previd}' h='0'/>"
+    ))
+    .await
+    .unwrap();
+    tcp.expect(
+        "<message to='juliet@localhost/browser' type='chat' id='w1' \
+         from='romeo@localhost/phone'><body>one</body></message>",
+    )
+    .await
+    .unwrap();
+
+    // Now TCP first (the resumed session, still unacknowledged), then a WebSocket.
+    romeo
+        .send_xml(
+            "<message to='juliet@localhost/browser' type='chat' id='w2'><body>two</body></message>",
+        )
+        .await
+        .unwrap();
+    tcp.expect(
+        "<message to='juliet@localhost/browser' type='chat' id='w2' \
+         from='romeo@localhost/phone'><body>two</body></message>",
+    )
+    .await
+    .unwrap();
+    drop(tcp);
+    let mut ws = Ws::connect(server.http_addr.unwrap()).await;
+    ws.open().await;
+    ws.authenticate("juliet", "balcony-secret").await;
+    ws.open().await;
+    ws.send(&format!(
+        "<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='0'/>"
+    ))
+    .await;
+    ws.expect(&format!(
+        "<resumed xmlns='urn:xmpp:sm:3' previd='{previd}' h='0'/>"
+    ))
+    .await;
+    // Each stanza one message, declaring jabber:client (RFC 7395 §3.3.3).
+    for (id, body) in [("w1", "one"), ("w2", "two")] {
+        assert_eq!(
+            ws.expect_text().await,
+            format!(
+                "<message xmlns='jabber:client' to='juliet@localhost/browser' type='chat' \
+                 id='{id}' from='romeo@localhost/phone'><body>{body}</body></message>"
+            )
+        );
+    }
+    server.stop().await;
+}
