@@ -454,13 +454,21 @@ pub async fn start_with_modules(
             .unwrap_or_default(),
         listening: listening.clone(),
     });
-    let app = starling_http::router(readiness, &starling_http::HttpSettings::default()).merge(
-        starling_http::websocket::routes(starling_http::websocket::WebSocketService {
-            c2s: shared.clone(),
-            shutdown: shutdown.clone(),
-            tracker: tracker.clone(),
-        }),
-    );
+    let app = starling_http::router(readiness, &starling_http::HttpSettings::default())
+        .merge(starling_http::websocket::routes(
+            starling_http::websocket::WebSocketService {
+                c2s: shared.clone(),
+                shutdown: shutdown.clone(),
+                tracker: tracker.clone(),
+            },
+        ))
+        .merge(starling_http::bosh::routes(
+            starling_http::bosh::BoshService::new(
+                shared.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ),
+        ));
     let mut http_addrs = Vec::new();
     let plain = config.http.listen.iter().map(|a| (*a, false));
     let https = config.http.tls_listen.iter().map(|a| (*a, true));
@@ -473,7 +481,9 @@ pub async fn start_with_modules(
         let local = listener.local_addr();
         http_addrs.push(local);
         let scheme = if with_tls { "HTTPS" } else { "HTTP" };
-        tracing::info!("listening for {scheme} on {local} (/xmpp-websocket, /health, /ready)");
+        tracing::info!(
+            "listening for {scheme} on {local} (/xmpp-websocket, /http-bind, /health, /ready)"
+        );
         tracker.spawn(listener.serve(
             app.clone(),
             shutdown.clone(),
