@@ -595,7 +595,7 @@ impl Session {
             None if self.closed => {
                 // Waiting to tell the client the stream ended; at shutdown, not for long.
                 if self.shutdown.is_cancelled() {
-                    Instant::now()
+                    self.last_answer
                 } else {
                     self.last_answer + self.settings.inactivity
                 }

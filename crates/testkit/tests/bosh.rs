@@ -486,7 +486,7 @@ async fn request_ids_and_terminal_conditions() {
 }
 
 /// XEP-0124 §11: a request beyond `hold` releases the held one with an empty answer; answers
-/// come in `rid` order.
+/// come in `rid` order. At shutdown the held one ends the session (§17.2, RFC 6120 §4.9.3.22).
 #[tokio::test]
 async fn a_new_request_releases_the_held_one() {
     let server = TestServer::start().await;
@@ -525,7 +525,23 @@ async fn a_new_request_releases_the_held_one() {
     assert_eq!(first.body, empty_body());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!second.is_finished());
-    server.stop().await;
+    // At shutdown the held request carries the stream's end (XEP-0124 §17.2).
+    let started = std::time::Instant::now();
+    let ((), second) = tokio::join!(server.stop(), second);
+    assert_eq!(
+        second.unwrap().body,
+        format!(
+            "<body xmlns='{HTTPBIND}' type='terminate' condition='remote-stream-error' \
+             xmlns:stream='http://etherx.jabber.org/streams'><stream:error \
+             xmlns:stream='http://etherx.jabber.org/streams'><system-shutdown \
+             xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></body>"
+        )
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// XEP-0124 §17.2 (`remote-stream-error`) and XEP-0206 §6: a stream the server ends with an
@@ -621,5 +637,32 @@ async fn stream_management_resumes_after_the_bosh_session_went_inactive() {
         .unwrap();
     let got = bosh.send_and_receive("").await;
     assert!(got.contains("id='m2'"), "{got}");
+    server.stop().await;
+}
+
+/// The request size limit of `/http-bind` is its own (the largest stanza and some slack), not
+/// the listener's 64 KiB for other routes: 100 KiB pass, 300 KiB get `413` (RFC 9110 §15.5.14).
+#[tokio::test]
+async fn the_request_limit_is_the_stanza_limit() {
+    let server = TestServer::start().await;
+    let addr = server.http_addr.unwrap();
+    let padding = "x".repeat(100 * 1024);
+    let answer = post(
+        addr,
+        &format!(
+            "<body rid='1' to='localhost' ver='1.11' wait='5' hold='1' \
+             xmlns='{HTTPBIND}'>{padding}</body>"
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.contains(" sid='"), "{}", answer.body);
+    let padding = "x".repeat(300 * 1024);
+    let answer = post(
+        addr,
+        &format!("<body rid='1' to='localhost' xmlns='{HTTPBIND}'>{padding}</body>"),
+    )
+    .await;
+    assert_eq!(answer.status, 413);
     server.stop().await;
 }
