@@ -729,12 +729,15 @@ impl Session {
             for h in std::mem::take(&mut self.held) {
                 self.answer(h);
             }
-            let reply_body = format!("<body xmlns='{HTTPBIND}'/>");
-            let _ = reply.send(Reply {
+            // Kept for a retransmission like any other (§14.3 does not ask it; it costs
+            // nothing, and a lost answer to a pause would otherwise end the session).
+            let answer = Reply {
                 status: StatusCode::OK,
                 content_type: self.content_type.clone(),
-                body: reply_body,
-            });
+                body: format!("<body xmlns='{HTTPBIND}'/>"),
+            };
+            self.keep(rid, &answer);
+            let _ = reply.send(answer);
             self.last_answer = now;
             self.pause = Some(pause);
             return;
@@ -897,15 +900,20 @@ impl Session {
             content_type: self.content_type.clone(),
             body: out,
         };
-        self.answered.push_back((held.rid, reply.clone()));
-        while self.answered.len() as u64 > self.requests {
-            self.answered.pop_front();
-        }
+        self.keep(held.rid, &reply);
         let _ = held.reply.send(reply);
         self.last_answer = Instant::now();
         if ends {
             // The client knows the session is over: later requests are item-not-found.
             self.ended = true;
+        }
+    }
+
+    /// Keeps an answer for a retransmission of its request (§14.3): the last `requests`.
+    fn keep(&mut self, rid: u64, reply: &Reply) {
+        self.answered.push_back((rid, reply.clone()));
+        while self.answered.len() as u64 > self.requests {
+            self.answered.pop_front();
         }
     }
 
