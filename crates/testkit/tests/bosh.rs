@@ -36,7 +36,31 @@ impl Answer {
 
 /// Sends one request on its own connection and reads the whole response.
 async fn http(addr: SocketAddr, method: &str, body: &str) -> Answer {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    exchange(TcpStream::connect(addr).await.unwrap(), method, body).await
+}
+
+/// A TLS client that accepts any certificate (the test server's is self-signed) but checks
+/// the handshake's signatures.
+async fn tls_connect(addr: SocketAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(starling_net::tls::AcceptAnyCert(
+            provider,
+        )))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+async fn exchange<S>(mut tcp: S, method: &str, body: &str) -> Answer
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let request = format!(
         "{method} /http-bind HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml; \
          charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -44,10 +68,10 @@ async fn http(addr: SocketAddr, method: &str, body: &str) -> Answer {
     );
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut raw))
+    // A TLS peer may end without close_notify once the response is complete.
+    let _ = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut raw))
         .await
-        .expect("a response within 20 s")
-        .unwrap();
+        .expect("a response within 20 s");
     let text = String::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let mut lines = head.split("\r\n");
@@ -664,5 +688,90 @@ async fn the_request_limit_is_the_stanza_limit() {
     )
     .await;
     assert_eq!(answer.status, 413);
+    server.stop().await;
+}
+
+/// XEP-0124 §14.2: requests that arrive out of order are forwarded in `rid` order.
+#[tokio::test]
+async fn payloads_are_forwarded_in_rid_order() {
+    let server = TestServer::start().await;
+    server.add_user("juliet", "balcony-secret").await;
+    server.add_user("romeo", "montague-secret").await;
+    let addr = server.http_addr.unwrap();
+    let mut bosh = Bosh::login(addr, "juliet", "balcony-secret", "browser").await;
+    let mut romeo = server.online("romeo", "montague-secret", "phone").await;
+    let (first, second) = (bosh.rid, bosh.rid + 1);
+    bosh.rid += 2;
+    let message = |id: &str| {
+        format!(
+            "<message xmlns='jabber:client' to='romeo@localhost/phone' id='{id}'>\
+             <body>{id}</body></message>"
+        )
+    };
+    let later = {
+        let (addr, sid, payload) = (bosh.addr, bosh.sid.clone(), message("second"));
+        tokio::spawn(async move {
+            let b = Bosh {
+                addr,
+                sid,
+                rid: 0,
+                authid: String::new(),
+            };
+            b.send_rid(second, "", &payload).await
+        })
+    };
+    // The later request waits for the earlier one: nothing is forwarded yet.
+    romeo
+        .expect_silence(Duration::from_millis(500))
+        .await
+        .unwrap();
+    let earlier = bosh.send_rid(first, "", &message("first")).await;
+    // Answered (empty) when the later request came after it and was held (§11).
+    assert_eq!(earlier.body, empty_body());
+    for id in ["first", "second"] {
+        romeo
+            .expect(&format!(
+                "<message to='romeo@localhost/phone' id='{id}' \
+                 from='juliet@localhost/browser'><body>{id}</body></message>"
+            ))
+            .await
+            .unwrap();
+    }
+    drop(later);
+    server.stop().await;
+}
+
+/// XEP-0124 §19.1 (Security Considerations): a session created over HTTPS is secure, and its
+/// requests are refused over plain HTTP (`403`) without ending it.
+#[tokio::test]
+async fn a_session_created_over_https_stays_on_https() {
+    let server = TestServer::start_with(|c| {
+        c.http.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
+    })
+    .await;
+    let (plain, https) = (server.server().http_addrs[0], server.server().http_addrs[1]);
+    let answer = exchange(
+        tls_connect(https).await,
+        "POST",
+        &format!(
+            "<body hold='1' rid='{FIRST_RID}' to='localhost' ver='1.11' wait='1' \
+             xmlns='{HTTPBIND}'/>"
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let sid = try_parse_xml(&answer.body)
+        .unwrap()
+        .attr("sid")
+        .unwrap()
+        .to_owned();
+    let request = format!(
+        "<body rid='{}' sid='{sid}' xmlns='{HTTPBIND}'/>",
+        FIRST_RID + 1
+    );
+    let answer = http(plain, "POST", &request).await;
+    assert_eq!(answer.status, 403);
+    let answer = exchange(tls_connect(https).await, "POST", &request).await;
+    assert_eq!((answer.status, answer.body), (200, empty_body()));
     server.stop().await;
 }
