@@ -76,6 +76,10 @@ const VERSION: (u32, u32) = (1, 11);
 const BODY_SLACK: usize = 16 * 1024;
 /// The pipe between a session and its connection, each way.
 const PIPE_BYTES: usize = 64 * 1024;
+/// Bytes read from the pipe at a time (at least).
+const READ_CHUNK: usize = 4096;
+/// Read buffer capacity an idle session keeps.
+const KEEP_CAPACITY: usize = 16 * 1024;
 /// Requests queued for a session and not yet taken by it; beyond: `policy-violation`.
 const QUEUE: usize = 16;
 /// Longest time the session creation waits for the stream's opening and features.
@@ -515,6 +519,13 @@ impl Session {
                 Some(t) => t + CLOSE_TIMEOUT,
                 None => self.next_deadline(),
             };
+            if records.is_empty() && records.capacity() > KEEP_CAPACITY {
+                // A large record once: an idle session does not keep its room.
+                records = Vec::new();
+            }
+            if records.capacity() - records.len() < READ_CHUNK {
+                records.reserve(READ_CHUNK);
+            }
             tokio::select! {
                 incoming = receiver.recv(), if terminated_at.is_none() => match incoming {
                     Some(incoming) => self.on_request(incoming),
