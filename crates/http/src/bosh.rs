@@ -361,25 +361,19 @@ async fn create(
     secure: bool,
     client: SocketAddr,
 ) -> Reply {
-    let settings = &service.settings;
-    let legacy = body.attr("ver").is_none();
-    let content_type = match body.attr("content").map(HeaderValue::from_str) {
-        None => DEFAULT_CONTENT_TYPE,
-        Some(Ok(v)) => v,
-        Some(Err(_)) => return terminal("bad-request", legacy, &DEFAULT_CONTENT_TYPE),
-    };
-    let ver = body
-        .attr("ver")
-        .and_then(parse_version)
-        .map_or(VERSION, |v| v.min(VERSION));
-    let max_wait = settings.max_wait.as_secs();
-    let wait = number(&body, "wait").map_or(max_wait, |w| w.min(max_wait));
-    let hold = number(&body, "hold").map_or(1, |h| h.min(u64::from(settings.max_hold)));
-    let (to, lang) = (
-        body.attr("to").map(str::to_owned),
-        body.attr_ns(ns::XML, "lang").map(str::to_owned),
-    );
     let (client_end, server_end) = tokio::io::duplex(PIPE_BYTES);
+    let answer = match open_session(
+        &service.sessions,
+        &service.shutdown,
+        &service.settings,
+        &service.tracker,
+        &body,
+        (rid, tls),
+        client_end,
+    ) {
+        Ok(answer) => answer,
+        Err(refused) => return refused,
+    };
     service.tracker.spawn(starling_c2s::handle_websocket(
         server_end,
         client,
@@ -387,12 +381,42 @@ async fn create(
         service.c2s.clone(),
         service.shutdown.clone(),
     ));
+    answer
+        .await
+        .unwrap_or_else(|_| terminal("internal-server-error", false, &DEFAULT_CONTENT_TYPE))
+}
+
+/// Starts a session on `pipe` (the connection's end is the other) for the creation request
+/// `body` (its `rid`, and whether it came over TLS): registers its `sid` and spawns its task,
+/// which answers through the returned receiver. `Err`: the answer refusing the request.
+fn open_session(
+    sessions: &Arc<Sessions>,
+    shutdown: &CancellationToken,
+    settings: &Arc<BoshSettings>,
+    tracker: &TaskTracker,
+    body: &Element,
+    (rid, tls): (u64, bool),
+    pipe: DuplexStream,
+) -> Result<oneshot::Receiver<Reply>, Reply> {
+    let legacy = body.attr("ver").is_none();
+    let content_type = match body.attr("content").map(HeaderValue::from_str) {
+        None => DEFAULT_CONTENT_TYPE,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return Err(terminal("bad-request", legacy, &DEFAULT_CONTENT_TYPE)),
+    };
+    let ver = body
+        .attr("ver")
+        .and_then(parse_version)
+        .map_or(VERSION, |v| v.min(VERSION));
+    let max_wait = settings.max_wait.as_secs();
+    let wait = number(body, "wait").map_or(max_wait, |w| w.min(max_wait));
+    let hold = number(body, "hold").map_or(1, |h| h.min(u64::from(settings.max_hold)));
     let (sender, receiver) = mpsc::channel(QUEUE);
     let sid = loop {
         let sid = new_sid();
-        let mut sessions = service.sessions.lock();
-        if !sessions.contains_key(&sid) {
-            sessions.insert(sid.clone(), sender);
+        let mut open = sessions.lock();
+        if !open.contains_key(&sid) {
+            open.insert(sid.clone(), sender);
             break sid;
         }
     };
@@ -400,18 +424,18 @@ async fn create(
     let now = Instant::now();
     let mut session = Session {
         sid,
-        sessions: service.sessions.clone(),
-        shutdown: service.shutdown.clone(),
-        settings: service.settings.clone(),
+        sessions: sessions.clone(),
+        shutdown: shutdown.clone(),
+        settings: settings.clone(),
         wait: Duration::from_secs(wait),
         hold: usize::try_from(hold).unwrap_or(1),
         requests: hold + 1,
         ver,
         legacy,
         tls,
-        content_type: content_type.clone(),
-        to: to.clone(),
-        lang: lang.clone(),
+        content_type,
+        to: body.attr("to").map(str::to_owned),
+        lang: body.attr_ns(ns::XML, "lang").map(str::to_owned),
         last_rid: rid,
         held: VecDeque::new(),
         early: BTreeMap::new(),
@@ -435,10 +459,8 @@ async fn create(
         creation: true,
     });
     session.write_open();
-    service.tracker.spawn(session.run(client_end, receiver));
-    answer
-        .await
-        .unwrap_or_else(|_| terminal("internal-server-error", legacy, &content_type))
+    tracker.spawn(session.run(pipe, receiver));
+    Ok(answer)
 }
 
 /// A request waiting for its answer.
@@ -964,6 +986,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt as _;
 
     #[test]
     fn bodies_are_read_with_the_stream_parser() {
@@ -997,6 +1020,85 @@ mod tests {
             "<a/>".repeat(100)
         );
         assert!(parse_body(big.as_bytes(), 200).is_none());
+    }
+
+    fn record(text: &str) -> String {
+        format!("{:08x}:{text}", text.len())
+    }
+
+    /// Plays the connection's side of a session's pipe.
+    async fn read_some(pipe: &mut DuplexStream) -> String {
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), pipe.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    /// XEP-0124 §7.2 on the pipe: the creation writes `<open/>` and is answered once the
+    /// stream's opening and features came; a client that does not fetch its output is dropped
+    /// once more than `max_pending_bytes` wait, like a lost connection (the pipe closes without
+    /// `<close/>`), and its `sid` is forgotten.
+    #[tokio::test]
+    async fn unfetched_output_drops_the_session() {
+        let sessions = Arc::new(Sessions::default());
+        let settings = Arc::new(BoshSettings {
+            max_pending_bytes: 1024,
+            ..BoshSettings::default()
+        });
+        let (body, rid) = parse_body(
+            b"<body rid='10' to='example.org' ver='1.11' wait='30' hold='1' xml:lang='en' \
+              xmlns='http://jabber.org/protocol/httpbind'/>",
+            4096,
+        )
+        .unwrap();
+        let (ours, mut theirs) = tokio::io::duplex(PIPE_BYTES);
+        let answer = open_session(
+            &sessions,
+            &CancellationToken::new(),
+            &settings,
+            &TaskTracker::new(),
+            &body,
+            (rid, false),
+            ours,
+        )
+        .unwrap();
+        assert_eq!(
+            read_some(&mut theirs).await,
+            "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='example.org' version='1.0' \
+             xml:lang='en'/>"
+        );
+        let opening = record(
+            "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' id='s1' from='example.org' \
+             version='1.0' xml:lang='en'/>",
+        );
+        let features = record("<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>");
+        theirs
+            .write_all(format!("{opening}00000000:{features}").as_bytes())
+            .await
+            .unwrap();
+        let reply = answer.await.unwrap();
+        let sid = sessions.lock().keys().next().unwrap().clone();
+        assert_eq!(
+            reply.body,
+            format!(
+                "<body xmlns='{HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' \
+                 xmlns:stream='http://etherx.jabber.org/streams' sid='{sid}' wait='30' \
+                 requests='2' polling='2' inactivity='60' maxpause='120' hold='1' ver='1.11' \
+                 from='example.org' authid='s1' xmpp:version='1.0'><stream:features \
+                 xmlns:stream='http://etherx.jabber.org/streams'/></body>"
+            )
+        );
+        let message = record(&format!(
+            "<message xmlns='jabber:client'><body>{}</body></message>",
+            "a".repeat(600)
+        ));
+        theirs.write_all(message.as_bytes()).await.unwrap();
+        theirs.write_all(message.as_bytes()).await.unwrap();
+        // The end of the pipe, with nothing written into it.
+        assert_eq!(read_some(&mut theirs).await, "");
+        assert!(sessions.lock().is_empty());
     }
 
     #[test]
