@@ -986,7 +986,6 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncWriteExt as _;
 
     #[test]
     fn bodies_are_read_with_the_stream_parser() {
