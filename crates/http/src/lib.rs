@@ -15,7 +15,11 @@
 //! * `/xmpp-websocket`: XMPP over WebSocket (RFC 7395, [`websocket`]), when the server adds
 //!   [`websocket::routes`].
 //!
-//! BOSH (XEP-0206), upload (XEP-0363) and metrics will be routes of this same listener.
+//! * `/http-bind`: XMPP over BOSH (XEP-0124, XEP-0206, [`bosh`]), when the server adds
+//!   [`bosh::routes`]; `POST` with a body limit of its own (the largest stanza and some slack),
+//!   `OPTIONS` for the CORS preflight.
+//!
+//! Upload (XEP-0363) and metrics will be routes of this same listener.
 //!
 //! # Limits
 //!
@@ -51,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+pub mod bosh;
 pub mod websocket;
 
 /// Why the HTTP listener could not start.

@@ -119,7 +119,7 @@ async fn upgrade(
 
 /// The client's address: the peer's, or from a loopback peer (a reverse proxy on this host) the
 /// rightmost valid address of `X-Forwarded-For`.
-fn client_address(peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+pub(crate) fn client_address(peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
     if !peer.ip().is_loopback() {
         return peer;
     }

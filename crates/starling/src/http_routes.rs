@@ -7,10 +7,10 @@ use starling_http::web::{self, WebClient, WebClientSettings};
 
 use crate::ServerError;
 
-/// The web transports served, hence advertised: WebSocket (RFC 7395); BOSH once it exists.
+/// The web transports served, hence advertised: WebSocket (RFC 7395) and BOSH (XEP-0206).
 pub(crate) const TRANSPORTS: Transports = Transports {
     websocket: true,
-    bosh: false,
+    bosh: true,
 };
 
 /// `[http] public_url`, or the scheme and first bound address (the real port when the

@@ -485,8 +485,16 @@ pub async fn start_with_modules(
             tracker: tracker.clone(),
         }),
     );
+    // BOSH outside the router's limits: its requests wait up to a minute and carry stanzas.
     let app =
-        starling_http::router_with(readiness, &starling_http::HttpSettings::default(), routes);
+        starling_http::router_with(readiness, &starling_http::HttpSettings::default(), routes)
+            .merge(starling_http::bosh::routes(
+                starling_http::bosh::BoshService::new(
+                    shared.clone(),
+                    shutdown.clone(),
+                    tracker.clone(),
+                ),
+            ));
     for (listener, with_tls) in http_listeners {
         let local = listener.local_addr();
         let scheme = if with_tls { "HTTPS" } else { "HTTP" };

@@ -47,7 +47,7 @@ async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
 }
 
 /// XEP-0156 §3.3 (both forms) on the configured public URL: `https` → `wss` for the WebSocket
-/// (RFC 7395 §3.3); BOSH is not listed while it is not served.
+/// (RFC 7395 §3.3), and the BOSH URL (XEP-0206) on the same base.
 #[tokio::test]
 async fn host_meta_on_the_public_url() {
     let server = TestServer::start_with(|c| {
@@ -64,7 +64,9 @@ async fn host_meta_on_the_public_url() {
         "<?xml version='1.0' encoding='utf-8'?>\n\
          <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  \
          <Link rel='urn:xmpp:alt-connections:websocket' \
-         href='wss://chat.example.org/xmpp/xmpp-websocket'/>\n\
+         href='wss://chat.example.org/xmpp/xmpp-websocket'/>\n  \
+         <Link rel='urn:xmpp:alt-connections:xbosh' \
+         href='https://chat.example.org/xmpp/http-bind'/>\n\
          </XRD>\n"
     );
     let jrd = request(addr, "GET", "/.well-known/host-meta.json").await;
@@ -74,7 +76,9 @@ async fn host_meta_on_the_public_url() {
     assert_eq!(
         jrd.body,
         "{\"links\":[{\"href\":\"wss://chat.example.org/xmpp/xmpp-websocket\",\
-         \"rel\":\"urn:xmpp:alt-connections:websocket\"}]}"
+         \"rel\":\"urn:xmpp:alt-connections:websocket\"},\
+         {\"href\":\"https://chat.example.org/xmpp/http-bind\",\
+         \"rel\":\"urn:xmpp:alt-connections:xbosh\"}]}"
     );
     let head = request(addr, "HEAD", "/.well-known/host-meta.json").await;
     assert_eq!((head.status, head.body.as_str()), (200, ""));
@@ -100,7 +104,9 @@ async fn host_meta_on_the_bound_address() {
         jrd.body,
         format!(
             "{{\"links\":[{{\"href\":\"ws://{addr}/xmpp-websocket\",\
-             \"rel\":\"urn:xmpp:alt-connections:websocket\"}}]}}"
+             \"rel\":\"urn:xmpp:alt-connections:websocket\"}},\
+             {{\"href\":\"http://{addr}/http-bind\",\
+             \"rel\":\"urn:xmpp:alt-connections:xbosh\"}}]}}"
         )
     );
     server.stop().await;
