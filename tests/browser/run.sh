@@ -4,11 +4,15 @@
 # as alice, adds bob (an @xmpp/client TCP client) through Converse's "Add a contact" form, and
 # exchanges messages both ways. See tests/browser/README.md.
 #
+# Takes about 10 s (plus about a minute for npm the first time), under 3 minutes in any case.
+#
 #   tests/browser/run.sh                                  # builds Starling first
 #   STARLING_BIN=/path/to/starling tests/browser/run.sh   # uses that binary, no build
 #
 # Needs: chromium (Debian package; or CHROMIUM=/path), node and npm (it installs
 # playwright-core, converse.js and @xmpp/client into $BUILD/browser when missing), bash.
+# BROWSER_MODULE_WORKAROUND=1: see README.md (until /web loads Converse.js as a module).
+# BROWSER_LOG_LEVEL: the server's [log] level (default info).
 # Artifacts in $BUILD/browser: screenshots/*.png, screenshots/console.log (the page's console),
 # server.log, results.txt. Prints browser/<case> pass|fail; exits non-zero on failure.
 set -euo pipefail
@@ -98,6 +102,15 @@ rm -rf "$DIR/screenshots"
 : > "$DIR/results.txt"
 status=0
 timeout 150 node "$DIR/converse.mjs" "$P3" "$P1" "$DIR/screenshots" "$DIR/results.txt" || status=$?
+# Stop the server now so that what it logs while ending the sessions is in the log, and show
+# its errors (they do not change the verdicts).
+kill "$SERVER_PID" 2>/dev/null || true
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=
+if grep -q " ERROR " "$DIR/server.log"; then
+    echo "browser: the server logged errors ($DIR/server.log):"
+    grep " ERROR " "$DIR/server.log" | sort -u -k2 | sed 's/^/  /'
+fi
 if [ "$status" != 0 ]; then
     echo "browser: failed (screenshots and the page's console in $DIR/screenshots, server log $DIR/server.log)"
 fi
