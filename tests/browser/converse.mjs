@@ -6,9 +6,7 @@
 // Usage (run.sh does this): node converse.mjs HTTP_PORT C2S_PORT SCREENSHOT_DIR RESULTS_FILE
 // Users alice and bob exist with password "pw". Prints and appends to RESULTS_FILE the lines
 // "browser/converse_login pass|fail" and "browser/converse_chat pass|fail"; exits 1 on failure.
-// Environment: CHROMIUM (default /usr/bin/chromium); BROWSER_MODULE_WORKAROUND=1 rewrites the
-// page's <script> tags to type="module" in the browser (see below), for checking the rest of
-// the run while the server's page loads Converse.js 14 as a classic script.
+// Environment: CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
 import { client, xml } from "@xmpp/client";
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
@@ -93,12 +91,7 @@ let page;
 try {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    // With the workaround the page comes from route.fulfill(), which has no IP address, so
-    // Chromium's Local Network Access checks take it for a public page and block its WebSocket
-    // to 127.0.0.1 (ERR_BLOCKED_BY_LOCAL_NETWORK_ACCESS_CHECKS); the page as served is not.
-    args: ["--no-sandbox", "--disable-dev-shm-usage",
-      ...(process.env.BROWSER_MODULE_WORKAROUND === "1"
-        ? ["--disable-features=LocalNetworkAccessChecks"] : [])],
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
     timeout: STEP_MS,
   });
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -120,26 +113,6 @@ try {
     ws.on("close", () => consoleLines.push(`[websocket] closed ${ws.url()}`));
     ws.on("socketerror", (e) => consoleLines.push(`[websocket] error ${e}`));
   });
-
-  // Converse.js 14 is ESM only (its CHANGES.md, 14.0.0 "Backwards incompatible changes": the
-  // <script> loading it and the inline one calling converse.initialize() need
-  // type="module"); as a classic script it dies on `import.meta` and `converse` is undefined.
-  const served = await (await fetch(PAGE)).text();
-  const classic = [...served.matchAll(/<script\b[^>]*>/g)].map((m) => m[0])
-    .filter((tag) => !/type="module"/.test(tag));
-  if (classic.length) {
-    log(`starling problem: /web loads Converse.js with classic scripts (${classic.join(" ")}); ` +
-      "Converse.js 14 needs <script type=\"module\">");
-    if (process.env.BROWSER_MODULE_WORKAROUND === "1") {
-      log("BROWSER_MODULE_WORKAROUND=1: rewriting them to type=\"module\" in the browser");
-      // The CSP hash covers the inline script's text only, so it still matches.
-      await page.route(PAGE, async (route) => {
-        const r = await route.fetch();
-        const body = (await r.text()).replace(/<script\b(?![^>]*type=)/g, '<script type="module"');
-        await route.fulfill({ response: r, body });
-      });
-    }
-  }
 
   // 1. Log in through Converse's login form.
   log(`open ${PAGE}`);

@@ -11,7 +11,6 @@
 #
 # Needs: chromium (Debian package; or CHROMIUM=/path), node and npm (it installs
 # playwright-core, converse.js and @xmpp/client into $BUILD/browser when missing), bash.
-# BROWSER_MODULE_WORKAROUND=1: see README.md (until /web loads Converse.js as a module).
 # BROWSER_LOG_LEVEL: the server's [log] level (default info).
 # Artifacts in $BUILD/browser: screenshots/*.png, screenshots/console.log (the page's console),
 # server.log, results.txt. Prints browser/<case> pass|fail; exits non-zero on failure.
