@@ -135,7 +135,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         &["resume_timeout", "max_unacked", "request_after"],
     ),
     ("components", &["listen", "secrets"]),
-    ("http", &["listen", "public_url"]),
+    ("http", &["listen", "public_url", "metrics"]),
     (
         "archive",
         &["enabled", "retention_days", "max_messages", "max_page_size"],
@@ -748,6 +748,9 @@ pub struct HttpConfig {
     /// advertised in host-meta, upload URLs and the web client page are built on it. `None`
     /// (the default): `http://` and the first listen address.
     pub public_url: Option<String>,
+    /// Serve `GET /metrics` (Prometheus text format) on the listener. Default: true (the
+    /// listener defaults to loopback).
+    pub metrics: bool,
 }
 
 impl HttpConfig {
@@ -766,6 +769,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5280))],
             public_url: None,
+            metrics: true,
         }
     }
 }

@@ -321,6 +321,9 @@ impl Cx<'_> {
                     Err(why) => self.error(&key, Some(value.span()), why),
                 }
             }
+            if let Some(b) = self.bool(http, "http", "metrics") {
+                config.http.metrics = b;
+            }
         }
 
         if let Some(archive) = self.section(root, "archive") {
