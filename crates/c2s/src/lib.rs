@@ -18,6 +18,7 @@ pub mod connections;
 pub mod framing;
 mod limiter;
 pub mod login;
+mod metrics;
 pub mod negotiation;
 mod session;
 pub mod throttle;

@@ -7,10 +7,13 @@
 //! * `GET /ready`: `200 ready` when the server's [`Readiness`] check passes (the server asks its
 //!   storage a cheap query and knows its listeners are up), otherwise `503` with a one-line
 //!   reason. A check that takes longer than [`HttpSettings::ready_timeout`] is not ready.
-//! * anything else: `404` (a method other than GET or HEAD on those two paths: `405`).
+//! * `GET /metrics`: the server's metrics in Prometheus text format (version 0.0.4), as its
+//!   [`MetricsSource`] renders them; only when the server gives one (`[http] metrics`, on by
+//!   default), else `404`. The metrics are listed in `docs/metrics.md`.
+//! * anything else: `404` (a method other than GET or HEAD on those paths: `405`).
 //!
-//! WebSocket (RFC 7395), BOSH (XEP-0206), upload (XEP-0363) and metrics will be routes of this
-//! same router (issue 17).
+//! WebSocket (RFC 7395), BOSH (XEP-0206) and upload (XEP-0363) will be routes of this same
+//! router (issue 17).
 //!
 //! # Limits
 //!
@@ -33,7 +36,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +60,15 @@ pub trait Readiness: Send + Sync + 'static {
     /// `Ok` when ready; otherwise why not, in one line (it becomes the 503 body).
     async fn check(&self) -> Result<(), String>;
 }
+
+/// What `GET /metrics` serves.
+pub trait MetricsSource: Send + Sync + 'static {
+    /// Every metric, in the Prometheus text exposition format (version 0.0.4).
+    fn render(&self) -> String;
+}
+
+/// The `Content-Type` of the Prometheus text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Limits of the HTTP listener. Not configurable yet: the defaults suit health probes, and the
 /// web transports will bring the settings they need.
@@ -84,18 +96,28 @@ impl Default for HttpSettings {
 struct AppState {
     readiness: Arc<dyn Readiness>,
     ready_timeout: Duration,
+    metrics: Option<Arc<dyn MetricsSource>>,
 }
 
-/// The router every HTTP listener serves.
-pub fn router(readiness: Arc<dyn Readiness>, settings: &HttpSettings) -> Router {
+/// The router every HTTP listener serves; `/metrics` only with a `metrics` source.
+pub fn router(
+    readiness: Arc<dyn Readiness>,
+    metrics: Option<Arc<dyn MetricsSource>>,
+    settings: &HttpSettings,
+) -> Router {
+    let serve_metrics = metrics.is_some();
     let state = AppState {
         readiness,
         ready_timeout: settings.ready_timeout,
+        metrics,
     };
-    Router::new()
+    let mut app = Router::new()
         .route("/health", get(health))
-        .route("/ready", get(ready))
-        .fallback(not_found)
+        .route("/ready", get(ready));
+    if serve_metrics {
+        app = app.route("/metrics", get(metrics_text));
+    }
+    app.fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -127,6 +149,14 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
                 state.ready_timeout.as_secs_f32()
             ),
         ),
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match state.metrics {
+        Some(m) => ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], m.render()).into_response(),
+        None => not_found().await.into_response(),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod control;
 pub mod import;
 pub mod invite;
+pub mod metrics;
 pub mod server;
 pub mod xep0227;
 

@@ -6,7 +6,8 @@
 //!
 //! The HTTP listener (`[http] listen`, crate `starling-http`) is bound with the others; its
 //! `/ready` is [`ServerReadiness`]: ready once `start` has bound every listener, and while the
-//! storage answers a cheap query.
+//! storage answers a cheap query; its `/metrics` is [`crate::metrics::ServerMetrics`], whose
+//! recorder is installed before anything is counted (first thing in `start`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -250,6 +251,12 @@ pub async fn start_with_modules(
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    // Before anything counts: a metric's handle binds to the recorder there is when first used.
+    let metrics = if config.http.metrics && !config.http.listen.is_empty() {
+        crate::metrics::install()
+    } else {
+        None
+    };
     let storage = open_storage(config).await?;
     purge_expired_invites(&storage).await;
     purge_anonymous_accounts(&storage, config).await;
@@ -269,7 +276,8 @@ pub async fn start_with_modules(
         .map_err(|e| ServerError::Internal(e.to_string()))??;
     let tls = Arc::new(tls);
     let domains: Vec<String> = config.hosts.iter().map(|h| h.domain.clone()).collect();
-    let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
+    let sessions = Arc::new(LocalRegistry::new());
+    let registry: Arc<dyn SessionRegistry> = sessions.clone();
     let mut modules = starling_modules::default_modules(&starling_modules::ModuleOptions {
         offline_max_messages: config.offline.max_messages,
         pep: config
@@ -442,7 +450,7 @@ pub async fn start_with_modules(
             },
         ));
     }
-    // The HTTP listener: health and readiness for now.
+    // The HTTP listener: health, readiness and metrics for now.
     let listening = Arc::new(AtomicBool::new(false));
     let readiness = Arc::new(ServerReadiness {
         accounts: storage.stores().accounts,
@@ -453,13 +461,30 @@ pub async fn start_with_modules(
             .unwrap_or_default(),
         listening: listening.clone(),
     });
-    let app = starling_http::router(readiness, &starling_http::HttpSettings::default());
+    let metrics = metrics.map(|handle| {
+        tracker.spawn(crate::metrics::upkeep(handle.clone(), shutdown.clone()));
+        Arc::new(crate::metrics::ServerMetrics {
+            handle,
+            c2s: shared.clone(),
+            sessions,
+        }) as Arc<dyn starling_http::MetricsSource>
+    });
+    let paths = if metrics.is_some() {
+        "/health, /ready, /metrics"
+    } else {
+        "/health, /ready"
+    };
+    let app = starling_http::router(
+        readiness,
+        metrics,
+        &starling_http::HttpSettings::default(),
+    );
     let mut http_addrs = Vec::new();
     for &addr in &config.http.listen {
         let listener = starling_http::HttpListener::bind(addr).await?;
         let local = listener.local_addr();
         http_addrs.push(local);
-        tracing::info!("listening for HTTP on {local} (/health, /ready)");
+        tracing::info!("listening for HTTP on {local} ({paths})");
         tracker.spawn(listener.serve(app.clone(), shutdown.clone()));
     }
     // The command line's way in (`starling user kick`, `starling sessions`, …).
