@@ -129,7 +129,12 @@ impl MetricsSource for Fixed {
 #[tokio::test]
 async fn metrics_are_served_in_prometheus_text_format_when_given() {
     let ready = Arc::new(Flag(AtomicBool::new(true)));
-    let (addr, stop) = start_with(ready.clone(), Some(Arc::new(Fixed)), HttpSettings::default()).await;
+    let (addr, stop) = start_with(
+        ready.clone(),
+        Some(Arc::new(Fixed)),
+        HttpSettings::default(),
+    )
+    .await;
     let response = exchange_raw(
         addr,
         b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",

@@ -474,11 +474,7 @@ pub async fn start_with_modules(
     } else {
         "/health, /ready"
     };
-    let app = starling_http::router(
-        readiness,
-        metrics,
-        &starling_http::HttpSettings::default(),
-    );
+    let app = starling_http::router(readiness, metrics, &starling_http::HttpSettings::default());
     let mut http_addrs = Vec::new();
     for &addr in &config.http.listen {
         let listener = starling_http::HttpListener::bind(addr).await?;

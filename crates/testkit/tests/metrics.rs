@@ -48,7 +48,8 @@ fn parse(text: &str) -> HashMap<String, f64> {
     let name_ok = |n: &str| {
         !n.is_empty()
             && !n.starts_with(|c: char| c.is_ascii_digit())
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
     };
     for line in text.lines().filter(|l| !l.is_empty()) {
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -79,13 +80,19 @@ fn parse(text: &str) -> HashMap<String, f64> {
                     for pair in inner.split(',') {
                         let (k, v) = pair.split_once('=').unwrap();
                         assert!(name_ok(k), "{line}");
-                        assert!(v.len() >= 2 && v.starts_with('"') && v.ends_with('"'), "{line}");
+                        assert!(
+                            v.len() >= 2 && v.starts_with('"') && v.ends_with('"'),
+                            "{line}"
+                        );
                     }
                 }
             }
             let family = ["_bucket", "_sum", "_count"]
                 .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|f| types.get(f) == Some(&"histogram")))
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| types.get(f) == Some(&"histogram"))
+                })
                 .unwrap_or(name);
             assert!(types.contains_key(family), "no TYPE before {line}");
             assert!(samples.insert(series.to_owned(), value).is_none(), "{line}");
@@ -108,11 +115,17 @@ async fn scrape_until(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("metrics never reached the expected state:\n{}", scrape(addr).await);
+    panic!(
+        "metrics never reached the expected state:\n{}",
+        scrape(addr).await
+    );
 }
 
 fn has_line(text: &str, line: &str) {
-    assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+    assert!(
+        text.lines().any(|l| l == line),
+        "no line {line:?} in:\n{text}"
+    );
 }
 
 #[tokio::test]
@@ -148,10 +161,18 @@ async fn metrics_count_logins_connections_and_stanzas() {
     let mut intruder = Client::connect(server.starttls_addr).await.unwrap();
     intruder.open_stream("localhost").await.unwrap();
     intruder.starttls("localhost").await.unwrap();
-    assert!(intruder
-        .authenticate("localhost", "SCRAM-SHA-256", "alice", "wrong password", None)
-        .await
-        .is_err());
+    assert!(
+        intruder
+            .authenticate(
+                "localhost",
+                "SCRAM-SHA-256",
+                "alice",
+                "wrong password",
+                None
+            )
+            .await
+            .is_err()
+    );
     drop(intruder);
 
     // Two sessions over STARTTLS with SCRAM-SHA-256, each available (RFC 6121 §4.2), and one
@@ -196,7 +217,10 @@ async fn metrics_count_logins_connections_and_stanzas() {
     }
     // Each connection holds an output buffer at least.
     assert!(samples["starling_session_buffer_bytes"] > 0.0, "{text}");
-    assert!(samples["starling_route_latency_seconds_sum"] > 0.0, "{text}");
+    assert!(
+        samples["starling_route_latency_seconds_sum"] > 0.0,
+        "{text}"
+    );
 
     // Bob leaves: his connection and session are no longer counted.
     bob.close().await.unwrap();
