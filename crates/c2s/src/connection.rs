@@ -249,7 +249,7 @@ pub struct Connection {
     /// This connection in the open-connections gauge (`starling-metrics`).
     gauge: starling_metrics::ConnectionGauge,
     /// The mechanism label of the last authentication attempt, for the SASL counters.
-    sasl_mechanism: &'static str,
+    sasl_mechanism: crate::metrics::MechanismLabel,
 }
 
 impl Connection {
@@ -288,7 +288,7 @@ impl Connection {
             presented: None,
             anonymous: None,
             gauge: starling_metrics::ConnectionGauge::open(starling_metrics::Transport::Tcp, false),
-            sasl_mechanism: starling_metrics::NO_MECHANISM,
+            sasl_mechanism: crate::metrics::MechanismLabel::NONE,
             shared,
             shutdown,
         }
@@ -1103,7 +1103,7 @@ impl Connection {
     async fn handle_auth(&mut self, e: &Element) -> Result<Flow, StreamError> {
         // A locked address is refused before anything else (see `throttle`), whatever the
         // password: RFC 6120 §6.5.11, a temporary condition.
-        self.sasl_mechanism = crate::metrics::mechanism(e.attr("mechanism"));
+        self.sasl_mechanism = crate::metrics::MechanismLabel::of(e.attr("mechanism"));
         let now = std::time::Instant::now();
         if self
             .shared
@@ -1262,7 +1262,7 @@ impl Connection {
                     }
                     self.framing.write_element(&success, &mut self.out);
                     tracing::info!(id = self.id, peer = %self.peer, %account, "authenticated");
-                    starling_metrics::sasl_success(self.sasl_mechanism);
+                    starling_metrics::sasl_success(self.sasl_mechanism.name());
                     self.account = Some(account);
                     // RFC 6120 §6.4.6: the stream restarts: a fresh parser, the post-auth limits,
                     // and a new header is expected (bytes already received feed the new parser).
@@ -1400,7 +1400,7 @@ impl Connection {
     /// condition in its own namespace, `<text/>` in SASL2's).
     fn write_failure(&mut self, sasl2: bool, f: SaslFailure, text: Option<&str>) {
         tracing::info!(id = self.id, peer = %self.peer, condition = f.as_str(), text, sasl2, "authentication failed");
-        starling_metrics::sasl_failure(self.sasl_mechanism);
+        starling_metrics::sasl_failure(self.sasl_mechanism.name());
         let outer = if sasl2 { ns::SASL2 } else { ns::SASL };
         let mut el = Element::new("failure", outer).with_child(Element::new(f.as_str(), ns::SASL));
         if let Some(t) = text {
