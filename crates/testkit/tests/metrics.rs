@@ -73,18 +73,17 @@ fn parse(text: &str) -> HashMap<String, f64> {
             };
             let name = series.split('{').next().unwrap();
             assert!(name_ok(name), "{line}");
-            if let Some(labels) = series.strip_prefix(name) {
-                if !labels.is_empty() {
-                    let inner = labels.strip_prefix('{').and_then(|l| l.strip_suffix('}'));
-                    let inner = inner.unwrap_or_else(|| panic!("labels: {line}"));
-                    for pair in inner.split(',') {
-                        let (k, v) = pair.split_once('=').unwrap();
-                        assert!(name_ok(k), "{line}");
-                        assert!(
-                            v.len() >= 2 && v.starts_with('"') && v.ends_with('"'),
-                            "{line}"
-                        );
-                    }
+            let labels = &series[name.len()..];
+            if !labels.is_empty() {
+                let inner = labels.strip_prefix('{').and_then(|l| l.strip_suffix('}'));
+                let inner = inner.unwrap_or_else(|| panic!("labels: {line}"));
+                for pair in inner.split(',') {
+                    let (k, v) = pair.split_once('=').unwrap();
+                    assert!(name_ok(k), "{line}");
+                    assert!(
+                        v.len() >= 2 && v.starts_with('"') && v.ends_with('"'),
+                        "{line}"
+                    );
                 }
             }
             let family = ["_bucket", "_sum", "_count"]
