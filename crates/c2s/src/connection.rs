@@ -131,6 +131,7 @@ fn send_stanza(
     let start = out.len();
     framing.write_element(stanza, out);
     b.written(framing.stanza_in(out.get(start..).unwrap_or_default()));
+    starling_metrics::stanza_out(stanza.name());
     if let Some(sm) = b.sm.as_deref_mut()
         && sm.requested.is_none()
         && sm.since_request >= request_after
@@ -245,6 +246,10 @@ pub struct Connection {
     presented: Option<Box<register::Presented>>,
     /// The account an anonymous login made (RFC 4505): deleted when the connection ends.
     anonymous: Option<Box<BareJid>>,
+    /// This connection in the open-connections gauge (`starling-metrics`).
+    gauge: starling_metrics::ConnectionGauge,
+    /// The mechanism label of the last authentication attempt, for the SASL counters.
+    sasl_mechanism: crate::metrics::MechanismLabel,
 }
 
 impl Connection {
@@ -282,25 +287,28 @@ impl Connection {
             buffered: 0,
             presented: None,
             anonymous: None,
+            gauge: starling_metrics::ConnectionGauge::open(starling_metrics::Transport::Tcp, false),
+            sasl_mechanism: crate::metrics::MechanismLabel::NONE,
             shared,
             shutdown,
         }
     }
 
     /// Runs a connection that arrived as a WebSocket (RFC 7395): `io` carries the framing's
-    /// records ([`WebSocketFraming`]), `secure` says whether it came over TLS (or from a place
-    /// trusted as well: see `handle_websocket`). No STARTTLS, no channel binding.
+    /// records ([`WebSocketFraming`]), `via` how it came and whether it counts as encrypted
+    /// (see `handle_websocket`). No STARTTLS, no channel binding.
     /// The socket is closed when this returns (a close frame answers the client's, or ends a
     /// stream the server closed), so a lost connection's session waits for resumption without
     /// it.
     pub async fn run_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         mut io: S,
-        secure: bool,
+        via: crate::Via,
         refusal: Option<StreamError>,
     ) -> Flow {
         self.framing = Box::new(WebSocketFraming::new(preauth_limits(&self.shared)));
-        self.secure = secure;
+        self.secure = via.secure;
+        self.gauge = starling_metrics::ConnectionGauge::open(via.transport, via.tls);
         let flow = match refusal {
             Some(err) => self.fail(&mut io, err).await,
             None => Box::pin(self.run(&mut io)).await,
@@ -370,6 +378,7 @@ impl Connection {
     /// channel-binding data of this TLS connection is recorded for SCRAM-PLUS.
     fn on_tls(&mut self, conn: &rustls::ServerConnection, name: Option<&str>) {
         self.secure = true;
+        self.gauge.secured();
         self.phase = Phase::AwaitHeader;
         self.header_sent = false;
         self.framing.restart(preauth_limits(&self.shared));
@@ -1050,6 +1059,7 @@ impl Connection {
             }
             Verdict::NotAllowed => {
                 self.count_inbound();
+                starling_metrics::stanza_in(e.name());
                 let err = StanzaError::new(StanzaErrorCondition::NotAllowed)
                     .with_text("a resource is already bound on this stream");
                 self.emit(error_reply(&e, &err));
@@ -1060,6 +1070,7 @@ impl Connection {
         if matches!(input, Input::Stanza | Input::Session) || (bound && input == Input::Register) {
             // XEP-0198 §4: every stanza the client sends counts, whatever becomes of it.
             self.count_inbound();
+            starling_metrics::stanza_in(e.name());
         }
         match input {
             Input::StartTls => {
@@ -1126,6 +1137,7 @@ impl Connection {
     async fn handle_auth(&mut self, e: &Element) -> Result<Flow, StreamError> {
         // A locked address is refused before anything else (see `throttle`), whatever the
         // password: RFC 6120 §6.5.11, a temporary condition.
+        self.sasl_mechanism = crate::metrics::MechanismLabel::of(e.attr("mechanism"));
         let now = std::time::Instant::now();
         if self
             .shared
@@ -1284,6 +1296,7 @@ impl Connection {
                     }
                     self.framing.write_element(&success, &mut self.out);
                     tracing::info!(id = self.id, peer = %self.peer, %account, "authenticated");
+                    starling_metrics::sasl_success(self.sasl_mechanism.name());
                     self.account = Some(account);
                     // RFC 6120 §6.4.6: the stream restarts: a fresh parser, the post-auth limits,
                     // and a new header is expected (bytes already received feed the new parser).
@@ -1421,6 +1434,7 @@ impl Connection {
     /// condition in its own namespace, `<text/>` in SASL2's).
     fn write_failure(&mut self, sasl2: bool, f: SaslFailure, text: Option<&str>) {
         tracing::info!(id = self.id, peer = %self.peer, condition = f.as_str(), text, sasl2, "authentication failed");
+        starling_metrics::sasl_failure(self.sasl_mechanism.name());
         let outer = if sasl2 { ns::SASL2 } else { ns::SASL };
         let mut el = Element::new("failure", outer).with_child(Element::new(f.as_str(), ns::SASL));
         if let Some(t) = text {
@@ -1781,6 +1795,7 @@ impl Connection {
             // The session is ours now, and ends with this stream.
             return Err(too_high(h, sent));
         }
+        starling_metrics::sm_resumed();
         Ok(Ok(Element::new("resumed", ns::SM)
             .with_attr("previd", previd)
             .with_attr("h", inbound.to_string())))

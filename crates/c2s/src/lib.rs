@@ -18,6 +18,7 @@ pub mod connections;
 pub mod framing;
 mod limiter;
 pub mod login;
+mod metrics;
 pub mod negotiation;
 mod session;
 pub mod throttle;
@@ -312,16 +313,27 @@ pub async fn handle_connection(
     .await
 }
 
+/// How a client connection that is not a TCP stream of its own came (WebSocket, BOSH).
+#[derive(Clone, Copy, Debug)]
+pub struct Via {
+    /// For the connections gauge of `/metrics`.
+    pub transport: starling_metrics::Transport,
+    /// The HTTP connection it came on speaks TLS.
+    pub tls: bool,
+    /// Treated as encrypted: TLS, or where the operator trusts plain HTTP (see below).
+    pub secure: bool,
+}
+
 /// Serves one client that connected over WebSocket (RFC 7395) until it ends. `io` carries the
 /// records of [`framing::WebSocketFraming`] (the HTTP listener turns them into WebSocket
-/// messages). `secure`: the WebSocket came over TLS, or from where the operator trusts plain
+/// messages; BOSH sessions speak it through a pipe). `via.secure`: the WebSocket came over TLS, or from where the operator trusts plain
 /// HTTP (a reverse proxy on this host): PLAIN may be offered and SASL is not refused for lack
 /// of encryption. The connection limits are those of TCP clients; a connection over them gets
 /// its stream error in the framing's messages.
 pub async fn handle_websocket<S>(
     io: S,
     peer: SocketAddr,
-    secure: bool,
+    via: Via,
     shared: Arc<C2sShared>,
     shutdown: CancellationToken,
 ) where
@@ -329,7 +341,7 @@ pub async fn handle_websocket<S>(
 {
     use tracing::Instrument as _;
     let id = shared.next_session_id();
-    let span = tracing::debug_span!("c2s", id, %peer, transport = "websocket");
+    let span = tracing::debug_span!("c2s", id, %peer);
     async move {
         let (admitted, refusal) = match shared.connections.admit(peer.ip()) {
             Ok(a) => (Some(a), None),
@@ -337,8 +349,8 @@ pub async fn handle_websocket<S>(
         };
         let _admitted = admitted;
         let mut connection = Connection::new(id, peer, shared.clone(), shutdown);
-        tracing::debug!(secure, "WebSocket connection accepted");
-        let how = connection.run_websocket(io, secure, refusal).await;
+        tracing::debug!(secure = via.secure, transport = ?via.transport, "connection accepted");
+        let how = connection.run_websocket(io, via, refusal).await;
         connection.finish(how).await;
         tracing::debug!("connection closed");
     }

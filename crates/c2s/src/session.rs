@@ -268,6 +268,7 @@ impl Session {
                 () = self.handle.close_requested() => return Some(self),
                 _ = &mut deadline => {
                     tracing::info!(id = self.id, jid = %self.jid, "resumption timed out");
+                    starling_metrics::sm_timed_out();
                     return Some(self);
                 }
                 () = wake.notified() => {}

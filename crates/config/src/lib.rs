@@ -137,7 +137,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
         &["resume_timeout", "max_unacked", "request_after"],
     ),
     ("components", &["listen", "secrets"]),
-    ("http", &["listen", "tls_listen", "public_url"]),
+    ("http", &["listen", "tls_listen", "public_url", "metrics"]),
     ("web", &["enabled", "converse_url", "converse_dir"]),
     (
         "external_services",
@@ -765,6 +765,9 @@ pub struct HttpConfig {
     /// advertised in host-meta, upload URLs and the web client page are built on it. `None`
     /// (the default): `http://` and the first listen address.
     pub public_url: Option<String>,
+    /// Serve `GET /metrics` (Prometheus text format) on the listener. Default: true (the
+    /// listener defaults to loopback).
+    pub metrics: bool,
 }
 
 impl HttpConfig {
@@ -784,6 +787,7 @@ impl Default for HttpConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5280))],
             tls_listen: Vec::new(),
             public_url: None,
+            metrics: true,
         }
     }
 }

@@ -326,6 +326,9 @@ impl Cx<'_> {
                     Err(why) => self.error(&key, Some(value.span()), why),
                 }
             }
+            if let Some(b) = self.bool(http, "http", "metrics") {
+                config.http.metrics = b;
+            }
         }
 
         if let Some(web) = self.section(root, "web") {

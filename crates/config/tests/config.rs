@@ -293,6 +293,7 @@ listen = ["127.0.0.1:5347"]
 listen = ["0.0.0.0:8080", "[::1]:5280"]
 tls_listen = ["0.0.0.0:8443"]
 public_url = "https://chat.example.org/xmpp/"
+metrics = false
 
 [web]
 enabled = true
@@ -491,6 +492,7 @@ archive = false
             listen: vec![addr("0.0.0.0:8080"), addr("[::1]:5280")],
             tls_listen: vec![addr("0.0.0.0:8443")],
             public_url: Some("https://chat.example.org/xmpp".into()),
+            metrics: false,
         },
         web: WebConfig {
             enabled: true,
@@ -1759,7 +1761,7 @@ fn http_errors_name_key_and_line() {
         (
             "http.port".into(),
             Some(4),
-            "unknown key; expected one of: listen, tls_listen, public_url".into()
+            "unknown key; expected one of: listen, tls_listen, public_url, metrics".into()
         )
     );
 }
@@ -1787,6 +1789,24 @@ fn http_public_url_is_a_base_url() {
     assert_eq!(
         one_error("[http]\npublic_url = \"https:///x\"\n").2,
         "must name a host"
+    );
+}
+
+#[test]
+fn http_metrics_is_on_by_default_and_can_be_turned_off() {
+    assert!(parse("").unwrap().http.metrics);
+    assert!(parse("[http]\nmetrics = true\n").unwrap().http.metrics);
+    let config = parse("[http]\nmetrics = false\n").unwrap();
+    assert!(!config.http.metrics);
+    // The listener itself stays (health probes do not depend on metrics).
+    assert_eq!(config.http.listen, vec![addr("127.0.0.1:5280")]);
+    assert_eq!(
+        one_error("[http]\nmetrics = \"yes\"\n"),
+        (
+            "http.metrics".into(),
+            Some(2),
+            "expected a boolean (true or false), found string".into()
+        )
     );
 }
 

@@ -374,10 +374,15 @@ async fn create(
         Ok(answer) => answer,
         Err(refused) => return refused,
     };
+    let via = starling_c2s::Via {
+        transport: starling_metrics::Transport::Bosh,
+        tls,
+        secure,
+    };
     service.tracker.spawn(starling_c2s::handle_websocket(
         server_end,
         client,
-        secure,
+        via,
         service.c2s.clone(),
         service.shutdown.clone(),
     ));

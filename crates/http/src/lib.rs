@@ -10,6 +10,9 @@
 //! * `GET /.well-known/host-meta` and `/.well-known/host-meta.json`: XEP-0156 ([`hostmeta`]),
 //!   when the server passes them to [`router_with`].
 //! * `GET /web` and `/web/dist/…`: the Converse.js web client page ([`web`]), when enabled.
+//! * `GET /metrics`: the server's metrics in Prometheus text format (version 0.0.4), as its
+//!   [`MetricsSource`] renders them; only when the server gives one (`[http] metrics`, on by
+//!   default), else `404`. The metrics are listed in `docs/metrics.md`.
 //! * anything else: `404` (a method other than GET or HEAD on those paths: `405`).
 //!
 //! * `/xmpp-websocket`: XMPP over WebSocket (RFC 7395, [`websocket`]), when the server adds
@@ -19,7 +22,7 @@
 //!   [`bosh::routes`]; `POST` with a body limit of its own (the largest stanza and some slack),
 //!   `OPTIONS` for the CORS preflight.
 //!
-//! Upload (XEP-0363) and metrics will be routes of this same listener.
+//! Upload (XEP-0363) will be a route of this same listener.
 //!
 //! # Limits
 //!
@@ -48,7 +51,7 @@ use std::time::Duration;
 
 pub use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,6 +81,15 @@ pub trait Readiness: Send + Sync + 'static {
     async fn check(&self) -> Result<(), String>;
 }
 
+/// What `GET /metrics` serves.
+pub trait MetricsSource: Send + Sync + 'static {
+    /// Every metric, in the Prometheus text exposition format (version 0.0.4).
+    fn render(&self) -> String;
+}
+
+/// The `Content-Type` of the Prometheus text exposition format.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Limits of the HTTP listener. Not configurable yet: the defaults suit health probes, and the
 /// web transports will bring the settings they need.
 #[derive(Clone, Debug)]
@@ -104,28 +116,40 @@ impl Default for HttpSettings {
 struct AppState {
     readiness: Arc<dyn Readiness>,
     ready_timeout: Duration,
+    metrics: Option<Arc<dyn MetricsSource>>,
 }
 
-/// The router every HTTP listener serves.
-pub fn router(readiness: Arc<dyn Readiness>, settings: &HttpSettings) -> Router {
-    router_with(readiness, settings, Router::new())
+/// The router every HTTP listener serves; `/metrics` only with a `metrics` source.
+pub fn router(
+    readiness: Arc<dyn Readiness>,
+    metrics: Option<Arc<dyn MetricsSource>>,
+    settings: &HttpSettings,
+) -> Router {
+    router_with(readiness, metrics, settings, Router::new())
 }
 
-/// [`router`] with more `routes` (host-meta, the web page: see [`hostmeta::routes`] and
-/// [`web::routes`]), under the same limits. `routes` must have no fallback of its own.
+/// [`router`] with more `routes` (host-meta, the web page, WebSocket: see [`hostmeta::routes`],
+/// [`web::routes`], [`websocket::routes`]), under the same limits. `routes` must have no
+/// fallback of its own.
 pub fn router_with(
     readiness: Arc<dyn Readiness>,
+    metrics: Option<Arc<dyn MetricsSource>>,
     settings: &HttpSettings,
     routes: Router,
 ) -> Router {
+    let serve_metrics = metrics.is_some();
     let state = AppState {
         readiness,
         ready_timeout: settings.ready_timeout,
+        metrics,
     };
-    Router::new()
+    let mut app = Router::new()
         .route("/health", get(health))
-        .route("/ready", get(ready))
-        .with_state(state)
+        .route("/ready", get(ready));
+    if serve_metrics {
+        app = app.route("/metrics", get(metrics_text));
+    }
+    app.with_state(state)
         .merge(routes)
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
@@ -158,6 +182,14 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
                 state.ready_timeout.as_secs_f32()
             ),
         ),
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    match state.metrics {
+        Some(m) => ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], m.render()).into_response(),
+        None => not_found().await.into_response(),
     }
 }
 

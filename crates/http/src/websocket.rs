@@ -107,10 +107,15 @@ async fn upgrade(
                 shutdown,
                 tracker,
             } = service;
+            let via = starling_c2s::Via {
+                transport: starling_metrics::Transport::WebSocket,
+                tls,
+                secure,
+            };
             tracker.track_future(starling_c2s::handle_websocket(
                 WsIo::new(socket),
                 client,
-                secure,
+                via,
                 c2s,
                 shutdown,
             ))

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use starling_http::{HttpListener, HttpSettings, ListenerLimits, Readiness, router};
+use starling_http::{HttpListener, HttpSettings, ListenerLimits, MetricsSource, Readiness, router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -40,11 +40,12 @@ async fn start(
     readiness: Arc<dyn Readiness>,
     settings: HttpSettings,
 ) -> (SocketAddr, CancellationToken) {
-    start_with(readiness, settings, ListenerLimits::default()).await
+    start_with(readiness, None, settings, ListenerLimits::default()).await
 }
 
 async fn start_with(
     readiness: Arc<dyn Readiness>,
+    metrics: Option<Arc<dyn MetricsSource>>,
     settings: HttpSettings,
     limits: ListenerLimits,
 ) -> (SocketAddr, CancellationToken) {
@@ -53,7 +54,7 @@ async fn start_with(
         .unwrap();
     let addr = listener.local_addr();
     let stop = CancellationToken::new();
-    tokio::spawn(listener.serve(router(readiness, &settings), stop.clone(), limits));
+    tokio::spawn(listener.serve(router(readiness, metrics, &settings), stop.clone(), limits));
     (addr, stop)
 }
 
@@ -67,7 +68,7 @@ async fn closed_within(tcp: &mut TcpStream, wait: Duration) -> Option<Vec<u8>> {
 }
 
 /// Sends `request` as is and reads the whole response (the request asks the server to close).
-async fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+async fn exchange_raw(addr: SocketAddr, request: &[u8]) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(request).await.unwrap();
     let mut raw = Vec::new();
@@ -75,7 +76,12 @@ async fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, String) {
         .await
         .expect("response within 10 s")
         .unwrap();
-    let text = String::from_utf8(raw).unwrap();
+    String::from_utf8(raw).unwrap()
+}
+
+/// [`exchange_raw`], as the status and the body.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let text = exchange_raw(addr, request).await;
     let status = text
         .split(' ')
         .nth(1)
@@ -118,6 +124,51 @@ async fn health_ready_and_unknown_paths() {
     )
     .await;
     assert_eq!(status, 405);
+    stop.cancel();
+}
+
+/// Always the same two lines.
+struct Fixed;
+
+impl MetricsSource for Fixed {
+    fn render(&self) -> String {
+        "# TYPE starling_sessions_bound gauge\nstarling_sessions_bound 3\n".to_owned()
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text_format_when_given() {
+    let ready = Arc::new(Flag(AtomicBool::new(true)));
+    let (addr, stop) = start_with(
+        ready.clone(),
+        Some(Arc::new(Fixed)),
+        HttpSettings::default(),
+        ListenerLimits::default(),
+    )
+    .await;
+    let response = exchange_raw(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    // The Prometheus text exposition format, version 0.0.4.
+    assert!(
+        head.lines()
+            .any(|l| l == "content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    assert_eq!(
+        body,
+        "# TYPE starling_sessions_bound gauge\nstarling_sessions_bound 3\n"
+    );
+    stop.cancel();
+
+    // `[http] metrics = false`: the server gives no source, and the path is unknown.
+    let (addr, stop) = start(ready, HttpSettings::default()).await;
+    assert_eq!(get(addr, "/metrics").await, (404, "not found".to_owned()));
+    assert_eq!(get(addr, "/health").await, (200, "ok".to_owned()));
     stop.cancel();
 }
 
@@ -207,6 +258,7 @@ async fn silent_connections_are_closed() {
     };
     let (addr, stop) = start_with(
         Arc::new(Flag(AtomicBool::new(true))),
+        None,
         HttpSettings::default(),
         limits,
     )
@@ -232,6 +284,7 @@ async fn connections_beyond_the_limit_are_closed() {
     };
     let (addr, stop) = start_with(
         Arc::new(Flag(AtomicBool::new(true))),
+        None,
         HttpSettings::default(),
         limits,
     )

@@ -370,6 +370,7 @@ impl StanzaHook for Offline {
             .await;
         match outcome {
             Ok(OfflineOutcome::Stored { .. }) => {
+                starling_metrics::offline_written();
                 // Closes the race with a session that became available meanwhile (module docs).
                 let resources = ctx.sessions.resources(&account).await;
                 let best = resources

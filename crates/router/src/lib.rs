@@ -531,7 +531,15 @@ impl Router {
     }
 
     /// Routes a stanza from a local client session; `from` has been stamped by the session.
-    pub async fn route_from_client(&self, session: &FullJid, mut stanza: Element) {
+    /// Timed for the routing latency histogram (`starling-metrics`; the clock is read only while
+    /// a metrics recorder is installed).
+    pub async fn route_from_client(&self, session: &FullJid, stanza: Element) {
+        let started = starling_metrics::route_started();
+        self.route_client_stanza(session, stanza).await;
+        starling_metrics::route_done(started);
+    }
+
+    async fn route_client_stanza(&self, session: &FullJid, mut stanza: Element) {
         let to = canonical_to(&mut stanza);
         if let Some(kind) = StanzaKind::of(&stanza)
             && self

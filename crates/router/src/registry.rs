@@ -32,6 +32,12 @@ impl LocalRegistry {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<BareJid, Resources>> {
         self.map.write().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Sessions bound now, counted (a walk over every account under the read lock: for the
+    /// metrics endpoint, once per scrape, never on the message path).
+    pub fn bound_sessions(&self) -> usize {
+        self.read().values().map(|r| r.len()).sum()
+    }
 }
 
 #[async_trait]
@@ -129,6 +135,7 @@ mod tests {
         assert!(r.bind(a.clone(), handle(1)).await.is_none());
         assert!(r.bind(b.clone(), handle(2)).await.is_none());
         assert_eq!(r.resources(&bare).await.len(), 2);
+        assert_eq!(r.bound_sessions(), 2);
         // Same resource again: the old session comes back to be closed.
         assert_eq!(
             r.bind(a.clone(), handle(3)).await.map(|e| e.handle.id()),
@@ -151,6 +158,7 @@ mod tests {
         let last = r.unbind(&b, 2).await.unwrap();
         assert_eq!(last.priority, Some(5));
         assert!(r.resources(&bare).await.is_empty());
+        assert_eq!(r.bound_sessions(), 0);
         // The last resource gone, the account's entry is gone too (no empty lists kept).
         assert!(r.read().is_empty());
     }

@@ -6,6 +6,7 @@ pub mod control;
 mod http_routes;
 pub mod import;
 pub mod invite;
+pub mod metrics;
 pub mod server;
 pub mod xep0227;
 

@@ -6,7 +6,8 @@
 //!
 //! The HTTP listener (`[http] listen`, crate `starling-http`) is bound with the others; its
 //! `/ready` is [`ServerReadiness`]: ready once `start` has bound every listener, and while the
-//! storage answers a cheap query.
+//! storage answers a cheap query; its `/metrics` is [`crate::metrics::ServerMetrics`], whose
+//! recorder is installed before anything is counted (first thing in `start`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -251,6 +252,12 @@ pub async fn start_with_modules(
         path: config.data_dir.display().to_string(),
         source,
     })?;
+    // Before anything counts: a metric's handle binds to the recorder there is when first used.
+    let metrics = if config.http.metrics && !config.http.listen.is_empty() {
+        crate::metrics::install()
+    } else {
+        None
+    };
     let storage = open_storage(config).await?;
     purge_expired_invites(&storage).await;
     purge_anonymous_accounts(&storage, config).await;
@@ -270,7 +277,8 @@ pub async fn start_with_modules(
         .map_err(|e| ServerError::Internal(e.to_string()))??;
     let tls = Arc::new(tls);
     let domains: Vec<String> = config.hosts.iter().map(|h| h.domain.clone()).collect();
-    let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
+    let sessions = Arc::new(LocalRegistry::new());
+    let registry: Arc<dyn SessionRegistry> = sessions.clone();
     let mut modules = starling_modules::default_modules(&starling_modules::ModuleOptions {
         offline_max_messages: config.offline.max_messages,
         pep: config
@@ -448,7 +456,7 @@ pub async fn start_with_modules(
             },
         ));
     }
-    // The HTTP listener: health and readiness for now.
+    // The HTTP listener: health, readiness and metrics for now.
     let listening = Arc::new(AtomicBool::new(false));
     let readiness = Arc::new(ServerReadiness {
         accounts: storage.stores().accounts,
@@ -458,6 +466,14 @@ pub async fn start_with_modules(
             .map(|h| h.domain.clone())
             .unwrap_or_default(),
         listening: listening.clone(),
+    });
+    let metrics = metrics.map(|handle| {
+        tracker.spawn(crate::metrics::upkeep(handle.clone(), shutdown.clone()));
+        Arc::new(crate::metrics::ServerMetrics {
+            handle,
+            c2s: shared.clone(),
+            sessions,
+        }) as Arc<dyn starling_http::MetricsSource>
     });
     let mut http_listeners = Vec::new();
     let mut http_addrs = Vec::new();
@@ -486,15 +502,15 @@ pub async fn start_with_modules(
         }),
     );
     // BOSH outside the router's limits: its requests wait up to a minute and carry stanzas.
-    let app =
-        starling_http::router_with(readiness, &starling_http::HttpSettings::default(), routes)
-            .merge(starling_http::bosh::routes(
-                starling_http::bosh::BoshService::new(
-                    shared.clone(),
-                    shutdown.clone(),
-                    tracker.clone(),
-                ),
-            ));
+    let app = starling_http::router_with(
+        readiness,
+        metrics,
+        &starling_http::HttpSettings::default(),
+        routes,
+    )
+    .merge(starling_http::bosh::routes(
+        starling_http::bosh::BoshService::new(shared.clone(), shutdown.clone(), tracker.clone()),
+    ));
     for (listener, with_tls) in http_listeners {
         let local = listener.local_addr();
         let scheme = if with_tls { "HTTPS" } else { "HTTP" };

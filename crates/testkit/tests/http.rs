@@ -69,12 +69,37 @@ async fn not_ready_when_storage_fails() {
     assert_eq!(get(addr, "/health").await, (200, "ok".to_owned()));
 }
 
+/// `/metrics` is served by default (its contents: `tests/metrics.rs`), and `[http] metrics =
+/// false` leaves the path unknown while the rest of the listener serves as before.
+#[tokio::test]
+async fn metrics_on_by_default_and_off_when_configured() {
+    let server = server().await;
+    let addr = server.http_addr.unwrap();
+    let (status, body) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.lines()
+            .any(|l| l == "# TYPE starling_sessions_bound gauge"),
+        "{body}"
+    );
+    server.stop().await;
+
+    let server = TestServer::start_with(|c| {
+        c.http.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.http.metrics = false;
+    })
+    .await;
+    let addr = server.http_addr.unwrap();
+    assert_eq!(get(addr, "/metrics").await, (404, "not found".to_owned()));
+    assert_eq!(get(addr, "/health").await, (200, "ok".to_owned()));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn unknown_paths_and_traversal() {
     let server = server().await;
     let addr = server.http_addr.unwrap();
     assert_eq!(get(addr, "/").await, (404, "not found".to_owned()));
-    assert_eq!(get(addr, "/metrics").await.0, 404);
     for path in [
         "/../etc/passwd",
         "/%2e%2e/",

@@ -142,6 +142,7 @@ impl Connection {
             return Ok(Flow::Continue);
         };
         let mechanism = request.attr("mechanism").unwrap_or_default().to_owned();
+        self.sasl_mechanism = crate::metrics::MechanismLabel::of(request.attr("mechanism"));
         let user_agent = request.get_child("user-agent", ns::SASL2).map(|ua| {
             (
                 ua.attr("id").map(str::to_owned),
@@ -428,6 +429,7 @@ impl Connection {
             success.append_child(x);
         }
         self.framing.write_element(&success, &mut self.out);
+        starling_metrics::sasl_success(self.sasl_mechanism.name());
         if resumed {
             // XEP-0198 §9.2: the stream is re-established; no features.
             self.after_resumption().await;

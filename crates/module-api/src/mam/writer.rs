@@ -21,6 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 #[async_trait]
 pub trait BatchStore: Send + Sync + 'static {
     type Message: Send + Sync + 'static;
+    /// Which archive this is, for the archive writes counter.
+    const ARCHIVE: starling_metrics::Archive;
     /// Appends every message of `batch` as one atomic step.
     async fn append(&self, batch: &[Self::Message]) -> Result<u64, StorageError>;
     /// The message's archive id, for logs.
@@ -30,6 +32,7 @@ pub trait BatchStore: Send + Sync + 'static {
 #[async_trait]
 impl BatchStore for Arc<dyn ArchiveStore> {
     type Message = NewArchived;
+    const ARCHIVE: starling_metrics::Archive = starling_metrics::Archive::User;
     async fn append(&self, batch: &[NewArchived]) -> Result<u64, StorageError> {
         ArchiveStore::append(&**self, batch).await
     }
@@ -41,6 +44,7 @@ impl BatchStore for Arc<dyn ArchiveStore> {
 #[async_trait]
 impl BatchStore for Arc<dyn RoomArchiveStore> {
     type Message = NewRoomArchived;
+    const ARCHIVE: starling_metrics::Archive = starling_metrics::Archive::Room;
     async fn append(&self, batch: &[NewRoomArchived]) -> Result<u64, StorageError> {
         RoomArchiveStore::append(&**self, batch).await
     }
@@ -133,6 +137,8 @@ async fn run<S: BatchStore>(store: S, mut rx: mpsc::Receiver<(S::Message, Reply)
             }
         };
         batch.clear();
+        let written = results.iter().filter(|r| r.is_ok()).count();
+        starling_metrics::mam_written(S::ARCHIVE, written as u64);
         for (reply, result) in replies.drain(..).zip(results) {
             // A waiter that gave up (its connection dropped) does not need the answer.
             let _ = reply.send(result);
