@@ -72,6 +72,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "pubsub",
             "muc",
             "http",
+            "upload",
         ],
     ),
     ("log", &["level"]),
@@ -136,6 +137,16 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     ),
     ("components", &["listen", "secrets"]),
     ("http", &["listen", "tls_listen", "public_url"]),
+    (
+        "upload",
+        &[
+            "enabled",
+            "domains",
+            "max_file_size",
+            "quota_per_user",
+            "expire_after_days",
+        ],
+    ),
     (
         "archive",
         &["enabled", "retention_days", "max_messages", "max_page_size"],
@@ -273,6 +284,9 @@ pub struct Config {
     pub muc: MucConfig,
     /// `[http]`: the HTTP listener (health and readiness today).
     pub http: HttpConfig,
+    /// `[upload]`: HTTP file upload (XEP-0363) at `upload.<host>`, files served by the HTTP
+    /// listener.
+    pub upload: UploadConfig,
 }
 
 /// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
@@ -774,6 +788,59 @@ impl Default for HttpConfig {
     }
 }
 
+/// `[upload]` section: HTTP file upload (XEP-0363). Each service domain is a component domain;
+/// the files are stored under `data_dir/upload` and served by the HTTP listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadConfig {
+    /// Whether the service runs (default true); it runs only with an HTTP listener.
+    pub enabled: bool,
+    /// The service's domains, normalised; empty (the default) means `upload.<host>` for every
+    /// virtual host that is not anonymous.
+    pub domains: Vec<String>,
+    /// Largest file, in bytes (default 100 MiB). 1 to [`MAX_UPLOAD_FILE_SIZE`].
+    pub max_file_size: u64,
+    /// Bytes one user's files may take together (default 1 GiB); at least `max_file_size`.
+    pub quota_per_user: u64,
+    /// Days a file is kept (default 30; 0: for ever).
+    pub expire_after_days: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            enabled: true,
+            domains: Vec::new(),
+            max_file_size: 100 * 1024 * 1024,
+            quota_per_user: 1024 * 1024 * 1024,
+            expire_after_days: 30,
+        }
+    }
+}
+
+impl UploadConfig {
+    /// The service domains for these virtual hosts.
+    pub fn service_domains(&self, hosts: &[HostConfig]) -> Vec<String> {
+        if !self.domains.is_empty() {
+            return self.domains.clone();
+        }
+        hosts
+            .iter()
+            .filter(|h| !h.anonymous)
+            .map(|h| format!("upload.{}", h.domain))
+            .collect()
+    }
+
+    /// Whether the service runs: enabled, with an HTTP listener to serve the files.
+    pub fn active(&self, http: &HttpConfig) -> bool {
+        self.enabled && !http.listen.is_empty()
+    }
+}
+
+/// Largest accepted `upload.max_file_size` (1 TiB).
+pub const MAX_UPLOAD_FILE_SIZE: u64 = 1 << 40;
+/// Largest accepted `upload.expire_after_days` (about 100 years).
+pub const MAX_UPLOAD_EXPIRE_DAYS: u64 = 36_500;
+
 /// A shared secret: never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -898,6 +965,7 @@ impl Default for Config {
             muc: MucConfig::default(),
             registration: RegistrationConfig::default(),
             http: HttpConfig::default(),
+            upload: UploadConfig::default(),
         }
     }
 }
