@@ -73,6 +73,7 @@ pub struct RunningServer {
     pub http_addrs: Vec<SocketAddr>,
     pub tls: Arc<TlsManager>,
     pub router: Arc<Router>,
+    upload: Option<Arc<starling_upload::Upload>>,
     c2s: Arc<C2sShared>,
     storage: SqliteStorage,
     #[cfg(unix)]
@@ -270,6 +271,14 @@ pub async fn start_with_modules(
         .map_err(|e| ServerError::Internal(e.to_string()))??;
     let tls = Arc::new(tls);
     let domains: Vec<String> = config.hosts.iter().map(|h| h.domain.clone()).collect();
+    // XEP-0484 FAST tokens, XEP-0386 stable resources and upload URLs are derived from it: kept in the
+    // data directory (mode 0600), never in the database (see `starling_accounts::fast`).
+    let secret_path = config.data_dir.join(SERVER_SECRET_FILE);
+    let secret = tokio::task::spawn_blocking(move || {
+        starling_accounts::fast::ServerSecret::load_or_create(&secret_path)
+    })
+    .await
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
     let registry: Arc<dyn SessionRegistry> = Arc::new(LocalRegistry::new());
     let mut modules = starling_modules::default_modules(&starling_modules::ModuleOptions {
         offline_max_messages: config.offline.max_messages,
@@ -343,16 +352,16 @@ pub async fn start_with_modules(
     if config.muc.enabled {
         modules.push(starling_muc::Muc::new(muc_options(config)));
     }
+    // XEP-0363 HTTP upload: a module, and routes of the HTTP listener.
+    let upload = config
+        .upload
+        .active(&config.http)
+        .then(|| starling_upload::Upload::new(upload_options(config, &secret)));
+    if let Some(u) = &upload {
+        modules.push(u.clone());
+    }
     modules.extend(extra);
     let router = Router::new(domains, registry, storage.stores(), modules)?;
-    // XEP-0484 FAST tokens and XEP-0386 stable resources are derived from it: kept in the
-    // data directory (mode 0600), never in the database (see `starling_accounts::fast`).
-    let secret_path = config.data_dir.join(SERVER_SECRET_FILE);
-    let secret = tokio::task::spawn_blocking(move || {
-        starling_accounts::fast::ServerSecret::load_or_create(&secret_path)
-    })
-    .await
-    .map_err(|e| ServerError::Internal(e.to_string()))??;
     let shared = Arc::new(
         C2sShared::new(
             c2s_settings(config),
@@ -454,13 +463,22 @@ pub async fn start_with_modules(
             .unwrap_or_default(),
         listening: listening.clone(),
     });
-    let app = starling_http::router(readiness, &starling_http::HttpSettings::default()).merge(
+    let mut app = starling_http::router(readiness, &starling_http::HttpSettings::default()).merge(
         starling_http::websocket::routes(starling_http::websocket::WebSocketService {
             c2s: shared.clone(),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
         }),
     );
+    if let Some(u) = &upload {
+        // Merged after the listener's body limit and timeout layers: the upload routes bring
+        // their own (see `starling_upload`).
+        app = app.merge(u.routes(storage.stores().upload));
+        tracker.spawn(
+            u.clone()
+                .run_expiry(storage.stores().upload, shutdown.clone()),
+        );
+    }
     let mut http_addrs = Vec::new();
     let plain = config.http.listen.iter().map(|a| (*a, false));
     let https = config.http.tls_listen.iter().map(|a| (*a, true));
@@ -471,6 +489,20 @@ pub async fn start_with_modules(
             starling_http::HttpListener::bind(addr).await?
         };
         let local = listener.local_addr();
+        if let Some(u) = &upload {
+            // `[http] public_url`, or the first address actually bound (port 0 in tests; plain
+            // listeners first, as `HttpConfig::base_url`).
+            u.set_base_url(
+                &config
+                    .http
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| {
+                        let scheme = if with_tls { "https" } else { "http" };
+                        format!("{scheme}://{local}")
+                    }),
+            );
+        }
         http_addrs.push(local);
         let scheme = if with_tls { "HTTPS" } else { "HTTP" };
         tracing::info!("listening for {scheme} on {local} (/xmpp-websocket, /health, /ready)");
@@ -498,6 +530,7 @@ pub async fn start_with_modules(
         http_addrs,
         tls,
         router,
+        upload,
         c2s: shared,
         storage,
         #[cfg(unix)]
@@ -583,6 +616,11 @@ impl RunningServer {
         )
     }
 
+    /// The HTTP upload service (XEP-0363), when it runs: its byte count, expiry on demand.
+    pub fn upload(&self) -> Option<&Arc<starling_upload::Upload>> {
+        self.upload.as_ref()
+    }
+
     /// The account store, for tests and tools.
     pub fn storage(&self) -> &SqliteStorage {
         &self.storage
@@ -602,6 +640,29 @@ impl RunningServer {
             tracing::warn!("some sessions did not end within {grace:?}");
         }
         self.storage.close().await;
+    }
+}
+
+/// The upload service's set-up from `[upload]`.
+fn upload_options(
+    config: &Config,
+    secret: &starling_accounts::fast::ServerSecret,
+) -> starling_upload::UploadOptions {
+    let u = &config.upload;
+    starling_upload::UploadOptions {
+        domains: u.service_domains(&config.hosts),
+        max_file_size: u.max_file_size,
+        quota_per_user: u.quota_per_user,
+        expire_after: (u.expire_after_days > 0)
+            .then(|| Duration::from_secs(u.expire_after_days.saturating_mul(86_400))),
+        dir: config.data_dir.join("upload"),
+        key: secret.derive_key("starling upload url"),
+        refused_hosts: config
+            .hosts
+            .iter()
+            .filter(|h| h.anonymous)
+            .map(|h| h.domain.clone())
+            .collect(),
     }
 }
 
