@@ -40,7 +40,7 @@ fn replaced(c: char) -> bool {
 }
 
 /// The file name a slot gets for the name a client asked for: separators and control
-/// characters become `_`, `..` becomes `.`, leading dots and spaces and trailing spaces go,
+/// characters become `_`, `..` becomes `.`, leading and trailing dots and spaces go,
 /// and a name longer than [`MAX_FILENAME_BYTES`] is shortened before its extension (kept when
 /// short). Unicode is kept. `None` when nothing is left.
 pub fn sanitize_filename(requested: &str) -> Option<String> {
@@ -51,7 +51,9 @@ pub fn sanitize_filename(requested: &str) -> Option<String> {
     while name.contains("..") {
         name = name.replace("..", ".");
     }
-    let name = name.trim_start_matches(['.', ' ']).trim_end_matches(' ');
+    let name = name
+        .trim_start_matches(['.', ' '])
+        .trim_end_matches(['.', ' ']);
     if name.is_empty() {
         return None;
     }
@@ -223,6 +225,8 @@ mod tests {
             ("  x  ", Some("x")),
             ("", None),
             ("/", Some("_")),
+            ("/.", Some("_")),
+            ("name.", Some("name")),
         ] {
             assert_eq!(sanitize_filename(asked).as_deref(), kept, "{asked:?}");
         }
