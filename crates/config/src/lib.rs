@@ -830,9 +830,9 @@ impl UploadConfig {
             .collect()
     }
 
-    /// Whether the service runs: enabled, with an HTTP listener to serve the files.
+    /// Whether the service runs: enabled, with an HTTP or HTTPS listener to serve the files.
     pub fn active(&self, http: &HttpConfig) -> bool {
-        self.enabled && !http.listen.is_empty()
+        self.enabled && !(http.listen.is_empty() && http.tls_listen.is_empty())
     }
 }
 

@@ -92,7 +92,9 @@ struct AppState {
     ready_timeout: Duration,
 }
 
-/// The router every HTTP listener serves.
+/// The router every HTTP listener serves. Its body limit and timeout layers cover only the
+/// routes made here: routers merged into it afterwards (WebSocket, file upload) bring limits of
+/// their own (an upload's body is bounded by its slot's size, not by 64 KiB).
 pub fn router(readiness: Arc<dyn Readiness>, settings: &HttpSettings) -> Router {
     let state = AppState {
         readiness,

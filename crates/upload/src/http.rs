@@ -1,7 +1,7 @@
 //! The HTTP side: `PUT` stores a slot's file, `GET`/`HEAD` serve it, `OPTIONS` answers CORS
 //! preflights (XEP-0363 §6).
 
-use std::path::PathBuf;
+use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -218,7 +218,7 @@ async fn put_file(
 
 /// Streams `body` into a new file at `path`: exactly `size` bytes, never more held in memory
 /// than one piece of the body.
-async fn receive(body: Body, path: &PathBuf, size: u64) -> Result<(), Response> {
+async fn receive(body: Body, path: &FsPath, size: u64) -> Result<(), Response> {
     let failed = |e: std::io::Error| {
         tracing::error!(error = %e, "cannot write an upload");
         status(StatusCode::INTERNAL_SERVER_ERROR, "cannot store the file")

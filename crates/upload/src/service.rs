@@ -41,22 +41,24 @@ impl ComponentHandler for Upload {
             (Some(StanzaKind::Iq), Some("get"))
                 if to.node().is_none() && to.resource().is_none() =>
             {
-                let payload = stanza.children().next();
-                match payload.map(|p| (p.name(), p.ns(), p.attr("node"))) {
-                    Some(("query", ns::DISCO_INFO, None)) => {
+                let Some(payload) = stanza.children().next() else {
+                    ctx.router
+                        .route(refuse(StanzaErrorCondition::BadRequest))
+                        .await;
+                    return;
+                };
+                match (payload.name(), payload.ns(), payload.attr("node")) {
+                    ("query", ns::DISCO_INFO, None) => {
                         iq_result(&stanza).with_child(self.disco_info())
                     }
-                    Some(("query", ns::DISCO_ITEMS, None)) => {
+                    ("query", ns::DISCO_ITEMS, None) => {
                         iq_result(&stanza).with_child(Element::new("query", ns::DISCO_ITEMS))
                     }
-                    Some(("query", ns::DISCO_INFO | ns::DISCO_ITEMS, Some(_))) => {
+                    ("query", ns::DISCO_INFO | ns::DISCO_ITEMS, Some(_)) => {
                         refuse(StanzaErrorCondition::ItemNotFound)
                     }
-                    Some(("ping", ns::PING, _)) => iq_result(&stanza),
-                    Some(("request", NS_UPLOAD, _)) => match payload {
-                        Some(request) => self.request(ctx, &stanza, request).await,
-                        None => return,
-                    },
+                    ("ping", ns::PING, _) => iq_result(&stanza),
+                    ("request", NS_UPLOAD, _) => self.request(ctx, &stanza, payload).await,
                     _ => refuse(StanzaErrorCondition::ServiceUnavailable),
                 }
             }
