@@ -492,16 +492,10 @@ pub async fn start_with_modules(
         if let Some(u) = &upload {
             // `[http] public_url`, or the first address actually bound (port 0 in tests; plain
             // listeners first, as `HttpConfig::base_url`).
-            u.set_base_url(
-                &config
-                    .http
-                    .public_url
-                    .clone()
-                    .unwrap_or_else(|| {
-                        let scheme = if with_tls { "https" } else { "http" };
-                        format!("{scheme}://{local}")
-                    }),
-            );
+            u.set_base_url(&config.http.public_url.clone().unwrap_or_else(|| {
+                let scheme = if with_tls { "https" } else { "http" };
+                format!("{scheme}://{local}")
+            }));
         }
         http_addrs.push(local);
         let scheme = if with_tls { "HTTPS" } else { "HTTP" };
