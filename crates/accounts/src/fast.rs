@@ -123,6 +123,13 @@ impl ServerSecret {
         mac.finalize().into_bytes().into()
     }
 
+    /// A key for another use of the secret, named by `label` (HTTP upload URLs sign with
+    /// `derive_key("starling upload url")`): each use has its own key, and none reveals the
+    /// secret or another use's key.
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        self.derive(label, &[])
+    }
+
     /// The token of (account, client, mechanism) stored with `nonce` (see the module docs).
     pub fn token(&self, account: &str, user_agent: &str, mechanism: &str, nonce: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(self.derive(

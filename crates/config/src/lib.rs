@@ -74,6 +74,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "http",
             "web",
             "external_services",
+            "upload",
         ],
     ),
     ("log", &["level"]),
@@ -142,6 +143,16 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     (
         "external_services",
         &["services", "turn_secret", "credential_ttl"],
+    ),
+    (
+        "upload",
+        &[
+            "enabled",
+            "domains",
+            "max_file_size",
+            "quota_per_user",
+            "expire_after_days",
+        ],
     ),
     (
         "archive",
@@ -287,6 +298,9 @@ pub struct Config {
     pub web: WebConfig,
     /// `[external_services]`: STUN/TURN servers announced with XEP-0215.
     pub external_services: ExternalServicesConfig,
+    /// `[upload]`: HTTP file upload (XEP-0363) at `upload.<host>`, files served by the HTTP
+    /// listener.
+    pub upload: UploadConfig,
 }
 
 /// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
@@ -822,6 +836,35 @@ impl Default for WebConfig {
     }
 }
 
+/// `[upload]` section: HTTP file upload (XEP-0363). Each service domain is a component domain;
+/// the files are stored under `data_dir/upload` and served by the HTTP listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadConfig {
+    /// Whether the service runs (default true); it runs only with an HTTP listener.
+    pub enabled: bool,
+    /// The service's domains, normalised; empty (the default) means `upload.<host>` for every
+    /// virtual host that is not anonymous.
+    pub domains: Vec<String>,
+    /// Largest file, in bytes (default 100 MiB). 1 to [`MAX_UPLOAD_FILE_SIZE`].
+    pub max_file_size: u64,
+    /// Bytes one user's files may take together (default 1 GiB); at least `max_file_size`.
+    pub quota_per_user: u64,
+    /// Days a file is kept (default 30; 0: for ever).
+    pub expire_after_days: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            enabled: true,
+            domains: Vec::new(),
+            max_file_size: 100 * 1024 * 1024,
+            quota_per_user: 1024 * 1024 * 1024,
+            expire_after_days: 30,
+        }
+    }
+}
+
 /// `[external_services]` section: XEP-0215 external service discovery (STUN and TURN servers
 /// for audio and video calls).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -905,6 +948,30 @@ pub struct ExternalService {
     /// needs `turn_secret`).
     pub restricted: bool,
 }
+
+impl UploadConfig {
+    /// The service domains for these virtual hosts.
+    pub fn service_domains(&self, hosts: &[HostConfig]) -> Vec<String> {
+        if !self.domains.is_empty() {
+            return self.domains.clone();
+        }
+        hosts
+            .iter()
+            .filter(|h| !h.anonymous)
+            .map(|h| format!("upload.{}", h.domain))
+            .collect()
+    }
+
+    /// Whether the service runs: enabled, with an HTTP or HTTPS listener to serve the files.
+    pub fn active(&self, http: &HttpConfig) -> bool {
+        self.enabled && !(http.listen.is_empty() && http.tls_listen.is_empty())
+    }
+}
+
+/// Largest accepted `upload.max_file_size` (1 TiB).
+pub const MAX_UPLOAD_FILE_SIZE: u64 = 1 << 40;
+/// Largest accepted `upload.expire_after_days` (about 100 years).
+pub const MAX_UPLOAD_EXPIRE_DAYS: u64 = 36_500;
 
 /// A shared secret: never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -1032,6 +1099,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             web: WebConfig::default(),
             external_services: ExternalServicesConfig::default(),
+            upload: UploadConfig::default(),
         }
     }
 }

@@ -418,6 +418,10 @@ impl Cx<'_> {
             self.read_muc(muc, config);
         }
 
+        if let Some(upload) = self.section(root, "upload") {
+            self.read_upload(upload, config);
+        }
+
         if let Some(reg) = self.section(root, "registration") {
             self.read_registration(reg, config);
         }
@@ -477,6 +481,61 @@ impl Cx<'_> {
         {
             r.min_password_length = n;
         }
+    }
+
+    fn read_upload(&mut self, table: &DeTable<'_>, config: &mut Config) {
+        let p = "upload";
+        if let Some(b) = self.bool(table, p, "enabled") {
+            config.upload.enabled = b;
+        }
+        if let Some(domains) = self.domain_list(table, p, "domains") {
+            config.upload.domains = domains;
+        }
+        if let Some(n) = self.uint(table, p, "max_file_size", 1, crate::MAX_UPLOAD_FILE_SIZE) {
+            config.upload.max_file_size = n;
+        }
+        if let Some(n) = self.uint(table, p, "quota_per_user", 1, 1 << 50) {
+            config.upload.quota_per_user = n;
+        }
+        if let Some(n) = self.uint(
+            table,
+            p,
+            "expire_after_days",
+            0,
+            crate::MAX_UPLOAD_EXPIRE_DAYS,
+        ) {
+            config.upload.expire_after_days = n;
+        }
+    }
+
+    /// An array of domains, normalised; a domain listed twice is an error.
+    fn domain_list(
+        &mut self,
+        table: &DeTable<'_>,
+        prefix: &str,
+        name: &str,
+    ) -> Option<Vec<String>> {
+        let (key, value) = self.value(table, prefix, name)?;
+        let DeValue::Array(items) = value.get_ref() else {
+            self.type_error(&key, value, "an array of domains");
+            return None;
+        };
+        let mut domains: Vec<String> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{i}]");
+            self.spans.insert(item_key.clone(), item.span());
+            let Some(raw) = self.as_string(&item_key, item) else {
+                continue;
+            };
+            match normalise_domain(&raw) {
+                Ok(d) if domains.contains(&d) => {
+                    self.error(&item_key, Some(item.span()), format!("{d} is listed twice"));
+                }
+                Ok(d) => domains.push(d),
+                Err(m) => self.error(&item_key, Some(item.span()), m),
+            }
+        }
+        Some(domains)
     }
 
     fn read_muc(&mut self, muc: &DeTable<'_>, config: &mut Config) {
@@ -1199,6 +1258,43 @@ impl Cx<'_> {
                     );
                 }
             }
+        }
+        // The upload service serves whole domains too.
+        if config.upload.enabled {
+            let muc_domains = if config.muc.enabled {
+                config.muc.service_domains(&config.hosts)
+            } else {
+                Vec::new()
+            };
+            for (i, domain) in config.upload.domains.iter().enumerate() {
+                let key = format!("upload.domains[{i}]");
+                let taken = if config.hosts.iter().any(|h| h.domain == *domain) {
+                    Some("is a virtual host ([[host]]), not a service domain")
+                } else if config.components.secrets.iter().any(|(d, _)| d == domain) {
+                    Some("is an external component's domain ([components.secrets])")
+                } else if muc_domains.contains(domain) {
+                    Some("is a multi-user chat service's domain ([muc])")
+                } else {
+                    None
+                };
+                if let Some(message) = taken {
+                    self.error_near(&key, &[&key], message);
+                }
+            }
+        }
+        if config.upload.quota_per_user < config.upload.max_file_size
+            && !self.failed("upload.quota_per_user")
+            && !self.failed("upload.max_file_size")
+        {
+            let message = format!(
+                "must be at least upload.max_file_size ({})",
+                config.upload.max_file_size
+            );
+            self.error_near(
+                "upload.quota_per_user",
+                &["upload.quota_per_user", "upload.max_file_size"],
+                message,
+            );
         }
         if config.muc.history_length > config.muc.max_history
             && !self.failed("muc.history_length")

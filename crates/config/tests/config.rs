@@ -11,7 +11,7 @@ use starling_config::{
     ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
     HostConfig, HttpConfig, LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig,
     PushConfig, RegistrationConfig, RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend,
-    StorageConfig, StreamManagementConfig,
+    StorageConfig, StreamManagementConfig, UploadConfig,
 };
 use starling_config::{
     ExternalService, ExternalServiceType, ExternalServicesConfig, ExternalTransport, WebConfig,
@@ -356,6 +356,13 @@ occupant_burst = 5
 room_rate = 50
 room_burst = 60
 archive = false
+
+[upload]
+enabled = false
+domains = ["Files.Example.org"]
+max_file_size = 1000
+quota_per_user = 5000
+expire_after_days = 0
 "#;
     let expected = Config {
         data_dir: "/var/lib/starling".into(),
@@ -525,6 +532,13 @@ archive = false
             ],
             turn_secret: Some(Secret("sixteen chars at least".into())),
             credential_ttl: Duration::from_secs(3600),
+        },
+        upload: UploadConfig {
+            enabled: false,
+            domains: vec!["files.example.org".into()],
+            max_file_size: 1000,
+            quota_per_user: 5000,
+            expire_after_days: 0,
         },
     };
     let config = parse(text).unwrap();
@@ -1367,6 +1381,85 @@ fn muc_defaults_domains_and_bounds() {
         ),
     ] {
         let (k, line, m) = one_error(&format!("[muc]\n{text}\n"));
+        assert_eq!((k.as_str(), line), (key, Some(2)), "{text}");
+        assert!(m.starts_with(message), "{text}: {m}");
+    }
+}
+
+/// `[upload]`: the service runs at `upload.<host>` of every host that is not anonymous by
+/// default, only with an HTTP listener; its domains are normalised and may be neither a host,
+/// a component's nor the conference service's; the bounds of every number.
+#[test]
+fn upload_defaults_domains_and_bounds() {
+    let c = parse(
+        "[[host]]\ndomain = \"example.org\"\n[[host]]\ndomain = \"guest.example.org\"\nanonymous = true\n",
+    )
+    .unwrap();
+    assert_eq!(c.upload, UploadConfig::default());
+    assert_eq!(c.upload.max_file_size, 104_857_600);
+    assert_eq!(c.upload.quota_per_user, 1_073_741_824);
+    assert_eq!(c.upload.expire_after_days, 30);
+    assert_eq!(c.upload.service_domains(&c.hosts), ["upload.example.org"]);
+    assert!(c.upload.active(&c.http));
+    let c = parse("[http]\nlisten = []\n").unwrap();
+    assert!(c.upload.enabled && !c.upload.active(&c.http));
+    let c = parse("[upload]\ndomains = [\"Up.Example.org\", \"files.example.net\"]\n").unwrap();
+    assert_eq!(
+        c.upload.service_domains(&c.hosts),
+        ["up.example.org", "files.example.net"]
+    );
+    assert_eq!(
+        one_error("[[host]]\ndomain = \"example.org\"\n[upload]\ndomains = [\"example.org\"]\n"),
+        (
+            "upload.domains[0]".into(),
+            Some(4),
+            "is a virtual host ([[host]]), not a service domain".into()
+        )
+    );
+    assert_eq!(
+        one_error(
+            "[[host]]\ndomain = \"example.org\"\n[upload]\ndomains = [\"conference.example.org\"]\n"
+        ),
+        (
+            "upload.domains[0]".into(),
+            Some(4),
+            "is a multi-user chat service's domain ([muc])".into()
+        )
+    );
+    for (text, key, message) in [
+        (
+            "max_file_size = 0",
+            "upload.max_file_size",
+            "must be at least 1",
+        ),
+        (
+            "max_file_size = 1099511627777",
+            "upload.max_file_size",
+            "must be at most 1099511627776",
+        ),
+        (
+            "quota_per_user = 1000",
+            "upload.quota_per_user",
+            "must be at least upload.max_file_size (104857600)",
+        ),
+        (
+            "expire_after_days = 36501",
+            "upload.expire_after_days",
+            "must be at most 36500",
+        ),
+        ("enabled = 1", "upload.enabled", "expected a boolean"),
+        (
+            "domains = [\"a.example\", \"A.example\"]",
+            "upload.domains[1]",
+            "a.example is listed twice",
+        ),
+        (
+            "domains = \"upload.example.org\"",
+            "upload.domains",
+            "expected an array of domains, found string",
+        ),
+    ] {
+        let (k, line, m) = one_error(&format!("[upload]\n{text}\n"));
         assert_eq!((k.as_str(), line), (key, Some(2)), "{text}");
         assert!(m.starts_with(message), "{text}: {m}");
     }

@@ -74,6 +74,7 @@ pub struct RunningServer {
     pub http_addrs: Vec<SocketAddr>,
     pub tls: Arc<TlsManager>,
     pub router: Arc<Router>,
+    upload: Option<Arc<starling_upload::Upload>>,
     c2s: Arc<C2sShared>,
     storage: SqliteStorage,
     #[cfg(unix)]
@@ -277,6 +278,14 @@ pub async fn start_with_modules(
         .map_err(|e| ServerError::Internal(e.to_string()))??;
     let tls = Arc::new(tls);
     let domains: Vec<String> = config.hosts.iter().map(|h| h.domain.clone()).collect();
+    // XEP-0484 FAST tokens, XEP-0386 stable resources and upload URLs are derived from it: kept in the
+    // data directory (mode 0600), never in the database (see `starling_accounts::fast`).
+    let secret_path = config.data_dir.join(SERVER_SECRET_FILE);
+    let secret = tokio::task::spawn_blocking(move || {
+        starling_accounts::fast::ServerSecret::load_or_create(&secret_path)
+    })
+    .await
+    .map_err(|e| ServerError::Internal(e.to_string()))??;
     let sessions = Arc::new(LocalRegistry::new());
     let registry: Arc<dyn SessionRegistry> = sessions.clone();
     let mut modules = starling_modules::default_modules(&starling_modules::ModuleOptions {
@@ -356,16 +365,16 @@ pub async fn start_with_modules(
             starling_modules::external_services::ExternalServices::new(options),
         ));
     }
+    // XEP-0363 HTTP upload: a module, and routes of the HTTP listener.
+    let upload = config
+        .upload
+        .active(&config.http)
+        .then(|| starling_upload::Upload::new(upload_options(config, &secret)));
+    if let Some(u) = &upload {
+        modules.push(u.clone());
+    }
     modules.extend(extra);
     let router = Router::new(domains, registry, storage.stores(), modules)?;
-    // XEP-0484 FAST tokens and XEP-0386 stable resources are derived from it: kept in the
-    // data directory (mode 0600), never in the database (see `starling_accounts::fast`).
-    let secret_path = config.data_dir.join(SERVER_SECRET_FILE);
-    let secret = tokio::task::spawn_blocking(move || {
-        starling_accounts::fast::ServerSecret::load_or_create(&secret_path)
-    })
-    .await
-    .map_err(|e| ServerError::Internal(e.to_string()))??;
     let shared = Arc::new(
         C2sShared::new(
             c2s_settings(config),
@@ -494,7 +503,7 @@ pub async fn start_with_modules(
         let scheme = if *with_tls { "https" } else { "http" };
         format!("{scheme}://{}", l.local_addr())
     });
-    let routes = crate::http_routes::routes(config, first_bound)?.merge(
+    let routes = crate::http_routes::routes(config, first_bound.clone())?.merge(
         starling_http::websocket::routes(starling_http::websocket::WebSocketService {
             c2s: shared.clone(),
             shutdown: shutdown.clone(),
@@ -511,6 +520,20 @@ pub async fn start_with_modules(
     .merge(starling_http::bosh::routes(
         starling_http::bosh::BoshService::new(shared.clone(), shutdown.clone(), tracker.clone()),
     ));
+    let mut app = app;
+    if let Some(u) = &upload {
+        // Merged after the listener's body limit and timeout layers: the upload routes bring
+        // their own (see `starling_upload`). URLs on `[http] public_url`, or the first address
+        // actually bound (port 0 in tests).
+        if let Some(base) = crate::http_routes::base_url(config, first_bound.clone()) {
+            u.set_base_url(&base);
+        }
+        app = app.merge(u.routes(storage.stores().upload));
+        tracker.spawn(
+            u.clone()
+                .run_expiry(storage.stores().upload, shutdown.clone()),
+        );
+    }
     for (listener, with_tls) in http_listeners {
         let local = listener.local_addr();
         let scheme = if with_tls { "HTTPS" } else { "HTTP" };
@@ -539,6 +562,7 @@ pub async fn start_with_modules(
         http_addrs,
         tls,
         router,
+        upload,
         c2s: shared,
         storage,
         #[cfg(unix)]
@@ -624,6 +648,11 @@ impl RunningServer {
         )
     }
 
+    /// The HTTP upload service (XEP-0363), when it runs: its byte count, expiry on demand.
+    pub fn upload(&self) -> Option<&Arc<starling_upload::Upload>> {
+        self.upload.as_ref()
+    }
+
     /// The account store, for tests and tools.
     pub fn storage(&self) -> &SqliteStorage {
         &self.storage
@@ -643,6 +672,29 @@ impl RunningServer {
             tracing::warn!("some sessions did not end within {grace:?}");
         }
         self.storage.close().await;
+    }
+}
+
+/// The upload service's set-up from `[upload]`.
+fn upload_options(
+    config: &Config,
+    secret: &starling_accounts::fast::ServerSecret,
+) -> starling_upload::UploadOptions {
+    let u = &config.upload;
+    starling_upload::UploadOptions {
+        domains: u.service_domains(&config.hosts),
+        max_file_size: u.max_file_size,
+        quota_per_user: u.quota_per_user,
+        expire_after: (u.expire_after_days > 0)
+            .then(|| Duration::from_secs(u.expire_after_days.saturating_mul(86_400))),
+        dir: config.data_dir.join("upload"),
+        key: secret.derive_key("starling upload url"),
+        refused_hosts: config
+            .hosts
+            .iter()
+            .filter(|h| h.anonymous)
+            .map(|h| h.domain.clone())
+            .collect(),
     }
 }
 

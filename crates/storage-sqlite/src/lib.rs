@@ -69,6 +69,7 @@ mod push;
 mod room_archive;
 mod rosters;
 mod shared;
+mod upload;
 mod vcards;
 
 use std::path::{Path, PathBuf};
@@ -91,6 +92,7 @@ use crate::pubsub::SqlitePubsubStore;
 use crate::push::SqlitePushStore;
 use crate::room_archive::SqliteRoomArchiveStore;
 use crate::rosters::SqliteRosterStore;
+use crate::upload::SqliteUploadStore;
 use crate::vcards::SqliteVcardStore;
 
 /// Each connection's page cache (`PRAGMA cache_size`, negative: KiB), 16 MiB instead of
@@ -227,6 +229,7 @@ impl SqliteStorage {
                 self.pool.clone(),
                 self.archive_writer.clone(),
             )),
+            upload: Arc::new(SqliteUploadStore::new(self.pool.clone())),
         }
     }
 

@@ -120,6 +120,14 @@ async fn conformance_room_archive() {
 }
 
 #[tokio::test]
+async fn conformance_upload() {
+    let (_dir, storage) = fresh().await;
+    let stores = storage.stores();
+    starling_storage::conformance::upload(&*stores.accounts, &*stores.upload).await;
+    storage.close().await;
+}
+
+#[tokio::test]
 async fn conformance_push() {
     let (_dir, storage) = fresh().await;
     let stores = storage.stores();

@@ -12,7 +12,8 @@
 //! (publish-subscribe nodes and items, XEP-0060, for PEP, XEP-0163, and pubsub services),
 //! [`MucStore`] (persistent multi-user chat rooms and their affiliations, XEP-0045) and
 //! [`RoomArchiveStore`] (the message archives of multi-user chat rooms, persistent or not:
-//! XEP-0313 on a room's JID, moderated with XEP-0425); further
+//! XEP-0313 on a room's JID, moderated with XEP-0425) and [`UploadStore`] (HTTP upload slots
+//! and the owners of stored files, XEP-0363); further
 //! concerns each get their own trait in the same shape, and a
 //! backend implements every trait it supports. [`Stores`] bundles one
 //! `Arc<dyn …>` per trait and is what the server hands to its modules, so a
@@ -54,7 +55,8 @@
 //!   Room archives belong to their rooms, not to the senders: nothing in a
 //!   [`RoomArchiveStore`] goes with an account (the messages it sent stay in the rooms'
 //!   history, with its nick and real JID); an archive goes with its room
-//!   ([`RoomArchiveStore::delete_room`]), on the MUC engine's call.
+//!   ([`RoomArchiveStore::delete_room`]), on the MUC engine's call. Upload slots name their
+//!   owner by JID: the upload service deletes the files and then the rows.
 //! * Replacing an account's credentials ([`AccountStore::set_credentials`])
 //!   deletes its FAST tokens in the same transaction: a password change
 //!   revokes every token, whichever path made it.
@@ -83,6 +85,7 @@ mod pubsub;
 mod push;
 mod room_archive;
 mod rosters;
+mod upload;
 mod vcards;
 
 use std::fmt;
@@ -108,6 +111,7 @@ pub use room_archive::{NewRoomArchived, RoomArchiveStore, RoomArchivedMessage};
 pub use rosters::{
     NewRoster, RosterCounts, RosterItem, RosterStore, Subscription, check_distinct_groups,
 };
+pub use upload::{UploadSlot, UploadStore};
 pub use vcards::VcardStore;
 
 /// Everything a backend provides, handed to the server and modules.
@@ -141,6 +145,8 @@ pub struct Stores {
     pub muc: Arc<dyn MucStore>,
     /// Multi-user chat room archives (XEP-0313 on a room's JID, XEP-0425 moderation).
     pub room_archive: Arc<dyn RoomArchiveStore>,
+    /// HTTP upload slots and who owns the stored files (XEP-0363).
+    pub upload: Arc<dyn UploadStore>,
 }
 
 impl fmt::Debug for Stores {

@@ -766,9 +766,10 @@ async fn disco_is_built_from_module_registrations() {
     c.send_xml("<iq type='get' id='d2' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>")
         .await
         .unwrap();
-    // XEP-0030 §4: the services, here the conference (XEP-0045) and pubsub (XEP-0060) services.
+    // XEP-0030 §4: the services, here the conference (XEP-0045), pubsub (XEP-0060) and HTTP
+    // upload (XEP-0363) services.
     c.expect("<iq type='result' id='d2' from='localhost' to='alice@localhost/a'><query xmlns='http://jabber.org/protocol/disco#items'>\
-              <item jid='conference.localhost'/><item jid='pubsub.localhost'/></query></iq>")
+              <item jid='conference.localhost'/><item jid='pubsub.localhost'/><item jid='upload.localhost'/></query></iq>")
         .await
         .unwrap();
     c.send_xml("<iq type='get' id='d3' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")

@@ -137,7 +137,7 @@ async fn a_component_exchanges_stanzas_with_users() {
         .expect(
             "<iq type='result' id='d1' from='localhost' to='alice@localhost/r'>\
                  <query xmlns='http://jabber.org/protocol/disco#items'><item jid='conference.localhost'/><item jid='echo.localhost'/>\
-                 <item jid='pubsub.localhost'/></query></iq>",
+                 <item jid='pubsub.localhost'/><item jid='upload.localhost'/></query></iq>",
         )
         .await
         .unwrap();

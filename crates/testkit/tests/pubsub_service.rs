@@ -131,7 +131,7 @@ async fn discovery() {
         &format!(
             "<iq type='result' id='s1' from='localhost' to='{BOB}'>\
              <query xmlns='http://jabber.org/protocol/disco#items'><item jid='conference.localhost'/>\
-             <item jid='{SERVICE}'/></query></iq>"
+             <item jid='{SERVICE}'/><item jid='upload.localhost'/></query></iq>"
         ),
     )
     .await;
@@ -1349,6 +1349,7 @@ async fn the_service_can_be_turned_off() {
     let server = TestServer::start_with(|c| {
         c.pubsub.enabled = false;
         c.muc.enabled = false;
+        c.upload.enabled = false;
     })
     .await;
     server.add_user("bob", PW).await;

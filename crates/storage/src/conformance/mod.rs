@@ -27,6 +27,7 @@ mod pubsub_suite;
 mod push_suite;
 mod room_archive_suite;
 mod roster_suite;
+mod upload_suite;
 mod vcard_suite;
 
 pub use account_suite::accounts;
@@ -41,6 +42,7 @@ pub use pubsub_suite::pubsub;
 pub use push_suite::push;
 pub use room_archive_suite::room_archive;
 pub use roster_suite::rosters;
+pub use upload_suite::upload;
 pub use vcard_suite::vcards;
 
 use std::fmt::Debug;
