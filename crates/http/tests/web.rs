@@ -30,7 +30,7 @@ async fn start(routes: Router) -> (SocketAddr, CancellationToken) {
         .unwrap();
     let addr = listener.local_addr();
     let stop = CancellationToken::new();
-    let app = router_with(Arc::new(Ready), &HttpSettings::default(), routes);
+    let app = router_with(Arc::new(Ready), None, &HttpSettings::default(), routes);
     tokio::spawn(listener.serve(app, stop.clone(), starling_http::ListenerLimits::default()));
     (addr, stop)
 }
