@@ -21,6 +21,12 @@
 #                                         # ejabberd's and Prosody's run; MUC_ARCHIVE=true
 #                                         # archives Starling's)
 #   EARLIER="bench/results/full-X.txt" …  # the report takes figures this run lacks from there
+#   MODES="off ws" SCENARIOS="idle chat_sat" SERVERS="starling ejabberd" BIG_IDLE=0 HOSTILE=0 MAM=0 bench/compare.sh
+#                                         # issue 17: XMPP over WebSocket (RFC 7395, mode ws:
+#                                         # TLS off, the server's WebSocket endpoint on PORT+2 at
+#                                         # /xmpp-websocket) beside raw TCP; mode ws runs only
+#                                         # idle and chat_sat
+#   CARGO_TARGET_DIR=… bench/compare.sh   # binaries from that target directory
 #
 # CI does not run this; the figures are only meaningful on a quiet machine (nothing compiling).
 set -euo pipefail
@@ -41,7 +47,7 @@ REPORT=${REPORT:-$ROOT/BENCHMARKS.md}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 PORT=${PORT:-25222}
-BENCH=$ROOT/target/release/starling-bench
+BENCH=${CARGO_TARGET_DIR:-$ROOT/target}/release/starling-bench
 
 # Sizes. The targets ask for at least 1,000 users connected and 10,000-user login storms.
 if [ -n "$QUICK" ]; then
@@ -99,7 +105,10 @@ bench/servers/starling.sh install | tee -a "$LOG"
 bench() {
     local server=$1 mode=$2 name=$3 run=$4 pid=$5
     shift 5
-    local cmd=(taskset -c "$GEN_CPU" "$BENCH" --port "$PORT" --tls "$mode" --server-pid "$pid"
+    # Mode ws: XMPP over WebSocket to the server's HTTP port (PORT+2), no TLS.
+    local transport=(--port "$PORT" --tls "$mode")
+    [ "$mode" = ws ] && transport=(--port "$((PORT + 2))" --tls off --transport ws)
+    local cmd=(taskset -c "$GEN_CPU" "$BENCH" "${transport[@]}" --server-pid "$pid"
         --scram-cache "$OUT/scram-cache" --time-limit 1200 "$@")
     echo "   ${cmd[*]}" >> "$LOG"
     if [ "$run" = 1 ]; then
@@ -214,9 +223,15 @@ for server in $SERVERS; do
         # so PBKDF2 in the generator never counts against a server.
         pid=$(start "$server" "$dir" "$mode")
         bench "$server" "$mode" prime 0 "$pid" --users "$USERS" login > /dev/null
-        bench "$server" "$mode" prime 0 "$pid" --prefix ring --users "$RING_USERS" login > /dev/null
+        [ "$mode" = ws ] || bench "$server" "$mode" prime 0 "$pid" --prefix ring --users "$RING_USERS" login > /dev/null
         stop "$server" "$dir"
         for run in $(seq "$RUNS"); do
+            if [ "$mode" = ws ]; then
+                # Issue 17: the TLS-off idle hold and saturated chat, over WebSocket.
+                scenario "$server" "$dir" "$mode" idle "$run" --users "$IDLE_USERS" idle --settle 5
+                scenario "$server" "$dir" "$mode" chat_sat "$run" --users "$CHAT_USERS" chat --rate 0 --duration "$DURATION"
+                continue
+            fi
             scenario "$server" "$dir" "$mode" idle "$run" --users "$IDLE_USERS" idle --settle 5
             scenario "$server" "$dir" "$mode" login "$run" --users "$LOGIN_USERS" --concurrency 100 login
             scenario "$server" "$dir" "$mode" chat_10k "$run" --users "$CHAT_USERS" chat --rate 10000 --duration "$DURATION"

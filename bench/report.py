@@ -222,6 +222,54 @@ def detail(data, mode):
     return out
 
 
+def websocket(data):
+    """Issue 17: XMPP over WebSocket (mode ws) beside raw TCP without TLS (mode off)."""
+    if not any(m == "ws" for (_, m, _) in data):
+        return []
+    out = ["", "## XMPP over WebSocket (RFC 7395)", "",
+           "Mode `ws`: the generator speaks RFC 7395 to each server's WebSocket endpoint "
+           "(`ws://127.0.0.1:PORT+2/xmpp-websocket`, subprotocol `xmpp`, one stanza per text "
+           "message, no TLS; Starling's `[http] listen`, ejabberd's `ejabberd_http` listener with "
+           "`ejabberd_http_ws`, Prosody's `mod_websocket`), the same users, SCRAM-SHA-1 and "
+           "scenarios as TLS off: `idle` and `chat_sat`. The TCP figures beside them are TLS off's.", "",
+           f"| Figure | {' | '.join(NAMES[s] for s in SERVERS)} | Starling ÷ ejabberd | Target | |",
+           "| --- | " + " | ".join("---:" for _ in SERVERS) + " | ---: | --- | --- |"]
+    rows = [
+        ("Saturation throughput over WebSocket (msg/s)", "chat_sat", "msgs_per_s", "ratio_min", 3.0, 0),
+        ("Server CPU per message at saturation over WebSocket (µs)", "chat_sat", "server_us_per_msg", "ratio_max", 1 / 3, 2),
+        ("Idle memory per WebSocket connection (KiB RSS)", "idle", "kib_per_conn", "report", 0, 1),
+    ]
+    for label, scenario, key, kind, value, digits in rows:
+        vals = {s: median(data, s, "ws", scenario, key) for s in SERVERS}
+        ratio, ok = verdict(kind, value, vals["starling"], vals["ejabberd"])
+        if kind == "report" and vals["ejabberd"]:
+            ratio = f"{vals['starling'] / vals['ejabberd']:.2f}×" if vals["starling"] is not None else ""
+        out.append(f"| {label} | " + " | ".join(fmt(vals[s], digits) for s in SERVERS)
+                   + f" | {ratio} | {target_text(kind, value)} | {ok} |")
+    for label, scenario, key in [
+            ("Saturation throughput, WebSocket ÷ TCP (×)", "chat_sat", "msgs_per_s"),
+            ("CPU per message at saturation, WebSocket ÷ TCP (×)", "chat_sat", "server_us_per_msg"),
+            ("Idle memory per connection, WebSocket ÷ TCP (×)", "idle", "kib_per_conn")]:
+        row = []
+        for s in SERVERS:
+            a = median(data, s, "off", scenario, key)
+            b = median(data, s, "ws", scenario, key)
+            row.append(None if a in (None, 0) or b is None else b / a)
+        out.append(f"| {label} | " + " | ".join(fmt(v, 2) for v in row) + " | | (reported) | |")
+    out += ["", "### XMPP over WebSocket: every figure (medians)", "",
+            "| Scenario | Figure | " + " | ".join(NAMES[s] for s in SERVERS) + " |",
+            "| --- | --- | " + " | ".join("---:" for _ in SERVERS) + " |"]
+    for scenario, fields in [
+            ("idle", ["held", "failed", "rss_before_kib", "rss_after_kib", "kib_per_conn"]),
+            ("chat_sat", ["msgs_per_s", "server_us_per_msg", "p50_ms", "p99_ms", "server_cpu_pct", "gen_cpu_pct", "late_or_lost"])]:
+        for f in fields:
+            vals = [median(data, s, "ws", scenario, f) for s in SERVERS]
+            if all(v is None for v in vals):
+                continue
+            out.append(f"| {scenario} | {f} | " + " | ".join(fmt(v, 2) for v in vals) + " |")
+    return out
+
+
 HOSTILE = [
     # (shape, fields shown)
     ("xml-prefix", ["out_per_in", "server_ns_per_byte", "closed"]),
@@ -274,7 +322,8 @@ def main():
             triples = sorted({f"{srv} {m}" for srv, m, _ in added})
             machine.append(f"from {earlier} (an earlier run): {len(added)} scenario figures of "
                            + ", ".join(triples))
-    modes = sorted({m for (_, m, _) in data}, key=lambda m: (m != "off", m))
+    # Mode ws (issue 17) has its own section: two scenarios, beside TLS off.
+    modes = sorted({m for (_, m, _) in data if m != "ws"}, key=lambda m: (m != "off", m))
     lines = ["# Benchmarks", "",
              "Written by `bench/compare.sh` (do not edit by hand; rerun it). Each server runs pinned to "
              "CPU 0 with `taskset`, the load generator `starling-bench` pinned to CPU 1; a fresh server "
@@ -288,6 +337,7 @@ def main():
         title = "TLS off" if mode == "off" else "STARTTLS required"
         lines += ["", f"## {title}", ""] + table(data, mode)
         lines += ["", f"### {title}: every figure (medians)", ""] + detail(data, mode)
+    lines += websocket(data)
     lines += hostile(out_dir / "hostile" / "hostile.txt")
     lines += ["", "## Notes", "",
               "- Where the generator's CPU (gen_cpu_pct) is near 100% in the saturation run, the "

@@ -11,7 +11,7 @@ usage() {
     cat >&2 <<'EOF'
 usage: ejabberd.sh install
        ejabberd.sh provision DIR PREFIX COUNT RING PASSWORD
-       ejabberd.sh start DIR PORT TLS        TLS = off | starttls
+       ejabberd.sh start DIR PORT TLS        TLS = off | starttls | ws
        ejabberd.sh stop DIR
        ejabberd.sh pid DIR
        ejabberd.sh ctl DIR ARGS...           (any ejabberdctl command against this instance)
@@ -31,7 +31,10 @@ start      writes DIR/ejabberd.yml, DIR/ejabberdctl.cfg and a private copy of ej
            starts the node (detached): domain localhost, c2s on 127.0.0.1:PORT only, Mnesia in
            DIR/database, logs (warning and up) in DIR/log. Node name and cookie are random, kept
            in DIR/node and DIR/cookie; Erlang distribution on a free loopback port (no epmd).
-           TLS=off: no TLS, PLAIN and SCRAM-SHA-1 over plaintext. TLS=starttls: STARTTLS offered
+           TLS=off: no TLS, PLAIN and SCRAM-SHA-1 over plaintext. TLS=ws: as off, plus an
+           ejabberd_http listener on 127.0.0.1:PORT+2 with XMPP over WebSocket (RFC 7395,
+           ejabberd_http_ws) at /xmpp-websocket, whose sessions take the c2s listener's limits
+           (max_stanza_size, shaper). TLS=starttls: STARTTLS offered
            and required, self-signed ECDSA P-256 certificate for localhost made in DIR/certs (or
            TLS_CERT/TLS_KEY if set). Waits until the port accepts connections and prints
            "PID <n>" (the beam.smp process). SERVER_CPU=<cpu list> runs it under taskset -c and
@@ -150,7 +153,7 @@ cmd_start() {
 
 launch() { # DIR PORT TLS [SERVER_CPU from env] -> prints the beam.smp pid once PORT accepts
     local dir=$1 port=$2 tls=$3
-    case $tls in off|starttls) ;; *) die "TLS must be off or starttls";; esac
+    case $tls in off|starttls|ws) ;; *) die "TLS must be off, starttls or ws";; esac
     [[ $port =~ ^[0-9]+$ ]] || die "bad port: $port"
     [ -x /usr/sbin/ejabberdctl ] || die "ejabberd is not installed (ejabberd.sh install)"
     if [ -f "$dir/ejabberdctl.cfg" ] && [ -n "$(beam_pid "$dir")" ]; then
@@ -196,7 +199,16 @@ EOF
     local hash=${SCRAM_HASH:-SHA-1} scram_hash
     case $hash in SHA-1) scram_hash=sha;; SHA-256) scram_hash=sha256;;
         *) die "SCRAM_HASH must be SHA-1 or SHA-256";; esac
-    local tls_listen="" certfiles=""
+    local tls_listen="" certfiles="" ws_listen=""
+    if [ "$tls" = ws ]; then
+        ws_listen="  -
+    port: $((port + 2))
+    ip: \"127.0.0.1\"
+    module: ejabberd_http
+    backlog: 1024
+    request_handlers:
+      /xmpp-websocket: ejabberd_http_ws"
+    fi
     if [ "$tls" = starttls ]; then
         [ -f "$dir/certs/localhost.pem" ] || make_cert "$dir"
         tls_listen="    starttls: true
@@ -278,6 +290,7 @@ listen:
     shaper: none
     access: c2s
 $tls_listen
+$ws_listen
 
 # No s2s listener, and no outgoing s2s either.
 s2s_access: none
@@ -319,7 +332,9 @@ modules:
 $full_modules
 EOF
 
-    local CTL t0 pid="" i
+    local CTL t0 pid="" i ready_port=$port
+    # With the WebSocket listener, ready once it accepts too (listeners start in order).
+    [ "$tls" = ws ] && ready_port=$((port + 2))
     ctl_cmd "$dir"
     # With SERVER_CPU the affinity is inherited by the detached beam.smp and all its threads.
     [ -n "${SERVER_CPU:-}" ] && CTL=(taskset -c "$SERVER_CPU" "${CTL[@]}")
@@ -327,15 +342,15 @@ EOF
     "${CTL[@]}" start > "$dir/log/start.out" 2>&1 < /dev/null
     for ((i = 0; i < 1200; i++)); do
         [ -n "$pid" ] || pid=$(beam_pid "$dir")
-        if [ -n "$pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+        if [ -n "$pid" ] && (exec 3<>"/dev/tcp/127.0.0.1/$ready_port") 2>/dev/null; then break; fi
         if [ $i -gt 50 ] && [ -z "$pid" ]; then break; fi
         if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then pid=""; break; fi
         sleep 0.1
     done
-    if [ -z "$pid" ] || ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    if [ -z "$pid" ] || ! (exec 3<>"/dev/tcp/127.0.0.1/$ready_port") 2>/dev/null; then
         tail -30 "$dir/log/start.out" "$dir/log/ejabberd.log" "$dir/log/error.log" >&2 2>/dev/null || true
         if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
-        die "ejabberd did not start listening on $port (see $dir/log)"
+        die "ejabberd did not start listening on $ready_port (see $dir/log)"
     fi
     echo "$pid" > "$dir/server.pid"
     echo "ejabberd started in $(since "$t0") s" >&2

@@ -10,7 +10,7 @@ usage() {
     cat >&2 <<'EOF'
 usage: prosody.sh install
        prosody.sh provision DIR PREFIX COUNT RING PASSWORD
-       prosody.sh start DIR PORT TLS        TLS = off | starttls
+       prosody.sh start DIR PORT TLS        TLS = off | starttls | ws
        prosody.sh stop DIR
        prosody.sh pid DIR
        prosody.sh archive-count DIR         (FEATURES=full: messages in the MAM archives)
@@ -28,6 +28,8 @@ start      writes DIR/prosody.cfg.lua and starts Prosody (prosody -F, in the bac
            domain localhost, c2s on 127.0.0.1:PORT only, data in DIR/data, pid file
            DIR/prosody.pid, warnings and errors in DIR/prosody.log (stdout/stderr in
            DIR/prosody.out). TLS=off: no TLS, PLAIN and SCRAM-SHA-1 over plaintext.
+           TLS=ws: as off, plus mod_websocket (RFC 7395) at /xmpp-websocket on an HTTP port,
+           127.0.0.1:PORT+2, its WebSockets considered secure.
            TLS=starttls: STARTTLS offered and required, self-signed ECDSA P-256 certificate for
            localhost made in DIR/certs (or TLS_CERT/TLS_KEY if set). Waits until the port
            accepts connections, prints "PID <n>" (the lua5.4 process).
@@ -95,7 +97,7 @@ cmd_start() {
     [ $# -eq 3 ] || usage
     local dir port=$2 tls=$3
     dir=$(abs_dir "$1")
-    case $tls in off|starttls) ;; *) die "TLS must be off or starttls";; esac
+    case $tls in off|starttls|ws) ;; *) die "TLS must be off, starttls or ws";; esac
     [[ $port =~ ^[0-9]+$ ]] || die "bad port: $port"
     if [ -f "$dir/prosody.pid" ] && kill -0 "$(cat "$dir/prosody.pid")" 2>/dev/null; then
         die "already running in $dir (pid $(cat "$dir/prosody.pid"))"
@@ -113,6 +115,16 @@ ssl = { certificate = \"$dir/certs/localhost.crt\"; key = \"$dir/certs/localhost
     else
         tls_settings="c2s_require_encryption = false
 allow_unencrypted_plain_auth = true"
+    fi
+    local ready_port=$port
+    if [ "$tls" = ws ]; then
+        ready_port=$((port + 2))
+        tls_modules='"websocket";'
+        tls_settings="$tls_settings
+http_ports = { $ready_port }
+http_interfaces = { \"127.0.0.1\" }
+https_ports = { }
+consider_websocket_secure = true"
     fi
     local hash=${SCRAM_HASH:-SHA-1}
     case $hash in SHA-1|SHA-256) ;; *) die "SCRAM_HASH must be SHA-1 or SHA-256";; esac
@@ -198,7 +210,7 @@ EOF
     local launcher=$!
     # taskset and the script's #!/usr/bin/env lua5.4 exec in place, so this is the Lua process;
     # the pid file (written by mod_posix) confirms it.
-    if ! wait_port "$port" "$launcher" 60; then
+    if ! wait_port "$ready_port" "$launcher" 60; then
         kill "$launcher" 2>/dev/null || true
         tail -20 "$dir/prosody.out" "$dir/prosody.log" >&2 2>/dev/null || true
         die "prosody did not start listening on $port (see $dir/prosody.out, $dir/prosody.log)"

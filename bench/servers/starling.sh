@@ -4,13 +4,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=${STARLING_BIN:-$ROOT/target/release/starling}
+BIN=${STARLING_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/starling}
 
 usage() {
     cat >&2 <<'USAGE'
 usage: starling.sh install
        starling.sh provision DIR PREFIX COUNT RING PASSWORD
-       starling.sh start DIR PORT TLS        TLS = off | starttls
+       starling.sh start DIR PORT TLS        TLS = off | starttls | ws
        starling.sh stop DIR
        starling.sh pid DIR
        starling.sh archive-count DIR
@@ -24,7 +24,9 @@ start      writes DIR/starling.toml and starts `starling serve` in the backgroun
            localhost, c2s (STARTTLS port) on 127.0.0.1:PORT, direct TLS on PORT+1, no read-rate
            limit, log level warn into DIR/starling.log. TLS=off: authentication allowed without
            TLS (require_encryption = false); TLS=starttls: TLS required before authentication
-           (the default), self-signed certificate made at first start. Prints "PID <n>".
+           (the default), self-signed certificate made at first start. TLS=ws: as off, plus
+           the HTTP listener on 127.0.0.1:PORT+2 with XMPP over WebSocket (RFC 7395) at
+           /xmpp-websocket (a loopback WebSocket counts as secure). Prints "PID <n>".
            SERVER_CPU=<cpu list> runs it under taskset -c (tokio then starts one worker per
            CPU in the list).
 stop       SIGTERM, waits for the process to exit (SIGKILL after 30 s).
@@ -45,11 +47,12 @@ NAME=starling.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 config() { # DIR PORT TLS
-    local require
+    local require http="[]"
     case "$3" in
         off) require=false ;;
         starttls) require=true ;;
-        *) die "TLS must be off or starttls, not $3" ;;
+        ws) require=false http="[\"127.0.0.1:$(($2 + 2))\"]" ;;
+        *) die "TLS must be off, starttls or ws, not $3" ;;
     esac
     cat > "$1/starling.toml" <<TOML
 data_dir = "$1"
@@ -57,9 +60,10 @@ data_dir = "$1"
 [log]
 level = "warn"
 
-# No HTTP listener: ejabberd and Prosody use 5280 too, and the benchmark needs none.
+# No HTTP listener on 5280 (ejabberd's and Prosody's default too); with TLS=ws one on PORT+2
+# for the WebSocket endpoint.
 [http]
-listen = []
+listen = $http
 
 [c2s]
 listen = ["127.0.0.1:$2"]
@@ -132,6 +136,9 @@ case "$cmd" in
         pid=$!
         echo "$pid" > "$dir/starling.pid"
         wait_port "$3" "$pid" 30 || die "starling did not listen on $3 (see $dir/starling.log)"
+        if [ "$4" = ws ]; then
+            wait_port "$(($3 + 2))" "$pid" 30 || die "starling did not listen on $(($3 + 2)) (see $dir/starling.log)"
+        fi
         echo "PID $pid"
         ;;
     stop)

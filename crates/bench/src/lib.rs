@@ -2,7 +2,8 @@
 //! ejabberd), with scenarios among which: login storm, idle hold (server RSS per connection), chat
 //! (throughput and end-to-end latency), presence and PEP fan-out, and hostile shapes (server CPU,
 //! RSS and bytes delivered against the bytes an attacker sends). See `starling-bench --help` and
-//! BENCHMARKS.md.
+//! BENCHMARKS.md. Clients speak raw XMPP over TCP (plain or STARTTLS) or over a WebSocket
+//! (RFC 7395, [`ws`]), with the same scenarios.
 //!
 //! Hazards it guards against:
 //! - it refuses targets that are not on loopback unless told otherwise (`--allow-remote`): a
@@ -16,6 +17,7 @@ pub mod procstat;
 pub mod report;
 pub mod scenario;
 pub mod stats;
+pub mod ws;
 pub mod xmpp;
 
 /// The most users one run may drive.

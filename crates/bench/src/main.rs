@@ -37,6 +37,13 @@ struct Common {
     domain: String,
     #[arg(long, value_enum, default_value = "starttls", global = true)]
     tls: TlsMode,
+    /// Raw XMPP over TCP, or XMPP over WebSocket (RFC 7395; `ws://HOST:PORT` + --ws-path, with
+    /// --tls off).
+    #[arg(long, value_enum, default_value = "tcp", global = true)]
+    transport: Transport,
+    /// The WebSocket endpoint's path (--transport ws).
+    #[arg(long, default_value = "/xmpp-websocket", global = true)]
+    ws_path: String,
     #[arg(long, value_enum, default_value = "scram-sha-1", global = true)]
     mech: Mech,
     #[arg(long, default_value = "bench", global = true)]
@@ -77,6 +84,12 @@ struct Common {
     /// Abort the run after this many seconds.
     #[arg(long, default_value_t = 1800, global = true)]
     time_limit: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Transport {
+    Tcp,
+    Ws,
 }
 
 #[derive(Subcommand)]
@@ -300,6 +313,20 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
     target.sm = c.sm;
     target.carbons = c.carbons;
     target.sources = c.source_addrs;
+    if c.transport == Transport::Ws {
+        if c.tls != TlsMode::Off {
+            bail!("--transport ws speaks ws:// (no TLS): give --tls off");
+        }
+        if !c.ws_path.starts_with('/') {
+            bail!("--ws-path must start with /");
+        }
+        let host = if c.host.contains(':') {
+            format!("[{}]", c.host)
+        } else {
+            c.host.clone()
+        };
+        target.ws_url = Some(format!("ws://{host}:{}{}", c.port, c.ws_path));
+    }
     let target = Arc::new(target);
     let users = Users {
         prefix: c.prefix.clone(),

@@ -24,6 +24,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::cache::ScramCache;
+use crate::ws::WsIo;
 
 /// What went wrong on one connection.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,9 @@ pub struct Target {
     pub sm: bool,
     /// Enable XEP-0280 message carbons after binding.
     pub carbons: bool,
+    /// Over a WebSocket (RFC 7395) at this `ws://` URL instead of raw TCP: the TCP connection
+    /// still goes to `addr` (and `tls` must be off).
+    pub ws_url: Option<String>,
     /// Loopback source addresses to spread connections over (127.0.0.1, .2, …): one source
     /// address reaches one server port from at most ~28,000 ephemeral ports. 0 or 1: the
     /// kernel's choice.
@@ -118,6 +122,7 @@ impl Target {
             timeout: Duration::from_secs(30),
             sm: false,
             carbons: false,
+            ws_url: None,
             sources: 0,
             next_source: Arc::default(),
             tls_config: tls_config()?,
@@ -153,10 +158,11 @@ fn tls_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     Ok(Arc::new(config))
 }
 
-/// Plain TCP or TLS.
+/// Plain TCP, TLS, or a WebSocket (RFC 7395) read and written as the same byte stream.
 pub enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Ws(Box<WsIo>),
 }
 
 impl AsyncRead for Io {
@@ -168,6 +174,7 @@ impl AsyncRead for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Io::Ws(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -181,6 +188,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Io::Ws(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -188,6 +196,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_flush(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Io::Ws(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -195,6 +204,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Io::Ws(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -393,7 +403,15 @@ async fn connect_inner(target: &Target) -> Result<Unauthenticated, ConnError> {
     let domain = target.domain.as_str();
 
     let io = match target.tls {
-        TlsMode::Off => Io::Plain(tcp),
+        TlsMode::Off => match &target.ws_url {
+            None => Io::Plain(tcp),
+            Some(url) => Io::Ws(Box::new(crate::ws::handshake(tcp, url).await?)),
+        },
+        TlsMode::Starttls if target.ws_url.is_some() => {
+            return Err(ConnError::Target(
+                "STARTTLS over a WebSocket: use --tls off (ws:// is plain)".to_owned(),
+            ));
+        }
         TlsMode::Starttls => {
             let mut tcp = tcp;
             starttls_negotiate(&mut FrameReader::new(&mut tcp), domain).await?;

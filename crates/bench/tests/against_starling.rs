@@ -260,3 +260,65 @@ async fn hostile_shapes_are_measured_against_their_size() {
     assert_eq!(field(&report, "connections"), "2", "{:?}", report.lines);
     assert_eq!(field(&report, "closed"), "0", "{:?}", report.lines);
 }
+
+/// Issue 17 item 11: the same scenarios over XMPP over WebSocket (RFC 7395) at
+/// `/xmpp-websocket`: SCRAM login (a loopback WebSocket counts as secure), saturated chat with
+/// stream management (the `<r/>`/`<a/>` exchange over WebSocket messages) and the idle hold.
+#[tokio::test]
+async fn the_scenarios_run_over_websocket() {
+    let server = TestServer::with_users(&USERS[..4], "pw").await;
+    let http = server.http_addr.expect("the test server's HTTP listener");
+    let dir = tempfile::tempdir().unwrap();
+    let ws_target = |sm: bool| {
+        let cache = ScramCache::load(Some(&dir.path().join("scram")), "pw").unwrap();
+        let mut t = Target::new(
+            http,
+            server.domain.clone(),
+            TlsMode::Off,
+            Mech::ScramSha1,
+            "pw".into(),
+            cache,
+        )
+        .unwrap();
+        t.ws_url = Some(format!("ws://{http}/xmpp-websocket"));
+        t.sm = sm;
+        Arc::new(t)
+    };
+    let opts = scenario::chat::ChatOpts {
+        users: users(4),
+        concurrency: 4,
+        rate: 0,
+        window: 8,
+        warmup: Duration::from_millis(100),
+        duration: Duration::from_millis(500),
+        server_pid: None,
+    };
+    let report = scenario::chat::run(&ws_target(true), &opts).await;
+    let received: u64 = field(&report, "received").parse().unwrap();
+    assert!(received > 0, "{:?}", report.lines);
+    assert_eq!(field(&report, "late_or_lost"), "0", "{:?}", report.lines);
+
+    let opts = scenario::idle::IdleOpts {
+        users: users(4),
+        concurrency: 4,
+        settle: Duration::from_millis(100),
+        server_pid: std::process::id(),
+    };
+    let report = scenario::idle::run(&ws_target(false), &opts).await.unwrap();
+    assert_eq!(field(&report, "held"), "4", "{:?}", report.lines);
+    assert_eq!(field(&report, "failed"), "0", "{:?}", report.lines);
+
+    // STARTTLS has no meaning on a ws:// connection.
+    let mut t = Target::new(
+        http,
+        server.domain.clone(),
+        TlsMode::Starttls,
+        Mech::ScramSha1,
+        "pw".into(),
+        ScramCache::load(None, "pw").unwrap(),
+    )
+    .unwrap();
+    t.ws_url = Some(format!("ws://{http}/xmpp-websocket"));
+    let e = starling_bench::xmpp::connect(&t).await.err().unwrap();
+    assert!(e.to_string().contains("--tls off"), "{e}");
+}

@@ -41,11 +41,16 @@ pub const PATH: &str = "/xmpp-websocket";
 
 /// Records written and not yet sent, beyond which a write waits for the socket.
 const MAX_PENDING: usize = 256 * 1024;
-/// Output buffer capacity kept by an idle connection.
-const KEEP_CAPACITY: usize = 4096;
-/// The WebSocket reader's buffer (tungstenite reads into it; its default is 128 KiB, which
-/// every idle connection would hold).
-const READ_BUFFER: usize = 8 * 1024;
+/// Output buffer capacity kept by an idle connection (as a TCP connection's, whose chat messages
+/// and presences fit).
+const KEEP_CAPACITY: usize = 512;
+/// The WebSocket reader's buffer (tungstenite reads into it, at most this much per read, and
+/// every connection holds it for its lifetime: its default, 128 KiB, would be the bulk of an idle
+/// connection's memory). A larger message grows it as needed.
+const READ_BUFFER: usize = 2 * 1024;
+/// Frames queued in the WebSocket beyond which it writes to the socket before the connection
+/// flushes: the frames of one flush go out in one write, not one each.
+const WRITE_BATCH: usize = 4 * 1024;
 /// Bytes a message may hold beyond the largest stanza: the connection's parser enforces the
 /// stanza limit itself (a `policy-violation` stream error); only far larger messages are
 /// refused by the WebSocket layer (close code 1009).
@@ -99,8 +104,8 @@ async fn upgrade(
     ws.max_message_size(max_message)
         .max_frame_size(max_message)
         .read_buffer_size(READ_BUFFER)
-        // Each message goes out when written: the connection batches its own output.
-        .write_buffer_size(0)
+        // The connection's records of one flush go out together (one write, as on TCP).
+        .write_buffer_size(WRITE_BATCH)
         .on_upgrade(move |socket| {
             let WebSocketService {
                 c2s,
