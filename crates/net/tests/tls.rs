@@ -297,6 +297,25 @@ async fn sni_picks_certificate_among_two_hosts() {
     );
 }
 
+/// A host's service subdomains (`conference.`, `upload.`, whose names an ACME certificate of the
+/// host carries) get the host's certificate, the nearest host winning; an unrelated name still
+/// gets the first host's.
+#[tokio::test]
+async fn subdomain_sni_gets_its_hosts_certificate() {
+    let dir = TempDir::new("sni-sub");
+    let (a, a_der) = pem_host(dir.path(), "a.example");
+    let (b, b_der) = pem_host(dir.path(), "b.example");
+    let (sub, sub_der) = pem_host(dir.path(), "chat.b.example");
+    let manager = TlsManager::load(&[a, b, sub], dir.path()).unwrap();
+    let c = Client::default();
+    let by = async |name| served_by(manager.direct_tls_config(), &c, name).await;
+    assert_eq!(by("conference.b.example").await, b_der);
+    assert_eq!(by("upload.chat.b.example").await, sub_der);
+    assert_eq!(by("conference.a.example").await, a_der);
+    assert_eq!(by("xb.example").await, a_der);
+    assert_eq!(manager.leaf_certificate("pubsub.b.example").unwrap(), b_der);
+}
+
 #[tokio::test]
 async fn starttls_config_serves_stream_domain_without_sni() {
     let dir = TempDir::new("starttls");

@@ -68,12 +68,25 @@ struct SniResolver {
     default: usize,
 }
 
+impl KeyTable {
+    /// The host serving `name` (normalised): the host itself, else the nearest host it is a
+    /// subdomain of (`conference.example.org` → `example.org`, whose ACME certificate names its
+    /// service subdomains too).
+    fn find(&self, name: &str) -> Option<usize> {
+        if let Some(&i) = self.index.get(name) {
+            return Some(i);
+        }
+        name.match_indices('.')
+            .find_map(|(dot, _)| self.index.get(&name[dot + 1..]).copied())
+    }
+}
+
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         // rustls hands us the SNI already lowercased.
         let i = client_hello
             .server_name()
-            .and_then(|name| self.table.index.get(name).copied())
+            .and_then(|name| self.table.find(name))
             .unwrap_or(self.default);
         self.table.keys.get(i).cloned()
     }
@@ -98,7 +111,7 @@ impl Snapshot {
     /// Host index for a domain (SNI or stream `to`), falling back to the first host.
     fn host_index(&self, domain: &str) -> usize {
         let key = normalize_domain(domain);
-        self.table.index.get(&key).copied().unwrap_or(0)
+        self.table.find(&key).unwrap_or(0)
     }
 }
 
@@ -275,6 +288,18 @@ fn normalize_domain(domain: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Where the certificate and key of a host without configured files live:
+/// `<data_dir>/certs/<domain>.crt` and `.key` (`domain` normalised). Self-signed when the
+/// manager generated them; ACME (the `starling-acme` crate) writes its certificates there too,
+/// then calls [`TlsManager::reload`].
+pub fn managed_certificate_paths(data_dir: &Path, domain: &str) -> (PathBuf, PathBuf) {
+    let dir = data_dir.join("certs");
+    (
+        dir.join(format!("{domain}.crt")),
+        dir.join(format!("{domain}.key")),
+    )
+}
+
 /// Validates the host list and resolves file paths.
 fn sources(hosts: &[HostTls], data_dir: &Path) -> Result<Vec<Source>, TlsError> {
     if hosts.is_empty() {
@@ -298,10 +323,10 @@ fn sources(hosts: &[HostTls], data_dir: &Path) -> Result<Vec<Source>, TlsError> 
                 self_signed: false,
             },
             (None, None) => {
-                let dir = data_dir.join("certs");
+                let (certificate, key) = managed_certificate_paths(data_dir, &domain);
                 Source {
-                    certificate: dir.join(format!("{domain}.crt")),
-                    key: dir.join(format!("{domain}.key")),
+                    certificate,
+                    key,
                     domain,
                     self_signed: true,
                 }
