@@ -72,6 +72,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "pubsub",
             "muc",
             "http",
+            "acme",
         ],
     ),
     ("log", &["level"]),
@@ -136,6 +137,16 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
     ),
     ("components", &["listen", "secrets"]),
     ("http", &["listen", "tls_listen", "public_url"]),
+    (
+        "acme",
+        &[
+            "enabled",
+            "contact",
+            "directory",
+            "ca_file",
+            "renew_before_days",
+        ],
+    ),
     (
         "archive",
         &["enabled", "retention_days", "max_messages", "max_page_size"],
@@ -273,6 +284,8 @@ pub struct Config {
     pub muc: MucConfig,
     /// `[http]`: the HTTP listener (health and readiness today).
     pub http: HttpConfig,
+    /// `[acme]`: certificates from an ACME CA (RFC 8555), obtained and renewed by the server.
+    pub acme: AcmeConfig,
 }
 
 /// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
@@ -774,6 +787,47 @@ impl Default for HttpConfig {
     }
 }
 
+/// Let's Encrypt's production ACME directory, `[acme] directory`'s default.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (untrusted certificates, for trying a setup out).
+pub const LETS_ENCRYPT_STAGING_DIRECTORY: &str =
+    "https://acme-staging-v02.api.letsencrypt.org/directory";
+/// Accepted range of `acme.renew_before_days`.
+pub const RENEW_BEFORE_DAYS_RANGE: (u64, u64) = (1, 180);
+
+/// `[acme]` section: certificates without effort. When enabled, every host without configured
+/// `certificate`/`key` gets a certificate from the CA for itself and its service subdomains
+/// (`conference.`, `pubsub.`, …), validated over HTTP-01 on the HTTP listener (the CA connects
+/// to port 80), kept in `<data_dir>/certs/` and renewed before expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcmeConfig {
+    /// Whether the server obtains certificates (default false).
+    pub enabled: bool,
+    /// The account's contact, a `mailto:` URL (an address written without `mailto:` gets it).
+    /// Required when enabled.
+    pub contact: Option<String>,
+    /// The CA's directory URL, `https://` (default [`LETS_ENCRYPT_DIRECTORY`]).
+    pub directory: String,
+    /// A PEM certificate to trust as the root of the CA's own HTTPS instead of the system's
+    /// roots (a private CA, or pebble's test CA); default none.
+    pub ca_file: Option<PathBuf>,
+    /// Renew this many days before expiry, or with a third of the lifetime left if that comes
+    /// sooner (default 30).
+    pub renew_before_days: u64,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            enabled: false,
+            contact: None,
+            directory: LETS_ENCRYPT_DIRECTORY.to_owned(),
+            ca_file: None,
+            renew_before_days: 30,
+        }
+    }
+}
+
 /// A shared secret: never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -898,6 +952,7 @@ impl Default for Config {
             muc: MucConfig::default(),
             registration: RegistrationConfig::default(),
             http: HttpConfig::default(),
+            acme: AcmeConfig::default(),
         }
     }
 }

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use starling_config::{
-    ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
-    HostConfig, HttpConfig, LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig,
-    PushConfig, RegistrationConfig, RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend,
-    StorageConfig, StreamManagementConfig,
+    AcmeConfig, ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError,
+    ConfigErrors, HostConfig, HttpConfig, LETS_ENCRYPT_DIRECTORY, LETS_ENCRYPT_STAGING_DIRECTORY,
+    LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig, PushConfig, RegistrationConfig,
+    RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig,
+    StreamManagementConfig,
 };
 
 const EXAMPLE: &str = include_str!(concat!(
@@ -475,6 +476,7 @@ archive = false
             tls_listen: vec![addr("0.0.0.0:8443")],
             public_url: Some("https://chat.example.org/xmpp".into()),
         },
+        acme: AcmeConfig::default(),
     };
     let config = parse(text).unwrap();
     assert_eq!(config, expected);
@@ -1762,4 +1764,82 @@ fn http_address_conflicts_with_c2s() {
     let (k, _, m) = one_error("[http]\nlisten = [\"127.0.0.1:5280\", \"127.0.0.1:5280\"]\n");
     assert_eq!(k, "http.listen[1]");
     assert_eq!(m, "address 127.0.0.1:5280 is also used by http.listen[0]");
+}
+
+#[test]
+fn acme_section() {
+    let defaults = parse("").unwrap().acme;
+    assert_eq!(defaults, AcmeConfig::default());
+    assert!(!defaults.enabled);
+    assert_eq!(defaults.directory, LETS_ENCRYPT_DIRECTORY);
+    assert_eq!(defaults.renew_before_days, 30);
+
+    let config = parse(
+        "[acme]\nenabled = true\ncontact = \"admin@example.org\"\n\
+         directory = \"https://localhost:14000/dir\"\nca_file = \"pebble.pem\"\n\
+         renew_before_days = 10\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.acme,
+        AcmeConfig {
+            enabled: true,
+            contact: Some("mailto:admin@example.org".into()),
+            directory: "https://localhost:14000/dir".into(),
+            ca_file: Some("pebble.pem".into()),
+            renew_before_days: 10,
+        }
+    );
+    let staging = format!("[acme]\ndirectory = \"{LETS_ENCRYPT_STAGING_DIRECTORY}\"\n");
+    assert_eq!(
+        parse(&staging).unwrap().acme.directory,
+        LETS_ENCRYPT_STAGING_DIRECTORY
+    );
+}
+
+#[test]
+fn acme_errors_name_their_key() {
+    assert_eq!(
+        one_error("[acme]\nenabled = true\n"),
+        (
+            "acme.contact".into(),
+            Some(2),
+            "acme.contact is required when ACME is enabled (the CA's notices about the account \
+             go there), like \"mailto:admin@example.org\""
+                .into()
+        )
+    );
+    assert_eq!(
+        one_error("[acme]\ncontact = \"mailto:a@b.org?subject=x\"\n"),
+        (
+            "acme.contact".into(),
+            Some(2),
+            "\"mailto:a@b.org?subject=x\" is not one e-mail address like \"mailto:admin@example.org\""
+                .into()
+        )
+    );
+    assert_eq!(
+        one_error("[acme]\ncontact = \"admin\"\n").2,
+        "must be an e-mail address like \"mailto:admin@example.org\""
+    );
+    assert_eq!(
+        one_error("[acme]\ndirectory = \"http://ca.example/dir\"\n").0,
+        "acme.directory"
+    );
+    assert_eq!(
+        one_error("[acme]\nrenew_before_days = 0\n").0,
+        "acme.renew_before_days"
+    );
+    assert_eq!(
+        one_error(
+            "[http]\nlisten = []\n[acme]\nenabled = true\ncontact = \"mailto:a@example.org\"\n"
+        ),
+        (
+            "http.listen".into(),
+            Some(2),
+            "ACME validates over plain HTTP (HTTP-01): [http] listen needs an address, like \
+             [\"0.0.0.0:80\"]"
+                .into()
+        )
+    );
 }
