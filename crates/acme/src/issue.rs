@@ -274,7 +274,8 @@ async fn authorization_failures(order: &mut instant_acme::Order, host: &str) -> 
                 continue;
             }
         };
-        if state.status == AuthorizationStatus::Valid {
+        // Still pending: the CA stopped at another name's failure.
+        if state.status != AuthorizationStatus::Invalid {
             continue;
         }
         let domain = state.identifier().to_string();

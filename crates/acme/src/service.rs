@@ -116,6 +116,11 @@ impl Acme {
         })
     }
 
+    /// The pending HTTP-01 challenges, for [`routes`](crate::routes).
+    pub fn challenges(&self) -> Challenges {
+        self.challenges.clone()
+    }
+
     /// The certificates kept.
     pub fn targets(&self) -> &[Target] {
         &self.targets
@@ -292,11 +297,10 @@ impl Acme {
         let dropped = issued.dropped;
         for failure in &dropped {
             tracing::warn!(
-                domain = %failure.domain,
-                problem = %failure.problem,
-                detail = %failure.detail,
                 "ACME: {} left out of {host}'s certificate: {}: {}",
-                failure.domain, failure.problem, failure.detail
+                failure.domain,
+                failure.problem,
+                failure.detail
             );
         }
         let mut retry = None;
@@ -326,21 +330,23 @@ impl Acme {
             s.last_failures = failures.clone();
         });
         if let Some(first) = failures.first() {
-            let others: Vec<String> = failures.iter().skip(1).map(ToString::to_string).collect();
+            // One line: the first failure in full, the others by name and problem type.
+            let others: Vec<String> = failures
+                .iter()
+                .skip(1)
+                .map(|f| format!("{}: {}", f.domain, f.problem))
+                .collect();
+            let others = if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", others.join(", "))
+            };
             tracing::warn!(
-                domain = %first.domain,
-                problem = %first.problem,
-                detail = %first.detail,
                 retry_in_s = delay.as_secs(),
-                "ACME: no certificate for {}: {}: {}{}",
+                "ACME: no certificate for {}: {}: {}{others}",
                 first.domain,
                 first.problem,
                 first.detail,
-                if others.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (also: {})", others.join("; "))
-                }
             );
         }
         now + delay

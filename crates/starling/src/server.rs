@@ -72,6 +72,8 @@ pub struct RunningServer {
     /// order.
     pub http_addrs: Vec<SocketAddr>,
     pub tls: Arc<TlsManager>,
+    /// The ACME service, when `[acme]` is enabled.
+    pub acme: Option<Arc<starling_acme::Acme>>,
     pub router: Arc<Router>,
     c2s: Arc<C2sShared>,
     storage: SqliteStorage,
@@ -454,13 +456,18 @@ pub async fn start_with_modules(
             .unwrap_or_default(),
         listening: listening.clone(),
     });
-    let app = starling_http::router(readiness, &starling_http::HttpSettings::default()).merge(
+    let mut app = starling_http::router(readiness, &starling_http::HttpSettings::default()).merge(
         starling_http::websocket::routes(starling_http::websocket::WebSocketService {
             c2s: shared.clone(),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
         }),
     );
+    // ACME (`[acme]`): its HTTP-01 challenge route; the service starts once listeners are up.
+    let acme = crate::acme::service(config, &router, &tls);
+    if let Some(acme) = &acme {
+        app = app.merge(starling_acme::routes(acme.challenges()));
+    }
     let mut http_addrs = Vec::new();
     let plain = config.http.listen.iter().map(|a| (*a, false));
     let https = config.http.tls_listen.iter().map(|a| (*a, true));
@@ -491,12 +498,16 @@ pub async fn start_with_modules(
     .await?;
     // Every listener is bound and accepting.
     listening.store(true, Ordering::Release);
+    if let Some(acme) = &acme {
+        tracker.spawn(acme.clone().run(shutdown.clone()));
+    }
     Ok(RunningServer {
         starttls_addrs,
         direct_tls_addrs,
         component_addrs,
         http_addrs,
         tls,
+        acme,
         router,
         c2s: shared,
         storage,
