@@ -83,6 +83,8 @@ pub struct Status {
     pub last_failures: Vec<Failure>,
     /// Certificates installed since start.
     pub installed: u32,
+    /// After a failure: no new request before this time.
+    pub retry_at: Option<SystemTime>,
 }
 
 /// The ACME service of a server.
@@ -236,8 +238,7 @@ impl Acme {
         if status.last_failures.is_empty() || current.is_none() {
             return None;
         }
-        let at = status.last_attempt_delay(&self.settings).map(|d| now + d)?;
-        (at > now).then_some(at)
+        status.retry_at.filter(|at| *at > now)
     }
 
     async fn account(&self, host: &str) -> Result<Account, Failure> {
@@ -313,6 +314,7 @@ impl Acme {
                 s.failures += 1;
                 retry = s.last_attempt_delay(&self.settings);
             }
+            s.retry_at = retry.map(|d| now + d);
             s.last_failures = dropped.clone();
         });
         match retry {
@@ -327,6 +329,7 @@ impl Acme {
         self.update(host, |s| {
             s.failures += 1;
             delay = s.last_attempt_delay(&self.settings).unwrap_or(delay);
+            s.retry_at = Some(now + delay);
             s.last_failures = failures.clone();
         });
         if let Some(first) = failures.first() {

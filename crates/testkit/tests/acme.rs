@@ -65,6 +65,8 @@ struct Pebble {
     dir: tempfile::TempDir,
     acme_port: u16,
     management_port: u16,
+    /// pebble-challtestsrv's management port (mock DNS records).
+    dns_management_port: u16,
     /// Trusts the test CA of pebble's own HTTPS (not the CA pebble issues from).
     https_roots: Arc<ClientConfig>,
     _dns: Process,
@@ -105,6 +107,7 @@ impl Pebble {
         std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
 
         let (acme_port, management_port, dns_port) = (free_port(), free_port(), free_port());
+        let dns_management_port = free_port();
         let mut config = serde_json::json!({
             "pebble": {
                 "listenAddress": format!("127.0.0.1:{acme_port}"),
@@ -129,7 +132,7 @@ impl Pebble {
                 .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
                 .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
                 .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-                .args(["-management", &format!("127.0.0.1:{}", free_port())])
+                .args(["-management", &format!("127.0.0.1:{dns_management_port}")])
                 .stdout(log("challtestsrv.log"))
                 .stderr(Stdio::null())
                 .spawn()
@@ -158,6 +161,7 @@ impl Pebble {
             dir,
             acme_port,
             management_port,
+            dns_management_port,
             https_roots,
             _dns: dns,
             _pebble: pebble,
@@ -173,6 +177,23 @@ impl Pebble {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("pebble did not start: {}", pebble.log());
+    }
+
+    /// Makes `name` resolve to `ip` for pebble (challtestsrv's `/add-a`).
+    async fn add_a(&self, name: &str, ip: &str) {
+        let body = serde_json::json!({ "host": name, "addresses": [ip] }).to_string();
+        let request = format!(
+            "POST /add-a HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.dns_management_port))
+            .await
+            .unwrap();
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     }
 
     fn directory(&self) -> String {
@@ -469,4 +490,136 @@ async fn unreachable_challenge_is_reported_with_domain_and_problem() {
     assert!(failed[0].contains(" WARN "), "{}", failed[0]);
     assert!(failed[0].contains(&expected), "{}", failed[0]);
     server.stop().await;
+}
+
+/// A service subdomain whose validation fails (its name leads pebble to 127.0.0.2, where nothing
+/// listens) does not cost the host its certificate: the order is made again without it, the
+/// certificate installed, and the subdomain's failure logged on one line and kept.
+#[tokio::test]
+async fn failing_subdomain_is_left_out_and_reported() {
+    let logs = Logs::default();
+    let _guard = logs.install();
+    let http_port = free_port();
+    let Some(pebble) = Pebble::start(http_port, None).await else {
+        return;
+    };
+    pebble.add_a("pubsub.starling.test", "127.0.0.2").await;
+    let server = server(&pebble, http_port).await;
+    let acme = server.server().acme.clone().expect("ACME enabled");
+    let status = tokio::time::timeout(
+        Duration::from_secs(60),
+        acme.wait_for(DOMAIN, |s| {
+            s.installed > 0 || s.certificate.is_none() && s.failures > 0
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no answer within 60 s; pebble says: {}", pebble.log()));
+    assert_eq!(status.installed, 1, "{status:?}");
+    assert_eq!(
+        status.certificate.as_ref().unwrap().names,
+        ["starling.test", "conference.starling.test"]
+    );
+    assert_eq!(status.last_failures.len(), 1, "{status:?}");
+    let failure = &status.last_failures[0];
+    assert_eq!(failure.domain, "pubsub.starling.test");
+    assert_eq!(failure.problem, "urn:ietf:params:acme:error:connection");
+    assert!(failure.detail.contains("127.0.0.2"), "{failure:?}");
+    let expected = format!(
+        "ACME: pubsub.starling.test left out of starling.test's certificate: \
+         urn:ietf:params:acme:error:connection: {}",
+        failure.detail
+    );
+    let lines = logs.lines();
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(&expected)).count(),
+        1,
+        "{lines:#?}"
+    );
+    server.stop().await;
+}
+
+/// Retries with backoff: the first request fails (the challenge route is not reachable yet: no
+/// HTTP listener on pebble's port), the service waits `retry_first` and succeeds once the route
+/// is served; the failure count is reset. The service here runs alone, with a TLS manager and
+/// the HTTP listener of the server's crates, for a one-second first retry delay.
+#[tokio::test]
+async fn retries_after_a_failure() {
+    let http_port = free_port();
+    let Some(pebble) = Pebble::start(http_port, None).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = starling_net::HostTls {
+        domain: DOMAIN.into(),
+        certificate: None,
+        key: None,
+    };
+    let tls = Arc::new(starling_net::TlsManager::load(&[host], dir.path()).unwrap());
+    let hosts = [starling_acme::HostNames {
+        domain: DOMAIN.into(),
+        services: Vec::new(),
+    }];
+    let mut settings = starling_acme::AcmeSettings::new(
+        pebble.directory(),
+        "mailto:admin@starling.test".into(),
+        dir.path().to_path_buf(),
+    );
+    settings.ca_file = Some(pebble.ca_file());
+    settings.retry_first = Duration::from_secs(1);
+    let challenges = starling_acme::Challenges::default();
+    let acme = starling_acme::Acme::new(
+        settings,
+        starling_acme::targets(&hosts, dir.path()),
+        tls.clone(),
+        challenges.clone(),
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let service = tokio::spawn(acme.clone().run(shutdown.clone()));
+
+    let failed = tokio::time::timeout(
+        Duration::from_secs(60),
+        acme.wait_for(DOMAIN, |s| s.failures > 0 || s.installed > 0),
+    )
+    .await
+    .expect("a first attempt");
+    assert_eq!((failed.failures, failed.installed), (1, 0), "{failed:?}");
+    assert_eq!(
+        failed.last_failures[0].problem,
+        "urn:ietf:params:acme:error:connection"
+    );
+    let failed_at = std::time::Instant::now();
+
+    // Now serve the challenge route where pebble looks.
+    let listener = starling_http::HttpListener::bind(SocketAddr::from(([127, 0, 0, 1], http_port)))
+        .await
+        .unwrap();
+    let http = tokio::spawn(listener.serve(
+        starling_acme::routes(challenges),
+        shutdown.clone(),
+        starling_http::ListenerLimits::default(),
+    ));
+    let done = tokio::time::timeout(
+        Duration::from_secs(60),
+        acme.wait_for(DOMAIN, |s| s.installed > 0 || s.failures > 1),
+    )
+    .await
+    .expect("a second attempt");
+    assert_eq!(
+        (done.failures, done.installed),
+        (0, 1),
+        "{done:?} {}",
+        pebble.log()
+    );
+    assert!(failed_at.elapsed() < Duration::from_secs(30));
+    // The TLS manager serves it (reloaded by the service).
+    let served = tls.leaf_certificate(DOMAIN).unwrap();
+    assert_eq!(
+        starling_acme::certificate::info_from_der(&served)
+            .unwrap()
+            .serial,
+        done.certificate.unwrap().serial
+    );
+    shutdown.cancel();
+    service.await.unwrap();
+    http.await.unwrap();
 }
