@@ -1079,6 +1079,17 @@ impl Config {
                 }
             }
         }
+        if self.acme.enabled
+            && let Some(path) = &self.acme.ca_file
+            && let Err(message) = check_pem_file(path, false)
+        {
+            errors.push(ConfigError {
+                file: String::new(),
+                key: "acme.ca_file".to_owned(),
+                line: None,
+                message,
+            });
+        }
         errors
     }
 

@@ -1487,6 +1487,27 @@ fn load_reads_a_file_and_reports_unreadable_ones() {
 }
 
 #[test]
+fn check_files_reads_the_acme_ca_file() {
+    let dir = TempDir::new("acme-ca");
+    let not_pem = dir.path().join("junk.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let mut config = Config::default();
+    config.acme.ca_file = Some(not_pem.clone());
+    // Only when ACME is on.
+    assert_eq!(config.check_files(), vec![]);
+    config.acme.enabled = true;
+    let errors = config.check_files();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key, "acme.ca_file");
+    std::fs::write(
+        &not_pem,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    assert_eq!(config.check_files(), vec![]);
+}
+
+#[test]
 fn check_files_finds_missing_and_non_pem_files() {
     let dir = TempDir::new("files");
     let cert = dir.path().join("fullchain.pem");
