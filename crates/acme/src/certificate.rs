@@ -183,31 +183,6 @@ pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
-/// Installs a new key and chain for the TLS manager to read: the old certificate is removed
-/// first, then the key and the chain are written (each to a temporary file, synced, renamed). A
-/// crash in between leaves no certificate, which the TLS manager answers with a new self-signed
-/// pair at the next start (and ACME with a new request), never a certificate beside a key it
-/// does not belong to.
-pub fn install(
-    cert_path: &Path,
-    key_path: &Path,
-    chain_pem: &str,
-    key_pem: &str,
-) -> io::Result<()> {
-    for path in [cert_path, key_path] {
-        if let Some(dir) = path.parent() {
-            create_private_dir(dir)?;
-        }
-    }
-    match fs::remove_file(cert_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    write_atomically(key_path, key_pem.as_bytes(), 0o600)?;
-    write_atomically(cert_path, chain_pem.as_bytes(), 0o644)
-}
-
 pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
@@ -324,24 +299,5 @@ mod tests {
         assert!(info.self_signed);
         assert_eq!(unix_seconds(info.not_before), 1_893_456_000);
         assert_eq!(unix_seconds(info.not_after), 1_901_232_000);
-    }
-
-    #[test]
-    fn install_writes_key_private_and_replaces_the_certificate() {
-        let dir = tempfile::tempdir().unwrap();
-        let (crt, key) = (
-            dir.path().join("certs/a.crt"),
-            dir.path().join("certs/a.key"),
-        );
-        install(&crt, &key, "CHAIN1", "KEY1").unwrap();
-        install(&crt, &key, "CHAIN2", "KEY2").unwrap();
-        assert_eq!(fs::read_to_string(&crt).unwrap(), "CHAIN2");
-        assert_eq!(fs::read_to_string(&key).unwrap(), "KEY2");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&key).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
     }
 }

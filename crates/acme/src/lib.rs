@@ -14,7 +14,7 @@
 //!   route the HTTP listener serves;
 //! * `account`: the ACME account, kept in `<data_dir>/acme/account.json` (mode 0600);
 //! * `issue`: one request, from order to downloaded chain (instant-acme does the protocol);
-//! * [`certificate`]: reading what is on disk, deciding when to renew, installing files;
+//! * [`certificate`]: reading what is on disk, deciding when to renew;
 //! * [`service`]: the loop that checks, requests, installs, retries and logs.
 //!
 //! # Hazards

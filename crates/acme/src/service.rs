@@ -1,6 +1,6 @@
 //! The renewal loop: every certificate checked at start and whenever its renewal time comes,
 //! requested when [`certificate::plan`] says so, installed in place of the old one and
-//! hot-swapped through [`TlsManager::reload`] (new handshakes get it; established connections
+//! hot-swapped through [`TlsManager::install_managed`] (new handshakes get it; established connections
 //! keep theirs). A failure is one warning line naming the domain, the ACME problem type and the
 //! detail, and the next attempt comes after a delay that doubles with each failure.
 
@@ -260,13 +260,13 @@ impl Acme {
 
     async fn install(&self, target: &Target, host: &str, issued: issue::Issued) -> SystemTime {
         let now = SystemTime::now();
-        let (cert_path, key_path) = (target.certificate.clone(), target.key.clone());
+        let cert_path = target.certificate.clone();
         let tls = self.tls.clone();
         let chain = issued.chain_pem.clone();
+        let domain = host.to_owned();
         let written = tokio::task::spawn_blocking(move || {
-            certificate::install(&cert_path, &key_path, &chain, &issued.key_pem)
-                .map_err(|e| format!("cannot write {}: {e}", cert_path.display()))?;
-            tls.reload().map_err(|e| format!("TLS reload: {e}"))?;
+            tls.install_managed(&domain, chain.as_bytes(), issued.key_pem.as_bytes())
+                .map_err(|e| e.to_string())?;
             certificate::read_info(&cert_path).map_err(|e| e.to_string())
         })
         .await

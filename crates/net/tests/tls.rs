@@ -316,6 +316,71 @@ async fn subdomain_sni_gets_its_hosts_certificate() {
     assert_eq!(manager.leaf_certificate("pubsub.b.example").unwrap(), b_der);
 }
 
+/// What ACME obtained replaces a managed (self-signed) pair on disk and in the configs; a bad
+/// pair or a host with configured files changes nothing.
+#[tokio::test]
+async fn install_managed_replaces_the_self_signed_pair() {
+    let dir = TempDir::new("install");
+    let managed = HostTls {
+        domain: "a.example".into(),
+        certificate: None,
+        key: None,
+    };
+    let (configured, configured_der) = pem_host(dir.path(), "b.example");
+    let manager = TlsManager::load(&[managed, configured], dir.path()).unwrap();
+    let (crt, key) = starling_net::managed_certificate_paths(dir.path(), "a.example");
+    assert_eq!(crt, dir.path().join("certs/a.example.crt"));
+    let self_signed = std::fs::read(&crt).unwrap();
+
+    let (cert_pem, key_pem, der) = make_cert("a.example", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (_, other_key, _) = make_cert("a.example", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let err = manager
+        .install_managed("a.example", cert_pem.as_bytes(), other_key.as_bytes())
+        .unwrap_err();
+    assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err}");
+    assert_eq!(std::fs::read(&crt).unwrap(), self_signed);
+    assert!(matches!(
+        manager.install_managed("b.example", cert_pem.as_bytes(), key_pem.as_bytes()),
+        Err(TlsError::NotManaged(_))
+    ));
+    assert!(matches!(
+        manager.install_managed("c.example", cert_pem.as_bytes(), key_pem.as_bytes()),
+        Err(TlsError::UnknownHost(_))
+    ));
+
+    manager
+        .install_managed("A.example", cert_pem.as_bytes(), key_pem.as_bytes())
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&crt).unwrap(), cert_pem);
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), key_pem);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let c = Client::default();
+    assert_eq!(
+        served_by(manager.direct_tls_config(), &c, "a.example").await,
+        der
+    );
+    assert_eq!(
+        served_by(manager.direct_tls_config(), &c, "b.example").await,
+        configured_der
+    );
+    // And it is what the next start loads.
+    let again = TlsManager::load(
+        &[HostTls {
+            domain: "a.example".into(),
+            certificate: None,
+            key: None,
+        }],
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(again.leaf_certificate("a.example").unwrap(), der);
+}
+
 #[tokio::test]
 async fn starttls_config_serves_stream_domain_without_sni() {
     let dir = TempDir::new("starttls");

@@ -174,6 +174,62 @@ impl TlsManager {
         Ok(())
     }
 
+    /// Replaces the certificate chain and key of a host whose pair the server manages (no
+    /// files configured: `<data_dir>/certs/<domain>.crt` and `.key`, see
+    /// [`managed_certificate_paths`]), then reloads every host. ACME installs what it obtained
+    /// through this.
+    ///
+    /// The pair is checked first (PEM, key matching the leaf), and nothing is written if it is
+    /// bad. Then, under the reload lock (a concurrent [`reload`](Self::reload) never sees half
+    /// of it): the old certificate is removed, the key and the chain written (each via a
+    /// temporary file, synced, renamed; the key mode 0600). A crash in between leaves no
+    /// certificate, which the next load answers with a new self-signed pair, never a
+    /// certificate beside a key it does not belong to. Blocking.
+    pub fn install_managed(
+        &self,
+        domain: &str,
+        chain_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<(), TlsError> {
+        let _guard = self
+            .reload_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let sources = self.snapshot().sources.clone();
+        let domain = normalize_domain(domain);
+        let source = sources
+            .iter()
+            .find(|s| s.domain == domain)
+            .ok_or_else(|| TlsError::UnknownHost(domain.clone()))?;
+        if !source.self_signed {
+            return Err(TlsError::NotManaged(domain));
+        }
+        certified_key(
+            &self.provider,
+            chain_pem,
+            &source.certificate,
+            key_pem,
+            &source.key,
+        )?;
+        if let Some(dir) = source.certificate.parent() {
+            create_private_dir(dir)?;
+        }
+        match fs::remove_file(&source.certificate) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(TlsError::Write {
+                    path: source.certificate.clone(),
+                    source: e,
+                });
+            }
+        }
+        write_atomically(&source.key, key_pem, 0o600)?;
+        write_atomically(&source.certificate, chain_pem, 0o644)?;
+        self.install(build_snapshot(&self.provider, sources)?);
+        Ok(())
+    }
+
     /// `ServerConfig` for direct TLS (XEP-0368): certificate chosen by SNI, the fallback (first)
     /// host's for no or unknown SNI. It selects no ALPN protocol, so every client can connect
     /// whatever it offers (rustls aborts with `no_application_protocol` when the server has an
@@ -435,7 +491,19 @@ fn load_certified_key(
     key_path: &Path,
 ) -> Result<CertifiedKey, TlsError> {
     let cert_pem = read(FileKind::Certificate, cert_path)?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+    let key_pem = read(FileKind::Key, key_path)?;
+    certified_key(provider, &cert_pem, cert_path, &key_pem, key_path)
+}
+
+/// A chain and key from PEM text (the paths for error messages), checked to belong together.
+fn certified_key(
+    provider: &CryptoProvider,
+    cert_pem: &[u8],
+    cert_path: &Path,
+    key_pem: &[u8],
+    key_path: &Path,
+) -> Result<CertifiedKey, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(FileKind::Certificate, cert_path, e))?;
     if chain.is_empty() {
@@ -444,8 +512,7 @@ fn load_certified_key(
         });
     }
 
-    let key_pem = read(FileKind::Key, key_path)?;
-    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+    let key = match PrivateKeyDer::from_pem_slice(key_pem) {
         Ok(key) => key,
         Err(pem::Error::NoItemsFound) => {
             return Err(TlsError::NoKey {
