@@ -75,6 +75,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "web",
             "external_services",
             "upload",
+            "acme",
         ],
     ),
     ("log", &["level"]),
@@ -152,6 +153,16 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "max_file_size",
             "quota_per_user",
             "expire_after_days",
+        ],
+    ),
+    (
+        "acme",
+        &[
+            "enabled",
+            "contact",
+            "directory",
+            "ca_file",
+            "renew_before_days",
         ],
     ),
     (
@@ -301,6 +312,8 @@ pub struct Config {
     /// `[upload]`: HTTP file upload (XEP-0363) at `upload.<host>`, files served by the HTTP
     /// listener.
     pub upload: UploadConfig,
+    /// `[acme]`: certificates from an ACME CA (RFC 8555), obtained and renewed by the server.
+    pub acme: AcmeConfig,
 }
 
 /// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
@@ -973,6 +986,47 @@ pub const MAX_UPLOAD_FILE_SIZE: u64 = 1 << 40;
 /// Largest accepted `upload.expire_after_days` (about 100 years).
 pub const MAX_UPLOAD_EXPIRE_DAYS: u64 = 36_500;
 
+/// Let's Encrypt's production ACME directory, `[acme] directory`'s default.
+pub const LETS_ENCRYPT_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory (untrusted certificates, for trying a setup out).
+pub const LETS_ENCRYPT_STAGING_DIRECTORY: &str =
+    "https://acme-staging-v02.api.letsencrypt.org/directory";
+/// Accepted range of `acme.renew_before_days`.
+pub const RENEW_BEFORE_DAYS_RANGE: (u64, u64) = (1, 180);
+
+/// `[acme]` section: certificates without effort. When enabled, every host without configured
+/// `certificate`/`key` gets a certificate from the CA for itself and its service subdomains
+/// (`conference.`, `pubsub.`, …), validated over HTTP-01 on the HTTP listener (the CA connects
+/// to port 80), kept in `<data_dir>/certs/` and renewed before expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcmeConfig {
+    /// Whether the server obtains certificates (default false).
+    pub enabled: bool,
+    /// The account's contact, a `mailto:` URL (an address written without `mailto:` gets it).
+    /// Required when enabled.
+    pub contact: Option<String>,
+    /// The CA's directory URL, `https://` (default [`LETS_ENCRYPT_DIRECTORY`]).
+    pub directory: String,
+    /// A PEM certificate to trust as the root of the CA's own HTTPS instead of the system's
+    /// roots (a private CA, or pebble's test CA); default none.
+    pub ca_file: Option<PathBuf>,
+    /// Renew this many days before expiry, or with a third of the lifetime left if that comes
+    /// sooner (default 30).
+    pub renew_before_days: u64,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            enabled: false,
+            contact: None,
+            directory: LETS_ENCRYPT_DIRECTORY.to_owned(),
+            ca_file: None,
+            renew_before_days: 30,
+        }
+    }
+}
+
 /// A shared secret: never printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -1100,6 +1154,7 @@ impl Default for Config {
             web: WebConfig::default(),
             external_services: ExternalServicesConfig::default(),
             upload: UploadConfig::default(),
+            acme: AcmeConfig::default(),
         }
     }
 }
@@ -1225,6 +1280,17 @@ impl Config {
                     });
                 }
             }
+        }
+        if self.acme.enabled
+            && let Some(path) = &self.acme.ca_file
+            && let Err(message) = check_pem_file(path, false)
+        {
+            errors.push(ConfigError {
+                file: String::new(),
+                key: "acme.ca_file".to_owned(),
+                line: None,
+                message,
+            });
         }
         errors
     }

@@ -339,6 +339,10 @@ impl Cx<'_> {
             self.read_external_services(services, config);
         }
 
+        if let Some(acme) = self.section(root, "acme") {
+            self.read_acme(acme, config);
+        }
+
         if let Some(archive) = self.section(root, "archive") {
             let p = "archive";
             if let Some(b) = self.bool(archive, p, "enabled") {
@@ -1160,6 +1164,39 @@ impl Cx<'_> {
         ok.then_some(addrs)
     }
 
+    fn read_acme(&mut self, acme: &DeTable<'_>, config: &mut Config) {
+        let p = "acme";
+        if let Some(b) = self.bool(acme, p, "enabled") {
+            config.acme.enabled = b;
+        }
+        if let Some((key, value)) = self.value(acme, p, "contact")
+            && let Some(contact) = self.as_string(&key, value)
+        {
+            match check_acme_contact(&contact) {
+                Ok(contact) => config.acme.contact = Some(contact),
+                Err(why) => self.error(&key, Some(value.span()), why),
+            }
+        }
+        if let Some((key, value)) = self.value(acme, p, "directory")
+            && let Some(url) = self.as_string(&key, value)
+        {
+            let host = url.strip_prefix("https://").unwrap_or_default();
+            if host.is_empty() || host.starts_with('/') || host.contains(char::is_whitespace) {
+                let message = "must be an https:// URL (RFC 8555 §6.1), like \"https://acme-v02.api.letsencrypt.org/directory\"";
+                self.error(&key, Some(value.span()), message);
+            } else {
+                config.acme.directory = url;
+            }
+        }
+        if let Some(path) = self.path(acme, p, "ca_file") {
+            config.acme.ca_file = Some(path);
+        }
+        let (min, max) = crate::RENEW_BEFORE_DAYS_RANGE;
+        if let Some(n) = self.uint(acme, p, "renew_before_days", min, max) {
+            config.acme.renew_before_days = n;
+        }
+    }
+
     /// Whether an error was already reported for `key` or an entry of it (`key[i]`).
     fn failed(&self, key: &str) -> bool {
         self.errors.iter().any(|e| {
@@ -1181,6 +1218,17 @@ impl Cx<'_> {
                 let key = format!("admins[{i}]");
                 let message = format!("{admin} is not at one of the hosts ([[host]] domains)");
                 self.error_near(&key, &[&key], message);
+            }
+        }
+        // ACME needs someone to tell about the account, and a plain HTTP listener for HTTP-01.
+        if config.acme.enabled && !self.failed("acme.enabled") {
+            if config.acme.contact.is_none() && !self.failed("acme.contact") {
+                let message = "acme.contact is required when ACME is enabled (the CA's notices about the account go there), like \"mailto:admin@example.org\"";
+                self.error_near("acme.contact", &["acme.enabled", "acme"], message);
+            }
+            if config.http.listen.is_empty() && !self.failed("http.listen") {
+                let message = "ACME validates over plain HTTP (HTTP-01): [http] listen needs an address, like [\"0.0.0.0:80\"]";
+                self.error_near("http.listen", &["http.listen", "acme.enabled"], message);
             }
         }
         let c = &config.c2s;
@@ -1447,6 +1495,27 @@ fn check_converse_url(url: &str) -> Result<String, String> {
         return Err("must not contain quotes, ';', ',', '<', '>', '\\' or '`'".to_owned());
     }
     Ok(url)
+}
+
+/// `[acme] contact`: an e-mail address, with or without `mailto:` (RFC 8555 §7.3 and RFC 6068),
+/// returned as a `mailto:` URL; one address, no query (Let's Encrypt refuses `?` and `,`).
+fn check_acme_contact(contact: &str) -> Result<String, String> {
+    let address = contact.strip_prefix("mailto:").unwrap_or(contact);
+    let (local, domain) = address
+        .split_once('@')
+        .ok_or("must be an e-mail address like \"mailto:admin@example.org\"")?;
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "?,<>\"@".contains(c);
+    if local.is_empty()
+        || domain.is_empty()
+        || !domain.contains('.')
+        || address.chars().any(|c| c != '@' && bad(c))
+        || domain.contains('@')
+    {
+        return Err(format!(
+            "{contact:?} is not one e-mail address like \"mailto:admin@example.org\""
+        ));
+    }
+    Ok(format!("mailto:{address}"))
 }
 
 /// `[http] public_url`: `http://` or `https://`, a host, an optional port and path; no query,

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use starling_config::{
-    ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError, ConfigErrors,
-    HostConfig, HttpConfig, LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig,
-    PushConfig, RegistrationConfig, RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend,
-    StorageConfig, StreamManagementConfig, UploadConfig,
+    AcmeConfig, ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError,
+    ConfigErrors, HostConfig, HttpConfig, LETS_ENCRYPT_DIRECTORY, LETS_ENCRYPT_STAGING_DIRECTORY,
+    LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig, PushConfig, RegistrationConfig,
+    RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig,
+    StreamManagementConfig, UploadConfig,
 };
 use starling_config::{
     ExternalService, ExternalServiceType, ExternalServicesConfig, ExternalTransport, WebConfig,
@@ -540,6 +541,7 @@ expire_after_days = 0
             quota_per_user: 5000,
             expire_after_days: 0,
         },
+        acme: AcmeConfig::default(),
     };
     let config = parse(text).unwrap();
     assert_eq!(config, expected);
@@ -1629,6 +1631,27 @@ fn load_reads_a_file_and_reports_unreadable_ones() {
 }
 
 #[test]
+fn check_files_reads_the_acme_ca_file() {
+    let dir = TempDir::new("acme-ca");
+    let not_pem = dir.path().join("junk.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let mut config = Config::default();
+    config.acme.ca_file = Some(not_pem.clone());
+    // Only when ACME is on.
+    assert_eq!(config.check_files(), vec![]);
+    config.acme.enabled = true;
+    let errors = config.check_files();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key, "acme.ca_file");
+    std::fs::write(
+        &not_pem,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    assert_eq!(config.check_files(), vec![]);
+}
+
+#[test]
 fn check_files_finds_missing_and_non_pem_files() {
     let dir = TempDir::new("files");
     let cert = dir.path().join("fullchain.pem");
@@ -2087,4 +2110,82 @@ fn external_services_errors_name_key_and_line() {
 fn the_turn_secret_is_never_printed() {
     let config = parse("[external_services]\nturn_secret = \"sixteen chars at least\"\n").unwrap();
     assert!(!format!("{config:?}").contains("sixteen"));
+}
+
+#[test]
+fn acme_section() {
+    let defaults = parse("").unwrap().acme;
+    assert_eq!(defaults, AcmeConfig::default());
+    assert!(!defaults.enabled);
+    assert_eq!(defaults.directory, LETS_ENCRYPT_DIRECTORY);
+    assert_eq!(defaults.renew_before_days, 30);
+
+    let config = parse(
+        "[acme]\nenabled = true\ncontact = \"admin@example.org\"\n\
+         directory = \"https://localhost:14000/dir\"\nca_file = \"pebble.pem\"\n\
+         renew_before_days = 10\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.acme,
+        AcmeConfig {
+            enabled: true,
+            contact: Some("mailto:admin@example.org".into()),
+            directory: "https://localhost:14000/dir".into(),
+            ca_file: Some("pebble.pem".into()),
+            renew_before_days: 10,
+        }
+    );
+    let staging = format!("[acme]\ndirectory = \"{LETS_ENCRYPT_STAGING_DIRECTORY}\"\n");
+    assert_eq!(
+        parse(&staging).unwrap().acme.directory,
+        LETS_ENCRYPT_STAGING_DIRECTORY
+    );
+}
+
+#[test]
+fn acme_errors_name_their_key() {
+    assert_eq!(
+        one_error("[acme]\nenabled = true\n"),
+        (
+            "acme.contact".into(),
+            Some(2),
+            "acme.contact is required when ACME is enabled (the CA's notices about the account \
+             go there), like \"mailto:admin@example.org\""
+                .into()
+        )
+    );
+    assert_eq!(
+        one_error("[acme]\ncontact = \"mailto:a@b.org?subject=x\"\n"),
+        (
+            "acme.contact".into(),
+            Some(2),
+            "\"mailto:a@b.org?subject=x\" is not one e-mail address like \"mailto:admin@example.org\""
+                .into()
+        )
+    );
+    assert_eq!(
+        one_error("[acme]\ncontact = \"admin\"\n").2,
+        "must be an e-mail address like \"mailto:admin@example.org\""
+    );
+    assert_eq!(
+        one_error("[acme]\ndirectory = \"http://ca.example/dir\"\n").0,
+        "acme.directory"
+    );
+    assert_eq!(
+        one_error("[acme]\nrenew_before_days = 0\n").0,
+        "acme.renew_before_days"
+    );
+    assert_eq!(
+        one_error(
+            "[http]\nlisten = []\n[acme]\nenabled = true\ncontact = \"mailto:a@example.org\"\n"
+        ),
+        (
+            "http.listen".into(),
+            Some(2),
+            "ACME validates over plain HTTP (HTTP-01): [http] listen needs an address, like \
+             [\"0.0.0.0:80\"]"
+                .into()
+        )
+    );
 }

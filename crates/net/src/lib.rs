@@ -36,4 +36,4 @@
 
 pub mod tls;
 
-pub use tls::{HostTls, TlsError, TlsManager, tls_exporter};
+pub use tls::{HostTls, TlsError, TlsManager, managed_certificate_paths, tls_exporter};

@@ -297,6 +297,90 @@ async fn sni_picks_certificate_among_two_hosts() {
     );
 }
 
+/// A host's service subdomains (`conference.`, `upload.`, whose names an ACME certificate of the
+/// host carries) get the host's certificate, the nearest host winning; an unrelated name still
+/// gets the first host's.
+#[tokio::test]
+async fn subdomain_sni_gets_its_hosts_certificate() {
+    let dir = TempDir::new("sni-sub");
+    let (a, a_der) = pem_host(dir.path(), "a.example");
+    let (b, b_der) = pem_host(dir.path(), "b.example");
+    let (sub, sub_der) = pem_host(dir.path(), "chat.b.example");
+    let manager = TlsManager::load(&[a, b, sub], dir.path()).unwrap();
+    let c = Client::default();
+    let by = async |name| served_by(manager.direct_tls_config(), &c, name).await;
+    assert_eq!(by("conference.b.example").await, b_der);
+    assert_eq!(by("upload.chat.b.example").await, sub_der);
+    assert_eq!(by("conference.a.example").await, a_der);
+    assert_eq!(by("xb.example").await, a_der);
+    assert_eq!(manager.leaf_certificate("pubsub.b.example").unwrap(), b_der);
+}
+
+/// What ACME obtained replaces a managed (self-signed) pair on disk and in the configs; a bad
+/// pair or a host with configured files changes nothing.
+#[tokio::test]
+async fn install_managed_replaces_the_self_signed_pair() {
+    let dir = TempDir::new("install");
+    let managed = HostTls {
+        domain: "a.example".into(),
+        certificate: None,
+        key: None,
+    };
+    let (configured, configured_der) = pem_host(dir.path(), "b.example");
+    let manager = TlsManager::load(&[managed, configured], dir.path()).unwrap();
+    let (crt, key) = starling_net::managed_certificate_paths(dir.path(), "a.example");
+    assert_eq!(crt, dir.path().join("certs/a.example.crt"));
+    let self_signed = std::fs::read(&crt).unwrap();
+
+    let (cert_pem, key_pem, der) = make_cert("a.example", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (_, other_key, _) = make_cert("a.example", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let err = manager
+        .install_managed("a.example", cert_pem.as_bytes(), other_key.as_bytes())
+        .unwrap_err();
+    assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err}");
+    assert_eq!(std::fs::read(&crt).unwrap(), self_signed);
+    assert!(matches!(
+        manager.install_managed("b.example", cert_pem.as_bytes(), key_pem.as_bytes()),
+        Err(TlsError::NotManaged(_))
+    ));
+    assert!(matches!(
+        manager.install_managed("c.example", cert_pem.as_bytes(), key_pem.as_bytes()),
+        Err(TlsError::UnknownHost(_))
+    ));
+
+    manager
+        .install_managed("A.example", cert_pem.as_bytes(), key_pem.as_bytes())
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&crt).unwrap(), cert_pem);
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), key_pem);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let c = Client::default();
+    assert_eq!(
+        served_by(manager.direct_tls_config(), &c, "a.example").await,
+        der
+    );
+    assert_eq!(
+        served_by(manager.direct_tls_config(), &c, "b.example").await,
+        configured_der
+    );
+    // And it is what the next start loads.
+    let again = TlsManager::load(
+        &[HostTls {
+            domain: "a.example".into(),
+            certificate: None,
+            key: None,
+        }],
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(again.leaf_certificate("a.example").unwrap(), der);
+}
+
 #[tokio::test]
 async fn starttls_config_serves_stream_domain_without_sni() {
     let dir = TempDir::new("starttls");

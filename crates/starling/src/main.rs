@@ -435,11 +435,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let domains: Vec<&str> = config.hosts.iter().map(|h| h.domain.as_str()).collect();
     tracing::info!("serving {}", domains.join(", "));
     for h in config.hosts.iter().filter(|h| h.certificate.is_none()) {
-        tracing::info!(
-            "{}: using a self-signed certificate from {}/certs (clients will ask you to trust it)",
-            h.domain,
-            config.data_dir.display()
-        );
+        let by_acme = server.acme.as_ref().is_some_and(|acme| {
+            acme.targets()
+                .iter()
+                .any(|t| t.names.first() == Some(&h.domain))
+        });
+        if by_acme {
+            tracing::info!(
+                "{}: certificate managed by ACME ({}), kept in {}/certs",
+                h.domain,
+                config.acme.directory,
+                config.data_dir.display()
+            );
+        } else {
+            tracing::info!(
+                "{}: using a self-signed certificate from {}/certs (clients will ask you to trust it)",
+                h.domain,
+                config.data_dir.display()
+            );
+        }
     }
     if let Some(d) = domains.first() {
         tracing::info!(

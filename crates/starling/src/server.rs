@@ -73,6 +73,8 @@ pub struct RunningServer {
     /// order.
     pub http_addrs: Vec<SocketAddr>,
     pub tls: Arc<TlsManager>,
+    /// The ACME service, when `[acme]` is enabled.
+    pub acme: Option<Arc<starling_acme::Acme>>,
     pub router: Arc<Router>,
     upload: Option<Arc<starling_upload::Upload>>,
     c2s: Arc<C2sShared>,
@@ -485,6 +487,8 @@ pub async fn start_with_modules(
         }) as Arc<dyn starling_http::MetricsSource>
     });
     let mut http_listeners = Vec::new();
+    // ACME (`[acme]`): its HTTP-01 challenge route; the service starts once listeners are up.
+    let acme = crate::acme::service(config, &router, &tls);
     let mut http_addrs = Vec::new();
     let plain = config.http.listen.iter().map(|a| (*a, false));
     let https = config.http.tls_listen.iter().map(|a| (*a, true));
@@ -521,6 +525,9 @@ pub async fn start_with_modules(
         starling_http::bosh::BoshService::new(shared.clone(), shutdown.clone(), tracker.clone()),
     ));
     let mut app = app;
+    if let Some(acme) = &acme {
+        app = app.merge(starling_acme::routes(acme.challenges()));
+    }
     if let Some(u) = &upload {
         // Merged after the listener's body limit and timeout layers: the upload routes bring
         // their own (see `starling_upload`). URLs on `[http] public_url`, or the first address
@@ -555,12 +562,16 @@ pub async fn start_with_modules(
     .await?;
     // Every listener is bound and accepting.
     listening.store(true, Ordering::Release);
+    if let Some(acme) = &acme {
+        tracker.spawn(acme.clone().run(shutdown.clone()));
+    }
     Ok(RunningServer {
         starttls_addrs,
         direct_tls_addrs,
         component_addrs,
         http_addrs,
         tls,
+        acme,
         router,
         upload,
         c2s: shared,

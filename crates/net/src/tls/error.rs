@@ -36,6 +36,14 @@ pub enum TlsError {
     /// The same domain appears twice in the host list.
     #[error("host {0}: listed more than once")]
     DuplicateDomain(String),
+    /// [`TlsManager::install_managed`](crate::TlsManager::install_managed) for a domain that is
+    /// no host.
+    #[error("{0}: not a host")]
+    UnknownHost(String),
+    /// [`TlsManager::install_managed`](crate::TlsManager::install_managed) for a host whose
+    /// certificate files are configured: they are the operator's.
+    #[error("host {0}: its certificate files are configured, not managed by the server")]
+    NotManaged(String),
     /// Only one of `certificate` / `key` was configured.
     #[error("host {0}: certificate and key must be configured together")]
     IncompleteHost(String),

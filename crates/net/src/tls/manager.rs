@@ -68,12 +68,25 @@ struct SniResolver {
     default: usize,
 }
 
+impl KeyTable {
+    /// The host serving `name` (normalised): the host itself, else the nearest host it is a
+    /// subdomain of (`conference.example.org` → `example.org`, whose ACME certificate names its
+    /// service subdomains too).
+    fn find(&self, name: &str) -> Option<usize> {
+        if let Some(&i) = self.index.get(name) {
+            return Some(i);
+        }
+        name.match_indices('.')
+            .find_map(|(dot, _)| self.index.get(&name[dot + 1..]).copied())
+    }
+}
+
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         // rustls hands us the SNI already lowercased.
         let i = client_hello
             .server_name()
-            .and_then(|name| self.table.index.get(name).copied())
+            .and_then(|name| self.table.find(name))
             .unwrap_or(self.default);
         self.table.keys.get(i).cloned()
     }
@@ -98,7 +111,7 @@ impl Snapshot {
     /// Host index for a domain (SNI or stream `to`), falling back to the first host.
     fn host_index(&self, domain: &str) -> usize {
         let key = normalize_domain(domain);
-        self.table.index.get(&key).copied().unwrap_or(0)
+        self.table.find(&key).unwrap_or(0)
     }
 }
 
@@ -157,6 +170,62 @@ impl TlsManager {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let sources = sources(hosts, &self.data_dir)?;
+        self.install(build_snapshot(&self.provider, sources)?);
+        Ok(())
+    }
+
+    /// Replaces the certificate chain and key of a host whose pair the server manages (no
+    /// files configured: `<data_dir>/certs/<domain>.crt` and `.key`, see
+    /// [`managed_certificate_paths`]), then reloads every host. ACME installs what it obtained
+    /// through this.
+    ///
+    /// The pair is checked first (PEM, key matching the leaf), and nothing is written if it is
+    /// bad. Then, under the reload lock (a concurrent [`reload`](Self::reload) never sees half
+    /// of it): the old certificate is removed, the key and the chain written (each via a
+    /// temporary file, synced, renamed; the key mode 0600). A crash in between leaves no
+    /// certificate, which the next load answers with a new self-signed pair, never a
+    /// certificate beside a key it does not belong to. Blocking.
+    pub fn install_managed(
+        &self,
+        domain: &str,
+        chain_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<(), TlsError> {
+        let _guard = self
+            .reload_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let sources = self.snapshot().sources.clone();
+        let domain = normalize_domain(domain);
+        let source = sources
+            .iter()
+            .find(|s| s.domain == domain)
+            .ok_or_else(|| TlsError::UnknownHost(domain.clone()))?;
+        if !source.self_signed {
+            return Err(TlsError::NotManaged(domain));
+        }
+        certified_key(
+            &self.provider,
+            chain_pem,
+            &source.certificate,
+            key_pem,
+            &source.key,
+        )?;
+        if let Some(dir) = source.certificate.parent() {
+            create_private_dir(dir)?;
+        }
+        match fs::remove_file(&source.certificate) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(TlsError::Write {
+                    path: source.certificate.clone(),
+                    source: e,
+                });
+            }
+        }
+        write_atomically(&source.key, key_pem, 0o600)?;
+        write_atomically(&source.certificate, chain_pem, 0o644)?;
         self.install(build_snapshot(&self.provider, sources)?);
         Ok(())
     }
@@ -275,6 +344,18 @@ fn normalize_domain(domain: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// Where the certificate and key of a host without configured files live:
+/// `<data_dir>/certs/<domain>.crt` and `.key` (`domain` normalised). Self-signed when the
+/// manager generated them; ACME (the `starling-acme` crate) writes its certificates there too,
+/// then calls [`TlsManager::reload`].
+pub fn managed_certificate_paths(data_dir: &Path, domain: &str) -> (PathBuf, PathBuf) {
+    let dir = data_dir.join("certs");
+    (
+        dir.join(format!("{domain}.crt")),
+        dir.join(format!("{domain}.key")),
+    )
+}
+
 /// Validates the host list and resolves file paths.
 fn sources(hosts: &[HostTls], data_dir: &Path) -> Result<Vec<Source>, TlsError> {
     if hosts.is_empty() {
@@ -298,10 +379,10 @@ fn sources(hosts: &[HostTls], data_dir: &Path) -> Result<Vec<Source>, TlsError> 
                 self_signed: false,
             },
             (None, None) => {
-                let dir = data_dir.join("certs");
+                let (certificate, key) = managed_certificate_paths(data_dir, &domain);
                 Source {
-                    certificate: dir.join(format!("{domain}.crt")),
-                    key: dir.join(format!("{domain}.key")),
+                    certificate,
+                    key,
                     domain,
                     self_signed: true,
                 }
@@ -410,7 +491,19 @@ fn load_certified_key(
     key_path: &Path,
 ) -> Result<CertifiedKey, TlsError> {
     let cert_pem = read(FileKind::Certificate, cert_path)?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+    let key_pem = read(FileKind::Key, key_path)?;
+    certified_key(provider, &cert_pem, cert_path, &key_pem, key_path)
+}
+
+/// A chain and key from PEM text (the paths for error messages), checked to belong together.
+fn certified_key(
+    provider: &CryptoProvider,
+    cert_pem: &[u8],
+    cert_path: &Path,
+    key_pem: &[u8],
+    key_path: &Path,
+) -> Result<CertifiedKey, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(FileKind::Certificate, cert_path, e))?;
     if chain.is_empty() {
@@ -419,8 +512,7 @@ fn load_certified_key(
         });
     }
 
-    let key_pem = read(FileKind::Key, key_path)?;
-    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+    let key = match PrivateKeyDer::from_pem_slice(key_pem) {
         Ok(key) => key,
         Err(pem::Error::NoItemsFound) => {
             return Err(TlsError::NoKey {

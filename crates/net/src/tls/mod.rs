@@ -7,4 +7,4 @@ mod manager;
 
 pub use any_cert::AcceptAnyCert;
 pub use error::{FileKind, TlsError};
-pub use manager::{ALPN_XMPP_CLIENT, HostTls, TlsManager, tls_exporter};
+pub use manager::{ALPN_XMPP_CLIENT, HostTls, TlsManager, managed_certificate_paths, tls_exporter};
