@@ -25,7 +25,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
 
 mkdirSync(shots, { recursive: true });
-const verdicts = { converse_login: "fail", converse_chat: "fail" };
+const verdicts = { converse_login: "fail", converse_chat: "fail", converse_upload: "fail" };
 function report() {
   for (const [name, v] of Object.entries(verdicts)) {
     const line = `browser/${name} ${v}`;
@@ -181,12 +181,27 @@ try {
   await screenshot(page, "reply-shown");
   log("bob's reply is shown in alice's chat");
 
-  // 5. TODO(issue 17 item 10, XEP-0363): alice uploads a small file through Converse's upload
-  // button and bob downloads it (GET on the URL in the <x xmlns='jabber:x:oob'/> of the
-  // message he gets), comparing bytes. HTTP upload is not on main yet; add the step (and a
-  // browser/converse_upload verdict) when it is.
-
   verdicts.converse_chat = "pass";
+
+  // 5. XEP-0363: alice shares a small file through Converse's upload button (Converse asks
+  // upload.localhost for a slot, PUTs the file, sends the GET URL with an XEP-0066 <x/>); bob
+  // gets the message and downloads the file over HTTP, byte for byte.
+  const content = `A file from Chromium ${Date.now()}\n`;
+  const input = page.locator(`converse-chat[jid="bob@${DOMAIN}"] input[type="file"]`);
+  await input.setInputFiles({ name: "hello.txt", mimeType: "text/plain", buffer: Buffer.from(content) });
+  const shared = await until("the shared file's URL at bob", () =>
+    bob.inbox.find((s) => s.is("message") && s.getChild("x", "jabber:x:oob")));
+  if (!shared.attrs.from?.startsWith(`alice@${DOMAIN}/`)) throw new Error(`file from ${shared.attrs.from}`);
+  const url = shared.getChild("x", "jabber:x:oob").getChildText("url");
+  if (!url?.includes("/upload/")) throw new Error(`oob url ${url}`);
+  const download = await fetch(url);
+  const body = await download.text();
+  if (download.status !== 200 || body !== content) {
+    throw new Error(`download ${download.status}: ${JSON.stringify(body)}`);
+  }
+  log(`bob got ${url} from ${shared.attrs.from} and downloaded it (${body.length} bytes, as sent)`);
+  await screenshot(page, "file-shared");
+  verdicts.converse_upload = "pass";
 } catch (e) {
   console.error(`browser: ${e.stack || e}`);
   if (page) await screenshot(page, "failure").catch(() => {});

@@ -2,7 +2,7 @@
 # Real-browser test (issue 17 item 10): Debian's chromium, headless, driven by playwright-core,
 # opens Starling's /web page (Converse.js served from a local `npm install converse.js`), logs in
 # as alice, adds bob (an @xmpp/client TCP client) through Converse's "Add a contact" form, and
-# exchanges messages both ways. See tests/browser/README.md.
+# exchanges messages both ways; then alice shares a file (XEP-0363) and bob downloads it. See tests/browser/README.md.
 #
 # Takes about 10 s (plus about a minute for npm the first time), under 3 minutes in any case.
 #
