@@ -24,6 +24,23 @@ pub struct Opening<'a> {
     pub to: Option<&'a str>,
 }
 
+impl Opening<'_> {
+    /// The id's value (after `id='` written by the caller), `from`, `to` when valid, version and
+    /// language: what both framings' openings carry (RFC 6120 §4.7, RFC 7395 §3.3.2).
+    fn write_attributes(&self, out: &mut String) {
+        out.push_str(self.id);
+        out.push_str("' from='");
+        starling_proto::element::escape_attr(self.from, out);
+        out.push('\'');
+        if let Some(to) = self.to.filter(|f| Jid::new(f).is_ok()) {
+            out.push_str(" to='");
+            starling_proto::element::escape_attr(to, out);
+            out.push('\'');
+        }
+        out.push_str(" version='1.0' xml:lang='en'");
+    }
+}
+
 /// A connection's framing (see the module docs).
 pub trait Framing: Send + Sync {
     /// Whether whitespace may be sent between elements and STARTTLS or a TLS handshake may
@@ -105,16 +122,8 @@ impl Framing for XmlStream {
             "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
              xmlns:stream='http://etherx.jabber.org/streams' id='",
         );
-        out.push_str(opening.id);
-        out.push_str("' from='");
-        starling_proto::element::escape_attr(opening.from, out);
-        out.push('\'');
-        if let Some(to) = opening.to.filter(|f| Jid::new(f).is_ok()) {
-            out.push_str(" to='");
-            starling_proto::element::escape_attr(to, out);
-            out.push('\'');
-        }
-        out.push_str(" version='1.0' xml:lang='en'>");
+        opening.write_attributes(out);
+        out.push('>');
     }
 
     fn write_closing(&self, out: &mut String) {
@@ -180,8 +189,14 @@ impl WebSocketFraming {
 
     fn end_record(out: &mut String, start: usize) {
         let len = out.len() - start - RECORD_HEADER;
-        // Same width, so this overwrites the placeholder in place.
-        out.replace_range(start..start + 8, &format!("{len:08x}"));
+        // Eight hex digits over the placeholder, in place and without a temporary string:
+        // this runs for every stanza written to a WebSocket.
+        let mut digits = [b'0'; 8];
+        for (i, d) in digits.iter_mut().rev().enumerate() {
+            *d = b"0123456789abcdef"[(len >> (4 * i)) & 0xf];
+        }
+        let hex = std::str::from_utf8(&digits).unwrap_or("00000000");
+        out.replace_range(start..start + 8, hex);
     }
 }
 
@@ -277,16 +292,8 @@ impl Framing for WebSocketFraming {
     fn write_opening(&self, opening: &Opening<'_>, out: &mut String) {
         let start = Self::start_record(out);
         out.push_str("<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' id='");
-        out.push_str(opening.id);
-        out.push_str("' from='");
-        starling_proto::element::escape_attr(opening.from, out);
-        out.push('\'');
-        if let Some(to) = opening.to.filter(|f| Jid::new(f).is_ok()) {
-            out.push_str(" to='");
-            starling_proto::element::escape_attr(to, out);
-            out.push('\'');
-        }
-        out.push_str(" version='1.0' xml:lang='en'/>");
+        opening.write_attributes(out);
+        out.push_str("/>");
         Self::end_record(out, start);
     }
 
