@@ -8,6 +8,9 @@
 #
 #   tests/browser/run.sh                                  # builds Starling first
 #   STARLING_BIN=/path/to/starling tests/browser/run.sh   # uses that binary, no build
+#   tests/browser/run.sh profanity     # bob is Profanity in tmux instead (not in CI; needs
+#                                      # Debian's profanity and tmux): contact, chat, a file
+#                                      # each way (tests/browser/converse_profanity.mjs)
 #
 # Needs: chromium (Debian package; or CHROMIUM=/path), node and npm (it installs
 # playwright-core, converse.js and @xmpp/client into $BUILD/browser when missing), bash.
@@ -15,6 +18,8 @@
 # Artifacts in $BUILD/browser: screenshots/*.png, screenshots/console.log (the page's console),
 # server.log, results.txt. Prints browser/<case> pass|fail; exits non-zero on failure.
 set -euo pipefail
+MODE=${1:-xmppjs}
+case $MODE in xmppjs|profanity) ;; *) echo "usage: $0 [profanity]" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 BUILD=${BROWSER_BUILD_DIR:-$ROOT/target}
@@ -43,7 +48,12 @@ if ! { have playwright-core 1.65.2 && have converse.js 14.0.0 && have @xmpp/clie
     (cd "$DIR" && timeout 300 npm install --silent --no-audit --no-fund \
         playwright-core@1.65.2 converse.js@14.0.0 @xmpp/client@0.14.0)
 fi
-cp tests/browser/converse.mjs "$DIR/"
+cp tests/browser/converse.mjs tests/browser/converse_profanity.mjs "$DIR/"
+if [ "$MODE" = profanity ]; then
+    for tool in profanity tmux; do
+        command -v "$tool" > /dev/null || { echo "browser: $tool is missing (apt-get install -y profanity tmux)" >&2; exit 2; }
+    done
+fi
 
 DATA=
 SERVER_PID=
@@ -52,6 +62,7 @@ cleanup() {
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    if [ -n "${TMUX_SESSION:-}" ]; then tmux kill-session -t "$TMUX_SESSION" 2>/dev/null || true; fi
     if [ -n "$DATA" ]; then rm -rf "$DATA"; fi
 }
 trap cleanup EXIT
@@ -100,7 +111,34 @@ echo "== chromium + Converse.js"
 rm -rf "$DIR/screenshots"
 : > "$DIR/results.txt"
 status=0
-timeout 150 node "$DIR/converse.mjs" "$P3" "$P1" "$DIR/screenshots" "$DIR/results.txt" || status=$?
+if [ "$MODE" = profanity ]; then
+    # bob in Profanity, logged in over STARTTLS with a fresh HOME (no trusted certificates:
+    # Starling's self-signed one is accepted with /tls allow, as a newcomer would).
+    TMUX_SESSION=starling-browser-$$
+    mkdir -p "$DATA/profanity-home"
+    tmux new-session -d -s "$TMUX_SESSION" -x 200 -y 50 \
+        "env HOME=$DATA/profanity-home TERM=xterm-256color profanity"
+    prof_wait() {
+        for _ in $(seq 150); do
+            tmux capture-pane -p -t "$TMUX_SESSION" | grep -qF -- "$1" && return 0
+            sleep 0.1
+        done
+        echo "browser: Profanity never showed '$1':" >&2
+        tmux capture-pane -p -t "$TMUX_SESSION" >&2
+        exit 1
+    }
+    prof_type() { tmux send-keys -t "$TMUX_SESSION" -l -- "$1"; tmux send-keys -t "$TMUX_SESSION" Enter; }
+    prof_wait "/help"
+    prof_type "/connect bob@localhost server 127.0.0.1 port $P1 tls force"
+    prof_wait "Enter password"
+    prof_type "pw"
+    prof_wait "/tls allow"
+    prof_type "/tls allow"
+    prof_wait "logged in successfully"
+    timeout 180 node "$DIR/converse_profanity.mjs" "$P3" "$TMUX_SESSION" "$DIR/screenshots" "$DIR/results.txt" || status=$?
+else
+    timeout 150 node "$DIR/converse.mjs" "$P3" "$P1" "$DIR/screenshots" "$DIR/results.txt" || status=$?
+fi
 # Stop the server now so that what it logs while ending the sessions is in the log, and show
 # its errors (they do not change the verdicts).
 kill "$SERVER_PID" 2>/dev/null || true
