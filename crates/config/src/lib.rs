@@ -76,6 +76,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "external_services",
             "upload",
             "acme",
+            "s2s",
         ],
     ),
     ("log", &["level"]),
@@ -153,6 +154,22 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "max_file_size",
             "quota_per_user",
             "expire_after_days",
+        ],
+    ),
+    (
+        "s2s",
+        &[
+            "listen",
+            "direct_tls_listen",
+            "ca_file",
+            "hosts",
+            "require_tls",
+            "dialback",
+            "dialback_secret",
+            "max_stanza_size",
+            "max_queued_stanzas",
+            "connect_timeout",
+            "idle_timeout",
         ],
     ),
     (
@@ -314,6 +331,8 @@ pub struct Config {
     pub upload: UploadConfig,
     /// `[acme]`: certificates from an ACME CA (RFC 8555), obtained and renewed by the server.
     pub acme: AcmeConfig,
+    /// `[s2s]`: federation with other servers (RFC 6120 server-to-server).
+    pub s2s: S2sConfig,
 }
 
 /// `[pep]` section (XEP-0163 personal eventing: OMEMO keys, avatars, bookmarks, nicknames).
@@ -765,6 +784,62 @@ pub const MAX_INVITE_LIFETIME: u64 = 365 * 24 * 3600;
 /// Largest `registration.min_password_length`.
 pub const MAX_MIN_PASSWORD_LENGTH: u64 = 1024;
 
+/// `[s2s]` section: federation (RFC 6120 server-to-server streams). Off unless a listener is
+/// configured: outbound connections need it too (a peer verifies our dialback keys by calling
+/// it back).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S2sConfig {
+    /// STARTTLS listeners (port 5269 by convention); default none: federation off.
+    pub listen: Vec<SocketAddr>,
+    /// XEP-0368 direct-TLS listeners (ALPN `xmpp-server`); default none.
+    pub direct_tls_listen: Vec<SocketAddr>,
+    /// PEM bundle of extra CAs trusted for peers' certificates, besides the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// `[s2s.hosts]`: domain → `"address:port"` (or an array of them), instead of DNS.
+    pub hosts: Vec<(String, Vec<SocketAddr>)>,
+    /// Refuse peers that do not encrypt. Default: true.
+    pub require_tls: bool,
+    /// XEP-0220 dialback when a certificate does not verify. Default: true.
+    pub dialback: bool,
+    /// XEP-0185 dialback secret; default: generated once and kept in
+    /// `<data_dir>/s2s/dialback.secret`.
+    pub dialback_secret: Option<Secret>,
+    /// Largest stanza a peer may send. Default: 512 KiB.
+    pub max_stanza_size: usize,
+    /// Stanzas waiting for one remote domain while its connection is negotiated. Default: 10,000.
+    pub max_queued_stanzas: usize,
+    /// From the first stanza for a domain to an authenticated connection; past it the queued
+    /// stanzas get `<remote-server-timeout/>`. Default: 30 s.
+    pub connect_timeout: Duration,
+    /// An authenticated connection idle this long is closed. Default: 600 s.
+    pub idle_timeout: Duration,
+}
+
+impl Default for S2sConfig {
+    fn default() -> Self {
+        S2sConfig {
+            listen: Vec::new(),
+            direct_tls_listen: Vec::new(),
+            ca_file: None,
+            hosts: Vec::new(),
+            require_tls: true,
+            dialback: true,
+            dialback_secret: None,
+            max_stanza_size: 512 * 1024,
+            max_queued_stanzas: 10_000,
+            connect_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl S2sConfig {
+    /// Whether federation is on (a listener is configured).
+    pub fn enabled(&self) -> bool {
+        !self.listen.is_empty() || !self.direct_tls_listen.is_empty()
+    }
+}
+
 /// `[components]` section (XEP-0114).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ComponentsConfig {
@@ -1155,6 +1230,7 @@ impl Default for Config {
             external_services: ExternalServicesConfig::default(),
             upload: UploadConfig::default(),
             acme: AcmeConfig::default(),
+            s2s: S2sConfig::default(),
         }
     }
 }

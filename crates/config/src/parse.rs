@@ -311,6 +311,10 @@ impl Cx<'_> {
             self.read_components(components, config);
         }
 
+        if let Some(s2s) = self.section(root, "s2s") {
+            self.read_s2s(s2s, config);
+        }
+
         if let Some(http) = self.section(root, "http") {
             if let Some(list) = self.addresses(http, "http", "listen") {
                 config.http.listen = list;
@@ -853,6 +857,97 @@ impl Cx<'_> {
                 continue;
             }
             config.components.secrets.push((domain, Secret(secret)));
+        }
+    }
+
+    fn read_s2s(&mut self, table: &DeTable<'_>, config: &mut Config) {
+        let p = "s2s";
+        let c = &mut config.s2s;
+        if let Some(list) = self.addresses(table, p, "listen") {
+            c.listen = list;
+        }
+        if let Some(list) = self.addresses(table, p, "direct_tls_listen") {
+            c.direct_tls_listen = list;
+        }
+        if let Some(path) = self.path(table, p, "ca_file") {
+            c.ca_file = Some(path);
+        }
+        if let Some(b) = self.bool(table, p, "require_tls") {
+            c.require_tls = b;
+        }
+        if let Some(b) = self.bool(table, p, "dialback") {
+            c.dialback = b;
+        }
+        if let Some((key, value)) = self.value(table, p, "dialback_secret")
+            && let Some(secret) = self.as_string(&key, value)
+        {
+            if secret.chars().count() < MIN_COMPONENT_SECRET {
+                let message = format!(
+                    "the dialback secret must be at least {MIN_COMPONENT_SECRET} characters"
+                );
+                self.error(&key, Some(value.span()), message);
+            } else {
+                c.dialback_secret = Some(Secret(secret));
+            }
+        }
+        if let Some(n) = self.usize(table, p, "max_stanza_size", 10_000) {
+            c.max_stanza_size = n;
+        }
+        if let Some(n) = self.usize(table, p, "max_queued_stanzas", 1) {
+            c.max_queued_stanzas = n;
+        }
+        if let Some(n) = self.seconds(table, p, "connect_timeout", 1) {
+            c.connect_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = self.seconds(table, p, "idle_timeout", 1) {
+            c.idle_timeout = Duration::from_secs(n);
+        }
+        let Some((key, value)) = self.value(table, p, "hosts") else {
+            return;
+        };
+        let DeValue::Table(hosts) = value.get_ref() else {
+            self.type_error(&key, value, "a table of domain = \"address:port\"");
+            return;
+        };
+        for (name, target) in hosts.iter() {
+            let raw: &str = name.get_ref();
+            let entry = join(&key, raw);
+            self.spans.insert(entry.clone(), name.span());
+            let domain = match normalise_domain(raw) {
+                Ok(d) => d,
+                Err(message) => {
+                    self.error(&entry, Some(name.span()), message);
+                    continue;
+                }
+            };
+            let texts: Vec<(String, Span)> = match target.get_ref() {
+                DeValue::Array(items) => items
+                    .iter()
+                    .filter_map(|i| match i.get_ref() {
+                        DeValue::String(s) => Some((s.to_string(), i.span())),
+                        _ => None,
+                    })
+                    .collect(),
+                DeValue::String(s) => vec![(s.to_string(), target.span())],
+                _ => {
+                    self.type_error(&entry, target, "\"address:port\" or an array of them");
+                    continue;
+                }
+            };
+            let mut addrs = Vec::new();
+            for (text, span) in texts {
+                match text.parse::<SocketAddr>() {
+                    Ok(a) => addrs.push(a),
+                    Err(_) => {
+                        let message =
+                            format!("{text:?} is not a socket address (like \"127.0.0.2:5269\")");
+                        self.error(&entry, Some(span), message);
+                    }
+                }
+            }
+            if !addrs.is_empty() {
+                config.s2s.hosts.push((domain, addrs));
+            }
         }
     }
 

@@ -542,6 +542,7 @@ expire_after_days = 0
             expire_after_days: 0,
         },
         acme: AcmeConfig::default(),
+        s2s: starling_config::S2sConfig::default(),
     };
     let config = parse(text).unwrap();
     assert_eq!(config, expected);
@@ -2140,6 +2141,62 @@ fn acme_section() {
     assert_eq!(
         parse(&staging).unwrap().acme.directory,
         LETS_ENCRYPT_STAGING_DIRECTORY
+    );
+}
+
+/// Issue 18: `[s2s]` and `[s2s.hosts]` as documented in docs/federation.md.
+#[test]
+fn s2s_section() {
+    let config = parse(
+        "[s2s]\nlisten = [\"0.0.0.0:5269\"]\ndirect_tls_listen = [\"0.0.0.0:5270\"]\n\
+         ca_file = \"peers.pem\"\nrequire_tls = false\ndialback = false\n\
+         dialback_secret = \"a long dialback secret\"\nmax_stanza_size = 100000\n\
+         max_queued_stanzas = 50\nconnect_timeout = 5\nidle_timeout = 60\n\
+         [s2s.hosts]\n\"Example.org\" = \"127.0.0.2:5269\"\n\
+         \"other.example\" = [\"10.0.0.5:5269\", \"[::1]:5270\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.s2s,
+        starling_config::S2sConfig {
+            listen: vec![addr("0.0.0.0:5269")],
+            direct_tls_listen: vec![addr("0.0.0.0:5270")],
+            ca_file: Some(PathBuf::from("peers.pem")),
+            hosts: vec![
+                ("example.org".into(), vec![addr("127.0.0.2:5269")]),
+                (
+                    "other.example".into(),
+                    vec![addr("10.0.0.5:5269"), addr("[::1]:5270")]
+                ),
+            ],
+            require_tls: false,
+            dialback: false,
+            dialback_secret: Some(Secret("a long dialback secret".into())),
+            max_stanza_size: 100_000,
+            max_queued_stanzas: 50,
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+        }
+    );
+    assert!(config.s2s.enabled());
+    assert!(!parse("").unwrap().s2s.enabled());
+}
+
+#[test]
+fn s2s_errors_name_their_key() {
+    assert_eq!(
+        one_error("[s2s]\n[s2s.hosts]\n\"example.org\" = \"nowhere\"\n"),
+        (
+            "s2s.hosts.example.org".into(),
+            Some(3),
+            "\"nowhere\" is not a socket address (like \"127.0.0.2:5269\")".into()
+        )
+    );
+    assert_eq!(one_error("[s2s]\nlisten = [\"x\"]\n").0, "s2s.listen[0]");
+    assert_eq!(one_error("[s2s]\nport = 5269\n").0, "s2s.port");
+    assert_eq!(
+        one_error("[s2s]\ndialback_secret = \"short\"\n").0,
+        "s2s.dialback_secret"
     );
 }
 

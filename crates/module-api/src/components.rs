@@ -19,7 +19,7 @@
 //! domains (XEP-0030 §4).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use starling_proto::{Element, Jid};
@@ -77,6 +77,8 @@ pub enum ComponentError {
 pub struct Components {
     hosts: Vec<String>,
     map: RwLock<HashMap<String, Arc<dyn ComponentHandler>>>,
+    /// Every other domain: server-to-server (RFC 6120), when federation is on.
+    remote: OnceLock<Arc<dyn ComponentHandler>>,
 }
 
 impl Components {
@@ -85,6 +87,7 @@ impl Components {
         Components {
             hosts,
             map: RwLock::default(),
+            remote: OnceLock::new(),
         }
     }
 
@@ -141,6 +144,18 @@ impl Components {
     /// Whether `domain` (canonical) is a component domain.
     pub fn serves(&self, domain: &str) -> bool {
         self.read().contains_key(domain)
+    }
+
+    /// Hands every stanza for a domain that is neither a virtual host nor a component to
+    /// `handler` from now on (the server-to-server service, set once at start). False if one
+    /// was set already.
+    pub fn set_remote(&self, handler: Arc<dyn ComponentHandler>) -> bool {
+        self.remote.set(handler).is_ok()
+    }
+
+    /// What takes stanzas for other servers' domains; `None` without federation.
+    pub fn remote(&self) -> Option<&Arc<dyn ComponentHandler>> {
+        self.remote.get()
     }
 
     /// The component domains `host`'s disco#items shows (XEP-0030 §4), sorted: those under the

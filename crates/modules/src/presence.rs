@@ -536,10 +536,13 @@ impl Presence {
             return None;
         }
         if !ctx.is_local_domain(domain) {
-            // §3.1.2 ("the remote server does not exist"), RFC 6120 §8.3.3.16: there are no
-            // server-to-server connections yet, so no remote domain can be reached. (The
-            // router's own bounce of the routed request would go to the user's bare JID, which
-            // no session receives.)
+            if ctx.components.remote().is_some() {
+                // Another server's contact: that server answers for it (§3.1.3).
+                return None;
+            }
+            // §3.1.2 ("the remote server does not exist"), RFC 6120 §8.3.3.16: federation is
+            // off, so no remote domain can be reached. (The router's own bounce of the routed
+            // request would go to the user's bare JID, which no session receives.)
             return Some(
                 StanzaError::new(StanzaErrorCondition::RemoteServerNotFound)
                     .with_text("remote domains cannot be reached from this server"),

@@ -11,7 +11,8 @@
 //! - to an account that does not exist: `<service-unavailable/>` for messages and IQs, silence for
 //!   presence (§8.5.1, to not reveal whether the account exists);
 //! - to a local domain: IQs to the handler table or `<service-unavailable/>` (RFC 6120 §8.4);
-//! - to another domain: `<remote-server-not-found/>` until federation exists.
+//! - to another domain: the server-to-server service ([`Components::remote`]), or
+//!   `<remote-server-not-found/>` when federation is off.
 //!
 //! An error is never answered with an error (RFC 6120 §8.3.1).
 //!
@@ -608,7 +609,11 @@ impl Router {
                         component.on_stanza(&self.ctx, stanza).await;
                         return;
                     }
-                    // Federation comes later.
+                    // Another server's (RFC 6120 §10.4.2), when federation is on.
+                    if let Some(remote) = self.ctx.components.remote() {
+                        remote.on_stanza(&self.ctx, stanza).await;
+                        return;
+                    }
                     Box::pin(self.bounce(&stanza, StanzaErrorCondition::RemoteServerNotFound))
                         .await;
                     return;

@@ -83,6 +83,26 @@ pub enum Request {
     Announce { text: String, host: Option<String> },
     /// XEP-0133 §4.10's statistics of the account `jid`.
     UserStats { jid: String },
+    /// The server-to-server connections ([`Response::S2s`]).
+    S2s,
+}
+
+/// One server-to-server connection in [`Response::S2s`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S2sRow {
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    pub peer: Option<String>,
+    pub local: String,
+    /// The peer's authenticated domains.
+    pub remote: Vec<String>,
+    /// `SASL EXTERNAL`, `dialback`, `dialback (certificate)` or `negotiating`.
+    pub auth: String,
+    pub tls: bool,
+    pub bidi: bool,
+    /// Stanzas waiting to be written on it.
+    pub queued: usize,
+    pub age_secs: u64,
 }
 
 /// One session in [`Response::Sessions`].
@@ -110,6 +130,11 @@ pub enum Response {
     /// How many sessions the announcement was queued to.
     Announced {
         sessions: usize,
+    },
+    /// The server-to-server connections (`enabled` false: federation is off).
+    S2s {
+        enabled: bool,
+        links: Vec<S2sRow>,
     },
     UserStats {
         roster_size: u64,
@@ -158,6 +183,7 @@ impl ControlSocket {
     pub async fn open(
         data_dir: &Path,
         router: Arc<Router>,
+        s2s: Option<starling_s2s::S2s>,
         shutdown: CancellationToken,
         tracker: &TaskTracker,
     ) -> Result<ControlSocket, ControlError> {
@@ -184,7 +210,7 @@ impl ControlSocket {
                     _ = shutdown.cancelled() => return,
                     accepted = listener.accept() => match accepted {
                         Ok((stream, _)) => {
-                            t.spawn(serve(stream, router.clone()));
+                            t.spawn(serve(stream, router.clone(), s2s.clone()));
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "control socket: accept failed");
@@ -206,7 +232,7 @@ impl ControlSocket {
 }
 
 /// One connection: one request, one answer.
-async fn serve(stream: UnixStream, router: Arc<Router>) {
+async fn serve(stream: UnixStream, router: Arc<Router>, s2s: Option<starling_s2s::S2s>) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read.take(MAX_REQUEST as u64 + 1));
     let mut line = String::new();
@@ -221,7 +247,7 @@ async fn serve(stream: UnixStream, router: Arc<Router>) {
             message: format!("a request is one line of at most {MAX_REQUEST} bytes"),
         },
         Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
-            Ok(request) => handle(&router, request).await,
+            Ok(request) => handle(&router, s2s.as_ref(), request).await,
             Err(e) => Response::Error {
                 message: format!("not a request: {e}"),
             },
@@ -259,10 +285,32 @@ fn account(router: &Router, jid: &str, full_ok: bool) -> Result<Jid, Response> {
     Ok(parsed)
 }
 
-async fn handle(router: &Router, request: Request) -> Response {
+async fn handle(router: &Router, s2s: Option<&starling_s2s::S2s>, request: Request) -> Response {
     let ctx = router.context();
     tracing::info!(?request, "control socket request");
     match request {
+        Request::S2s => Response::S2s {
+            enabled: s2s.is_some(),
+            links: s2s
+                .map(|s| s.list())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| S2sRow {
+                    direction: match l.direction {
+                        starling_s2s::Direction::Inbound => "inbound".to_owned(),
+                        starling_s2s::Direction::Outbound => "outbound".to_owned(),
+                    },
+                    peer: l.peer.map(|p| p.to_string()),
+                    local: l.local,
+                    remote: l.remote,
+                    auth: l.auth,
+                    tls: l.tls,
+                    bidi: l.bidi,
+                    queued: l.queued,
+                    age_secs: l.age_secs,
+                })
+                .collect(),
+        },
         Request::Sessions => Response::Sessions {
             sessions: admin::sessions(ctx)
                 .await

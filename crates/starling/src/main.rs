@@ -33,6 +33,12 @@ enum Command {
     Sessions(SessionsArgs),
     /// Send a message to every session of the running server (XEP-0133 §4.23).
     Announce(AnnounceArgs),
+    /// Server-to-server connections of the running server.
+    #[command(subcommand)]
+    S2s(S2sCommand),
+    /// Check federation with DOMAIN: DNS, connections, certificates, authentication; says what
+    /// is wrong in plain words.
+    CheckFederation(CheckFederationArgs),
     /// Invite people to register (XEP-0401/XEP-0445 invitations; works while the server runs).
     #[command(subcommand)]
     Invite(InviteCommand),
@@ -138,6 +144,30 @@ struct SessionsArgs {
     common: ConfigArgs,
 }
 
+#[derive(Subcommand)]
+enum S2sCommand {
+    /// List the connections: direction, peer, domains, authentication, TLS, bidi, queued
+    /// stanzas, age (through the control socket).
+    List {
+        /// Print JSON (one array of objects) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: ConfigArgs,
+    },
+}
+
+#[derive(Args)]
+struct CheckFederationArgs {
+    /// The remote domain.
+    domain: String,
+    /// Our domain to authenticate as (default: the first host).
+    #[arg(long, value_name = "DOMAIN")]
+    from: Option<String>,
+    #[command(flatten)]
+    common: ConfigArgs,
+}
+
 #[derive(Args)]
 struct AnnounceArgs {
     /// The text (a headline message from the server's domain).
@@ -188,6 +218,10 @@ struct ServeArgs {
     /// Address of the HTTP listener (/health, /ready); overrides the file's `[http] listen`.
     #[arg(long, value_name = "ADDR")]
     http_listen: Option<SocketAddr>,
+    /// Address of the server-to-server listener (STARTTLS, usually port 5269); overrides the
+    /// file's `[s2s] listen` and turns federation on.
+    #[arg(long, value_name = "ADDR")]
+    s2s_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -330,6 +364,8 @@ fn main() -> ExitCode {
             }) => export_xep0227(&dir, domain, &common).await,
             Command::Sessions(args) => sessions(args).await,
             Command::Announce(args) => announce(args).await,
+            Command::S2s(cmd) => s2s_command(cmd).await,
+            Command::CheckFederation(args) => check_federation(args).await,
             Command::CheckConfig(_) => Ok(()),
         }
     });
@@ -415,6 +451,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(addr) = args.http_listen {
         config.http.listen = vec![addr];
+    }
+    if let Some(addr) = args.s2s_listen {
+        config.s2s.listen = vec![addr];
     }
     let problems = config.check_files();
     if !problems.is_empty() {
@@ -1016,6 +1055,98 @@ async fn sessions(args: SessionsArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `s2s list`.
+#[cfg(unix)]
+async fn s2s_command(cmd: S2sCommand) -> anyhow::Result<()> {
+    let S2sCommand::List { json, common } = cmd;
+    let config = load_config(&common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Response::S2s { enabled, links } = ask_running(&config, &Request::S2s).await? else {
+        bail!("unexpected answer from the server");
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&links)?)?;
+        return Ok(());
+    }
+    if !enabled {
+        writeln!(out, "federation is off ([s2s] listen is empty)")?;
+        return Ok(());
+    }
+    if links.is_empty() {
+        writeln!(out, "no server-to-server connections")?;
+    }
+    for l in links {
+        writeln!(
+            out,
+            "{:<8} {:<22} {} <-> {} {}{}{} queued={} age={}s",
+            l.direction,
+            l.peer.as_deref().unwrap_or("-"),
+            l.local,
+            if l.remote.is_empty() {
+                "-".to_owned()
+            } else {
+                l.remote.join(",")
+            },
+            l.auth,
+            if l.tls { " tls" } else { " PLAINTEXT" },
+            if l.bidi { " bidi" } else { "" },
+            l.queued,
+            l.age_secs
+        )?;
+    }
+    Ok(())
+}
+
+/// `check-federation DOMAIN`.
+async fn check_federation(args: CheckFederationArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.common).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let local = match args.from {
+        Some(d) => d.to_ascii_lowercase(),
+        None => config
+            .hosts
+            .first()
+            .map(|h| h.domain.clone())
+            .ok_or_else(|| anyhow::anyhow!("no host is configured"))?,
+    };
+    check_served(&config, &local)?;
+    let hosts: Vec<starling_net::HostTls> = config
+        .hosts
+        .iter()
+        .map(|h| starling_net::HostTls {
+            domain: h.domain.clone(),
+            certificate: h.certificate.clone(),
+            key: h.key.clone(),
+        })
+        .collect();
+    let data_dir = config.data_dir.clone();
+    let tls =
+        tokio::task::spawn_blocking(move || starling_net::TlsManager::load(&hosts, &data_dir))
+            .await??;
+    let s2s = starling::server::s2s_service(
+        &config,
+        &std::sync::Arc::new(tls),
+        tokio_util::sync::CancellationToken::new(),
+        tokio_util::task::TaskTracker::new(),
+    )?;
+    let remote = args.domain.trim_end_matches('.').to_ascii_lowercase();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "checking federation from {local} to {remote}")?;
+    let report = s2s.check(&local, &remote).await;
+    write!(out, "{}", report.render())?;
+    if report.federates() {
+        writeln!(out, "\nresult: {local} can federate with {remote}")?;
+        Ok(())
+    } else {
+        drop(out);
+        bail!("{local} cannot federate with {remote} (see the FAIL lines above)");
+    }
+}
+
+#[cfg(not(unix))]
+async fn s2s_command(_: S2sCommand) -> anyhow::Result<()> {
+    bail!("the control socket needs a Unix system")
 }
 
 /// `export xep0227`.

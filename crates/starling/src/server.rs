@@ -69,6 +69,10 @@ pub struct RunningServer {
     pub direct_tls_addrs: Vec<SocketAddr>,
     /// Bound XEP-0114 component listener addresses.
     pub component_addrs: Vec<SocketAddr>,
+    /// Bound s2s listener addresses: `[s2s] listen` then `[s2s] direct_tls_listen`.
+    pub s2s_addrs: Vec<SocketAddr>,
+    /// The federation service, when `[s2s]` has a listener.
+    pub s2s: Option<starling_s2s::S2s>,
     /// Bound HTTP listener addresses: `[http] listen` then `[http] tls_listen`, in configuration
     /// order.
     pub http_addrs: Vec<SocketAddr>,
@@ -83,6 +87,71 @@ pub struct RunningServer {
     control: crate::control::ControlSocket,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+}
+
+/// The file under the data directory holding the XEP-0185 dialback secret when `[s2s]
+/// dialback_secret` is not set (so that keys survive restarts and `check-federation` makes the
+/// keys the running server verifies).
+pub const DIALBACK_SECRET_FILE: &str = "s2s/dialback.secret";
+
+/// The federation service a configuration describes (not yet attached to a router).
+pub fn s2s_service(
+    config: &Config,
+    tls: &Arc<TlsManager>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) -> Result<starling_s2s::S2s, ServerError> {
+    let c = &config.s2s;
+    let trust = starling_s2s::Trust::load(true, c.ca_file.as_deref())
+        .map_err(|e| ServerError::Internal(format!("[s2s] ca_file: {e}")))?;
+    let secret = match &c.dialback_secret {
+        Some(s) => s.0.clone(),
+        None => dialback_secret(&config.data_dir)?,
+    };
+    let settings = starling_s2s::S2sSettings {
+        hosts: c.hosts.iter().cloned().collect(),
+        dialback_secret: secret,
+        max_stanza_size: c.max_stanza_size,
+        queue_len: c.max_queued_stanzas,
+        connect_timeout: c.connect_timeout,
+        idle_timeout: c.idle_timeout,
+        require_tls: c.require_tls,
+        dialback: c.dialback,
+    };
+    Ok(starling_s2s::S2s::new(
+        settings,
+        Arc::clone(tls),
+        trust,
+        shutdown,
+        tracker,
+    ))
+}
+
+/// The dialback secret kept under the data directory, made at the first start (mode 0600).
+fn dialback_secret(data_dir: &std::path::Path) -> Result<String, ServerError> {
+    let path = data_dir.join(DIALBACK_SECRET_FILE);
+    let io = |e: std::io::Error| ServerError::Internal(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 16 => return Ok(s.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let secret = format!(
+        "{}{}",
+        starling_module_api::random_id(),
+        starling_module_api::random_id()
+    );
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(io)?;
+    std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(io)?;
+    Ok(secret)
 }
 
 /// The file under the data directory holding the server's secret (32 bytes, mode 0600).
@@ -467,6 +536,44 @@ pub async fn start_with_modules(
             },
         ));
     }
+    // Federation (RFC 6120 server-to-server), when a listener is configured.
+    let mut s2s_addrs = Vec::new();
+    let s2s = if config.s2s.enabled() {
+        let s2s = s2s_service(config, &tls, shutdown.clone(), tracker.clone())?;
+        s2s.start(router.context().clone());
+        let listeners = config
+            .s2s
+            .listen
+            .iter()
+            .map(|a| (*a, false))
+            .chain(config.s2s.direct_tls_listen.iter().map(|a| (*a, true)));
+        for (addr, direct_tls) in listeners {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Listen { addr, source })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| ServerError::Listen { addr, source })?;
+            s2s_addrs.push(local);
+            tracing::info!(
+                "listening for servers on {local} ({})",
+                if direct_tls { "direct TLS" } else { "STARTTLS" }
+            );
+            let service = s2s.clone();
+            tracker.spawn(accept_loop(
+                listener,
+                shutdown.clone(),
+                tracker.clone(),
+                move |tcp, peer| {
+                    let service = service.clone();
+                    async move { service.handle_inbound(tcp, peer, direct_tls).await }
+                },
+            ));
+        }
+        Some(s2s)
+    } else {
+        None
+    };
     // The HTTP listener: health, readiness and metrics for now.
     let listening = Arc::new(AtomicBool::new(false));
     let readiness = Arc::new(ServerReadiness {
@@ -556,6 +663,7 @@ pub async fn start_with_modules(
     let control = crate::control::ControlSocket::open(
         &config.data_dir,
         router.clone(),
+        s2s.clone(),
         shutdown.clone(),
         &tracker,
     )
@@ -569,6 +677,8 @@ pub async fn start_with_modules(
         starttls_addrs,
         direct_tls_addrs,
         component_addrs,
+        s2s_addrs,
+        s2s,
         http_addrs,
         tls,
         acme,

@@ -164,6 +164,9 @@ pub struct Client {
     next_id: u64,
     /// Bytes read from the connection so far (after TLS).
     received: u64,
+    /// Open `jabber:server` streams from this domain instead of `jabber:client` ones (a
+    /// hand-driven peer server in s2s tests).
+    server_from: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -191,7 +194,14 @@ impl Client {
             features: None,
             next_id: 0,
             received: 0,
+            server_from: None,
         }
+    }
+
+    /// From now on, stream headers are those of a server `from` (`xmlns='jabber:server'`,
+    /// `xmlns:db` declared, `from`): the client plays a peer server (RFC 6120 s2s, XEP-0220).
+    pub fn as_server(&mut self, from: &str) {
+        self.server_from = Some(from.to_owned());
     }
 
     /// TCP connect; no stream header is sent yet.
@@ -327,9 +337,19 @@ impl Client {
     pub async fn send_stream_header(&mut self, domain: &str) -> Result<()> {
         let mut header = String::from("<?xml version='1.0'?><stream:stream to='");
         starling_proto::element::escape_attr(domain, &mut header);
-        header.push_str(
-            "' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
-        );
+        match &self.server_from {
+            None => header.push_str(
+                "' version='1.0' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+            ),
+            Some(from) => {
+                header.push_str("' from='");
+                starling_proto::element::escape_attr(from, &mut header);
+                header.push_str(
+                    "' version='1.0' xmlns='jabber:server' xmlns:db='jabber:server:dialback' \
+                     xmlns:stream='http://etherx.jabber.org/streams'>",
+                );
+            }
+        }
         self.send_raw(header.as_bytes()).await?;
         self.reset_decoder();
         Ok(())

@@ -314,6 +314,27 @@ impl TlsManager {
         snapshot.table.keys.get(i)?.cert.first().cloned()
     }
 
+    /// The crypto provider every config here uses (ring), for configs built elsewhere (s2s).
+    pub fn provider(&self) -> Arc<CryptoProvider> {
+        Arc::clone(&self.provider)
+    }
+
+    /// The certificate and key served now for `domain`'s host (itself, or the host it is a
+    /// subdomain of); `None` for a domain no host covers. What s2s presents as a TLS client
+    /// (SASL EXTERNAL, RFC 6120 §13.7.1.2).
+    pub fn certified_key(&self, domain: &str) -> Option<Arc<CertifiedKey>> {
+        let snapshot = self.snapshot();
+        let i = snapshot.table.find(&normalize_domain(domain))?;
+        snapshot.table.keys.get(i).cloned()
+    }
+
+    /// A certificate resolver that chooses by SNI from the certificates served *now* (reloads
+    /// and ACME renewals included), for server configs built elsewhere (the s2s listener, whose
+    /// config asks for client certificates).
+    pub fn live_resolver(self: &Arc<Self>) -> Arc<dyn ResolvesServerCert> {
+        Arc::new(LiveResolver(Arc::clone(self)))
+    }
+
     fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
@@ -321,6 +342,21 @@ impl TlsManager {
     fn install(&self, snapshot: Snapshot) {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         *current = Arc::new(snapshot);
+    }
+}
+
+/// See [`TlsManager::live_resolver`].
+#[derive(Debug)]
+struct LiveResolver(Arc<TlsManager>);
+
+impl ResolvesServerCert for LiveResolver {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let snapshot = self.0.snapshot();
+        let i = client_hello
+            .server_name()
+            .and_then(|name| snapshot.table.find(name))
+            .unwrap_or(0);
+        snapshot.table.keys.get(i).cloned()
     }
 }
 
