@@ -975,7 +975,7 @@ fn check_config_reports_every_problem() {
         &dir.join("bad.toml"),
         "bogus = 1\n\n[c2s]\nlisten = [\"localhost:5222\"]\nmax_stanza_size = \"big\"\n",
     );
-    let expected = "bad.toml:1: bogus: unknown key; expected one of: data_dir, admins, log, host, c2s, auth, storage, offline, roster, stream_management, components, archive, push, registration, pep, pubsub, muc, http, web, external_services, upload, acme\n\
+    let expected = "bad.toml:1: bogus: unknown key; expected one of: data_dir, admins, log, host, c2s, auth, storage, offline, roster, stream_management, components, archive, push, registration, pep, pubsub, muc, http, web, external_services, upload, acme, s2s\n\
          bad.toml:4: c2s.listen[0]: \"localhost:5222\" is not a socket address (like \"127.0.0.1:5222\" or \"[::1]:5222\")\n\
          bad.toml:5: c2s.max_stanza_size: expected an integer, found string\n\
          3 problem(s) found\n";

@@ -533,3 +533,101 @@ async fn unknown_host_and_unauthenticated_stanzas_are_refused() {
         .unwrap();
     peer.expect_stream_error("not-authorized").await.unwrap();
 }
+
+/// Issue 18 item 4: `check-federation` names what is wrong with a peer's certificate in plain
+/// words — here b.test presents a certificate for another name — and still reports how
+/// authentication went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_federation_explains_a_wrong_certificate() {
+    let ca = Ca::new("Starling federation test CA");
+    let a_addr = free_port([127, 0, 0, 2]);
+    let b_addr = free_port([127, 0, 0, 3]);
+    let server_auth = [ExtendedKeyUsagePurpose::ServerAuth];
+    let ca_file = ca.ca_file();
+    let a = start(
+        &Side {
+            domain: "a.test",
+            s2s: a_addr,
+            cert: Some(ca.issue("a.test", &server_auth)),
+            ca_file: Some(&ca_file),
+        },
+        ("b.test", b_addr),
+        |_| {},
+    )
+    .await;
+    // b.test's certificate names mail.b.test only.
+    let _b = start(
+        &Side {
+            domain: "b.test",
+            s2s: b_addr,
+            cert: Some(ca.issue("mail.b.test", &server_auth)),
+            ca_file: Some(&ca_file),
+        },
+        ("a.test", a_addr),
+        |_| {},
+    )
+    .await;
+    let s2s = a.server().s2s.clone().expect("federation is on");
+    let report = s2s.check("a.test", "b.test").await;
+    let text = report.render();
+    let line = |what: &str| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.what.starts_with(what))
+            .unwrap_or_else(|| panic!("no '{what}' finding in:\n{text}"))
+            .clone()
+    };
+    let cert = line("certificate of");
+    assert!(!cert.ok, "{text}");
+    assert!(
+        cert.detail
+            .starts_with("the certificate is for mail.b.test, not b.test"),
+        "{text}"
+    );
+    let auth = line("authentication as a.test");
+    assert!(auth.ok, "{text}");
+    // Our certificate verifies at b.test, so a.test authenticates with SASL EXTERNAL; b.test's
+    // wrong name does not stop that (as with dialback, the sending side goes on: a server with
+    // a bad certificate is still reached, and the operator told why).
+    assert_eq!(
+        auth.detail, "SASL EXTERNAL, bidirectional (XEP-0288)",
+        "{text}"
+    );
+    assert!(report.federates(), "{text}");
+    assert!(
+        text.contains("subject CN=mail.b.test; issuer CN=Starling federation test CA"),
+        "{text}"
+    );
+}
+
+/// `check-federation` with a domain that resolves nowhere: the DNS finding fails with the
+/// reason, and nothing else is tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_federation_reports_a_domain_that_does_not_resolve() {
+    let side = Side {
+        domain: "a.test",
+        s2s: free_port([127, 0, 0, 2]),
+        cert: None,
+        ca_file: None,
+    };
+    let a = start(&side, ("b.test", free_port([127, 0, 0, 3])), |_| {}).await;
+    let s2s = a.server().s2s.clone().expect("federation is on");
+    // `.invalid` never resolves (RFC 6761 §6.4); on a machine without DNS the lookup fails
+    // instead — either way the first finding fails and says which domain.
+    let report = s2s.check("a.test", "nothing.invalid").await;
+    assert_eq!(report.findings.len(), 1, "{}", report.render());
+    let f = &report.findings[0];
+    assert!(!f.ok);
+    assert_eq!(f.what, "DNS for nothing.invalid");
+    assert!(
+        f.detail.starts_with(
+            "nothing.invalid has no _xmpp-server._tcp SRV record and no A/AAAA record"
+        ) || f
+            .detail
+            .starts_with("DNS lookup for nothing.invalid failed"),
+        "{}",
+        f.detail
+    );
+    assert!(!report.federates());
+}
