@@ -1,3 +1,5 @@
+//! Which challenge the CA validates ([`ChallengeKind`]), and the HTTP-01 side of it.
+//!
 //! HTTP-01 (RFC 8555 §8.3): `GET /.well-known/acme-challenge/{token}` answers the key
 //! authorization of a pending challenge, `200` with `application/octet-stream`; any other token
 //! gets `404`. The CA asks over plain HTTP on port 80 of each name being validated (following
@@ -12,6 +14,33 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+
+/// The challenge the CA is asked to validate (`[acme] challenge`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChallengeKind {
+    /// HTTP-01 (RFC 8555 §8.3): the HTTP listener answers on port 80 of each name.
+    #[default]
+    Http01,
+    /// TLS-ALPN-01 (RFC 8737): c2s direct TLS or the HTTPS listener answers on port 443 of each
+    /// name (see [`crate::tls_alpn`]).
+    TlsAlpn01,
+}
+
+impl ChallengeKind {
+    /// The challenge type's name in ACME (`http-01`, `tls-alpn-01`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeKind::Http01 => "http-01",
+            ChallengeKind::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+impl std::fmt::Display for ChallengeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The route's path prefix (RFC 8555 §8.3).
 pub const PATH_PREFIX: &str = "/.well-known/acme-challenge/";

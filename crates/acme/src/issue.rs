@@ -1,6 +1,7 @@
 //! One certificate request (RFC 8555 §7.4): a new order for the names, each authorization's
-//! HTTP-01 challenge answered through [`Challenges`] and declared ready (§7.5.1), the order polled
-//! until ready, finalized with a CSR for a new ECDSA P-256 key, and the chain downloaded.
+//! challenge answered (HTTP-01 through [`Challenges`], TLS-ALPN-01 through the TLS manager's
+//! [`AcmeValidations`]) and declared ready (§7.5.1), the order polled until ready, finalized
+//! with a CSR for a new ECDSA P-256 key, and the chain downloaded.
 //!
 //! A service subdomain whose validation fails (no DNS record for `pubsub.example.org`, say)
 //! does not cost the host its certificate: the order is made again without the failed
@@ -19,7 +20,9 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::challenge::Challenges;
+use starling_net::AcmeValidations;
+
+use crate::challenge::{ChallengeKind, Challenges};
 
 /// Why a name could not be certified: the domain, the ACME problem type (RFC 8555 §6.7, e.g.
 /// `urn:ietf:params:acme:error:connection`) or what failed on our side, and the detail.
@@ -114,17 +117,68 @@ fn polling() -> RetryPolicy {
         .timeout(Duration::from_secs(120))
 }
 
+/// Where the answers to the CA's challenges go: the kind of challenge chosen, and the tables of
+/// both kinds (each shared with what serves it).
+#[derive(Clone, Debug)]
+pub(crate) struct Responder {
+    pub kind: ChallengeKind,
+    /// HTTP-01: token → key authorization, served by the challenge route.
+    pub challenges: Challenges,
+    /// TLS-ALPN-01: name → validation certificate, served by the TLS manager.
+    pub validations: AcmeValidations,
+}
+
+impl Responder {
+    fn challenge_type(&self) -> ChallengeType {
+        match self.kind {
+            ChallengeKind::Http01 => ChallengeType::Http01,
+            ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+        }
+    }
+
+    /// Publishes the answer to the challenge of `token` for `domain`. Returns what to
+    /// [`withdraw`](Self::withdraw) it by.
+    fn publish(
+        &self,
+        domain: &str,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<String, Failure> {
+        match self.kind {
+            ChallengeKind::Http01 => {
+                self.challenges.insert(token, key_authorization);
+                Ok(token.to_owned())
+            }
+            ChallengeKind::TlsAlpn01 => {
+                let certificate = crate::tls_alpn::validation_key(domain, key_authorization)
+                    .map_err(|detail| {
+                        Failure::new(domain, "validation certificate failed", detail)
+                    })?;
+                self.validations.insert(domain, certificate);
+                Ok(domain.to_owned())
+            }
+        }
+    }
+
+    fn withdraw(&self, key: &str) {
+        match self.kind {
+            ChallengeKind::Http01 => self.challenges.remove(key),
+            ChallengeKind::TlsAlpn01 => self.validations.remove(key),
+        }
+    }
+}
+
 /// Requests a certificate for `names` (the host first). On failure, the failures of every name
 /// that failed, the host's first.
 pub(crate) async fn issue(
     account: &Account,
-    challenges: &Challenges,
+    responder: &Responder,
     names: &[String],
 ) -> Result<Issued, Vec<Failure>> {
     let Some(host) = names.first() else {
         return Err(vec![Failure::new("", "no names", "nothing to certify")]);
     };
-    match order(account, challenges, names).await {
+    match order(account, responder, names).await {
         Ok((chain_pem, key_pem)) => Ok(Issued {
             chain_pem,
             key_pem,
@@ -146,7 +200,7 @@ pub(crate) async fn issue(
                 left_out = %failures.iter().map(|f| f.domain.as_str()).collect::<Vec<_>>().join(", "),
                 "ACME: requesting the certificate again without the subdomains that failed validation"
             );
-            let (chain_pem, key_pem) = order(account, challenges, &remaining)
+            let (chain_pem, key_pem) = order(account, responder, &remaining)
                 .await
                 .map_err(|f| sort_host_first(f, host))?;
             Ok(Issued {
@@ -164,16 +218,16 @@ fn sort_host_first(mut failures: Vec<Failure>, host: &str) -> Vec<Failure> {
     failures
 }
 
-/// Removes the tokens it was given from the challenge table when dropped.
+/// Withdraws the answers it was given when dropped.
 struct Published<'a> {
-    challenges: &'a Challenges,
-    tokens: Vec<String>,
+    responder: &'a Responder,
+    keys: Vec<String>,
 }
 
 impl Drop for Published<'_> {
     fn drop(&mut self) {
-        for token in &self.tokens {
-            self.challenges.remove(token);
+        for key in &self.keys {
+            self.responder.withdraw(key);
         }
     }
 }
@@ -181,7 +235,7 @@ impl Drop for Published<'_> {
 /// One order, from creation to the downloaded chain. Returns (chain, key) in PEM.
 async fn order(
     account: &Account,
-    challenges: &Challenges,
+    responder: &Responder,
     names: &[String],
 ) -> Result<(String, String), Vec<Failure>> {
     let host = names.first().map(String::as_str).unwrap_or_default();
@@ -192,8 +246,8 @@ async fn order(
         .await
         .map_err(fail)?;
     let mut published = Published {
-        challenges,
-        tokens: Vec::new(),
+        responder,
+        keys: Vec::new(),
     };
     {
         let mut authorizations = order.authorizations();
@@ -211,15 +265,22 @@ async fn order(
                     )]);
                 }
             }
-            let Some(mut challenge) = authorization.challenge(ChallengeType::Http01) else {
+            let kind = responder.kind;
+            let Some(mut challenge) = authorization.challenge(responder.challenge_type()) else {
                 return Err(vec![Failure::new(
                     &domain,
-                    "no http-01 challenge",
-                    "the CA offers no HTTP-01 challenge for this name",
+                    &format!("no {kind} challenge"),
+                    format!(
+                        "the CA offers no {} challenge for this name",
+                        kind.as_str().to_ascii_uppercase()
+                    ),
                 )]);
             };
-            challenges.insert(&challenge.token, challenge.key_authorization().as_str());
-            published.tokens.push(challenge.token.clone());
+            let key_authorization = challenge.key_authorization();
+            let key = responder
+                .publish(&domain, &challenge.token, key_authorization.as_str())
+                .map_err(|failure| vec![failure])?;
+            published.keys.push(key);
             challenge
                 .set_ready()
                 .await

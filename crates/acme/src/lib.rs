@@ -1,4 +1,5 @@
-//! Certificates without effort: ACME (RFC 8555) with the HTTP-01 challenge.
+//! Certificates without effort: ACME (RFC 8555) with the HTTP-01 or the TLS-ALPN-01 (RFC 8737)
+//! challenge.
 //!
 //! With `[acme] enabled = true` the server keeps one certificate per virtual host whose
 //! certificate it manages (no `certificate`/`key` configured), covering the host and the
@@ -10,8 +11,12 @@
 //! manager serves a host's certificate for its subdomains' SNI too.
 //!
 //! Parts:
-//! * [`challenge`]: the pending HTTP-01 challenges and the `/.well-known/acme-challenge/{token}`
-//!   route the HTTP listener serves;
+//! * [`challenge`]: the challenge chosen ([`ChallengeKind`], `[acme] challenge`), the pending
+//!   HTTP-01 challenges and the `/.well-known/acme-challenge/{token}` route the HTTP listener
+//!   serves;
+//! * [`tls_alpn`]: the TLS-ALPN-01 validation certificate of a pending challenge, put in the TLS
+//!   manager's [`AcmeValidations`](starling_net::AcmeValidations), which answers `acme-tls/1`
+//!   handshakes on c2s direct TLS and HTTPS with it;
 //! * `account`: the ACME account, kept in `<data_dir>/acme/account.json` (mode 0600);
 //! * `issue`: one request, from order to downloaded chain (instant-acme does the protocol);
 //! * [`certificate`]: reading what is on disk, deciding when to renew;
@@ -21,6 +26,8 @@
 //!
 //! * The CA validates HTTP-01 on port 80 of every name: the HTTP listener must be reachable
 //!   there (`[http] listen = ["0.0.0.0:80"]`, or a proxy forwarding the challenge path).
+//!   TLS-ALPN-01 is validated on port 443: c2s direct TLS or the HTTPS listener must be
+//!   reachable there, without a proxy terminating TLS in front.
 //! * Names no public CA certifies (`localhost`, `*.localhost`, IP addresses, single labels) are
 //!   left out ([`eligible`]); a host with none left has no target.
 //! * Let's Encrypt limits failed validations (five per name and hour): the retry delay starts
@@ -31,12 +38,13 @@ pub mod certificate;
 pub mod challenge;
 mod issue;
 pub mod service;
+pub mod tls_alpn;
 
 use std::net::IpAddr;
 use std::path::Path;
 
 pub use account::ACCOUNT_FILE;
-pub use challenge::{Challenges, routes};
+pub use challenge::{ChallengeKind, Challenges, routes};
 pub use issue::{Failure, Issued};
 pub use service::{Acme, AcmeSettings, LETS_ENCRYPT, LETS_ENCRYPT_STAGING, Status, Target};
 

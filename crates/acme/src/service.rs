@@ -14,8 +14,8 @@ use starling_net::TlsManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::certificate::{self, CertInfo, Plan, unix_seconds};
-use crate::challenge::Challenges;
-use crate::issue::{self, Failure};
+use crate::challenge::{ChallengeKind, Challenges};
+use crate::issue::{self, Failure, Responder};
 
 /// Let's Encrypt's production directory.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -42,6 +42,8 @@ pub struct AcmeSettings {
     /// The longest the service sleeps between checks (certificate files replaced by hand
     /// are noticed then).
     pub recheck: Duration,
+    /// The challenge the CA is asked to validate (default HTTP-01).
+    pub challenge: ChallengeKind,
 }
 
 impl AcmeSettings {
@@ -57,6 +59,7 @@ impl AcmeSettings {
             retry_first: Duration::from_secs(600),
             retry_max: Duration::from_secs(12 * 3600),
             recheck: Duration::from_secs(12 * 3600),
+            challenge: ChallengeKind::Http01,
         }
     }
 }
@@ -91,7 +94,7 @@ pub struct Status {
 pub struct Acme {
     settings: AcmeSettings,
     targets: Vec<Target>,
-    challenges: Challenges,
+    responder: Responder,
     tls: Arc<TlsManager>,
     account: tokio::sync::Mutex<Option<Account>>,
     status: Mutex<HashMap<String, Status>>,
@@ -100,17 +103,24 @@ pub struct Acme {
 }
 
 impl Acme {
-    /// A service for `targets`, installing into `tls`, answering challenges from `challenges`.
+    /// A service for `targets`, installing into `tls`, answering HTTP-01 challenges from
+    /// `challenges` (serve them with [`routes`](crate::routes)) or TLS-ALPN-01 ones from `tls`'s
+    /// [`acme_validations`](TlsManager::acme_validations), as `settings.challenge` says.
     pub fn new(
         settings: AcmeSettings,
         targets: Vec<Target>,
         tls: Arc<TlsManager>,
         challenges: Challenges,
     ) -> Arc<Self> {
+        let responder = Responder {
+            kind: settings.challenge,
+            challenges,
+            validations: tls.acme_validations(),
+        };
         Arc::new(Acme {
             settings,
             targets,
-            challenges,
+            responder,
             tls,
             account: tokio::sync::Mutex::new(None),
             status: Mutex::default(),
@@ -120,7 +130,12 @@ impl Acme {
 
     /// The pending HTTP-01 challenges, for [`routes`](crate::routes).
     pub fn challenges(&self) -> Challenges {
-        self.challenges.clone()
+        self.responder.challenges.clone()
+    }
+
+    /// The challenge the CA is asked to validate.
+    pub fn challenge(&self) -> ChallengeKind {
+        self.responder.kind
     }
 
     /// The certificates kept.
@@ -215,9 +230,9 @@ impl Acme {
         {
             return retry;
         }
-        tracing::info!(domain = %host, names = %target.names.join(", "), %reason, "ACME: requesting a certificate");
+        tracing::info!(domain = %host, names = %target.names.join(", "), %reason, challenge = %self.responder.kind, "ACME: requesting a certificate");
         let result = match self.account(&host).await {
-            Ok(account) => issue::issue(&account, &self.challenges, &target.names).await,
+            Ok(account) => issue::issue(&account, &self.responder, &target.names).await,
             Err(failure) => Err(vec![failure]),
         };
         match result {

@@ -367,6 +367,13 @@ impl Connection {
                 return Flow::Close;
             }
         };
+        if starling_net::is_acme_validation(tls.get_ref().1) {
+            // An ACME CA checking a TLS-ALPN-01 validation certificate: the handshake was all
+            // (RFC 8737 §4, no application data); not a client.
+            tracing::debug!(id = self.id, sni = ?tls.get_ref().1.server_name(), "ACME TLS-ALPN-01 validation handshake answered; closing");
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, tls.shutdown()).await;
+            return Flow::Close;
+        }
         let sni = tls.get_ref().1.server_name().map(str::to_owned);
         self.on_tls(tls.get_ref().1, sni.as_deref().or(fallback_name));
         let flow = Box::pin(self.run(&mut *tls)).await;

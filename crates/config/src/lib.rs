@@ -180,6 +180,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "directory",
             "ca_file",
             "renew_before_days",
+            "challenge",
         ],
     ),
     (
@@ -1072,7 +1073,8 @@ pub const RENEW_BEFORE_DAYS_RANGE: (u64, u64) = (1, 180);
 /// `[acme]` section: certificates without effort. When enabled, every host without configured
 /// `certificate`/`key` gets a certificate from the CA for itself and its service subdomains
 /// (`conference.`, `pubsub.`, …), validated over HTTP-01 on the HTTP listener (the CA connects
-/// to port 80), kept in `<data_dir>/certs/` and renewed before expiry.
+/// to port 80) or over TLS-ALPN-01 on c2s direct TLS or HTTPS (the CA connects to port 443),
+/// kept in `<data_dir>/certs/` and renewed before expiry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcmeConfig {
     /// Whether the server obtains certificates (default false).
@@ -1088,6 +1090,8 @@ pub struct AcmeConfig {
     /// Renew this many days before expiry, or with a third of the lifetime left if that comes
     /// sooner (default 30).
     pub renew_before_days: u64,
+    /// The challenge the CA validates (default HTTP-01).
+    pub challenge: AcmeChallenge,
 }
 
 impl Default for AcmeConfig {
@@ -1098,7 +1102,44 @@ impl Default for AcmeConfig {
             directory: LETS_ENCRYPT_DIRECTORY.to_owned(),
             ca_file: None,
             renew_before_days: 30,
+            challenge: AcmeChallenge::Http01,
         }
+    }
+}
+
+/// `[acme] challenge`: how the CA checks that the server answers for a name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// `"http-01"` (RFC 8555 §8.3): a plain HTTP request to port 80, answered by the HTTP
+    /// listener.
+    #[default]
+    Http01,
+    /// `"tls-alpn-01"` (RFC 8737): a TLS handshake on port 443 offering `acme-tls/1`, answered
+    /// by c2s direct TLS or the HTTPS listener.
+    TlsAlpn01,
+}
+
+impl AcmeChallenge {
+    /// Every challenge, for error messages.
+    pub const ALL: &[AcmeChallenge] = &[AcmeChallenge::Http01, AcmeChallenge::TlsAlpn01];
+
+    /// The name used in the configuration file (ACME's own).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcmeChallenge::Http01 => "http-01",
+            AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+
+    /// Parses a configuration name (exact, lowercase).
+    pub fn from_name(name: &str) -> Option<AcmeChallenge> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == name)
+    }
+}
+
+impl fmt::Display for AcmeChallenge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -10,13 +10,13 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::{
-    Config, ConfigError, ConfigErrors, EXTERNAL_SERVICE_KEYS, ExternalService, ExternalServiceType,
-    ExternalTransport, HostConfig, MAX_ANONYMOUS_LOGINS_PER_IP, MAX_ARCHIVE_MESSAGES,
-    MAX_ARCHIVE_PAGE, MAX_AUTH_FAILURE_COUNT, MAX_CREDENTIAL_TTL, MAX_FAST_TOKEN_LIFETIME,
-    MAX_INVITE_LIFETIME, MAX_LOCK_SECONDS, MAX_MIN_PASSWORD_LENGTH, MAX_OFFLINE_MESSAGES,
-    MAX_PENDING_REQUESTS, MAX_PEP_ITEM_SIZE, MAX_PEP_ITEMS, MAX_PEP_NODES, MAX_PUBSUB_NODES,
-    MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS, MAX_REGISTRATIONS_PER_IP, MAX_REQUEST_AFTER,
-    MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE,
+    AcmeChallenge, Config, ConfigError, ConfigErrors, EXTERNAL_SERVICE_KEYS, ExternalService,
+    ExternalServiceType, ExternalTransport, HostConfig, MAX_ANONYMOUS_LOGINS_PER_IP,
+    MAX_ARCHIVE_MESSAGES, MAX_ARCHIVE_PAGE, MAX_AUTH_FAILURE_COUNT, MAX_CREDENTIAL_TTL,
+    MAX_FAST_TOKEN_LIFETIME, MAX_INVITE_LIFETIME, MAX_LOCK_SECONDS, MAX_MIN_PASSWORD_LENGTH,
+    MAX_OFFLINE_MESSAGES, MAX_PENDING_REQUESTS, MAX_PEP_ITEM_SIZE, MAX_PEP_ITEMS, MAX_PEP_NODES,
+    MAX_PUBSUB_NODES, MAX_PUSH_INTERVAL, MAX_PUSH_REGISTRATIONS, MAX_REGISTRATIONS_PER_IP,
+    MAX_REQUEST_AFTER, MAX_RESUME_TIMEOUT, MAX_RETENTION_DAYS, MAX_ROSTER_ITEMS, MAX_UNACKED_RANGE,
     MIN_COMPONENT_SECRET, MIN_CREDENTIAL_TTL, MIN_MAX_STANZA_SIZE, MIN_PREAUTH_MAX_STANZA_SIZE,
     MIN_SCRAM_ITERATIONS, MIN_TURN_SECRET, PUSH_TIMEOUT_RANGE, RegistrationMode, SCHEMA,
     SCRAM_HASHES, Secret, StorageBackend,
@@ -1290,6 +1290,24 @@ impl Cx<'_> {
         if let Some(n) = self.uint(acme, p, "renew_before_days", min, max) {
             config.acme.renew_before_days = n;
         }
+        if let Some((key, value)) = self.value(acme, p, "challenge")
+            && let Some(name) = self.as_string(&key, value)
+        {
+            match AcmeChallenge::from_name(&name) {
+                Some(challenge) => config.acme.challenge = challenge,
+                None => {
+                    let known: Vec<String> = AcmeChallenge::ALL
+                        .iter()
+                        .map(|c| format!("{:?}", c.as_str()))
+                        .collect();
+                    let message = format!(
+                        "unknown ACME challenge {name:?}; known: {}",
+                        known.join(", ")
+                    );
+                    self.error(&key, Some(value.span()), message);
+                }
+            }
+        }
     }
 
     /// Whether an error was already reported for `key` or an entry of it (`key[i]`).
@@ -1315,15 +1333,35 @@ impl Cx<'_> {
                 self.error_near(&key, &[&key], message);
             }
         }
-        // ACME needs someone to tell about the account, and a plain HTTP listener for HTTP-01.
+        // ACME needs someone to tell about the account, and a listener for the challenge: plain
+        // HTTP for HTTP-01, c2s direct TLS or HTTPS for TLS-ALPN-01.
         if config.acme.enabled && !self.failed("acme.enabled") {
             if config.acme.contact.is_none() && !self.failed("acme.contact") {
                 let message = "acme.contact is required when ACME is enabled (the CA's notices about the account go there), like \"mailto:admin@example.org\"";
                 self.error_near("acme.contact", &["acme.enabled", "acme"], message);
             }
-            if config.http.listen.is_empty() && !self.failed("http.listen") {
-                let message = "ACME validates over plain HTTP (HTTP-01): [http] listen needs an address, like [\"0.0.0.0:80\"]";
-                self.error_near("http.listen", &["http.listen", "acme.enabled"], message);
+            match config.acme.challenge {
+                _ if self.failed("acme.challenge") => {}
+                AcmeChallenge::Http01 => {
+                    if config.http.listen.is_empty() && !self.failed("http.listen") {
+                        let message = "ACME validates over plain HTTP (HTTP-01): [http] listen needs an address, like [\"0.0.0.0:80\"]";
+                        self.error_near("http.listen", &["http.listen", "acme.enabled"], message);
+                    }
+                }
+                AcmeChallenge::TlsAlpn01 => {
+                    if config.c2s.direct_tls_listen.is_empty()
+                        && config.http.tls_listen.is_empty()
+                        && !self.failed("c2s.direct_tls_listen")
+                        && !self.failed("http.tls_listen")
+                    {
+                        let message = "ACME validates over TLS on port 443 (TLS-ALPN-01): [c2s] direct_tls_listen or [http] tls_listen needs an address, like [\"0.0.0.0:443\"]";
+                        self.error_near(
+                            "acme.challenge",
+                            &["acme.challenge", "acme.enabled"],
+                            message,
+                        );
+                    }
+                }
             }
         }
         let c = &config.c2s;

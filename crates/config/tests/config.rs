@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use starling_config::{
-    AcmeConfig, ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config, ConfigError,
-    ConfigErrors, HostConfig, HttpConfig, LETS_ENCRYPT_DIRECTORY, LETS_ENCRYPT_STAGING_DIRECTORY,
-    LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig, PushConfig, RegistrationConfig,
-    RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend, StorageConfig,
-    StreamManagementConfig, UploadConfig,
+    AcmeChallenge, AcmeConfig, ArchiveConfig, AuthConfig, C2sConfig, ComponentsConfig, Config,
+    ConfigError, ConfigErrors, HostConfig, HttpConfig, LETS_ENCRYPT_DIRECTORY,
+    LETS_ENCRYPT_STAGING_DIRECTORY, LogConfig, MucConfig, OfflineConfig, PepConfig, PubsubConfig,
+    PushConfig, RegistrationConfig, RegistrationMode, RosterConfig, SCHEMA, Secret, StorageBackend,
+    StorageConfig, StreamManagementConfig, UploadConfig,
 };
 use starling_config::{
     ExternalService, ExternalServiceType, ExternalServicesConfig, ExternalTransport, WebConfig,
@@ -2120,11 +2120,12 @@ fn acme_section() {
     assert!(!defaults.enabled);
     assert_eq!(defaults.directory, LETS_ENCRYPT_DIRECTORY);
     assert_eq!(defaults.renew_before_days, 30);
+    assert_eq!(defaults.challenge, AcmeChallenge::Http01);
 
     let config = parse(
         "[acme]\nenabled = true\ncontact = \"admin@example.org\"\n\
          directory = \"https://localhost:14000/dir\"\nca_file = \"pebble.pem\"\n\
-         renew_before_days = 10\n",
+         renew_before_days = 10\nchallenge = \"tls-alpn-01\"\n",
     )
     .unwrap();
     assert_eq!(
@@ -2135,7 +2136,15 @@ fn acme_section() {
             directory: "https://localhost:14000/dir".into(),
             ca_file: Some("pebble.pem".into()),
             renew_before_days: 10,
+            challenge: AcmeChallenge::TlsAlpn01,
         }
+    );
+    assert_eq!(
+        parse("[acme]\nchallenge = \"http-01\"\n")
+            .unwrap()
+            .acme
+            .challenge,
+        AcmeChallenge::Http01
     );
     let staging = format!("[acme]\ndirectory = \"{LETS_ENCRYPT_STAGING_DIRECTORY}\"\n");
     assert_eq!(
@@ -2232,6 +2241,51 @@ fn acme_errors_name_their_key() {
     assert_eq!(
         one_error("[acme]\nrenew_before_days = 0\n").0,
         "acme.renew_before_days"
+    );
+    // Challenges by their ACME names only (RFC 8555 §9.7.8, RFC 8737 §6.3).
+    assert_eq!(
+        one_error("[acme]\nrenew_before_days = 10\nchallenge = \"dns-01\"\n"),
+        (
+            "acme.challenge".into(),
+            Some(3),
+            "unknown ACME challenge \"dns-01\"; known: \"http-01\", \"tls-alpn-01\"".into()
+        )
+    );
+    assert_eq!(
+        one_error("[acme]\nchallenge = \"TLS-ALPN-01\"\n").0,
+        "acme.challenge"
+    );
+    assert_eq!(
+        one_error("[acme]\nchallenge = 1\n"),
+        (
+            "acme.challenge".into(),
+            Some(2),
+            "expected a string, found integer".into()
+        )
+    );
+    // TLS-ALPN-01 needs no plain HTTP listener, but a TLS one (the CA connects to port 443).
+    let alpn = "[acme]\nenabled = true\ncontact = \"mailto:a@example.org\"\n\
+                challenge = \"tls-alpn-01\"\n";
+    let config = parse(&format!("[http]\nlisten = []\n{alpn}")).unwrap();
+    assert_eq!(config.acme.challenge, AcmeChallenge::TlsAlpn01);
+    assert!(config.http.listen.is_empty());
+    assert_eq!(
+        one_error(&format!(
+            "[c2s]\ndirect_tls_listen = []\n[http]\ntls_listen = []\n{alpn}"
+        )),
+        (
+            "acme.challenge".into(),
+            Some(8),
+            "ACME validates over TLS on port 443 (TLS-ALPN-01): [c2s] direct_tls_listen or \
+             [http] tls_listen needs an address, like [\"0.0.0.0:443\"]"
+                .into()
+        )
+    );
+    assert!(
+        parse(&format!(
+            "[c2s]\ndirect_tls_listen = []\n[http]\ntls_listen = [\"0.0.0.0:443\"]\n{alpn}"
+        ))
+        .is_ok()
     );
     assert_eq!(
         one_error(

@@ -312,6 +312,15 @@ impl HttpListener {
                     Some(tls) => {
                         let handshake = tls.accept_direct_tls(tcp);
                         match tokio::time::timeout(limits.header_timeout, handshake).await {
+                            Ok(Ok(mut stream))
+                                if starling_net::is_acme_validation(stream.get_ref().1) =>
+                            {
+                                // An ACME CA checking a TLS-ALPN-01 validation certificate:
+                                // the handshake was all (RFC 8737 §4); not an HTTP client.
+                                tracing::debug!(%peer, "ACME TLS-ALPN-01 validation handshake answered; closing");
+                                let close = tokio::io::AsyncWriteExt::shutdown(&mut stream);
+                                let _ = tokio::time::timeout(limits.header_timeout, close).await;
+                            }
                             Ok(Ok(stream)) => {
                                 let info = ConnectionInfo { tls: true };
                                 serve_connection(stream, peer, info, app, shutdown, limits).await;

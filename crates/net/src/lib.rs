@@ -23,6 +23,11 @@
 //!   selects no ALPN at all; "xmpp-client" is answered only through
 //!   [`TlsManager::accept_direct_tls`] / [`TlsManager::direct_tls_config_for`], which look at the
 //!   ClientHello first.
+//! - ACME TLS-ALPN-01 (RFC 8737): a ClientHello offering `acme-tls/1` with an SNI whose
+//!   validation certificate is pending in [`TlsManager::acme_validations`] gets that certificate
+//!   and `acme-tls/1` from [`TlsManager::accept_direct_tls`]; every caller must then close the
+//!   connection without serving it ([`is_acme_validation`]). Every other ClientHello is
+//!   unaffected.
 //! - `server_end_point` describes the certificate currently loaded: after a reload it no longer
 //!   matches connections made before. Capture it right after the handshake. Each reload also
 //!   starts fresh session caches, so no session is resumed across a certificate change.
@@ -36,4 +41,7 @@
 
 pub mod tls;
 
-pub use tls::{HostTls, TlsError, TlsManager, managed_certificate_paths, tls_exporter};
+pub use tls::{
+    ALPN_ACME_TLS, AcmeValidations, HostTls, TlsError, TlsManager, is_acme_validation,
+    managed_certificate_paths, tls_exporter,
+};

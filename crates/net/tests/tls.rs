@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ProtocolVersion, ServerConfig};
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, ProtocolVersion, ServerConfig, SignatureScheme};
 use sha2::{Digest, Sha256, Sha384};
 use starling_net::tls::{FileKind, HostTls, TlsError, TlsManager, tls_exporter};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -93,6 +94,8 @@ struct Client {
     sni: bool,
     alpn: Vec<Vec<u8>>,
     versions: &'static [&'static rustls::SupportedProtocolVersion],
+    /// Certificates webpki cannot parse (ACME validation ones), with their public keys.
+    known: Vec<(CertificateDer<'static>, SubjectPublicKeyInfoDer<'static>)>,
 }
 
 impl Default for Client {
@@ -101,18 +104,77 @@ impl Default for Client {
             sni: true,
             alpn: Vec::new(),
             versions: rustls::DEFAULT_VERSIONS,
+            known: Vec::new(),
         }
+    }
+}
+
+/// [`AcceptAnyCert`](starling_net::tls::AcceptAnyCert), which checks the handshake signature
+/// against the certificate as webpki parses it, plus certificates webpki refuses (an unknown
+/// critical extension: ACME's acmeIdentifier, RFC 8737 §3), whose signature is checked against
+/// the public key given with them.
+#[derive(Debug)]
+struct AcceptKnownKeys {
+    any: starling_net::tls::AcceptAnyCert,
+    known: Vec<(CertificateDer<'static>, SubjectPublicKeyInfoDer<'static>)>,
+}
+
+impl ServerCertVerifier for AcceptKnownKeys {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.any
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.any.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match self.known.iter().find(|(c, _)| c == cert) {
+            Some((_, spki)) => rustls::crypto::verify_tls13_signature_with_raw_key(
+                message,
+                spki,
+                dss,
+                &self.any.0.signature_verification_algorithms,
+            ),
+            None => self.any.verify_tls13_signature(message, cert, dss),
+        }
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.any.supported_verify_schemes()
     }
 }
 
 impl Client {
     fn config(&self) -> Arc<ClientConfig> {
         let provider = provider();
+        let verifier = AcceptKnownKeys {
+            any: starling_net::tls::AcceptAnyCert(Arc::clone(&provider)),
+            known: self.known.clone(),
+        };
         let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(self.versions)
             .unwrap()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(starling_net::tls::AcceptAnyCert(provider)))
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         config.enable_sni = self.sni;
         config.alpn_protocols = self.alpn.clone();
@@ -494,6 +556,118 @@ async fn alpn_xmpp_client_selected_only_when_offered() {
     };
     let pair = handshake(manager.direct_tls_config(), &h2, "a.example").await;
     assert_eq!(pair.0.get_ref().1.alpn_protocol(), None);
+}
+
+// ---------------------------------------------------------------- ACME TLS-ALPN-01
+
+/// A stand-in validation certificate for `domain` (the real one is built by `starling-acme`):
+/// self-signed, its one SAN the name, the critical acmeIdentifier extension.
+fn validation_key(
+    domain: &str,
+) -> (
+    Arc<rustls::sign::CertifiedKey>,
+    CertificateDer<'static>,
+    SubjectPublicKeyInfoDer<'static>,
+) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_owned()]).unwrap();
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::new_acme_identifier(&[7; 32]));
+    let cert = params.self_signed(&key).unwrap();
+    let der = cert.der().clone();
+    let key_der = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into();
+    // Not `CertifiedKey::from_der`: its check parses the certificate with webpki, which refuses
+    // the critical extension it does not know.
+    let signing = provider().key_provider.load_private_key(key_der).unwrap();
+    let spki = signing.public_key().unwrap().into_owned();
+    let certified = rustls::sign::CertifiedKey::new(vec![der.clone()], signing);
+    (Arc::new(certified), der, spki)
+}
+
+/// RFC 8737 §3: the validation certificate is returned to a handshake whose ALPN offers
+/// "acme-tls/1" and whose SNI names the domain being validated, with "acme-tls/1" selected;
+/// any other ClientHello (another SNI, no SNI, other protocols, the protocol without a pending
+/// validation) gets the host's certificate as before.
+#[tokio::test]
+async fn acme_validation_served_only_for_acme_tls_and_a_pending_name() {
+    let dir = TempDir::new("acme-alpn");
+    let (a, a_der) = pem_host(dir.path(), "a.example");
+    let (b, b_der) = pem_host(dir.path(), "b.example");
+    let manager = Arc::new(TlsManager::load(&[a, b], dir.path()).unwrap());
+    let (validation, validation_der, spki) = validation_key("a.example");
+    let known = vec![(validation_der.clone(), spki)];
+    let accept = |alpn: &[&[u8]], sni: bool, name: &'static str| {
+        let manager = Arc::clone(&manager);
+        let client = Client {
+            sni,
+            alpn: alpn.iter().map(|p| p.to_vec()).collect(),
+            known: known.clone(),
+            ..Client::default()
+        };
+        async move {
+            finish(client.config(), name, async move |s| {
+                manager.accept_direct_tls(s).await
+            })
+            .await
+        }
+    };
+    let acme_tls: &[&[u8]] = &[b"acme-tls/1"];
+    let alpn_of = |pair: &Pair| pair.1.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+
+    // Nothing pending: "acme-tls/1" alone is not answered, the host's certificate is served.
+    let pair = accept(acme_tls, true, "a.example").await;
+    assert_eq!((served(&pair), alpn_of(&pair)), (a_der.clone(), None));
+    assert!(!starling_net::is_acme_validation(pair.1.get_ref().1));
+
+    let validations = manager.acme_validations();
+    validations.insert("A.Example.", validation);
+    assert_eq!(validations.len(), 1);
+
+    let pair = accept(acme_tls, true, "a.example").await;
+    assert_eq!(
+        (served(&pair), alpn_of(&pair)),
+        (validation_der.clone(), Some(b"acme-tls/1".to_vec()))
+    );
+    assert!(starling_net::is_acme_validation(pair.1.get_ref().1));
+    // Offered beside another protocol, still the validation.
+    let pair = accept(&[b"xmpp-client", b"acme-tls/1"], true, "a.example").await;
+    assert_eq!(served(&pair), validation_der);
+
+    // Another name, no SNI, or no "acme-tls/1": unaffected.
+    let pair = accept(acme_tls, true, "b.example").await;
+    assert_eq!((served(&pair), alpn_of(&pair)), (b_der, None));
+    let pair = accept(acme_tls, false, "a.example").await;
+    assert_eq!((served(&pair), alpn_of(&pair)), (a_der.clone(), None));
+    let pair = accept(&[b"xmpp-client"], true, "a.example").await;
+    assert_eq!(
+        (served(&pair), alpn_of(&pair)),
+        (a_der.clone(), Some(b"xmpp-client".to_vec()))
+    );
+    let pair = accept(&[], true, "a.example").await;
+    assert_eq!((served(&pair), alpn_of(&pair)), (a_der.clone(), None));
+    // The plain direct and STARTTLS configs never serve it.
+    let c = Client {
+        alpn: vec![b"acme-tls/1".to_vec()],
+        ..Client::default()
+    };
+    assert_eq!(
+        served_by(manager.direct_tls_config(), &c, "a.example").await,
+        a_der
+    );
+    assert_eq!(
+        served_by(manager.starttls_config("a.example"), &c, "a.example").await,
+        a_der
+    );
+
+    // A reload keeps the pending validation; its end removes it.
+    manager.reload().unwrap();
+    let pair = accept(acme_tls, true, "a.example").await;
+    assert_eq!(served(&pair), validation_der);
+    validations.remove("a.example");
+    assert!(validations.is_empty());
+    let pair = accept(acme_tls, true, "a.example").await;
+    assert_eq!((served(&pair), alpn_of(&pair)), (a_der, None));
 }
 
 // ---------------------------------------------------------------- reload

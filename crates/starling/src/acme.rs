@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use starling_config::Config;
+use starling_config::{AcmeChallenge, Config};
 use starling_net::TlsManager;
 use starling_router::Router;
 
@@ -38,16 +38,36 @@ pub fn service(
         })
         .collect();
     let targets = starling_acme::targets(&hosts, &config.data_dir);
-    if !config.http.listen.iter().any(|a| a.port() == 80) {
-        tracing::warn!(
-            "ACME: no [http] listen address is on port 80, where the CA validates (HTTP-01); \
-             forward port 80's /.well-known/acme-challenge/ to the HTTP listener"
-        );
-    }
+    let challenge = match acme.challenge {
+        AcmeChallenge::Http01 => {
+            if !config.http.listen.iter().any(|a| a.port() == 80) {
+                tracing::warn!(
+                    "ACME: no [http] listen address is on port 80, where the CA validates \
+                     (HTTP-01); forward port 80's /.well-known/acme-challenge/ to the HTTP listener"
+                );
+            }
+            starling_acme::ChallengeKind::Http01
+        }
+        AcmeChallenge::TlsAlpn01 => {
+            let tls_ports = config.c2s.direct_tls_listen.iter();
+            if !tls_ports
+                .chain(&config.http.tls_listen)
+                .any(|a| a.port() == 443)
+            {
+                tracing::warn!(
+                    "ACME: neither [c2s] direct_tls_listen nor [http] tls_listen is on port 443, \
+                     where the CA validates (TLS-ALPN-01); forward port 443 to one of them \
+                     (passing TLS through, not terminating it)"
+                );
+            }
+            starling_acme::ChallengeKind::TlsAlpn01
+        }
+    };
     let mut settings =
         starling_acme::AcmeSettings::new(acme.directory.clone(), contact, config.data_dir.clone());
     settings.ca_file = acme.ca_file.clone();
     settings.renew_before = Duration::from_secs(acme.renew_before_days.saturating_mul(86_400));
+    settings.challenge = challenge;
     Some(starling_acme::Acme::new(
         settings,
         targets,

@@ -481,9 +481,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
         if by_acme {
             tracing::info!(
-                "{}: certificate managed by ACME ({}), kept in {}/certs",
+                "{}: certificate managed by ACME ({}, {}), kept in {}/certs",
                 h.domain,
                 config.acme.directory,
+                config.acme.challenge,
                 config.data_dir.display()
             );
         } else {

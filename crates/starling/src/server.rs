@@ -594,7 +594,8 @@ pub async fn start_with_modules(
         }) as Arc<dyn starling_http::MetricsSource>
     });
     let mut http_listeners = Vec::new();
-    // ACME (`[acme]`): its HTTP-01 challenge route; the service starts once listeners are up.
+    // ACME (`[acme]`): its HTTP-01 challenge route (TLS-ALPN-01 is answered by the TLS manager
+    // itself); the service starts once listeners are up.
     let acme = crate::acme::service(config, &router, &tls);
     let mut http_addrs = Vec::new();
     let plain = config.http.listen.iter().map(|a| (*a, false));
@@ -632,7 +633,10 @@ pub async fn start_with_modules(
         starling_http::bosh::BoshService::new(shared.clone(), shutdown.clone(), tracker.clone()),
     ));
     let mut app = app;
-    if let Some(acme) = &acme {
+    if let Some(acme) = acme
+        .as_ref()
+        .filter(|a| a.challenge() == starling_acme::ChallengeKind::Http01)
+    {
         app = app.merge(starling_acme::routes(acme.challenges()));
     }
     if let Some(u) = &upload {

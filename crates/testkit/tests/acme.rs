@@ -5,7 +5,9 @@
 //! every A query with 127.0.0.1 (`-defaultIPv4`) and no AAAA, so the names `starling.test`,
 //! `conference.starling.test`, ... all lead pebble's validation to this machine; pebble uses it
 //! through `-dnsserver`. Pebble's `httpPort` is the port of the server's plain HTTP listener,
-//! where the challenge route answers (RFC 8555 §8.3; port 80 in production). Pebble's own
+//! where the challenge route answers (RFC 8555 §8.3; port 80 in production); for TLS-ALPN-01
+//! (RFC 8737) its `tlsPort` is the port of the server's c2s direct-TLS listener (443 in
+//! production), where the TLS manager answers `acme-tls/1` handshakes. Pebble's own
 //! HTTPS uses a certificate from a CA made here, which the server trusts through
 //! `[acme] ca_file`. Pebble issues from a root it makes at start, which the tests fetch from
 //! its management port and use as the only root a client trusts: a handshake that succeeds
@@ -78,6 +80,12 @@ impl Pebble {
     /// `validity` seconds (pebble's default, five years, when `None`). `None` without the
     /// binaries.
     async fn start(http_port: u16, validity: Option<u64>) -> Option<Pebble> {
+        Self::start_on(http_port, free_port(), validity).await
+    }
+
+    /// Like [`start`](Self::start), validating TLS-ALPN-01 on `tls_port` too (each challenge
+    /// on the port of its type; the client picks the type).
+    async fn start_on(http_port: u16, tls_port: u16, validity: Option<u64>) -> Option<Pebble> {
         let (Some(pebble), Some(challtestsrv)) = (binary("pebble"), binary("pebble-challtestsrv"))
         else {
             eprintln!(
@@ -115,7 +123,7 @@ impl Pebble {
                 "certificate": dir.path().join("cert.pem"),
                 "privateKey": dir.path().join("key.pem"),
                 "httpPort": http_port,
-                "tlsPort": free_port(),
+                "tlsPort": tls_port,
                 "ocspResponderURL": "",
                 "externalAccountBindingRequired": false
             }
@@ -627,4 +635,308 @@ async fn retries_after_a_failure() {
     shutdown.cancel();
     service.await.unwrap();
     http.await.unwrap();
+}
+
+// ---------------------------------------------------------------- TLS-ALPN-01 (RFC 8737)
+
+/// A server for `starling.test` with ACME from `pebble` over TLS-ALPN-01: c2s direct TLS on
+/// `tls_port` (where pebble validates), HTTPS on a free port, and no plain HTTP listener at all.
+async fn alpn_server(pebble: &Pebble, tls_port: u16) -> TestServer {
+    let (directory, ca_file) = (pebble.directory(), pebble.ca_file());
+    TestServer::start_with(|c| {
+        c.hosts[0].domain = DOMAIN.into();
+        c.c2s.direct_tls_listen = vec![SocketAddr::from(([127, 0, 0, 1], tls_port))];
+        c.http.listen = Vec::new();
+        c.http.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.acme.enabled = true;
+        c.acme.contact = Some("mailto:admin@starling.test".into());
+        c.acme.directory = directory;
+        c.acme.ca_file = Some(ca_file);
+        c.acme.challenge = starling_config::AcmeChallenge::TlsAlpn01;
+    })
+    .await
+}
+
+/// RFC 8737 §3 end to end: pebble validates every name by a handshake on the c2s direct-TLS
+/// port offering `acme-tls/1`, which the TLS manager answers with the validation certificate;
+/// the issued certificate is then served by c2s direct TLS and HTTPS, and the validation
+/// certificates are gone.
+#[tokio::test]
+async fn tls_alpn_issues_a_certificate_served_by_c2s_and_https() {
+    let tls_port = free_port();
+    // HTTP-01 would fail: nobody listens on pebble's httpPort.
+    let Some(pebble) = Pebble::start_on(free_port(), tls_port, None).await else {
+        return;
+    };
+    let server = alpn_server(&pebble, tls_port).await;
+    assert_eq!(server.direct_tls_addr.port(), tls_port);
+    let acme = server.server().acme.clone().expect("ACME enabled");
+    assert_eq!(acme.challenge(), starling_acme::ChallengeKind::TlsAlpn01);
+    let status = tokio::time::timeout(
+        Duration::from_secs(60),
+        acme.wait_for(DOMAIN, |s| s.installed > 0 || !s.last_failures.is_empty()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no certificate within 60 s; pebble says: {}", pebble.log()));
+    assert_eq!(status.last_failures, [], "{}", pebble.log());
+    let info = status.certificate.unwrap();
+    assert_eq!(
+        info.names,
+        [
+            "starling.test",
+            "conference.starling.test",
+            "pubsub.starling.test",
+            "upload.starling.test"
+        ]
+    );
+    assert!(
+        info.issuer.contains("Pebble Intermediate CA"),
+        "{}",
+        info.issuer
+    );
+    assert!(server.server().tls.acme_validations().is_empty());
+
+    let root = pebble.issuing_root().await;
+    let https = server.server().http_addrs[0];
+    for (addr, name) in [
+        (server.direct_tls_addr, DOMAIN),
+        (server.direct_tls_addr, "upload.starling.test"),
+        (https, DOMAIN),
+        (https, "conference.starling.test"),
+    ] {
+        let (leaf, _) = served_leaf(addr, name, &root).await;
+        let served = starling_acme::certificate::info_from_der(&leaf).unwrap();
+        assert_eq!(served.serial, info.serial, "{addr} {name}");
+    }
+    server.stop().await;
+}
+
+/// Renewal over TLS-ALPN-01 with a third of the lifetime left: a second certificate, served
+/// by c2s direct TLS.
+#[tokio::test]
+async fn tls_alpn_renews_a_short_lived_certificate() {
+    let tls_port = free_port();
+    // 15 s certificates: renewed 5 s before expiry, about 10 s after issuance.
+    let Some(pebble) = Pebble::start_on(free_port(), tls_port, Some(15)).await else {
+        return;
+    };
+    let server = alpn_server(&pebble, tls_port).await;
+    let acme = server.server().acme.clone().expect("ACME enabled");
+    let status = tokio::time::timeout(
+        Duration::from_secs(60),
+        acme.wait_for(DOMAIN, |s| s.installed >= 2 || !s.last_failures.is_empty()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no renewal within 60 s; pebble says: {}", pebble.log()));
+    assert_eq!(status.last_failures, [], "{}", pebble.log());
+    assert_eq!(status.installed, 2);
+    let renewed = status.certificate.unwrap();
+    let root = pebble.issuing_root().await;
+    let (leaf, _) = served_leaf(server.direct_tls_addr, DOMAIN, &root).await;
+    assert_eq!(
+        starling_acme::certificate::info_from_der(&leaf)
+            .unwrap()
+            .serial,
+        renewed.serial
+    );
+    server.stop().await;
+}
+
+/// A TLS-ALPN-01 challenge pebble validates where no validation certificate is pending (its
+/// `tlsPort` leads to another direct-TLS listener, with its own TLS manager): that listener
+/// answers `acme-tls/1` like any other ClientHello, without the protocol, and the failure is
+/// the same one WARN line as for HTTP-01, naming the domain, the problem type and pebble's
+/// detail. The self-signed certificate stays.
+#[tokio::test]
+async fn tls_alpn_failure_is_reported_with_domain_and_problem() {
+    let logs = Logs::default();
+    let _guard = logs.install();
+    // The listener pebble reaches: TLS for starling.test, nothing pending.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let host = starling_net::HostTls {
+        domain: DOMAIN.into(),
+        certificate: None,
+        key: None,
+    };
+    let other_tls = Arc::new(starling_net::TlsManager::load(&[host], elsewhere.path()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_port = listener.local_addr().unwrap().port();
+    let other = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tls = other_tls.clone();
+            tokio::spawn(async move {
+                if let Ok(stream) = tls.accept_direct_tls(tcp).await {
+                    assert!(!starling_net::is_acme_validation(stream.get_ref().1));
+                }
+            });
+        }
+    });
+    let Some(pebble) = Pebble::start_on(free_port(), other_port, None).await else {
+        return;
+    };
+    let server = alpn_server(&pebble, free_port()).await;
+    let acme = server.server().acme.clone().expect("ACME enabled");
+    let status = tokio::time::timeout(
+        Duration::from_secs(60),
+        acme.wait_for(DOMAIN, |s| s.failures > 0 || s.installed > 0),
+    )
+    .await
+    .expect("an answer within 60 s");
+    assert_eq!(status.installed, 0);
+    let failure = &status.last_failures[0];
+    assert_eq!(failure.domain, DOMAIN);
+    assert_eq!(failure.problem, "urn:ietf:params:acme:error:unauthorized");
+    assert!(failure.detail.contains("tls-alpn-01"), "{failure:?}");
+    assert!(cert_on_disk(server.data_dir()).self_signed);
+    assert!(server.server().tls.acme_validations().is_empty());
+
+    let expected = format!(
+        "ACME: no certificate for starling.test: urn:ietf:params:acme:error:unauthorized: {}",
+        failure.detail
+    );
+    let lines = logs.lines();
+    let failed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("ACME: no certificate"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{lines:#?}");
+    eprintln!("the failure, as logged:\n{}", failed[0]);
+    assert!(failed[0].contains(" WARN "), "{}", failed[0]);
+    assert!(failed[0].contains(&expected), "{}", failed[0]);
+    server.stop().await;
+    other.abort();
+}
+
+/// Any certificate, like [`AcceptAnyCert`](starling_net::tls::AcceptAnyCert), whose signature
+/// check parses the certificate with webpki; which refuses a validation certificate's unknown
+/// critical extension (RFC 8737 §3), so that one's handshake signature is checked against its
+/// public key instead.
+#[derive(Debug)]
+struct AcceptValidation {
+    any: starling_net::tls::AcceptAnyCert,
+    validation: (
+        CertificateDer<'static>,
+        rustls::pki_types::SubjectPublicKeyInfoDer<'static>,
+    ),
+}
+
+impl rustls::client::danger::ServerCertVerifier for AcceptValidation {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.any
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.any.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        if *cert == self.validation.0 {
+            rustls::crypto::verify_tls13_signature_with_raw_key(
+                message,
+                &self.validation.1,
+                dss,
+                &self.any.0.signature_verification_algorithms,
+            )
+        } else {
+            self.any.verify_tls13_signature(message, cert, dss)
+        }
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.any.supported_verify_schemes()
+    }
+}
+
+/// RFC 8737 §4: an `acme-tls/1` connection carries no application data. With a validation
+/// pending (put in the table by hand here, no CA needed), c2s direct TLS and HTTPS answer the
+/// handshake with the validation certificate and `acme-tls/1`, then close the connection
+/// without a stream header or an HTTP response; a client that does not offer `acme-tls/1`
+/// still gets the host's certificate and its stream.
+#[tokio::test]
+async fn validation_handshakes_are_closed_on_c2s_and_https() {
+    let server = TestServer::start_with(|c| {
+        c.hosts[0].domain = DOMAIN.into();
+        c.http.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
+    })
+    .await;
+    let https = *server.server().http_addrs.last().unwrap();
+    let (cert, key) =
+        starling_acme::tls_alpn::validation_certificate(DOMAIN, "token.thumbprint").unwrap();
+    let provider = rustls::crypto::ring::default_provider();
+    let signing = provider.key_provider.load_private_key(key).unwrap();
+    let spki = signing.public_key().unwrap().into_owned();
+    let certified = rustls::sign::CertifiedKey::new(vec![cert.clone()], signing);
+    let validations = server.server().tls.acme_validations();
+    validations.insert(DOMAIN, Arc::new(certified));
+
+    let connect = async |addr: SocketAddr, alpn: &[u8]| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptValidation {
+                any: starling_net::tls::AcceptAnyCert(provider),
+                validation: (cert.clone(), spki.clone()),
+            }))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
+            .await
+            .unwrap()
+    };
+    for addr in [server.direct_tls_addr, https] {
+        let mut tls = connect(addr, b"acme-tls/1").await;
+        let (_, conn) = tls.get_ref();
+        assert_eq!(conn.alpn_protocol(), Some(&b"acme-tls/1"[..]), "{addr}");
+        assert_eq!(conn.peer_certificates().unwrap()[0], cert, "{addr}");
+        // The server closes at once, having sent nothing (a stream header or an HTTP
+        // answer would be data).
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut got))
+            .await
+            .expect("closed in time");
+        assert!(read.is_ok(), "{addr}: {read:?}");
+        assert_eq!(got, b"", "{addr}");
+    }
+    // An XMPP client is unaffected.
+    let mut tls = connect(server.direct_tls_addr, b"xmpp-client").await;
+    assert_ne!(tls.get_ref().1.peer_certificates().unwrap()[0], cert);
+    tls.write_all(
+        b"<?xml version='1.0'?><stream:stream to='starling.test' version='1.0' \
+          xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .expect("a stream header in time")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).contains("<stream:stream"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    server.stop().await;
 }

@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use super::acme_validation::{ALPN_ACME_TLS, AcmeValidations, ValidationResolver};
 use super::end_point::server_end_point;
 use super::error::{FileKind, TlsError};
 
@@ -126,6 +127,11 @@ pub struct TlsManager {
     current: RwLock<Arc<Snapshot>>,
     /// Serialises reloads (file generation must not race with itself).
     reload_lock: Mutex<()>,
+    /// Pending TLS-ALPN-01 validation certificates (RFC 8737), filled by ACME.
+    validations: AcmeValidations,
+    /// The config of validation handshakes: the pending certificate named by the SNI, ALPN
+    /// `acme-tls/1` only. Independent of the hosts, so built once.
+    acme_tls: Arc<ServerConfig>,
 }
 
 impl TlsManager {
@@ -141,11 +147,15 @@ impl TlsManager {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let sources = sources(hosts, data_dir)?;
         let snapshot = build_snapshot(&provider, sources)?;
+        let validations = AcmeValidations::default();
+        let acme_tls = acme_tls_config(&provider, &validations)?;
         Ok(TlsManager {
             provider,
             data_dir: data_dir.to_path_buf(),
             current: RwLock::new(Arc::new(snapshot)),
             reload_lock: Mutex::new(()),
+            validations,
+            acme_tls: Arc::new(acme_tls),
         })
     }
 
@@ -243,10 +253,18 @@ impl TlsManager {
     /// The direct-TLS `ServerConfig` for a ClientHello read with `rustls::server::Acceptor` /
     /// `tokio_rustls::LazyConfigAcceptor`: the one selecting "xmpp-client" if the client offers it,
     /// else the ALPN-less one of [`direct_tls_config`](Self::direct_tls_config).
+    ///
+    /// A TLS-ALPN-01 validation, a ClientHello offering `acme-tls/1` with an SNI whose
+    /// validation certificate is pending in [`acme_validations`](Self::acme_validations), gets the
+    /// config serving that certificate with `acme-tls/1` selected (RFC 8737 §3). The caller
+    /// closes such a connection after the handshake ([`is_acme_validation`](super::is_acme_validation)).
     pub fn direct_tls_config_for(
         &self,
         client_hello: &ClientHello<'_>,
     ) -> Arc<rustls::ServerConfig> {
+        if self.validations.wants(client_hello) {
+            return Arc::clone(&self.acme_tls);
+        }
         let snapshot = self.snapshot();
         let offers_xmpp = client_hello
             .alpn()
@@ -261,6 +279,10 @@ impl TlsManager {
     /// Performs the server side of a direct-TLS handshake on `io`, with ALPN "xmpp-client"
     /// selected when the client offers it (see [`direct_tls_config_for`](Self::direct_tls_config_for)).
     /// Has no timeout of its own: wrap it in one.
+    ///
+    /// Hazard: the handshake may be an ACME TLS-ALPN-01 validation; check
+    /// [`is_acme_validation`](super::is_acme_validation) on the result and close such a
+    /// connection without reading from it.
     pub async fn accept_direct_tls<IO>(&self, io: IO) -> io::Result<TlsStream<IO>>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
@@ -333,6 +355,12 @@ impl TlsManager {
     /// config asks for client certificates).
     pub fn live_resolver(self: &Arc<Self>) -> Arc<dyn ResolvesServerCert> {
         Arc::new(LiveResolver(Arc::clone(self)))
+    }
+
+    /// The pending TLS-ALPN-01 validation certificates (RFC 8737) this manager serves to
+    /// `acme-tls/1` handshakes; ACME fills it. Shared: the clone is the same table.
+    pub fn acme_validations(&self) -> AcmeValidations {
+        self.validations.clone()
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {
@@ -462,15 +490,21 @@ fn build_snapshot(
             table: Arc::clone(&table),
             default: i,
         };
-        starttls.push(Arc::new(server_config(provider, resolver, Vec::new())?));
+        starttls.push(Arc::new(server_config(
+            provider,
+            Arc::new(resolver),
+            Vec::new(),
+        )?));
     }
 
     // Both direct configs share one session cache: resumption is keyed by SNI (RFC 6066 §3,
     // rustls checks it), and the certificate does not depend on ALPN.
     let sessions: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
-    let resolver = || SniResolver {
-        table: Arc::clone(&table),
-        default: 0,
+    let resolver = || {
+        Arc::new(SniResolver {
+            table: Arc::clone(&table),
+            default: 0,
+        })
     };
     let mut direct = server_config(provider, resolver(), Vec::new())?;
     direct.session_storage = Arc::clone(&sessions);
@@ -492,15 +526,30 @@ fn build_snapshot(
 /// stateless tickets, no 0-RTT data (replayable), no renegotiation (rustls has none).
 fn server_config(
     provider: &Arc<CryptoProvider>,
-    resolver: SniResolver,
+    resolver: Arc<dyn ResolvesServerCert>,
     alpn: Vec<Vec<u8>>,
 ) -> Result<ServerConfig, TlsError> {
     let mut config = ServerConfig::builder_with_provider(Arc::clone(provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(TlsError::Config)?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .with_cert_resolver(resolver);
     config.alpn_protocols = alpn;
+    Ok(config)
+}
+
+/// The config of TLS-ALPN-01 validation handshakes (RFC 8737 §3): the validation certificate
+/// pending for the SNI, `acme-tls/1` the only protocol (TLS 1.2 or higher, §4). No session is
+/// kept or ticket sent: a validation is one handshake, and resuming one would skip the
+/// certificate.
+fn acme_tls_config(
+    provider: &Arc<CryptoProvider>,
+    validations: &AcmeValidations,
+) -> Result<ServerConfig, TlsError> {
+    let resolver = Arc::new(ValidationResolver(validations.clone()));
+    let mut config = server_config(provider, resolver, vec![ALPN_ACME_TLS.to_vec()])?;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
