@@ -32,9 +32,10 @@ command -v ss > /dev/null || skip "no ss (iproute2)"
 # Debian's prosody (with lua-unbound, its DNS library, which can read /etc/hosts) and ejabberd,
 # installed only when missing. Their postinst scripts may start system instances (listening on
 # every address, 5222 and 5269 included): stopped and disabled, as bench/servers/*.sh do.
+# (FED_PACKAGES overrides the list, to try the skip path: FED_PACKAGES=no-such-package.)
 install_packages() {
     local missing=() p
-    for p in prosody lua-unbound ejabberd; do
+    for p in ${FED_PACKAGES:-prosody lua-unbound ejabberd}; do
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0

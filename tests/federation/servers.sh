@@ -3,7 +3,7 @@
 # pair of functions per server type. Every server is a private instance living in one directory
 # (config, data, logs) and listening on its own loopback address: c2s on ADDR:5222, s2s on
 # ADDR:5269. Adding a server type means writing start_TYPE, stop_TYPE and adduser_TYPE, and
-# teaching fed_driver.py to read its authentication log lines (auth_lines in fed_driver.py).
+# teaching fed_driver.py to read its authentication log lines (auth_events in fed_driver.py).
 #
 # Needs FED (the scratch directory of the run) and HERE (tests/federation) to be set.
 
