@@ -117,9 +117,6 @@ class Client(slixmpp.ClientXMPP):
     def put(self, xml):
         self.send_raw(xml)
 
-    def received(self, pred):
-        return [el for el in self.inbox if pred(el)]
-
     async def expect(self, what, pred, timeout=TIMEOUT):
         """The first stanza received (so far or within `timeout`) that satisfies pred."""
         deadline = time.monotonic() + timeout
@@ -129,7 +126,7 @@ class Client(slixmpp.ClientXMPP):
                     return el
             if time.monotonic() > deadline:
                 recent = "\n    ".join(show(el) for el in self.inbox[-6:])
-                raise AssertionError(f"{self.bare}: no {what} within {timeout} s; last received:\n    {recent}")
+                raise AssertionError(f"{self.bare} waited {timeout} s for: {what}; last received:\n    {recent}")
             await asyncio.sleep(0.05)
 
     async def bye(self):

@@ -316,8 +316,10 @@ stop_ejabberd() { # DIR
 # s2s listener, here ADDR:5269), `[s2s] ca_file` (the CA the peers' certificates are verified
 # against: only the test CA here), and `[s2s.hosts]` (a static address per remote domain, here
 # every other test domain, so no DNS is needed at all). c2s on ADDR:5222 with the domain's
-# certificate. Pairs with Starling are skipped until Starling has s2s (FED_STARLING=1 runs
-# them: `run.sh` then builds the debug binary first).
+# certificate, no direct TLS and no HTTP listener. Pairs with Starling are skipped until
+# Starling has s2s; FED_STARLING=1 runs them (`run.sh` builds the debug binary first). Until
+# the s2s crate exists Starling's config parser refuses the [s2s] keys ("unknown key"), so
+# start_starling then fails with that message.
 start_starling() {
     local dir=$1 domain=$2 addr=$3 certs=$4 d hosts=""
     mkdir -p "$dir"
@@ -340,6 +342,9 @@ key = "$certs/$domain.key"
 listen = ["$addr:5222"]
 direct_tls_listen = []
 rate = 0
+
+[http]
+listen = []   # no HTTP listener (the default one is 127.0.0.1:5280)
 
 [s2s]
 listen = ["$addr:5269"]
