@@ -463,13 +463,24 @@ def auth_events(server):
             else:
                 events.append({"dir": "out", "local": m[3], "remote": m[4], "failed": True, "reason": m[5].strip()})
     elif server.type == "starling":
-        # To be settled with Starling's s2s crate: one line per authenticated stream, e.g.
-        #   s2s authenticated direction=in local=starling.fed.test remote=prosody.fed.test mechanism=EXTERNAL bidi=false
-        for m in re.finditer(r"s2s authenticated direction=(in|out) local=(\S+) remote=(\S+) "
-                             r"mechanism=(\S+) bidi=(\w+)", text):
-            events.append({"dir": m[1], "local": m[2], "remote": m[3], "mech": m[4], "bidi": m[5] == "true"})
-        for m in re.finditer(r"s2s external refused direction=(in|out) local=(\S+) remote=(\S+) reason=(.*)", text):
-            events.append({"dir": m[1], "local": m[2], "remote": m[3], "failed": True, "reason": m[4].strip()})
+        # starling_s2s at info level (tracing's key=value fields):
+        #   s2s connection established (outbound) local=A remote=B peer=… auth="SASL EXTERNAL" bidi=true
+        #   s2s connection established (inbound) peer=… remote=B local=A auth="dialback" bidi=false
+        #   s2s SASL EXTERNAL refused (outbound); trying dialback local=A remote=B peer=… reason="…"
+        #   s2s SASL EXTERNAL refused (inbound) peer=… local=A remote=B reason=…
+        def fields(rest):
+            return {k: v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', rest)}
+        for m in re.finditer(r"s2s connection established \((inbound|outbound)\)(.*)", text):
+            f = fields(m[2])
+            auth = f.get("auth", "")
+            events.append({"dir": "in" if m[1] == "inbound" else "out", "local": f.get("local", "?"),
+                           "remote": f.get("remote", "?"),
+                           "mech": "EXTERNAL" if "EXTERNAL" in auth else "dialback",
+                           "bidi": f.get("bidi") == "true"})
+        for m in re.finditer(r"s2s SASL EXTERNAL refused \((inbound|outbound)\)(.*)", text):
+            f = fields(m[2])
+            events.append({"dir": "in" if m[1] == "inbound" else "out", "local": f.get("local", "?"),
+                           "remote": f.get("remote", "?"), "failed": True, "reason": f.get("reason", "")})
     return [e for e in events if PROBE_DOMAIN not in (e["local"], e["remote"])]
 
 

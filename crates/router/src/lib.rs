@@ -956,9 +956,12 @@ impl Router {
         let domain = to.domain().as_str();
         if !self.ctx.is_local_domain(domain) {
             // A component hears of its stanzas' failures like any sender (it never answers an
-            // error with an error, RFC 6120 §8.3.1); a remote sender cannot be reached yet.
+            // error with an error, RFC 6120 §8.3.1); so does a sender at another server (the
+            // s2s service answers no error or result with an error either).
             if let Some(component) = self.ctx.components.get(domain) {
                 component.on_stanza(&self.ctx, reply).await;
+            } else if let Some(remote) = self.ctx.components.remote() {
+                remote.on_stanza(&self.ctx, reply).await;
             }
             return;
         }

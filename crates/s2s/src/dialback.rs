@@ -65,6 +65,41 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Writes a dialback element with the `db:` prefix our stream header declares
+/// (`<db:result …>`), as XEP-0220 writes them.
+///
+/// COMPAT(ejabberd): ejabberd 23.01 matches dialback elements by their prefixed name; an
+/// equivalent `<result xmlns='jabber:server:dialback'>` is ignored and the peer never answers.
+pub fn write_prefixed(e: &Element, out: &mut String) {
+    use starling_proto::element::{escape_attr, escape_text};
+    out.push_str("<db:");
+    out.push_str(e.name());
+    for a in e.attrs() {
+        if a.namespace().is_some() {
+            continue;
+        }
+        out.push(' ');
+        out.push_str(a.name.as_str());
+        out.push_str("='");
+        escape_attr(&a.value, out);
+        out.push('\'');
+    }
+    let text = e.text();
+    let children: Vec<&Element> = e.children().collect();
+    if text.is_empty() && children.is_empty() {
+        out.push_str("/>");
+        return;
+    }
+    out.push('>');
+    escape_text(&text, out);
+    for child in children {
+        child.write_in_stream(starling_proto::ns::SERVER, out);
+    }
+    out.push_str("</db:");
+    out.push_str(e.name());
+    out.push('>');
+}
+
 /// `<db:result from to>key</db:result>` (XEP-0220 §2.1.1).
 pub fn result_request(from: &str, to: &str, key: &str) -> Element {
     let mut e = Element::new("result", NS);
@@ -157,22 +192,34 @@ mod tests {
         ));
     }
 
-    /// XEP-0220 §2.1.1 and §2.4: the elements, as they go on the wire.
+    /// XEP-0220 §2.1.1 and §2.4: the elements, as they go on the wire (with the `db:` prefix).
     #[test]
     fn elements() {
         let mut out = String::new();
-        result_request("a.example", "b.example", "k1")
-            .write_in_stream(starling_proto::ns::SERVER, &mut out);
+        write_prefixed(&result_request("a.example", "b.example", "k1"), &mut out);
         assert_eq!(
             out,
-            "<result xmlns='jabber:server:dialback' from='a.example' to='b.example'>k1</result>"
+            "<db:result from='a.example' to='b.example'>k1</db:result>"
         );
         out.clear();
-        verify_answer("a.example", "b.example", "i1", false)
-            .write_in_stream(starling_proto::ns::SERVER, &mut out);
+        write_prefixed(
+            &verify_answer("a.example", "b.example", "i1", false),
+            &mut out,
+        );
         assert_eq!(
             out,
-            "<verify xmlns='jabber:server:dialback' from='a.example' to='b.example' id='i1' type='invalid'/>"
+            "<db:verify from='a.example' to='b.example' id='i1' type='invalid'/>"
+        );
+        out.clear();
+        let request = result_request("a.example", "b.example", "k1");
+        write_prefixed(
+            &error_answer(&request, starling_proto::StanzaErrorCondition::ItemNotFound),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "<db:result from='b.example' to='a.example' type='error'><error type='cancel'>\
+             <item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>"
         );
     }
 }

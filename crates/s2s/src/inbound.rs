@@ -424,7 +424,8 @@ impl Inbound {
             return Ok(());
         }
         if let Err(problem) = self.certificate_for(&claimed) {
-            tracing::info!(peer = %self.peer, %claimed, reason = %problem, "s2s SASL EXTERNAL refused");
+            let local = self.local.as_deref().unwrap_or_default();
+            tracing::info!(peer = %self.peer, %local, remote = %claimed, reason = %problem, "s2s SASL EXTERNAL refused (inbound)");
             self.stream
                 .send(&failure("not-authorized", problem.to_string()));
             return Ok(());

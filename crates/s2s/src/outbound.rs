@@ -390,6 +390,7 @@ pub(crate) async fn authenticate(
                         format!(": {text}")
                     }
                 ));
+                tracing::info!(%local, %remote, peer = %opened.peer, reason = why_not_external.as_deref().unwrap_or_default(), "s2s SASL EXTERNAL refused (outbound); trying dialback");
             }
             other => {
                 return Err(here(format!(

@@ -146,7 +146,11 @@ impl XmlStream {
 
     /// Queues a top-level element of the `jabber:server` stream.
     pub(crate) fn send(&mut self, element: &Element) {
-        element.write_in_stream(ns::SERVER, &mut self.out);
+        if element.ns() == crate::dialback::NS {
+            crate::dialback::write_prefixed(element, &mut self.out);
+        } else {
+            element.write_in_stream(ns::SERVER, &mut self.out);
+        }
     }
 
     /// Queues our stream header (RFC 6120 §4.7, XEP-0220 §2.1: `xmlns:db` declared).
