@@ -170,6 +170,8 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "max_queued_stanzas",
             "connect_timeout",
             "idle_timeout",
+            "max_connections",
+            "max_connections_per_ip",
         ],
     ),
     (
@@ -814,6 +816,10 @@ pub struct S2sConfig {
     pub connect_timeout: Duration,
     /// An authenticated connection idle this long is closed. Default: 600 s.
     pub idle_timeout: Duration,
+    /// Inbound connections at once, from all peers. Default: 1,000.
+    pub max_connections: usize,
+    /// Inbound connections at once from one IP address. Default: 32.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for S2sConfig {
@@ -830,6 +836,8 @@ impl Default for S2sConfig {
             max_queued_stanzas: 10_000,
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
+            max_connections: 1000,
+            max_connections_per_ip: 32,
         }
     }
 }

@@ -902,6 +902,12 @@ impl Cx<'_> {
         if let Some(n) = self.seconds(table, p, "idle_timeout", 1) {
             c.idle_timeout = Duration::from_secs(n);
         }
+        if let Some(n) = self.usize(table, p, "max_connections", 1) {
+            c.max_connections = n;
+        }
+        if let Some(n) = self.usize(table, p, "max_connections_per_ip", 1) {
+            c.max_connections_per_ip = n;
+        }
         let Some((key, value)) = self.value(table, p, "hosts") else {
             return;
         };

@@ -2161,6 +2161,7 @@ fn s2s_section() {
          ca_file = \"peers.pem\"\nrequire_tls = false\ndialback = false\n\
          dialback_secret = \"a long dialback secret\"\nmax_stanza_size = 100000\n\
          max_queued_stanzas = 50\nconnect_timeout = 5\nidle_timeout = 60\n\
+         max_connections = 100\nmax_connections_per_ip = 4\n\
          [s2s.hosts]\n\"Example.org\" = \"127.0.0.2:5269\"\n\
          \"other.example\" = [\"10.0.0.5:5269\", \"[::1]:5270\"]\n",
     )
@@ -2185,6 +2186,8 @@ fn s2s_section() {
             max_queued_stanzas: 50,
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
+            max_connections: 100,
+            max_connections_per_ip: 4,
         }
     );
     assert!(config.s2s.enabled());

@@ -103,6 +103,18 @@ enum End {
     Error(StreamError),
 }
 
+/// Closes a connection over the limits: our header, `<policy-violation/>`, the end (RFC 6120
+/// §4.9.1.1, §4.9.3.14). Sent without reading the peer's header, as for any stream error
+/// before it.
+pub(crate) async fn refuse(tcp: TcpStream, settings: &crate::S2sSettings) {
+    let mut stream = XmlStream::new(tcp, PREAUTH);
+    let err = StreamError::new(StreamErrorCondition::PolicyViolation).with_text(format!(
+        "too many connections (at most {} from one address, {} in all)",
+        settings.max_connections_per_ip, settings.max_connections
+    ));
+    stream.close(Some(&err), (None, None)).await;
+}
+
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     tcp: TcpStream,

@@ -73,6 +73,11 @@ pub struct S2sSettings {
     pub require_tls: bool,
     /// Offer and use XEP-0220 dialback when a certificate does not verify (default on).
     pub dialback: bool,
+    /// Inbound connections at once, from all peers (default 1,000).
+    pub max_connections: usize,
+    /// Inbound connections at once from one IP address (default 32: a busy peer opens a few,
+    /// plus dialback verifications).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for S2sSettings {
@@ -86,6 +91,8 @@ impl Default for S2sSettings {
             idle_timeout: Duration::from_secs(600),
             require_tls: true,
             dialback: true,
+            max_connections: 1000,
+            max_connections_per_ip: 32,
         }
     }
 }
@@ -152,6 +159,8 @@ pub(crate) struct Shared {
     ctx: OnceLock<Context>,
     routes: Mutex<HashMap<(String, String), Route>>,
     links: Mutex<HashMap<u64, LinkEntry>>,
+    /// Inbound connections open, per peer address (the limits of [`S2sSettings`]).
+    inbound: Mutex<HashMap<std::net::IpAddr, usize>>,
     next_id: AtomicU64,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
@@ -179,6 +188,7 @@ impl S2s {
                 ctx: OnceLock::new(),
                 routes: Mutex::default(),
                 links: Mutex::default(),
+                inbound: Mutex::default(),
                 next_id: AtomicU64::new(1),
                 shutdown,
                 tracker,
@@ -224,13 +234,20 @@ impl S2s {
         list.into_iter().map(|(_, info)| info).collect()
     }
 
-    /// Serves one inbound connection (the listener calls this per accepted socket).
+    /// Serves one inbound connection (the listener calls this per accepted socket). Beyond
+    /// [`S2sSettings::max_connections`] in all or [`S2sSettings::max_connections_per_ip`] from
+    /// the peer's address, the stream is closed at once with `<policy-violation/>`.
     pub async fn handle_inbound(
         &self,
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
         direct_tls: bool,
     ) {
+        let Some(_slot) = InboundSlot::take(&self.shared, peer.ip()) else {
+            tracing::warn!(%peer, "s2s connection refused: too many inbound connections");
+            inbound::refuse(tcp, &self.shared.settings).await;
+            return;
+        };
         inbound::handle(Arc::clone(&self.shared), tcp, peer, direct_tls).await;
     }
 
@@ -423,6 +440,49 @@ pub(crate) async fn bounce(ctx: &Context, stanza: &Element, condition: StanzaErr
             ?condition,
             "undeliverable stanza to a remote domain; no answer is due"
         );
+    }
+}
+
+/// One counted inbound connection; released when dropped.
+struct InboundSlot {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+}
+
+impl InboundSlot {
+    fn take(shared: &Arc<Shared>, ip: std::net::IpAddr) -> Option<InboundSlot> {
+        let mut open = shared
+            .inbound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let total: usize = open.values().sum();
+        let here = open.get(&ip).copied().unwrap_or(0);
+        if total >= shared.settings.max_connections
+            || here >= shared.settings.max_connections_per_ip
+        {
+            return None;
+        }
+        *open.entry(ip).or_insert(0) += 1;
+        Some(InboundSlot {
+            shared: Arc::clone(shared),
+            ip,
+        })
+    }
+}
+
+impl Drop for InboundSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .shared
+            .inbound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
     }
 }
 

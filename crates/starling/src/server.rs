@@ -117,6 +117,8 @@ pub fn s2s_service(
         idle_timeout: c.idle_timeout,
         require_tls: c.require_tls,
         dialback: c.dialback,
+        max_connections: c.max_connections,
+        max_connections_per_ip: c.max_connections_per_ip,
     };
     Ok(starling_s2s::S2s::new(
         settings,

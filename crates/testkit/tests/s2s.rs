@@ -631,3 +631,127 @@ async fn check_federation_reports_a_domain_that_does_not_resolve() {
     );
     assert!(!report.federates());
 }
+
+/// Per-peer limits (issue 18 item 3): with `max_connections_per_ip = 1`, a second connection
+/// from the same address gets our header and `<policy-violation/>` at once (RFC 6120
+/// §4.9.3.14) while the first goes on; once the first is gone a new one is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_per_address_limit_are_refused() {
+    let side = Side {
+        domain: "a.test",
+        s2s: free_port([127, 0, 0, 2]),
+        cert: None,
+        ca_file: None,
+    };
+    let a = start(&side, ("b.test", free_port([127, 0, 0, 3])), |c| {
+        c.s2s.max_connections_per_ip = 1
+    })
+    .await;
+    let addr = a.server().s2s_addrs[0];
+    let mut first = Client::connect(addr).await.unwrap();
+    first.as_server("b.test");
+    first.open_stream("a.test").await.unwrap();
+    let mut second = Client::connect(addr).await.unwrap();
+    assert!(matches!(
+        second.recv().await.unwrap(),
+        starling_testkit::Frame::Header(_)
+    ));
+    let err = second
+        .expect_stream_error("policy-violation")
+        .await
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("too many connections (at most 1 from one address, 1000 in all)"),
+        "{err}"
+    );
+    // The first is still served.
+    let features = first.starttls("a.test").await.unwrap();
+    assert!(
+        features.has_child("dialback", "urn:xmpp:features:dialback"),
+        "{features}"
+    );
+    drop(first);
+    let mut third = Client::connect(addr).await.unwrap();
+    third.as_server("b.test");
+    for _ in 0..50 {
+        match third.open_stream("a.test").await {
+            Ok(_) => return,
+            Err(_) => {
+                // The first connection's end may not have been noticed yet: try again.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                third = Client::connect(addr).await.unwrap();
+                third.as_server("b.test");
+            }
+        }
+    }
+    panic!("no connection served after the first one closed");
+}
+
+/// Issue 18 item 3: an authenticated connection with no traffic for `[s2s] idle_timeout` is
+/// closed on both sides; the next stanza opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_and_reopened() {
+    let a_addr = free_port([127, 0, 0, 2]);
+    let b_addr = free_port([127, 0, 0, 3]);
+    let idle = |c: &mut starling_config::Config| c.s2s.idle_timeout = Duration::from_secs(1);
+    let a = start(
+        &Side {
+            domain: "a.test",
+            s2s: a_addr,
+            cert: None,
+            ca_file: None,
+        },
+        ("b.test", b_addr),
+        idle,
+    )
+    .await;
+    let b = start(
+        &Side {
+            domain: "b.test",
+            s2s: b_addr,
+            cert: None,
+            ca_file: None,
+        },
+        ("a.test", a_addr),
+        idle,
+    )
+    .await;
+    let mut alice = a.online("alice", PW, "r").await;
+    let mut bob = b.online("bob", PW, "r").await;
+    alice
+        .send_xml("<message to='bob@b.test/r' id='m1'><body>one</body></message>")
+        .await
+        .unwrap();
+    bob.expect(
+        "<message from='alice@a.test/r' to='bob@b.test/r' id='m1'><body>one</body></message>",
+    )
+    .await
+    .unwrap();
+    assert_eq!(auth_methods(&a).len(), 1);
+    let mut gone = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if a.server().s2s.as_ref().unwrap().list().is_empty()
+            && b.server().s2s.as_ref().unwrap().list().is_empty()
+        {
+            gone = true;
+            break;
+        }
+    }
+    assert!(
+        gone,
+        "still open after 5 s: {:?} / {:?}",
+        auth_methods(&a),
+        auth_methods(&b)
+    );
+    alice
+        .send_xml("<message to='bob@b.test/r' id='m2'><body>two</body></message>")
+        .await
+        .unwrap();
+    bob.expect(
+        "<message from='alice@a.test/r' to='bob@b.test/r' id='m2'><body>two</body></message>",
+    )
+    .await
+    .unwrap();
+}
