@@ -191,6 +191,36 @@ impl S2s {
                             );
                         }
                         est.stream.close(None, (None, None)).await;
+                        if est.method == AuthMethod::SaslExternal {
+                            // Dialback on its own, on a second connection: what servers that
+                            // cannot verify our certificate will use.
+                            let dialback = match outbound::open_at(
+                                shared, local, remote, target, addr,
+                            )
+                            .await
+                            {
+                                Ok(o) => {
+                                    outbound::authenticate_with(shared, o, local, remote, false)
+                                        .await
+                                }
+                                Err(f) => Err(f),
+                            };
+                            match dialback {
+                                Ok(mut d) => {
+                                    report.push(
+                                        true,
+                                        format!("dialback as {local} at {label}"),
+                                        "works too",
+                                    );
+                                    d.stream.close(None, (None, None)).await;
+                                }
+                                Err(f) => report.push(
+                                    false,
+                                    format!("dialback as {local} at {label}"),
+                                    f.reason,
+                                ),
+                            }
+                        }
                     }
                     Err(f) => report.push(
                         false,

@@ -329,9 +329,21 @@ pub(crate) struct Established {
 /// Bidi (when offered), then SASL EXTERNAL (when offered), else dialback.
 pub(crate) async fn authenticate(
     shared: &Shared,
+    opened: Opened,
+    local: &str,
+    remote: &str,
+) -> Result<Established, Failure> {
+    authenticate_with(shared, opened, local, remote, true).await
+}
+
+/// [`authenticate`], with SASL EXTERNAL left out when `try_external` is false (for
+/// `check-federation`, which tries dialback on its own too).
+pub(crate) async fn authenticate_with(
+    shared: &Shared,
     mut opened: Opened,
     local: &str,
     remote: &str,
+    try_external: bool,
 ) -> Result<Established, Failure> {
     let here =
         |what: String| Failure::not_found(format!("{} at {}: {what}", opened.target, opened.peer));
@@ -349,7 +361,7 @@ pub(crate) async fn authenticate(
                 .any(|c| c.name() == "mechanism" && c.text().trim() == "EXTERNAL")
         });
     let mut why_not_external = None;
-    if external && shared.tls.certified_key(local).is_some() {
+    if try_external && external && shared.tls.certified_key(local).is_some() {
         // RFC 6120 §6.4.2 with the authorization identity our domain (XEP-0178 §3).
         let authzid = base64::engine::general_purpose::STANDARD.encode(local);
         stream.send(

@@ -1140,8 +1140,12 @@ async fn check_federation(args: CheckFederationArgs) -> anyhow::Result<()> {
         writeln!(out, "\nresult: {local} can federate with {remote}")?;
         Ok(())
     } else {
+        writeln!(
+            out,
+            "\nresult: {local} cannot federate with {remote} (see the FAIL lines above)"
+        )?;
         drop(out);
-        bail!("{local} cannot federate with {remote} (see the FAIL lines above)");
+        bail!("{local} cannot federate with {remote}");
     }
 }
 

@@ -1126,3 +1126,56 @@ fn http_listen_flag() {
     assert!(ready.ends_with("\r\n\r\nready"), "{ready}");
     assert_eq!(server.stderr.all(), "");
 }
+
+/// Issue 18: `--s2s-listen` turns federation on; `starling s2s list` asks the running server
+/// through its control socket; `check-federation` on a domain that cannot be found says so on
+/// a FAIL line and exits non-zero.
+#[test]
+fn s2s_listen_flag_list_and_check_federation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(
+        tmp.path(),
+        &[
+            "--data-dir",
+            path_str(&data),
+            "--c2s-listen",
+            "127.0.0.1:0",
+            "--c2s-tls-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--s2s-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let log = server.stdout.all();
+    assert!(log.contains("listening for servers on 127.0.0.1:"), "{log}");
+    assert!(log.contains("(STARTTLS)"), "{log}");
+    let list = run(
+        tmp.path(),
+        &["s2s", "list", "--data-dir", path_str(&data)],
+        None,
+    );
+    assert_succeeds(&list, "no server-to-server connections\n");
+    let check = run(
+        tmp.path(),
+        &[
+            "check-federation",
+            "nothing.invalid",
+            "--data-dir",
+            path_str(&data),
+        ],
+        None,
+    );
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    let out = text(&check.stdout);
+    assert!(
+        out.starts_with("checking federation from localhost to nothing.invalid\n"),
+        "{out}"
+    );
+    assert!(out.contains("FAIL DNS for nothing.invalid: "), "{out}");
+    assert!(out.contains("\nresult: localhost cannot federate"), "{out}");
+    // The dialback secret the server made is kept for the next start and for this command.
+    assert!(data.join("s2s/dialback.secret").exists());
+}

@@ -594,6 +594,9 @@ async fn check_federation_explains_a_wrong_certificate() {
         auth.detail, "SASL EXTERNAL, bidirectional (XEP-0288)",
         "{text}"
     );
+    // Dialback tried on its own as well (b.test verifies the key by calling a.test back).
+    let dialback = line("dialback as a.test");
+    assert!(dialback.ok, "{text}");
     assert!(report.federates(), "{text}");
     assert!(
         text.contains("subject CN=mail.b.test; issuer CN=Starling federation test CA"),
