@@ -349,6 +349,7 @@ listen = []   # no HTTP listener (the default one is 127.0.0.1:5280)
 [s2s]
 listen = ["$addr:5269"]
 ca_file = "$FED_CERTS/ca.crt"
+connect_timeout = 10   # loopback: anything slower is a failure (and check-federation waits this long per step)
 
 [s2s.hosts]
 $hosts

@@ -100,6 +100,23 @@ fn describe_chain(chain: &[CertificateDer<'static>]) -> Vec<String> {
         .collect()
 }
 
+/// `step` within `[s2s] connect_timeout` (a peer that never answers a dialback request, say).
+async fn bounded(
+    shared: &crate::Shared,
+    step: impl std::future::Future<Output = Result<outbound::Established, outbound::Failure>>,
+) -> Result<outbound::Established, outbound::Failure> {
+    let limit = shared.settings.connect_timeout;
+    tokio::time::timeout(limit, step).await.unwrap_or_else(|_| {
+        Err(outbound::Failure {
+            condition: starling_proto::StanzaErrorCondition::RemoteServerTimeout,
+            reason: format!(
+                "no answer within {} s ([s2s] connect_timeout)",
+                limit.as_secs()
+            ),
+        })
+    })
+}
+
 impl S2s {
     /// Checks federation from `local` (a domain served here) to `remote`.
     pub async fn check(&self, local: &str, remote: &str) -> Report {
@@ -125,11 +142,18 @@ impl S2s {
                 }
             };
             for addr in addrs.into_iter().take(2) {
-                let label = format!("{target} at {addr}");
+                let label = outbound::place(target, addr);
+                // Failures say where already: the findings name the place once.
+                let why = |f: outbound::Failure| {
+                    f.reason
+                        .strip_prefix(&format!("{label}: "))
+                        .map(str::to_owned)
+                        .unwrap_or(f.reason)
+                };
                 let opened = match outbound::open_at(shared, local, remote, target, addr).await {
                     Ok(o) => o,
                     Err(f) => {
-                        report.push(false, format!("connection to {label}"), f.reason);
+                        report.push(false, format!("connection to {label}"), why(f));
                         continue;
                     }
                 };
@@ -167,7 +191,12 @@ impl S2s {
                         (false, false) => "neither SASL EXTERNAL nor dialback".to_owned(),
                     },
                 );
-                match outbound::authenticate(shared, opened, local, remote).await {
+                match bounded(
+                    shared,
+                    outbound::authenticate(shared, opened, local, remote),
+                )
+                .await
+                {
                     Ok(est) => {
                         let mut est = est;
                         report.push(
@@ -200,8 +229,13 @@ impl S2s {
                             .await
                             {
                                 Ok(o) => {
-                                    outbound::authenticate_with(shared, o, local, remote, false)
-                                        .await
+                                    bounded(
+                                        shared,
+                                        outbound::authenticate_with(
+                                            shared, o, local, remote, false,
+                                        ),
+                                    )
+                                    .await
                                 }
                                 Err(f) => Err(f),
                             };
@@ -217,7 +251,7 @@ impl S2s {
                                 Err(f) => report.push(
                                     false,
                                     format!("dialback as {local} at {label}"),
-                                    f.reason,
+                                    why(f),
                                 ),
                             }
                         }
@@ -225,7 +259,7 @@ impl S2s {
                     Err(f) => report.push(
                         false,
                         format!("authentication as {local} at {label}"),
-                        f.reason,
+                        why(f),
                     ),
                 }
             }

@@ -561,30 +561,9 @@ impl Inbound {
 
     /// XEP-0220 §2.3.2: we are the authoritative server for `to`.
     fn db_verify(&mut self, e: &Element) {
-        if e.attr("type").is_some() {
-            return;
+        if let Some(answer) = self.shared.answer_verify(&self.ctx, e) {
+            self.stream.send(&answer);
         }
-        let (Some(receiving), Some(originating), Some(id)) =
-            (e.attr("from"), e.attr("to"), e.attr("id"))
-        else {
-            self.stream
-                .send(&dialback::error_answer(e, StanzaErrorCondition::BadRequest));
-            return;
-        };
-        if !self.shared.is_served(&self.ctx, originating) {
-            self.stream.send(&dialback::error_answer(
-                e,
-                StanzaErrorCondition::ItemNotFound,
-            ));
-            return;
-        }
-        let valid = self
-            .shared
-            .keys
-            .check(receiving, originating, id, &e.text());
-        tracing::debug!(peer = %self.peer, %receiving, %originating, valid, "dialback verification answered");
-        self.stream
-            .send(&dialback::verify_answer(originating, receiving, id, valid));
     }
 
     fn authorize(&mut self, remote: String, local: String, method: &str) {

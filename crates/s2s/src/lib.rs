@@ -296,6 +296,30 @@ impl Shared {
         ctx.is_local_domain(domain) || ctx.components.serves(domain)
     }
 
+    /// XEP-0220 §2.3.2: the answer to a `<db:verify/>` request, as the authoritative server for
+    /// its `to` (XEP-0185: the key recomputed from our secret); `None` for an answer (it has a
+    /// `type`), which needs none. On whichever stream it comes: a peer may send it on its own
+    /// connection, or on a bidirectional one we opened (Prosody does).
+    pub(crate) fn answer_verify(&self, ctx: &Context, e: &Element) -> Option<Element> {
+        if e.attr("type").is_some() {
+            return None;
+        }
+        let (Some(receiving), Some(originating), Some(id)) =
+            (e.attr("from"), e.attr("to"), e.attr("id"))
+        else {
+            return Some(dialback::error_answer(e, StanzaErrorCondition::BadRequest));
+        };
+        if !self.is_served(ctx, originating) {
+            return Some(dialback::error_answer(
+                e,
+                StanzaErrorCondition::ItemNotFound,
+            ));
+        }
+        let valid = self.keys.check(receiving, originating, id, &e.text());
+        tracing::debug!(%receiving, %originating, valid, "dialback verification answered");
+        Some(dialback::verify_answer(originating, receiving, id, valid))
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }

@@ -178,7 +178,8 @@ pub(crate) async fn open_at(
         Ok(Ok(tcp)) => tcp,
         Ok(Err(e)) => {
             return Err(Failure::not_found(format!(
-                "{target} at {addr}: {}",
+                "{}: {}",
+                place(target, addr),
                 connect_error(&e)
             )));
         }
@@ -186,7 +187,8 @@ pub(crate) async fn open_at(
             return Err(Failure {
                 condition: StanzaErrorCondition::RemoteServerTimeout,
                 reason: format!(
-                    "{target} at {addr}: no answer to the TCP connection in {} s (a firewall dropping packets?)",
+                    "{}: no answer to the TCP connection in {} s (a firewall dropping packets?)",
+                    place(target, addr),
                     CONNECT_TIMEOUT.as_secs()
                 ),
             });
@@ -199,7 +201,7 @@ pub(crate) async fn open_at(
     let mut stream = XmlStream::new(tcp, limits);
     let name = ServerName::try_from(remote.to_owned())
         .map_err(|_| Failure::not_found(format!("{remote} is not a domain name")))?;
-    let here = |what: String| Failure::not_found(format!("{target} at {addr}: {what}"));
+    let here = |what: String| Failure::not_found(format!("{}: {what}", place(target, addr)));
     if target.direct_tls {
         stream
             .connect_tls(shared.client_config(local, true), name.clone())
@@ -250,6 +252,16 @@ pub(crate) async fn open_at(
         features,
         certificate,
     })
+}
+
+/// Where a connection goes, for messages: the target, and the address when it is not the
+/// target's own (`xmpp.example.org:5269 (STARTTLS, SRV …) at 192.0.2.1:5269`).
+pub(crate) fn place(target: &Target, addr: SocketAddr) -> String {
+    if target.host == addr.ip().to_string() && target.port == addr.port() {
+        target.to_string()
+    } else {
+        format!("{target} at {addr}")
+    }
 }
 
 fn connect_error(e: &io::Error) -> String {
@@ -345,8 +357,9 @@ pub(crate) async fn authenticate_with(
     remote: &str,
     try_external: bool,
 ) -> Result<Established, Failure> {
-    let here =
-        |what: String| Failure::not_found(format!("{} at {}: {what}", opened.target, opened.peer));
+    let here = |what: String| {
+        Failure::not_found(format!("{}: {what}", place(&opened.target, opened.peer)))
+    };
     let stream = &mut opened.stream;
     let mut bidi = false;
     if opened.features.has_child("bidi", "urn:xmpp:features:bidi") {
@@ -652,6 +665,11 @@ async fn pump(
                         tracing::info!(%local, %remote, error = %stream_error_text(&e), "the remote server closed the s2s stream");
                         stream.close(None, (None, None)).await;
                         return PumpEnd::Broken;
+                    } else if e.is("verify", dialback::NS) {
+                        // The peer checks a dialback key of ours on this (bidi) stream.
+                        if let Some(answer) = shared.answer_verify(ctx, &e) {
+                            stream.send(&answer);
+                        }
                     }
                     // Anything else (whitespace pings are not frames; a late db:result) is ignored.
                 }
