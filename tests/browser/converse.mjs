@@ -9,45 +9,21 @@
 // Environment: CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
 import { client, xml } from "@xmpp/client";
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { STEP_MS, log, sleep, until, verdictsWithDeadline } from "./common.mjs";
 
 const [httpPort, c2sPort, shots, results] = process.argv.slice(2);
 const DOMAIN = "localhost";
 const PAGE = `http://127.0.0.1:${httpPort}/web`;
 // The server's certificate is self-signed (made at its first start).
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
-// Every wait in the page is bounded by this; the whole script by the deadline below.
-const STEP_MS = 20000;
+// The whole script is bounded by this.
 const DEADLINE_MS = 120000;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
-
 mkdirSync(shots, { recursive: true });
-const verdicts = { converse_login: "fail", converse_chat: "fail", converse_upload: "fail" };
-function report() {
-  for (const [name, v] of Object.entries(verdicts)) {
-    const line = `browser/${name} ${v}`;
-    console.log(line);
-    if (results) appendFileSync(results, line + "\n");
-  }
-}
-
-const deadline = setTimeout(() => {
-  console.error(`browser: the whole run took over ${DEADLINE_MS / 1000} s`);
-  report();
-  process.exit(1);
-}, DEADLINE_MS);
-
-async function until(what, pred, ms = STEP_MS) {
-  for (let t = 0; t < ms; t += 100) {
-    const v = await pred();
-    if (v) return v;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const { verdicts, report, deadline } = verdictsWithDeadline(
+  ["converse_login", "converse_chat", "converse_upload"], results, DEADLINE_MS);
 
 let shot = 0;
 async function screenshot(page, name) {

@@ -10,41 +10,19 @@
 // Prints and appends to RESULTS_FILE "browser/profanity_<case> pass|fail"; exits 1 on failure.
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { STEP_MS, log, sleep, until, verdictsWithDeadline } from "./common.mjs";
 
 const [httpPort, session, shots, results] = process.argv.slice(2);
 const DOMAIN = "localhost";
 const PAGE = `http://127.0.0.1:${httpPort}/web`;
-const STEP_MS = 20000;
+// The whole script is bounded by this.
 const DEADLINE_MS = 150000;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (...a) => console.log(new Date().toISOString().slice(11, 23), ...a);
-
 mkdirSync(shots, { recursive: true });
-const verdicts = { profanity_contact: "fail", profanity_chat: "fail", profanity_files: "fail" };
-function report() {
-  for (const [name, v] of Object.entries(verdicts)) {
-    const line = `browser/${name} ${v}`;
-    console.log(line);
-    if (results) appendFileSync(results, line + "\n");
-  }
-}
-const deadline = setTimeout(() => {
-  console.error(`browser: the whole run took over ${DEADLINE_MS / 1000} s`);
-  report();
-  process.exit(1);
-}, DEADLINE_MS);
-
-async function until(what, pred, ms = STEP_MS) {
-  for (let t = 0; t < ms; t += 100) {
-    const v = await pred();
-    if (v) return v;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const { verdicts, report, deadline } = verdictsWithDeadline(
+  ["profanity_contact", "profanity_chat", "profanity_files"], results, DEADLINE_MS);
 
 // Profanity's terminal, through tmux.
 const terminal = () => execFileSync("tmux", ["capture-pane", "-p", "-J", "-t", session]).toString();

@@ -48,7 +48,7 @@ if ! { have playwright-core 1.65.2 && have converse.js 14.0.0 && have @xmpp/clie
     (cd "$DIR" && timeout 300 npm install --silent --no-audit --no-fund \
         playwright-core@1.65.2 converse.js@14.0.0 @xmpp/client@0.14.0)
 fi
-cp tests/browser/converse.mjs tests/browser/converse_profanity.mjs "$DIR/"
+cp tests/browser/common.mjs tests/browser/converse.mjs tests/browser/converse_profanity.mjs "$DIR/"
 if [ "$MODE" = profanity ]; then
     for tool in profanity tmux; do
         command -v "$tool" > /dev/null || { echo "browser: $tool is missing (apt-get install -y profanity tmux)" >&2; exit 2; }

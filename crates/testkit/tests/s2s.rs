@@ -130,6 +130,25 @@ async fn pair() -> (TestServer, TestServer, Ca) {
 
 /// (direction, remote domains, authentication, bidi) of each authenticated connection (a
 /// dialback verification connection, which authenticates nothing, may still be closing).
+/// a.test on 127.0.0.2 and b.test on 127.0.0.3 with the self-signed certificates made at
+/// start (neither can verify the other's: dialback), each configuration adjusted.
+async fn self_signed_pair(
+    adjust_a: impl FnOnce(&mut starling_config::Config),
+    adjust_b: impl FnOnce(&mut starling_config::Config),
+) -> (TestServer, TestServer) {
+    let a_addr = free_port([127, 0, 0, 2]);
+    let b_addr = free_port([127, 0, 0, 3]);
+    let side = |domain, s2s| Side {
+        domain,
+        s2s,
+        cert: None,
+        ca_file: None,
+    };
+    let a = start(&side("a.test", a_addr), ("b.test", b_addr), adjust_a).await;
+    let b = start(&side("b.test", b_addr), ("a.test", a_addr), adjust_b).await;
+    (a, b)
+}
+
 fn auth_methods(server: &TestServer) -> Vec<(String, String, String, bool)> {
     server
         .server()
@@ -317,30 +336,7 @@ async fn silent_server_bounces_remote_server_timeout() {
 /// connection (XEP-0288 bidi).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialback_when_the_certificate_does_not_verify() {
-    let a_addr = free_port([127, 0, 0, 2]);
-    let b_addr = free_port([127, 0, 0, 3]);
-    let a = start(
-        &Side {
-            domain: "a.test",
-            s2s: a_addr,
-            cert: None,
-            ca_file: None,
-        },
-        ("b.test", b_addr),
-        |_| {},
-    )
-    .await;
-    let b = start(
-        &Side {
-            domain: "b.test",
-            s2s: b_addr,
-            cert: None,
-            ca_file: None,
-        },
-        ("a.test", a_addr),
-        |_| {},
-    )
-    .await;
+    let (a, b) = self_signed_pair(|_| {}, |_| {}).await;
     let mut alice = a.online("alice", PW, "r").await;
     let mut bob = b.online("bob", PW, "r").await;
     alice
@@ -409,30 +405,11 @@ async fn dialback_peer(b: &TestServer, a_secret: &str) -> Client {
 /// stream with `<invalid-from/>`; XEP-0220 §2.3: the key was checked by calling a.test back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_sending_from_another_domain_gets_invalid_from() {
-    let a_addr = free_port([127, 0, 0, 2]);
-    let b_addr = free_port([127, 0, 0, 3]);
     let secret = "the dialback secret of a.test";
-    let _a = start(
-        &Side {
-            domain: "a.test",
-            s2s: a_addr,
-            cert: None,
-            ca_file: None,
-        },
-        ("b.test", b_addr),
+    let (_a, b) = self_signed_pair(
         |c| {
             c.s2s.dialback_secret = Some(starling_config::Secret(secret.to_owned()));
         },
-    )
-    .await;
-    let b = start(
-        &Side {
-            domain: "b.test",
-            s2s: b_addr,
-            cert: None,
-            ca_file: None,
-        },
-        ("a.test", a_addr),
         |_| {},
     )
     .await;
@@ -465,30 +442,7 @@ async fn a_peer_sending_from_another_domain_gets_invalid_from() {
 /// on the stream, the stream ends with `<not-authorized/>`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_dialback_key_is_invalid() {
-    let a_addr = free_port([127, 0, 0, 2]);
-    let b_addr = free_port([127, 0, 0, 3]);
-    let _a = start(
-        &Side {
-            domain: "a.test",
-            s2s: a_addr,
-            cert: None,
-            ca_file: None,
-        },
-        ("b.test", b_addr),
-        |_| {},
-    )
-    .await;
-    let b = start(
-        &Side {
-            domain: "b.test",
-            s2s: b_addr,
-            cert: None,
-            ca_file: None,
-        },
-        ("a.test", a_addr),
-        |_| {},
-    )
-    .await;
+    let (_a, b) = self_signed_pair(|_| {}, |_| {}).await;
     let mut peer = Client::connect(b.server().s2s_addrs[0]).await.unwrap();
     peer.as_server("a.test");
     peer.open_stream("b.test").await.unwrap();
@@ -695,31 +649,8 @@ async fn connections_beyond_the_per_address_limit_are_refused() {
 /// closed on both sides; the next stanza opens a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_and_reopened() {
-    let a_addr = free_port([127, 0, 0, 2]);
-    let b_addr = free_port([127, 0, 0, 3]);
     let idle = |c: &mut starling_config::Config| c.s2s.idle_timeout = Duration::from_secs(1);
-    let a = start(
-        &Side {
-            domain: "a.test",
-            s2s: a_addr,
-            cert: None,
-            ca_file: None,
-        },
-        ("b.test", b_addr),
-        idle,
-    )
-    .await;
-    let b = start(
-        &Side {
-            domain: "b.test",
-            s2s: b_addr,
-            cert: None,
-            ca_file: None,
-        },
-        ("a.test", a_addr),
-        idle,
-    )
-    .await;
+    let (a, b) = self_signed_pair(idle, idle).await;
     let mut alice = a.online("alice", PW, "r").await;
     let mut bob = b.online("bob", PW, "r").await;
     alice
