@@ -122,6 +122,14 @@ impl S2s {
     pub async fn check(&self, local: &str, remote: &str) -> Report {
         let shared = &self.shared;
         let mut report = Report::default();
+        if local == "localhost" || local.ends_with(".localhost") || !local.contains('.') {
+            report.push(
+                false,
+                format!("our domain {local}"),
+                "is not a public DNS name: other servers cannot connect back to it (dialback) or \
+                 find a certificate for it; federation needs a real domain in [[host]]",
+            );
+        }
         let targets: Vec<Target> = match shared.resolver.targets(remote).await {
             Ok(t) => {
                 let list: Vec<String> = t.iter().map(ToString::to_string).collect();

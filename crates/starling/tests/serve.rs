@@ -1174,6 +1174,10 @@ fn s2s_listen_flag_list_and_check_federation() {
         out.starts_with("checking federation from localhost to nothing.invalid\n"),
         "{out}"
     );
+    assert!(
+        out.contains("FAIL our domain localhost: is not a public DNS name"),
+        "{out}"
+    );
     assert!(out.contains("FAIL DNS for nothing.invalid: "), "{out}");
     assert!(out.contains("\nresult: localhost cannot federate"), "{out}");
     // The dialback secret the server made is kept for the next start and for this command.
