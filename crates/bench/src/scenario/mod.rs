@@ -10,6 +10,7 @@ pub mod mam;
 pub mod muc;
 pub mod pep;
 pub mod presence;
+pub mod s2s;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
