@@ -12,8 +12,10 @@
 #   PAIRS="starling-starling" bench/s2s.sh        # some pairs
 #   REPORT=/dev/null bench/s2s.sh                 # leave BENCHMARKS.md alone
 #
-# Setup (all on loopback, no DNS): A's s2s listener on 127.0.0.21:5269, B's on 127.0.0.22:5269;
-# Starling finds its peer through `[s2s.hosts]`, ejabberd through its node's inetrc hosts table.
+# Setup (all on loopback): A's s2s listener on 127.0.0.21:5269, B's on 127.0.0.22:5269.
+# Starling finds its peer through `[s2s.hosts]`; ejabberd 23.01 asks DNS for SRV records (none)
+# and then getaddrinfo(), so for pairs with ejabberd the script adds one /etc/hosts line per
+# domain, marked, removed when it exits (as tests/federation/run.sh does; root needed).
 # A test CA made here with openssl signs one ECDSA P-256 certificate per domain (SAN dNSName,
 # EKU serverAuth + clientAuth, as tests/federation's "good" kind); each server trusts only that
 # CA for s2s, so both ends verify each other and authenticate with SASL EXTERNAL (RFC 6120
@@ -77,6 +79,32 @@ ulimit -n 65536 2> /dev/null || true
 rm -rf "$OUT" && mkdir -p "$OUT/certs"
 LOG=$OUT/s2s.log
 : > "$LOG"
+
+# /etc/hosts lines for the two domains while ejabberd runs, marked; removed at exit (and the
+# servers stopped) whatever happens. /etc/hosts may be a bind mount: rewritten in place.
+HOSTS_MARK="# starling bench/s2s.sh (removed when the run ends)"
+hosts_remove() {
+    [ -w /etc/hosts ] && grep -qF "$HOSTS_MARK" /etc/hosts || return 0
+    local kept
+    kept=$(grep -vF "$HOSTS_MARK" /etc/hosts || true)
+    printf '%s\n' "$kept" > /etc/hosts
+}
+cleanup() {
+    local d name
+    for d in "$OUT"/data-*-?; do
+        [ -d "$d" ] || continue
+        name=${d##*/data-}
+        stop "${name%-*}" "${name##*-}"
+    done
+    hosts_remove
+}
+trap cleanup EXIT
+if [[ " $PAIRS " == *ejabberd* ]]; then
+    [ -w /etc/hosts ] || { echo "s2s.sh: pairs with ejabberd need a writable /etc/hosts (root)" >&2; exit 2; }
+    for entry in "$ADDR_A $DOMAIN_A" "$ADDR_B $DOMAIN_B"; do
+        grep -qxF "$entry $HOSTS_MARK" /etc/hosts || echo "$entry $HOSTS_MARK" >> /etc/hosts
+    done
+fi
 echo "== build"
 bench/servers/starling.sh install | tee -a "$LOG"
 

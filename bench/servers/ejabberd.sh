@@ -67,9 +67,9 @@ For a server-to-server pair (bench/s2s.sh), give provision and start alike:
                            (s2s_access: all, STARTTLS required, mod_s2s_dialback as the fallback)
   S2S_CERT=… S2S_KEY=…     the domain's certificate (chain) and key (certfiles)
   S2S_CA=<pem>             the CA peers' certificates are verified against (s2s_cafile)
-  S2S_PEERS="d1=ip1 …"     where peer domains are: entries of the node's inetrc hosts table,
-                           which ejabberd's A lookups read (its SRV lookup fails first, after
-                           s2s_dns_timeout: 2 s, once per connection)
+ejabberd 23.01 finds a peer's address with an SRV query (DNS) and then getaddrinfo(): the
+system's resolver, /etc/hosts included (not the node's inetrc): bench/s2s.sh adds /etc/hosts
+entries for the peer domains while it runs.
 EOF
     exit 2
 }
@@ -205,10 +205,6 @@ ERL_OPTIONS="$vm"
 EJABBERD_BYPASS_WARNINGS=true
 EOF
     printf '{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n' > "$dir/inetrc"
-    local peer
-    for peer in ${S2S_PEERS:-}; do
-        printf '{host,{%s}, ["%s"]}.\n' "$(echo "${peer#*=}" | tr . ,)" "${peer%%=*}" >> "$dir/inetrc"
-    done
     local domain=${SERVER_DOMAIN:-localhost}
 
     local hash=${SCRAM_HASH:-SHA-1} scram_hash
