@@ -174,6 +174,7 @@ print(",".join("{}/{}/{}{}".format(l["direction"], l["auth"].replace(" ", "-"),
     echo "# machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
     echo "# starling: $("$STARLING" --version 2> /dev/null | head -1)"
     [ -x /usr/sbin/ejabberdctl ] && echo "# ejabberd: $(dpkg-query -W -f '${Version}' ejabberd 2> /dev/null)"
+    echo "# load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
     echo "# sizes: senders=$USERS receivers=$USERS window=$WINDOW duration=${DURATION}s runs=$RUNS; servers on CPU $SERVER_CPU, generator on CPU $GEN_CPU"
 } > "$RESULTS"
 CMD_NOTE=""
