@@ -7,10 +7,14 @@
 # message of A and of B, each read from /proc over the window; medians of RUNS runs, a fresh
 # pair of server processes per run.
 #
-#   bench/s2s.sh                                  # every pair, RUNS=3: ~5 minutes
+#   bench/s2s.sh                                  # every pair, RUNS=3: ~7 minutes
 #   RUNS=1 QUICK=1 bench/s2s.sh                   # a smoke test: 50 senders, 3 s windows
 #   PAIRS="starling-starling" bench/s2s.sh        # some pairs
 #   REPORT=/dev/null bench/s2s.sh                 # leave BENCHMARKS.md alone
+#   bench/s2s.sh report bench/results/s2s-X.txt   # only rewrite the section from those results
+#
+# Pairs: starling-starling, starling-ejabberd, ejabberd-starling and, as the reference for what
+# the path costs elsewhere, ejabberd-ejabberd.
 #
 # Setup (all on loopback): A's s2s listener on 127.0.0.21:5269, B's on 127.0.0.22:5269.
 # Starling finds its peer through `[s2s.hosts]`; ejabberd 23.01 asks DNS for SRV records (none)
@@ -40,7 +44,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PAIRS=${PAIRS:-"starling-starling starling-ejabberd ejabberd-starling"}
+PAIRS=${PAIRS:-"starling-starling starling-ejabberd ejabberd-starling ejabberd-ejabberd"}
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-}
 OUT=${OUT:-$ROOT/target/bench/s2s}
@@ -61,6 +65,37 @@ DOMAIN_A=a.bench.test ADDR_A=127.0.0.21
 DOMAIN_B=b.bench.test ADDR_B=127.0.0.22
 COMMIT=$(git rev-parse --short HEAD)$(git diff --quiet -- crates bench || echo '+changes')
 RESULTS=${RESULTS:-$ROOT/bench/results/s2s-$COMMIT.txt}
+
+# write_section RESULTS: the section from RESULTS into $REPORT, in place of the old one.
+write_section() {
+    local section
+    section=$(mktemp)
+    python3 bench/report.py --s2s "$1" > "$section"
+    python3 - "$REPORT" "$section" <<'PY'
+import sys
+from pathlib import Path
+report, section = Path(sys.argv[1]), Path(sys.argv[2]).read_text().strip("\n") + "\n"
+title = "## Server-to-server (issue 18)"
+text = report.read_text() if report.exists() else "# Benchmarks\n"
+if title in text:
+    start = text.index(title)
+    nxt = text.find("\n## ", start + len(title))
+    text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
+elif "\n## Notes" in text:
+    at = text.index("\n## Notes") + 1
+    text = text[:at] + section + "\n" + text[at:]
+else:
+    text = text.rstrip("\n") + "\n\n" + section
+report.write_text(text)
+PY
+    rm -f "$section"
+    echo "== wrote the section \"Server-to-server (issue 18)\" of $REPORT"
+}
+if [ "${1:-}" = report ]; then
+    [ -f "${2:-}" ] || { echo "usage: bench/s2s.sh report RESULTS" >&2; exit 2; }
+    write_section "$2"
+    exit 0
+fi
 
 for tool in taskset python3 openssl; do
     command -v "$tool" > /dev/null || { echo "s2s.sh: $tool is missing" >&2; exit 2; }
@@ -210,25 +245,4 @@ for pair in $PAIRS; do
 done
 echo "# generator: $CMD_NOTE" >> "$RESULTS"
 echo "== raw results: $RESULTS (log: $LOG)"
-
-if [ "$REPORT" != /dev/null ]; then
-    python3 bench/report.py --s2s "$RESULTS" > "$OUT/section.md"
-    python3 - "$REPORT" "$OUT/section.md" <<'PY'
-import sys
-from pathlib import Path
-report, section = Path(sys.argv[1]), Path(sys.argv[2]).read_text().strip("\n") + "\n"
-title = "## Server-to-server (issue 18)"
-text = report.read_text() if report.exists() else "# Benchmarks\n"
-if title in text:
-    start = text.index(title)
-    nxt = text.find("\n## ", start + len(title))
-    text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
-elif "\n## Notes" in text:
-    at = text.index("\n## Notes") + 1
-    text = text[:at] + section + "\n" + text[at:]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-report.write_text(text)
-PY
-    echo "== wrote the section \"Server-to-server (issue 18)\" of $REPORT"
-fi
+[ "$REPORT" = /dev/null ] || write_section "$RESULTS"
