@@ -231,7 +231,7 @@ for pair in $PAIRS; do
             --users "$USERS" s2s --peer-port "$PORT_B" --peer-domain "$DOMAIN_B" --peer-pid "$pid_b"
             --rate 0 --window "$WINDOW" --duration "$DURATION")
         echo "   ${cmd[*]}" >> "$LOG"
-        [ -n "$CMD_NOTE" ] || CMD_NOTE=$(echo "${cmd[*]}" | sed "s#$ROOT/##g; s#--server-pid $pid_a#--server-pid PID_A#; s#--peer-pid $pid_b#--peer-pid PID_B#")
+        [ -n "$CMD_NOTE" ] || CMD_NOTE=$(echo "${cmd[*]}" | sed "s#$BENCH#starling-bench#; s#$ROOT/##g; s#--server-pid $pid_a#--server-pid PID_A#; s#--peer-pid $pid_b#--peer-pid PID_B#")
         out=$("${cmd[@]}" 2>&1) || true
         echo "$out" | sed 's/^/      /' >> "$LOG"
         result=$(echo "$out" | grep '^RESULT' | tail -1)
