@@ -21,6 +21,7 @@
 #                                         # ejabberd's and Prosody's run; MUC_ARCHIVE=true
 #                                         # archives Starling's)
 #   EARLIER="bench/results/full-X.txt" …  # the report takes figures this run lacks from there
+#   EARLIER="… bench/results/s2s-X.txt"    # … and keeps bench/s2s.sh's server-to-server section
 #   MODES="off ws" SCENARIOS="idle chat_sat" SERVERS="starling ejabberd" BIG_IDLE=0 HOSTILE=0 MAM=0 bench/compare.sh
 #                                         # issue 17: XMPP over WebSocket (RFC 7395, mode ws:
 #                                         # TLS off, the server's WebSocket endpoint on PORT+2 at

@@ -1,11 +1,14 @@
 """Turns bench/compare.sh's raw results into BENCHMARKS.md (stdout).
 
 Usage: report.py OUT_DIR [EARLIER_RESULTS...]
+       report.py --s2s S2S_RESULTS        (only the section "Server-to-server", for bench/s2s.sh)
 Reads results.txt, machine.txt and commands-*.txt in OUT_DIR. Each figure is the median over the
 runs of one scenario; ratios compare medians measured in the same compare.sh run. Earlier
 results files (e.g. bench/results/full-<commit>.txt, raw results.txt of another run) fill in the
 (server, TLS mode, scenario) triples OUT_DIR lacks, the first file that has a triple giving all
-its runs; machine.txt then names them. Standard library only.
+its runs; machine.txt then names them. Results of bench/s2s.sh (server column: the pair A-B,
+scenario s2s_sat) given that way make the section "Server-to-server (issue 18)", with the `# `
+lines of the file they came from. Standard library only.
 """
 import statistics
 import sys
@@ -270,6 +273,76 @@ def websocket(data):
     return out
 
 
+S2S_PAIRS = [
+    # (pair as in the results, label)
+    ("starling-starling", "Starling → Starling"),
+    ("starling-ejabberd", "Starling → ejabberd"),
+    ("ejabberd-starling", "ejabberd → Starling"),
+    ("ejabberd-ejabberd", "ejabberd → ejabberd"),
+]
+
+
+def s2s_notes(path):
+    """The `# ` lines bench/s2s.sh writes at the top and bottom of its results file."""
+    return [line[2:].strip() for line in Path(path).read_text().splitlines() if line.startswith("# ")]
+
+
+def s2s(data, notes):
+    """Issue 18 item 6: chat between two servers over one s2s link (bench/s2s.sh)."""
+    pairs = [(p, label) for p, label in S2S_PAIRS if (p, "off", "s2s_sat") in data]
+    if not pairs:
+        return []
+    out = ["## Server-to-server (issue 18)", "",
+           "`bench/s2s.sh`: N senders log in to server A (domain a.bench.test) and N receivers, "
+           "the same user names, to server B (b.bench.test); sender i sends receiver i chat "
+           "messages saturated as in chat_sat (16 in flight per sender, closed loop on arrival), "
+           "so every message crosses one s2s connection A → B (`starling-bench s2s`). Client "
+           "connections without TLS (as in TLS off's chat_sat); s2s over STARTTLS, required by "
+           "both ends, with certificates from a test CA that each server trusts for s2s (EKU "
+           "serverAuth + clientAuth), so both authenticate with SASL EXTERNAL; dialback stays "
+           "configured as the fallback (the links below: what each Starling side reports in "
+           "`starling s2s list`; ejabberd logs nothing about it at its warning level). Loopback "
+           "only: A's s2s on 127.0.0.21:5269, B's on 127.0.0.22:5269, found through Starling's "
+           "`[s2s.hosts]` and, for ejabberd (DNS SRV, then getaddrinfo), /etc/hosts lines added "
+           "for the run. Both servers pinned to CPU 0, the generator alone on CPU 1: the pair "
+           "shares one core, so msg/s is what one core carries when it does both halves of the "
+           "path (A: c2s in + s2s out; B: s2s in + c2s out) and compares with `chat_sat` above, "
+           "where one server does both halves of a local delivery; each side's CPU per message is "
+           "read from its own `/proc/<pid>/stat` over the window. Every sender's first message "
+           "has arrived before the clock starts (the link is up). A fresh pair of server "
+           "processes per run; medians of the runs.", "",
+           "| A → B | msg/s | p50 (ms) | p99 (ms) | A CPU/msg (µs) | B CPU/msg (µs) | A + B (µs) "
+           "| A CPU (%) | B CPU (%) | generator CPU (%) | late or lost |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for pair, label in pairs:
+        def m(key):
+            return median(data, pair, "off", "s2s_sat", key)
+        out.append(f"| {label} | {fmt(m('msgs_per_s'), 0)} | {fmt(m('p50_ms'), 1)} | {fmt(m('p99_ms'), 1)} "
+                   f"| {fmt(m('a_us_per_msg'), 2)} | {fmt(m('b_us_per_msg'), 2)} | {fmt(m('server_us_per_msg'), 2)} "
+                   f"| {fmt(m('a_cpu_pct'), 1)} | {fmt(m('b_cpu_pct'), 1)} | {fmt(m('gen_cpu_pct'), 1)} "
+                   f"| {fmt(m('late_or_lost'), 0)} |")
+    out += ["", "Runs (msg/s, A µs/msg, B µs/msg each) and the s2s connections the Starling sides "
+            "listed after them (direction/authentication/TLS/bidi):", ""]
+    for pair, label in pairs:
+        runs = []
+        for f in data[(pair, "off", "s2s_sat")]:
+            if "error" in f:
+                runs.append(f"error={f['error']}")
+            else:
+                runs.append(f"{fmt(float(f.get('msgs_per_s', 'nan')), 0)} msg/s, "
+                            f"{f.get('a_us_per_msg', '–')}, {f.get('b_us_per_msg', '–')}")
+        links = sorted({f"A `{f.get('a_links', '–')}`, B `{f.get('b_links', '–')}`"
+                        for f in data.get((pair, "off", "s2s_link"), [])})
+        out.append(f"- {label}: " + "; ".join(runs) + (" — links " + " / ".join(links) if links else ""))
+    out += ["", "A server whose peer delivers less (an ejabberd at one end) runs at that lower "
+            "rate, with fewer stanzas per wake-up and per write, so its CPU per message is higher "
+            "than in a faster pair, as chat_10k's is above chat_sat's for a single server."]
+    if notes:
+        out += ["", "Run:", ""] + [f"- {n}" if not n.startswith("generator: ") else
+                                   f"- generator: `{n[len('generator: '):]}`" for n in notes]
+    return out
+
+
 HOSTILE = [
     # (shape, fields shown)
     ("xml-prefix", ["out_per_in", "server_ns_per_byte", "closed"]),
@@ -313,11 +386,18 @@ def hostile(path):
 
 
 def main():
+    if sys.argv[1:2] == ["--s2s"]:
+        path = sys.argv[2]
+        print("\n".join(s2s(load(path), s2s_notes(path))))
+        return
     out_dir = Path(sys.argv[1])
     data = load(out_dir / "results.txt")
     machine = (out_dir / "machine.txt").read_text().strip().splitlines()
+    s2s_from = []
     for earlier in sys.argv[2:]:
         added = load(earlier, into=data)
+        if any(scenario == "s2s_sat" for _, _, scenario in added):
+            s2s_from += s2s_notes(earlier)
         if added:
             triples = sorted({f"{srv} {m}" for srv, m, _ in added})
             machine.append(f"from {earlier} (an earlier run): {len(added)} scenario figures of "
@@ -338,6 +418,9 @@ def main():
         lines += ["", f"## {title}", ""] + table(data, mode)
         lines += ["", f"### {title}: every figure (medians)", ""] + detail(data, mode)
     lines += websocket(data)
+    section = s2s(data, s2s_from)
+    if section:
+        lines += [""] + section
     lines += hostile(out_dir / "hostile" / "hostile.txt")
     lines += ["", "## Notes", "",
               "- Where the generator's CPU (gen_cpu_pct) is near 100% in the saturation run, the "

@@ -60,6 +60,16 @@ Starling) and prints a RESULT line with the bytes on disk per row.
 SCRAM_HASH=SHA-256 (give it to provision and start alike) stores SHA-256 keys instead: the server
 then offers SCRAM-SHA-256 and not SCRAM-SHA-1 (hashed storage serves one SCRAM family).
 SCRAM_ITERATIONS (default 4096) sets the PBKDF2 iteration count of provisioned users.
+
+For a server-to-server pair (bench/s2s.sh), give provision and start alike:
+  SERVER_DOMAIN=<domain>   the domain served instead of localhost (users are PREFIXn@SERVER_DOMAIN)
+  S2S_ADDR=<ipv4>          ejabberd_s2s_in on S2S_ADDR:5269, outgoing s2s from that address
+                           (s2s_access: all, STARTTLS required, mod_s2s_dialback as the fallback)
+  S2S_CERT=… S2S_KEY=…     the domain's certificate (chain) and key (certfiles)
+  S2S_CA=<pem>             the CA peers' certificates are verified against (s2s_cafile)
+ejabberd 23.01 finds a peer's address with an SRV query (DNS) and then getaddrinfo(): the
+system's resolver, /etc/hosts included (not the node's inetrc): bench/s2s.sh adds /etc/hosts
+entries for the peer domains while it runs.
 EOF
     exit 2
 }
@@ -195,6 +205,7 @@ ERL_OPTIONS="$vm"
 EJABBERD_BYPASS_WARNINGS=true
 EOF
     printf '{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n' > "$dir/inetrc"
+    local domain=${SERVER_DOMAIN:-localhost}
 
     local hash=${SCRAM_HASH:-SHA-1} scram_hash
     case $hash in SHA-1) scram_hash=sha;; SHA-256) scram_hash=sha256;;
@@ -215,6 +226,35 @@ EOF
     starttls_required: true"
         certfiles="certfiles:
   - \"$dir/certs/localhost.pem\""
+    fi
+
+    # S2S_ADDR: federation (see the usage); otherwise none at all.
+    local s2s_settings="# No s2s listener, and no outgoing s2s either.
+s2s_access: none" s2s_listen="" s2s_modules=""
+    if [ -n "${S2S_ADDR:-}" ]; then
+        [ -n "${S2S_CERT:-}" ] || die "S2S_ADDR needs S2S_CERT and S2S_KEY"
+        mkdir -p "$dir/certs"
+        cat "$S2S_CERT" "${S2S_KEY:?S2S_KEY must be set with S2S_CERT}" > "$dir/certs/s2s.pem"
+        chmod 600 "$dir/certs/s2s.pem"
+        certfiles="certfiles:
+  - \"$dir/certs/s2s.pem\""
+        s2s_settings="# Federation from and to $S2S_ADDR, STARTTLS required, peers' certificates checked
+# against S2S_CA; SASL EXTERNAL when they verify, dialback (mod_s2s_dialback) otherwise.
+s2s_access: all
+s2s_use_starttls: required
+ca_file: \"${S2S_CA:-}\"
+s2s_cafile: \"${S2S_CA:-}\"
+s2s_dns_timeout: 2
+s2s_dns_retries: 1   # attempts, not retries: 0 would skip the lookup altogether
+outgoing_s2s_families: [ipv4]
+outgoing_s2s_ipv4_address: \"$S2S_ADDR\""
+        s2s_listen="  -
+    port: 5269
+    ip: \"$S2S_ADDR\"
+    module: ejabberd_s2s_in
+    shaper: none
+    max_stanza_size: 524288   # as Starling's [s2s] max_stanza_size"
+        s2s_modules="  mod_s2s_dialback: {}"
     fi
 
     # FEATURES=full: MAM in SQLite (ejabberd's SQL schema, old layout without server_host,
@@ -267,7 +307,7 @@ sql_database: \"$dir/ejabberd.db\""
     cat > "$dir/ejabberd.yml" <<EOF
 # Written by bench/servers/ejabberd.sh for a benchmark run: not a production config.
 hosts:
-  - localhost
+  - "$domain"
 loglevel: warning
 log_rotate_count: 0
 log_rotate_size: infinity
@@ -291,9 +331,9 @@ listen:
     access: c2s
 $tls_listen
 $ws_listen
+$s2s_listen
 
-# No s2s listener, and no outgoing s2s either.
-s2s_access: none
+$s2s_settings
 
 access_rules:
   c2s:
@@ -330,6 +370,7 @@ modules:
     max_ack_queue: 1000     # as Starling's stream_management.max_unacked
   mod_client_state: {}
 $full_modules
+$s2s_modules
 EOF
 
     local CTL t0 pid="" i ready_port=$port
@@ -347,6 +388,12 @@ EOF
         if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then pid=""; break; fi
         sleep 0.1
     done
+    if [ -n "$pid" ] && [ -n "${S2S_ADDR:-}" ]; then
+        for ((i = 0; i < 100; i++)); do
+            (exec 3<>"/dev/tcp/$S2S_ADDR/5269") 2>/dev/null && break
+            sleep 0.1
+        done
+    fi
     if [ -z "$pid" ] || ! (exec 3<>"/dev/tcp/127.0.0.1/$ready_port") 2>/dev/null; then
         tail -30 "$dir/log/start.out" "$dir/log/ejabberd.log" "$dir/log/error.log" >&2 2>/dev/null || true
         if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
@@ -393,13 +440,13 @@ cmd_provision() {
     dir=$(abs_dir "$1")
     local t0 gen t1
     t0=$(date +%s.%N)
-    "$PYTHON" "$HERE/gen_users.py" piefxis "$dir/provision.xml" localhost "$2" "$3" "$4" "$5"
+    "$PYTHON" "$HERE/gen_users.py" piefxis "$dir/provision.xml" "${SERVER_DOMAIN:-localhost}" "$2" "$3" "$4" "$5"
     gen=$(since "$t0")
     if [ -z "$(beam_pid "$dir")" ]; then
         # Not running: a temporary instance on a free port loads the data into DIR/database,
         # which `start` then uses (same node name, kept in DIR/node). All CPUs for speed.
         temp=1
-        SERVER_CPU="" launch "$dir" "$(free_port)" off > /dev/null
+        S2S_ADDR="" SERVER_CPU="" launch "$dir" "$(free_port)" off > /dev/null
     fi
     t1=$(date +%s.%N)
     # ejabberd keeps passwd, roster and roster_version in disc_only_copies (dets) tables, where
@@ -416,7 +463,7 @@ cmd_provision() {
         die "could not switch tables back to disc_only_copies"
     rm -f "$dir/provision.xml"
     local users
-    users=$(ctl "$dir" registered_users localhost | wc -l)
+    users=$(ctl "$dir" registered_users "${SERVER_DOMAIN:-localhost}" | wc -l)
     echo "provisioned $3 users (ring $4) in $(since "$t0") s" \
         "(generate $gen s, load $(since "$t1") s of which import_piefxis $imp s);" \
         "$users accounts on the server"

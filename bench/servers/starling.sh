@@ -38,6 +38,13 @@ archive-reset  (instance stopped) the archive as it was empty: the first call, w
            state too.
 
 ARCHIVE=true (give it to start) turns the message archive (XEP-0313) on for every account.
+
+For a server-to-server pair (bench/s2s.sh), give provision and start alike:
+  SERVER_DOMAIN=<domain>   the domain served instead of localhost (users are PREFIXn@SERVER_DOMAIN)
+  S2S_ADDR=<ipv4>          the s2s listener on S2S_ADDR:5269 ([s2s] listen): federation on
+  S2S_CERT=… S2S_KEY=…     the domain's certificate (chain) and key, for c2s and s2s alike
+  S2S_CA=<pem>             the CA peers' certificates are verified against ([s2s] ca_file)
+  S2S_PEERS="d1=ip1 …"     where peer domains are ([s2s.hosts] "d1" = "ip1:5269"): no DNS
 USAGE
     exit 2
 }
@@ -76,6 +83,7 @@ max_connections = 0
 
 [auth]
 scram_iterations = 4096
+$(hosts_config)
 
 # The message archive (XEP-0313) is on by default; the comparison scenarios run without it,
 # as ejabberd and Prosody do (ARCHIVE=true turns it on for the scenarios that have it on all).
@@ -98,6 +106,24 @@ archive = ${MUC_ARCHIVE:-false}
 max_occupants = 100000
 TOML
     fi
+}
+
+# The [[host]] and [s2s] sections from SERVER_DOMAIN, S2S_* (see the usage); nothing without them.
+hosts_config() {
+    if [ -n "${SERVER_DOMAIN:-}" ]; then
+        printf '\n[[host]]\ndomain = "%s"\n' "$SERVER_DOMAIN"
+        if [ -n "${S2S_CERT:-}" ]; then
+            printf 'certificate = "%s"\nkey = "%s"\n' "$S2S_CERT" "${S2S_KEY:?S2S_KEY must be set with S2S_CERT}"
+        fi
+    fi
+    [ -n "${S2S_ADDR:-}" ] || return 0
+    printf '\n[s2s]\nlisten = ["%s:5269"]\n' "$S2S_ADDR"
+    [ -z "${S2S_CA:-}" ] || printf 'ca_file = "%s"\n' "$S2S_CA"
+    printf '\n[s2s.hosts]\n'
+    local peer
+    for peer in ${S2S_PEERS:-}; do
+        printf '"%s" = "%s:5269"\n' "${peer%%=*}" "${peer#*=}"
+    done
 }
 
 # sqlite3 from Python's standard library: no sqlite3 CLI needed.

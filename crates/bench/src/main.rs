@@ -12,7 +12,8 @@ use starling_bench::report::Report;
 use starling_bench::scenario::{self, Users};
 use starling_bench::xmpp::{Mech, Target, TlsMode};
 
-/// A load generator for XMPP servers: login storm, idle hold, chat, presence and PEP fan-out.
+/// A load generator for XMPP servers: login storm, idle hold, chat (also between two servers),
+/// presence and PEP fan-out.
 ///
 /// Users are `{prefix}{start}` … `{prefix}{start+users-1}` with one password, created beforehand
 /// (for Starling: `starling user import`). The last line of output is `RESULT key=value …`.
@@ -121,6 +122,38 @@ enum Scenario {
         /// Messages in flight per sender when saturating.
         #[arg(long, default_value_t = 16)]
         window: usize,
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
+    /// Server-to-server chat (issue 18): USERS senders at this server (A) send chat messages to
+    /// the same user names at a second server (B: --peer-port, --peer-domain), one sender to
+    /// one receiver, so that all of them cross the s2s link A → B: throughput, end-to-end
+    /// latency, the CPU per message of A (--server-pid) and of B (--peer-pid).
+    S2s {
+        /// Server B's host (must resolve to loopback unless --allow-remote).
+        #[arg(long, default_value = "127.0.0.1")]
+        peer_host: String,
+        /// Server B's client port (same --tls as A).
+        #[arg(long)]
+        peer_port: u16,
+        /// Server B's domain (not A's).
+        #[arg(long)]
+        peer_domain: String,
+        /// Server B's pid: its CPU time is read from /proc, children included.
+        #[arg(long)]
+        peer_pid: Option<u32>,
+        /// Offered messages per second in total; 0 saturates (closed loop).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Messages in flight per sender when saturating.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        /// Seconds every sender's first message may take to reach its receiver (the link's
+        /// setup: connection, TLS, authentication) before the run gives up.
+        #[arg(long, default_value_t = 60.0)]
+        link_timeout: f64,
         #[arg(long, default_value_t = 2.0)]
         warmup: f64,
         #[arg(long, default_value_t = 10.0)]
@@ -382,6 +415,55 @@ async fn run(cli: Cli) -> anyhow::Result<Report> {
                 server_pid: c.server_pid,
             };
             scenario::chat::run(&target, &opts).await
+        }
+        Scenario::S2s {
+            peer_host,
+            peer_port,
+            peer_domain,
+            peer_pid,
+            rate,
+            window,
+            link_timeout,
+            warmup,
+            duration,
+        } => {
+            if c.transport == Transport::Ws {
+                bail!("s2s speaks raw TCP to both servers: leave --transport at tcp");
+            }
+            let peer_addr =
+                starling_bench::xmpp::resolve(&peer_host, peer_port, c.allow_remote).await?;
+            let peer_cache = ScramCache::load(Some(&c.scram_cache), &c.password)
+                .with_context(|| format!("cannot read {}", c.scram_cache.display()))?;
+            let mut peer = Target::new(
+                peer_addr,
+                peer_domain,
+                c.tls,
+                c.mech,
+                c.password.clone(),
+                peer_cache,
+            )?;
+            peer.sm = c.sm;
+            peer.carbons = c.carbons;
+            peer.sources = c.source_addrs;
+            let peer = Arc::new(peer);
+            let opts = scenario::s2s::S2sOpts {
+                users,
+                concurrency: c.concurrency,
+                rate,
+                window,
+                warmup: seconds("warmup", warmup)?,
+                duration: seconds("duration", duration)?,
+                link_timeout: seconds("link-timeout", link_timeout)?,
+                server_pid: c.server_pid,
+                peer_pid,
+            };
+            let report = scenario::s2s::run(&target, &peer, &opts).await;
+            if let Ok(mut cache) = peer.cache.lock()
+                && let Err(e) = cache.save()
+            {
+                eprintln!("warning: cannot save {}: {e}", c.scram_cache.display());
+            }
+            report
         }
         Scenario::Hostile {
             shape,

@@ -20,10 +20,10 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::{Users, close_all, cpu_over_window, login_everyone, now_ns};
+use super::{CpuUse, Users, close_all, cpu_over_window_of, login_everyone, now_ns};
 use crate::report::Report;
 use crate::stats::Percentiles;
-use crate::xmpp::Target;
+use crate::xmpp::{Session, Target};
 
 pub struct ChatOpts {
     pub users: Users,
@@ -63,6 +63,109 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
     // Even count: a last unpaired user only listens.
     let n = opts.users.count as usize;
     let senders = n - n % 2;
+    let endpoints = sessions
+        .into_iter()
+        .enumerate()
+        .map(|(i, session)| {
+            let partner = i ^ 1;
+            session.map(|session| Endpoint {
+                session,
+                to: (i < senders)
+                    .then(|| format!("{}@{}", opts.users.name(partner as u64), target.domain)),
+                frees: (partner < senders).then_some(partner),
+            })
+        })
+        .collect();
+    let flow = FlowOpts {
+        rate: opts.rate,
+        window: opts.window,
+        warmup: opts.warmup,
+        duration: opts.duration,
+        senders,
+    };
+    let outcome = exchange(endpoints, &flow, &[opts.server_pid]).await;
+    let cpu = outcome.cpu.first().copied().unwrap_or_default();
+    let received = outcome.received;
+    let secs = opts.duration.as_secs_f64();
+    let sent = outcome.sent;
+    let lost = sent.saturating_sub(outcome.latencies.len() as u64);
+    let pct = Percentiles::of(outcome.latencies);
+    let throughput = received as f64 / secs;
+    report.line(format!(
+        "{} in {secs:.1} s: {} sent, {received} received: {throughput:.0} msg/s; {} not received within {:?}",
+        if opts.rate > 0 {
+            format!("offered {} msg/s", opts.rate)
+        } else {
+            format!("saturation (window {})", flow.window.max(1))
+        },
+        sent,
+        lost,
+        GRACE
+    ));
+    report.line(format!("latency: {pct}"));
+    report.line(format!(
+        "{}; server {} µs CPU per message",
+        cpu.describe(),
+        cpu.server_us_per(received)
+            .map_or("?".to_owned(), |u| format!("{u:.2}"))
+    ));
+    report.field("sent", sent);
+    report.field("received", received);
+    report.field("late_or_lost", lost);
+    report.num("msgs_per_s", Some(throughput), 1);
+    report.num("p50_ms", Some(pct.p50.as_secs_f64() * 1e3), 3);
+    report.num("p99_ms", Some(pct.p99.as_secs_f64() * 1e3), 3);
+    report.num("p999_ms", Some(pct.p999.as_secs_f64() * 1e3), 3);
+    report.num("server_us_per_msg", cpu.server_us_per(received), 2);
+    report.num("server_cpu_pct", cpu.server_percent(), 1);
+    report.num("gen_cpu_pct", Some(cpu.generator_percent()), 1);
+    report
+}
+
+/// One logged-in user in a message flow: where it sends, and whose window its arrivals free.
+pub struct Endpoint {
+    pub session: Session,
+    /// The address this user sends `type='chat'` messages to; `None`: it only listens.
+    pub to: Option<String>,
+    /// The index of the endpoint whose messages arrive here: each arrival frees one of that
+    /// sender's slots when saturating.
+    pub frees: Option<usize>,
+}
+
+/// How a flow is driven and counted.
+pub struct FlowOpts {
+    /// Messages per second offered in total; 0 for saturation.
+    pub rate: u64,
+    /// Messages in flight per sender when saturating.
+    pub window: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// The senders are the endpoints `0..senders` (the rate is spread over them).
+    pub senders: usize,
+}
+
+/// What a flow measured.
+pub struct Outcome {
+    /// Messages sent in the window.
+    pub sent: u64,
+    /// Messages received in the window.
+    pub received: u64,
+    /// Send-to-receive latency (ns) of each message sent in the window that arrived.
+    pub latencies: Vec<u64>,
+    /// CPU over the window, one reading per pid asked for (the generator's in each).
+    pub cpu: Vec<CpuUse>,
+}
+
+/// Runs a flow of stamped chat messages among `endpoints` (see the module's documentation):
+/// a warm-up, the measurement window, then a grace period for late arrivals; the sessions are
+/// closed at the end. The CPU of each of `pids` is read over the window.
+pub async fn exchange(
+    endpoints: Vec<Option<Endpoint>>,
+    opts: &FlowOpts,
+    pids: &[Option<u32>],
+) -> Outcome {
+    let n = endpoints.len();
+    let senders = opts.senders;
     let window = opts.window.max(1);
     let slots: Vec<Arc<Semaphore>> = (0..n).map(|_| Arc::new(Semaphore::new(window))).collect();
     let start = now_ns() + opts.warmup.as_nanos() as u64;
@@ -73,14 +176,15 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
     let mut readers = JoinSet::new();
     let mut writers = JoinSet::new();
     let mut listeners = Vec::new();
-    for (i, session) in sessions.into_iter().enumerate() {
-        let Some(session) = session else { continue };
+    for (i, endpoint) in endpoints.into_iter().enumerate() {
+        let Some(Endpoint { session, to, frees }) = endpoint else {
+            continue;
+        };
         let mut reader = session.reader;
         // Shared with the reader, which answers the server's XEP-0198 requests at once.
         let writer = Arc::new(Mutex::new(session.writer));
-        let partner = i ^ 1;
-        // Reader: count, measure, free the partner's slot.
-        let partner_slots = slots.get(partner).filter(|_| partner < senders).cloned();
+        // Reader: count, measure, free the sender's slot.
+        let sender_slots = frees.and_then(|s| slots.get(s)).cloned();
         let saturating = opts.rate == 0;
         let mut stop = stop_rx.clone();
         let acks = Arc::clone(&writer);
@@ -112,7 +216,7 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
                         if (start..end).contains(&sent) {
                             latencies.push(now.saturating_sub(sent));
                         }
-                        if saturating && let Some(s) = &partner_slots {
+                        if saturating && let Some(s) = &sender_slots {
                             s.add_permits(1);
                         }
                     }
@@ -121,12 +225,11 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
             }
             (received, latencies, reader)
         });
-        if i >= senders {
+        let Some(to) = to.filter(|_| i < senders) else {
             // Keeps the connection open without sending.
             listeners.push(writer);
             continue;
-        }
-        let to = format!("{}@{}", opts.users.name(partner as u64), target.domain);
+        };
         let my_slots = Arc::clone(&slots[i]);
         let sent_in_window = Arc::clone(&sent_in_window);
         let rate = opts.rate;
@@ -185,7 +288,7 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
         });
     }
 
-    let cpu = cpu_over_window(start, end, opts.server_pid).await;
+    let cpu = cpu_over_window_of(start, end, pids).await;
     let mut writer_halves = listeners;
     while let Some(w) = writers.join_next().await {
         if let Ok(w) = w {
@@ -205,36 +308,12 @@ pub async fn run(target: &Arc<Target>, opts: &ChatOpts) -> Report {
     for w in writer_halves {
         let _ = w.lock().await.write_all(b"</stream:stream>").await;
     }
-    let secs = opts.duration.as_secs_f64();
-    let sent = sent_in_window.load(Ordering::Relaxed);
-    let lost = sent.saturating_sub(latencies.len() as u64);
-    let pct = Percentiles::of(latencies);
-    let throughput = received as f64 / secs;
-    report.line(format!(
-        "{} in {secs:.1} s: {} sent, {received} received: {throughput:.0} msg/s; {} not received within {:?}",
-        if opts.rate > 0 { format!("offered {} msg/s", opts.rate) } else { format!("saturation (window {window})") },
-        sent,
-        lost,
-        GRACE
-    ));
-    report.line(format!("latency: {pct}"));
-    report.line(format!(
-        "{}; server {} µs CPU per message",
-        cpu.describe(),
-        cpu.server_us_per(received)
-            .map_or("?".to_owned(), |u| format!("{u:.2}"))
-    ));
-    report.field("sent", sent);
-    report.field("received", received);
-    report.field("late_or_lost", lost);
-    report.num("msgs_per_s", Some(throughput), 1);
-    report.num("p50_ms", Some(pct.p50.as_secs_f64() * 1e3), 3);
-    report.num("p99_ms", Some(pct.p99.as_secs_f64() * 1e3), 3);
-    report.num("p999_ms", Some(pct.p999.as_secs_f64() * 1e3), 3);
-    report.num("server_us_per_msg", cpu.server_us_per(received), 2);
-    report.num("server_cpu_pct", cpu.server_percent(), 1);
-    report.num("gen_cpu_pct", Some(cpu.generator_percent()), 1);
-    report
+    Outcome {
+        sent: sent_in_window.load(Ordering::Relaxed),
+        received,
+        latencies,
+        cpu,
+    }
 }
 
 #[cfg(test)]

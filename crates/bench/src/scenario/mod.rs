@@ -10,6 +10,7 @@ pub mod mam;
 pub mod muc;
 pub mod pep;
 pub mod presence;
+pub mod s2s;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -146,11 +147,22 @@ pub async fn close_all(sessions: Vec<Option<Session>>) {
 /// Waits for the measurement window `[start, end)` (on [`now_ns`]'s clock) to pass and returns
 /// the CPU the server and the generator used in it.
 pub async fn cpu_over_window(start: u64, end: u64, server_pid: Option<u32>) -> CpuUse {
+    cpu_over_window_of(start, end, &[server_pid])
+        .await
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+/// As [`cpu_over_window`], for several server processes (the two ends of a server-to-server
+/// link): one reading per pid, each with the generator's CPU over the same window.
+pub async fn cpu_over_window_of(start: u64, end: u64, pids: &[Option<u32>]) -> Vec<CpuUse> {
     let until = |t: u64| tokio::time::sleep(Duration::from_nanos(t.saturating_sub(now_ns())));
     until(start).await;
-    let first = CpuMark::take(server_pid);
+    let first: Vec<CpuMark> = pids.iter().map(|&p| CpuMark::take(p)).collect();
     until(end).await;
-    first.until(&CpuMark::take(server_pid))
+    let last: Vec<CpuMark> = pids.iter().map(|&p| CpuMark::take(p)).collect();
+    first.iter().zip(&last).map(|(a, b)| a.until(b)).collect()
 }
 
 /// CPU seconds of the server (when its pid is known) and of the generator, read together.
